@@ -1,0 +1,501 @@
+/*
+ * wsnotify: a real-time WebSocket notification engine.
+ *
+ * This header is the whole public C API. It is written to be read by FFI
+ * parsers too (cffi cdef, LuaJIT ffi.cdef): values are enums, there are no
+ * inline functions, no bitfields, no varargs and no public struct layouts.
+ *
+ * Sections, in order: export macros, version, error codes, opaque types,
+ * lifecycle, options, pub/sub, clients and metadata, events and callbacks,
+ * utilities.
+ *
+ * Threads: unless a block says otherwise, every function may be called from
+ * any thread, including from inside a handler running on the I/O thread.
+ */
+#ifndef WSNOTIFY_H
+#define WSNOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== Export and deprecation macros ==================================== */
+
+#ifndef WSN_API
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define WSN_API __attribute__((visibility("default")))
+#else
+#define WSN_API
+#endif
+#endif
+
+#ifndef WSN_DEPRECATED
+#if defined(__GNUC__)
+#define WSN_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define WSN_DEPRECATED(msg)
+#endif
+#endif
+
+/* ==== Version ========================================================== */
+
+#define WSN_VERSION_MAJOR 0
+#define WSN_VERSION_MINOR 1
+#define WSN_VERSION_PATCH 0
+/* MAJOR*10000 + MINOR*100 + PATCH */
+#define WSN_VERSION_NUMBER                                                    \
+    (WSN_VERSION_MAJOR * 10000 + WSN_VERSION_MINOR * 100 + WSN_VERSION_PATCH)
+
+/* The version of the library actually loaded, as WSN_VERSION_NUMBER.
+ * Bindings refuse a library whose major version (result / 10000) differs
+ * from the one they were written for. Since 0.1. */
+WSN_API int wsn_version(void);
+
+/* The same as a static "MAJOR.MINOR.PATCH" string. Since 0.1. */
+WSN_API const char *wsn_version_string(void);
+
+/* ==== Error codes ====================================================== */
+
+/* Every fallible call returns 0 or one of these negative codes. Codes are
+ * never renumbered; a retired code keeps its number. */
+typedef enum wsn_status {
+    WSN_OK = 0,
+    WSN_EINVAL = -1,        /* an argument is invalid (NULL, empty, bad UTF-8) */
+    WSN_ENOMEM = -2,        /* out of memory */
+    WSN_ESTATE = -3,        /* wrong state: start twice, free while running */
+    WSN_ECLOSED = -4,       /* the server is shutting down or stopped */
+    WSN_EGONE = -5,         /* the client has disconnected */
+    WSN_EBACKPRESSURE = -6, /* a client's send queue is full */
+    WSN_ETIMEDOUT = -7,     /* waited the configured time, gave up */
+    WSN_ENOTFOUND = -8,     /* no such metadata key or option name */
+    WSN_ETYPE = -9,         /* value has another type than asked for */
+    WSN_ERANGE = -10,       /* option value out of its allowed range */
+    WSN_EJSON = -11,        /* text is not valid JSON */
+    WSN_ELIMIT = -12,       /* a configured size limit would be exceeded */
+    WSN_EIO = -13,          /* listening failed (address in use, ...) */
+    WSN_ENOSPC = -14,       /* caller's buffer too small; size reported */
+    WSN_EAGAIN = -15        /* nothing available now; try again later */
+} wsn_status;
+
+/* Static English text for a code; never NULL. Since 0.1. */
+WSN_API const char *wsn_strerror(int code);
+
+/* The enum name of a code ("WSN_EINVAL"); never NULL. Since 0.1. */
+WSN_API const char *wsn_err_name(int code);
+
+/* ==== Opaque types ===================================================== */
+
+typedef struct wsn_options wsn_options; /* configuration, copied by new() */
+typedef struct wsn_server wsn_server;   /* one listening engine */
+typedef struct wsn_client wsn_client;   /* one WebSocket connection */
+typedef struct wsn_event wsn_event;     /* connect / message / disconnect */
+typedef struct wsn_strlist wsn_strlist; /* a snapshot list of strings */
+
+/* What a payload is. The numbers are the wire protocol's "type" strings. */
+typedef enum wsn_message_type {
+    WSN_TYPE_JSON = 0,  /* "json": the payload is JSON text */
+    WSN_TYPE_TEXT = 1,  /* "text": the payload is UTF-8 text */
+    WSN_TYPE_BINARY = 2 /* "binary": the payload is raw bytes */
+} wsn_message_type;
+
+/* ==== Options ========================================================== */
+
+/* Stable option ids. New options get new numbers; none is ever reused. */
+typedef enum wsn_option {
+    WSN_OPT_HOST = 1,                 /* string, listen address, "127.0.0.1" */
+    WSN_OPT_PORT = 2,                 /* int 0..65535, 8080; 0 = any free port */
+    WSN_OPT_PATH = 3,                 /* string, WebSocket path, "/ws" */
+    WSN_OPT_STATIC_DIR = 4,           /* string, files served at /, "" = none */
+    WSN_OPT_WRITE_WAIT = 5,           /* duration ms, 10000 */
+    WSN_OPT_PONG_WAIT = 6,            /* duration ms, 60000 */
+    WSN_OPT_PING_PERIOD = 7,          /* duration ms, 54000; < pong_wait */
+    WSN_OPT_READ_LIMIT = 8,           /* int bytes, 1 MiB; largest message in */
+    WSN_OPT_COMPRESSION = 9,          /* bool, 0: permessage-deflate */
+    WSN_OPT_SEND_BUFFER = 10,         /* int messages, 256; queue per client */
+    WSN_OPT_DROP_ON_BACKPRESSURE = 11, /* bool, 0 = block the publisher */
+    WSN_OPT_BACKPRESSURE_REASON = 12, /* string, "going away: backpressure" */
+    WSN_OPT_CLOSE_GRACE = 13,         /* duration ms, 200 */
+    WSN_OPT_ALLOWED_ORIGINS = 14,     /* string, "" = same-origin; "*" = any;
+                                         else comma-separated exact origins */
+    WSN_OPT_EVENTS_ON_IO_THREAD = 15, /* bool, 0: handlers run on I/O thread */
+    WSN_OPT_EVENT_QUEUE_LIMIT = 16,   /* int, 4096 queued message events
+                                         before reading from clients pauses */
+    WSN_OPT_MAX_CHANNEL_NAME = 17,    /* int bytes, 256 */
+    WSN_OPT_MAX_METADATA_BYTES = 18,  /* int bytes per client, 65536 */
+    WSN_OPT_MAX_CLIENTS = 19,         /* int, 0 = unlimited */
+    WSN_OPT_MAX_PENDING_BATCHES = 20, /* int, 10000 (batching) */
+    WSN_OPT_MAX_BATCH_MESSAGES = 21,  /* int, 10000 per batch (batching) */
+    WSN_OPT_MAX_BATCH_BYTES = 22,     /* int, 1 MiB per batch (batching) */
+    WSN_OPT_LOG_LEVEL = 23            /* int 0..4, 2: none..debug (wsn_log_level) */
+} wsn_option;
+
+/* How an option's value is given. Durations are integer milliseconds;
+ * bindings convert seconds or timedelta with this type in hand. */
+typedef enum wsn_option_type {
+    WSN_OPTTYPE_INT = 1,
+    WSN_OPTTYPE_BOOL = 2,
+    WSN_OPTTYPE_STRING = 3,
+    WSN_OPTTYPE_DURATION_MS = 4
+} wsn_option_type;
+
+typedef enum wsn_log_level {
+    WSN_LOG_NONE = 0,
+    WSN_LOG_ERROR = 1,
+    WSN_LOG_WARN = 2,
+    WSN_LOG_INFO = 3,
+    WSN_LOG_DEBUG = 4
+} wsn_log_level;
+
+/* A fresh options object holding every default. NULL only when out of
+ * memory. Owned by the caller: wsn_options_free(). Not thread-safe: use one
+ * object from one thread at a time. Since 0.1. */
+WSN_API wsn_options *wsn_options_new(void);
+
+/* Frees an options object; NULL is fine. Since 0.1. */
+WSN_API void wsn_options_free(wsn_options *opts);
+
+/* Looks an option up by its snake_case name ("write_wait", "port"), so that
+ * bindings map keyword arguments without a table of their own. Either out
+ * pointer may be NULL. Returns 0 or WSN_ENOTFOUND. Since 0.1. */
+WSN_API int wsn_option_by_name(const char *name, wsn_option *id,
+                               wsn_option_type *type);
+
+/* The name and type of an id: returns NULL for an unknown id. Iterate ids
+ * from 1 until WSN_ENOTFOUND to list them all. Since 0.1. */
+WSN_API const char *wsn_option_name(wsn_option id);
+WSN_API int wsn_option_type_of(wsn_option id, wsn_option_type *type);
+
+/* Inclusive bounds of an int, bool or duration option. Since 0.1. */
+WSN_API int wsn_option_bounds(wsn_option id, int64_t *min, int64_t *max);
+
+/* Typed setters. set_int serves int, bool (0/1) and duration (ms) options;
+ * set_string copies the string. Returns 0, WSN_EINVAL (NULL or an id of
+ * another type: WSN_ETYPE), WSN_ERANGE (out of bounds), WSN_ENOTFOUND
+ * (unknown id). Relations between options (ping_period < pong_wait) are
+ * checked by wsn_server_new(). Since 0.1. */
+WSN_API int wsn_options_set_int(wsn_options *opts, wsn_option id,
+                                int64_t value);
+WSN_API int wsn_options_set_string(wsn_options *opts, wsn_option id,
+                                   const char *value);
+
+/* Typed getters; get_string returns a pointer owned by opts, valid until
+ * it is changed or freed. Since 0.1. */
+WSN_API int wsn_options_get_int(const wsn_options *opts, wsn_option id,
+                                int64_t *value);
+WSN_API int wsn_options_get_string(const wsn_options *opts, wsn_option id,
+                                   const char **value);
+
+/* Log lines. Called from any of the server's threads, never concurrently
+ * for one server; msg is valid during the call only. */
+typedef void (*wsn_log_fn)(void *user, wsn_log_level level, const char *msg);
+
+/* Routes the server's log lines (at or above WSN_OPT_LOG_LEVEL) to fn.
+ * Without a logger nothing is printed. Since 0.1. */
+WSN_API int wsn_options_set_logger(wsn_options *opts, wsn_log_fn fn,
+                                   void *user);
+
+/* Decides whether a WebSocket upgrade from `origin` may proceed; `origin`
+ * is NULL when the request has none, `host` is the Host header (may be
+ * NULL). Return nonzero to allow. Runs on the I/O thread during the
+ * handshake: it must be quick and must not call back into the server.
+ * Replaces the default same-origin check and WSN_OPT_ALLOWED_ORIGINS.
+ * Since 0.1. */
+typedef int (*wsn_origin_fn)(void *user, const char *origin,
+                             const char *host);
+WSN_API int wsn_options_set_origin_check(wsn_options *opts, wsn_origin_fn fn,
+                                         void *user);
+
+/* ==== Lifecycle ======================================================== */
+
+/* Creates a server from a copy of opts (NULL = all defaults). Validates the
+ * options together (ping_period must be below pong_wait). On failure returns
+ * the code, sets *out to NULL and writes the reason into errbuf (may be
+ * NULL). Nothing listens before wsn_server_start(). Since 0.1. */
+WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out,
+                           char *errbuf, size_t errbuf_len);
+
+/* Binds and starts the I/O thread; returns once listening (0) or once
+ * listening failed (WSN_EIO, see wsn_server_last_error). A server starts
+ * once: later calls return WSN_ESTATE. Since 0.1. */
+WSN_API int wsn_server_start(wsn_server *srv);
+
+/* The port actually bound (useful with port 0); -1 before start. */
+WSN_API int wsn_server_port(const wsn_server *srv);
+
+/* Graceful shutdown: stops accepting upgrades, delivers what was accepted
+ * (queued messages, pending batches), closes every client with 1001
+ * "server shutdown", and stops the I/O thread. Waits at most timeout_ms,
+ * then closes whatever is left without a close frame. Returns 0, or
+ * WSN_ETIMEDOUT when clients had to be cut. Every later call that needs a
+ * running server returns WSN_ECLOSED. Called from the I/O thread (from a
+ * handler) it only begins the shutdown and returns 0. Calling it again, or
+ * on a server never started, is fine. Since 0.1. */
+WSN_API int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms);
+
+/* Shuts down (with the write_wait timeout) if still running, then drops
+ * the caller's reference. Client handles retained by the host stay valid
+ * until released. NULL is fine. Must not be called from a handler running
+ * on the I/O thread. Since 0.1. */
+WSN_API void wsn_server_free(wsn_server *srv);
+
+/* Copies the text of the latest failure on this server into buf (always
+ * NUL-terminated, truncated to cap). One message per server, last failing
+ * call wins, so with several threads failing at once the text may be
+ * another thread's. Returns the full length of the text. Since 0.1. */
+WSN_API size_t wsn_server_last_error(wsn_server *srv, char *buf, size_t cap);
+
+/* ==== Pub/sub ========================================================== */
+
+/* Adds the client to a channel. Subscribing twice is a no-op. Returns 0,
+ * WSN_EINVAL (empty / too long / not UTF-8 channel), WSN_EGONE,
+ * WSN_ECLOSED. Takes effect before any publish made after it returns, from
+ * any thread. Since 0.1. */
+WSN_API int wsn_server_subscribe(wsn_server *srv, wsn_client *client,
+                                 const char *channel);
+
+/* Removes the client from a channel; a non-member is a no-op. Since 0.1. */
+WSN_API int wsn_server_unsubscribe(wsn_server *srv, wsn_client *client,
+                                   const char *channel);
+
+/* Publishes JSON text (validated, any JSON value) to every subscriber of a
+ * channel with type "json" and no ids. Since 0.1. */
+WSN_API int wsn_server_publish(wsn_server *srv, const char *channel,
+                               const char *json);
+
+/* Publishes a payload of the given type. data/len: JSON text for
+ * WSN_TYPE_JSON, UTF-8 for WSN_TYPE_TEXT, any bytes for WSN_TYPE_BINARY.
+ * message_id and reply_to_id may be NULL or "" (then omitted on the wire).
+ * The payload is copied and encoded once, in the caller's thread.
+ *
+ * Backpressure: in drop mode a subscriber whose queue is full is closed
+ * with 1001 and the configured reason. In block mode the call waits up to
+ * write_wait while a subscriber has no room; a subscriber still full after
+ * write_wait is closed the same way. On the I/O thread the call never
+ * waits: subscribers without room miss the message and the call returns
+ * WSN_EBACKPRESSURE.
+ *
+ * Returns 0 (accepted for delivery), WSN_EINVAL, WSN_EJSON, WSN_ELIMIT,
+ * WSN_ECLOSED, WSN_ETIMEDOUT (not accepted), WSN_EBACKPRESSURE.
+ * Since 0.1. */
+WSN_API int wsn_server_publish_with_type(wsn_server *srv, const char *channel,
+                                         wsn_message_type type,
+                                         const void *data, size_t len,
+                                         const char *message_id,
+                                         const char *reply_to_id);
+
+/* Sends one message to one client, with the same envelope as a channel
+ * publish (channel may be "" here). Returns WSN_EGONE for a client that
+ * has gone. Since 0.1. */
+WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *client,
+                                         const char *channel,
+                                         wsn_message_type type,
+                                         const void *data, size_t len,
+                                         const char *message_id,
+                                         const char *reply_to_id);
+
+/* ==== Batched publishing ============================================== */
+
+/* Collects messages for the key (channel, ident) and delivers them to the
+ * channel as one message, ttl_ms after the first message of the batch.
+ * The first call for a key fixes the batch's name, type and ttl; later
+ * calls only add messages (their name/ttl are ignored). Identical messages
+ * within a batch are kept once (JSON compared canonically: key order does
+ * not matter), in first-seen order.
+ *  - json: the delivered message is {"messages":[...],"name":name}.
+ *  - text: the delivered message is type text: name "\n\n" messages
+ *    joined by "\n".
+ *  - binary: like json, each message a base64 string (bin in MessagePack).
+ * ttl_ms 0 collects only the calls made before the I/O thread's next turn.
+ * Bounds: WSN_OPT_MAX_PENDING_BATCHES (a new key beyond it: WSN_ELIMIT),
+ * WSN_OPT_MAX_BATCH_MESSAGES and WSN_OPT_MAX_BATCH_BYTES (a batch that
+ * reaches either is delivered at once and the key starts afresh).
+ * Shutdown delivers pending batches before closing clients. Since 0.1. */
+WSN_API int wsn_server_publish_wait(wsn_server *srv, const char *channel,
+                                    const char *json, uint64_t ident,
+                                    const char *name, int64_t ttl_ms);
+WSN_API int wsn_server_publish_wait_with_type(wsn_server *srv,
+                                              const char *channel,
+                                              wsn_message_type type,
+                                              const void *data, size_t len,
+                                              uint64_t ident, const char *name,
+                                              int64_t ttl_ms);
+WSN_API int wsn_server_publish_wait_string(wsn_server *srv,
+                                           const char *channel,
+                                           const char *text, uint64_t ident,
+                                           const char *name, int64_t ttl_ms);
+
+/* Drops the pending batch of (channel, ident) undelivered; no batch is a
+ * no-op (0). Since 0.1. */
+WSN_API int wsn_server_cancel_pending_messages(wsn_server *srv,
+                                               const char *channel,
+                                               uint64_t ident);
+
+/* The number of batches waiting for their ttl. Since 0.1. */
+WSN_API int wsn_server_pending_batches(wsn_server *srv);
+
+/* ==== Server monitoring ================================================ */
+
+/* Number of connected WebSocket clients (0 when stopped). Since 0.1. */
+WSN_API int wsn_server_connected_clients(wsn_server *srv);
+
+/* A snapshot of connected client ids; free with wsn_strlist_free().
+ * Since 0.1. */
+WSN_API int wsn_server_client_list(wsn_server *srv, wsn_strlist **out);
+
+WSN_API size_t wsn_strlist_count(const wsn_strlist *list);
+/* Borrowed from the list; NULL past the end. */
+WSN_API const char *wsn_strlist_get(const wsn_strlist *list, size_t index);
+WSN_API void wsn_strlist_free(wsn_strlist *list);
+
+/* ==== Clients and metadata ============================================= */
+
+/* Client handles given to handlers and in events are borrowed for the
+ * duration of the call or the event. retain() keeps one alive beyond that;
+ * each retain needs one release(). A handle outlives its connection: calls
+ * that need the connection then return WSN_EGONE; metadata stays readable
+ * (a disconnect handler can still read the user id it stored). */
+WSN_API wsn_client *wsn_client_retain(wsn_client *client);
+WSN_API void wsn_client_release(wsn_client *client); /* NULL is fine */
+
+/* "c_<n>", unique for the life of the process; owned by the handle. */
+WSN_API const char *wsn_client_id(const wsn_client *client);
+
+/* 1 while connected, 0 once gone. */
+WSN_API int wsn_client_is_connected(const wsn_client *client);
+
+/* The peer's address as text ("127.0.0.1"); owned by the handle. */
+WSN_API const char *wsn_client_remote_address(const wsn_client *client);
+
+/* The negotiated WebSocket subprotocol ("" when none). */
+WSN_API const char *wsn_client_subprotocol(const wsn_client *client);
+
+typedef enum wsn_value_type {
+    WSN_VALUE_NONE = 0,
+    WSN_VALUE_STRING = 1,
+    WSN_VALUE_INT = 2,
+    WSN_VALUE_DOUBLE = 3,
+    WSN_VALUE_BOOL = 4,
+    WSN_VALUE_BYTES = 5,
+    WSN_VALUE_JSON = 6
+} wsn_value_type;
+
+/* Setters replace any earlier value of the key, whatever its type. Keys are
+ * non-empty UTF-8. Values are copied. JSON is validated (WSN_EJSON).
+ * Returns WSN_ELIMIT when the client's metadata would exceed
+ * WSN_OPT_MAX_METADATA_BYTES, WSN_EGONE once the client has gone.
+ * Since 0.1. */
+WSN_API int wsn_client_set_string(wsn_client *c, const char *key,
+                                  const char *value);
+WSN_API int wsn_client_set_int(wsn_client *c, const char *key, int64_t value);
+WSN_API int wsn_client_set_double(wsn_client *c, const char *key,
+                                  double value);
+WSN_API int wsn_client_set_bool(wsn_client *c, const char *key, int value);
+WSN_API int wsn_client_set_bytes(wsn_client *c, const char *key,
+                                 const void *data, size_t len);
+WSN_API int wsn_client_set_json(wsn_client *c, const char *key,
+                                const char *json);
+
+/* Removes a key: 0, or WSN_ENOTFOUND. */
+WSN_API int wsn_client_delete(wsn_client *c, const char *key);
+
+/* The type of a key's value: 0 and *type, or WSN_ENOTFOUND. */
+WSN_API int wsn_client_get_type(wsn_client *c, const char *key,
+                                wsn_value_type *type);
+
+/* Scalar getters: WSN_ENOTFOUND, or WSN_ETYPE when the value has another
+ * type (no conversions). */
+WSN_API int wsn_client_get_int(wsn_client *c, const char *key,
+                               int64_t *value);
+WSN_API int wsn_client_get_double(wsn_client *c, const char *key,
+                                  double *value);
+WSN_API int wsn_client_get_bool(wsn_client *c, const char *key, int *value);
+
+/* Copies a string, bytes or JSON value into buf (strings and JSON get a
+ * terminating NUL that *len does not count). *len always receives the
+ * value's length; with buf too small (or NULL) the call returns
+ * WSN_ENOSPC and copies nothing. The type must match (string getter for
+ * strings, and so on) else WSN_ETYPE. */
+WSN_API int wsn_client_get_string(wsn_client *c, const char *key, char *buf,
+                                  size_t cap, size_t *len);
+WSN_API int wsn_client_get_bytes(wsn_client *c, const char *key, void *buf,
+                                 size_t cap, size_t *len);
+WSN_API int wsn_client_get_json(wsn_client *c, const char *key, char *buf,
+                                size_t cap, size_t *len);
+
+/* A snapshot of the client's metadata keys. */
+WSN_API int wsn_client_metadata_keys(wsn_client *c, wsn_strlist **out);
+
+/* ==== Events and callbacks ============================================= */
+
+typedef enum wsn_event_type {
+    WSN_EVENT_CONNECT = 1,    /* a client completed the upgrade */
+    WSN_EVENT_MESSAGE = 2,    /* a client sent a message */
+    WSN_EVENT_DISCONNECT = 3, /* a client is gone (after its last message) */
+    WSN_EVENT_STOPPED = 4     /* the server stopped: the last event */
+} wsn_event_type;
+
+/* A handler. ev and the client in it are borrowed for the call. */
+typedef void (*wsn_event_fn)(void *user, wsn_server *srv, const wsn_event *ev);
+
+/* Registers the handler for one event type (NULL removes it). Register
+ * before wsn_server_start(). Where handlers run:
+ *  - WSN_OPT_EVENTS_ON_IO_THREAD = 1: on the I/O thread, as events happen.
+ *    A handler must not block; publishing from it never waits.
+ *  - otherwise (default): events are queued; the host runs handlers on its
+ *    own thread with wsn_server_dispatch(), or pulls raw events with
+ *    wsn_server_next_event(). Since 0.1. */
+WSN_API int wsn_server_set_handler(wsn_server *srv, wsn_event_type type,
+                                   wsn_event_fn fn, void *user);
+
+/* A file descriptor that is readable while events are queued; for
+ * epoll/asyncio add_reader/uv_poll. Owned by the server; valid until
+ * wsn_server_free(). Do not read it yourself. Since 0.1. */
+WSN_API int wsn_server_event_fd(wsn_server *srv);
+
+/* Waits until an event is queued or timeout_ms passes (-1 = forever).
+ * Returns 1 (events ready), 0 (timeout), WSN_ECLOSED once the STOPPED event
+ * was taken. Since 0.1. */
+WSN_API int wsn_server_wait(wsn_server *srv, int timeout_ms);
+
+/* Takes the oldest queued event: 0 and *out (free with wsn_event_free()),
+ * WSN_EAGAIN when none is queued, WSN_ECLOSED after STOPPED was taken. */
+WSN_API int wsn_server_next_event(wsn_server *srv, wsn_event **out);
+
+/* Takes up to max queued events (max <= 0: all queued now) and runs the
+ * registered handlers on the calling thread. Returns the number of events
+ * taken, or WSN_ECLOSED after STOPPED was taken. Since 0.1. */
+WSN_API int wsn_server_dispatch(wsn_server *srv, int max);
+
+WSN_API void wsn_event_free(wsn_event *ev); /* NULL is fine */
+WSN_API wsn_event_type wsn_event_kind(const wsn_event *ev);
+/* The client (borrowed from the event; NULL for STOPPED). */
+WSN_API wsn_client *wsn_event_client(const wsn_event *ev);
+/* The client's id as text; "" for STOPPED. */
+WSN_API const char *wsn_event_client_id(const wsn_event *ev);
+
+/* MESSAGE events: the type, the channel ("" when absent), the payload
+ * (JSON text for json, the string for text, raw bytes for binary; *len
+ * gets its length, the buffer is NUL-terminated), the ids ("" when absent).
+ * Pointers are owned by the event. */
+WSN_API wsn_message_type wsn_event_message_type(const wsn_event *ev);
+WSN_API const char *wsn_event_channel(const wsn_event *ev);
+WSN_API const void *wsn_event_payload(const wsn_event *ev, size_t *len);
+WSN_API const char *wsn_event_message_id(const wsn_event *ev);
+WSN_API const char *wsn_event_reply_to_id(const wsn_event *ev);
+
+/* ==== Utilities ======================================================== */
+
+/* The wire name of a type ("json", "text", "binary"); NULL if unknown. */
+WSN_API const char *wsn_message_type_name(wsn_message_type type);
+
+/* Checks JSON text the way publish does: 0 or WSN_EJSON. */
+WSN_API int wsn_json_validate(const char *json, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WSNOTIFY_H */
