@@ -1,0 +1,432 @@
+#include "batch.h"
+
+#include "codec_json.h"
+#include "commands.h"
+#include "text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct batch_entry {
+    char *canonical; /* the de-duplication key; also the hash key */
+    char *value;     /* what goes on the wire: JSON value or raw text */
+    size_t value_len;
+    struct batch_entry *next; /* arrival order */
+    UT_hash_handle hh;
+} batch_entry;
+
+struct batch {
+    char *key; /* channel NUL ident(8 bytes) */
+    size_t key_len;
+    char *channel;
+    char *name;
+    wsn_message_type type;
+    uint64_t generation;
+    batch_entry *seen; /* hash of entries by canonical text */
+    batch_entry *first, *last;
+    size_t count, bytes;
+    UT_hash_handle hh;
+};
+
+struct batch_timer {
+    lws_sorted_usec_list_t sul;
+    wsn_server *srv;
+    char *key;
+    size_t key_len;
+    uint64_t generation;
+    struct batch_timer *prev, *next;
+};
+
+void batch_free(struct batch *b)
+{
+    if (!b)
+        return;
+    HASH_CLEAR(hh, b->seen); /* the table first: its head is an entry */
+    batch_entry *e = b->first;
+    while (e) {
+        batch_entry *next = e->next;
+        free(e->canonical);
+        free(e->value);
+        free(e);
+        e = next;
+    }
+    free(b->key);
+    free(b->channel);
+    free(b->name);
+    free(b);
+}
+
+static char *make_key(const char *channel, uint64_t ident, size_t *len)
+{
+    size_t cl = strlen(channel);
+    char *key = malloc(cl + 1 + sizeof(ident));
+    if (!key)
+        return NULL;
+    memcpy(key, channel, cl + 1);
+    memcpy(key + cl + 1, &ident, sizeof(ident));
+    *len = cl + 1 + sizeof(ident);
+    return key;
+}
+
+/* Caller thread: the wire value and the de-duplication key of a message. */
+static int prepare_value(wsn_message_type type, const void *data, size_t len, char **value,
+                         size_t *value_len, char **canonical)
+{
+    strbuf sb;
+    strbuf_init(&sb);
+    *canonical = NULL;
+    if (type == WSN_TYPE_TEXT) {
+        if (!data || !utf8_valid(data, len))
+            return WSN_EINVAL;
+        strbuf_append(&sb, data, len);
+        if (!len)
+            strbuf_reserve(&sb, 0);
+    } else {
+        int rc = json_message_value(type, data, len, &sb);
+        if (rc) {
+            strbuf_free(&sb);
+            return rc;
+        }
+    }
+    *value = strbuf_take(&sb, value_len);
+    if (!*value)
+        return WSN_ENOMEM;
+    if (type == WSN_TYPE_JSON)
+        *canonical = json_canonical(*value, *value_len);
+    else
+        *canonical = strndup(*value, *value_len);
+    if (!*canonical) {
+        free(*value);
+        return WSN_ENOMEM;
+    }
+    return WSN_OK;
+}
+
+static int check_channel(wsn_server *srv, const char *channel)
+{
+    if (!channel || !*channel || !utf8_valid_str(channel))
+        return WSN_EINVAL;
+    if (strlen(channel) > srv->max_channel_name)
+        return WSN_ELIMIT;
+    return WSN_OK;
+}
+
+static int server_running(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    int running = srv->state == SRV_RUNNING;
+    pthread_mutex_unlock(&srv->lock);
+    return running;
+}
+
+static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type type,
+                        const void *data, size_t len, uint64_t ident, const char *name,
+                        int64_t ttl_ms)
+{
+    if (!srv || !name || !utf8_valid_str(name) || ttl_ms < 0 || (int)type < 0 || (int)type > 2)
+        return WSN_EINVAL;
+    int rc = check_channel(srv, channel);
+    if (rc)
+        return rc;
+    if (!server_running(srv))
+        return WSN_ECLOSED;
+    batch_entry *e = calloc(1, sizeof(*e));
+    if (!e)
+        return WSN_ENOMEM;
+    if ((rc = prepare_value(type, data, len, &e->value, &e->value_len, &e->canonical))) {
+        free(e);
+        return rc;
+    }
+    size_t key_len;
+    char *key = make_key(channel, ident, &key_len);
+    if (!key) {
+        free(e->value);
+        free(e->canonical);
+        free(e);
+        return WSN_ENOMEM;
+    }
+
+    command *arm = NULL, *flush = NULL;
+    pthread_mutex_lock(&srv->batch_lock);
+    struct batch *b = NULL;
+    HASH_FIND(hh, srv->batches, key, key_len, b);
+    if (!b) {
+        if (HASH_COUNT(srv->batches) >= srv->max_pending_batches) {
+            rc = WSN_ELIMIT;
+            goto out_locked;
+        }
+        b = calloc(1, sizeof(*b));
+        arm = command_new(CMD_BATCH_ARM);
+        if (!b || !arm || !(b->channel = strdup(channel)) || !(b->name = strdup(name)) ||
+            !(arm->batch_key = malloc(key_len))) {
+            rc = WSN_ENOMEM;
+            batch_free(b);
+            goto out_locked;
+        }
+        b->key = key;
+        b->key_len = key_len;
+        key = NULL;
+        b->type = type;
+        b->generation = ++srv->batch_generation;
+        memcpy(arm->batch_key, b->key, key_len);
+        arm->batch_key_len = key_len;
+        arm->batch_generation = b->generation;
+        arm->arg = ttl_ms;
+        HASH_ADD_KEYPTR(hh, srv->batches, b->key, b->key_len, b);
+    } else if (b->type != type) {
+        /* The first call fixed the type: a message of another type would
+         * not fit the delivered shape. */
+        rc = WSN_ETYPE;
+        goto out_locked;
+    }
+    batch_entry *dup = NULL;
+    HASH_FIND_STR(b->seen, e->canonical, dup);
+    if (!dup) {
+        HASH_ADD_KEYPTR(hh, b->seen, e->canonical, strlen(e->canonical), e);
+        if (b->last)
+            b->last->next = e;
+        else
+            b->first = e;
+        b->last = e;
+        b->count++;
+        b->bytes += e->value_len;
+        e = NULL;
+        if (b->count >= srv->max_batch_messages || b->bytes >= srv->max_batch_bytes) {
+            flush = command_new(CMD_BATCH_FLUSH);
+            if (flush) {
+                HASH_DELETE(hh, srv->batches, b);
+                flush->batch = b;
+            }
+        }
+    }
+out_locked:
+    pthread_mutex_unlock(&srv->batch_lock);
+    free(key);
+    if (e) {
+        free(e->value);
+        free(e->canonical);
+        free(e);
+    }
+    if (rc) {
+        command_free(arm);
+        return rc;
+    }
+    /* A batch flushed at once still gets its (now harmless) timer command
+     * only if it was new; the timer finds another generation and stops. */
+    if (arm && (rc = command_submit(srv, arm)))
+        return rc;
+    if (flush)
+        return command_submit(srv, flush);
+    return WSN_OK;
+}
+
+WSN_API int wsn_server_publish_wait(wsn_server *srv, const char *channel, const char *json,
+                                    uint64_t ident, const char *name, int64_t ttl_ms)
+{
+    if (!json)
+        return WSN_EINVAL;
+    return publish_wait(srv, channel, WSN_TYPE_JSON, json, strlen(json), ident, name, ttl_ms);
+}
+
+WSN_API int wsn_server_publish_wait_with_type(wsn_server *srv, const char *channel,
+                                              wsn_message_type type, const void *data,
+                                              size_t len, uint64_t ident, const char *name,
+                                              int64_t ttl_ms)
+{
+    return publish_wait(srv, channel, type, data, len, ident, name, ttl_ms);
+}
+
+WSN_API int wsn_server_publish_wait_string(wsn_server *srv, const char *channel, const char *text,
+                                           uint64_t ident, const char *name, int64_t ttl_ms)
+{
+    if (!text)
+        return WSN_EINVAL;
+    return publish_wait(srv, channel, WSN_TYPE_TEXT, text, strlen(text), ident, name, ttl_ms);
+}
+
+WSN_API int wsn_server_cancel_pending_messages(wsn_server *srv, const char *channel,
+                                               uint64_t ident)
+{
+    if (!srv)
+        return WSN_EINVAL;
+    int rc = check_channel(srv, channel);
+    if (rc)
+        return rc;
+    size_t key_len;
+    char *key = make_key(channel, ident, &key_len);
+    if (!key)
+        return WSN_ENOMEM;
+    pthread_mutex_lock(&srv->batch_lock);
+    struct batch *b = NULL;
+    HASH_FIND(hh, srv->batches, key, key_len, b);
+    if (b)
+        HASH_DELETE(hh, srv->batches, b);
+    pthread_mutex_unlock(&srv->batch_lock);
+    free(key);
+    batch_free(b);
+    return WSN_OK;
+}
+
+WSN_API int wsn_server_pending_batches(wsn_server *srv)
+{
+    if (!srv)
+        return WSN_EINVAL;
+    pthread_mutex_lock(&srv->batch_lock);
+    unsigned n = HASH_COUNT(srv->batches);
+    pthread_mutex_unlock(&srv->batch_lock);
+    return (int)n;
+}
+
+/* --- the I/O thread's side -------------------------------------------- */
+
+static wsn_frame *encode_batch(const struct batch *b)
+{
+    strbuf msg, env;
+    strbuf_init(&msg);
+    strbuf_init(&env);
+    wsn_message_type wire_type = WSN_TYPE_JSON;
+    if (b->type == WSN_TYPE_TEXT) {
+        strbuf text;
+        strbuf_init(&text);
+        strbuf_append_str(&text, b->name);
+        strbuf_append(&text, "\n\n", 2);
+        for (const batch_entry *e = b->first; e; e = e->next) {
+            if (e != b->first)
+                strbuf_append_char(&text, '\n');
+            strbuf_append(&text, e->value, e->value_len);
+        }
+        json_append_string(&msg, text.data ? text.data : "", text.len);
+        if (text.failed)
+            msg.failed = 1;
+        strbuf_free(&text);
+        wire_type = WSN_TYPE_TEXT;
+    } else {
+        strbuf_append_str(&msg, "{\"messages\":[");
+        for (const batch_entry *e = b->first; e; e = e->next) {
+            if (e != b->first)
+                strbuf_append_char(&msg, ',');
+            strbuf_append(&msg, e->value, e->value_len);
+        }
+        strbuf_append_str(&msg, "],\"name\":");
+        json_append_string(&msg, b->name, strlen(b->name));
+        strbuf_append_char(&msg, '}');
+    }
+    char now[40];
+    time_rfc3339nano(now);
+    json_envelope(&env, b->channel, wire_type, now, msg.data ? msg.data : "null", msg.len, NULL,
+                  NULL);
+    wsn_frame *f = NULL;
+    if (!msg.failed && !env.failed)
+        f = frame_from(env.data, env.len, 0);
+    strbuf_free(&msg);
+    strbuf_free(&env);
+    return f;
+}
+
+int batch_deliver(wsn_server *srv, struct batch *b)
+{
+    if (!b)
+        return WSN_OK;
+    int rc = WSN_ENOMEM;
+    wsn_frame *f = encode_batch(b);
+    if (f) {
+        rc = deliver_to_channel(srv, b->channel, f, 1);
+        frame_unref(f);
+    } else {
+        wsn_log(srv, WSN_LOG_ERROR, "batch for channel %s lost: out of memory", b->channel);
+    }
+    batch_free(b);
+    return rc;
+}
+
+static void timer_unlink(wsn_server *srv, struct batch_timer *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        srv->batch_timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    free(t->key);
+    free(t);
+}
+
+static void ttl_expired(lws_sorted_usec_list_t *sul)
+{
+    struct batch_timer *t = lws_container_of(sul, struct batch_timer, sul);
+    wsn_server *srv = t->srv;
+    pthread_mutex_lock(&srv->batch_lock);
+    struct batch *b = NULL;
+    HASH_FIND(hh, srv->batches, t->key, t->key_len, b);
+    if (b && b->generation == t->generation)
+        HASH_DELETE(hh, srv->batches, b);
+    else
+        b = NULL;
+    pthread_mutex_unlock(&srv->batch_lock);
+    timer_unlink(srv, t);
+    batch_deliver(srv, b);
+}
+
+int batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t generation,
+              int64_t ttl_ms)
+{
+    struct batch_timer *t = calloc(1, sizeof(*t));
+    if (!t || !(t->key = malloc(key_len))) {
+        free(t);
+        /* Without a timer the batch would wait forever: deliver it now. */
+        pthread_mutex_lock(&srv->batch_lock);
+        struct batch *b = NULL;
+        HASH_FIND(hh, srv->batches, key, key_len, b);
+        if (b && b->generation == generation)
+            HASH_DELETE(hh, srv->batches, b);
+        else
+            b = NULL;
+        pthread_mutex_unlock(&srv->batch_lock);
+        return batch_deliver(srv, b);
+    }
+    memcpy(t->key, key, key_len);
+    t->key_len = key_len;
+    t->generation = generation;
+    t->srv = srv;
+    t->next = srv->batch_timers;
+    if (t->next)
+        t->next->prev = t;
+    srv->batch_timers = t;
+    lws_sul_schedule(srv->ctx, 0, &t->sul, ttl_expired, ttl_ms * LWS_US_PER_MS);
+    return WSN_OK;
+}
+
+void batch_timers_clear(wsn_server *srv)
+{
+    while (srv->batch_timers) {
+        lws_sul_cancel(&srv->batch_timers->sul);
+        timer_unlink(srv, srv->batch_timers);
+    }
+}
+
+void batch_flush_all(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->batch_lock);
+    struct batch *all = srv->batches;
+    srv->batches = NULL;
+    pthread_mutex_unlock(&srv->batch_lock);
+    batch_timers_clear(srv);
+    struct batch *b, *tmp;
+    HASH_ITER(hh, all, b, tmp)
+    {
+        HASH_DELETE(hh, all, b);
+        batch_deliver(srv, b);
+    }
+}
+
+void batch_table_clear(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->batch_lock);
+    struct batch *b, *tmp;
+    HASH_ITER(hh, srv->batches, b, tmp)
+    {
+        HASH_DELETE(hh, srv->batches, b);
+        batch_free(b);
+    }
+    pthread_mutex_unlock(&srv->batch_lock);
+}

@@ -1,0 +1,46 @@
+/* The JSON wire format: outgoing envelopes, incoming client envelopes and
+ * the error payload. Pure functions, callable from any thread. */
+#ifndef WSN_CODEC_JSON_H
+#define WSN_CODEC_JSON_H
+
+#include "strbuf.h"
+#include "wsnotify.h"
+
+/* Appends the envelope's "message" value for a publish: validated and
+ * minified JSON, an escaped string for text, base64 for binary.
+ * Returns 0, WSN_EJSON, WSN_EINVAL (text not UTF-8) or WSN_ENOMEM. */
+int json_message_value(wsn_message_type type, const void *data, size_t len, strbuf *out);
+
+/* Appends a JSON string literal (escaped by jansson). s must be UTF-8. */
+void json_append_string(strbuf *out, const char *s, size_t len);
+
+/* Appends a whole envelope in the wire order channel, type, time, message,
+ * message_id, reply_to_id (ids omitted when empty). value is a JSON value. */
+void json_envelope(strbuf *out, const char *channel, wsn_message_type type, const char *time,
+                   const char *value, size_t value_len, const char *message_id,
+                   const char *reply_to_id);
+
+/* The reply to input that is not a valid envelope (keys sorted, as the Go
+ * original marshals a map). */
+void json_error_payload(strbuf *out, const char *client_id, const char *error, const char *time);
+
+/* A client's message, decoded. Strings are owned, never NULL. */
+typedef struct incoming {
+    wsn_message_type type;
+    char *channel;
+    unsigned char *payload; /* NUL-terminated */
+    size_t payload_len;
+    char *message_id;
+    char *reply_to_id;
+} incoming;
+
+/* Parses a client text frame. Returns 0, or nonzero with *error set to the
+ * text for the error payload ("invalid JSON format", ...). */
+int json_parse_incoming(const char *text, size_t len, incoming *out, const char **error);
+void incoming_clear(incoming *in);
+
+/* Canonical text of JSON (sorted keys, compact) for de-duplication; NULL
+ * if text is not JSON. Caller frees. */
+char *json_canonical(const char *text, size_t len);
+
+#endif

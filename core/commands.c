@@ -1,0 +1,172 @@
+#include "commands.h"
+
+#include "batch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Publish commands queued at most; beyond this publishers wait (both
+ * modes), so a publisher faster than the I/O thread cannot grow memory
+ * without bound. */
+#define COMMAND_QUEUE_LIMIT 16384
+
+command *command_new(enum command_kind kind)
+{
+    command *cmd = calloc(1, sizeof(*cmd));
+    if (cmd)
+        cmd->kind = kind;
+    return cmd;
+}
+
+void command_free(command *cmd)
+{
+    if (!cmd)
+        return;
+    wsn_client_release(cmd->client);
+    free(cmd->channel);
+    if (cmd->frame)
+        frame_unref(cmd->frame);
+    free(cmd->batch_key);
+    batch_free(cmd->batch);
+    free(cmd);
+}
+
+static int is_publish(const command *cmd)
+{
+    return cmd->kind == CMD_PUBLISH || cmd->kind == CMD_SEND || cmd->kind == CMD_BATCH_FLUSH;
+}
+
+static void deadline_after(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Waits (lock held) while publishing would overfill: a stalled client in
+ * block mode, or a full command queue. */
+static int wait_for_room(wsn_server *srv)
+{
+    if (!srv->stalled_clients && srv->cmd_publishes < COMMAND_QUEUE_LIMIT)
+        return WSN_OK;
+    struct timespec deadline;
+    deadline_after(&deadline, srv->write_wait_ms);
+    srv->publish_waiters++;
+    int rc = WSN_OK;
+    while (srv->state == SRV_RUNNING &&
+           (srv->stalled_clients || srv->cmd_publishes >= COMMAND_QUEUE_LIMIT)) {
+        if (pthread_cond_timedwait(&srv->cond, &srv->lock, &deadline) == ETIMEDOUT) {
+            if (srv->stalled_clients || srv->cmd_publishes >= COMMAND_QUEUE_LIMIT)
+                rc = WSN_ETIMEDOUT;
+            break;
+        }
+    }
+    srv->publish_waiters--;
+    return rc;
+}
+
+int command_submit(wsn_server *srv, command *cmd)
+{
+    if (server_on_io_thread(srv)) {
+        pthread_mutex_lock(&srv->lock);
+        int running = srv->state == SRV_RUNNING || cmd->kind == CMD_SHUTDOWN ||
+                      cmd->kind == CMD_RESUME_RX;
+        pthread_mutex_unlock(&srv->lock);
+        int rc = WSN_ECLOSED;
+        if (running) {
+            /* Commands queued before this call keep their place. */
+            server_run_commands(srv);
+            rc = command_apply(srv, cmd, 0);
+        }
+        command_free(cmd);
+        return rc;
+    }
+    pthread_mutex_lock(&srv->lock);
+    int rc = WSN_OK;
+    if (is_publish(cmd) && srv->state == SRV_RUNNING)
+        rc = wait_for_room(srv);
+    if (!rc && srv->state != SRV_RUNNING &&
+        !(cmd->kind == CMD_SHUTDOWN || (cmd->kind == CMD_RESUME_RX && srv->ctx_alive)))
+        rc = WSN_ECLOSED;
+    if (!rc && !srv->ctx_alive)
+        rc = WSN_ECLOSED;
+    if (rc) {
+        pthread_mutex_unlock(&srv->lock);
+        command_free(cmd);
+        if (rc == WSN_ETIMEDOUT)
+            set_error(srv, "publish waited write_wait (%lld ms) for a slow client and gave up",
+                      (long long)srv->write_wait_ms);
+        return rc;
+    }
+    int was_empty = srv->cmd_head == NULL;
+    if (srv->cmd_tail)
+        srv->cmd_tail->next = cmd;
+    else
+        srv->cmd_head = cmd;
+    srv->cmd_tail = cmd;
+    if (is_publish(cmd))
+        srv->cmd_publishes++;
+    /* Only the first command needs a wake-up: the I/O thread takes the whole
+     * list when it wakes. Called under the lock so the context cannot be
+     * destroyed in between (ctx_alive is cleared under it). */
+    if (was_empty)
+        lws_cancel_service(srv->ctx);
+    pthread_mutex_unlock(&srv->lock);
+    return WSN_OK;
+}
+
+void server_run_commands(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    command *cmd = srv->cmd_head;
+    srv->cmd_head = srv->cmd_tail = NULL;
+    size_t publishes = srv->cmd_publishes;
+    srv->cmd_publishes = 0;
+    if (publishes && srv->publish_waiters)
+        pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+    while (cmd) {
+        command *next = cmd->next;
+        command_apply(srv, cmd, 1);
+        command_free(cmd);
+        cmd = next;
+    }
+}
+
+int command_apply(wsn_server *srv, command *cmd, int may_wait)
+{
+    switch (cmd->kind) {
+    case CMD_PUBLISH:
+        return deliver_to_channel(srv, cmd->channel, cmd->frame, may_wait);
+    case CMD_SEND:
+        if (!atomic_load(&cmd->client->connected))
+            return WSN_EGONE;
+        return deliver_frame(srv, cmd->client, cmd->frame, may_wait);
+    case CMD_SUBSCRIBE:
+        if (!atomic_load(&cmd->client->connected))
+            return WSN_EGONE;
+        return registry_subscribe(&srv->reg, cmd->client, cmd->channel);
+    case CMD_UNSUBSCRIBE:
+        registry_unsubscribe(&srv->reg, cmd->client, cmd->channel);
+        return WSN_OK;
+    case CMD_SHUTDOWN:
+        loop_begin_shutdown(srv, cmd->arg);
+        return WSN_OK;
+    case CMD_RESUME_RX:
+        loop_pause_rx(srv, 0);
+        return WSN_OK;
+    case CMD_BATCH_ARM:
+        return batch_arm(srv, cmd->batch_key, cmd->batch_key_len, cmd->batch_generation, cmd->arg);
+    case CMD_BATCH_FLUSH: {
+        struct batch *b = cmd->batch;
+        cmd->batch = NULL;
+        return batch_deliver(srv, b);
+    }
+    }
+    return WSN_EINVAL;
+}

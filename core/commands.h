@@ -1,0 +1,46 @@
+/* Work handed from any thread to the I/O thread. Commands queue in FIFO
+ * order under srv->lock; the I/O thread swaps the whole list out on
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED and applies it without the lock. */
+#ifndef WSN_COMMANDS_H
+#define WSN_COMMANDS_H
+
+#include "server.h"
+
+enum command_kind {
+    CMD_PUBLISH,     /* channel, frame */
+    CMD_SEND,        /* client, frame */
+    CMD_SUBSCRIBE,   /* client, channel */
+    CMD_UNSUBSCRIBE, /* client, channel */
+    CMD_SHUTDOWN,    /* arg = timeout ms */
+    CMD_RESUME_RX,
+    CMD_BATCH_ARM,   /* batch_key, arg = ttl ms: start the batch's timer */
+    CMD_BATCH_FLUSH  /* batch: deliver it now (it reached a bound) */
+};
+
+
+struct command {
+    struct command *next;
+    enum command_kind kind;
+    wsn_client *client; /* a reference */
+    char *channel;      /* owned */
+    wsn_frame *frame;   /* a reference */
+    int64_t arg;
+    char *batch_key;      /* owned */
+    size_t batch_key_len;
+    uint64_t batch_generation;
+    struct batch *batch;  /* owned */
+};
+
+command *command_new(enum command_kind kind);
+void command_free(command *cmd);
+
+/* Queues cmd for the I/O thread (taking ownership). Publish commands wait
+ * for room as backpressure asks. Called on the I/O thread, it runs the
+ * queue and then cmd at once and returns cmd's own result. */
+int command_submit(wsn_server *srv, command *cmd);
+
+/* Applies one command on the I/O thread. may_wait: the caller could be
+ * made to wait, so a full client in block mode gets an overflow entry. */
+int command_apply(wsn_server *srv, command *cmd, int may_wait);
+
+#endif

@@ -1,0 +1,184 @@
+/* The I/O thread's side of delivery: per-client bounded queues, fan-out to
+ * a channel, backpressure, and closing a client politely. */
+#include "commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned ring_slot(const wsn_client *c, unsigned index)
+{
+    return (c->ring_head + index) % c->srv->send_buffer;
+}
+
+wsn_frame *client_queue_peek(wsn_client *c, unsigned index)
+{
+    return index < c->ring_len ? c->ring[ring_slot(c, index)] : NULL;
+}
+
+void client_queue_pop(wsn_client *c, unsigned count)
+{
+    while (count-- && c->ring_len) {
+        frame_unref(c->ring[c->ring_head]);
+        c->ring[c->ring_head] = NULL;
+        c->ring_head = (c->ring_head + 1) % c->srv->send_buffer;
+        c->ring_len--;
+    }
+}
+
+static void ring_push(wsn_client *c, wsn_frame *f)
+{
+    c->ring[ring_slot(c, c->ring_len)] = f;
+    c->ring_len++;
+}
+
+static void unstall(wsn_client *c)
+{
+    if (!c->stalled)
+        return;
+    c->stalled = 0;
+    lws_sul_cancel(&c->stall_sul);
+    wsn_server *srv = c->srv;
+    pthread_mutex_lock(&srv->lock);
+    srv->stalled_clients--;
+    if (!srv->stalled_clients && srv->publish_waiters)
+        pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void client_refill_from_overflow(wsn_client *c)
+{
+    while (c->overflow_head && c->ring_len < c->srv->send_buffer) {
+        frame_node *n = c->overflow_head;
+        c->overflow_head = n->next;
+        if (!c->overflow_head)
+            c->overflow_tail = NULL;
+        ring_push(c, n->frame);
+        free(n);
+    }
+    if (!c->overflow_head)
+        unstall(c);
+}
+
+void client_queue_clear(wsn_client *c)
+{
+    client_queue_pop(c, c->ring_len);
+    while (c->overflow_head) {
+        frame_node *n = c->overflow_head;
+        c->overflow_head = n->next;
+        frame_unref(n->frame);
+        free(n);
+    }
+    c->overflow_tail = NULL;
+    unstall(c);
+}
+
+void client_request_write(wsn_client *c)
+{
+    if (c->wsi && !c->write_requested) {
+        c->write_requested = 1;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+void client_kill(wsn_client *c)
+{
+    if (c->wsi)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void close_grace_expired(lws_sorted_usec_list_t *sul)
+{
+    wsn_client *c = lws_container_of(sul, wsn_client, close_sul);
+    wsn_log(c->srv, WSN_LOG_INFO, "client %s: close frame not sent within close_grace, dropping",
+            c->id);
+    client_kill(c);
+}
+
+void client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue)
+{
+    if (!c->wsi || c->closing)
+        return;
+    c->closing = 1;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    if (discard_queue) {
+        /* A dropped client gets no more data: only the close frame, and
+         * close_grace for it to leave before the socket is cut. */
+        client_queue_clear(c);
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->close_sul, close_grace_expired,
+                         c->srv->close_grace_ms * LWS_US_PER_MS);
+    }
+    client_request_write(c);
+}
+
+static void drop_for_backpressure(wsn_client *c)
+{
+    const char *reason = opt_str(c->srv->opts, WSN_OPT_BACKPRESSURE_REASON);
+    wsn_log(c->srv, WSN_LOG_WARN, "client %s: send queue full, closing (%s)", c->id, reason);
+    client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, reason, 1);
+}
+
+static void stall_expired(lws_sorted_usec_list_t *sul)
+{
+    wsn_client *c = lws_container_of(sul, wsn_client, stall_sul);
+    if (c->stalled)
+        drop_for_backpressure(c);
+}
+
+int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
+{
+    if (!c->wsi || c->closing)
+        return WSN_OK;
+    if (!c->overflow_head && c->ring_len < srv->send_buffer) {
+        ring_push(c, frame_ref(f));
+        client_request_write(c);
+        return WSN_OK;
+    }
+    if (srv->drop_on_backpressure) {
+        drop_for_backpressure(c);
+        return WSN_OK;
+    }
+    if (!may_wait)
+        return WSN_EBACKPRESSURE;
+    /* Block mode: keep the frame in order behind the full queue; while any
+     * client is stalled, publishers wait before queueing more, so this list
+     * holds at most the commands already queued. */
+    frame_node *n = malloc(sizeof(*n));
+    if (!n) {
+        drop_for_backpressure(c);
+        return WSN_ENOMEM;
+    }
+    n->frame = frame_ref(f);
+    n->next = NULL;
+    if (c->overflow_tail)
+        c->overflow_tail->next = n;
+    else
+        c->overflow_head = n;
+    c->overflow_tail = n;
+    if (!c->stalled) {
+        c->stalled = 1;
+        pthread_mutex_lock(&srv->lock);
+        srv->stalled_clients++;
+        pthread_mutex_unlock(&srv->lock);
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->stall_sul, stall_expired,
+                         srv->write_wait_ms * LWS_US_PER_MS);
+    }
+    return WSN_OK;
+}
+
+int deliver_to_channel(wsn_server *srv, const char *name, wsn_frame *f, int may_wait)
+{
+    channel_entry *ch = registry_find(&srv->reg, name);
+    if (!ch)
+        return WSN_OK;
+    int rc = WSN_OK;
+    membership *m, *tmp;
+    HASH_ITER(hh_chan, ch->members, m, tmp)
+    {
+        int r = deliver_frame(srv, m->client, f, may_wait);
+        if (r)
+            rc = r;
+    }
+    return rc;
+}

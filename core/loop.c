@@ -1,0 +1,717 @@
+/* The I/O thread: the lws context, its callback, the write path and the
+ * keepalive timers. Everything here runs on the I/O thread. */
+#include "batch.h"
+#include "codec_json.h"
+#include "commands.h"
+#include "origin.h"
+#include "text.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* One raw write carries up to this many bytes of queued frames; lws's send
+ * cap (tx_packet_size) matches, so it is one send() per writable pass. */
+#define COALESCE_BYTES (256 * 1024)
+/* Incoming data arrives in chunks of this size; messages are reassembled
+ * up to read_limit. Small, because lws allocates it per connection. */
+#define RX_CHUNK 1024
+/* Raw writes per WRITEABLE callback before yielding to other clients. */
+#define WRITE_PASSES 4
+/* lws's own idle ping: pushed out of the way, our keepalive runs instead. */
+#define LWS_IDLE_PING_SECS 65000
+#define LWS_IDLE_HANGUP_SECS 65535
+
+struct pss {
+    wsn_client *client; /* the registry's reference; NULL until ESTABLISHED */
+    int deflate;        /* permessage-deflate accepted during the handshake */
+    int in_message;     /* a fragmented message is being received */
+    int health;         /* an HTTP /healthz body is due */
+};
+
+void loop_emit(wsn_server *srv, wsn_event *ev)
+{
+    if (srv->events_on_io_thread && ev->kind != WSN_EVENT_STOPPED) {
+        handler h = srv->handlers[ev->kind];
+        if (h.fn)
+            h.fn(h.user, srv, ev);
+        wsn_event_free(ev);
+        return;
+    }
+    if (srv->events_on_io_thread) {
+        handler h = srv->handlers[ev->kind];
+        if (h.fn)
+            h.fn(h.user, srv, ev);
+    }
+    size_t messages = event_queue_push(&srv->events, ev);
+    if (ev->kind == WSN_EVENT_MESSAGE && messages >= srv->event_queue_limit && !srv->rx_paused) {
+        wsn_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads", messages);
+        loop_pause_rx(srv, 1);
+    }
+}
+
+void loop_pause_rx(wsn_server *srv, int pause)
+{
+    if (srv->rx_paused == pause)
+        return;
+    srv->rx_paused = pause;
+    if (pause)
+        atomic_store(&srv->rx_pause_signalled, 1);
+    /* The id table is written only on this thread, so reading it here
+     * needs no lock. */
+    wsn_client *c, *tmp;
+    HASH_ITER(hh, srv->clients_by_id, c, tmp)
+    {
+        if (c->wsi)
+            lws_rx_flow_control(c->wsi, !pause);
+    }
+}
+
+static void emit_client_event(wsn_server *srv, wsn_event_type kind, wsn_client *c)
+{
+    wsn_event *ev = event_new(kind, c);
+    if (ev)
+        loop_emit(srv, ev);
+    else
+        wsn_log(srv, WSN_LOG_ERROR, "client %s: event lost: out of memory", c->id);
+}
+
+/* --- keepalive --------------------------------------------------------- */
+
+static void keepalive_tick(lws_sorted_usec_list_t *sul)
+{
+    wsn_client *c = lws_container_of(sul, wsn_client, keepalive_sul);
+    wsn_server *srv = c->srv;
+    lws_usec_t now = lws_now_usecs();
+    lws_usec_t pong_wait = srv->pong_wait_ms * LWS_US_PER_MS;
+    lws_usec_t ping_period = srv->ping_period_ms * LWS_US_PER_MS;
+    if (now - c->last_pong >= pong_wait) {
+        wsn_log(srv, WSN_LOG_INFO, "client %s: no pong within pong_wait, dropping", c->id);
+        client_kill(c);
+        return;
+    }
+    if (now - c->last_ping >= ping_period) {
+        c->need_ping = 1;
+        c->last_ping = now;
+        client_request_write(c);
+    }
+    lws_usec_t next = c->last_ping + ping_period;
+    if (c->last_pong + pong_wait < next)
+        next = c->last_pong + pong_wait;
+    lws_usec_t delay = next - now;
+    if (delay < 1000)
+        delay = 1000;
+    lws_sul_schedule(lws_get_context(c->wsi), 0, sul, keepalive_tick, delay);
+}
+
+/* --- handshake ----------------------------------------------------------- */
+
+static char *header_copy(struct lws *wsi, enum lws_token_indexes token)
+{
+    int len = lws_hdr_total_length(wsi, token);
+    if (len <= 0)
+        return NULL;
+    char *buf = malloc((size_t)len + 1);
+    if (buf && lws_hdr_copy(wsi, buf, len + 1, token) < 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int refuse(struct lws *wsi, unsigned int status, const char *why)
+{
+    if (lws_return_http_status(wsi, status, why))
+        return -1;
+    return 1;
+}
+
+static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
+{
+    if (srv->draining)
+        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server shutting down");
+    char *uri = header_copy(wsi, WSI_TOKEN_GET_URI);
+    if (!uri)
+        return refuse(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "WebSocket upgrade needs GET");
+    int right_path = !strcmp(uri, opt_str(srv->opts, WSN_OPT_PATH));
+    free(uri);
+    if (!right_path)
+        return refuse(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+    if (srv->max_clients && srv->connected >= srv->max_clients) {
+        wsn_log(srv, WSN_LOG_WARN, "max_clients (%d) reached: upgrade refused", srv->max_clients);
+        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many clients");
+    }
+    char *origin = header_copy(wsi, WSI_TOKEN_ORIGIN);
+    char *host = header_copy(wsi, WSI_TOKEN_HOST);
+    int ok;
+    if (srv->opts->origin_fn)
+        ok = srv->opts->origin_fn(srv->opts->origin_user, origin, host) != 0;
+    else
+        ok = origin_allowed(opt_str(srv->opts, WSN_OPT_ALLOWED_ORIGINS), origin, host);
+    if (!ok)
+        wsn_log(srv, WSN_LOG_WARN, "origin %s refused (host %s)", origin ? origin : "(none)",
+                host ? host : "(none)");
+    free(origin);
+    free(host);
+    return ok ? 0 : refuse(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+}
+
+static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
+{
+    if (srv->draining)
+        return -1;
+    wsn_client *c = client_new(srv);
+    if (!c) {
+        wsn_log(srv, WSN_LOG_ERROR, "out of memory accepting a client");
+        return -1;
+    }
+    c->wsi = wsi;
+    c->deflate = pss->deflate;
+    lws_get_peer_simple(wsi, c->remote, sizeof(c->remote));
+    const struct lws_protocols *proto = lws_get_protocol(wsi);
+    c->format = proto && proto->id == 2 ? FORMAT_MSGPACK : FORMAT_JSON;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 && proto)
+        snprintf(c->subprotocol, sizeof(c->subprotocol), "%s", proto->name);
+    atomic_store(&c->connected, 1);
+    pss->client = c;
+    pthread_mutex_lock(&srv->lock);
+    HASH_ADD_KEYPTR(hh, srv->clients_by_id, c->id, strlen(c->id), c);
+    srv->connected++;
+    pthread_mutex_unlock(&srv->lock);
+    c->last_pong = c->last_ping = lws_now_usecs();
+    lws_sul_schedule(lws_get_context(wsi), 0, &c->keepalive_sul, keepalive_tick,
+                     srv->ping_period_ms * LWS_US_PER_MS);
+    if (srv->rx_paused)
+        lws_rx_flow_control(wsi, 0);
+    wsn_log(srv, WSN_LOG_DEBUG, "client %s connected from %s", c->id, c->remote);
+    emit_client_event(srv, WSN_EVENT_CONNECT, c);
+    return 0;
+}
+
+static void on_closed(wsn_server *srv, struct pss *pss)
+{
+    wsn_client *c = pss->client;
+    if (!c)
+        return; /* refused during the handshake: never a client */
+    pss->client = NULL;
+    lws_sul_cancel(&c->keepalive_sul);
+    lws_sul_cancel(&c->stall_sul);
+    lws_sul_cancel(&c->close_sul);
+    atomic_store(&c->connected, 0);
+    registry_remove_client(&srv->reg, c);
+    client_queue_clear(c);
+    if (c->inflight) {
+        frame_unref(c->inflight);
+        c->inflight = NULL;
+    }
+    c->wsi = NULL;
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_cap = c->rx_len = 0;
+    client_forget(c);
+    wsn_log(srv, WSN_LOG_DEBUG, "client %s disconnected", c->id);
+    emit_client_event(srv, WSN_EVENT_DISCONNECT, c);
+    wsn_client_release(c);
+    if (srv->draining && !srv->connected) {
+        srv->stop = 1;
+        lws_cancel_service(srv->ctx);
+    }
+}
+
+/* --- receiving ------------------------------------------------------------ */
+
+static void reply_error(wsn_server *srv, wsn_client *c, const char *error)
+{
+    strbuf sb;
+    char now[40];
+    strbuf_init(&sb);
+    time_rfc3339nano(now);
+    json_error_payload(&sb, c->id, error, now);
+    wsn_frame *f = sb.failed ? NULL : frame_from(sb.data, sb.len, 0);
+    strbuf_free(&sb);
+    if (f) {
+        deliver_frame(srv, c, f, 0);
+        frame_unref(f);
+    }
+}
+
+static void message_complete(wsn_server *srv, wsn_client *c)
+{
+    wsn_event *ev = event_new(WSN_EVENT_MESSAGE, c);
+    if (!ev) {
+        wsn_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
+        return;
+    }
+    if (c->rx_binary) {
+        ev->msg.type = WSN_TYPE_BINARY;
+        ev->msg.channel = strdup("");
+        ev->msg.message_id = strdup("");
+        ev->msg.reply_to_id = strdup("");
+        ev->msg.payload = malloc(c->rx_len + 1);
+        if (!ev->msg.channel || !ev->msg.message_id || !ev->msg.reply_to_id || !ev->msg.payload) {
+            wsn_event_free(ev);
+            return;
+        }
+        memcpy(ev->msg.payload, c->rx, c->rx_len);
+        ev->msg.payload[c->rx_len] = 0;
+        ev->msg.payload_len = c->rx_len;
+    } else {
+        const char *error = NULL;
+        if (json_parse_incoming((const char *)c->rx, c->rx_len, &ev->msg, &error)) {
+            wsn_event_free(ev);
+            reply_error(srv, c, error);
+            return;
+        }
+    }
+    loop_emit(srv, ev);
+}
+
+static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const void *in,
+                      size_t len)
+{
+    wsn_client *c = pss->client;
+    if (!c)
+        return 0;
+    if (!pss->in_message) {
+        pss->in_message = 1;
+        c->rx_len = 0;
+        c->rx_binary = lws_frame_is_binary(wsi);
+    }
+    if (c->rx_len + len > srv->read_limit) {
+        static const char reason[] = "message too big";
+        wsn_log(srv, WSN_LOG_INFO, "client %s: message over read_limit (%zu)", c->id,
+                srv->read_limit);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
+                         sizeof(reason) - 1);
+        return -1;
+    }
+    if (c->rx_len + len > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 1024;
+        while (cap < c->rx_len + len)
+            cap *= 2;
+        unsigned char *p = realloc(c->rx, cap + 1);
+        if (!p)
+            return -1;
+        c->rx = p;
+        c->rx_cap = cap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return 0;
+    pss->in_message = 0;
+    message_complete(srv, c);
+    c->rx_len = 0;
+    /* Do not keep a big buffer for an idle client. */
+    if (c->rx_cap > 64 * 1024) {
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
+    }
+    return 0;
+}
+
+/* --- writing ---------------------------------------------------------------- */
+
+/* Several queued frames, pre-built and unmasked, leave in one raw write. */
+static int write_coalesced(wsn_server *srv, wsn_client *c, struct lws *wsi)
+{
+    for (int pass = 0; pass < WRITE_PASSES && c->ring_len; pass++) {
+        if (pass && lws_send_pipe_choked(wsi))
+            break;
+        wsn_frame *first = client_queue_peek(c, 0);
+        if (first->wire_len > srv->coalesce_cap) {
+            if (lws_write(wsi, first->wire, first->wire_len, LWS_WRITE_RAW) < 0)
+                return -1;
+            client_queue_pop(c, 1);
+        } else {
+            unsigned char *out = srv->coalesce + LWS_PRE;
+            size_t total = 0;
+            unsigned n = 0;
+            wsn_frame *f;
+            while ((f = client_queue_peek(c, n)) && total + f->wire_len <= srv->coalesce_cap) {
+                memcpy(out + total, f->wire, f->wire_len);
+                total += f->wire_len;
+                n++;
+            }
+            if (lws_write(wsi, out, total, LWS_WRITE_RAW) < 0)
+                return -1;
+            client_queue_pop(c, n);
+        }
+        client_refill_from_overflow(c);
+    }
+    return 0;
+}
+
+/* permessage-deflate: lws frames and compresses; one message per pass, and
+ * the frame stays referenced while lws may still read it. */
+static int write_one(wsn_client *c, struct lws *wsi)
+{
+    wsn_frame *f = client_queue_peek(c, 0);
+    if (lws_write(wsi, f->payload, f->payload_len, f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
+        0)
+        return -1;
+    c->inflight = frame_ref(f);
+    client_queue_pop(c, 1);
+    client_refill_from_overflow(c);
+    return 0;
+}
+
+static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
+{
+    wsn_client *c = pss->client;
+    if (!c)
+        return 0;
+    c->write_requested = 0;
+    if (c->inflight) {
+        frame_unref(c->inflight);
+        c->inflight = NULL;
+    }
+    if (c->need_ping) {
+        unsigned char ping[LWS_PRE + 1];
+        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            return -1;
+        c->need_ping = 0;
+        if (lws_send_pipe_choked(wsi)) {
+            client_request_write(c);
+            return 0;
+        }
+    }
+    if (c->ring_len) {
+        if ((c->deflate ? write_one(c, wsi) : write_coalesced(srv, c, wsi)) < 0)
+            return -1;
+    }
+    if (c->ring_len) {
+        client_request_write(c);
+    } else if (c->closing) {
+        if (lws_send_pipe_choked(wsi)) {
+            client_request_write(c);
+        } else {
+            lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+                             (unsigned char *)c->close_reason, strlen(c->close_reason));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- HTTP: /healthz ------------------------------------------------------- */
+
+static int health_headers(struct lws *wsi, struct pss *pss)
+{
+    unsigned char buf[LWS_PRE + 256];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain", 2, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    pss->health = 1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int health_body(struct lws *wsi, struct pss *pss)
+{
+    unsigned char buf[LWS_PRE + 2];
+    pss->health = 0;
+    memcpy(buf + LWS_PRE, "ok", 2);
+    if (lws_write(wsi, buf + LWS_PRE, 2, LWS_WRITE_HTTP_FINAL) != 2)
+        return 1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int is_health_request(struct lws *wsi)
+{
+    char *uri = header_copy(wsi, WSI_TOKEN_GET_URI);
+    int yes = uri && !strcmp(uri, "/healthz");
+    free(uri);
+    return yes;
+}
+
+/* --- the callback: one for every protocol (LWS-NOTES §6) ------------------- */
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct pss *pss = user;
+    struct lws_context *ctx = lws_get_context(wsi);
+    wsn_server *srv = ctx ? lws_context_user(ctx) : NULL;
+    if (!srv)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+        /* Broadcast to every protocol: act once. Always return 0 here. */
+        const struct lws_protocols *proto = lws_get_protocol(wsi);
+        if (proto && proto->id == 1)
+            server_run_commands(srv);
+        return 0;
+    }
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return srv->draining ? 1 : 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(srv, wsi);
+    case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+        if (pss)
+            pss->deflate = 1;
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        return pss ? on_established(srv, wsi, pss) : -1;
+    case LWS_CALLBACK_RECEIVE:
+        return pss ? on_receive(srv, wsi, pss, in, len) : 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss && pss->client)
+            pss->client->last_pong = lws_now_usecs();
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return pss ? on_writeable(srv, wsi, pss) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (pss)
+            on_closed(srv, pss);
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        if (pss && is_health_request(wsi))
+            return health_headers(wsi, pss);
+        break;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (pss && pss->health)
+            return health_body(wsi, pss);
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* --- shutdown --------------------------------------------------------------- */
+
+static void shutdown_final(lws_sorted_usec_list_t *sul)
+{
+    wsn_server *srv = lws_container_of(sul, wsn_server, shutdown_final_sul);
+    srv->stop = 1;
+    lws_cancel_service(srv->ctx);
+}
+
+static void shutdown_deadline(lws_sorted_usec_list_t *sul)
+{
+    wsn_server *srv = lws_container_of(sul, wsn_server, shutdown_sul);
+    if (!srv->connected)
+        return;
+    wsn_log(srv, WSN_LOG_WARN, "shutdown timeout: dropping %d client(s)", srv->connected);
+    pthread_mutex_lock(&srv->lock);
+    srv->clients_cut = 1;
+    pthread_mutex_unlock(&srv->lock);
+    wsn_client *c, *tmp;
+    HASH_ITER(hh, srv->clients_by_id, c, tmp) { client_kill(c); }
+    /* Killed connections close on the next pass; stop regardless soon. */
+    lws_sul_schedule(srv->ctx, 0, &srv->shutdown_final_sul, shutdown_final, 100 * LWS_US_PER_MS);
+}
+
+void loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
+{
+    if (srv->draining)
+        return;
+    srv->draining = 1;
+    wsn_log(srv, WSN_LOG_INFO, "shutting down: %d client(s)", srv->connected);
+    /* Accepted batches go out before their subscribers are closed. */
+    batch_flush_all(srv);
+    wsn_client *c, *tmp;
+    HASH_ITER(hh, srv->clients_by_id, c, tmp)
+    {
+        client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown", 0);
+    }
+    if (!srv->connected) {
+        srv->stop = 1;
+        lws_cancel_service(srv->ctx);
+        return;
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->shutdown_sul, shutdown_deadline,
+                     timeout_ms * LWS_US_PER_MS);
+}
+
+/* --- the thread --------------------------------------------------------------- */
+
+static void fill_context_info(wsn_server *srv, struct lws_context_creation_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    srv->protocols[0] = (struct lws_protocols){
+        .name = "wsnotify.json",
+        .callback = callback,
+        .per_session_data_size = sizeof(struct pss),
+        .rx_buffer_size = RX_CHUNK,
+        .id = 1,
+        .tx_packet_size = COALESCE_BYTES,
+    };
+    memset(&srv->protocols[1], 0, sizeof(srv->protocols[1]));
+    /* Clients that name no subprotocol get JSON. */
+    srv->pvo_default = (struct lws_protocol_vhost_options){NULL, NULL, "default", "1"};
+    srv->pvo_json = (struct lws_protocol_vhost_options){NULL, &srv->pvo_default, "wsnotify.json", ""};
+    info->pvo = &srv->pvo_json;
+    info->protocols = srv->protocols;
+
+    const char *dir = opt_str(srv->opts, WSN_OPT_STATIC_DIR);
+    srv->mount_health = (struct lws_http_mount){
+        .mountpoint = "/healthz",
+        .origin_protocol = LWSMPRO_CALLBACK,
+        .protocol = "wsnotify.json",
+        .mountpoint_len = 8,
+    };
+    if (dir && *dir) {
+        srv->mount_static = (struct lws_http_mount){
+            .mountpoint = "/",
+            .origin = dir,
+            .def = "index.html",
+            .origin_protocol = LWSMPRO_FILE,
+            .mountpoint_len = 1,
+        };
+        srv->mount_health.mount_next = &srv->mount_static;
+    }
+    info->mounts = &srv->mount_health;
+
+    const char *host = opt_str(srv->opts, WSN_OPT_HOST);
+    int any = !*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+    info->iface = any ? NULL : host;
+    info->port = (int)opt_int(srv->opts, WSN_OPT_PORT);
+    info->options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (!strchr(host, ':'))
+        info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info->user = srv;
+    info->vhost_name = "default";
+    srv->retry = (lws_retry_bo_t){
+        .secs_since_valid_ping = LWS_IDLE_PING_SECS,
+        .secs_since_valid_hangup = LWS_IDLE_HANGUP_SECS,
+    };
+    info->retry_and_idle_policy = &srv->retry;
+    if (srv->compression) {
+        srv->extensions[0] = (struct lws_extension){
+            "permessage-deflate", lws_extension_callback_pm_deflate,
+            "permessage-deflate; client_no_context_takeover; client_max_window_bits"};
+        memset(&srv->extensions[1], 0, sizeof(srv->extensions[1]));
+        info->extensions = srv->extensions;
+    }
+}
+
+/* lws reports a failed bind only in its log; find the errno ourselves. */
+static void describe_bind_failure(wsn_server *srv)
+{
+    const char *host = opt_str(srv->opts, WSN_OPT_HOST);
+    int port = (int)opt_int(srv->opts, WSN_OPT_PORT);
+    const char *why = "lws could not create the listener";
+    int fd = socket(strchr(host, ':') ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        int rc = -1;
+        if (strchr(host, ':')) {
+            struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+            if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1)
+                rc = bind(fd, (struct sockaddr *)&a6, sizeof(a6));
+        } else {
+            struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+            if (!*host || inet_pton(AF_INET, host, &a4.sin_addr) == 1)
+                rc = bind(fd, (struct sockaddr *)&a4, sizeof(a4));
+            else
+                errno = EADDRNOTAVAIL;
+        }
+        if (rc < 0)
+            why = strerror(errno);
+        close(fd);
+    }
+    set_error(srv, "cannot listen on %s:%d: %s", host, port, why);
+    wsn_log(srv, WSN_LOG_ERROR, "cannot listen on %s:%d: %s", host, port, why);
+}
+
+static void finish_pending_commands(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    command *cmd = srv->cmd_head;
+    srv->cmd_head = srv->cmd_tail = NULL;
+    srv->cmd_publishes = 0;
+    pthread_mutex_unlock(&srv->lock);
+    while (cmd) {
+        command *next = cmd->next;
+        command_free(cmd);
+        cmd = next;
+    }
+}
+
+static void *io_main(void *arg)
+{
+    wsn_server *srv = arg;
+    struct lws_context_creation_info info;
+    fill_context_info(srv, &info);
+    /* lws logs process-wide with no server context; ours go through the
+     * host's logger instead. WSN_LWS_LOG=1 shows lws's own for debugging. */
+    const char *lws_log = getenv("WSN_LWS_LOG");
+    lws_set_log_level(lws_log && *lws_log == '1' ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
+
+    struct lws_context *ctx = lws_create_context(&info);
+    pthread_mutex_lock(&srv->lock);
+    if (!ctx) {
+        pthread_mutex_unlock(&srv->lock);
+        describe_bind_failure(srv);
+        pthread_mutex_lock(&srv->lock);
+        srv->start_result = WSN_EIO;
+        srv->state = SRV_STOPPED;
+        srv->io_done = 1;
+        pthread_cond_broadcast(&srv->cond);
+        pthread_mutex_unlock(&srv->lock);
+        struct wsn_event *ev = event_new(WSN_EVENT_STOPPED, NULL);
+        if (ev)
+            event_queue_push(&srv->events, ev);
+        return NULL;
+    }
+    srv->ctx = ctx;
+    srv->ctx_alive = 1;
+    srv->vhost = lws_get_vhost_by_name(ctx, "default");
+    srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : -1;
+    srv->state = SRV_RUNNING;
+    srv->start_result = WSN_OK;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+    wsn_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), srv->port);
+
+    while (!srv->stop) {
+        if (lws_service(ctx, 0) < 0)
+            break;
+    }
+
+    batch_timers_clear(srv);
+    pthread_mutex_lock(&srv->lock);
+    srv->ctx_alive = 0;
+    pthread_mutex_unlock(&srv->lock);
+    /* Closes what is left; their CLOSED callbacks emit DISCONNECT events. */
+    lws_context_destroy(ctx);
+    srv->draining = 1;
+    finish_pending_commands(srv);
+    registry_clear(&srv->reg);
+
+    pthread_mutex_lock(&srv->lock);
+    srv->ctx = NULL;
+    srv->state = SRV_STOPPED;
+    srv->io_done = 1;
+    srv->stalled_clients = 0;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+
+    struct wsn_event *ev = event_new(WSN_EVENT_STOPPED, NULL);
+    if (ev)
+        loop_emit(srv, ev);
+    return NULL;
+}
+
+int loop_start(wsn_server *srv)
+{
+    srv->coalesce_cap = COALESCE_BYTES;
+    srv->coalesce = malloc(LWS_PRE + COALESCE_BYTES);
+    if (!srv->coalesce)
+        return WSN_ENOMEM;
+    /* io_tid must be set before the thread can look at it. */
+    pthread_mutex_lock(&srv->lock);
+    int rc = pthread_create(&srv->io_tid, NULL, io_main, srv);
+    pthread_mutex_unlock(&srv->lock);
+    return rc ? WSN_ENOMEM : WSN_OK;
+}

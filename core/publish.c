@@ -1,0 +1,171 @@
+/* The caller's side of pub/sub: validate, encode once in the caller's
+ * thread, and hand a command to the I/O thread. */
+#include "codec_json.h"
+#include "commands.h"
+#include "text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Ids travel in every envelope; keep them to a sane size. */
+#define MAX_ID_LENGTH 1024
+
+static int check_channel(wsn_server *srv, const char *channel, int allow_empty)
+{
+    if (!channel)
+        return WSN_EINVAL;
+    if (!*channel) {
+        if (allow_empty)
+            return WSN_OK;
+        set_error(srv, "channel name is empty");
+        return WSN_EINVAL;
+    }
+    size_t len = strlen(channel);
+    if (len > srv->max_channel_name) {
+        set_error(srv, "channel name is %zu bytes, max_channel_name is %zu", len,
+                  srv->max_channel_name);
+        return WSN_ELIMIT;
+    }
+    if (!utf8_valid((const unsigned char *)channel, len)) {
+        set_error(srv, "channel name is not valid UTF-8");
+        return WSN_EINVAL;
+    }
+    return WSN_OK;
+}
+
+static int check_id(wsn_server *srv, const char *id)
+{
+    if (!id)
+        return WSN_OK;
+    size_t len = strlen(id);
+    if (len > MAX_ID_LENGTH) {
+        set_error(srv, "message id is %zu bytes, the limit is %d", len, MAX_ID_LENGTH);
+        return WSN_ELIMIT;
+    }
+    if (!utf8_valid((const unsigned char *)id, len)) {
+        set_error(srv, "message id is not valid UTF-8");
+        return WSN_EINVAL;
+    }
+    return WSN_OK;
+}
+
+static int encode_frame(wsn_server *srv, const char *channel, wsn_message_type type,
+                        const void *data, size_t len, const char *message_id,
+                        const char *reply_to_id, wsn_frame **out)
+{
+    int rc;
+    if ((rc = check_id(srv, message_id)) || (rc = check_id(srv, reply_to_id)))
+        return rc;
+    if ((int)type < 0 || (int)type > 2) {
+        set_error(srv, "unknown message type %d", (int)type);
+        return WSN_EINVAL;
+    }
+    strbuf value, env;
+    strbuf_init(&value);
+    strbuf_init(&env);
+    rc = json_message_value(type, data, len, &value);
+    if (rc == WSN_EJSON)
+        set_error(srv, "message is not valid JSON");
+    else if (rc == WSN_EINVAL)
+        set_error(srv, "text message is not valid UTF-8");
+    if (!rc) {
+        char now[40];
+        time_rfc3339nano(now);
+        json_envelope(&env, channel, type, now, value.data, value.len, message_id, reply_to_id);
+        *out = env.failed ? NULL : frame_from(env.data, env.len, 0);
+        if (!*out)
+            rc = WSN_ENOMEM;
+    }
+    strbuf_free(&value);
+    strbuf_free(&env);
+    return rc;
+}
+
+static int check_client(wsn_server *srv, wsn_client *c)
+{
+    if (!c || c->srv != srv)
+        return WSN_EINVAL;
+    if (!atomic_load(&c->connected))
+        return WSN_EGONE;
+    return WSN_OK;
+}
+
+static int channel_command(wsn_server *srv, enum command_kind kind, wsn_client *c,
+                           const char *channel)
+{
+    if (!srv)
+        return WSN_EINVAL;
+    int rc;
+    if ((rc = check_client(srv, c)) || (rc = check_channel(srv, channel, 0)))
+        return rc;
+    command *cmd = command_new(kind);
+    if (!cmd || !(cmd->channel = strdup(channel))) {
+        command_free(cmd);
+        return WSN_ENOMEM;
+    }
+    cmd->client = wsn_client_retain(c);
+    return command_submit(srv, cmd);
+}
+
+WSN_API int wsn_server_subscribe(wsn_server *srv, wsn_client *c, const char *channel)
+{
+    return channel_command(srv, CMD_SUBSCRIBE, c, channel);
+}
+
+WSN_API int wsn_server_unsubscribe(wsn_server *srv, wsn_client *c, const char *channel)
+{
+    int rc = channel_command(srv, CMD_UNSUBSCRIBE, c, channel);
+    /* Leaving a channel after the client left is not an error worth raising. */
+    return rc == WSN_EGONE ? WSN_OK : rc;
+}
+
+WSN_API int wsn_server_publish(wsn_server *srv, const char *channel, const char *json)
+{
+    if (!json)
+        return WSN_EINVAL;
+    return wsn_server_publish_with_type(srv, channel, WSN_TYPE_JSON, json, strlen(json), NULL,
+                                        NULL);
+}
+
+WSN_API int wsn_server_publish_with_type(wsn_server *srv, const char *channel,
+                                         wsn_message_type type, const void *data, size_t len,
+                                         const char *message_id, const char *reply_to_id)
+{
+    if (!srv)
+        return WSN_EINVAL;
+    int rc = check_channel(srv, channel, 0);
+    if (rc)
+        return rc;
+    command *cmd = command_new(CMD_PUBLISH);
+    if (!cmd)
+        return WSN_ENOMEM;
+    if (!(cmd->channel = strdup(channel))) {
+        command_free(cmd);
+        return WSN_ENOMEM;
+    }
+    if ((rc = encode_frame(srv, channel, type, data, len, message_id, reply_to_id, &cmd->frame))) {
+        command_free(cmd);
+        return rc;
+    }
+    return command_submit(srv, cmd);
+}
+
+WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *c, const char *channel,
+                                         wsn_message_type type, const void *data, size_t len,
+                                         const char *message_id, const char *reply_to_id)
+{
+    if (!srv)
+        return WSN_EINVAL;
+    int rc;
+    if ((rc = check_client(srv, c)) || (rc = check_channel(srv, channel, 1)))
+        return rc;
+    command *cmd = command_new(CMD_SEND);
+    if (!cmd)
+        return WSN_ENOMEM;
+    if ((rc = encode_frame(srv, channel, type, data, len, message_id, reply_to_id, &cmd->frame))) {
+        command_free(cmd);
+        return rc;
+    }
+    cmd->client = wsn_client_retain(c);
+    return command_submit(srv, cmd);
+}

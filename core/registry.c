@@ -1,0 +1,78 @@
+#include "registry.h"
+
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+channel_entry *registry_find(registry *r, const char *name)
+{
+    channel_entry *ch = NULL;
+    HASH_FIND_STR(r->channels, name, ch);
+    return ch;
+}
+
+int registry_subscribe(registry *r, wsn_client *c, const char *name)
+{
+    channel_entry *ch = registry_find(r, name);
+    if (!ch) {
+        ch = calloc(1, sizeof(*ch));
+        if (!ch || !(ch->name = strdup(name))) {
+            free(ch);
+            return WSN_ENOMEM;
+        }
+        HASH_ADD_KEYPTR(hh, r->channels, ch->name, strlen(ch->name), ch);
+    }
+    membership *m = NULL;
+    HASH_FIND(hh_chan, ch->members, &c, sizeof(c), m);
+    if (m)
+        return WSN_OK;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return WSN_ENOMEM;
+    m->client = c;
+    m->chan = ch;
+    HASH_ADD(hh_chan, ch->members, client, sizeof(m->client), m);
+    HASH_ADD(hh_client, c->subs, chan, sizeof(m->chan), m);
+    return WSN_OK;
+}
+
+static void drop_membership(registry *r, membership *m)
+{
+    channel_entry *ch = m->chan;
+    HASH_DELETE(hh_chan, ch->members, m);
+    HASH_DELETE(hh_client, m->client->subs, m);
+    free(m);
+    if (!ch->members) {
+        HASH_DEL(r->channels, ch);
+        free(ch->name);
+        free(ch);
+    }
+}
+
+void registry_unsubscribe(registry *r, wsn_client *c, const char *name)
+{
+    channel_entry *ch = registry_find(r, name);
+    if (!ch)
+        return;
+    membership *m = NULL;
+    HASH_FIND(hh_chan, ch->members, &c, sizeof(c), m);
+    if (m)
+        drop_membership(r, m);
+}
+
+void registry_remove_client(registry *r, wsn_client *c)
+{
+    membership *m, *tmp;
+    HASH_ITER(hh_client, c->subs, m, tmp) { drop_membership(r, m); }
+}
+
+void registry_clear(registry *r)
+{
+    channel_entry *ch, *tmp;
+    HASH_ITER(hh, r->channels, ch, tmp)
+    {
+        membership *m, *mtmp;
+        HASH_ITER(hh_chan, ch->members, m, mtmp) { drop_membership(r, m); }
+    }
+}

@@ -1,0 +1,177 @@
+/* The two central objects, shared by the files of the core. Each field
+ * says which thread owns it: "lock" = srv->lock, "io" = the I/O thread only,
+ * "const" = set before other threads can see the object. */
+#ifndef WSN_SERVER_H
+#define WSN_SERVER_H
+
+#include "events.h"
+#include "frame.h"
+#include "options.h"
+#include "registry.h"
+#include "wsnotify.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uthash.h>
+
+enum server_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
+
+enum wire_format { FORMAT_JSON = 0, FORMAT_MSGPACK = 1, FORMAT_COUNT };
+
+typedef struct frame_node {
+    struct frame_node *next;
+    wsn_frame *frame;
+} frame_node;
+
+struct meta_entry;
+struct batch;
+struct batch_timer;
+
+struct wsn_client {
+    atomic_int refs;
+    wsn_server *srv;       /* const; holds a server reference */
+    char id[24];           /* const */
+    char remote[64];       /* const */
+    char subprotocol[32];  /* const */
+    enum wire_format format; /* const */
+    atomic_int connected;  /* written by io, read anywhere */
+
+    pthread_mutex_t meta_lock;
+    struct meta_entry *meta; /* meta_lock */
+    size_t meta_bytes;       /* meta_lock */
+
+    UT_hash_handle hh; /* srv->clients_by_id, lock */
+
+    /* io: the connection and its outgoing queue */
+    struct lws *wsi;
+    wsn_frame **ring; /* send_buffer slots */
+    unsigned ring_head, ring_len;
+    frame_node *overflow_head, *overflow_tail; /* block mode: waits for room */
+    int stalled;
+    int write_requested;
+    int deflate;          /* permessage-deflate negotiated */
+    wsn_frame *inflight;  /* deflate may still read it until next WRITEABLE */
+    membership *subs;
+    unsigned char *rx;    /* message being reassembled */
+    size_t rx_len, rx_cap;
+    int rx_binary;
+    lws_sorted_usec_list_t keepalive_sul;
+    lws_usec_t last_pong, last_ping;
+    int need_ping;
+    lws_sorted_usec_list_t stall_sul;
+    lws_sorted_usec_list_t close_sul;
+    int closing;          /* close frame pending: write what remains, then close */
+    uint16_t close_code;
+    char close_reason[124];
+};
+
+typedef struct handler {
+    wsn_event_fn fn;
+    void *user;
+} handler;
+
+typedef struct command command;
+
+struct wsn_server {
+    atomic_int refs; /* the host's, plus one per client object alive */
+
+    /* const after wsn_server_new */
+    wsn_options *opts;
+    int64_t write_wait_ms, pong_wait_ms, ping_period_ms, close_grace_ms;
+    size_t read_limit, max_channel_name, max_metadata_bytes;
+    unsigned send_buffer;
+    int drop_on_backpressure, events_on_io_thread, max_clients, compression;
+    size_t event_queue_limit;
+    handler handlers[WSN_EVENT_STOPPED + 1]; /* const once started */
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    enum server_state state;  /* lock */
+    int start_called;         /* lock */
+    int start_result;         /* lock; 1 = still starting */
+    int port;                 /* lock */
+    int io_done;              /* lock: the I/O thread has finished */
+    int join_claimed, joined; /* lock */
+    int clients_cut;          /* lock: shutdown had to drop connections */
+    pthread_t io_tid;         /* const once start_called */
+    struct lws_context *ctx;  /* lock: lws_cancel_service only while ctx_alive */
+    int ctx_alive;            /* lock */
+    command *cmd_head, *cmd_tail; /* lock */
+    size_t cmd_publishes;     /* lock: publish commands queued */
+    int publish_waiters;      /* lock */
+    int stalled_clients;      /* lock */
+    wsn_client *clients_by_id; /* lock */
+    int connected;            /* lock */
+
+    event_queue events;
+    atomic_int rx_pause_signalled; /* io sets it when pausing reads; host clears */
+
+    pthread_mutex_t err_lock;
+    char last_error[256]; /* err_lock */
+    pthread_mutex_t log_lock;
+
+    pthread_mutex_t batch_lock;
+    struct batch *batches;       /* batch_lock: pending batches by key */
+    uint64_t batch_generation;   /* batch_lock */
+    size_t max_pending_batches, max_batch_messages, max_batch_bytes; /* const */
+
+    /* io */
+    struct lws_vhost *vhost;
+    registry reg;
+    unsigned char *coalesce; /* LWS_PRE + coalesce_cap bytes */
+    size_t coalesce_cap;
+    int stop;
+    int draining;
+    int rx_paused;
+    lws_sorted_usec_list_t shutdown_sul;
+    lws_sorted_usec_list_t shutdown_final_sul;
+    struct batch_timer *batch_timers; /* armed ttl timers */
+    struct lws_protocols protocols[3];
+    struct lws_protocol_vhost_options pvo_default, pvo_json;
+    struct lws_http_mount mount_static, mount_health;
+    struct lws_extension extensions[2];
+    lws_retry_bo_t retry;
+};
+
+/* server.c */
+void server_ref(wsn_server *srv);
+void server_unref(wsn_server *srv);
+int server_on_io_thread(const wsn_server *srv);
+/* Moves every queued command out and applies it (io). */
+void server_run_commands(wsn_server *srv);
+/* Wakes publishers waiting for room (io). */
+void server_note_progress(wsn_server *srv);
+
+/* log.c */
+void wsn_log(wsn_server *srv, wsn_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void set_error(wsn_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* metadata.c */
+void metadata_clear(wsn_client *c);
+
+/* client.c */
+wsn_client *client_new(wsn_server *srv);
+/* Takes the client out of the id table (io, at disconnect). */
+void client_forget(wsn_client *c);
+
+/* delivery.c (io) */
+int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait);
+int deliver_to_channel(wsn_server *srv, const char *channel, wsn_frame *f, int may_wait);
+void client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue);
+void client_queue_clear(wsn_client *c);
+void client_request_write(wsn_client *c);
+/* Queue ops used by the writer. */
+wsn_frame *client_queue_peek(wsn_client *c, unsigned index);
+void client_queue_pop(wsn_client *c, unsigned count);
+void client_refill_from_overflow(wsn_client *c);
+void client_kill(wsn_client *c);
+
+/* loop.c */
+int loop_start(wsn_server *srv);
+void loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms);
+void loop_pause_rx(wsn_server *srv, int pause);
+void loop_emit(wsn_server *srv, wsn_event *ev);
+
+#endif

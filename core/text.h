@@ -1,0 +1,15 @@
+/* Small text helpers shared by the codec, options and registry. */
+#ifndef WSN_TEXT_H
+#define WSN_TEXT_H
+
+#include <stddef.h>
+
+/* 1 when buf holds well-formed UTF-8 (no overlongs, no surrogates). */
+int utf8_valid(const unsigned char *buf, size_t len);
+int utf8_valid_str(const char *s);
+
+/* UTC now as RFC 3339 with nanoseconds, trailing zeros trimmed (Go's
+ * RFC3339Nano): "2025-08-18T10:30:00.123456789Z". out needs 40 bytes. */
+void time_rfc3339nano(char out[40]);
+
+#endif
