@@ -216,9 +216,11 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     wsn_log(srv, WSN_LOG_DEBUG, "client %s disconnected", c->id);
     emit_client_event(srv, WSN_EVENT_DISCONNECT, c);
     wsn_client_release(c);
-    if (srv->draining && !srv->connected) {
+    if (srv->draining && !srv->connected && !srv->stop) {
         srv->stop = 1;
-        lws_cancel_service(srv->ctx);
+        /* Not while lws_context_destroy() runs: the context is going. */
+        if (srv->ctx_alive)
+            lws_cancel_service(srv->ctx);
     }
 }
 
