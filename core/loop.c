@@ -248,8 +248,8 @@ static void message_complete(wsn_server *srv, wsn_client *c)
         wsn_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
         return;
     }
-    if (c->rx_binary) {
-        ev->msg.type = WSN_TYPE_BINARY;
+    if (c->rx_binary || srv->raw_incoming) {
+        ev->msg.type = c->rx_binary ? WSN_TYPE_BINARY : WSN_TYPE_TEXT;
         ev->msg.channel = strdup("");
         ev->msg.message_id = strdup("");
         ev->msg.reply_to_id = strdup("");

@@ -169,3 +169,28 @@ WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *c, const c
     cmd->client = wsn_client_retain(c);
     return command_submit(srv, cmd);
 }
+
+WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *c, wsn_message_type type,
+                                const void *data, size_t len)
+{
+    if (!srv || (!data && len))
+        return WSN_EINVAL;
+    int rc = check_client(srv, c);
+    if (rc)
+        return rc;
+    if (type != WSN_TYPE_TEXT && type != WSN_TYPE_BINARY) {
+        set_error(srv, "raw frames are text or binary");
+        return WSN_EINVAL;
+    }
+    if (type == WSN_TYPE_TEXT && !utf8_valid(data, len)) {
+        set_error(srv, "text frame is not valid UTF-8");
+        return WSN_EINVAL;
+    }
+    command *cmd = command_new(CMD_SEND);
+    if (!cmd || !(cmd->frame = frame_from(data, len, type == WSN_TYPE_BINARY))) {
+        command_free(cmd);
+        return WSN_ENOMEM;
+    }
+    cmd->client = wsn_client_retain(c);
+    return command_submit(srv, cmd);
+}

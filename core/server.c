@@ -96,6 +96,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     srv->events_on_io_thread = (int)opt_int(copy, WSN_OPT_EVENTS_ON_IO_THREAD);
     srv->max_clients = (int)opt_int(copy, WSN_OPT_MAX_CLIENTS);
     srv->compression = (int)opt_int(copy, WSN_OPT_COMPRESSION);
+    srv->raw_incoming = (int)opt_int(copy, WSN_OPT_RAW_INCOMING);
     srv->event_queue_limit = (size_t)opt_int(copy, WSN_OPT_EVENT_QUEUE_LIMIT);
     srv->max_pending_batches = (size_t)opt_int(copy, WSN_OPT_MAX_PENDING_BATCHES);
     srv->max_batch_messages = (size_t)opt_int(copy, WSN_OPT_MAX_BATCH_MESSAGES);

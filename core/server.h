@@ -81,7 +81,7 @@ struct wsn_server {
     int64_t write_wait_ms, pong_wait_ms, ping_period_ms, close_grace_ms;
     size_t read_limit, max_channel_name, max_metadata_bytes;
     unsigned send_buffer;
-    int drop_on_backpressure, events_on_io_thread, max_clients, compression;
+    int drop_on_backpressure, events_on_io_thread, max_clients, compression, raw_incoming;
     size_t event_queue_limit;
     handler handlers[WSN_EVENT_STOPPED + 1]; /* const once started */
 

@@ -129,7 +129,10 @@ typedef enum wsn_option {
     WSN_OPT_MAX_PENDING_BATCHES = 20, /* int, 10000 (batching) */
     WSN_OPT_MAX_BATCH_MESSAGES = 21,  /* int, 10000 per batch (batching) */
     WSN_OPT_MAX_BATCH_BYTES = 22,     /* int, 1 MiB per batch (batching) */
-    WSN_OPT_LOG_LEVEL = 23            /* int 0..4, 2: none..debug (wsn_log_level) */
+    WSN_OPT_LOG_LEVEL = 23,           /* int 0..4, 2: none..debug (wsn_log_level) */
+    WSN_OPT_RAW_INCOMING = 24         /* bool, 0: text frames reach the handler
+                                         as raw WSN_TYPE_TEXT, not parsed as
+                                         envelopes (own protocols, echo tests) */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;
@@ -335,6 +338,14 @@ WSN_API int wsn_server_cancel_pending_messages(wsn_server *srv,
 
 /* The number of batches waiting for their ttl. Since 0.1. */
 WSN_API int wsn_server_pending_batches(wsn_server *srv);
+
+/* Sends one frame to one client as it is, without the envelope: for hosts
+ * with their own protocol (with WSN_OPT_RAW_INCOMING) and for conformance
+ * echo servers. type is WSN_TYPE_TEXT (data must be UTF-8) or
+ * WSN_TYPE_BINARY. Backpressure as for publish_to_client. Since 0.1. */
+WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *client,
+                                wsn_message_type type, const void *data,
+                                size_t len);
 
 /* ==== Server monitoring ================================================ */
 
