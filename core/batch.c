@@ -1,6 +1,7 @@
 #include "batch.h"
 
 #include "codec_json.h"
+#include "codec_msgpack.h"
 #include "commands.h"
 #include "text.h"
 
@@ -279,7 +280,80 @@ WSN_API int wsn_server_pending_batches(wsn_server *srv)
 
 /* --- the I/O thread's side -------------------------------------------- */
 
-static wsn_frame *encode_batch(const struct batch *b)
+typedef struct batch_out {
+    outgoing base;
+    struct batch *batch; /* owned */
+    char time[40];
+} batch_out;
+
+/* name "\n\n" messages joined by "\n": the text batch's payload. */
+static void joined_text(const struct batch *b, strbuf *text)
+{
+    strbuf_append_str(text, b->name);
+    strbuf_append(text, "\n\n", 2);
+    for (const batch_entry *e = b->first; e; e = e->next) {
+        if (e != b->first)
+            strbuf_append_char(text, '\n');
+        strbuf_append(text, e->value, e->value_len);
+    }
+}
+
+static wsn_frame *encode_batch_msgpack(const struct batch *b, const char *time)
+{
+    strbuf sb;
+    msgpack_packer pk;
+    strbuf_init(&sb);
+    msgpack_packer_to_strbuf(&pk, &sb);
+    msgpack_pack_map(&pk, 4);
+    msgpack_pack_cstr(&pk, "channel", 7);
+    msgpack_pack_cstr(&pk, b->channel, strlen(b->channel));
+    msgpack_pack_cstr(&pk, "type", 4);
+    const char *type = b->type == WSN_TYPE_TEXT ? "text" : "json";
+    msgpack_pack_cstr(&pk, type, strlen(type));
+    msgpack_pack_cstr(&pk, "time", 4);
+    msgpack_pack_cstr(&pk, time, strlen(time));
+    msgpack_pack_cstr(&pk, "message", 7);
+    if (b->type == WSN_TYPE_TEXT) {
+        strbuf text;
+        strbuf_init(&text);
+        joined_text(b, &text);
+        msgpack_pack_cstr(&pk, text.data ? text.data : "", text.len);
+        if (text.failed)
+            sb.failed = 1;
+        strbuf_free(&text);
+    } else {
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_cstr(&pk, "messages", 8);
+        msgpack_pack_array(&pk, b->count);
+        for (const batch_entry *e = b->first; e; e = e->next) {
+            if (b->type == WSN_TYPE_JSON) {
+                if (msgpack_pack_json_text(&pk, e->value, e->value_len))
+                    sb.failed = 1;
+                continue;
+            }
+            /* Binary entries hold "base64" for JSON; MessagePack gets bin. */
+            size_t b64len = e->value_len - 2;
+            char *raw = malloc(b64len + 1);
+            int n = raw && b64len < INT32_MAX
+                        ? lws_b64_decode_string_len(e->value + 1, (int)b64len, raw, (int)b64len + 1)
+                        : -1;
+            if (n < 0) {
+                sb.failed = 1;
+                n = 0;
+            }
+            msgpack_pack_bin(&pk, (size_t)n);
+            msgpack_pack_bin_body(&pk, raw, (size_t)n);
+            free(raw);
+        }
+        msgpack_pack_cstr(&pk, "name", 4);
+        msgpack_pack_cstr(&pk, b->name, strlen(b->name));
+    }
+    wsn_frame *f = sb.failed ? NULL : frame_from(sb.data, sb.len, 1);
+    strbuf_free(&sb);
+    return f;
+}
+
+static wsn_frame *encode_batch_json(const struct batch *b, const char *time)
 {
     strbuf msg, env;
     strbuf_init(&msg);
@@ -288,13 +362,7 @@ static wsn_frame *encode_batch(const struct batch *b)
     if (b->type == WSN_TYPE_TEXT) {
         strbuf text;
         strbuf_init(&text);
-        strbuf_append_str(&text, b->name);
-        strbuf_append(&text, "\n\n", 2);
-        for (const batch_entry *e = b->first; e; e = e->next) {
-            if (e != b->first)
-                strbuf_append_char(&text, '\n');
-            strbuf_append(&text, e->value, e->value_len);
-        }
+        joined_text(b, &text);
         json_append_string(&msg, text.data ? text.data : "", text.len);
         if (text.failed)
             msg.failed = 1;
@@ -311,9 +379,7 @@ static wsn_frame *encode_batch(const struct batch *b)
         json_append_string(&msg, b->name, strlen(b->name));
         strbuf_append_char(&msg, '}');
     }
-    char now[40];
-    time_rfc3339nano(now);
-    json_envelope(&env, b->channel, wire_type, now, msg.data ? msg.data : "null", msg.len, NULL,
+    json_envelope(&env, b->channel, wire_type, time, msg.data ? msg.data : "null", msg.len, NULL,
                   NULL);
     wsn_frame *f = NULL;
     if (!msg.failed && !env.failed)
@@ -323,19 +389,36 @@ static wsn_frame *encode_batch(const struct batch *b)
     return f;
 }
 
+static wsn_frame *batch_encode(outgoing *o, enum wire_format fmt)
+{
+    batch_out *bo = (batch_out *)o;
+    return fmt == FORMAT_MSGPACK ? encode_batch_msgpack(bo->batch, bo->time)
+                                 : encode_batch_json(bo->batch, bo->time);
+}
+
+static void batch_out_destroy(outgoing *o)
+{
+    batch_out *bo = (batch_out *)o;
+    batch_free(bo->batch);
+    free(bo);
+}
+
 int batch_deliver(wsn_server *srv, struct batch *b)
 {
     if (!b)
         return WSN_OK;
-    int rc = WSN_ENOMEM;
-    wsn_frame *f = encode_batch(b);
-    if (f) {
-        rc = deliver_to_channel(srv, b->channel, f, 1);
-        frame_unref(f);
-    } else {
+    batch_out *bo = calloc(1, sizeof(*bo));
+    if (!bo) {
         wsn_log(srv, WSN_LOG_ERROR, "batch for channel %s lost: out of memory", b->channel);
+        batch_free(b);
+        return WSN_ENOMEM;
     }
-    batch_free(b);
+    bo->base.encode = batch_encode;
+    bo->base.destroy = batch_out_destroy;
+    bo->batch = b;
+    time_rfc3339nano(bo->time);
+    int rc = deliver_to_channel(srv, b->channel, &bo->base, 1);
+    outgoing_free(&bo->base);
     return rc;
 }
 

@@ -170,8 +170,10 @@ void json_error_payload(strbuf *out, const char *client_id, const char *error, c
 
 /* Shortest decimal that reads back as the same double, like Go and Python
  * print floats; integral values keep a ".0" so they stay floats. */
-static void append_real(strbuf *out, double v)
+int json_append_real(strbuf *out, double v)
 {
+    if (v != v || v - v != 0) /* NaN and infinities have no JSON form */
+        return -1;
     char buf[40];
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, sizeof(buf), "%.*g", prec, v);
@@ -181,6 +183,7 @@ static void append_real(strbuf *out, double v)
     strbuf_append_str(out, buf);
     if (!strpbrk(buf, ".eE"))
         strbuf_append_str(out, ".0");
+    return 0;
 }
 
 /* jansson prints reals with 17 significant digits (0.1 becomes
@@ -229,7 +232,7 @@ static void append_value(strbuf *out, json_t *v)
         break;
     }
     case JSON_REAL:
-        append_real(out, json_real_value(v));
+        json_append_real(out, json_real_value(v));
         break;
     case JSON_TRUE:
         strbuf_append_str(out, "true");

@@ -14,6 +14,9 @@ int json_message_value(wsn_message_type type, const void *data, size_t len, strb
 /* Appends a JSON string literal (escaped by jansson). s must be UTF-8. */
 void json_append_string(strbuf *out, const char *s, size_t len);
 
+/* Appends the shortest decimal that reads back as v; -1 for NaN/inf. */
+int json_append_real(strbuf *out, double v);
+
 /* Appends a whole envelope in the wire order channel, type, time, message,
  * message_id, reply_to_id (ids omitted when empty). value is a JSON value. */
 void json_envelope(strbuf *out, const char *channel, wsn_message_type type, const char *time,

@@ -25,8 +25,7 @@ void command_free(command *cmd)
         return;
     wsn_client_release(cmd->client);
     free(cmd->channel);
-    if (cmd->frame)
-        frame_unref(cmd->frame);
+    outgoing_free(cmd->out);
     free(cmd->batch_key);
     batch_free(cmd->batch);
     free(cmd);
@@ -142,11 +141,11 @@ int command_apply(wsn_server *srv, command *cmd, int may_wait)
 {
     switch (cmd->kind) {
     case CMD_PUBLISH:
-        return deliver_to_channel(srv, cmd->channel, cmd->frame, may_wait);
+        return deliver_to_channel(srv, cmd->channel, cmd->out, may_wait);
     case CMD_SEND:
         if (!atomic_load(&cmd->client->connected))
             return WSN_EGONE;
-        return deliver_frame(srv, cmd->client, cmd->frame, may_wait);
+        return deliver_to_client(srv, cmd->client, cmd->out, may_wait);
     case CMD_SUBSCRIBE:
         if (!atomic_load(&cmd->client->connected))
             return WSN_EGONE;

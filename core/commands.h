@@ -7,8 +7,8 @@
 #include "server.h"
 
 enum command_kind {
-    CMD_PUBLISH,     /* channel, frame */
-    CMD_SEND,        /* client, frame */
+    CMD_PUBLISH,     /* channel, out */
+    CMD_SEND,        /* client, out */
     CMD_SUBSCRIBE,   /* client, channel */
     CMD_UNSUBSCRIBE, /* client, channel */
     CMD_SHUTDOWN,    /* arg = timeout ms */
@@ -23,7 +23,7 @@ struct command {
     enum command_kind kind;
     wsn_client *client; /* a reference */
     char *channel;      /* owned */
-    wsn_frame *frame;   /* a reference */
+    outgoing *out;      /* owned */
     int64_t arg;
     char *batch_key;      /* owned */
     size_t batch_key_len;

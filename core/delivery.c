@@ -167,7 +167,26 @@ int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
     return WSN_OK;
 }
 
-int deliver_to_channel(wsn_server *srv, const char *name, wsn_frame *f, int may_wait)
+int outgoing_prepare(wsn_server *srv, outgoing *o)
+{
+    for (int fmt = 0; fmt < FORMAT_COUNT; fmt++)
+        if (atomic_load_explicit(&srv->format_clients[fmt], memory_order_relaxed) &&
+            !outgoing_frame(o, (enum wire_format)fmt))
+            return WSN_ENOMEM;
+    return WSN_OK;
+}
+
+int deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait)
+{
+    wsn_frame *f = outgoing_frame(o, c->format);
+    if (!f) {
+        wsn_log(srv, WSN_LOG_ERROR, "client %s: message lost: encoding failed", c->id);
+        return WSN_ENOMEM;
+    }
+    return deliver_frame(srv, c, f, may_wait);
+}
+
+int deliver_to_channel(wsn_server *srv, const char *name, outgoing *o, int may_wait)
 {
     channel_entry *ch = registry_find(&srv->reg, name);
     if (!ch)
@@ -176,7 +195,7 @@ int deliver_to_channel(wsn_server *srv, const char *name, wsn_frame *f, int may_
     membership *m, *tmp;
     HASH_ITER(hh_chan, ch->members, m, tmp)
     {
-        int r = deliver_frame(srv, m->client, f, may_wait);
+        int r = deliver_to_client(srv, m->client, o, may_wait);
         if (r)
             rc = r;
     }

@@ -2,6 +2,7 @@
  * keepalive timers. Everything here runs on the I/O thread. */
 #include "batch.h"
 #include "codec_json.h"
+#include "codec_msgpack.h"
 #include "commands.h"
 #include "origin.h"
 #include "text.h"
@@ -130,6 +131,22 @@ static int refuse(struct lws *wsi, unsigned int status, const char *why)
     return 1;
 }
 
+/* lws drops a client whose every offered subprotocol is unknown without a
+ * word; we answer 400 instead. No header at all means JSON. */
+static int subprotocol_supported(struct lws *wsi)
+{
+    char *offer = header_copy(wsi, WSI_TOKEN_PROTOCOL);
+    if (!offer)
+        return 1;
+    int found = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(offer, ", \t", &save); tok && !found;
+         tok = strtok_r(NULL, ", \t", &save))
+        found = !strcmp(tok, "wsnotify.json") || !strcmp(tok, "wsnotify.msgpack");
+    free(offer);
+    return found;
+}
+
 static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
 {
     if (srv->draining)
@@ -145,6 +162,9 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
         wsn_log(srv, WSN_LOG_WARN, "max_clients (%d) reached: upgrade refused", srv->max_clients);
         return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many clients");
     }
+    if (!subprotocol_supported(wsi))
+        return refuse(wsi, HTTP_STATUS_BAD_REQUEST,
+                      "unsupported subprotocol: offer wsnotify.json or wsnotify.msgpack");
     char *origin = header_copy(wsi, WSI_TOKEN_ORIGIN);
     char *host = header_copy(wsi, WSI_TOKEN_HOST);
     int ok;
@@ -177,6 +197,7 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
     if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 && proto)
         snprintf(c->subprotocol, sizeof(c->subprotocol), "%s", proto->name);
     atomic_store(&c->connected, 1);
+    atomic_fetch_add(&srv->format_clients[c->format], 1);
     pss->client = c;
     pthread_mutex_lock(&srv->lock);
     HASH_ADD_KEYPTR(hh, srv->clients_by_id, c->id, strlen(c->id), c);
@@ -202,6 +223,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     lws_sul_cancel(&c->stall_sul);
     lws_sul_cancel(&c->close_sul);
     atomic_store(&c->connected, 0);
+    atomic_fetch_sub(&srv->format_clients[c->format], 1);
     registry_remove_client(&srv->reg, c);
     client_queue_clear(c);
     if (c->inflight) {
@@ -228,16 +250,10 @@ static void on_closed(wsn_server *srv, struct pss *pss)
 
 static void reply_error(wsn_server *srv, wsn_client *c, const char *error)
 {
-    strbuf sb;
-    char now[40];
-    strbuf_init(&sb);
-    time_rfc3339nano(now);
-    json_error_payload(&sb, c->id, error, now);
-    wsn_frame *f = sb.failed ? NULL : frame_from(sb.data, sb.len, 0);
-    strbuf_free(&sb);
-    if (f) {
-        deliver_frame(srv, c, f, 0);
-        frame_unref(f);
+    outgoing *o = error_out_new(c->id, error);
+    if (o) {
+        deliver_to_client(srv, c, o, 0);
+        outgoing_free(o);
     }
 }
 
@@ -248,7 +264,8 @@ static void message_complete(wsn_server *srv, wsn_client *c)
         wsn_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
         return;
     }
-    if (c->rx_binary || srv->raw_incoming) {
+    int msgpack_envelope = c->rx_binary && c->format == FORMAT_MSGPACK;
+    if ((c->rx_binary && !msgpack_envelope) || srv->raw_incoming) {
         ev->msg.type = c->rx_binary ? WSN_TYPE_BINARY : WSN_TYPE_TEXT;
         ev->msg.channel = strdup("");
         ev->msg.message_id = strdup("");
@@ -263,7 +280,10 @@ static void message_complete(wsn_server *srv, wsn_client *c)
         ev->msg.payload_len = c->rx_len;
     } else {
         const char *error = NULL;
-        if (json_parse_incoming((const char *)c->rx, c->rx_len, &ev->msg, &error)) {
+        int rc = msgpack_envelope
+                     ? msgpack_parse_incoming(c->rx, c->rx_len, &ev->msg, &error)
+                     : json_parse_incoming((const char *)c->rx, c->rx_len, &ev->msg, &error);
+        if (rc) {
             wsn_event_free(ev);
             reply_error(srv, c, error);
             return;
@@ -547,7 +567,10 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
         .id = 1,
         .tx_packet_size = COALESCE_BYTES,
     };
-    memset(&srv->protocols[1], 0, sizeof(srv->protocols[1]));
+    srv->protocols[1] = srv->protocols[0];
+    srv->protocols[1].name = "wsnotify.msgpack";
+    srv->protocols[1].id = 2;
+    memset(&srv->protocols[2], 0, sizeof(srv->protocols[2]));
     /* Clients that name no subprotocol get JSON. */
     srv->pvo_default = (struct lws_protocol_vhost_options){NULL, NULL, "default", "1"};
     srv->pvo_json = (struct lws_protocol_vhost_options){NULL, &srv->pvo_default, "wsnotify.json", ""};

@@ -49,36 +49,45 @@ static int check_id(wsn_server *srv, const char *id)
     return WSN_OK;
 }
 
-static int encode_frame(wsn_server *srv, const char *channel, wsn_message_type type,
+/* Validates the payload and makes the message; encoding happens after. */
+static int make_message(wsn_server *srv, const char *channel, wsn_message_type type,
                         const void *data, size_t len, const char *message_id,
-                        const char *reply_to_id, wsn_frame **out)
+                        const char *reply_to_id, outgoing **out)
 {
     int rc;
+    *out = NULL;
     if ((rc = check_id(srv, message_id)) || (rc = check_id(srv, reply_to_id)))
         return rc;
-    if ((int)type < 0 || (int)type > 2) {
+    if (!data && len)
+        return WSN_EINVAL;
+    strbuf minified;
+    strbuf_init(&minified);
+    switch (type) {
+    case WSN_TYPE_JSON:
+        if ((rc = json_message_value(type, data, len, &minified))) {
+            if (rc == WSN_EJSON)
+                set_error(srv, "message is not valid JSON");
+            strbuf_free(&minified);
+            return rc;
+        }
+        data = minified.data;
+        len = minified.len;
+        break;
+    case WSN_TYPE_TEXT:
+        if (!utf8_valid(data, len)) {
+            set_error(srv, "text message is not valid UTF-8");
+            return WSN_EINVAL;
+        }
+        break;
+    case WSN_TYPE_BINARY:
+        break;
+    default:
         set_error(srv, "unknown message type %d", (int)type);
         return WSN_EINVAL;
     }
-    strbuf value, env;
-    strbuf_init(&value);
-    strbuf_init(&env);
-    rc = json_message_value(type, data, len, &value);
-    if (rc == WSN_EJSON)
-        set_error(srv, "message is not valid JSON");
-    else if (rc == WSN_EINVAL)
-        set_error(srv, "text message is not valid UTF-8");
-    if (!rc) {
-        char now[40];
-        time_rfc3339nano(now);
-        json_envelope(&env, channel, type, now, value.data, value.len, message_id, reply_to_id);
-        *out = env.failed ? NULL : frame_from(env.data, env.len, 0);
-        if (!*out)
-            rc = WSN_ENOMEM;
-    }
-    strbuf_free(&value);
-    strbuf_free(&env);
-    return rc;
+    *out = message_out_new(channel, type, data ? data : "", len, message_id, reply_to_id);
+    strbuf_free(&minified);
+    return *out ? WSN_OK : WSN_ENOMEM;
 }
 
 static int check_client(wsn_server *srv, wsn_client *c)
@@ -143,7 +152,8 @@ WSN_API int wsn_server_publish_with_type(wsn_server *srv, const char *channel,
         command_free(cmd);
         return WSN_ENOMEM;
     }
-    if ((rc = encode_frame(srv, channel, type, data, len, message_id, reply_to_id, &cmd->frame))) {
+    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
+        (rc = outgoing_prepare(srv, cmd->out))) {
         command_free(cmd);
         return rc;
     }
@@ -162,7 +172,8 @@ WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *c, const c
     command *cmd = command_new(CMD_SEND);
     if (!cmd)
         return WSN_ENOMEM;
-    if ((rc = encode_frame(srv, channel, type, data, len, message_id, reply_to_id, &cmd->frame))) {
+    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
+        (rc = outgoing_frame(cmd->out, c->format) ? WSN_OK : WSN_ENOMEM)) {
         command_free(cmd);
         return rc;
     }
@@ -187,7 +198,8 @@ WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *c, wsn_message_type
         return WSN_EINVAL;
     }
     command *cmd = command_new(CMD_SEND);
-    if (!cmd || !(cmd->frame = frame_from(data, len, type == WSN_TYPE_BINARY))) {
+    wsn_frame *f = cmd ? frame_from(data, len, type == WSN_TYPE_BINARY) : NULL;
+    if (!f || !(cmd->out = raw_out_new(f))) {
         command_free(cmd);
         return WSN_ENOMEM;
     }

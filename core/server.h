@@ -7,6 +7,7 @@
 #include "events.h"
 #include "frame.h"
 #include "options.h"
+#include "outgoing.h"
 #include "registry.h"
 #include "wsnotify.h"
 
@@ -16,8 +17,6 @@
 #include <uthash.h>
 
 enum server_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
-
-enum wire_format { FORMAT_JSON = 0, FORMAT_MSGPACK = 1, FORMAT_COUNT };
 
 typedef struct frame_node {
     struct frame_node *next;
@@ -103,6 +102,7 @@ struct wsn_server {
     int stalled_clients;      /* lock */
     wsn_client *clients_by_id; /* lock */
     int connected;            /* lock */
+    atomic_int format_clients[FORMAT_COUNT]; /* io writes; publishers read */
 
     event_queue events;
     atomic_int rx_pause_signalled; /* io sets it when pausing reads; host clears */
@@ -158,7 +158,10 @@ void client_forget(wsn_client *c);
 
 /* delivery.c (io) */
 int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait);
-int deliver_to_channel(wsn_server *srv, const char *channel, wsn_frame *f, int may_wait);
+int deliver_to_channel(wsn_server *srv, const char *channel, outgoing *o, int may_wait);
+int deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait);
+/* Encodes, in the caller's thread, the formats that clients use now. */
+int outgoing_prepare(wsn_server *srv, outgoing *o);
 void client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue);
 void client_queue_clear(wsn_client *c);
 void client_request_write(wsn_client *c);
