@@ -48,8 +48,10 @@ void loop_emit(wsn_server *srv, wsn_event *ev)
         if (h.fn)
             h.fn(h.user, srv, ev);
     }
+    /* The host may take and free ev as soon as it is queued. */
+    int is_message = ev->kind == WSN_EVENT_MESSAGE;
     size_t messages = event_queue_push(&srv->events, ev);
-    if (ev->kind == WSN_EVENT_MESSAGE && messages >= srv->event_queue_limit && !srv->rx_paused) {
+    if (is_message && messages >= srv->event_queue_limit && !srv->rx_paused) {
         wsn_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads", messages);
         loop_pause_rx(srv, 1);
     }
