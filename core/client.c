@@ -16,9 +16,9 @@ wsn_client *client_new(wsn_server *srv)
     wsn_client *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->ring = calloc(srv->send_buffer, sizeof(*c->ring));
-    if (!c->ring || pthread_mutex_init(&c->meta_lock, NULL)) {
-        free(c->ring);
+    /* The send queue is allocated when the first message is queued: an
+     * idle connection costs no queue memory. */
+    if (pthread_mutex_init(&c->meta_lock, NULL)) {
         free(c);
         return NULL;
     }

@@ -8,7 +8,32 @@
 
 static unsigned ring_slot(const wsn_client *c, unsigned index)
 {
-    return (c->ring_head + index) % c->srv->send_buffer;
+    return (c->ring_head + index) % c->ring_cap;
+}
+
+/* Doubles the queue (up to send_buffer), keeping the order. */
+static int ring_grow(wsn_client *c)
+{
+    unsigned cap = c->ring_cap ? c->ring_cap * 2 : 8;
+    if (cap > c->srv->send_buffer)
+        cap = c->srv->send_buffer;
+    wsn_frame **ring = malloc(cap * sizeof(*ring));
+    if (!ring)
+        return -1;
+    for (unsigned i = 0; i < c->ring_len; i++)
+        ring[i] = c->ring[ring_slot(c, i)];
+    free(c->ring);
+    c->ring = ring;
+    c->ring_cap = cap;
+    c->ring_head = 0;
+    return 0;
+}
+
+static int ring_has_room(wsn_client *c)
+{
+    if (c->ring_len < c->ring_cap)
+        return 1;
+    return c->ring_cap < c->srv->send_buffer && !ring_grow(c);
 }
 
 wsn_frame *client_queue_peek(wsn_client *c, unsigned index)
@@ -21,7 +46,7 @@ void client_queue_pop(wsn_client *c, unsigned count)
     while (count-- && c->ring_len) {
         frame_unref(c->ring[c->ring_head]);
         c->ring[c->ring_head] = NULL;
-        c->ring_head = (c->ring_head + 1) % c->srv->send_buffer;
+        c->ring_head = (c->ring_head + 1) % c->ring_cap;
         c->ring_len--;
     }
 }
@@ -48,7 +73,7 @@ static void unstall(wsn_client *c)
 
 void client_refill_from_overflow(wsn_client *c)
 {
-    while (c->overflow_head && c->ring_len < c->srv->send_buffer) {
+    while (c->overflow_head && ring_has_room(c)) {
         frame_node *n = c->overflow_head;
         c->overflow_head = n->next;
         if (!c->overflow_head)
@@ -130,7 +155,7 @@ int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
 {
     if (!c->wsi || c->closing)
         return WSN_OK;
-    if (!c->overflow_head && c->ring_len < srv->send_buffer) {
+    if (!c->overflow_head && ring_has_room(c)) {
         ring_push(c, frame_ref(f));
         client_request_write(c);
         return WSN_OK;

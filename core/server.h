@@ -44,8 +44,8 @@ struct wsn_client {
 
     /* io: the connection and its outgoing queue */
     struct lws *wsi;
-    wsn_frame **ring; /* send_buffer slots */
-    unsigned ring_head, ring_len;
+    wsn_frame **ring; /* grows on demand up to send_buffer slots */
+    unsigned ring_head, ring_len, ring_cap;
     frame_node *overflow_head, *overflow_tail; /* block mode: waits for room */
     int stalled;
     int write_requested;
