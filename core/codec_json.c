@@ -28,12 +28,22 @@ static int parse_type_name(const char *s, wsn_message_type *type)
     return -1;
 }
 
+json_t *json_load_any(const char *text, size_t len, size_t flags)
+{
+    json_error_t err;
+    json_t *v = json_loadb(text, len, flags, &err);
+    /* jansson holds integers in 64 bits and rejects bigger ones, which are
+     * valid JSON (2^64-1 is a common id); those load as reals instead. */
+    if (!v && json_error_code(&err) == json_error_numeric_overflow)
+        v = json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, &err);
+    return v;
+}
+
 WSN_API int wsn_json_validate(const char *json, size_t len)
 {
     if (!json)
         return WSN_EINVAL;
-    json_error_t err;
-    json_t *v = json_loadb(json, len, JSON_DECODE_ANY, &err);
+    json_t *v = json_load_any(json, len, JSON_DECODE_ANY);
     if (!v)
         return WSN_EJSON;
     json_decref(v);
@@ -270,8 +280,7 @@ void incoming_clear(incoming *in)
 int json_parse_incoming(const char *text, size_t len, incoming *out, const char **error)
 {
     memset(out, 0, sizeof(*out));
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
+    json_t *root = json_load_any(text, len, 0);
     if (!root || !json_is_object(root)) {
         json_decref(root);
         *error = "invalid JSON format";
@@ -335,8 +344,7 @@ int json_parse_incoming(const char *text, size_t len, incoming *out, const char 
 
 char *json_canonical(const char *text, size_t len)
 {
-    json_error_t err;
-    json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &err);
+    json_t *v = json_load_any(text, len, JSON_DECODE_ANY);
     if (!v)
         return NULL;
     char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

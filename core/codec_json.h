@@ -4,6 +4,8 @@
 #define WSN_CODEC_JSON_H
 
 #include "strbuf.h"
+
+#include <jansson.h>
 #include "wsnotify.h"
 
 /* Appends the envelope's "message" value for a publish: validated and
@@ -13,6 +15,9 @@ int json_message_value(wsn_message_type type, const void *data, size_t len, strb
 
 /* Appends a JSON string literal (escaped by jansson). s must be UTF-8. */
 void json_append_string(strbuf *out, const char *s, size_t len);
+
+/* json_loadb that also takes integers beyond 64 bits (as reals). */
+json_t *json_load_any(const char *text, size_t len, size_t flags);
 
 /* Appends the shortest decimal that reads back as v; -1 for NaN/inf. */
 int json_append_real(strbuf *out, double v);

@@ -72,8 +72,7 @@ static void pack_json(msgpack_packer *pk, json_t *v)
 
 int msgpack_pack_json_text(msgpack_packer *pk, const char *json, size_t len)
 {
-    json_error_t err;
-    json_t *v = json_loadb(json, len, JSON_DECODE_ANY, &err);
+    json_t *v = json_load_any(json, len, JSON_DECODE_ANY);
     if (!v)
         return WSN_EJSON;
     pack_json(pk, v);

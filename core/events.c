@@ -8,8 +8,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-int event_queue_init(event_queue *q)
+int event_queue_init(event_queue *q, size_t pause_at)
 {
+    q->pause_at = pause_at;
+    q->paused = 0;
     q->head = q->tail = NULL;
     q->messages = 0;
     q->stopped_taken = 0;
@@ -59,7 +61,7 @@ static void drain_fd(int fd)
     }
 }
 
-size_t event_queue_push(event_queue *q, struct wsn_event *ev)
+int event_queue_push(event_queue *q, struct wsn_event *ev)
 {
     ev->next = NULL;
     pthread_mutex_lock(&q->lock);
@@ -70,14 +72,14 @@ size_t event_queue_push(event_queue *q, struct wsn_event *ev)
         signal_fd(q->fd);
     }
     q->tail = ev;
-    if (ev->kind == WSN_EVENT_MESSAGE)
-        q->messages++;
-    size_t messages = q->messages;
+    int pause = 0;
+    if (ev->kind == WSN_EVENT_MESSAGE && ++q->messages >= q->pause_at && !q->paused)
+        pause = q->paused = 1;
     pthread_mutex_unlock(&q->lock);
-    return messages;
+    return pause;
 }
 
-int event_queue_pop(event_queue *q, struct wsn_event **out, size_t *messages_left)
+int event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)
 {
     pthread_mutex_lock(&q->lock);
     struct wsn_event *ev = q->head;
@@ -95,8 +97,11 @@ int event_queue_pop(event_queue *q, struct wsn_event **out, size_t *messages_lef
         q->messages--;
     if (ev->kind == WSN_EVENT_STOPPED)
         q->stopped_taken = 1;
-    if (messages_left)
-        *messages_left = q->messages;
+    *resume = 0;
+    if (q->paused && q->messages <= q->pause_at / 2) {
+        q->paused = 0;
+        *resume = 1;
+    }
     pthread_mutex_unlock(&q->lock);
     ev->next = NULL;
     *out = ev;

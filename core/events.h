@@ -21,17 +21,21 @@ typedef struct event_queue {
     struct wsn_event *head, *tail; /* lock */
     size_t messages;               /* lock: MESSAGE events queued */
     int stopped_taken;             /* lock */
+    size_t pause_at;               /* const: MESSAGE events that pause reads */
+    int paused;                    /* lock: reads from clients are paused */
     int fd;                        /* eventfd; const */
 } event_queue;
 
-int event_queue_init(event_queue *q);
+int event_queue_init(event_queue *q, size_t pause_at);
 /* Frees every queued event and the fd. */
 void event_queue_destroy(event_queue *q);
-/* Appends; returns the number of MESSAGE events now queued. */
-size_t event_queue_push(event_queue *q, struct wsn_event *ev);
+/* Appends. Returns 1 when reads must pause now: the MESSAGE backlog
+ * reached pause_at. */
+int event_queue_push(event_queue *q, struct wsn_event *ev);
 /* Takes the oldest event. Returns 0 with *out, WSN_EAGAIN, or WSN_ECLOSED
- * once STOPPED was taken; *messages_left gets the MESSAGE count left. */
-int event_queue_pop(event_queue *q, struct wsn_event **out, size_t *messages_left);
+ * once STOPPED was taken. *resume is set to 1 when paused reads must
+ * resume now: the backlog fell to half of pause_at. */
+int event_queue_pop(event_queue *q, struct wsn_event **out, int *resume);
 /* Drops queued events without running them (server teardown). */
 void event_queue_clear(event_queue *q);
 

@@ -48,11 +48,11 @@ void loop_emit(wsn_server *srv, wsn_event *ev)
         if (h.fn)
             h.fn(h.user, srv, ev);
     }
-    /* The host may take and free ev as soon as it is queued. */
-    int is_message = ev->kind == WSN_EVENT_MESSAGE;
-    size_t messages = event_queue_push(&srv->events, ev);
-    if (is_message && messages >= srv->event_queue_limit && !srv->rx_paused) {
-        wsn_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads", messages);
+    /* The queue decides under its lock, so the host's resume decision
+     * (taken under the same lock) can never be missed. */
+    if (event_queue_push(&srv->events, ev)) {
+        wsn_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
+                srv->event_queue_limit);
         loop_pause_rx(srv, 1);
     }
 }
@@ -62,8 +62,6 @@ void loop_pause_rx(wsn_server *srv, int pause)
     if (srv->rx_paused == pause)
         return;
     srv->rx_paused = pause;
-    if (pause)
-        atomic_store(&srv->rx_pause_signalled, 1);
     /* The id table is written only on this thread, so reading it here
      * needs no lock. */
     wsn_client *c, *tmp;
@@ -323,8 +321,10 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
         c->rx = p;
         c->rx_cap = cap;
     }
-    memcpy(c->rx + c->rx_len, in, len);
-    c->rx_len += len;
+    if (len) {
+        memcpy(c->rx + c->rx_len, in, len);
+        c->rx_len += len;
+    }
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
     pss->in_message = 0;
@@ -396,8 +396,12 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
         c->inflight = NULL;
     }
     if (c->need_ping) {
-        unsigned char ping[LWS_PRE + 1];
-        if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+        /* lws reports no RECEIVE_PONG for an empty pong, and a conforming
+         * client echoes the ping's payload: so the ping carries one. */
+        unsigned char ping[LWS_PRE + 8];
+        uint64_t stamp = (uint64_t)c->last_ping;
+        memcpy(ping + LWS_PRE, &stamp, sizeof(stamp));
+        if (lws_write(wsi, ping + LWS_PRE, sizeof(stamp), LWS_WRITE_PING) < 0)
             return -1;
         c->need_ping = 0;
         if (lws_send_pipe_choked(wsi)) {

@@ -90,10 +90,17 @@ static int make_message(wsn_server *srv, const char *channel, wsn_message_type t
     return *out ? WSN_OK : WSN_ENOMEM;
 }
 
+/* A stopped server answers WSN_ECLOSED before a gone client WSN_EGONE:
+ * after shutdown every client is gone, and the server is the cause. */
 static int check_client(wsn_server *srv, wsn_client *c)
 {
     if (!c || c->srv != srv)
         return WSN_EINVAL;
+    pthread_mutex_lock(&srv->lock);
+    int running = srv->state == SRV_RUNNING;
+    pthread_mutex_unlock(&srv->lock);
+    if (!running)
+        return WSN_ECLOSED;
     if (!atomic_load(&c->connected))
         return WSN_EGONE;
     return WSN_OK;

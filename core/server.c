@@ -52,7 +52,7 @@ static int init_sync(wsn_server *srv)
     if (pthread_mutex_init(&srv->lock, NULL) || pthread_mutex_init(&srv->err_lock, NULL) ||
         pthread_mutex_init(&srv->log_lock, NULL) || pthread_mutex_init(&srv->batch_lock, NULL))
         return -1;
-    return event_queue_init(&srv->events);
+    return 0;
 }
 
 WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errbuf,
@@ -101,6 +101,13 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     srv->max_pending_batches = (size_t)opt_int(copy, WSN_OPT_MAX_PENDING_BATCHES);
     srv->max_batch_messages = (size_t)opt_int(copy, WSN_OPT_MAX_BATCH_MESSAGES);
     srv->max_batch_bytes = (size_t)opt_int(copy, WSN_OPT_MAX_BATCH_BYTES);
+    if (event_queue_init(&srv->events, srv->event_queue_limit)) {
+        /* Nothing else holds resources yet. */
+        wsn_options_free(copy);
+        free(srv);
+        copy_error(errbuf, errbuf_len, "cannot create the event fd");
+        return WSN_ENOMEM;
+    }
     srv->state = SRV_NEW;
     srv->port = -1;
     *out = srv;
@@ -299,14 +306,10 @@ WSN_API int wsn_server_wait(wsn_server *srv, int timeout_ms)
     }
 }
 
-/* Reading from clients paused when the host fell behind; resume once it
- * has taken half the backlog. */
-static void maybe_resume_rx(wsn_server *srv, size_t messages_left)
+/* Reading from clients paused when the host fell behind; it resumes once
+ * the host has taken half the backlog. */
+static void resume_rx(wsn_server *srv)
 {
-    if (messages_left > srv->event_queue_limit / 2)
-        return;
-    if (!atomic_exchange(&srv->rx_pause_signalled, 0))
-        return;
     command *cmd = command_new(CMD_RESUME_RX);
     if (cmd)
         command_submit(srv, cmd);
@@ -317,10 +320,10 @@ WSN_API int wsn_server_next_event(wsn_server *srv, wsn_event **out)
     if (!srv || !out)
         return WSN_EINVAL;
     *out = NULL;
-    size_t left = 0;
-    int rc = event_queue_pop(&srv->events, out, &left);
-    if (rc == WSN_OK)
-        maybe_resume_rx(srv, left);
+    int resume = 0;
+    int rc = event_queue_pop(&srv->events, out, &resume);
+    if (resume)
+        resume_rx(srv);
     return rc;
 }
 

@@ -105,7 +105,6 @@ struct wsn_server {
     atomic_int format_clients[FORMAT_COUNT]; /* io writes; publishers read */
 
     event_queue events;
-    atomic_int rx_pause_signalled; /* io sets it when pausing reads; host clears */
 
     pthread_mutex_t err_lock;
     char last_error[256]; /* err_lock */

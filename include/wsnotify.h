@@ -253,8 +253,8 @@ WSN_API size_t wsn_server_last_error(wsn_server *srv, char *buf, size_t cap);
 /* ==== Pub/sub ========================================================== */
 
 /* Adds the client to a channel. Subscribing twice is a no-op. Returns 0,
- * WSN_EINVAL (empty / too long / not UTF-8 channel), WSN_EGONE,
- * WSN_ECLOSED. Takes effect before any publish made after it returns, from
+ * WSN_EINVAL (empty or not UTF-8 channel), WSN_ELIMIT (longer than
+ * WSN_OPT_MAX_CHANNEL_NAME), WSN_EGONE, WSN_ECLOSED (checked first). Takes effect before any publish made after it returns, from
  * any thread. Since 0.1. */
 WSN_API int wsn_server_subscribe(wsn_server *srv, wsn_client *client,
                                  const char *channel);
