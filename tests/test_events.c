@@ -1,0 +1,676 @@
+/* Events: connect/message/disconnect/stopped, queued and I/O-thread modes,
+ * incoming envelopes, the error reply, ordering guarantees. */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+/* Waits for queued events and dispatches until the recorder holds n. */
+static void dispatch_until(wsn_server *srv, tu_recorder *r, int n)
+{
+    int64_t deadline = tu_now_ms() + TU_TIMEOUT;
+    while (tu_recorder_total(r) < n) {
+        int left = (int)(deadline - tu_now_ms()), rc;
+        CHECK_MSG(left > 0, "only %d of %d events dispatched",
+                  tu_recorder_total(r), n);
+        rc = wsn_server_wait(srv, left);
+        CHECK_MSG(rc == 0 || rc == 1, "wait: %s", wsn_err_name(rc));
+        if (rc == 1) {
+            rc = wsn_server_dispatch(srv, 0);
+            CHECK_MSG(rc >= 1, "dispatch after wait()==1 returned %d", rc);
+        }
+    }
+}
+
+static void test_dispatch_on_caller_thread(void)
+{
+    wsn_server *srv;
+    tu_recorder r;
+    wsc *w;
+    tu_rec_event e;
+    wsn_server *s2 = NULL;
+    wsn_options *o = tu_opts();
+    CHECK_OK(wsn_server_new(o, &s2, NULL, 0));
+    srv = s2;
+    tu_recorder_init(&r);
+    tu_recorder_attach(&r, srv);
+    CHECK_OK(wsn_server_start(srv));
+    w = tu_connect(wsn_server_port(srv));
+    dispatch_until(srv, &r, 1);
+    e = tu_recorder_get(&r, 0);
+    CHECK_EQ(e.kind, WSN_EVENT_CONNECT);
+    CHECK(pthread_equal(e.thread, pthread_self()));
+    CHECK(strncmp(e.client_id, "c_", 2) == 0);
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"channel\":\"c\",\"message\":1}"));
+    dispatch_until(srv, &r, 2);
+    e = tu_recorder_get(&r, 1);
+    CHECK_EQ(e.kind, WSN_EVENT_MESSAGE);
+    CHECK(pthread_equal(e.thread, pthread_self()));
+    CHECK_STR(e.payload, "1");
+    wsc_free(w);
+    dispatch_until(srv, &r, 3);
+    e = tu_recorder_get(&r, 2);
+    CHECK_EQ(e.kind, WSN_EVENT_DISCONNECT);
+    CHECK_STR(e.client_id, tu_recorder_get(&r, 0).client_id);
+    /* dispatch with nothing queued takes nothing */
+    CHECK_EQ(wsn_server_dispatch(srv, 0), 0);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    dispatch_until(srv, &r, 4);
+    CHECK_EQ(tu_recorder_get(&r, 3).kind, WSN_EVENT_STOPPED);
+    CHECK_RC(wsn_server_dispatch(srv, 0), WSN_ECLOSED);
+    CHECK_EQ(tu_recorder_total(&r), 4);
+    wsn_server_free(srv);
+    tu_recorder_free(&r);
+    wsn_options_free(o);
+}
+
+static void test_next_event_fields(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    wsn_event *ev = NULL;
+    wsc *w;
+    wsn_client *c;
+    char id[64];
+    CHECK_RC(wsn_server_next_event(srv, &ev), WSN_EAGAIN);
+    CHECK(ev == NULL);
+    CHECK_EQ(wsn_server_wait(srv, 0), 0);
+    w = tu_connect(wsn_server_port(srv));
+    ev = tu_expect_event(srv, WSN_EVENT_CONNECT, TU_TIMEOUT);
+    c = wsn_event_client(ev);
+    CHECK(c != NULL);
+    CHECK(strncmp(wsn_event_client_id(ev), "c_", 2) == 0);
+    CHECK_STR(wsn_client_id(c), wsn_event_client_id(ev));
+    CHECK_EQ(wsn_client_is_connected(c), 1);
+    snprintf(id, sizeof id, "%s", wsn_event_client_id(ev));
+    wsn_event_free(ev);
+
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"channel\":\"ch\",\"message\":"
+                               "{\"a\":1},\"message_id\":\"m1\",\"reply_to_id\":\"r1\"}"));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_STR(wsn_event_client_id(ev), id);
+    CHECK_STR(wsn_client_id(wsn_event_client(ev)), id);
+    CHECK_EQ(wsn_event_message_type(ev), WSN_TYPE_JSON);
+    CHECK_STR(wsn_event_channel(ev), "ch");
+    CHECK_STR(wsn_event_message_id(ev), "m1");
+    CHECK_STR(wsn_event_reply_to_id(ev), "r1");
+    {
+        size_t len = 0;
+        const char *p = wsn_event_payload(ev, &len);
+        CHECK_STR(p, "{\"a\":1}");
+        CHECK_EQ(len, 7);
+        CHECK_EQ(p[len], '\0');
+    }
+    wsn_event_free(ev);
+    wsc_free(w);
+    ev = tu_expect_event(srv, WSN_EVENT_DISCONNECT, TU_TIMEOUT);
+    CHECK_STR(wsn_event_client_id(ev), id);
+    CHECK_EQ(wsn_client_is_connected(wsn_event_client(ev)), 0);
+    wsn_event_free(ev);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    ev = tu_expect_event(srv, WSN_EVENT_STOPPED, TU_TIMEOUT);
+    CHECK(wsn_event_client(ev) == NULL);
+    CHECK_STR(wsn_event_client_id(ev), "");
+    wsn_event_free(ev);
+    CHECK_RC(wsn_server_next_event(srv, &ev), WSN_ECLOSED);
+    CHECK_RC(wsn_server_wait(srv, 0), WSN_ECLOSED);
+    wsn_server_free(srv);
+}
+
+static void test_event_fd_readable(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    int fd = wsn_server_event_fd(srv);
+    struct pollfd p;
+    wsc *w;
+    wsn_event *ev;
+    CHECK(fd >= 0);
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    CHECK_EQ(poll(&p, 1, 0), 0);
+    w = tu_connect(wsn_server_port(srv));
+    CHECK_EQ(poll(&p, 1, TU_TIMEOUT), 1);
+    CHECK(p.revents & POLLIN);
+    CHECK_OK(wsn_server_next_event(srv, &ev));
+    CHECK_EQ(wsn_event_kind(ev), WSN_EVENT_CONNECT);
+    wsn_event_free(ev);
+    /* queue empty again: not readable */
+    p.revents = 0;
+    CHECK_EQ(poll(&p, 1, 0), 0);
+    /* two events queued, one taken: still readable */
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"message\":1}"));
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"message\":2}"));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    wsn_event_free(ev);
+    CHECK_EQ(poll(&p, 1, TU_TIMEOUT), 1);
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    wsn_event_free(ev);
+    p.revents = 0;
+    CHECK_EQ(poll(&p, 1, 0), 0);
+    wsc_free(w);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
+static void test_io_thread_handlers(void)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv = NULL;
+    tu_recorder r;
+    wsc *w;
+    int i;
+    tu_set_int(o, WSN_OPT_EVENTS_ON_IO_THREAD, 1);
+    CHECK_OK(wsn_server_new(o, &srv, NULL, 0));
+    tu_recorder_init(&r);
+    tu_recorder_attach(&r, srv);
+    CHECK_OK(wsn_server_start(srv));
+    w = tu_connect(wsn_server_port(srv));
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"message\":\"x\"}"));
+    TU_WAIT_FOR(tu_recorder_count(&r, WSN_EVENT_MESSAGE) == 1, TU_TIMEOUT);
+    wsc_free(w);
+    TU_WAIT_FOR(tu_recorder_count(&r, WSN_EVENT_DISCONNECT) == 1, TU_TIMEOUT);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    TU_WAIT_FOR(tu_recorder_count(&r, WSN_EVENT_STOPPED) == 1, TU_TIMEOUT);
+    CHECK_EQ(tu_recorder_total(&r), 4);
+    CHECK_EQ(tu_recorder_get(&r, 0).kind, WSN_EVENT_CONNECT);
+    CHECK_EQ(tu_recorder_get(&r, 1).kind, WSN_EVENT_MESSAGE);
+    CHECK_STR(tu_recorder_get(&r, 1).payload, "\"x\"");
+    CHECK_EQ(tu_recorder_get(&r, 2).kind, WSN_EVENT_DISCONNECT);
+    CHECK_EQ(tu_recorder_get(&r, 3).kind, WSN_EVENT_STOPPED);
+    for (i = 0; i < 3; i++) {
+        CHECK_MSG(!pthread_equal(tu_recorder_get(&r, i).thread, pthread_self()),
+                  "event %d ran on the test thread", i);
+        CHECK(pthread_equal(tu_recorder_get(&r, i).thread,
+                            tu_recorder_get(&r, 0).thread));
+    }
+    /* Nothing is queued in this mode. */
+    {
+        wsn_event *ev = NULL;
+        int rc = wsn_server_next_event(srv, &ev);
+        /* STOPPED may also be queued so that wait() can report the end. */
+        if (rc == WSN_OK) {
+            CHECK_MSG(wsn_event_kind(ev) == WSN_EVENT_STOPPED,
+                      "event %d queued in I/O-thread mode", wsn_event_kind(ev));
+            wsn_event_free(ev);
+        } else {
+            CHECK_MSG(rc == WSN_EAGAIN || rc == WSN_ECLOSED,
+                      "next_event in I/O-thread mode: %s", wsn_err_name(rc));
+        }
+    }
+    wsn_server_free(srv);
+    tu_recorder_free(&r);
+    wsn_options_free(o);
+}
+
+static void test_incoming_envelope(void)
+{
+    static const struct {
+        const char *in;
+        const char *channel, *payload, *mid, *rid;
+    } cases[] = {
+        {"{\"type\":\"json\",\"channel\":\"c\",\"message\":{\"a\":1},\"message_id\":\"m1\"}",
+         "c", "{\"a\":1}", "m1", ""},
+        {"{\"type\":\"json\",\"message\":[1,2]}", "", "[1,2]", "", ""},
+        {"{\"type\":\"json\",\"channel\":\"x\",\"message\":\"s\",\"reply_to_id\":\"r9\"}",
+         "x", "\"s\"", "", "r9"},
+        {"{\"message_id\":\"m2\",\"message\":null,\"channel\":\"k\",\"type\":\"json\"}",
+         "k", "null", "m2", ""},
+        {"{\"type\":\"json\",\"channel\":\"\\u00e9\",\"message\":true}",
+         "\xc3\xa9", "true", "", ""},
+    };
+    wsn_server *srv = tu_server(NULL);
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK_WSC(wsc_send_text(w, cases[i].in));
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wsn_event *ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+        size_t len;
+        const char *p = wsn_event_payload(ev, &len);
+        CHECK_EQ(wsn_event_message_type(ev), WSN_TYPE_JSON);
+        CHECK_STR(wsn_event_channel(ev), cases[i].channel);
+        CHECK_STR(p, cases[i].payload);
+        CHECK_EQ(len, strlen(cases[i].payload));
+        CHECK_STR(wsn_event_message_id(ev), cases[i].mid);
+        CHECK_STR(wsn_event_reply_to_id(ev), cases[i].rid);
+        CHECK_STR(wsn_event_client_id(ev), wsn_client_id(c));
+        wsn_event_free(ev);
+    }
+    wsc_free(w);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
+static void test_incoming_text_type(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    wsn_event *ev;
+    size_t len;
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"text\",\"channel\":\"c\",\"message\":\"h\\u00e9 \\\"q\\\"\"}"));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_EQ(wsn_event_message_type(ev), WSN_TYPE_TEXT);
+    CHECK_STR((const char *)wsn_event_payload(ev, &len), "h\xc3\xa9 \"q\"");
+    CHECK_EQ(len, 7);
+    CHECK_STR(wsn_event_channel(ev), "c");
+    wsn_event_free(ev);
+    wsc_free(w);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
+static void test_incoming_binary(void)
+{
+    static const unsigned char bin[] = {0, 1, 2, 0xff, 0, 0x80, '{'};
+    wsn_server *srv = tu_server(NULL);
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    wsn_event *ev;
+    size_t len = 0;
+    const unsigned char *p;
+    unsigned char big[70000];
+    size_t i;
+    CHECK_WSC(wsc_send_binary(w, bin, sizeof bin));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_EQ(wsn_event_message_type(ev), WSN_TYPE_BINARY);
+    p = wsn_event_payload(ev, &len);
+    CHECK_MEM(p, len, bin, sizeof bin);
+    CHECK_EQ(p[len], 0);
+    CHECK_STR(wsn_event_channel(ev), "");
+    CHECK_STR(wsn_event_message_id(ev), "");
+    CHECK_STR(wsn_event_client_id(ev), wsn_client_id(c));
+    wsn_event_free(ev);
+    /* A fragmented binary message is reassembled. */
+    for (i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i ^ (i >> 8));
+    CHECK_WSC(wsc_send_fragmented(w, WSC_OP_BINARY, big, sizeof big, 1000));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_EQ(wsn_event_message_type(ev), WSN_TYPE_BINARY);
+    p = wsn_event_payload(ev, &len);
+    CHECK_MEM(p, len, big, sizeof big);
+    wsn_event_free(ev);
+    /* An empty binary message. */
+    CHECK_WSC(wsc_send_binary(w, "", 0));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_EQ(wsn_event_message_type(ev), WSN_TYPE_BINARY);
+    wsn_event_payload(ev, &len);
+    CHECK_EQ(len, 0);
+    wsn_event_free(ev);
+    wsc_free(w);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
+static void test_invalid_json_error(void)
+{
+    static const char *bad[] = {"not json", "{\"type\":", "", "{\"a\":1}}"};
+    wsn_server *srv = tu_server(NULL);
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    char *want = tu_strdupf("{\"client_id\":\"%s\",\"error\":\"invalid JSON "
+                            "format\",\"reply_to\":\"\",\"time\":\"T\","
+                            "\"type\":\"error\"}",
+                            wsn_client_id(c));
+    size_t i;
+    wsn_event *ev;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_WSC(wsc_send_text(w, bad[i]));
+        tu_expect_envelope(w, want);
+    }
+    /* Still connected; the bad frames produced no MESSAGE event. */
+    CHECK_EQ(wsn_client_is_connected(c), 1);
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"message\":\"after\"}"));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_STR((const char *)wsn_event_payload(ev, NULL), "\"after\"");
+    wsn_event_free(ev);
+    CHECK_OK(wsn_server_subscribe(srv, c, "c"));
+    CHECK_OK(wsn_server_publish(srv, "c", "1"));
+    tu_expect_envelope(w, "{\"channel\":\"c\",\"type\":\"json\",\"time\":\"T\","
+                          "\"message\":1}");
+    free(want);
+    wsc_free(w);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
+static void run_disconnect_after_last(int io_thread)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv = NULL;
+    tu_recorder r;
+    wsc *w;
+    int i, n, total;
+    char id[64];
+    tu_set_int(o, WSN_OPT_EVENTS_ON_IO_THREAD, io_thread);
+    CHECK_OK(wsn_server_new(o, &srv, NULL, 0));
+    tu_recorder_init(&r);
+    tu_recorder_attach(&r, srv);
+    CHECK_OK(wsn_server_start(srv));
+    w = tu_connect(wsn_server_port(srv));
+    for (i = 0; i < 50; i++) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "{\"type\":\"json\",\"message\":{\"i\":%d}}", i);
+        CHECK_WSC(wsc_send_text(w, msg));
+    }
+    CHECK_WSC(wsc_send_close(w, 1000, "bye"));
+    /* The server answers the close. */
+    tu_expect_close(w, 1000, NULL);
+    wsc_free(w);
+    if (io_thread)
+        TU_WAIT_FOR(tu_recorder_count(&r, WSN_EVENT_DISCONNECT) == 1, TU_TIMEOUT);
+    else
+        dispatch_until(srv, &r, 52);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    if (io_thread)
+        TU_WAIT_FOR(tu_recorder_count(&r, WSN_EVENT_STOPPED) == 1, TU_TIMEOUT);
+    else
+        dispatch_until(srv, &r, 53);
+    total = tu_recorder_total(&r);
+    CHECK_EQ(total, 53);
+    CHECK_EQ(tu_recorder_get(&r, 0).kind, WSN_EVENT_CONNECT);
+    snprintf(id, sizeof id, "%s", tu_recorder_get(&r, 0).client_id);
+    for (i = 0, n = 1; i < 50; i++, n++) {
+        tu_rec_event e = tu_recorder_get(&r, n);
+        char want[32];
+        CHECK_EQ(e.kind, WSN_EVENT_MESSAGE);
+        CHECK_STR(e.client_id, id);
+        snprintf(want, sizeof want, "{\"i\":%d}", i);
+        CHECK_STR(e.payload, want);
+    }
+    CHECK_EQ(tu_recorder_get(&r, 51).kind, WSN_EVENT_DISCONNECT);
+    CHECK_STR(tu_recorder_get(&r, 51).client_id, id);
+    CHECK_EQ(tu_recorder_get(&r, 52).kind, WSN_EVENT_STOPPED);
+    CHECK_EQ(tu_recorder_count(&r, WSN_EVENT_DISCONNECT), 1);
+    wsn_server_free(srv);
+    CHECK_EQ(tu_recorder_total(&r), 53); /* nothing after free */
+    tu_recorder_free(&r);
+    wsn_options_free(o);
+}
+
+static void test_disconnect_after_last_message(void)
+{
+    run_disconnect_after_last(0);
+    run_disconnect_after_last(1);
+}
+
+static void test_stopped_is_last(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    wsc *w1, *w2;
+    wsn_client *c1 = tu_accept(srv, &w1);
+    wsn_client *c2 = tu_accept(srv, &w2);
+    int disc = 0, i;
+    wsn_event *ev;
+    CHECK_WSC(wsc_send_text(w1, "{\"type\":\"json\",\"message\":1}"));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    wsn_event_free(ev);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    for (i = 0; i < 10; i++) {
+        ev = tu_event(srv, TU_TIMEOUT);
+        if (wsn_event_kind(ev) == WSN_EVENT_STOPPED) {
+            wsn_event_free(ev);
+            break;
+        }
+        CHECK_EQ(wsn_event_kind(ev), WSN_EVENT_DISCONNECT);
+        disc++;
+        wsn_event_free(ev);
+    }
+    CHECK_EQ(disc, 2);
+    CHECK_RC(wsn_server_next_event(srv, &ev), WSN_ECLOSED);
+    CHECK_RC(wsn_server_wait(srv, 100), WSN_ECLOSED);
+    CHECK_RC(wsn_server_wait(srv, -1), WSN_ECLOSED);
+    CHECK_RC(wsn_server_dispatch(srv, 0), WSN_ECLOSED);
+    CHECK_EQ(wsn_client_is_connected(c1), 0);
+    CHECK_EQ(wsn_client_is_connected(c2), 0);
+    wsc_free(w1);
+    wsc_free(w2);
+    wsn_client_release(c1);
+    wsn_client_release(c2);
+    wsn_server_free(srv);
+}
+
+static void test_client_ids_unique(void)
+{
+    wsn_server *s1 = tu_server(NULL), *s2 = tu_server(NULL);
+    char ids[40][64];
+    int n = 0, i, j, k;
+    for (k = 0; k < 20; k++) {
+        wsn_server *srv = k % 2 ? s2 : s1;
+        wsc *w;
+        wsn_client *c = tu_accept(srv, &w);
+        const char *id = wsn_client_id(c);
+        CHECK_MSG(strncmp(id, "c_", 2) == 0 && strlen(id) > 2,
+                  "client id '%s'", id);
+        snprintf(ids[n++], sizeof ids[0], "%s", id);
+        wsc_free(w);
+        tu_expect_disconnect_of(srv, id, TU_TIMEOUT);
+        wsn_client_release(c);
+    }
+    for (i = 0; i < n; i++)
+        for (j = 0; j < i; j++)
+            CHECK_MSG(strcmp(ids[i], ids[j]) != 0, "duplicate id %s", ids[i]);
+    CHECK_OK(wsn_server_shutdown(s1, 5000));
+    CHECK_OK(wsn_server_shutdown(s2, 5000));
+    wsn_server_free(s1);
+    wsn_server_free(s2);
+}
+
+static void test_remote_address(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    CHECK_STR(wsn_client_remote_address(c), "127.0.0.1");
+    wsc_free(w);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    CHECK_STR(wsn_client_remote_address(c), "127.0.0.1"); /* still readable */
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
+/* A handler on the I/O thread that subscribes the sender and replies. */
+typedef struct reply_state {
+    pthread_mutex_t mu;
+    int sub_rc, pub_rc, calls;
+} reply_state;
+
+static void reply_handler(void *user, wsn_server *srv, const wsn_event *ev)
+{
+    reply_state *st = user;
+    wsn_client *c = wsn_event_client(ev);
+    int sub = wsn_server_subscribe(srv, c, wsn_event_channel(ev));
+    int pub = wsn_server_publish_to_client(srv, c, wsn_event_channel(ev),
+                                           WSN_TYPE_JSON, "{\"ok\":true}", 11,
+                                           NULL, wsn_event_message_id(ev));
+    pthread_mutex_lock(&st->mu);
+    st->sub_rc = sub;
+    st->pub_rc = pub;
+    st->calls++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static int reply_calls(reply_state *st)
+{
+    int n;
+    pthread_mutex_lock(&st->mu);
+    n = st->calls;
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+static void test_handler_publish_reply(void)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv = NULL;
+    reply_state st;
+    wsc *w;
+    memset(&st, 0, sizeof st);
+    pthread_mutex_init(&st.mu, NULL);
+    tu_set_int(o, WSN_OPT_EVENTS_ON_IO_THREAD, 1);
+    CHECK_OK(wsn_server_new(o, &srv, NULL, 0));
+    CHECK_OK(wsn_server_set_handler(srv, WSN_EVENT_MESSAGE, reply_handler, &st));
+    CHECK_OK(wsn_server_start(srv));
+    w = tu_connect(wsn_server_port(srv));
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"channel\":\"room\",\"message\":"
+                               "{\"x\":1},\"message_id\":\"q1\"}"));
+    tu_expect_envelope(w, "{\"channel\":\"room\",\"type\":\"json\",\"time\":\"T\","
+                          "\"message\":{\"ok\":true},\"reply_to_id\":\"q1\"}");
+    TU_WAIT_FOR(reply_calls(&st) == 1, TU_TIMEOUT);
+    pthread_mutex_lock(&st.mu);
+    CHECK_RC(st.sub_rc, WSN_OK);
+    CHECK_RC(st.pub_rc, WSN_OK);
+    pthread_mutex_unlock(&st.mu);
+    /* The subscription made on the I/O thread is in effect. */
+    CHECK_OK(wsn_server_publish(srv, "room", "7"));
+    tu_expect_envelope(w, "{\"channel\":\"room\",\"type\":\"json\",\"time\":\"T\","
+                          "\"message\":7}");
+    wsc_free(w);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+    pthread_mutex_destroy(&st.mu);
+    wsn_options_free(o);
+}
+
+/* With a tiny event queue, reading from the client pauses while the host
+ * does not take events, and resumes: nothing is lost, order is kept. */
+static void test_event_queue_limit_pauses(void)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv;
+    wsc *w;
+    wsn_client *c;
+    int i;
+    tu_set_int(o, WSN_OPT_EVENT_QUEUE_LIMIT, 4);
+    srv = tu_server(o);
+    c = tu_accept(srv, &w);
+    for (i = 0; i < 300; i++) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "{\"type\":\"json\",\"message\":{\"i\":%d}}", i);
+        CHECK_WSC(wsc_send_text(w, msg));
+    }
+    for (i = 0; i < 300; i++) {
+        wsn_event *ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+        char want[32];
+        snprintf(want, sizeof want, "{\"i\":%d}", i);
+        CHECK_STR((const char *)wsn_event_payload(ev, NULL), want);
+        wsn_event_free(ev);
+    }
+    /* The connection still works both ways. */
+    CHECK_OK(wsn_server_subscribe(srv, c, "c"));
+    CHECK_OK(wsn_server_publish(srv, "c", "1"));
+    tu_expect_envelope(w, "{\"channel\":\"c\",\"type\":\"json\",\"time\":\"T\","
+                          "\"message\":1}");
+    wsc_free(w);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+    wsn_options_free(o);
+}
+
+/* raw_incoming: text frames reach the host as they are, no error replies. */
+static void test_raw_incoming(void)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv;
+    wsc *w;
+    wsn_client *c;
+    wsn_event *ev;
+    size_t len;
+    static const unsigned char bin[] = {1, 0, 2};
+    tu_set_int(o, WSN_OPT_RAW_INCOMING, 1);
+    srv = tu_server(o);
+    c = tu_accept(srv, &w);
+    CHECK_WSC(wsc_send_text(w, "not json at all"));
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"channel\":\"c\",\"message\":1}"));
+    CHECK_WSC(wsc_send_binary(w, bin, sizeof bin));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_EQ(wsn_event_message_type(ev), WSN_TYPE_TEXT);
+    CHECK_STR((const char *)wsn_event_payload(ev, &len), "not json at all");
+    CHECK_EQ(len, 15);
+    CHECK_STR(wsn_event_channel(ev), "");
+    wsn_event_free(ev);
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_EQ(wsn_event_message_type(ev), WSN_TYPE_TEXT);
+    CHECK_STR((const char *)wsn_event_payload(ev, &len),
+              "{\"type\":\"json\",\"channel\":\"c\",\"message\":1}");
+    CHECK_STR(wsn_event_channel(ev), "");
+    wsn_event_free(ev);
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_EQ(wsn_event_message_type(ev), WSN_TYPE_BINARY);
+    {
+        const void *p = wsn_event_payload(ev, &len);
+        CHECK_MEM(p, len, bin, sizeof bin);
+    }
+    wsn_event_free(ev);
+    /* No error reply was sent: the next thing the client gets is this. */
+    CHECK_OK(wsn_server_send_raw(srv, c, WSN_TYPE_TEXT, "next", 4));
+    tu_expect_text(w, "next");
+    wsc_free(w);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+    wsn_options_free(o);
+}
+
+/* send_raw: one frame as it is, no envelope. */
+static void test_send_raw(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    static const unsigned char bin[] = {0xff, 0, 0x7f};
+    wsc_msg m;
+    CHECK_OK(wsn_server_send_raw(srv, c, WSN_TYPE_TEXT, "h\xc3\xa9 raw", 7));
+    CHECK_OK(wsn_server_send_raw(srv, c, WSN_TYPE_BINARY, bin, sizeof bin));
+    CHECK_OK(wsn_server_send_raw(srv, c, WSN_TYPE_TEXT, "", 0));
+    tu_expect_text(w, "h\xc3\xa9 raw");
+    tu_recv(w, &m, TU_TIMEOUT);
+    CHECK_EQ(m.opcode, WSC_OP_BINARY);
+    CHECK_MEM(m.data, m.len, bin, sizeof bin);
+    wsc_msg_clear(&m);
+    tu_expect_text(w, "");
+    CHECK_RC(wsn_server_send_raw(srv, c, WSN_TYPE_TEXT, "\xff", 1), WSN_EINVAL);
+    CHECK_RC(wsn_server_send_raw(srv, c, WSN_TYPE_JSON, "1", 1), WSN_EINVAL);
+    CHECK_RC(wsn_server_send_raw(srv, NULL, WSN_TYPE_TEXT, "x", 1), WSN_EINVAL);
+    CHECK_RC(wsn_server_send_raw(srv, c, WSN_TYPE_BINARY, NULL, 1), WSN_EINVAL);
+    wsc_free(w);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    CHECK_RC(wsn_server_send_raw(srv, c, WSN_TYPE_TEXT, "x", 1), WSN_EGONE);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
+static const tu_test tests[] = {
+    {"dispatch_on_caller_thread", test_dispatch_on_caller_thread},
+    {"next_event_fields", test_next_event_fields},
+    {"event_fd_readable", test_event_fd_readable},
+    {"io_thread_handlers", test_io_thread_handlers},
+    {"incoming_envelope", test_incoming_envelope},
+    {"incoming_text_type", test_incoming_text_type},
+    {"incoming_binary", test_incoming_binary},
+    {"invalid_json_error", test_invalid_json_error},
+    {"disconnect_after_last_message", test_disconnect_after_last_message},
+    {"stopped_is_last", test_stopped_is_last},
+    {"client_ids_unique", test_client_ids_unique},
+    {"remote_address", test_remote_address},
+    {"handler_publish_reply", test_handler_publish_reply},
+    {"event_queue_limit_pauses", test_event_queue_limit_pauses},
+    {"raw_incoming", test_raw_incoming},
+    {"send_raw", test_send_raw},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) { return tu_main(tests, argc, argv); }
