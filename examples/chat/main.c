@@ -1,0 +1,490 @@
+/*
+ * wsnotify chat example: the C port of the Go original's example/main.go.
+ *
+ * Serves examples/chat/index.html at "/" and WebSockets at "/ws". Clients
+ * send envelopes like
+ *
+ *   {"type":"json","channel":"room","message":{"action":"subscribe",
+ *    "channel":"room"},"message_id":"m1"}
+ *   {"type":"json","channel":"room","message":{"action":"broadcast",
+ *    "text":"hi"}}
+ *
+ * "subscribe" adds the sender to message.channel and answers the sender
+ * alone with {"status":"subscribed","channel":...} (reply_to_id = the
+ * request's message_id); "broadcast" publishes the message object to every
+ * subscriber of the envelope's channel.
+ *
+ * Handlers run on this program's main thread (the default queued-event
+ * mode): main() waits on the server's event queue with a bounded timeout
+ * and dispatches; SIGINT/SIGTERM set a flag that the loop checks, then the
+ * server shuts down gracefully (every client gets close 1001) and the
+ * program exits 0.
+ *
+ *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
+ *
+ * The port defaults to $WSN_PORT, else 8080.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wsnotify.h"
+
+#ifndef WSN_CHAT_STATIC_DIR
+#define WSN_CHAT_STATIC_DIR ""
+#endif
+
+#define SHUTDOWN_TIMEOUT_MS 10000
+#define WAIT_SLICE_MS 250
+
+/* The one piece of process-wide state: a signal handler has nowhere else
+ * to put what it saw. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+/* ---- logging ----------------------------------------------------------- */
+
+static void log_line(const char *who, const char *level, const char *fmt,
+                     va_list ap) {
+    char stamp[32];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    /* Channel names and ids come from clients: keep control characters
+     * out of the terminal. */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    fprintf(stderr, "%s.%03ld %-5s %s: %s\n", stamp, ts.tv_nsec / 1000000L,
+            level, who, msg);
+}
+
+static void chat_log(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void chat_log(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_line("chat", "INFO", fmt, ap);
+    va_end(ap);
+}
+
+static void log_pass(const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void log_pass(const char *level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_line("wsnotify", level, fmt, ap);
+    va_end(ap);
+}
+
+/* The server's log lines (any of its threads, never two at once). */
+static void on_server_log(void *user, wsn_log_level level, const char *msg) {
+    (void)user;
+    static const char *const names[] = {"NONE", "ERROR", "WARN", "INFO",
+                                        "DEBUG"};
+    const char *name =
+        (level >= WSN_LOG_NONE && level <= WSN_LOG_DEBUG) ? names[level] : "?";
+    log_pass(name, "%s", msg);
+}
+
+/* ---- handlers (all on the main thread, from wsn_server_dispatch) ------- */
+
+static void on_connect(void *user, wsn_server *srv, const wsn_event *ev) {
+    (void)user;
+    wsn_client *c = wsn_event_client(ev);
+    const char *addr = c ? wsn_client_remote_address(c) : NULL;
+    chat_log("client connected: %s from %s (%d connected)",
+             wsn_event_client_id(ev), addr ? addr : "?",
+             wsn_server_connected_clients(srv));
+}
+
+static void on_disconnect(void *user, wsn_server *srv, const wsn_event *ev) {
+    (void)user;
+    chat_log("client disconnected: %s (%d connected)",
+             wsn_event_client_id(ev), wsn_server_connected_clients(srv));
+}
+
+/* Sends one JSON value to one client; logs a failure. */
+static void reply(wsn_server *srv, wsn_client *client, const char *channel,
+                  json_t *value, const char *reply_to) {
+    char *text = json_dumps(value, JSON_COMPACT);
+    if (!text) {
+        chat_log("out of memory encoding a reply");
+        return;
+    }
+    int rc = wsn_server_publish_to_client(srv, client, channel, WSN_TYPE_JSON,
+                                          text, strlen(text), NULL, reply_to);
+    if (rc != WSN_OK)
+        chat_log("reply to %s failed: %s", wsn_client_id(client),
+                 wsn_strerror(rc));
+    free(text);
+}
+
+/* Unlike the Go original, which only logs, tells the client why its
+ * request failed: {"status":"error","channel":...,"error":...}. The
+ * envelope's channel is "": the channel name may be what was wrong. */
+static void reply_error(wsn_server *srv, wsn_client *client,
+                        const char *channel, int rc, const char *reply_to) {
+    json_t *err = json_pack("{s:s, s:s, s:s}", "status", "error", "channel",
+                            channel, "error", wsn_strerror(rc));
+    if (!err) {
+        chat_log("out of memory building an error reply");
+        return;
+    }
+    reply(srv, client, "", err, reply_to);
+    json_decref(err);
+}
+
+static void handle_subscribe(wsn_server *srv, wsn_client *client,
+                             const wsn_event *ev, json_t *data) {
+    const char *channel = json_string_value(json_object_get(data, "channel"));
+    const char *msg_id = wsn_event_message_id(ev);
+    if (!channel)
+        return; /* no channel string: ignored, as in the Go original */
+
+    int rc = wsn_server_subscribe(srv, client, channel);
+    if (rc != WSN_OK) {
+        chat_log("subscription failed for %s to '%s': %s",
+                 wsn_client_id(client), channel, wsn_strerror(rc));
+        reply_error(srv, client, channel, rc, msg_id);
+        return;
+    }
+    chat_log("client %s subscribed to '%s'", wsn_client_id(client), channel);
+
+    json_t *ok = json_pack("{s:s, s:s}", "status", "subscribed", "channel",
+                           channel);
+    if (!ok) {
+        chat_log("out of memory building a reply");
+        return;
+    }
+    reply(srv, client, channel, ok, msg_id);
+    json_decref(ok);
+}
+
+static void handle_broadcast(wsn_server *srv, wsn_client *client,
+                             const wsn_event *ev, json_t *data) {
+    const char *channel = wsn_event_channel(ev);
+    if (!channel || !*channel)
+        return; /* the envelope names the channel; none: nothing to do */
+
+    char *text = json_dumps(data, JSON_COMPACT);
+    if (!text) {
+        chat_log("out of memory encoding a broadcast");
+        return;
+    }
+    int rc = wsn_server_publish(srv, channel, text);
+    free(text);
+    if (rc != WSN_OK) {
+        chat_log("broadcast from %s to '%s' failed: %s",
+                 wsn_client_id(client), channel, wsn_strerror(rc));
+        reply_error(srv, client, channel, rc, wsn_event_message_id(ev));
+    }
+}
+
+static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
+    (void)user;
+    wsn_client *client = wsn_event_client(ev);
+    wsn_message_type type = wsn_event_message_type(ev);
+    const char *type_name = wsn_message_type_name(type);
+    chat_log("message from %s: type=%s, channel=%s", wsn_event_client_id(ev),
+             type_name ? type_name : "?", wsn_event_channel(ev));
+
+    /* The chat protocol is JSON objects with an "action". */
+    if (!client || type != WSN_TYPE_JSON)
+        return;
+    size_t len = 0;
+    const char *payload = wsn_event_payload(ev, &len);
+    if (!payload)
+        return;
+
+    json_error_t jerr;
+    json_t *data = json_loadb(payload, len, JSON_DECODE_ANY, &jerr);
+    if (!data)
+        return; /* cannot happen: the engine validated it */
+    if (!json_is_object(data)) {
+        json_decref(data);
+        return; /* ignore anything but an object */
+    }
+
+    const char *action = json_string_value(json_object_get(data, "action"));
+    if (action && strcmp(action, "subscribe") == 0)
+        handle_subscribe(srv, client, ev, data);
+    else if (action && strcmp(action, "broadcast") == 0)
+        handle_broadcast(srv, client, ev, data);
+
+    json_decref(data);
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+struct config {
+    const char *host;
+    int port;
+    const char *static_dir;
+    int verbose;
+};
+
+static void usage(FILE *out, const char *argv0) {
+    fprintf(out,
+            "usage: %s [--host ADDR] [--port N] [--static-dir DIR] "
+            "[--verbose]\n"
+            "\n"
+            "  --host ADDR        listen address (default 127.0.0.1;\n"
+            "                     0.0.0.0 for every interface)\n"
+            "  --port N           TCP port (default $WSN_PORT, else 8080;\n"
+            "                     0 = any free port)\n"
+            "  --static-dir DIR   folder holding index.html (default: the\n"
+            "                     source folder this binary was built from)\n"
+            "  --verbose          log at debug level\n",
+            argv0);
+}
+
+static int parse_port(const char *s, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > 65535)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int is_dir_with_index(const char *dir) {
+    char path[PATH_MAX];
+    struct stat st;
+    if (!dir || !*dir)
+        return 0;
+    if (snprintf(path, sizeof path, "%s/index.html", dir) >= (int)sizeof path)
+        return 0;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The page's folder: --static-dir, else the source folder compiled in,
+ * else the folder holding this executable. buf receives the fallback. */
+static const char *find_static_dir(const char *given, char *buf, size_t cap) {
+    if (given)
+        return is_dir_with_index(given) ? given : NULL;
+    if (is_dir_with_index(WSN_CHAT_STATIC_DIR))
+        return WSN_CHAT_STATIC_DIR;
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        char *slash = strrchr(buf, '/');
+        if (slash) {
+            *slash = '\0';
+            if (is_dir_with_index(buf))
+                return buf;
+        }
+    }
+    return NULL;
+}
+
+static int parse_args(int argc, char **argv, struct config *cfg) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        size_t alen = strlen(a);
+        /* accept both "--opt value" and "--opt=value" */
+        const char *eq = strchr(a, '=');
+        if (eq && strncmp(a, "--", 2) == 0) {
+            alen = (size_t)(eq - a);
+            val = eq + 1;
+        }
+#define IS(name) (alen == strlen(name) && strncmp(a, name, alen) == 0)
+#define NEED_VALUE()                                                           \
+    do {                                                                       \
+        if (!val) {                                                            \
+            if (i + 1 >= argc) {                                               \
+                fprintf(stderr, "%s: %s needs a value\n", argv[0], a);         \
+                return -1;                                                     \
+            }                                                                  \
+            val = argv[++i];                                                   \
+        }                                                                      \
+    } while (0)
+        if (IS("-h") || IS("--help")) {
+            usage(stdout, argv[0]);
+            exit(0);
+        } else if (IS("--host")) {
+            NEED_VALUE();
+            cfg->host = val;
+        } else if (IS("--port") || IS("-p")) {
+            NEED_VALUE();
+            if (parse_port(val, &cfg->port) != 0) {
+                fprintf(stderr, "%s: bad port '%s'\n", argv[0], val);
+                return -1;
+            }
+        } else if (IS("--static-dir")) {
+            NEED_VALUE();
+            cfg->static_dir = val;
+        } else if (IS("--verbose") || IS("-v")) {
+            cfg->verbose = 1;
+        } else {
+            fprintf(stderr, "%s: unknown argument '%s'\n", argv[0], a);
+            return -1;
+        }
+#undef IS
+#undef NEED_VALUE
+    }
+    return 0;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static int set_int(wsn_options *o, wsn_option id, int64_t v) {
+    int rc = wsn_options_set_int(o, id, v);
+    if (rc != WSN_OK)
+        fprintf(stderr, "option %s: %s\n", wsn_option_name(id),
+                wsn_strerror(rc));
+    return rc;
+}
+
+static int set_str(wsn_options *o, wsn_option id, const char *v) {
+    int rc = wsn_options_set_string(o, id, v);
+    if (rc != WSN_OK)
+        fprintf(stderr, "option %s: %s\n", wsn_option_name(id),
+                wsn_strerror(rc));
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    struct config cfg = {"127.0.0.1", 8080, NULL, 0};
+    const char *env_port = getenv("WSN_PORT");
+    if (env_port && *env_port && parse_port(env_port, &cfg.port) != 0) {
+        fprintf(stderr, "%s: bad WSN_PORT '%s'\n", argv[0], env_port);
+        return 2;
+    }
+    if (parse_args(argc, argv, &cfg) != 0) {
+        usage(stderr, argv[0]);
+        return 2;
+    }
+
+    char exe_dir[PATH_MAX];
+    const char *static_dir =
+        find_static_dir(cfg.static_dir, exe_dir, sizeof exe_dir);
+    if (!static_dir) {
+        fprintf(stderr,
+                "%s: no index.html in %s; pass --static-dir "
+                "path/to/examples/chat\n",
+                argv[0],
+                cfg.static_dir ? cfg.static_dir
+                               : (*WSN_CHAT_STATIC_DIR ? WSN_CHAT_STATIC_DIR
+                                                       : "(no default)"));
+        return 2;
+    }
+
+    /* Signals: a flag checked by the event loop between bounded waits. No
+     * SA_RESTART, so a blocked wait returns early on EINTR. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    wsn_options *opts = wsn_options_new();
+    if (!opts) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    int rc = 0;
+    rc |= set_str(opts, WSN_OPT_HOST, cfg.host);
+    rc |= set_int(opts, WSN_OPT_PORT, cfg.port);
+    rc |= set_str(opts, WSN_OPT_PATH, "/ws");
+    rc |= set_str(opts, WSN_OPT_STATIC_DIR, static_dir);
+    rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
+                  cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);
+    if (rc == 0)
+        rc = wsn_options_set_logger(opts, on_server_log, NULL);
+    if (rc != 0) {
+        wsn_options_free(opts);
+        return 2;
+    }
+
+    wsn_server *srv = NULL;
+    char err[256] = "";
+    rc = wsn_server_new(opts, &srv, err, sizeof err);
+    wsn_options_free(opts);
+    if (rc != WSN_OK) {
+        fprintf(stderr, "wsn_server_new: %s: %s\n", wsn_strerror(rc), err);
+        return 1;
+    }
+
+    wsn_server_set_handler(srv, WSN_EVENT_CONNECT, on_connect, NULL);
+    wsn_server_set_handler(srv, WSN_EVENT_MESSAGE, on_message, NULL);
+    wsn_server_set_handler(srv, WSN_EVENT_DISCONNECT, on_disconnect, NULL);
+
+    rc = wsn_server_start(srv);
+    if (rc != WSN_OK) {
+        if (wsn_server_last_error(srv, err, sizeof err) == 0)
+            snprintf(err, sizeof err, "cannot listen on %s:%d: %s", cfg.host,
+                     cfg.port, wsn_strerror(rc));
+        fprintf(stderr, "%s: %s\n", argv[0], err);
+        wsn_server_free(srv);
+        return 1;
+    }
+    chat_log("chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
+             cfg.host, wsn_server_port(srv), static_dir);
+    chat_log("open it in two browser tabs; Ctrl-C to stop");
+
+    /* The event loop: handlers run here, on the main thread. */
+    int stopped = 0;
+    while (!stop_signal) {
+        int w = wsn_server_wait(srv, WAIT_SLICE_MS);
+        if (w == WSN_ECLOSED) {
+            stopped = 1; /* the server stopped on its own */
+            break;
+        }
+        if (w > 0 && wsn_server_dispatch(srv, 0) == WSN_ECLOSED) {
+            stopped = 1;
+            break;
+        }
+    }
+
+    int exit_code = 0;
+    if (stopped) {
+        chat_log("server stopped unexpectedly");
+        exit_code = 1;
+    } else {
+        chat_log("got %s, shutting down",
+                 stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+        /* A second Ctrl-C during shutdown kills the process the usual way. */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        rc = wsn_server_shutdown(srv, SHUTDOWN_TIMEOUT_MS);
+        if (rc == WSN_ETIMEDOUT)
+            chat_log("shutdown timed out: some clients were cut");
+        else if (rc != WSN_OK)
+            chat_log("shutdown: %s", wsn_strerror(rc));
+        /* Run the disconnect handlers still queued, up to STOPPED. */
+        for (;;) {
+            int w = wsn_server_wait(srv, WAIT_SLICE_MS);
+            if (w == WSN_ECLOSED)
+                break;
+            if (w == 0)
+                break; /* nothing more within a slice: stop waiting */
+            if (w > 0 && wsn_server_dispatch(srv, 0) == WSN_ECLOSED)
+                break;
+            if (w < 0)
+                break;
+        }
+        chat_log("server gracefully stopped");
+    }
+    wsn_server_free(srv);
+    return exit_code;
+}

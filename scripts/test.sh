@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# Runs every test of wsnotify, the way CI does (`bash .ci/run` calls this):
+#
+#   1. setup      scripts/setup.sh (Debian packages, Python test deps)
+#   2. build      cmake in build/           + ctest + chat example smoke test
+#   3. asan       ASan+UBSan in build-asan/ + ctest + chat smoke
+#   4. tsan       TSan in build-tsan/       + ctest + chat smoke
+#   5. python     pip install ./python + pytest python/tests (if python/ exists)
+#   6. e2e        e2e/run.sh: the chat page in headless Chromium (if e2e/ exists)
+#
+# Every step runs under `timeout`; the whole run stays well inside 90
+# minutes on 2 cores. Exits non-zero if any step fails, after printing a
+# summary. Logs of each step: build-logs/<step>.log.
+#
+# Knobs (environment): WSN_SKIP_ASAN=1, WSN_SKIP_TSAN=1, WSN_SKIP_PYTHON=1,
+# WSN_SKIP_E2E=1 skip a stage (for local iteration; CI skips nothing); WSN_CTEST_JOBS
+# (default: number of cores); CC picks the compiler (default cc).
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+cd "$root" || exit 1
+
+jobs="$(wsn_jobs)"
+ctest_jobs="${WSN_CTEST_JOBS:-$jobs}"
+logdir="$root/build-logs"
+mkdir -p "$logdir"
+t_start=$(date +%s)
+
+# The whole run's budget (CI allows 90 min), and per-step limits, in
+# seconds. A step never gets more than what is left of the budget.
+T_TOTAL=${WSN_T_TOTAL:-4800}
+T_SETUP=${WSN_T_SETUP:-900}
+T_CONFIGURE=${WSN_T_CONFIGURE:-180}
+T_BUILD=${WSN_T_BUILD:-600}
+T_CTEST=${WSN_T_CTEST:-480}
+T_CTEST_ASAN=${WSN_T_CTEST_ASAN:-720}
+T_CTEST_TSAN=${WSN_T_CTEST_TSAN:-900}
+T_PIP=${WSN_T_PIP:-600}
+T_PYTEST=${WSN_T_PYTEST:-600}
+T_CHAT=${WSN_T_CHAT:-180}
+T_E2E=${WSN_T_E2E:-900}
+# Per-test limit inside ctest.
+T_ONE_TEST=${WSN_T_ONE_TEST:-300}
+
+summary=()        # lines of the final table
+detail=""         # set by count_ctest / count_pytest
+failures=0
+n_passed=0
+n_failed=0
+n_skipped=0
+
+say() { printf '\n==> %s\n' "$*"; }
+
+record() { # record STEP STATUS SECONDS [DETAIL]
+    summary+=("$(printf '%-16s %-5s %5ss  %s' "$1" "$2" "$3" "${4:-}")")
+    if [ "$2" = FAIL ]; then failures=$((failures + 1)); fi
+}
+
+# run STEP LIMIT CMD...: runs CMD under timeout, output to the console and
+# build-logs/STEP.log. Sets $rc and $secs.
+run() {
+    local step="$1" limit="$2"
+    shift 2
+    local t0 left
+    t0=$(date +%s)
+    left=$((t_start + T_TOTAL - t0))
+    if [ "$left" -lt 10 ]; then
+        say "$step: skipped, the ${T_TOTAL}s budget is spent"
+        echo "!! $step: out of time" >"$logdir/$step.log"
+        rc=124
+        secs=0
+        return
+    fi
+    if [ "$limit" -gt "$left" ]; then limit=$left; fi
+    say "$step: $* (limit ${limit}s)"
+    timeout -k 30 "$limit" "$@" 2>&1 | tee "$logdir/$step.log"
+    rc=${PIPESTATUS[0]}
+    secs=$(($(date +%s) - t0))
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        echo "!! $step: timed out after ${limit}s"
+    fi
+}
+
+# Adds the counts that ctest printed in build-logs/STEP.log to the totals;
+# sets $detail for the summary.
+count_ctest() {
+    local line total failed
+    line=$(grep -Eo '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' \
+        "$logdir/$1.log" | tail -n 1)
+    if [ -z "$line" ]; then
+        n_failed=$((n_failed + 1))
+        detail="(no ctest result)"
+        return
+    fi
+    failed=$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$line")
+    total=$(sed -E 's/.*out of ([0-9]+)/\1/' <<<"$line")
+    n_passed=$((n_passed + total - failed))
+    n_failed=$((n_failed + failed))
+    detail="($((total - failed)) passed, $failed failed)"
+}
+
+# The plain "N passed, N failed" closing line (scripts/smoke_chat.py).
+count_plain() {
+    local line p f
+    line=$(grep -E '^([a-z]+: )?[0-9]+ passed, [0-9]+ failed' "$logdir/$1.log" | tail -n 1)
+    if [ -z "$line" ]; then
+        n_failed=$((n_failed + 1))
+        detail="(no result line)"
+        return
+    fi
+    p=$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+')
+    f=$(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+')
+    n_passed=$((n_passed + p))
+    n_failed=$((n_failed + f))
+    detail="($p passed, $f failed)"
+}
+
+# node --test's closing counts ("ℹ pass N", "ℹ fail N", "ℹ skipped N").
+count_node() {
+    local p f s
+    p=$(grep -Eo '^ℹ pass [0-9]+' "$logdir/$1.log" | tail -n 1 | grep -Eo '[0-9]+')
+    f=$(grep -Eo '^ℹ fail [0-9]+' "$logdir/$1.log" | tail -n 1 | grep -Eo '[0-9]+')
+    s=$(grep -Eo '^ℹ skipped [0-9]+' "$logdir/$1.log" | tail -n 1 | grep -Eo '[0-9]+')
+    if [ -z "$p" ] || [ -z "$f" ]; then
+        n_failed=$((n_failed + 1))
+        detail="(no node --test result)"
+        return
+    fi
+    n_passed=$((n_passed + p))
+    n_failed=$((n_failed + f))
+    n_skipped=$((n_skipped + ${s:-0}))
+    detail="($p passed, $f failed, ${s:-0} skipped)"
+}
+
+count_pytest() {
+    local line p f e s
+    line=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' \
+        "$logdir/$1.log" | tail -n 1)
+    if [ -z "$line" ]; then
+        n_failed=$((n_failed + 1))
+        detail="(no pytest result)"
+        return
+    fi
+    p=$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+    f=$(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+    e=$(grep -Eo '[0-9]+ errors?' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+    s=$(grep -Eo '[0-9]+ skipped' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+    n_passed=$((n_passed + p))
+    n_failed=$((n_failed + f + e))
+    n_skipped=$((n_skipped + s))
+    detail="($p passed, $((f + e)) failed, $s skipped)"
+}
+
+finish() {
+    local total=$(($(date +%s) - t_start))
+    printf '\n==> summary (%dm%02ds)\n' $((total / 60)) $((total % 60))
+    printf '%s\n' "${summary[@]}"
+    if [ "$failures" -gt 0 ]; then
+        printf '%d step(s) FAILED; logs in %s\n' "$failures" "$logdir"
+    else
+        printf 'all steps passed\n'
+    fi
+    printf 'total: %d passed, %d failed, %d skipped\n' \
+        "$n_passed" "$n_failed" "$n_skipped"
+    restore_sysctl
+    [ "$failures" -eq 0 ]
+    exit $?
+}
+
+# ---- TSan on this kernel --------------------------------------------------
+# TSan's runtime (gcc 12, clang 14) aborts at start ("unexpected memory
+# mapping") when the kernel randomises mmap with more than 28 bits. Probe
+# once; fix with `setarch -R` (no ASLR for the test processes), else by
+# lowering vm.mmap_rnd_bits (root), restored at exit.
+tsan_wrap=()
+saved_rnd_bits=""
+restore_sysctl() {
+    if [ -n "$saved_rnd_bits" ]; then
+        sysctl -q -w vm.mmap_rnd_bits="$saved_rnd_bits" >/dev/null 2>&1 || true
+        saved_rnd_bits=""
+    fi
+}
+
+tsan_probe() {
+    local dir cc
+    dir=$(mktemp -d)
+    cc="${CC:-cc}"
+    cat >"$dir/p.c" <<'EOF'
+#include <pthread.h>
+static int x;
+static void *f(void *a) { (void)a; __atomic_add_fetch(&x, 1, __ATOMIC_SEQ_CST); return 0; }
+int main(void) { pthread_t t; pthread_create(&t, 0, f, 0); pthread_join(t, 0); return x == 1 ? 0 : 1; }
+EOF
+    if ! "$cc" -fsanitize=thread -pthread "$dir/p.c" -o "$dir/p" >"$dir/log" 2>&1; then
+        echo "tsan probe: $cc cannot build with -fsanitize=thread:"
+        cat "$dir/log"
+        rm -rf "$dir"
+        return 1
+    fi
+    if "$dir/p" >"$dir/log" 2>&1; then
+        echo "tsan probe: runs as is"
+        rm -rf "$dir"
+        return 0
+    fi
+    echo "tsan probe: plain run failed: $(head -c 300 "$dir/log")"
+    if command -v setarch >/dev/null 2>&1 &&
+        setarch "$(uname -m)" -R "$dir/p" >/dev/null 2>&1; then
+        echo "tsan probe: runs under setarch -R; using it for the TSan tests"
+        tsan_wrap=(setarch "$(uname -m)" -R)
+        rm -rf "$dir"
+        return 0
+    fi
+    local bits
+    bits=$(sysctl -n vm.mmap_rnd_bits 2>/dev/null || echo "")
+    if [ -n "$bits" ] && [ "$bits" -gt 28 ] &&
+        sysctl -q -w vm.mmap_rnd_bits=28 >/dev/null 2>&1; then
+        saved_rnd_bits="$bits"
+        if "$dir/p" >/dev/null 2>&1; then
+            echo "tsan probe: runs with vm.mmap_rnd_bits=28 (was $bits; restored at exit)"
+            rm -rf "$dir"
+            return 0
+        fi
+        restore_sysctl
+    fi
+    echo "tsan probe: TSan cannot run on this machine"
+    rm -rf "$dir"
+    return 1
+}
+
+# ---- one CMake configuration: configure, build, ctest ----------------------
+# cmake_stage NAME BUILDDIR SANITIZER CTEST_LIMIT [WRAPPER...]
+cmake_stage() {
+    local name="$1" dir="$2" san="$3" limit="$4"
+    shift 4
+    local wrap=("$@") t0
+    t0=$(date +%s)
+
+    run "$name-configure" "$T_CONFIGURE" cmake -S "$root" -B "$root/$dir" \
+        -DWSN_SANITIZE="$san" -DWSN_BUILD_TESTS=ON -DWSN_BUILD_EXAMPLES=ON
+    if [ "$rc" -ne 0 ]; then
+        n_failed=$((n_failed + 1))
+        record "$name" FAIL $(($(date +%s) - t0)) "(configure failed, rc=$rc)"
+        return
+    fi
+    run "$name-build" "$T_BUILD" cmake --build "$root/$dir" -j "$jobs"
+    if [ "$rc" -ne 0 ]; then
+        n_failed=$((n_failed + 1))
+        record "$name" FAIL $(($(date +%s) - t0)) "(build failed, rc=$rc)"
+        return
+    fi
+    run "$name-ctest" "$limit" "${wrap[@]}" ctest --test-dir "$root/$dir" \
+        --output-on-failure --no-tests=error -j "$ctest_jobs" \
+        --timeout "$T_ONE_TEST"
+    count_ctest "$name-ctest"
+    if [ "$rc" -ne 0 ]; then
+        record "$name" FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
+    else
+        record "$name" PASS $(($(date +%s) - t0)) "$detail"
+    fi
+
+    # The chat example end to end, built with the same flags.
+    t0=$(date +%s)
+    run "$name-chat" "$T_CHAT" "${wrap[@]}" "$PY" "$here/smoke_chat.py" \
+        "$root/$dir/examples/wsnotify-chat"
+    count_plain "$name-chat"
+    if [ "$rc" -ne 0 ]; then
+        record "$name-chat" FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
+    else
+        record "$name-chat" PASS $(($(date +%s) - t0)) "$detail"
+    fi
+}
+
+# ---- the run ---------------------------------------------------------------
+say "wsnotify tests in $root ($(nproc) cores, CI=${CI:-})"
+uname -srm
+"${CC:-cc}" --version | head -n 1
+cmake --version | head -n 1
+
+run setup "$T_SETUP" bash "$here/setup.sh"
+if [ "$rc" -ne 0 ]; then
+    n_failed=$((n_failed + 1))
+    record setup FAIL "$secs" "(rc=$rc: nothing else can run)"
+    finish
+fi
+record setup PASS "$secs"
+PY="$(wsn_python)"
+
+# Sanitizer runtime options, unless the caller chose their own.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+for s in lsan:LSAN_OPTIONS tsan:TSAN_OPTIONS ubsan:UBSAN_OPTIONS; do
+    f="$root/tests/${s%%:*}.supp"
+    if [ -f "$f" ]; then
+        v="${s#*:}"
+        export "$v=${!v:+${!v}:}suppressions=$f"
+    fi
+done
+
+# Normal build and tests (the sanitizer variables are inert there).
+cmake_stage build build "" "$T_CTEST"
+
+if [ "${WSN_SKIP_ASAN:-0}" = 1 ]; then
+    record asan SKIP 0 "(WSN_SKIP_ASAN=1)"
+else
+    cmake_stage asan build-asan address "$T_CTEST_ASAN"
+fi
+
+if [ "${WSN_SKIP_TSAN:-0}" = 1 ]; then
+    record tsan SKIP 0 "(WSN_SKIP_TSAN=1)"
+else
+    say "tsan: probing the TSan runtime on this kernel"
+    if tsan_probe; then
+        cmake_stage tsan build-tsan thread "$T_CTEST_TSAN" "${tsan_wrap[@]}"
+    else
+        n_failed=$((n_failed + 1))
+        record tsan FAIL 0 "(TSan runtime cannot start here; see probe output)"
+    fi
+fi
+
+if [ "${WSN_SKIP_PYTHON:-0}" = 1 ]; then
+    record python SKIP 0 "(WSN_SKIP_PYTHON=1)"
+elif [ ! -d "$root/python" ]; then
+    record python SKIP 0 "(no python/ yet)"
+else
+    t0=$(date +%s)
+    run python-install "$T_PIP" "$PY" -m pip install --root-user-action=ignore \
+        --disable-pip-version-check "$root/python"
+    if [ "$rc" -ne 0 ]; then
+        n_failed=$((n_failed + 1))
+        record python FAIL $(($(date +%s) - t0)) "(pip install ./python failed, rc=$rc)"
+    else
+        # Run from the repo root with the installed package (python/ itself
+        # is not on sys.path, so the tests exercise what pip installed).
+        run python-pytest "$T_PYTEST" "$PY" -m pytest "$root/python/tests" -ra \
+            -p no:cacheprovider
+        count_pytest python-pytest
+        if [ "$rc" -eq 5 ]; then
+            # "no tests collected": count it as a failure, never a pass
+            [ "$detail" = "(no pytest result)" ] || n_failed=$((n_failed + 1))
+            record python FAIL $(($(date +%s) - t0)) "(pytest collected no tests, rc=5)"
+        elif [ "$rc" -ne 0 ]; then
+            record python FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
+        else
+            record python PASS $(($(date +%s) - t0)) "$detail"
+        fi
+    fi
+fi
+
+# Browser end-to-end tests of the chat page (e2e/run.sh installs its own
+# chromium and playwright-core), against the examples built above.
+if [ "${WSN_SKIP_E2E:-0}" = 1 ]; then
+    record e2e SKIP 0 "(WSN_SKIP_E2E=1)"
+elif [ ! -f "$root/e2e/run.sh" ]; then
+    record e2e SKIP 0 "(no e2e/ yet)"
+else
+    t0=$(date +%s)
+    chat_bin="$root/build/examples/wsnotify-chat"
+    if [ -x "$chat_bin" ]; then
+        run e2e "$T_E2E" env WSN_CHAT_BIN="$chat_bin" PYTHON="$PY" bash "$root/e2e/run.sh"
+    else
+        run e2e "$T_E2E" env PYTHON="$PY" bash "$root/e2e/run.sh"
+    fi
+    count_node e2e
+    if [ "$rc" -ne 0 ]; then
+        record e2e FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
+    else
+        record e2e PASS $(($(date +%s) - t0)) "$detail"
+    fi
+fi
+
+finish
