@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""wsnotify chat example in Python: the same page, protocol and options as
+the C example (examples/chat/).
+
+Serves examples/chat/index.html at "/" and WebSockets at "/ws". Clients
+send envelopes like
+
+  {"type":"json","channel":"room","message":{"action":"subscribe",
+   "channel":"room"},"message_id":"m1"}
+  {"type":"json","channel":"room","message":{"action":"broadcast",
+   "text":"hi"}}
+
+"subscribe" adds the sender to message.channel and answers the sender alone
+with {"status":"subscribed","channel":...} (reply_to_id = the request's
+message_id); "broadcast" publishes the message object to every subscriber
+of the envelope's channel.
+
+Handlers run on the main thread (server.serve_forever()); SIGINT/SIGTERM
+shut the server down gracefully (every client gets close 1001) and the
+program exits 0.
+
+  python examples/python/chat.py [--host ADDR] [--port N]
+                                 [--static-dir DIR] [--verbose]
+
+The port defaults to $WSN_PORT, else 8080 (0 = any free port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import wsnotify
+from wsnotify import Client, IncomingMessage, LogLevel, MessageType, Server
+
+log = logging.getLogger("chat")
+
+# examples/python/chat.py -> examples/chat/index.html
+DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "chat"
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def parse_port(text: str) -> int:
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port '{text}'") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"bad port '{text}'")
+    return port
+
+
+def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
+    env_port = os.environ.get("WSN_PORT", "")
+    default_port = 8080
+    if env_port:
+        try:
+            default_port = parse_port(env_port)
+        except argparse.ArgumentTypeError:
+            print(f"chat.py: bad WSN_PORT '{env_port}'", file=sys.stderr)
+            sys.exit(2)
+    p = argparse.ArgumentParser(description="wsnotify chat example (Python)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="listen address (default 127.0.0.1; 0.0.0.0 for "
+                        "every interface)")
+    p.add_argument("--port", "-p", type=parse_port, default=default_port,
+                   help="TCP port (default $WSN_PORT, else 8080; 0 = any "
+                        "free port)")
+    p.add_argument("--static-dir", type=Path, default=None,
+                   help=f"folder holding index.html (default "
+                        f"{DEFAULT_STATIC_DIR})")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="log at debug level")
+    return p.parse_args(argv)
+
+
+def make_server(host: str, port: int, static_dir: Path,
+                verbose: bool = False) -> Server:
+    server = Server(host=host, port=port, path="/ws",
+                    static_dir=str(static_dir),
+                    log_level=LogLevel.DEBUG if verbose else LogLevel.INFO)
+
+    @server.on_connect
+    def on_connect(client: Client) -> None:
+        log.info("client connected: %s from %s (%d connected)", client.id,
+                 client.remote_address, server.get_connected_clients())
+
+    @server.on_disconnect
+    def on_disconnect(client: Client) -> None:
+        log.info("client disconnected: %s (%d connected)", client.id,
+                 server.get_connected_clients())
+
+    @server.on_message
+    def on_message(client: Client, msg: IncomingMessage) -> None:
+        log.info("message from %s: type=%s, channel=%s", client.id, msg.type,
+                 msg.channel)
+        # The chat protocol is JSON objects with an "action".
+        if msg.type is not MessageType.JSON or not isinstance(msg.message,
+                                                              dict):
+            return
+        action = msg.message.get("action")
+        if action == "subscribe":
+            handle_subscribe(server, client, msg)
+        elif action == "broadcast":
+            handle_broadcast(server, client, msg)
+
+    return server
+
+
+def handle_subscribe(server: Server, client: Client,
+                     msg: IncomingMessage) -> None:
+    channel = msg.message.get("channel")
+    if not isinstance(channel, str):
+        return  # no channel string: ignored, as in the Go original
+    try:
+        server.subscribe(client, channel)
+    except (ValueError, wsnotify.WsnotifyError) as e:
+        log.info("subscription failed for %s to '%s': %s", client.id,
+                 channel, e)
+        # Unlike the Go original, tell the client why (the channel name
+        # itself may be what was wrong, so it is not the envelope's).
+        reply(server, client, "", {"status": "error", "channel": channel,
+                                   "error": reason(e)}, msg.message_id)
+        return
+    log.info("client %s subscribed to '%s'", client.id, channel)
+    reply(server, client, channel, {"status": "subscribed",
+                                    "channel": channel}, msg.message_id)
+
+
+def reason(e: Exception) -> str:
+    """The core's short text for the error, as the C example sends."""
+    if isinstance(e, wsnotify.WsnotifyError) and e.code:
+        return wsnotify.strerror(e.code)
+    return str(e)
+
+
+def handle_broadcast(server: Server, client: Client,
+                     msg: IncomingMessage) -> None:
+    if not msg.channel:
+        return  # the envelope names the channel; none: nothing to do
+    try:
+        server.publish(msg.channel, msg.message)
+    except (ValueError, wsnotify.WsnotifyError) as e:
+        log.info("broadcast from %s to '%s' failed: %s", client.id,
+                 msg.channel, e)
+
+
+def reply(server: Server, client: Client, channel: str, value: object,
+          reply_to: str) -> None:
+    try:
+        server.publish_to_client(client, channel, value, MessageType.JSON,
+                                 reply_to_id=reply_to)
+    except (ValueError, wsnotify.WsnotifyError) as e:
+        log.info("reply to %s failed: %s", client.id, e)
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(levelname)-5s %(name)s: "
+               "%(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S")
+
+    static_dir = args.static_dir or DEFAULT_STATIC_DIR
+    if not (static_dir / "index.html").is_file():
+        print(f"chat.py: no index.html in {static_dir}; pass --static-dir "
+              "path/to/examples/chat", file=sys.stderr)
+        return 2
+
+    try:
+        server = make_server(args.host, args.port, static_dir, args.verbose)
+        server.start()
+    except (ValueError, wsnotify.WsnotifyError) as e:
+        print(f"chat.py: {e}", file=sys.stderr)
+        return 1
+
+    # SIGINT/SIGTERM: the first one shuts the server down gracefully (in
+    # serve_forever: every client gets 1001, the remaining disconnect
+    # handlers run); a second one kills the process the usual way.
+    got = {"signal": None}
+
+    def on_signal(signum: int, frame: object) -> None:
+        got["signal"] = signum
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    try:
+        log.info("chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
+                 args.host, server.port, static_dir)
+        log.info("open it in two browser tabs; Ctrl-C to stop")
+        server.serve_forever()
+    except KeyboardInterrupt:  # a signal before serve_forever took over
+        server.shutdown(SHUTDOWN_TIMEOUT)
+    if got["signal"] is None:
+        log.info("server stopped unexpectedly")
+        return 1
+    name = "SIGINT" if got["signal"] == signal.SIGINT else "SIGTERM"
+    log.info("got %s, server gracefully stopped", name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1027 @@
+"""Server: the Python face of one wsnotify engine (wsn_server)."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import inspect
+import json
+import logging
+import threading
+import weakref
+from datetime import timedelta
+from typing import (Any, Awaitable, Callable, Dict, List, Mapping, Optional,
+                    Set, TypeVar, Union)
+
+from ._client import Client, take_strlist
+from ._core import ffi, lib
+from ._errors import (ClientGoneError, InvalidArgumentError, ServerClosedError,
+                      check, make_error, strerror)
+from ._types import Duration, IncomingMessage, MessageType, duration_ms
+
+__all__ = ["Server", "default_options", "option_names"]
+
+log = logging.getLogger("wsnotify")
+core_log = logging.getLogger("wsnotify.core")
+
+MessageHandler = Callable[[Client, IncomingMessage], Any]
+ClientHandler = Callable[[Client], Any]
+F = TypeVar("F", bound=Callable[..., Any])
+OriginCheck = Callable[[Optional[str], Optional[str]], bool]
+
+_INT64_MIN = -(2 ** 63)
+_INT64_MAX = 2 ** 63 - 1
+_UINT64_MAX = 2 ** 64 - 1
+_WAIT_SLICE_MS = 200      # serve_forever wakes this often (Ctrl-C, logs)
+_DRAIN_BATCH = 256        # events per add_reader callback, for fairness
+_LOG_LINE_MAX = 4096
+_LOG_BUFFER_LINES = 1000
+_ERRBUF = 512
+
+_LOG_LEVELS = {
+    lib.WSN_LOG_ERROR: logging.ERROR,
+    lib.WSN_LOG_WARN: logging.WARNING,
+    lib.WSN_LOG_INFO: logging.INFO,
+    lib.WSN_LOG_DEBUG: logging.DEBUG,
+}
+
+
+# ---------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------
+
+def _all_option_ids() -> List[int]:
+    ids = []
+    i = 1
+    t = ffi.new("wsn_option_type *")
+    while lib.wsn_option_type_of(i, t) == 0:
+        ids.append(i)
+        i += 1
+    return ids
+
+
+def option_names() -> List[str]:
+    """Every option the C core knows, as accepted by ``Server(**options)``."""
+    return [ffi.string(lib.wsn_option_name(i)).decode("ascii")
+            for i in _all_option_ids()]
+
+
+def _read_options(opts: Any) -> Dict[str, Any]:
+    res: Dict[str, Any] = {}
+    t = ffi.new("wsn_option_type *")
+    iv = ffi.new("int64_t *")
+    sv = ffi.new("const char **")
+    for i in _all_option_ids():
+        name = ffi.string(lib.wsn_option_name(i)).decode("ascii")
+        lib.wsn_option_type_of(i, t)
+        if t[0] == lib.WSN_OPTTYPE_STRING:
+            check(lib.wsn_options_get_string(opts, i, sv), f"option {name}")
+            res[name] = ffi.string(sv[0]).decode("utf-8", "replace")
+        else:
+            check(lib.wsn_options_get_int(opts, i, iv), f"option {name}")
+            v = int(iv[0])
+            if t[0] == lib.WSN_OPTTYPE_BOOL:
+                res[name] = bool(v)
+            elif t[0] == lib.WSN_OPTTYPE_DURATION_MS:
+                res[name] = timedelta(milliseconds=v)
+            else:
+                res[name] = v
+    return res
+
+
+def default_options() -> Dict[str, Any]:
+    """The C core's defaults (durations as timedelta)."""
+    opts = lib.wsn_options_new()
+    if opts == ffi.NULL:
+        raise MemoryError("wsn_options_new")
+    try:
+        return _read_options(opts)
+    finally:
+        lib.wsn_options_free(opts)
+
+
+def _range_error(name: str, value: Any, oid: int, otype: int) -> ValueError:
+    lo = ffi.new("int64_t *")
+    hi = ffi.new("int64_t *")
+    if lib.wsn_option_bounds(oid, lo, hi) == 0:
+        if otype == lib.WSN_OPTTYPE_DURATION_MS:
+            bounds = f"{lo[0] / 1000:g} s to {hi[0] / 1000:g} s"
+        else:
+            bounds = f"{lo[0]} to {hi[0]}"
+        return ValueError(f"option {name}={value!r} is out of range ({bounds})")
+    return ValueError(f"option {name}={value!r} is out of range")
+
+
+def _apply_option(opts: Any, name: str, value: Any) -> None:
+    if not isinstance(name, str):
+        raise TypeError("option names must be str")
+    oid_p = ffi.new("wsn_option *")
+    type_p = ffi.new("wsn_option_type *")
+    if lib.wsn_option_by_name(name.encode("ascii", "replace"), oid_p,
+                              type_p) != 0:
+        raise TypeError(f"Server() got an unexpected keyword argument {name!r}"
+                        f" (options: {', '.join(option_names())})")
+    oid, otype = oid_p[0], type_p[0]
+    if otype == lib.WSN_OPTTYPE_STRING:
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, (list, tuple, set, frozenset)) and all(
+                isinstance(v, str) for v in value):
+            text = ",".join(value)  # e.g. allowed_origins=["https://a", ...]
+        else:
+            raise TypeError(f"option {name} must be a str, not "
+                            f"{type(value).__name__}")
+        if "\0" in text:
+            raise ValueError(f"option {name} must not contain NUL characters")
+        rc = lib.wsn_options_set_string(opts, oid, text.encode("utf-8"))
+    else:
+        if otype == lib.WSN_OPTTYPE_DURATION_MS:
+            iv = duration_ms(value, f"option {name}")
+        elif otype == lib.WSN_OPTTYPE_BOOL:
+            if not isinstance(value, (bool, int)) or value not in (0, 1):
+                raise TypeError(f"option {name} must be a bool, not "
+                                f"{value!r}")
+            iv = 1 if value else 0
+        else:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"option {name} must be an int, not "
+                                f"{type(value).__name__}")
+            iv = int(value)
+        if not _INT64_MIN <= iv <= _INT64_MAX:
+            raise _range_error(name, value, oid, otype)
+        rc = lib.wsn_options_set_int(opts, oid, iv)
+    if rc == lib.WSN_ERANGE:
+        raise _range_error(name, value, oid, otype)
+    if rc == lib.WSN_EINVAL:
+        raise ValueError(f"option {name}={value!r} is invalid")
+    check(rc, f"option {name}")
+
+
+# ---------------------------------------------------------------------------
+# Origin check callback (runs on the core's I/O thread: see Server docs)
+# ---------------------------------------------------------------------------
+
+class _OriginCheck:
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: OriginCheck) -> None:
+        self.fn = fn
+
+
+@ffi.def_extern()
+def _wsnpy_origin_cb(user: Any, origin: Any, host: Any) -> int:
+    try:
+        holder = ffi.from_handle(user)
+        o = None if origin == ffi.NULL else ffi.string(origin).decode(
+            "utf-8", "replace")
+        h = None if host == ffi.NULL else ffi.string(host).decode(
+            "utf-8", "replace")
+        return 1 if holder.fn(o, h) else 0
+    except BaseException:  # never let an exception reach C; deny instead
+        log.exception("wsnotify: check_origin raised; upgrade refused")
+        return 0
+
+
+# ---------------------------------------------------------------------------
+# C resources, freed by a finalizer that holds no reference to the Server
+# ---------------------------------------------------------------------------
+
+class _Resources:
+    __slots__ = ("srv", "opts", "logbuf", "origin_handle")
+
+    def __init__(self) -> None:
+        self.srv: Any = ffi.NULL
+        self.opts: Any = ffi.NULL
+        self.logbuf: Any = ffi.NULL
+        self.origin_handle: Any = None
+
+    def free(self) -> None:
+        # wsn_server_free shuts a running server down (write_wait timeout)
+        # and is safe here: no Python reference to the server is left, so
+        # no thread can be inside a call on it.
+        if self.srv != ffi.NULL:
+            lib.wsn_server_free(self.srv)
+            self.srv = ffi.NULL
+        if self.opts != ffi.NULL:
+            lib.wsn_options_free(self.opts)
+            self.opts = ffi.NULL
+        if self.logbuf != ffi.NULL:
+            _drain_logbuf(self.logbuf)
+            lib.wsnpy_logbuf_free(self.logbuf)
+            self.logbuf = ffi.NULL
+        self.origin_handle = None
+
+
+def _drain_logbuf(buf: Any, logger: logging.Logger = core_log) -> None:
+    level = ffi.new("int *")
+    n = ffi.new("size_t *")
+    dropped = ffi.new("size_t *")
+    line = ffi.new("char[]", _LOG_LINE_MAX)
+    while True:
+        got = lib.wsnpy_logbuf_take(buf, level, line, _LOG_LINE_MAX, n, dropped)
+        if dropped[0]:
+            logger.warning("wsnotify: %d core log lines were dropped",
+                           int(dropped[0]))
+        if not got:
+            return
+        text = ffi.buffer(line, int(n[0]))[:].decode("utf-8", "replace")
+        logger.log(_LOG_LEVELS.get(level[0], logging.INFO), "%s", text)
+
+
+# Servers still alive when the interpreter exits are shut down gracefully
+# (clients get 1001) but not freed: daemon threads may still be inside a
+# call on them. Garbage collection frees the others.
+_live: "weakref.WeakSet[Server]" = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    for server in list(_live):
+        srv = server._res.srv
+        if srv != ffi.NULL:
+            wait = server._option_values.get("write_wait")
+            ms = int(wait.total_seconds() * 1000) if wait else 10000
+            lib.wsn_server_shutdown(srv, ms)
+
+
+# ---------------------------------------------------------------------------
+# Payload helpers
+# ---------------------------------------------------------------------------
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def _channel(channel: Any, allow_empty: bool = False) -> bytes:
+    if not isinstance(channel, str):
+        raise TypeError(f"channel must be a str, not {type(channel).__name__}")
+    if not channel and not allow_empty:
+        raise InvalidArgumentError("channel must be a non-empty string "
+                                   "[WSN_EINVAL]", lib.WSN_EINVAL)
+    if "\0" in channel:
+        raise InvalidArgumentError("channel must not contain NUL characters "
+                                   "[WSN_EINVAL]", lib.WSN_EINVAL)
+    return channel.encode("utf-8")
+
+
+def _message_type(t: Any) -> MessageType:
+    try:
+        return MessageType(t)
+    except ValueError:
+        raise ValueError(f"unknown message type {t!r} (use MessageType.JSON, "
+                         "MessageType.TEXT or MessageType.BINARY)") from None
+
+
+def _payload(message: Any, mtype: MessageType) -> bytes:
+    if mtype is MessageType.JSON:
+        return _dumps(message)
+    if mtype is MessageType.TEXT:
+        if isinstance(message, str):
+            return message.encode("utf-8")
+        if isinstance(message, (bytes, bytearray, memoryview)):
+            return bytes(message)  # the core checks it is UTF-8
+        raise TypeError("a TEXT message must be a str, not "
+                        f"{type(message).__name__}")
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return bytes(message)
+    raise TypeError("a BINARY message must be bytes-like, not "
+                    f"{type(message).__name__}")
+
+
+def _opt_id(value: Optional[str], what: str) -> Any:
+    if not value:
+        return ffi.NULL
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if "\0" in value:
+        raise ValueError(f"{what} must not contain NUL characters")
+    return value.encode("utf-8")
+
+
+def _ident(ident: Any) -> int:
+    if isinstance(ident, bool) or not isinstance(ident, int):
+        raise TypeError(f"ident must be an int, not {type(ident).__name__}")
+    if not 0 <= ident <= _UINT64_MAX:
+        raise ValueError(f"ident must be between 0 and 2**64-1, got {ident}")
+    return ident
+
+
+def _name(name: Any) -> bytes:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, not {type(name).__name__}")
+    if "\0" in name:
+        raise ValueError("name must not contain NUL characters")
+    return name.encode("utf-8")
+
+
+def _ttl_ms(ttl: Any) -> int:
+    ms = duration_ms(ttl, "ttl")
+    if ms < 0:
+        raise ValueError(f"ttl must not be negative, got {ttl!r}")
+    return ms
+
+
+def _s(p: Any) -> str:
+    return "" if p == ffi.NULL else ffi.string(p).decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------
+# Server
+# ---------------------------------------------------------------------------
+
+class Server:
+    """A WebSocket notification server: channels, pub/sub, batching.
+
+    ``Server(host="127.0.0.1", port=8080, **options)`` takes every option of
+    the C core by its snake_case name with the Go original's defaults
+    (see :func:`option_names` and :func:`default_options`). Durations
+    (``write_wait``, ``pong_wait``, ``ping_period``, ``close_grace``) are
+    seconds (int/float) or a ``timedelta``. ``port=0`` picks a free port;
+    :attr:`port` tells which once started. Unknown options raise TypeError,
+    bad values ValueError.
+
+    Python-only keyword arguments:
+
+    * ``check_origin(origin, host) -> bool`` replaces the same-origin check
+      (and ``allowed_origins``). It runs on the core's I/O thread during the
+      handshake, so it must be quick, must not block and must not call the
+      server; an exception refuses the upgrade. Prefer ``allowed_origins``.
+    * ``logger``: where the core's log lines go (default the
+      ``wsnotify.core`` logger). They are forwarded on the thread that serves
+      events, never on the core's threads.
+
+    Handlers (``on_message``, ``on_connect``, ``on_disconnect``) run on the
+    thread that serves events: :meth:`serve_forever`, :meth:`serve` (asyncio)
+    or :meth:`dispatch_events`. They never run on the core's threads. An
+    exception in a handler is logged with its traceback on the ``wsnotify``
+    logger and does not stop the server.
+
+    Every method may be called from any thread. C calls release the GIL.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, *,
+                 check_origin: Optional[OriginCheck] = None,
+                 logger: Optional[logging.Logger] = None,
+                 **options: Any) -> None:
+        self._res = _Resources()
+        self._finalizer = weakref.finalize(self, _Resources.free, self._res)
+        self._finalizer.atexit = False  # see _shutdown_at_exit
+        self._logger = logger if logger is not None else core_log
+        res = self._res
+        res.opts = lib.wsn_options_new()
+        if res.opts == ffi.NULL:
+            raise MemoryError("wsn_options_new")
+        options = dict(options, host=host, port=port)
+        if options.get("events_on_io_thread"):
+            raise ValueError(
+                "events_on_io_thread=True is not supported by the Python "
+                "binding: handlers run on a Python thread (serve_forever, "
+                "serve, dispatch_events), never on the core's I/O thread")
+        for name, value in options.items():
+            _apply_option(res.opts, name, value)
+        if check_origin is not None:
+            if not callable(check_origin):
+                raise TypeError("check_origin must be callable")
+            res.origin_handle = ffi.new_handle(_OriginCheck(check_origin))
+            check(lib.wsn_options_set_origin_check(
+                res.opts, lib._wsnpy_origin_cb, res.origin_handle),
+                "check_origin")
+        res.logbuf = lib.wsnpy_logbuf_new(_LOG_BUFFER_LINES)
+        if res.logbuf == ffi.NULL:
+            raise MemoryError("log buffer")
+        check(lib.wsnpy_logbuf_install(res.opts, res.logbuf), "logger")
+
+        out = ffi.new("wsn_server **")
+        err = ffi.new("char[]", _ERRBUF)
+        rc = lib.wsn_server_new(res.opts, out, err, _ERRBUF)
+        if rc != 0:
+            detail = ffi.string(err).decode("utf-8", "replace")
+            if rc in (lib.WSN_EINVAL, lib.WSN_ERANGE):
+                raise ValueError(f"invalid server options: {detail or strerror(rc)}")
+            raise make_error(rc, "Server()", detail)
+        res.srv = out[0]
+        self._option_values = _read_options(res.opts)
+        _live.add(self)
+
+        self._on_message: Optional[MessageHandler] = None
+        self._on_connect: Optional[ClientHandler] = None
+        self._on_disconnect: Optional[ClientHandler] = None
+        self._clients: Dict[str, Client] = {}
+        self._dispatch_lock = threading.RLock()
+        self._state_lock = threading.Lock()
+        self._started = False
+        self._stopped = threading.Event()   # STOPPED event taken
+        self._drainer: Optional[int] = None  # thread serving events
+        # asyncio state (one loop at a time)
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop_future: Optional["asyncio.Future[None]"] = None
+        self._log_timer: Optional[asyncio.TimerHandle] = None
+        self._tasks: Set["asyncio.Task[Any]"] = set()
+        self._fd = lib.wsn_server_event_fd(res.srv)
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def _srv(self) -> Any:
+        srv = self._res.srv
+        if srv == ffi.NULL:  # pragma: no cover - only after finalization
+            raise ServerClosedError("the server has been freed")
+        return srv
+
+    @property
+    def host(self) -> str:
+        return str(self._option_values["host"])
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (useful with port=0), else the
+        configured one."""
+        p = lib.wsn_server_port(self._srv)
+        return p if p >= 0 else int(self._option_values["port"])
+
+    @property
+    def path(self) -> str:
+        return str(self._option_values["path"])
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port/path`` of the WebSocket endpoint."""
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"ws://{host}:{self.port}{self.path}"
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The options this server was created with (durations as
+        timedelta)."""
+        return dict(self._option_values)
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
+    def stopped(self) -> bool:
+        """True once the server has stopped and its last event was taken."""
+        return self._stopped.is_set()
+
+    def fileno(self) -> int:
+        """The event fd: readable while events are queued (for selectors).
+        Do not read it; call :meth:`dispatch_events` when it is readable."""
+        return int(self._fd)
+
+    def __repr__(self) -> str:
+        state = ("stopped" if self.stopped else
+                 "running" if self._started else "new")
+        return f"<wsnotify.Server {self.host}:{self.port} {state}>"
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> "Server":
+        """Binds and starts the I/O thread; returns once listening.
+
+        Raises :class:`ListenError` (an OSError) when the address cannot be
+        bound, :class:`StateError` when already started."""
+        rc = lib.wsn_server_start(self._srv)
+        if rc != 0:
+            detail = self._last_error()
+            if rc == lib.WSN_EIO:
+                raise make_error(rc, f"cannot listen on {self.host}:"
+                                 f"{self._option_values['port']}", detail)
+            raise make_error(rc, "start()", detail)
+        self._started = True
+        return self
+
+    def shutdown(self, timeout: Optional[Duration] = None) -> bool:
+        """Graceful shutdown: stops accepting, delivers what was accepted
+        (queued messages, pending batches), closes every client with 1001
+        "server shutdown" and stops.
+
+        Waits at most ``timeout`` (seconds or timedelta; default the
+        ``write_wait`` option), then cuts whatever is left. Returns True
+        when every client closed in time, False when some had to be cut.
+        Calling it again, or before start(), is fine. When no thread is
+        serving events, the disconnect handlers still queued run on the
+        calling thread before it returns."""
+        clean = self._shutdown_core(timeout)
+        if self._started and self._drainer is None:
+            self._drain_until_stopped()
+        self._drain_logs()
+        return clean
+
+    def _shutdown_core(self, timeout: Optional[Duration]) -> bool:
+        if timeout is None:
+            ms = int(self._option_values["write_wait"].total_seconds() * 1000)
+        else:
+            ms = duration_ms(timeout, "timeout")
+            if ms < 0:
+                raise ValueError("timeout must not be negative")
+        rc = lib.wsn_server_shutdown(self._srv, ms)
+        if rc == lib.WSN_ETIMEDOUT:
+            log.warning("wsnotify: shutdown timed out; remaining clients "
+                        "were cut")
+            return False
+        check(rc, "shutdown()")
+        return True
+
+    def close(self, timeout: Optional[Duration] = None) -> bool:
+        """Same as :meth:`shutdown`."""
+        return self.shutdown(timeout)
+
+    def __enter__(self) -> "Server":
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    # -- handlers -------------------------------------------------------------
+
+    def set_message_handler(self, fn: Optional[MessageHandler]) -> None:
+        """``fn(client, message)`` for every message a client sends."""
+        self._on_message = fn
+
+    def set_connect_handler(self, fn: Optional[ClientHandler]) -> None:
+        """``fn(client)`` once per connection, after the upgrade."""
+        self._on_connect = fn
+
+    def set_disconnect_handler(self, fn: Optional[ClientHandler]) -> None:
+        """``fn(client)`` once per connection, after its last message and
+        after it has left every channel."""
+        self._on_disconnect = fn
+
+    def on_message(self, fn: F) -> F:
+        """Decorator form of :meth:`set_message_handler`."""
+        self.set_message_handler(fn)
+        return fn
+
+    def on_connect(self, fn: F) -> F:
+        """Decorator form of :meth:`set_connect_handler`."""
+        self.set_connect_handler(fn)
+        return fn
+
+    def on_disconnect(self, fn: F) -> F:
+        """Decorator form of :meth:`set_disconnect_handler`."""
+        self.set_disconnect_handler(fn)
+        return fn
+
+    # -- pub/sub ----------------------------------------------------------------
+
+    def _client_ptr(self, client: Union[Client, str], what: str) -> Any:
+        if isinstance(client, Client):
+            return client._ptr
+        if isinstance(client, str):
+            c = self._clients.get(client)
+            if c is None:
+                raise ClientGoneError(f"{what}: no connected client {client!r}"
+                                      " [WSN_EGONE]", lib.WSN_EGONE)
+            return c._ptr
+        raise TypeError("client must be a Client or a client id, not "
+                        f"{type(client).__name__}")
+
+    def subscribe(self, client: Union[Client, str], channel: str) -> None:
+        """Adds the client to a channel (twice is a no-op)."""
+        what = f"subscribe({channel!r})"
+        ch = _channel(channel)
+        check(lib.wsn_server_subscribe(self._srv, self._client_ptr(client, what),
+                                       ch), what)
+
+    def unsubscribe(self, client: Union[Client, str], channel: str) -> None:
+        """Removes the client from a channel (a non-member is a no-op)."""
+        what = f"unsubscribe({channel!r})"
+        ch = _channel(channel)
+        check(lib.wsn_server_unsubscribe(self._srv,
+                                         self._client_ptr(client, what), ch),
+              what)
+
+    def publish(self, channel: str, message: Any) -> None:
+        """Publishes any JSON-serialisable value to the channel's
+        subscribers (type json)."""
+        what = f"publish({channel!r})"
+        ch = _channel(channel)
+        check(lib.wsn_server_publish(self._srv, ch, _dumps(message)), what)
+
+    def publish_with_type(self, channel: str, message: Any,
+                          message_type: Union[MessageType, str] = MessageType.JSON,
+                          message_id: str = "", reply_to_id: str = "") -> None:
+        """Publishes with an explicit type: JSON (any JSON-serialisable
+        value), TEXT (str) or BINARY (bytes-like), and optional ids."""
+        what = f"publish_with_type({channel!r})"
+        ch = _channel(channel)
+        mt = _message_type(message_type)
+        data = _payload(message, mt)
+        check(lib.wsn_server_publish_with_type(
+            self._srv, ch, mt.c_value, ffi.from_buffer(data), len(data),
+            _opt_id(message_id, "message_id"),
+            _opt_id(reply_to_id, "reply_to_id")), what)
+
+    def publish_to_client(self, client: Union[Client, str], channel: str,
+                          message: Any,
+                          message_type: Union[MessageType, str] = MessageType.JSON,
+                          message_id: str = "", reply_to_id: str = "") -> None:
+        """Sends one message to one client (channel may be "" here).
+        Raises ClientGoneError once the client has gone."""
+        what = f"publish_to_client({channel!r})"
+        ch = _channel(channel, allow_empty=True)
+        mt = _message_type(message_type)
+        data = _payload(message, mt)
+        cp = self._client_ptr(client, what)
+        check(lib.wsn_server_publish_to_client(
+            self._srv, cp, ch, mt.c_value, ffi.from_buffer(data), len(data),
+            _opt_id(message_id, "message_id"),
+            _opt_id(reply_to_id, "reply_to_id")), what)
+
+    def send_raw(self, client: Union[Client, str],
+                 data: Union[str, bytes, bytearray, memoryview],
+                 message_type: Union[MessageType, str, None] = None) -> None:
+        """Sends one frame to one client as it is, without the envelope
+        (for own protocols with ``raw_incoming=True``): a str goes as a text
+        frame, bytes as a binary frame, unless message_type says otherwise
+        (TEXT or BINARY)."""
+        what = "send_raw()"
+        if message_type is None:
+            mt = MessageType.TEXT if isinstance(data, str) else MessageType.BINARY
+        else:
+            mt = _message_type(message_type)
+        if mt is MessageType.JSON:
+            raise ValueError("send_raw sends TEXT or BINARY frames, not JSON")
+        payload = _payload(data, mt)
+        cp = self._client_ptr(client, what)
+        check(lib.wsn_server_send_raw(self._srv, cp, mt.c_value,
+                                      ffi.from_buffer(payload), len(payload)),
+              what)
+
+    # -- batching ---------------------------------------------------------------
+
+    def publish_wait(self, channel: str, message: Any, ident: int, name: str,
+                     ttl: Duration) -> None:
+        """Adds a JSON value to the batch of (channel, ident). ttl after the
+        batch's first message the channel gets one message
+        ``{"messages": [...], "name": name}`` (duplicates kept once). The
+        first call for a key fixes its name, type and ttl."""
+        what = f"publish_wait({channel!r}, ident={ident!r})"
+        ch = _channel(channel)
+        check(lib.wsn_server_publish_wait(self._srv, ch, _dumps(message),
+                                          _ident(ident), _name(name),
+                                          _ttl_ms(ttl)), what)
+
+    def publish_wait_with_type(self, channel: str, message: Any,
+                               message_type: Union[MessageType, str],
+                               ident: int, name: str, ttl: Duration) -> None:
+        """publish_wait with an explicit type (BINARY messages are base64
+        strings in the batch's JSON)."""
+        what = f"publish_wait_with_type({channel!r}, ident={ident!r})"
+        ch = _channel(channel)
+        mt = _message_type(message_type)
+        data = _payload(message, mt)
+        check(lib.wsn_server_publish_wait_with_type(
+            self._srv, ch, mt.c_value, ffi.from_buffer(data), len(data),
+            _ident(ident), _name(name), _ttl_ms(ttl)), what)
+
+    def publish_wait_string(self, channel: str, text: str, ident: int,
+                            name: str, ttl: Duration) -> None:
+        """Batches text: the channel gets one text message
+        ``name + "\\n\\n" + "\\n".join(texts)``."""
+        what = f"publish_wait_string({channel!r}, ident={ident!r})"
+        ch = _channel(channel)
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        if "\0" in text:
+            raise ValueError("text must not contain NUL characters")
+        check(lib.wsn_server_publish_wait_string(
+            self._srv, ch, text.encode("utf-8"), _ident(ident), _name(name),
+            _ttl_ms(ttl)), what)
+
+    def cancel_pending_messages(self, channel: str, ident: int) -> None:
+        """Drops the pending batch of (channel, ident) undelivered."""
+        what = f"cancel_pending_messages({channel!r}, ident={ident!r})"
+        ch = _channel(channel)
+        check(lib.wsn_server_cancel_pending_messages(self._srv, ch,
+                                                     _ident(ident)), what)
+
+    def pending_batches(self) -> int:
+        """The number of batches waiting for their ttl."""
+        return check(lib.wsn_server_pending_batches(self._srv),
+                     "pending_batches()")
+
+    # -- monitoring -------------------------------------------------------------
+
+    def get_connected_clients(self) -> int:
+        """The number of connected WebSocket clients."""
+        return check(lib.wsn_server_connected_clients(self._srv),
+                     "get_connected_clients()")
+
+    def get_client_list(self) -> List[str]:
+        """A snapshot of the connected client ids."""
+        out = ffi.new("wsn_strlist **")
+        check(lib.wsn_server_client_list(self._srv, out), "get_client_list()")
+        return take_strlist(out)
+
+    def get_client(self, client_id: str) -> Optional[Client]:
+        """The Client object of a connected client whose connect event was
+        served, else None."""
+        return self._clients.get(client_id)
+
+    # -- events -------------------------------------------------------------------
+
+    def dispatch_events(self, timeout: Optional[Duration] = 0) -> int:
+        """Waits up to timeout (None: forever) for events, then runs the
+        handlers of every queued event on the calling thread. Returns how
+        many events were handled. For custom loops; see also fileno()."""
+        if timeout is None:
+            ms = -1
+        else:
+            ms = max(0, duration_ms(timeout, "timeout"))
+        if self._stopped.is_set():
+            return 0
+        rc = lib.wsn_server_wait(self._srv, ms)
+        if rc < 0 and rc != lib.WSN_ECLOSED:
+            check(rc, "dispatch_events()")
+        n = self._drain()
+        self._drain_logs()
+        return n
+
+    def serve_forever(self) -> None:
+        """Serves events on the calling thread until the server stops.
+
+        Starts the server if needed. Ctrl-C (KeyboardInterrupt) shuts down
+        gracefully, runs the remaining disconnect handlers and returns; a
+        second Ctrl-C during that interrupts it."""
+        if not self._started:
+            self.start()
+        self._enter_drainer()
+        interrupted = False
+        try:
+            while not self._stopped.is_set():
+                try:
+                    rc = lib.wsn_server_wait(self._srv, _WAIT_SLICE_MS)
+                    if rc == lib.WSN_ECLOSED:
+                        self._stopped.set()
+                        break
+                    check(rc, "serve_forever()")
+                    if rc > 0:
+                        self._drain()
+                    self._drain_logs()
+                except KeyboardInterrupt:
+                    if interrupted:
+                        raise
+                    interrupted = True
+                    log.info("wsnotify: interrupted, shutting down")
+                    self.shutdown()
+        finally:
+            self._exit_drainer()
+            self._drain_logs()
+
+    # asyncio ----------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Serves events on the running asyncio loop until the server stops
+        (``add_reader`` on the event fd). Starts the server if needed.
+        Cancelling it shuts the server down gracefully, then re-raises."""
+        self._attach(asyncio.get_running_loop())
+        fut = self._stop_future
+        assert fut is not None
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            await self.shutdown_async()
+            raise
+        finally:
+            await self._detach()
+
+    async def shutdown_async(self, timeout: Optional[Duration] = None) -> bool:
+        """:meth:`shutdown` for asyncio: waits for the core off the loop,
+        runs the remaining handlers on the loop, and returns once the last
+        event was handled."""
+        loop = asyncio.get_running_loop()
+        clean = await loop.run_in_executor(None, self._shutdown_core, timeout)
+        fut = self._stop_future
+        if fut is not None and self._loop is loop:
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), 30.0)
+            except asyncio.TimeoutError:  # pragma: no cover - core bug
+                log.error("wsnotify: no STOPPED event after shutdown")
+        elif self._started and self._drainer is None:
+            self._drain_until_stopped()  # nobody serves: run them here
+        self._drain_logs()
+        return bool(clean)
+
+    async def __aenter__(self) -> "Server":
+        self._attach(asyncio.get_running_loop())
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await self.shutdown_async()
+        finally:
+            await self._detach()
+
+    def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is loop:
+            return
+        if self._loop is not None:
+            raise RuntimeError("the server is already served by another "
+                               "event loop")
+        if not self._started:
+            self.start()
+        self._enter_drainer()
+        self._loop = loop
+        self._stop_future = loop.create_future()
+        if self._stopped.is_set():
+            self._stop_future.set_result(None)
+        else:
+            loop.add_reader(self._fd, self._on_readable)
+            self._schedule_log_timer()
+            self._on_readable()  # events queued before we attached
+
+    async def _detach(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        loop.remove_reader(self._fd)
+        if self._log_timer is not None:
+            self._log_timer.cancel()
+            self._log_timer = None
+        if self._tasks:
+            done, pending = await asyncio.wait(set(self._tasks), timeout=10.0)
+            for t in pending:
+                t.cancel()
+        self._loop = None
+        self._stop_future = None
+        self._exit_drainer()
+        self._drain_logs()
+
+    def _schedule_log_timer(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+
+        def tick() -> None:
+            self._drain_logs()
+            self._schedule_log_timer()
+
+        self._log_timer = loop.call_later(1.0, tick)
+
+    def _on_readable(self) -> None:
+        self._drain(_DRAIN_BATCH)
+        self._drain_logs()
+
+    # -- internals ------------------------------------------------------------
+
+    def _enter_drainer(self) -> None:
+        me = threading.get_ident()
+        with self._state_lock:
+            if self._drainer is not None and self._drainer != me:
+                raise RuntimeError("events of this server are already served "
+                                   "by another thread")
+            self._drainer = me
+
+    def _exit_drainer(self) -> None:
+        with self._state_lock:
+            if self._drainer == threading.get_ident():
+                self._drainer = None
+
+    def _last_error(self) -> str:
+        buf = ffi.new("char[]", _ERRBUF)
+        lib.wsn_server_last_error(self._srv, buf, _ERRBUF)
+        return ffi.string(buf).decode("utf-8", "replace")
+
+    def _drain_logs(self) -> None:
+        buf = self._res.logbuf
+        if buf != ffi.NULL:
+            _drain_logbuf(buf, self._logger)
+
+    def _drain_until_stopped(self) -> None:
+        # After shutdown() nobody serves events: run what is queued, up to
+        # STOPPED. Bounded: stop when a slice passes without an event.
+        while not self._stopped.is_set():
+            rc = lib.wsn_server_wait(self._srv, 1000)
+            if rc == lib.WSN_ECLOSED:
+                self._stopped.set()
+                break
+            if rc <= 0:
+                break
+            self._drain()
+
+    def _drain(self, limit: int = 0) -> int:
+        """Takes queued events (all, or up to limit) and runs handlers."""
+        out = ffi.new("wsn_event **")
+        n = 0
+        with self._dispatch_lock:
+            while not limit or n < limit:
+                rc = lib.wsn_server_next_event(self._srv, out)
+                if rc == lib.WSN_EAGAIN:
+                    break
+                if rc == lib.WSN_ECLOSED:
+                    self._on_stopped()
+                    break
+                check(rc, "next_event")
+                n += 1
+                if self._handle_event(out[0]):
+                    break
+        return n
+
+    def _handle_event(self, ev: Any) -> bool:
+        """Converts one event (and frees it), then runs its handler.
+        Returns True for STOPPED."""
+        client: Optional[Client] = None
+        msg: Optional[IncomingMessage] = None
+        cid = ""
+        try:
+            kind = lib.wsn_event_kind(ev)
+            if kind != lib.WSN_EVENT_STOPPED:
+                cid = _s(lib.wsn_event_client_id(ev))
+                client = self._clients.get(cid)
+                if client is None:
+                    cp = lib.wsn_event_client(ev)
+                    if cp != ffi.NULL:
+                        client = Client(cp)
+                        if kind != lib.WSN_EVENT_DISCONNECT:
+                            self._clients[cid] = client
+                if kind == lib.WSN_EVENT_MESSAGE:
+                    msg = self._message(ev, cid)
+        finally:
+            lib.wsn_event_free(ev)
+
+        if kind == lib.WSN_EVENT_STOPPED:
+            self._on_stopped()
+            return True
+        if client is None:  # pragma: no cover - the core always gives one
+            log.error("wsnotify: event %d without a client", kind)
+            return False
+        if kind == lib.WSN_EVENT_CONNECT:
+            self._run("connect", self._on_connect, client)
+        elif kind == lib.WSN_EVENT_MESSAGE:
+            self._run("message", self._on_message, client, msg)
+        elif kind == lib.WSN_EVENT_DISCONNECT:
+            try:
+                self._run("disconnect", self._on_disconnect, client)
+            finally:
+                self._clients.pop(cid, None)
+        return False
+
+    def _message(self, ev: Any, cid: str) -> IncomingMessage:
+        mt = MessageType.from_c(lib.wsn_event_message_type(ev))
+        n = ffi.new("size_t *")
+        p = lib.wsn_event_payload(ev, n)
+        raw = b"" if p == ffi.NULL else ffi.buffer(p, int(n[0]))[:]
+        value: Any
+        if mt is MessageType.JSON:
+            try:
+                value = json.loads(raw.decode("utf-8")) if raw else None
+            except ValueError:  # the core validates it; keep the text
+                value = raw.decode("utf-8", "replace")
+        elif mt is MessageType.TEXT:
+            value = raw.decode("utf-8", "replace")
+        else:
+            value = raw
+        return IncomingMessage(
+            type=mt, channel=_s(lib.wsn_event_channel(ev)), message=value,
+            message_id=_s(lib.wsn_event_message_id(ev)),
+            reply_to_id=_s(lib.wsn_event_reply_to_id(ev)),
+            client_id=cid, raw=raw)
+
+    def _run(self, what: str, fn: Optional[Callable[..., Any]],
+             *args: Any) -> None:
+        if fn is None:
+            return
+        try:
+            res = fn(*args)
+            if inspect.isawaitable(res):
+                self._schedule(what, res)
+        except Exception:
+            log.exception("wsnotify: %s handler %r raised", what, fn)
+
+    def _schedule(self, what: str, aw: Awaitable[Any]) -> None:
+        loop = self._loop
+        if loop is None:
+            if inspect.iscoroutine(aw):
+                aw.close()
+            log.error("wsnotify: %s handler returned an awaitable, but the "
+                      "server is not served by asyncio (use `await "
+                      "server.serve()`); it was not run", what)
+            return
+        task = asyncio.ensure_future(aw, loop=loop)
+        self._tasks.add(task)
+
+        def done(t: "asyncio.Task[Any]") -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                exc = t.exception()
+                log.error("wsnotify: %s handler raised", what,
+                          exc_info=(type(exc), exc, exc.__traceback__))
+
+        task.add_done_callback(done)
+
+    def _on_stopped(self) -> None:
+        self._stopped.set()
+        self._clients.clear()
+        fut = self._stop_future
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+        loop = self._loop
+        if loop is not None:
+            loop.remove_reader(self._fd)

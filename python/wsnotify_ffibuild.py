@@ -1,0 +1,361 @@
+"""cffi build script for the ``wsnotify._wsnotify`` extension (API mode).
+
+Used by setup.py through ``cffi_modules`` (``make_ffi``). Two ways to build:
+
+* bundled (default): the C core (``core/*.c``) is compiled into the
+  extension, which then needs only the system libraries the core links
+  (libwebsockets, jansson, ... as named by the repository's CMakeLists.txt);
+* system: with ``WSNOTIFY_USE_SYSTEM_LIB=1`` the extension links the
+  installed ``libwsnotify`` found through ``pkg-config wsnotify``.
+
+The cdef is generated from ``wsnotify.h`` itself (see :func:`header_to_cdef`),
+so the binding never drifts from the header.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Where the C sources are: "csrc/" inside the package tree (an sdist, where
+# setup.py's sdist command copied them), else the repository around python/.
+CSRC = os.path.join(HERE, "csrc")
+REPO = os.path.dirname(HERE)
+
+# Used when CMakeLists.txt cannot be read: the pkg-config modules the core
+# links. Extend here only if CMakeLists.txt is not available.
+DEFAULT_PKG_MODULES = ["libwebsockets", "jansson"]
+
+
+def use_system_lib() -> bool:
+    return os.environ.get("WSNOTIFY_USE_SYSTEM_LIB", "").strip().lower() in (
+        "1", "yes", "true", "on")
+
+
+def source_root() -> str:
+    """The directory holding include/wsnotify.h and core/*.c."""
+    for root in (CSRC, REPO):
+        if os.path.isfile(os.path.join(root, "include", "wsnotify.h")):
+            return root
+    raise RuntimeError(
+        "wsnotify C sources not found: expected include/wsnotify.h in "
+        f"{CSRC} (sdist) or {REPO} (repository checkout)")
+
+
+def core_sources(root: str) -> list:
+    """Every core/*.c, sorted: new files join the build by themselves."""
+    srcs = sorted(glob.glob(os.path.join(root, "core", "*.c")))
+    if not srcs:
+        raise RuntimeError(
+            f"no C sources in {os.path.join(root, 'core')}: the core is "
+            "missing (set WSNOTIFY_USE_SYSTEM_LIB=1 to link an installed "
+            "libwsnotify instead)")
+    return srcs
+
+
+def cmake_pkg_modules(root: str) -> list:
+    """pkg-config module names from pkg_check_modules() in CMakeLists.txt."""
+    path = os.path.join(root, "CMakeLists.txt")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return list(DEFAULT_PKG_MODULES)
+    keywords = {"REQUIRED", "QUIET", "NO_CMAKE_PATH",
+                "NO_CMAKE_ENVIRONMENT_PATH", "IMPORTED_TARGET", "GLOBAL"}
+    mods = []
+    for m in re.finditer(r"pkg_check_modules\s*\(([^)]*)\)", text, re.I):
+        words = m.group(1).split()[1:]  # first word is the prefix variable
+        for w in words:
+            if w in keywords or w.startswith("${"):
+                continue
+            w = re.split(r"[<>=]", w, maxsplit=1)[0]
+            if w and w not in mods:
+                mods.append(w)
+    return mods or list(DEFAULT_PKG_MODULES)
+
+
+def pkg_config(args: list) -> list:
+    try:
+        out = subprocess.run(["pkg-config"] + args, check=True,
+                             capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        raise RuntimeError("pkg-config is not installed") from None
+    except subprocess.CalledProcessError as e:
+        raise RuntimeError(
+            f"pkg-config {' '.join(args)} failed: {e.stderr.strip()}") from None
+    return shlex.split(out)
+
+
+def split_flags(flags: list) -> dict:
+    res = {"include_dirs": [], "library_dirs": [], "libraries": [],
+           "extra_compile_args": [], "extra_link_args": []}
+    for f in flags:
+        if f.startswith("-I"):
+            res["include_dirs"].append(os.path.normpath(f[2:]))
+        elif f.startswith("-L"):
+            res["library_dirs"].append(os.path.normpath(f[2:]))
+        elif f.startswith("-l"):
+            res["libraries"].append(f[2:])
+        elif f == "-pthread":
+            res["extra_compile_args"].append(f)
+            res["extra_link_args"].append(f)
+        else:
+            res["extra_link_args"].append(f)
+    return res
+
+
+_DEFINE_INT = re.compile(r"#\s*define\s+(WSN_[A-Z0-9_]+)\s+(-?\d+)\s*$")
+
+
+def header_to_cdef(text: str) -> str:
+    """Turns wsnotify.h into text that cffi's cdef parser accepts.
+
+    Comments go; preprocessor lines go except ``#define NAME <integer>``
+    (cffi supports those as constants); ``#ifdef __cplusplus`` blocks go;
+    the WSN_API / WSN_DEPRECATED(...) markers go.
+    """
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    text = re.sub(r"\\\n", " ", text)
+    out = []
+    stack = []  # True for a skipped (C++-only) conditional block
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("#"):
+            d = s[1:].strip()
+            if d.startswith(("if", "ifdef", "ifndef")):
+                stack.append("__cplusplus" in d)
+            elif d.startswith("endif"):
+                if stack:
+                    stack.pop()
+            elif not any(stack):
+                m = _DEFINE_INT.match(s)
+                if m:
+                    out.append(f"#define {m.group(1)} {m.group(2)}")
+            continue
+        if any(stack):
+            continue
+        out.append(line)
+    cdef = "\n".join(out)
+    cdef = re.sub(r"\bWSN_DEPRECATED\s*\([^)]*\)", "", cdef)
+    cdef = re.sub(r"\bWSN_API\b", "", cdef)
+    return cdef
+
+
+# Python-side glue compiled into the extension: a per-server log buffer, so
+# that the core's log callback (called on the core's threads) never runs
+# Python code. The binding drains it on its own thread.
+GLUE_CDEF = r"""
+typedef struct wsnpy_logbuf wsnpy_logbuf;
+wsnpy_logbuf *wsnpy_logbuf_new(size_t max_lines);
+void wsnpy_logbuf_free(wsnpy_logbuf *b);
+int wsnpy_logbuf_install(wsn_options *opts, wsnpy_logbuf *b);
+int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf, size_t cap,
+                      size_t *len, size_t *dropped);
+
+extern "Python" int _wsnpy_origin_cb(void *user, const char *origin,
+                                     const char *host);
+"""
+
+GLUE_SOURCE = r"""
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include "wsnotify.h"
+
+struct wsnpy_logline {
+    struct wsnpy_logline *next;
+    int level;
+    size_t len;
+    char text[];
+};
+
+typedef struct wsnpy_logbuf {
+    pthread_mutex_t lock;
+    struct wsnpy_logline *head, *tail;
+    size_t count, max_lines, dropped;
+} wsnpy_logbuf;
+
+static wsnpy_logbuf *wsnpy_logbuf_new(size_t max_lines)
+{
+    wsnpy_logbuf *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    if (pthread_mutex_init(&b->lock, NULL) != 0) {
+        free(b);
+        return NULL;
+    }
+    b->max_lines = max_lines ? max_lines : 1;
+    return b;
+}
+
+static void wsnpy_logbuf_free(wsnpy_logbuf *b)
+{
+    if (!b)
+        return;
+    while (b->head) {
+        struct wsnpy_logline *n = b->head->next;
+        free(b->head);
+        b->head = n;
+    }
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+/* Runs on the core's threads: copies the line, drops the oldest when full. */
+static void wsnpy_log_fn(void *user, wsn_log_level level, const char *msg)
+{
+    wsnpy_logbuf *b = user;
+    size_t n = msg ? strlen(msg) : 0;
+    struct wsnpy_logline *l = malloc(sizeof(*l) + n + 1);
+    if (!l)
+        return;
+    l->next = NULL;
+    l->level = (int)level;
+    l->len = n;
+    if (n)
+        memcpy(l->text, msg, n);
+    l->text[n] = '\0';
+    pthread_mutex_lock(&b->lock);
+    if (b->count >= b->max_lines && b->head) {
+        struct wsnpy_logline *old = b->head;
+        b->head = old->next;
+        if (!b->head)
+            b->tail = NULL;
+        free(old);
+        b->count--;
+        b->dropped++;
+    }
+    if (b->tail)
+        b->tail->next = l;
+    else
+        b->head = l;
+    b->tail = l;
+    b->count++;
+    pthread_mutex_unlock(&b->lock);
+}
+
+static int wsnpy_logbuf_install(wsn_options *opts, wsnpy_logbuf *b)
+{
+    return wsn_options_set_logger(opts, wsnpy_log_fn, b);
+}
+
+/* Takes the oldest line: 1 and the line (truncated to cap), or 0 when
+ * empty. *dropped receives (and resets) the count of lines lost. */
+static int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf,
+                             size_t cap, size_t *len, size_t *dropped)
+{
+    struct wsnpy_logline *l;
+    pthread_mutex_lock(&b->lock);
+    *dropped = b->dropped;
+    b->dropped = 0;
+    l = b->head;
+    if (l) {
+        b->head = l->next;
+        if (!b->head)
+            b->tail = NULL;
+        b->count--;
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (!l)
+        return 0;
+    *level = l->level;
+    *len = l->len < cap ? l->len : cap;
+    if (cap)
+        memcpy(buf, l->text, *len);
+    free(l);
+    return 1;
+}
+"""
+
+
+def read_version(header_text: str) -> str:
+    parts = []
+    for name in ("MAJOR", "MINOR", "PATCH"):
+        m = re.search(rf"#define\s+WSN_VERSION_{name}\s+(\d+)", header_text)
+        if not m:
+            raise RuntimeError(f"WSN_VERSION_{name} not found in wsnotify.h")
+        parts.append(m.group(1))
+    return ".".join(parts)
+
+
+def system_header() -> str:
+    for flag in pkg_config(["--cflags-only-I", "wsnotify"]):
+        cand = os.path.join(flag[2:], "wsnotify.h")
+        if os.path.isfile(cand):
+            return cand
+    incdir = pkg_config(["--variable=includedir", "wsnotify"])
+    for d in incdir + ["/usr/local/include", "/usr/include"]:
+        cand = os.path.join(d, "wsnotify.h")
+        if os.path.isfile(cand):
+            return cand
+    raise RuntimeError("wsnotify.h not found via pkg-config wsnotify")
+
+
+def header_path() -> str:
+    if use_system_lib():
+        return system_header()
+    return os.path.join(source_root(), "include", "wsnotify.h")
+
+
+def make_ffi() -> FFI:
+    hpath = header_path()
+    with open(hpath, encoding="utf-8") as f:
+        header = f.read()
+
+    ffi = FFI()
+    ffi.cdef(header_to_cdef(header))
+    ffi.cdef(GLUE_CDEF)
+
+    kw = {"include_dirs": [], "library_dirs": [], "libraries": [],
+          "extra_compile_args": [], "extra_link_args": [],
+          "define_macros": [], "sources": []}
+    if use_system_lib():
+        flags = split_flags(pkg_config(["--cflags", "--libs", "wsnotify"]))
+        for k, v in flags.items():
+            kw[k] += v
+        kw["include_dirs"].append(os.path.dirname(hpath))
+        libdir = [os.path.normpath(d) for d in
+                  pkg_config(["--variable=libdir", "wsnotify"])]
+        if libdir and libdir[0] not in ("/usr/lib", "/lib", "/usr/lib64",
+                                        "/usr/lib/x86_64-linux-gnu"):
+            # a private prefix: find the library there at run time too
+            kw["extra_link_args"].append(f"-Wl,-rpath,{libdir[0]}")
+        if "wsnotify" not in kw["libraries"]:
+            kw["libraries"].append("wsnotify")
+    else:
+        root = source_root()
+        kw["sources"] = core_sources(root)
+        kw["include_dirs"] += [os.path.join(root, "include"),
+                               os.path.join(root, "core")]
+        mods = cmake_pkg_modules(root)
+        flags = split_flags(pkg_config(["--cflags", "--libs"] + mods))
+        for k, v in flags.items():
+            kw[k] += v
+        if "pthread" not in kw["libraries"]:
+            kw["libraries"].append("pthread")
+        # Only PyInit_* leaves the extension: the core's wsn_* symbols stay
+        # private to it, so two copies (extension + libwsnotify) never clash.
+        kw["define_macros"] += [("WSN_API", ""), ("_GNU_SOURCE", "1"),
+                                ("NDEBUG", "1")]
+        kw["extra_compile_args"] += ["-std=gnu11", "-fvisibility=hidden"]
+
+    ffi.set_source("wsnotify._wsnotify", GLUE_SOURCE, **kw)
+    return ffi
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--cdef":
+        with open(header_path(), encoding="utf-8") as f:
+            print(header_to_cdef(f.read()))
+    else:
+        make_ffi().compile(verbose=True)
