@@ -53,7 +53,7 @@ void time_rfc3339nano(char out[40])
         char frac[16];
         snprintf(frac, sizeof(frac), ".%09ld", ts.tv_nsec);
         size_t fl = strlen(frac);
-        while (frac[fl - 1] == '0')
+        while (fl > 1 && frac[fl - 1] == '0')
             frac[--fl] = '\0';
         memcpy(out + n, frac, fl);
         n += fl;
