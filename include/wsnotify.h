@@ -244,10 +244,14 @@ WSN_API int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms);
  * on the I/O thread. Since 0.1. */
 WSN_API void wsn_server_free(wsn_server *srv);
 
-/* Copies the text of the latest failure on this server into buf (always
- * NUL-terminated, truncated to cap). One message per server, last failing
- * call wins, so with several threads failing at once the text may be
- * another thread's. Returns the full length of the text. Since 0.1. */
+/* Copies the detail of the latest failure on this server that had more to
+ * say than wsn_strerror() (cannot listen and why, which limit a channel
+ * name or id broke, invalid JSON, ...) into buf (always NUL-terminated,
+ * truncated to cap). Failures fully described by their code (WSN_EGONE,
+ * WSN_ECLOSED, ...) leave it unchanged, so read it right after a failing
+ * call. One text per server, last writer wins: with several threads
+ * failing at once it may be another thread's. Returns the full length of
+ * the text. Since 0.1. */
 WSN_API size_t wsn_server_last_error(wsn_server *srv, char *buf, size_t cap);
 
 /* ==== Pub/sub ========================================================== */
