@@ -98,11 +98,67 @@ void client_queue_clear(wsn_client *c)
     unstall(c);
 }
 
-void client_request_write(wsn_client *c)
+void client_request_write_now(wsn_client *c)
 {
     if (c->wsi && !c->write_requested) {
         c->write_requested = 1;
         lws_callback_on_writable(c->wsi);
+    }
+}
+
+static void flush_writes(lws_sorted_usec_list_t *sul)
+{
+    wsn_server *srv = lws_container_of(sul, wsn_server, flush_sul);
+    srv->flush_armed = 0;
+    for (size_t i = 0; i < srv->flush_len; i++) {
+        wsn_client *c = srv->flush_list[i];
+        if (!c)
+            continue;
+        c->flush_slot = 0;
+        if (c->wsi)
+            lws_callback_on_writable(c->wsi);
+    }
+    srv->flush_len = 0;
+}
+
+void client_flush_forget(wsn_client *c)
+{
+    if (c->flush_slot) {
+        c->srv->flush_list[c->flush_slot - 1] = NULL;
+        c->flush_slot = 0;
+    }
+}
+
+/* While the server is busy writing (it wrote within the coalescing
+ * window), write requests wait for one flush at most a window away, so a
+ * client's frames from several publishes leave in one send. A server that
+ * has been quiet writes at once: no added delay at low rates. */
+void client_request_write(wsn_client *c)
+{
+    wsn_server *srv = c->srv;
+    if (!c->wsi || c->write_requested)
+        return;
+    if (!srv->flush_delay_us || lws_now_usecs() - srv->last_write >= srv->flush_delay_us) {
+        client_request_write_now(c);
+        return;
+    }
+    if (srv->flush_len == srv->flush_cap) {
+        size_t cap = srv->flush_cap ? srv->flush_cap * 2 : 256;
+        wsn_client **p = realloc(srv->flush_list, cap * sizeof(*p));
+        if (!p) {
+            client_request_write_now(c);
+            return;
+        }
+        srv->flush_list = p;
+        srv->flush_cap = cap;
+    }
+    c->write_requested = 1;
+    srv->flush_list[srv->flush_len++] = c;
+    c->flush_slot = (int)srv->flush_len;
+    if (!srv->flush_armed) {
+        srv->flush_armed = 1;
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &srv->flush_sul, flush_writes,
+                         srv->flush_delay_us);
     }
 }
 

@@ -21,6 +21,11 @@
 /* Incoming data arrives in chunks of this size; messages are reassembled
  * up to read_limit. Small, because lws allocates it per connection. */
 #define RX_CHUNK 1024
+/* lws reads each socket into one per-thread buffer of this size per pass;
+ * bigger means a busy publisher's messages are taken in fewer passes. */
+#ifndef PT_SERV_BUF
+#define PT_SERV_BUF (64 * 1024)
+#endif
 /* Raw writes per WRITEABLE callback before yielding to other clients. */
 #define WRITE_PASSES 4
 /* lws's own idle ping: pushed out of the way, our keepalive runs instead. */
@@ -222,6 +227,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     lws_sul_cancel(&c->keepalive_sul);
     lws_sul_cancel(&c->stall_sul);
     lws_sul_cancel(&c->close_sul);
+    client_flush_forget(c);
     atomic_store(&c->connected, 0);
     atomic_fetch_sub(&srv->format_clients[c->format], 1);
     registry_remove_client(&srv->reg, c);
@@ -405,19 +411,20 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
             return -1;
         c->need_ping = 0;
         if (lws_send_pipe_choked(wsi)) {
-            client_request_write(c);
+            client_request_write_now(c);
             return 0;
         }
     }
     if (c->ring_len) {
         if ((c->deflate ? write_one(c, wsi) : write_coalesced(srv, c, wsi)) < 0)
             return -1;
+        srv->last_write = lws_now_usecs();
     }
     if (c->ring_len) {
-        client_request_write(c);
+        client_request_write_now(c);
     } else if (c->closing) {
         if (lws_send_pipe_choked(wsi)) {
-            client_request_write(c);
+            client_request_write_now(c);
         } else {
             lws_close_reason(wsi, (enum lws_close_status)c->close_code,
                              (unsigned char *)c->close_reason, strlen(c->close_reason));
@@ -611,6 +618,7 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
         info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info->user = srv;
     info->vhost_name = "default";
+    info->pt_serv_buf_size = PT_SERV_BUF;
     srv->retry = (lws_retry_bo_t){
         .secs_since_valid_ping = LWS_IDLE_PING_SECS,
         .secs_since_valid_hangup = LWS_IDLE_HANGUP_SECS,
@@ -737,6 +745,7 @@ static void *io_main(void *arg)
 int loop_start(wsn_server *srv)
 {
     srv->coalesce_cap = COALESCE_BYTES;
+    srv->flush_delay_us = opt_int(srv->opts, WSN_OPT_COALESCE_WINDOW) * LWS_US_PER_MS;
     srv->coalesce = malloc(LWS_PRE + COALESCE_BYTES);
     if (!srv->coalesce)
         return WSN_ENOMEM;

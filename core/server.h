@@ -49,6 +49,7 @@ struct wsn_client {
     frame_node *overflow_head, *overflow_tail; /* block mode: waits for room */
     int stalled;
     int write_requested;
+    int flush_slot;       /* index in srv->flush_list + 1, 0 when not there */
     int deflate;          /* permessage-deflate negotiated */
     wsn_frame *inflight;  /* deflate may still read it until next WRITEABLE */
     membership *subs;
@@ -123,6 +124,12 @@ struct wsn_server {
     int stop;
     int draining;
     int rx_paused;
+    wsn_client **flush_list; /* clients whose write request waits for the flush */
+    size_t flush_len, flush_cap;
+    int flush_armed;
+    lws_sorted_usec_list_t flush_sul;
+    int64_t flush_delay_us;
+    lws_usec_t last_write; /* when data last left for any client */
     lws_sorted_usec_list_t shutdown_sul;
     lws_sorted_usec_list_t shutdown_final_sul;
     struct batch_timer *batch_timers; /* armed ttl timers */
@@ -164,6 +171,10 @@ int outgoing_prepare(wsn_server *srv, outgoing *o);
 void client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue);
 void client_queue_clear(wsn_client *c);
 void client_request_write(wsn_client *c);
+/* Asks lws for WRITEABLE now (a write pass already under way). */
+void client_request_write_now(wsn_client *c);
+/* Forgets a pending delayed write request (the client is closing). */
+void client_flush_forget(wsn_client *c);
 /* Queue ops used by the writer. */
 wsn_frame *client_queue_peek(wsn_client *c, unsigned index);
 void client_queue_pop(wsn_client *c, unsigned count);

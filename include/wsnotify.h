@@ -130,9 +130,15 @@ typedef enum wsn_option {
     WSN_OPT_MAX_BATCH_MESSAGES = 21,  /* int, 10000 per batch (batching) */
     WSN_OPT_MAX_BATCH_BYTES = 22,     /* int, 1 MiB per batch (batching) */
     WSN_OPT_LOG_LEVEL = 23,           /* int 0..4, 2: none..debug (wsn_log_level) */
-    WSN_OPT_RAW_INCOMING = 24         /* bool, 0: text frames reach the handler
+    WSN_OPT_RAW_INCOMING = 24,        /* bool, 0: text frames reach the handler
                                          as raw WSN_TYPE_TEXT, not parsed as
                                          envelopes (own protocols, echo tests) */
+    WSN_OPT_COALESCE_WINDOW = 25      /* duration ms, 1: a client written to
+                                         less than this ago waits for the rest
+                                         of the window, so frames of several
+                                         publishes leave in one send; a quiet
+                                         client is written at once; 0 = never
+                                         wait */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;

@@ -149,6 +149,7 @@ static const struct {
     {"max_batch_bytes", WSN_OPT_MAX_BATCH_BYTES, WSN_OPTTYPE_INT},
     {"log_level", WSN_OPT_LOG_LEVEL, WSN_OPTTYPE_INT},
     {"raw_incoming", WSN_OPT_RAW_INCOMING, WSN_OPTTYPE_BOOL},
+    {"coalesce_window", WSN_OPT_COALESCE_WINDOW, WSN_OPTTYPE_DURATION_MS},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 
