@@ -43,6 +43,9 @@ WSN_API int wsn_json_validate(const char *json, size_t len)
 {
     if (!json)
         return WSN_EINVAL;
+    /* jansson stops at a NUL: "4\0junk" would pass as "4". */
+    if (memchr(json, 0, len))
+        return WSN_EJSON;
     json_t *v = json_load_any(json, len, JSON_DECODE_ANY);
     if (!v)
         return WSN_EJSON;
@@ -280,7 +283,7 @@ void incoming_clear(incoming *in)
 int json_parse_incoming(const char *text, size_t len, incoming *out, const char **error)
 {
     memset(out, 0, sizeof(*out));
-    json_t *root = json_load_any(text, len, 0);
+    json_t *root = memchr(text, 0, len) ? NULL : json_load_any(text, len, 0);
     if (!root || !json_is_object(root)) {
         json_decref(root);
         *error = "invalid JSON format";
@@ -344,9 +347,16 @@ int json_parse_incoming(const char *text, size_t len, incoming *out, const char 
 
 char *json_canonical(const char *text, size_t len)
 {
-    json_t *v = json_load_any(text, len, JSON_DECODE_ANY);
-    if (!v)
+    json_error_t err;
+    json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &err);
+    if (!v) {
+        /* Integers beyond 64 bits would load as rounded reals, so two
+         * different ids could compare equal: such messages are compared
+         * by their (minified) text instead. */
+        if (json_error_code(&err) == json_error_numeric_overflow)
+            return strndup(text, len);
         return NULL;
+    }
     char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     json_decref(v);
     return s;

@@ -304,8 +304,10 @@ static char *str_field(const msgpack_object *o, int *bad)
 {
     if (!o || o->type == MSGPACK_OBJECT_NIL)
         return strdup("");
+    /* Fields are C strings for the host: a NUL inside would cut them. */
     if (o->type != MSGPACK_OBJECT_STR ||
-        !utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size)) {
+        !utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size) ||
+        memchr(o->via.str.ptr, 0, o->via.str.size)) {
         *bad = 1;
         return strdup("");
     }

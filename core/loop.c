@@ -281,14 +281,16 @@ static void message_complete(wsn_server *srv, wsn_client *c)
             wsn_event_free(ev);
             return;
         }
-        memcpy(ev->msg.payload, c->rx, c->rx_len);
+        if (c->rx_len)
+            memcpy(ev->msg.payload, c->rx, c->rx_len);
         ev->msg.payload[c->rx_len] = 0;
         ev->msg.payload_len = c->rx_len;
     } else {
         const char *error = NULL;
+        const unsigned char *rx = c->rx ? c->rx : (const unsigned char *)"";
         int rc = msgpack_envelope
-                     ? msgpack_parse_incoming(c->rx, c->rx_len, &ev->msg, &error)
-                     : json_parse_incoming((const char *)c->rx, c->rx_len, &ev->msg, &error);
+                     ? msgpack_parse_incoming(rx, c->rx_len, &ev->msg, &error)
+                     : json_parse_incoming((const char *)rx, c->rx_len, &ev->msg, &error);
         if (rc) {
             wsn_event_free(ev);
             reply_error(srv, c, error);
@@ -309,7 +311,9 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
         c->rx_len = 0;
         c->rx_binary = lws_frame_is_binary(wsi);
     }
-    if (c->rx_len + len > srv->read_limit) {
+    /* The frame header already tells how much more is coming: refuse an
+     * oversize message before waiting for (or buffering) its bytes. */
+    if (c->rx_len + len + lws_remaining_packet_payload(wsi) > srv->read_limit) {
         static const char reason[] = "message too big";
         wsn_log(srv, WSN_LOG_INFO, "client %s: message over read_limit (%zu)", c->id,
                 srv->read_limit);
@@ -403,11 +407,12 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
     }
     if (c->need_ping) {
         /* lws reports no RECEIVE_PONG for an empty pong, and a conforming
-         * client echoes the ping's payload: so the ping carries one. */
-        unsigned char ping[LWS_PRE + 8];
-        uint64_t stamp = (uint64_t)c->last_ping;
-        memcpy(ping + LWS_PRE, &stamp, sizeof(stamp));
-        if (lws_write(wsi, ping + LWS_PRE, sizeof(stamp), LWS_WRITE_PING) < 0)
+         * client echoes the ping's payload: so the ping carries one. It is
+         * ASCII because lws runs a pong through the UTF-8 check of a text
+         * message that came before it. */
+        unsigned char ping[LWS_PRE + 4];
+        memcpy(ping + LWS_PRE, "wsn!", 4);
+        if (lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
             return -1;
         c->need_ping = 0;
         if (lws_send_pipe_choked(wsi)) {
@@ -487,6 +492,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         return srv->draining ? 1 : 0;
+    case LWS_CALLBACK_RAW_ADOPT:
+        /* lws turns a request it will not serve as HTTP (CONNECT) into a
+         * raw socket bound to our protocol, which would stay open until
+         * the peer gives up: we serve no raw sockets. */
+        return -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* A close body of one byte cannot hold a code (RFC 6455 §5.5.1);
+         * lws would echo it. */
+        if (len == 1) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, NULL, 0);
+            return -1;
+        }
+        return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(srv, wsi);
     case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
