@@ -434,18 +434,28 @@ static void timer_unlink(wsn_server *srv, struct batch_timer *t)
     free(t);
 }
 
-static void ttl_expired(lws_sorted_usec_list_t *sul)
+/* Takes the batch of key out of the table if it is still the same batch
+ * (generation): a timer must never deliver a batch started after a cancel
+ * or an early flush of its predecessor. */
+static struct batch *take_batch(wsn_server *srv, const char *key, size_t key_len,
+                                uint64_t generation)
 {
-    struct batch_timer *t = lws_container_of(sul, struct batch_timer, sul);
-    wsn_server *srv = t->srv;
     pthread_mutex_lock(&srv->batch_lock);
     struct batch *b = NULL;
-    HASH_FIND(hh, srv->batches, t->key, t->key_len, b);
-    if (b && b->generation == t->generation)
+    HASH_FIND(hh, srv->batches, key, key_len, b);
+    if (b && b->generation == generation)
         HASH_DELETE(hh, srv->batches, b);
     else
         b = NULL;
     pthread_mutex_unlock(&srv->batch_lock);
+    return b;
+}
+
+static void ttl_expired(lws_sorted_usec_list_t *sul)
+{
+    struct batch_timer *t = lws_container_of(sul, struct batch_timer, sul);
+    wsn_server *srv = t->srv;
+    struct batch *b = take_batch(srv, t->key, t->key_len, t->generation);
     timer_unlink(srv, t);
     batch_deliver(srv, b);
 }
@@ -457,15 +467,7 @@ int batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t generat
     if (!t || !(t->key = malloc(key_len))) {
         free(t);
         /* Without a timer the batch would wait forever: deliver it now. */
-        pthread_mutex_lock(&srv->batch_lock);
-        struct batch *b = NULL;
-        HASH_FIND(hh, srv->batches, key, key_len, b);
-        if (b && b->generation == generation)
-            HASH_DELETE(hh, srv->batches, b);
-        else
-            b = NULL;
-        pthread_mutex_unlock(&srv->batch_lock);
-        return batch_deliver(srv, b);
+        return batch_deliver(srv, take_batch(srv, key, key_len, generation));
     }
     memcpy(t->key, key, key_len);
     t->key_len = key_len;
