@@ -353,8 +353,13 @@ char *json_canonical(const char *text, size_t len)
         /* Integers beyond 64 bits would load as rounded reals, so two
          * different ids could compare equal: such messages are compared
          * by their (minified) text instead. */
-        if (json_error_code(&err) == json_error_numeric_overflow)
-            return strndup(text, len);
+        if (json_error_code(&err) == json_error_numeric_overflow) {
+            strbuf sb;
+            strbuf_init(&sb);
+            append_minified(&sb, text, len);
+            strbuf_reserve(&sb, 0);
+            return strbuf_take(&sb, NULL);
+        }
         return NULL;
     }
     char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

@@ -93,7 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         strbuf value;
         strbuf_init(&value);
         int rc = json_message_value(WSN_TYPE_JSON, part, len, &value);
-        json_t *orig = json_load_any(part, len, JSON_DECODE_ANY);
+        /* The reference: jansson, minus what publish refuses on purpose (a
+         * NUL byte, at which jansson would stop reading). */
+        json_t *orig = memchr(part, 0, len) ? NULL : json_load_any(part, len, JSON_DECODE_ANY);
         FUZZ_CHECK((rc == WSN_OK) == (orig != NULL), "validate says %d, jansson %s", rc,
                    orig ? "accepts" : "refuses");
         if (rc != WSN_OK) {

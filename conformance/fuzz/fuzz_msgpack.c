@@ -82,13 +82,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    !strcmp(back.reply_to_id, in.reply_to_id),
                "a string field changed");
     (void)nul_fields; /* the cut happened on the way in; the echo is consistent */
-    if (in.type == WSN_TYPE_JSON) {
+    json_error_t jerr;
+    json_t *exact = in.type == WSN_TYPE_JSON
+                        ? json_loadb((const char *)in.payload, in.payload_len, JSON_DECODE_ANY, &jerr)
+                        : NULL;
+    /* Integers beyond 64 bits travel as float64 in MessagePack (a
+     * documented limit, docs/differences.md): no exact round trip there. */
+    int beyond_int64 = in.type == WSN_TYPE_JSON && !exact &&
+                       json_error_code(&jerr) == json_error_numeric_overflow;
+    json_decref(exact);
+    if (in.type == WSN_TYPE_JSON && !beyond_int64) {
         char *a = json_canonical((const char *)in.payload, in.payload_len);
         char *b = json_canonical((const char *)back.payload, back.payload_len);
         FUZZ_CHECK(a && b && !strcmp(a, b), "json payload %s came back as %s", a, b);
         free(a);
         free(b);
-    } else {
+    } else if (in.type != WSN_TYPE_JSON) {
         FUZZ_CHECK(back.payload_len == in.payload_len &&
                        !memcmp(back.payload, in.payload, in.payload_len),
                    "payload changed");

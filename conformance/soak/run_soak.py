@@ -73,7 +73,8 @@ def run_mode(args, mode, workdir):
                   "--rate", str(args.rate), "--channels", str(args.channels),
                   "--publishers", "4", "--write-wait", str(args.write_wait)]
     if mode == "drop":
-        server_cmd += ["--drop", "--send-buffer", str(args.drop_send_buffer)]
+        server_cmd += ["--drop", "--send-buffer", str(args.drop_send_buffer),
+                       "--pad", str(args.drop_pad)]
     for o in args.server_opt:
         server_cmd += ["--opt", o]
     vg_log = os.path.join(workdir, "valgrind-%s.log" % mode)
@@ -221,6 +222,9 @@ def main():
     ap.add_argument("--write-wait", type=int, default=2000, help="server write_wait, ms")
     ap.add_argument("--drop-send-buffer", type=int, default=64)
     ap.add_argument("--drop-slow-pause-ms", type=int, default=6000)
+    ap.add_argument("--drop-pad", type=int, default=1000,
+                    help="padding bytes per message in drop mode, so that a pausing reader's "
+                         "socket fills and the server has to drop it")
     ap.add_argument("--block-slow-pause-ms", type=int, default=None,
                     help="longest pause of a slow reader in block mode (client default 800)")
     ap.add_argument("--min-life", type=float, default=3)

@@ -3,7 +3,8 @@
  *
  *   wsnotify-soak-server [--port N] [--port-file PATH] [--drop]
  *       [--send-buffer N] [--write-wait MS] [--channels N]
- *       [--publishers N] [--rate MSGS_PER_SEC_PER_THREAD] [--opt NAME=INT]...
+ *       [--publishers N] [--rate MSGS_PER_SEC_PER_THREAD] [--pad BYTES]
+ *       [--opt NAME=INT]...
  *
  * Protocol (JSON envelopes). Handlers run on the I/O thread
  * (WSN_OPT_EVENTS_ON_IO_THREAD): a subscribe takes effect at once and its
@@ -81,6 +82,7 @@ static void heap_stats(void)
 struct soak {
     wsn_server *srv;
     int channels, publishers;
+    int pad; /* bytes of padding per message ("p"), to fill buffers sooner */
     double rate;
     atomic_int running;
     int publishers_started;
@@ -119,11 +121,19 @@ static void *publisher_main(void *arg)
     int64_t period = (int64_t)(1e9 / S.rate), next = now_ns();
     int k = t;
     while (atomic_load(&S.running)) {
-        char ch[16], msg[48];
+        char ch[16], msg[48 + 8192];
         long long n = atomic_load(&S.started[k]) + 1;
         atomic_store(&S.started[k], n);
         snprintf(ch, sizeof ch, "ch%d", k);
-        snprintf(msg, sizeof msg, "{\"s\":%lld}", n);
+        int ml = snprintf(msg, 48, "{\"s\":%lld", n);
+        if (S.pad) {
+            memcpy(msg + ml, ",\"p\":\"", 6);
+            memset(msg + ml + 6, 'p', (size_t)S.pad);
+            ml += 6 + S.pad;
+            msg[ml++] = '"';
+        }
+        msg[ml++] = '}';
+        msg[ml] = 0;
         for (;;) {
             int rc = wsn_server_publish(S.srv, ch, msg);
             if (rc == WSN_OK)
@@ -313,6 +323,8 @@ int main(int argc, char **argv)
             S.publishers = atoi(v);
         else if (!strcmp(a, "--rate"))
             S.rate = atof(v);
+        else if (!strcmp(a, "--pad"))
+            S.pad = atoi(v);
         else if (!strcmp(a, "--opt")) { /* --opt name=integer, any int/bool/ms option */
             char name[64];
             long long val;
@@ -330,7 +342,8 @@ int main(int argc, char **argv)
         }
     }
     if (S.channels < 1 || S.channels > MAX_CHANNELS || S.publishers < 1 ||
-        S.publishers > MAX_PUBLISHERS || S.publishers > S.channels || !(S.rate > 0)) {
+        S.publishers > MAX_PUBLISHERS || S.publishers > S.channels || !(S.rate > 0) ||
+        S.pad < 0 || S.pad > 8192) {
         fprintf(stderr, "soak-server: bad --channels/--publishers/--rate\n");
         return 2;
     }
