@@ -188,8 +188,12 @@ def run_mode(args, mode, workdir):
             vg = f.read()
         m = re.search(r"ERROR SUMMARY: (\d+) errors", vg)
         lost = re.findall(r"(definitely|indirectly) lost: ([\d,]+) bytes", vg)
-        vg_summary = "valgrind: %s errors; %s" % (m.group(1) if m else "?",
-                                                  ", ".join("%s lost %s bytes" % l for l in lost))
+        vg_summary = "valgrind: %s errors; %s" % (
+            m.group(1) if m else "?",
+            "all heap blocks freed, no leaks possible" if "All heap blocks were freed" in vg
+            else ", ".join("%s lost %s bytes" % l for l in lost))
+        if any(l[1] != "0" for l in lost):
+            problems.append("valgrind found lost memory (%s)" % vg_log)
         if not m or m.group(1) != "0":
             problems.append("valgrind reported errors (%s)" % vg_log)
     print("--- %s mode" % mode)
@@ -222,9 +226,9 @@ def main():
     ap.add_argument("--write-wait", type=int, default=2000, help="server write_wait, ms")
     ap.add_argument("--drop-send-buffer", type=int, default=64)
     ap.add_argument("--drop-slow-pause-ms", type=int, default=6000)
-    ap.add_argument("--drop-pad", type=int, default=1000,
-                    help="padding bytes per message in drop mode, so that a pausing reader's "
-                         "socket fills and the server has to drop it")
+    ap.add_argument("--drop-pad", type=int, default=0,
+                    help="padding bytes per message in drop mode (bigger messages fill a "
+                         "pausing reader's socket sooner)")
     ap.add_argument("--block-slow-pause-ms", type=int, default=None,
                     help="longest pause of a slow reader in block mode (client default 800)")
     ap.add_argument("--min-life", type=float, default=3)
