@@ -1,6 +1,7 @@
 /* Batched publishing: publish_wait / _string / _with_type, de-duplication,
  * first call fixes the batch, cancel, limits. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,128 @@ static void test_batch_errors(void)
     teardown(&f);
 }
 
+
+/* Counts how many messages (each holds "i":) a batch frame carries. */
+static int count_items(const wsc_msg *m)
+{
+    int n = 0;
+    for (const char *p = (const char *)m->data; (p = strstr(p, "\"i\":")); p += 4)
+        n++;
+    return n;
+}
+
+#define BATCH_THREADS 4
+#define BATCH_KEYS 100
+#define BATCH_PER_KEY 5
+
+struct batch_worker {
+    wsn_server *srv;
+    int thread;
+    int failures;
+};
+
+static void *batch_worker_main(void *arg)
+{
+    struct batch_worker *w = arg;
+    char msg[64];
+    for (int round = 0; round < BATCH_PER_KEY; round++)
+        for (int key = 0; key < BATCH_KEYS; key++) {
+            snprintf(msg, sizeof msg, "{\"t\":%d,\"k\":%d,\"i\":%d}", w->thread, key, round);
+            if (wsn_server_publish_wait(w->srv, "c", msg, (uint64_t)key, "k", 50))
+                w->failures++;
+        }
+    return NULL;
+}
+
+/* 4 threads × 100 keys: every message arrives in exactly one batch. */
+static void test_batch_threads(void)
+{
+    wsn_options *o = tu_opts();
+    tu_set_int(o, WSN_OPT_SEND_BUFFER, 100000);
+    fixture f = setup(o);
+    wsn_options_free(o);
+    pthread_t tids[BATCH_THREADS];
+    struct batch_worker workers[BATCH_THREADS];
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        workers[t] = (struct batch_worker){f.srv, t, 0};
+        CHECK(pthread_create(&tids[t], NULL, batch_worker_main, &workers[t]) == 0);
+    }
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        CHECK(pthread_join(tids[t], NULL) == 0);
+        CHECK_EQ(workers[t].failures, 0);
+    }
+    const int want = BATCH_THREADS * BATCH_KEYS * BATCH_PER_KEY;
+    int got = 0;
+    while (got < want) {
+        wsc_msg m;
+        tu_recv(f.ws, &m, TU_TIMEOUT);
+        CHECK(strstr((const char *)m.data, "\"name\":\"k\"") != NULL);
+        got += count_items(&m);
+        wsc_msg_clear(&m);
+    }
+    CHECK_EQ(got, want);
+    TU_WAIT_FOR(wsn_server_pending_batches(f.srv) == 0, TU_TIMEOUT);
+    teardown(&f);
+}
+
+static void *shutdown_main(void *arg)
+{
+    wsn_server *srv = arg;
+    wsn_server_shutdown(srv, 30000);
+    return NULL;
+}
+
+/* 10,000 keys pending at once, one more refused, and shutdown delivers
+ * every pending batch before the close. */
+static void test_batch_many_keys_shutdown_flush(void)
+{
+    wsn_options *o = tu_opts();
+    tu_set_int(o, WSN_OPT_SEND_BUFFER, 20000);
+    tu_set_int(o, WSN_OPT_MAX_PENDING_BATCHES, 10000);
+    fixture f = setup(o);
+    wsn_options_free(o);
+    char msg[32];
+    for (int key = 0; key < 10000; key++) {
+        snprintf(msg, sizeof msg, "{\"i\":%d}", key);
+        CHECK_OK(wsn_server_publish_wait(f.srv, "c", msg, (uint64_t)key, "m", 600000));
+    }
+    CHECK_EQ(wsn_server_pending_batches(f.srv), 10000);
+    CHECK_RC(wsn_server_publish_wait(f.srv, "c", "1", 10000, "m", 600000), WSN_ELIMIT);
+    pthread_t tid;
+    CHECK(pthread_create(&tid, NULL, shutdown_main, f.srv) == 0);
+    int got = 0;
+    for (;;) {
+        wsc_msg m;
+        tu_recv(f.ws, &m, TU_TIMEOUT);
+        if (m.opcode == WSC_OP_CLOSE) {
+            CHECK_EQ(m.close_code, 1001);
+            CHECK_STR(m.close_reason, "server shutdown");
+            wsc_msg_clear(&m);
+            break;
+        }
+        got += count_items(&m);
+        wsc_msg_clear(&m);
+    }
+    CHECK_EQ(got, 10000);
+    CHECK(pthread_join(tid, NULL) == 0);
+    wsc_free(f.ws);
+    wsn_client_release(f.cl);
+    wsn_server_free(f.srv);
+}
+
+/* Nothing leaves before the ttl (a negative check bounded well below it). */
+static void test_batch_waits_for_ttl(void)
+{
+    fixture f = setup(NULL);
+    CHECK_OK(wsn_server_publish_wait(f.srv, "c", "{\"i\":1}", 9, "late", 1500));
+    wsc_msg m;
+    CHECK_EQ(wsc_recv_msg(f.ws, &m, 300), WSC_TIMEOUT);
+    CHECK_EQ(wsn_server_pending_batches(f.srv), 1);
+    tu_expect_envelope(f.ws, "{\"channel\":\"c\",\"type\":\"json\",\"time\":\"T\","
+                             "\"message\":{\"messages\":[{\"i\":1}],\"name\":\"late\"}}");
+    teardown(&f);
+}
+
 static const tu_test tests[] = {
     {"batch_json", test_batch_json},
     {"batch_dedup", test_batch_dedup},
@@ -308,6 +431,9 @@ static const tu_test tests[] = {
     {"batch_max_messages", test_batch_max_messages},
     {"batch_ttl_zero", test_batch_ttl_zero},
     {"batch_errors", test_batch_errors},
+    {"batch_threads", test_batch_threads},
+    {"batch_many_keys_shutdown_flush", test_batch_many_keys_shutdown_flush},
+    {"batch_waits_for_ttl", test_batch_waits_for_ttl},
     {NULL, NULL},
 };
 
