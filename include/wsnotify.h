@@ -133,12 +133,12 @@ typedef enum wsn_option {
     WSN_OPT_RAW_INCOMING = 24,        /* bool, 0: text frames reach the handler
                                          as raw WSN_TYPE_TEXT, not parsed as
                                          envelopes (own protocols, echo tests) */
-    WSN_OPT_COALESCE_WINDOW = 25      /* duration ms, 1: a client written to
-                                         less than this ago waits for the rest
-                                         of the window, so frames of several
-                                         publishes leave in one send; a quiet
-                                         client is written at once; 0 = never
-                                         wait */
+    WSN_OPT_COALESCE_WINDOW = 25      /* duration ms, 0: while the server is
+                                         busy writing, write requests wait up
+                                         to this long for one flush, so frames
+                                         of several publishes share a send
+                                         (big fan-outs gain; small ones lose:
+                                         docs/benchmarks.md); 0 = never wait */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;
