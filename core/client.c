@@ -28,6 +28,7 @@ wsn_client *client_new(wsn_server *srv)
     server_ref(srv);
     unsigned long long n = atomic_fetch_add(&next_client_number, 1);
     snprintf(c->id, sizeof(c->id), "c_%llu", n);
+    c->subprotocol = "";
     return c;
 }
 
@@ -57,6 +58,7 @@ WSN_API void wsn_client_release(wsn_client *c)
     pthread_mutex_destroy(&c->meta_lock);
     free(c->ring);
     free(c->rx);
+    free(c->close_reason);
     free(c);
     server_unref(srv);
 }

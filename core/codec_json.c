@@ -1,5 +1,6 @@
 #include "codec_json.h"
 
+#include "json_scan.h"
 #include "text.h"
 
 #include <jansson.h>
@@ -43,14 +44,7 @@ WSN_API int wsn_json_validate(const char *json, size_t len)
 {
     if (!json)
         return WSN_EINVAL;
-    /* jansson stops at a NUL: "4\0junk" would pass as "4". */
-    if (memchr(json, 0, len))
-        return WSN_EJSON;
-    json_t *v = json_load_any(json, len, JSON_DECODE_ANY);
-    if (!v)
-        return WSN_EJSON;
-    json_decref(v);
-    return WSN_OK;
+    return json_scan_valid(json, len) ? WSN_OK : WSN_EJSON;
 }
 
 void json_append_string(strbuf *out, const char *s, size_t len)

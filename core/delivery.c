@@ -182,7 +182,8 @@ void client_begin_close(wsn_client *c, uint16_t code, const char *reason, int di
         return;
     c->closing = 1;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    /* A close reason is at most 123 bytes on the wire. */
+    c->close_reason = strndup(reason, 123);
     if (discard_queue) {
         /* A dropped client gets no more data: only the close frame, and
          * close_grace for it to leave before the socket is cut. */

@@ -4,11 +4,13 @@
 #include "codec_json.h"
 #include "codec_msgpack.h"
 #include "commands.h"
+#include "keepalive.h"
 #include "origin.h"
 #include "text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,9 @@
 #define COALESCE_BYTES (256 * 1024)
 /* Incoming data arrives in chunks of this size; messages are reassembled
  * up to read_limit. Small, because lws allocates it per connection. */
+#ifndef RX_CHUNK
 #define RX_CHUNK 1024
+#endif
 /* lws reads each socket into one per-thread buffer of this size per pass;
  * bigger means a busy publisher's messages are taken in fewer passes. */
 #ifndef PT_SERV_BUF
@@ -28,9 +32,8 @@
 #endif
 /* Raw writes per WRITEABLE callback before yielding to other clients. */
 #define WRITE_PASSES 4
-/* lws's own idle ping: pushed out of the way, our keepalive runs instead. */
-#define LWS_IDLE_PING_SECS 65000
-#define LWS_IDLE_HANGUP_SECS 65535
+/* Below this many clients at the peak, memory is not worth giving back. */
+#define TRIM_MIN_PEAK 32
 
 struct pss {
     wsn_client *client; /* the registry's reference; NULL until ESTABLISHED */
@@ -84,34 +87,6 @@ static void emit_client_event(wsn_server *srv, wsn_event_type kind, wsn_client *
         loop_emit(srv, ev);
     else
         wsn_log(srv, WSN_LOG_ERROR, "client %s: event lost: out of memory", c->id);
-}
-
-/* --- keepalive --------------------------------------------------------- */
-
-static void keepalive_tick(lws_sorted_usec_list_t *sul)
-{
-    wsn_client *c = lws_container_of(sul, wsn_client, keepalive_sul);
-    wsn_server *srv = c->srv;
-    lws_usec_t now = lws_now_usecs();
-    lws_usec_t pong_wait = srv->pong_wait_ms * LWS_US_PER_MS;
-    lws_usec_t ping_period = srv->ping_period_ms * LWS_US_PER_MS;
-    if (now - c->last_pong >= pong_wait) {
-        wsn_log(srv, WSN_LOG_INFO, "client %s: no pong within pong_wait, dropping", c->id);
-        client_kill(c);
-        return;
-    }
-    if (now - c->last_ping >= ping_period) {
-        c->need_ping = 1;
-        c->last_ping = now;
-        client_request_write(c);
-    }
-    lws_usec_t next = c->last_ping + ping_period;
-    if (c->last_pong + pong_wait < next)
-        next = c->last_pong + pong_wait;
-    lws_usec_t delay = next - now;
-    if (delay < 1000)
-        delay = 1000;
-    lws_sul_schedule(lws_get_context(c->wsi), 0, sul, keepalive_tick, delay);
 }
 
 /* --- handshake ----------------------------------------------------------- */
@@ -199,8 +174,7 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
     lws_get_peer_simple(wsi, c->remote, sizeof(c->remote));
     const struct lws_protocols *proto = lws_get_protocol(wsi);
     c->format = proto && proto->id == 2 ? FORMAT_MSGPACK : FORMAT_JSON;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 && proto)
-        snprintf(c->subprotocol, sizeof(c->subprotocol), "%s", proto->name);
+    c->subprotocol = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 && proto ? proto->name : "";
     atomic_store(&c->connected, 1);
     atomic_fetch_add(&srv->format_clients[c->format], 1);
     pss->client = c;
@@ -208,14 +182,25 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
     HASH_ADD_KEYPTR(hh, srv->clients_by_id, c->id, strlen(c->id), c);
     srv->connected++;
     pthread_mutex_unlock(&srv->lock);
-    c->last_pong = c->last_ping = lws_now_usecs();
-    lws_sul_schedule(lws_get_context(wsi), 0, &c->keepalive_sul, keepalive_tick,
-                     srv->ping_period_ms * LWS_US_PER_MS);
+    if (srv->connected > srv->peak_since_trim)
+        srv->peak_since_trim = srv->connected;
+    keepalive_add(srv, c);
     if (srv->rx_paused)
         lws_rx_flow_control(wsi, 0);
     wsn_log(srv, WSN_LOG_DEBUG, "client %s connected from %s", c->id, c->remote);
     emit_client_event(srv, WSN_EVENT_CONNECT, c);
     return 0;
+}
+
+/* After many clients leave, glibc keeps their freed memory mapped; give it
+ * back so a server's footprint follows its load (the soak measures this). */
+static void give_back_memory(wsn_server *srv)
+{
+    int now = srv->connected;
+    if (srv->peak_since_trim < TRIM_MIN_PEAK || now > srv->peak_since_trim / 2)
+        return;
+    malloc_trim(0);
+    srv->peak_since_trim = now;
 }
 
 static void on_closed(wsn_server *srv, struct pss *pss)
@@ -224,7 +209,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     if (!c)
         return; /* refused during the handshake: never a client */
     pss->client = NULL;
-    lws_sul_cancel(&c->keepalive_sul);
+    keepalive_remove(srv, c);
     lws_sul_cancel(&c->stall_sul);
     lws_sul_cancel(&c->close_sul);
     client_flush_forget(c);
@@ -241,6 +226,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     c->rx = NULL;
     c->rx_cap = c->rx_len = 0;
     client_forget(c);
+    give_back_memory(srv);
     wsn_log(srv, WSN_LOG_DEBUG, "client %s disconnected", c->id);
     emit_client_event(srv, WSN_EVENT_DISCONNECT, c);
     wsn_client_release(c);
@@ -263,7 +249,8 @@ static void reply_error(wsn_server *srv, wsn_client *c, const char *error)
     }
 }
 
-static void message_complete(wsn_server *srv, wsn_client *c)
+static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char *data,
+                             size_t len)
 {
     wsn_event *ev = event_new(WSN_EVENT_MESSAGE, c);
     if (!ev) {
@@ -276,21 +263,21 @@ static void message_complete(wsn_server *srv, wsn_client *c)
         ev->msg.channel = strdup("");
         ev->msg.message_id = strdup("");
         ev->msg.reply_to_id = strdup("");
-        ev->msg.payload = malloc(c->rx_len + 1);
+        ev->msg.payload = malloc(len + 1);
         if (!ev->msg.channel || !ev->msg.message_id || !ev->msg.reply_to_id || !ev->msg.payload) {
             wsn_event_free(ev);
             return;
         }
-        if (c->rx_len)
-            memcpy(ev->msg.payload, c->rx, c->rx_len);
-        ev->msg.payload[c->rx_len] = 0;
-        ev->msg.payload_len = c->rx_len;
+        if (len)
+            memcpy(ev->msg.payload, data, len);
+        ev->msg.payload[len] = 0;
+        ev->msg.payload_len = len;
     } else {
         const char *error = NULL;
-        const unsigned char *rx = c->rx ? c->rx : (const unsigned char *)"";
+        const unsigned char *rx = data ? data : (const unsigned char *)"";
         int rc = msgpack_envelope
-                     ? msgpack_parse_incoming(rx, c->rx_len, &ev->msg, &error)
-                     : json_parse_incoming((const char *)rx, c->rx_len, &ev->msg, &error);
+                     ? msgpack_parse_incoming(rx, len, &ev->msg, &error)
+                     : json_parse_incoming((const char *)rx, len, &ev->msg, &error);
         if (rc) {
             wsn_event_free(ev);
             reply_error(srv, c, error);
@@ -321,6 +308,14 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
                          sizeof(reason) - 1);
         return -1;
     }
+    int whole = !c->rx_len && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+    if (whole) {
+        /* The common case, a message in one piece: no copy, and no buffer
+         * kept per client (it was a kilobyte for every idle subscriber). */
+        pss->in_message = 0;
+        message_complete(srv, c, (const unsigned char *)in, len);
+        return 0;
+    }
     if (c->rx_len + len > c->rx_cap) {
         size_t cap = c->rx_cap ? c->rx_cap : 1024;
         while (cap < c->rx_len + len)
@@ -338,14 +333,11 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
     pss->in_message = 0;
-    message_complete(srv, c);
+    message_complete(srv, c, c->rx, c->rx_len);
     c->rx_len = 0;
-    /* Do not keep a big buffer for an idle client. */
-    if (c->rx_cap > 64 * 1024) {
-        free(c->rx);
-        c->rx = NULL;
-        c->rx_cap = 0;
-    }
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_cap = 0;
     return 0;
 }
 
@@ -431,8 +423,9 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
         if (lws_send_pipe_choked(wsi)) {
             client_request_write_now(c);
         } else {
-            lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-                             (unsigned char *)c->close_reason, strlen(c->close_reason));
+            const char *why = c->close_reason ? c->close_reason : "";
+            lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
+                             strlen(why));
             return -1;
         }
     }
@@ -517,7 +510,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return pss ? on_receive(srv, wsi, pss, in, len) : 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         if (pss && pss->client)
-            pss->client->last_pong = lws_now_usecs();
+            keepalive_pong(srv, pss->client);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return pss ? on_writeable(srv, wsi, pss) : 0;
@@ -637,9 +630,12 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
     info->user = srv;
     info->vhost_name = "default";
     info->pt_serv_buf_size = PT_SERV_BUF;
+    /* A zero hangup turns lws's own idle timer off (without a policy lws
+     * would ping at 300 s): keepalive.c pings instead, with one timer for
+     * all clients where lws would insert one per client into a sorted list. */
     srv->retry = (lws_retry_bo_t){
-        .secs_since_valid_ping = LWS_IDLE_PING_SECS,
-        .secs_since_valid_hangup = LWS_IDLE_HANGUP_SECS,
+        .secs_since_valid_ping = 0,
+        .secs_since_valid_hangup = 0,
     };
     info->retry_and_idle_policy = &srv->retry;
     if (srv->compression) {
@@ -737,6 +733,7 @@ static void *io_main(void *arg)
     }
 
     batch_timers_clear(srv);
+    keepalive_stop(srv);
     pthread_mutex_lock(&srv->lock);
     srv->ctx_alive = 0;
     pthread_mutex_unlock(&srv->lock);

@@ -5,6 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* uthash starts every table with 32 buckets (512 bytes): each client's
+ * table of its channels would cost that much while it holds one or two.
+ * Tables made here start with 4 and grow as usual. */
+#undef HASH_INITIAL_NUM_BUCKETS
+#undef HASH_INITIAL_NUM_BUCKETS_LOG2
+#define HASH_INITIAL_NUM_BUCKETS 4U
+#define HASH_INITIAL_NUM_BUCKETS_LOG2 2U
+
 channel_entry *registry_find(registry *r, const char *name)
 {
     channel_entry *ch = NULL;

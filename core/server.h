@@ -31,8 +31,8 @@ struct wsn_client {
     atomic_int refs;
     wsn_server *srv;       /* const; holds a server reference */
     char id[24];           /* const */
-    char remote[64];       /* const */
-    char subprotocol[32];  /* const */
+    char remote[48];       /* const: INET6_ADDRSTRLEN fits */
+    const char *subprotocol; /* const: "" or a name in srv->protocols */
     enum wire_format format; /* const */
     atomic_int connected;  /* written by io, read anywhere */
 
@@ -56,14 +56,16 @@ struct wsn_client {
     unsigned char *rx;    /* message being reassembled */
     size_t rx_len, rx_cap;
     int rx_binary;
-    lws_sorted_usec_list_t keepalive_sul;
+    /* io: keepalive.c's lists, in order of last ping and of last pong */
+    wsn_client *ping_prev, *ping_next, *pong_prev, *pong_next;
     lws_usec_t last_pong, last_ping;
     int need_ping;
+    int keepalive_linked;
     lws_sorted_usec_list_t stall_sul;
     lws_sorted_usec_list_t close_sul;
     int closing;          /* close frame pending: write what remains, then close */
     uint16_t close_code;
-    char close_reason[124];
+    char *close_reason;   /* set with closing */
 };
 
 typedef struct handler {
@@ -131,6 +133,11 @@ struct wsn_server {
     int64_t flush_delay_us;
     lws_usec_t last_write; /* when data last left for any client */
     lws_sorted_usec_list_t shutdown_sul;
+    /* keepalive.c: clients by last ping and by last pong, one timer */
+    wsn_client *ping_head, *ping_tail, *pong_head, *pong_tail;
+    lws_sorted_usec_list_t keepalive_sul;
+    lws_usec_t keepalive_due; /* when the timer fires; 0 = not armed */
+    int peak_since_trim;      /* most clients connected since the last malloc_trim */
     lws_sorted_usec_list_t shutdown_final_sul;
     struct batch_timer *batch_timers; /* armed ttl timers */
     struct lws_protocols protocols[3];

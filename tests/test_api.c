@@ -445,9 +445,18 @@ static void test_json_validate(void)
 {
     static const char *good[] = {"{}", "[]", "1", "-1.5e3", "\"s\"", "true",
                                  "false", "null", "{\"a\":[1,{\"b\":null}]}",
-                                 " {\"a\" : 1} ", "\"\\u00e9\""};
+                                 " {\"a\" : 1} ", "\"\\u00e9\"", "-0", "1E+2", "0.1e-7",
+                                 /* underflow is fine, beyond 64 bits is a real */
+                                 "1e-400", "18446744073709551616", "-9223372036854775809",
+                                 "1.7976931348623157e308", "\"\\ud83d\\ude00\"",
+                                 "\"\xf0\x9f\x98\x80\"", "\"\x7f\"", "\"\\/\""};
     static const char *bad[] = {"", "{", "{\"a\":}", "[1,]", "tru", "'s'",
-                                "{\"a\":1}x", "NaN", "{a:1}", "\"\\x\""};
+                                "{\"a\":1}x", "NaN", "{a:1}", "\"\\x\"", "01", "1.", "-", "1e",
+                                /* overflows a double */
+                                "1e400", "-1e400", "1.7976931348623159e308",
+                                "\"\\u0000\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"",
+                                "\"\xc0\x80\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\t\"",
+                                "truex", "true1", "[1 2]", "{\"a\" 1}", "{1:2}", "{\"a\":1,}"};
     size_t i;
     for (i = 0; i < sizeof good / sizeof good[0]; i++)
         CHECK_MSG(wsn_json_validate(good[i], strlen(good[i])) == 0,
@@ -463,6 +472,22 @@ static void test_json_validate(void)
     /* Invalid UTF-8 inside a string. */
     CHECK_RC(wsn_json_validate("\"\xff\"", 3), WSN_EJSON);
     CHECK_RC(wsn_json_validate(NULL, 0), WSN_EINVAL);
+    /* Nesting: jansson's limit is 2048 values deep, a scalar counting as one. */
+    static char deep[2 * 2049 + 2];
+    for (int depth = 2047; depth <= 2049; depth++) {
+        for (int with_scalar = 0; with_scalar <= 1; with_scalar++) {
+            size_t n = 0;
+            for (int k = 0; k < depth; k++)
+                deep[n++] = '[';
+            if (with_scalar)
+                deep[n++] = '1';
+            for (int k = 0; k < depth; k++)
+                deep[n++] = ']';
+            int expect = depth + with_scalar <= 2048 ? WSN_OK : WSN_EJSON;
+            CHECK_MSG(wsn_json_validate(deep, n) == expect, "depth %d%s: expected %d", depth,
+                      with_scalar ? " + scalar" : "", expect);
+        }
+    }
 }
 
 static void test_message_type_names(void)

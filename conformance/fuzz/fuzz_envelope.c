@@ -8,13 +8,15 @@
  * UTF-8; the envelope built back from the fields is valid JSON whose
  * fields read back equal. JSON is loaded the way the core loads it
  * (json_load_any: integers beyond 64 bits turn the document's integers
- * into reals). */
+ * into reals). Also: the scanner behind wsn_json_validate (json_scan.c)
+ * accepts exactly the inputs jansson loads. */
 #include <jansson.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "codec_json.h"
 #include "fuzz_common.h"
+#include "json_scan.h"
 #include "text.h"
 
 static char *canonical_of(json_t *v)
@@ -25,6 +27,13 @@ static char *canonical_of(json_t *v)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    json_t *any = memchr(data, 0, size) ? NULL
+                                        : json_load_any((const char *)data, size, JSON_DECODE_ANY);
+    int scanned = json_scan_valid((const char *)data, size);
+    FUZZ_CHECK(scanned == (any != NULL), "json_scan_valid says %d, jansson %s", scanned,
+               any ? "loads it" : "refuses it");
+    json_decref(any);
+
     incoming in;
     const char *error = NULL;
     if (json_parse_incoming((const char *)data, size, &in, &error)) {
