@@ -9,6 +9,16 @@
  * carries {"action":"broadcast","q":SEQ,"t":NS,"p":"pad"} and a receiver
  * finds "q": and "t": by a scan of the first bytes of the message.
  *
+ * Formats (--format): json (the default: no subprotocol, JSON text frames,
+ * as a browser), msgpack (offers Sec-WebSocket-Protocol: wsnotify.msgpack,
+ * requires it in the answer, and sends the same envelopes hand-encoded as
+ * MessagePack in binary frames; a receiver finds the fixstr "q" and "t"
+ * keys and their integers by the same kind of scan, no MessagePack parser),
+ * or mixed (even subscribers JSON, odd ones MessagePack, the publisher
+ * JSON). The message is the same in every format: a --phase size is the
+ * size of its JSON text. Each delivery's wire bytes (frame headers and
+ * payload of every frame of the message) are counted per format.
+ *
  * Modes
  *   fanout   N subscribers + 1 publisher that keeps a window W of
  *            broadcasts outstanding (complete = every live subscriber has
@@ -55,6 +65,9 @@
 #define CHANNEL "bench"
 
 enum { ROLE_SUB = 0, ROLE_PUB = 1 };
+enum { FMT_JSON = 0, FMT_MSGPACK = 1 };
+enum { FORMAT_JSON = 0, FORMAT_MSGPACK = 1, FORMAT_MIXED = 2 };
+static const char *const format_names[] = {"json", "msgpack", "mixed"};
 enum { ST_FREE = 0, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSED };
 
 typedef struct conn {
@@ -62,6 +75,7 @@ typedef struct conn {
     uint32_t idx;
     uint8_t role, state, subscribed, want_out;
     uint8_t tries;
+    uint8_t fmt; /* FMT_JSON or FMT_MSGPACK */
     /* outgoing bytes not yet taken by the kernel */
     char *out;
     uint32_t out_len, out_off, out_cap;
@@ -76,6 +90,8 @@ typedef struct conn {
     uint64_t f_left, f_pos;
     uint8_t m_op, m_z, in_msg;
     uint16_t caplen;
+    uint32_t m_wire, m_payload; /* bytes of the current message: all its
+                                   frames' headers + payloads; payloads */
     uint8_t ctrl_len;
     char cap[CAP];
     char ctrl[125];
@@ -109,6 +125,7 @@ static struct {
     phase phases[MAX_PHASES];
     int nphases;
     int compress;
+    int format; /* FORMAT_* */
     int server_pid;
     int subscribe_idle;
     uint64_t max_broadcasts;
@@ -138,6 +155,8 @@ static struct {
     uint32_t phase_first_seq;
     int measuring;                /* deliveries count toward the phase */
     uint64_t deliveries_measured, bytes_measured, deliveries_phase;
+    uint64_t payload_measured;              /* payload bytes, no headers */
+    uint64_t fmt_deliveries[2], fmt_bytes[2]; /* measured, per FMT_* */
     uint64_t completions_measured;
     uint64_t late, dup_or_old, gaps;
     hist lat, done;               /* per delivery; per completed broadcast */
@@ -475,12 +494,14 @@ static void send_handshake(conn *c) {
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
-                     "%s"
+                     "%s%s"
                      "\r\n",
                      G.path, G.host, G.port,
                      G.compress ? "Sec-WebSocket-Extensions: permessage-deflate; "
                                   "client_max_window_bits\r\n"
-                                : "");
+                                : "",
+                     c->fmt == FMT_MSGPACK ? "Sec-WebSocket-Protocol: wsnotify.msgpack\r\n"
+                                           : "");
     out_reserve(c, (uint32_t)n);
     memcpy(c->out + c->out_len, req, (size_t)n);
     c->out_len += (uint32_t)n;
@@ -492,7 +513,63 @@ static void send_handshake(conn *c) {
     flush(c);
 }
 
+/* ---- hand-written MessagePack (the few shapes the load generator sends) -- */
+
+static size_t mp_str(uint8_t *p, const char *s, size_t n) {
+    size_t h = 0;
+    if (n < 32) {
+        p[h++] = (uint8_t)(0xa0 | n);
+    } else if (n < 256) {
+        p[h++] = 0xd9;
+        p[h++] = (uint8_t)n;
+    } else {
+        p[h++] = 0xda;
+        p[h++] = (uint8_t)(n >> 8);
+        p[h++] = (uint8_t)n;
+    }
+    memcpy(p + h, s, n);
+    return h + n;
+}
+
+static size_t mp_cstr(uint8_t *p, const char *s) { return mp_str(p, s, strlen(s)); }
+
+static size_t mp_uint(uint8_t *p, uint64_t v) {
+    if (v < 128) {
+        p[0] = (uint8_t)v;
+        return 1;
+    }
+    int n = v < 256 ? 1 : v < 65536 ? 2 : v <= 0xffffffffu ? 4 : 8;
+    p[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
+    for (int i = 0; i < n; i++)
+        p[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    return (size_t)n + 1;
+}
+
 static void send_subscribe(conn *c) {
+    if (c->fmt == FMT_MSGPACK) {
+        /* {"type":"json","channel":CH,"message":{"action":"subscribe",
+         *  "channel":CH},"message_id":"sIDX"} */
+        uint8_t m[128];
+        char id[16];
+        size_t k = 0;
+        m[k++] = 0x84;
+        k += mp_cstr(m + k, "type");
+        k += mp_cstr(m + k, "json");
+        k += mp_cstr(m + k, "channel");
+        k += mp_cstr(m + k, CHANNEL);
+        k += mp_cstr(m + k, "message");
+        m[k++] = 0x82;
+        k += mp_cstr(m + k, "action");
+        k += mp_cstr(m + k, "subscribe");
+        k += mp_cstr(m + k, "channel");
+        k += mp_cstr(m + k, CHANNEL);
+        k += mp_cstr(m + k, "message_id");
+        snprintf(id, sizeof id, "s%u", c->idx);
+        k += mp_cstr(m + k, id);
+        put_frame(c, 2, m, k);
+        flush(c);
+        return;
+    }
     char m[256];
     int n = snprintf(m, sizeof m,
                      "{\"type\":\"json\",\"channel\":\"%s\",\"message\":{\"action\":"
@@ -531,7 +608,8 @@ static int scan_num(const char *p, const char *end, const char *key, size_t klen
     return 1;
 }
 
-static void on_delivery(conn *c, uint32_t seq, uint64_t sent_ns, size_t bytes) {
+static void on_delivery(conn *c, uint32_t seq, uint64_t sent_ns, size_t bytes,
+                        size_t payload) {
     uint64_t now = G.rx_now; /* taken once per recv(): the bytes arrived then */
     (void)c;
     if (c->last_seq && seq != c->last_seq + 1) {
@@ -546,6 +624,9 @@ static void on_delivery(conn *c, uint32_t seq, uint64_t sent_ns, size_t bytes) {
     if (G.measuring) {
         G.deliveries_measured++;
         G.bytes_measured += bytes;
+        G.payload_measured += payload;
+        G.fmt_deliveries[c->fmt]++;
+        G.fmt_bytes[c->fmt] += bytes;
         uint64_t t = G.t0 + sent_ns;
         hist_add(&G.lat, now > t ? now - t : 0);
     }
@@ -605,16 +686,69 @@ static int find_seq(const char *p, const char *end, uint64_t *seq, uint64_t *t) 
     return 1;
 }
 
-/* a whole message is in c->cap (first CAP bytes), total length len */
-static void on_message(conn *c, size_t len) {
+/* A MessagePack unsigned integer at p (positive fixint, uint8..64; the
+ * server packs non-negative integers that way); 0 when cut off or not one. */
+static int mp_uint_at(const uint8_t *p, const uint8_t *end, uint64_t *out, const uint8_t **after) {
+    if (p >= end)
+        return 0;
+    int n;
+    if (*p < 0x80) {
+        *out = *p;
+        *after = p + 1;
+        return 1;
+    }
+    switch (*p) {
+    case 0xcc: n = 1; break;
+    case 0xcd: n = 2; break;
+    case 0xce: n = 4; break;
+    case 0xcf: n = 8; break;
+    default: return 0;
+    }
+    if (end - p < n + 1)
+        return 0;
+    uint64_t v = 0;
+    for (int i = 1; i <= n; i++)
+        v = (v << 8) | p[i];
+    *out = v;
+    *after = p + n + 1;
+    return 1;
+}
+
+/* The MessagePack twin of find_seq: the fixstr key "q" (0xa1 'q') and its
+ * integer, then "t" right after it. No envelope key or value before the
+ * message holds the byte 0xa1 (keys are longer; the time is ASCII). */
+static int find_seq_mp(const char *cp, const char *ce, uint64_t *seq, uint64_t *t) {
+    const uint8_t *p = (const uint8_t *)cp, *end = (const uint8_t *)ce, *q = p, *after;
+    while ((q = memchr(q, 0xa1, (size_t)(end - q))) != NULL) {
+        if (end - q > 2 && q[1] == 'q')
+            break;
+        q++;
+    }
+    if (!q || !mp_uint_at(q + 2, end, seq, &after))
+        return 0;
+    if (end - after > 2 && after[0] == 0xa1 && after[1] == 't') {
+        if (!mp_uint_at(after + 2, end, t, &after))
+            *t = 0;
+    } else {
+        *t = 0;
+    }
+    return 1;
+}
+
+/* a whole message is in c->cap (first CAP bytes): wire bytes of its frames
+ * (headers included) and payload bytes (as received: compressed if so) */
+static void on_message(conn *c, size_t wire, size_t payload) {
     const char *p = c->cap, *end = c->cap + c->caplen;
     uint64_t seq, t;
-    if (c->role == ROLE_SUB && c->subscribed && find_seq(p, end, &seq, &t)) {
-        on_delivery(c, (uint32_t)seq, t, len);
+    int mp = c->fmt == FMT_MSGPACK;
+    if (c->role == ROLE_SUB && c->subscribed &&
+        (mp ? find_seq_mp(p, end, &seq, &t) : find_seq(p, end, &seq, &t))) {
+        on_delivery(c, (uint32_t)seq, t, wire, payload);
         return;
     }
     if (c->role == ROLE_SUB && !c->subscribed &&
-        memmem(p, (size_t)(end - p), "\"subscribed\"", 12)) {
+        (mp ? memmem(p, (size_t)(end - p), "\xaasubscribed", 11)
+            : memmem(p, (size_t)(end - p), "\"subscribed\"", 12))) {
         c->subscribed = 1;
         became_ready(c);
         return;
@@ -691,6 +825,10 @@ static void frame_payload(conn *c, uint8_t *d, size_t n) {
     } else {
         cap_append(c, d, n);
     }
+    if (c->f_op < 8) {
+        c->m_wire += (uint32_t)n;
+        c->m_payload += (uint32_t)n;
+    }
     c->f_pos += n;
 }
 
@@ -705,7 +843,7 @@ static void frame_end(conn *c) {
             inflate_feed(c, tail, 4);
         }
         c->in_msg = 0;
-        on_message(c, (size_t)c->f_pos);
+        on_message(c, c->m_wire, c->m_payload);
     }
 }
 
@@ -759,7 +897,10 @@ static int parse_frames(conn *c, uint8_t *d, size_t n) {
                 c->m_z = (b0 & 0x40) != 0;
                 c->in_msg = 1;
                 c->caplen = 0;
+                c->m_wire = c->m_payload = 0;
             }
+            if (c->f_op < 8)
+                c->m_wire += c->hlen; /* this frame's header */
             if (len == 0) {
                 frame_end(c);
                 continue;
@@ -794,6 +935,23 @@ static void handshake_bytes(conn *c, uint8_t *d, size_t n) {
         return;
     }
     size_t hdr_total = (size_t)(end + 4 - c->hdr);
+    if (c->fmt == FMT_MSGPACK) {
+        /* the answer must pick our subprotocol, else frames are JSON */
+        char *sp = strcasestr(c->hdr, "\r\nSec-WebSocket-Protocol:");
+        if (!sp || (size_t)(sp - c->hdr) >= hdr_total) {
+            vlog("conn %u: no Sec-WebSocket-Protocol in the answer", c->idx);
+            conn_fail(c, "subprotocol not accepted");
+            return;
+        }
+        sp += 26;
+        while (*sp == ' ' || *sp == '\t')
+            sp++;
+        if (strncasecmp(sp, "wsnotify.msgpack", 16) != 0 ||
+            (sp[16] != '\r' && sp[16] != ' ' && sp[16] != '\t')) {
+            conn_fail(c, "subprotocol not accepted");
+            return;
+        }
+    }
     int deflate = strcasestr(c->hdr, "permessage-deflate") != NULL &&
                   (size_t)(strcasestr(c->hdr, "permessage-deflate") - c->hdr) < hdr_total;
     if (deflate) {
@@ -892,9 +1050,44 @@ static void publish_one(int size) {
     if (pad < 0)
         pad = 0;
     char *m = G.msgbuf;
-    int k = snprintf(m, 64, "{\"type\":\"json\",\"channel\":\"%s\",\"message\":", CHANNEL);
-    memcpy(m + k, head, (size_t)hn);
-    k += hn;
+    int k;
+    int mp = c->fmt == FMT_MSGPACK;
+    if (mp) {
+        /* the same message in MessagePack: {"type":"json","channel":CH,
+         * "message":{"action":"broadcast","q":SEQ,"t":NS,"p":PAD}} */
+        uint8_t *u = (uint8_t *)m;
+        size_t j = 0;
+        u[j++] = 0x83;
+        j += mp_cstr(u + j, "type");
+        j += mp_cstr(u + j, "json");
+        j += mp_cstr(u + j, "channel");
+        j += mp_cstr(u + j, CHANNEL);
+        j += mp_cstr(u + j, "message");
+        u[j++] = 0x84;
+        j += mp_cstr(u + j, "action");
+        j += mp_cstr(u + j, "broadcast");
+        j += mp_cstr(u + j, "q");
+        j += mp_uint(u + j, seq);
+        j += mp_cstr(u + j, "t");
+        j += mp_uint(u + j, t);
+        j += mp_cstr(u + j, "p");
+        /* str header for pad bytes; the letters follow */
+        if (pad < 32) {
+            u[j++] = (uint8_t)(0xa0 | pad);
+        } else if (pad < 256) {
+            u[j++] = 0xd9;
+            u[j++] = (uint8_t)pad;
+        } else {
+            u[j++] = 0xda;
+            u[j++] = (uint8_t)(pad >> 8);
+            u[j++] = (uint8_t)pad;
+        }
+        k = (int)j;
+    } else {
+        k = snprintf(m, 64, "{\"type\":\"json\",\"channel\":\"%s\",\"message\":", CHANNEL);
+        memcpy(m + k, head, (size_t)hn);
+        k += hn;
+    }
     /* random letters: deflate cannot shrink them much, so compression
      * runs measure real compression work (the worst case for it) */
     static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
@@ -904,13 +1097,15 @@ static void publish_one(int size) {
             m[k + i + j] = al[(r >> (6 * j)) & 63];
     }
     k += pad;
-    memcpy(m + k, "\"}}", 3);
-    k += 3;
+    if (!mp) {
+        memcpy(m + k, "\"}}", 3);
+        k += 3;
+    }
     uint32_t slot = seq & (RING - 1);
     G.slot_seq[slot] = seq;
     G.slot_cnt[slot] = 0;
     G.slot_sent[slot] = now;
-    put_frame(c, 1, m, (size_t)k);
+    put_frame(c, mp ? 2 : 1, m, (size_t)k);
     flush(c);
 }
 
@@ -992,12 +1187,33 @@ static void print_hist(FILE *f, const char *name, const hist *h) {
             (double)h->max / 1e6);
 }
 
+/* "format", and per format that has subscribers: deliveries/s and wire
+ * bytes per delivery over the measured window */
+static void print_formats(FILE *f, double wall) {
+    fprintf(f, "\"format\":\"%s\",\"formats\":{", format_names[G.format]);
+    int first = 1;
+    for (int i = 0; i < 2; i++) {
+        if (!G.fmt_deliveries[i])
+            continue;
+        fprintf(f, "%s\"%s\":{\"deliveries\":%" PRIu64 ",\"deliveries_per_s\":%.1f,"
+                   "\"wire_bytes_per_delivery\":%.1f}",
+                first ? "" : ",", format_names[i], G.fmt_deliveries[i],
+                wall > 0 ? (double)G.fmt_deliveries[i] / wall : 0,
+                (double)G.fmt_bytes[i] / (double)G.fmt_deliveries[i]);
+        first = 0;
+    }
+    fprintf(f, "},");
+}
+
 static void run_fanout(void) {
     for (int pi = 0; pi < G.nphases; pi++) {
         phase ph = G.phases[pi];
         memset(&G.lat, 0, sizeof G.lat);
         memset(&G.done, 0, sizeof G.done);
         G.deliveries_measured = G.bytes_measured = G.deliveries_phase = 0;
+        G.payload_measured = 0;
+        memset(G.fmt_deliveries, 0, sizeof G.fmt_deliveries);
+        memset(G.fmt_bytes, 0, sizeof G.fmt_bytes);
         G.completions_measured = 0;
         G.gaps = G.late = G.dup_or_old = 0;
         G.phase_first_seq = G.next_seq;
@@ -1053,6 +1269,7 @@ static void run_fanout(void) {
         double cpu_srv = cpu_srv0 >= 0 && cpu_srv1 >= 0 ? cpu_srv1 - cpu_srv0 : -1;
         long rss = rss_of(G.server_pid);
         uint64_t deliveries = G.deliveries_measured, bytes = G.bytes_measured;
+        uint64_t payload = G.payload_measured;
         uint64_t completions = G.completions_measured;
         meas_last = G.next_seq;
         G.measuring = 0;
@@ -1069,21 +1286,26 @@ static void run_fanout(void) {
                "\"broadcasts_completed_per_s\":%.1f,\"wire_bytes_per_delivery\":%.1f,"
                "\"sent\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"received\":%" PRIu64
                ",\"lost\":%" PRIu64 ",\"gaps\":%" PRIu64 ",\"live_subs\":%d,"
-               "\"stalled\":%d,",
+               "\"stalled\":%d,\"payload_bytes_per_delivery\":%.1f,",
                G.label, G.subs, ph.size, ph.window, G.compress, wall, meas_last - meas_first,
                deliveries, wall > 0 ? (double)deliveries / wall : 0,
                wall > 0 ? (double)completions / wall : 0,
                deliveries ? (double)bytes / (double)deliveries : 0, phase_sent, expected,
-               G.deliveries_phase, lost, G.gaps, G.live_subs, stalled);
+               G.deliveries_phase, lost, G.gaps, G.live_subs, stalled,
+               deliveries ? (double)payload / (double)deliveries : 0);
+        print_formats(stdout, wall);
         print_common(stdout, wall, cpu_lg, cpu_srv, rss);
         print_hist(stdout, "latency", &G.lat);
         print_hist(stdout, "completion", &G.done);
         printf("}\n");
         fflush(stdout);
         fprintf(stderr,
-                "loadgen: fanout subs=%d size=%d window=%d: %.0f deliveries/s, lost %" PRIu64
+                "loadgen: fanout %s subs=%d size=%d window=%d: %.0f deliveries/s, %.1f wire "
+                "bytes/delivery, lost %" PRIu64
                 ", loadgen cpu %.0f%%, server cpu %.0f%%, p50 %.2f ms p99 %.2f ms%s\n",
-                G.subs, ph.size, ph.window, wall > 0 ? (double)deliveries / wall : 0, lost,
+                format_names[G.format], G.subs, ph.size, ph.window,
+                wall > 0 ? (double)deliveries / wall : 0,
+                deliveries ? (double)bytes / (double)deliveries : 0, lost,
                 wall > 0 ? 100 * cpu_lg / wall : 0, wall > 0 ? 100 * cpu_srv / wall : 0,
                 hist_q(&G.lat, 0.5) / 1e6, hist_q(&G.lat, 0.99) / 1e6,
                 stalled ? " STALLED" : "");
@@ -1097,6 +1319,9 @@ static void run_latency(void) {
     memset(&G.done, 0, sizeof G.done);
     G.phase_first_seq = G.next_seq;
     G.deliveries_phase = G.deliveries_measured = G.bytes_measured = 0;
+    G.payload_measured = 0;
+    memset(G.fmt_deliveries, 0, sizeof G.fmt_deliveries);
+    memset(G.fmt_bytes, 0, sizeof G.fmt_bytes);
     G.completions_measured = 0;
     uint64_t interval = (uint64_t)(1e9 / G.rate);
     uint64_t start = now_ns();
@@ -1146,10 +1371,13 @@ static void run_latency(void) {
            "\"compress\":%d,\"measure_s\":%.3f,\"broadcasts_measured\":%u,"
            "\"deliveries\":%" PRIu64 ",\"sent\":%" PRIu64 ",\"expected\":%" PRIu64
            ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"gaps\":%" PRIu64
-           ",\"live_subs\":%d,",
+           ",\"live_subs\":%d,\"wire_bytes_per_delivery\":%.1f,",
            G.label, G.subs, G.rate_size, G.rate, G.compress, wall, meas_last - meas_first,
            G.deliveries_measured, phase_sent, expected, G.deliveries_phase, lost, G.gaps,
-           G.live_subs);
+           G.live_subs,
+           G.deliveries_measured ? (double)G.bytes_measured / (double)G.deliveries_measured
+                                 : 0);
+    print_formats(stdout, wall);
     print_common(stdout, wall, cpu_lg, cpu_srv, rss_of(G.server_pid));
     print_hist(stdout, "latency", &G.lat);
     print_hist(stdout, "completion", &G.done);
@@ -1213,6 +1441,9 @@ static void usage(void) {
             "  --max-broadcasts N bound on broadcasts per phase (0 = time only)\n"
             "  --server-pid P     read CPU and RSS of P from /proc\n"
             "  --compress         offer permessage-deflate (and inflate)\n"
+            "  --format F         json (default: no subprotocol), msgpack (offer\n"
+            "                     wsnotify.msgpack, MessagePack envelopes), or mixed\n"
+            "                     (even subscribers JSON, odd MessagePack, JSON publisher)\n"
             "  --no-subscribe     idle: connect only\n"
             "  --src-addrs K      spread over 127.0.0.2..K+1 (auto: N/20000+1)\n"
             "  --concurrency C    handshakes in flight (256)\n"
@@ -1248,6 +1479,7 @@ int main(int argc, char **argv) {
         {"max-broadcasts", 1, 0, 'M'}, {"server-pid", 1, 0, 'S'}, {"compress", 0, 0, 'z'},
         {"no-subscribe", 0, 0, 'N'},   {"src-addrs", 1, 0, 'a'},  {"concurrency", 1, 0, 'c'},
         {"connect-timeout", 1, 0, 'T'}, {"label", 1, 0, 'l'},     {"help", 0, 0, '?'},
+        {"format", 1, 0, 'F'},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "v", lo, NULL)) != -1) {
@@ -1284,6 +1516,16 @@ int main(int argc, char **argv) {
         case 'c': G.conc = atoi(optarg); break;
         case 'T': G.connect_timeout = atof(optarg); break;
         case 'l': G.label = optarg; break;
+        case 'F':
+            if (!strcmp(optarg, "json"))
+                G.format = FORMAT_JSON;
+            else if (!strcmp(optarg, "msgpack"))
+                G.format = FORMAT_MSGPACK;
+            else if (!strcmp(optarg, "mixed"))
+                G.format = FORMAT_MIXED;
+            else
+                die("bad --format %s (json, msgpack or mixed)", optarg);
+            break;
         case 'v': G.verbose++; break;
         default: usage();
         }
@@ -1338,10 +1580,14 @@ int main(int argc, char **argv) {
         G.conns[i].idx = (uint32_t)i;
         G.conns[i].fd = -1;
         G.conns[i].role = ROLE_SUB;
+        G.conns[i].fmt = G.format == FORMAT_MSGPACK || (G.format == FORMAT_MIXED && (i & 1))
+                             ? FMT_MSGPACK
+                             : FMT_JSON;
     }
     if (with_pub) {
         G.pub = &G.conns[G.subs];
         G.pub->role = ROLE_PUB;
+        G.pub->fmt = G.format == FORMAT_MSGPACK ? FMT_MSGPACK : FMT_JSON;
     }
     G.next_seq = 1;
     G.oldest = 1;

@@ -12,6 +12,8 @@ server by its PID.
   bench/run.py --quick         # one run of each, shorter phases
   bench/run.py --only wsn-chat-bench,c-epoll-ref --modes fanout
   bench/run.py --report-only bench/results/latest.jsonl
+  bench/run.py --modes formats # JSON vs MessagePack only: updates that
+                               # section of docs/benchmarks.md in place
 
 Every load is bounded in count and time; loopback only.
 """
@@ -389,6 +391,18 @@ def matrix(args) -> list[dict]:
                 jobs.append(dict(server=s, mode="idle", subs=conns, runs=runs,
                                  extra=["--hold", str(args.hold), "--connect-timeout", "400"],
                                  timeout=900))
+    if "formats" in modes:
+        # JSON vs MessagePack clients (issue 5): the same messages, 1,000
+        # subscribers, every format in turn within each run index so that
+        # drift in the machine's load spreads over all of them.
+        for s in args.formats_servers.split(","):
+            for run in range(args.runs):
+                for fmt in FORMATS:
+                    jobs.append(dict(server=s, mode="fanout", subs=1000, runs=1, run0=run,
+                                     section="formats", format=fmt,
+                                     extra=["--format", fmt, "--phase", "64:20",
+                                            "--phase", "1024:20"] + timing,
+                                     timeout=600))
     if args.only:
         keep = set(args.only.split(","))
         jobs = [j for j in jobs if j["server"] in keep]
@@ -396,6 +410,9 @@ def matrix(args) -> list[dict]:
         counts = {int(x) for x in args.subs.split(",")}
         jobs = [j for j in jobs if j["subs"] in counts]
     return jobs
+
+
+FORMATS = ("json", "msgpack", "mixed")
 
 
 def execute(args, outdir: Path) -> Path:
@@ -436,15 +453,18 @@ def execute(args, outdir: Path) -> Path:
                       file=sys.stderr)
                 done += j["runs"]
                 continue
-            for run in range(j["runs"]):
+            for run in range(j.get("run0", 0), j.get("run0", 0) + j["runs"]):
                 done += 1
-                tag = (f"{j['mode']}{'-z' if j.get('compression') else ''}-{srv.name}-"
-                       f"{j['subs']}-r{run}")
+                tag = (f"{j['mode']}{'-z' if j.get('compression') else ''}"
+                       f"{'-' + j['format'] if j.get('section') == 'formats' else ''}-"
+                       f"{srv.name}-{j['subs']}-r{run}")
                 print(f"[bench] {done}/{total} {tag} ({time.time() - t0:.0f} s)",
                       file=sys.stderr, flush=True)
                 meta = dict(server=srv.name, run=run, job_mode=j["mode"], subs=j["subs"],
                             compression=bool(j.get("compression")),
                             loadavg1=float(Path("/proc/loadavg").read_text().split()[0]))
+                if j.get("section"):
+                    meta.update(section=j["section"], format=j["format"])
                 try:
                     r = Running(srv, args, outdir, tag, compression=bool(j.get("compression")))
                 except Exception as e:  # noqa: BLE001 - recorded, the matrix goes on
@@ -565,6 +585,17 @@ def load(path: Path):
 def report(results: Path, args, facts: dict, started: str, elapsed: float, cmdline: str,
            idle_note: str):
     rows = load(results)
+    # the JSON-vs-MessagePack runs have a section of their own
+    fmt_rows = [r for r in rows if r.get("section") == "formats"]
+    fmt_cmd, fmt_note = cmdline, ""
+    rows = [r for r in rows if r.get("section") != "formats"]
+    if not fmt_rows and FORMATS_RESULTS.exists():
+        # measured on their own (bench/run.py --modes formats)
+        fmt_rows = load(FORMATS_RESULTS)
+        fmt_meta = FORMATS_RESULTS.with_suffix(".meta.json")
+        fm = json.loads(fmt_meta.read_text()) if fmt_meta.exists() else {}
+        fmt_cmd = fm.get("cmdline", "?")
+        fmt_note = fm.get("machine_note", "")
     ok = [r for r in rows if "error" not in r and "skipped" not in r]
     errors = [r for r in rows if "error" in r]
     skipped = {}
@@ -772,8 +803,11 @@ def report(results: Path, args, facts: dict, started: str, elapsed: float, cmdli
                 cells += [cell_rate(off), cell_rate(on)]
             L.append(f"| {size} | " + " | ".join(cells) + " |")
         L.append("")
-        wb = {s: med([r["wire_bytes_per_delivery"] for r in comp if r["server"] == s
-                      and r["size"] == 1024])[0] for s in cs}
+        # payload_bytes_per_delivery: frame payloads only (older results
+        # called that wire_bytes_per_delivery, which now includes headers)
+        wb = {s: med([r.get("payload_bytes_per_delivery", r["wire_bytes_per_delivery"])
+                      for r in comp if r["server"] == s and r["size"] == 1024])[0]
+              for s in cs}
         L.append("Payload bytes on the wire per 1 KiB delivery with compression: " + ", ".join(
             f"{s} {v:.0f}" for s, v in wb.items() if v) + ".")
         for r in rows:
@@ -837,6 +871,9 @@ def report(results: Path, args, facts: dict, started: str, elapsed: float, cmdli
             for c in (10000, 100000)) + ".")
         L.append("")
 
+    if fmt_rows:
+        L += formats_section(fmt_rows, fmt_cmd, fmt_note)
+
     mode_skips = [r for r in rows if "skipped" in r and r.get("subs")]
     if mode_skips:
         L.append("## Not measured")
@@ -869,6 +906,7 @@ def report(results: Path, args, facts: dict, started: str, elapsed: float, cmdli
     L.append("bench/run.sh --smoke              # 5-second check (C servers, tiny loads)")
     L.append("bench/run.py --only wsn-chat-bench,c-epoll-ref --modes fanout --runs 1")
     L.append("bench/run.py --report-only bench/results/latest.jsonl")
+    L.append("bench/run.py --modes formats          # JSON vs MessagePack: that section only")
     L.append("```")
     L.append("")
     L.append("One load-generator run by hand (server on CPU 0, load on CPU 1):")
@@ -969,6 +1007,107 @@ def targets_table(sel, present, rows):
     return L
 
 
+FORMATS_RESULTS = HERE / "results" / "formats-latest.jsonl"
+FORMATS_HEADING = "## JSON vs MessagePack"
+
+
+def num(v, spec):
+    return "–" if v is None else format(v, spec)
+
+
+def formats_section(rows, cmdline: str, note: str = "") -> list[str]:
+    """The JSON-vs-MessagePack table: the same broadcasts to 1,000 subscribers
+    that are all JSON, all MessagePack, or half and half."""
+    ok = [r for r in rows if "error" not in r and "skipped" not in r]
+    L = [FORMATS_HEADING, ""]
+    L.append("1,000 subscribers of one channel on `wsn-chat-bench`, one publisher keeping "
+             "W = 20 broadcasts outstanding; the same message in every format (its size is "
+             "the size of its JSON text). **json**: no subprotocol, JSON text frames, as a "
+             "browser. **msgpack**: `Sec-WebSocket-Protocol: wsnotify.msgpack`, the "
+             "publisher and the subscribers send and receive MessagePack in binary frames "
+             "(the load generator hand-encodes its envelopes and finds the sequence number "
+             "by a byte scan, as in JSON). **mixed**: even subscribers JSON, odd ones "
+             "MessagePack, JSON publisher: a publish is encoded once per format, so its "
+             "cost per delivery should lie between the two, not above both.")
+    L.append("")
+    L.append("Wire bytes per delivery = WebSocket frame header + payload of every frame "
+             "of the message, as the subscriber reads it (server→client frames are "
+             "unmasked). Deliveries/s: median of the runs, min–max in parentheses. "
+             "Server µs/delivery = server CPU seconds in the measured window ÷ "
+             "deliveries (median).")
+    L.append("")
+    if cmdline:
+        L.append(f"Command: `{cmdline}`." + (f" Machine state: {note}" if note else ""))
+        la = [r["loadavg1"] for r in ok if "loadavg1" in r]
+        if la:
+            L.append(f"1-minute load average at the start of each run: {min(la):.2f}–"
+                     f"{max(la):.2f} (2 cores; the benchmark itself accounts for up to "
+                     "about 2).")
+        L.append("")
+    L.append("| server | clients | size | deliveries/s | server µs/delivery | wire B/delivery "
+             "JSON | wire B/delivery MessagePack | lost | runs |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    servers_ = sorted({r["server"] for r in ok}, key=lambda s: (
+        SERVER_ORDER.index(s) if s in SERVER_ORDER else 99, s))
+    busy = False
+    for s in servers_:
+        for fmt in FORMATS:
+            for size in (64, 1024):
+                rs = [r for r in ok if r["server"] == s and r.get("format") == fmt
+                      and r.get("mode") == "fanout" and r["size"] == size]
+                if not rs:
+                    continue
+                lg = any(r["loadgen_cpu_pct"] >= LOADGEN_BUSY for r in rs)
+                busy |= lg
+                us = med([r["server_cpu_pct"] / 100.0 / r["deliveries_per_s"] * 1e6
+                          for r in rs if r["deliveries_per_s"] > 0
+                          and r["server_cpu_pct"] >= 0])[0]
+                wb = {}
+                for f in ("json", "msgpack"):
+                    wb[f] = med([r["formats"][f]["wire_bytes_per_delivery"] for r in rs
+                                 if f in r.get("formats", {})])[0]
+                label = {"json": "all JSON", "msgpack": "all MessagePack",
+                         "mixed": "½ JSON + ½ MessagePack"}[fmt]
+                rate = cell_rate([r["deliveries_per_s"] for r in rs]) + (" †" if lg else "")
+                L.append(f"| {s} | {label} | {size} | {rate} | {num(us, '.2f')} | "
+                         f"{num(wb['json'], '.1f')} | {num(wb['msgpack'], '.1f')} | "
+                         f"{sum(r['lost'] for r in rs):,} | {len(rs)} |")
+    L.append("")
+    if busy:
+        L.append(f"† the load generator used ≥{LOADGEN_BUSY}% of its core in at least one "
+                 "run of this row: the server may be faster than shown.")
+        L.append("")
+    errs = [r for r in rows if "error" in r]
+    for e in errs[:10]:
+        L.append(f"- error: {e.get('server')} {e.get('format')} run {e.get('run')}: "
+                 f"{e['error']}")
+    if errs:
+        L.append("")
+    return L
+
+
+def splice_formats_section(lines: list[str]):
+    """Replaces (or adds) the JSON-vs-MessagePack section of
+    docs/benchmarks.md, leaving the rest of the report as it is."""
+    path = DOCS / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    tail = text[len(text.rstrip("\n")):]  # the file's own trailing newlines
+    doc = text.rstrip("\n").split("\n")
+    block = lines[:]
+    while block and block[-1] == "":
+        block.pop()
+    if FORMATS_HEADING in doc:
+        a = doc.index(FORMATS_HEADING)
+        b = next((i for i in range(a + 1, len(doc)) if doc[i].startswith("## ")), len(doc))
+        doc[a:b] = block + [""]
+    else:
+        at = next((i for i, line in enumerate(doc) if line in (
+            "## Not measured", "## Errors during the run", "## Reproducing",
+            "## Method and caveats")), len(doc))
+        doc[at:at] = block + [""]
+    path.write_text("\n".join(doc) + (tail or "\n"))
+
+
 def method_notes():
     return [
         "## Method and caveats",
@@ -978,7 +1117,10 @@ def method_notes():
         "pings answered, permessage-deflate on request). Each broadcast carries "
         "`{\"action\":\"broadcast\",\"q\":SEQ,\"t\":NS,\"p\":\"…\"}`; a subscriber finds `\"q\":` "
         "and `\"t\":` with a scan of the first 192 bytes (no JSON parser). It reports its own "
-        "CPU (getrusage) and the server's CPU and RSS (/proc/PID) over the measured window.",
+        "CPU (getrusage) and the server's CPU and RSS (/proc/PID) over the measured window. "
+        "With `--format msgpack` (or `mixed`) it offers `wsnotify.msgpack` and sends the same "
+        "envelopes hand-encoded in MessagePack; wire bytes per delivery count every frame "
+        "header and payload byte of the message, per format.",
         "- **Lost deliveries** = broadcasts sent in a phase × subscribers − deliveries "
         "received by the end of the drain. A subscriber that the server closes stops "
         "counting towards completion (so the window cannot wedge), and its missing "
@@ -1105,7 +1247,11 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--idle-big-runs", type=int, default=None,
                    help="runs of the 100,000-connection idle test (default: --runs)")
-    p.add_argument("--modes", default="fanout,compression,latency,idle")
+    p.add_argument("--modes", default="fanout,compression,latency,idle,formats",
+                   help="comma-separated; formats = JSON vs MessagePack clients (alone, it "
+                        "rewrites only that section of docs/benchmarks.md)")
+    p.add_argument("--formats-servers", default="wsn-chat-bench",
+                   help="servers of the formats section (comma-separated)")
     p.add_argument("--only", default="", help="comma-separated server names")
     p.add_argument("--subs", default="", help="comma-separated subscriber/connection counts")
     p.add_argument("--warmup", type=float, default=0.5)
@@ -1166,6 +1312,18 @@ def main() -> int:
     elapsed = time.time() - t0
     if args.smoke:
         return smoke_check(results)
+    if set(args.modes.split(",")) == {"formats"} and not args.no_report:
+        # only the JSON-vs-MessagePack section: kept apart from latest.jsonl
+        FORMATS_RESULTS.parent.mkdir(exist_ok=True)
+        shutil.copy(results, FORMATS_RESULTS)
+        FORMATS_RESULTS.with_suffix(".meta.json").write_text(json.dumps(dict(
+            runs=args.runs, warmup=args.warmup, phase_s=args.phase_s, facts=facts,
+            started=started, elapsed=elapsed, cmdline=cmdline, machine_note=note), indent=1))
+        splice_formats_section(formats_section(load(results), cmdline,
+                                               args.machine_note))
+        print(f"[bench] wrote the JSON vs MessagePack section of {DOCS / 'benchmarks.md'}",
+              file=sys.stderr)
+        return 0
     meta = dict(runs=args.runs, warmup=args.warmup, phase_s=args.phase_s,
                 latency_s=args.latency_s, hold=args.hold, server_cpu=args.server_cpu,
                 loadgen_cpu=args.loadgen_cpu, facts=facts, started=started, elapsed=elapsed,

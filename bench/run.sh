@@ -6,6 +6,8 @@
 #
 #   bench/run.sh                                   # full matrix (~1 h, 2 cores)
 #   bench/run.sh --machine-note "otherwise idle"   # say how busy the box was
+#   bench/run.sh --modes formats                   # JSON vs MessagePack only (~2 min):
+#                                                  # rewrites just that section
 #   bench/run.sh --smoke                           # ~5 s check, C servers only,
 #                                                  # installs nothing, no report
 #   WSN_BUILD_DIR=build-bench bench/run.sh --quick # one run each, short phases

@@ -2,10 +2,12 @@
 # Runs every test of wsnotify, the way CI does (`bash .ci/run` calls this):
 #
 #   1. setup      scripts/setup.sh (Debian packages, Python test deps)
-#   2. build      cmake in build/           + ctest + chat example smoke test
+#   2. build      cmake in build/           + ctest + chat example smoke tests
+#                 (smoke_chat.py; smoke_msgpack.py: MessagePack + JSON clients)
 #   3. asan       ASan+UBSan in build-asan/ + ctest + chat smoke
 #   4. tsan       TSan in build-tsan/       + ctest + chat smoke
 #   5. python     pip install ./python + pytest python/tests (if python/ exists)
+#                 + smoke_msgpack.py against examples/python/chat.py
 #   6. e2e        e2e/run.sh: the chat page in headless Chromium (if e2e/ exists)
 #
 # Every step runs under `timeout`; the whole run stays well inside 90
@@ -271,6 +273,17 @@ cmake_stage() {
     else
         record "$name-chat" PASS $(($(date +%s) - t0)) "$detail"
     fi
+
+    # A MessagePack and a JSON client chatting through it (issue 5).
+    t0=$(date +%s)
+    run "$name-msgpack" "$T_CHAT" "${wrap[@]}" "$PY" "$here/smoke_msgpack.py" \
+        "$root/$dir/examples/wsnotify-chat"
+    count_plain "$name-msgpack"
+    if [ "$rc" -ne 0 ]; then
+        record "$name-msgpack" FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
+    else
+        record "$name-msgpack" PASS $(($(date +%s) - t0)) "$detail"
+    fi
 }
 
 # ---- the run ---------------------------------------------------------------
@@ -346,6 +359,16 @@ else
             record python FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
         else
             record python PASS $(($(date +%s) - t0)) "$detail"
+        fi
+        # The Python chat example with a MessagePack and a JSON client.
+        t0=$(date +%s)
+        run python-msgpack "$T_CHAT" "$PY" "$here/smoke_msgpack.py" \
+            "$root/examples/python/chat.py"
+        count_plain python-msgpack
+        if [ "$rc" -ne 0 ]; then
+            record python-msgpack FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
+        else
+            record python-msgpack PASS $(($(date +%s) - t0)) "$detail"
         fi
     fi
 fi
