@@ -13,7 +13,7 @@
  *
  *   wsn-chat-bench [--host A] [--port N] [--compression] [--io-thread]
  *                  [--send-buffer N] [--drop] [--ping-ms N]
- *                  [--coalesce-window MS]
+ *                  [--coalesce-window MS] [--read-buffer BYTES]
  *
  * --io-thread runs handlers on the engine's I/O thread
  * (WSN_OPT_EVENTS_ON_IO_THREAD); the default queues events and dispatches
@@ -81,7 +81,7 @@ static void on_log(void *user, wsn_log_level level, const char *msg) {
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
     int port = 8080, compression = 0, io_thread = 0, drop = 0;
-    long send_buffer = 0, ping_ms = 0, coalesce_ms = -1;
+    long send_buffer = 0, ping_ms = 0, coalesce_ms = -1, read_buffer = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--host") && i + 1 < argc)
             host = argv[++i];
@@ -99,10 +99,13 @@ int main(int argc, char **argv) {
             ping_ms = atol(argv[++i]);
         else if (!strcmp(argv[i], "--coalesce-window") && i + 1 < argc)
             coalesce_ms = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--read-buffer") && i + 1 < argc)
+            read_buffer = atol(argv[++i]);
         else {
             fprintf(stderr,
                     "usage: %s [--host A] [--port N] [--compression] [--io-thread] "
-                    "[--send-buffer N] [--drop] [--ping-ms N] [--coalesce-window MS]\n",
+                    "[--send-buffer N] [--drop] [--ping-ms N] [--coalesce-window MS] "
+                    "[--read-buffer BYTES]\n",
                     argv[0]);
             return 2;
         }
@@ -137,6 +140,14 @@ int main(int argc, char **argv) {
     }
     if (send_buffer > 0)
         rc |= wsn_options_set_int(o, WSN_OPT_SEND_BUFFER, send_buffer);
+    if (read_buffer > 0) { /* by name: the option is newer than some cores */
+        wsn_option id;
+        if (wsn_option_by_name("read_buffer", &id, NULL) != WSN_OK) {
+            fprintf(stderr, "wsn-chat-bench: this wsnotify has no read_buffer\n");
+            return 2;
+        }
+        rc |= wsn_options_set_int(o, id, read_buffer);
+    }
     rc |= wsn_options_set_logger(o, on_log, NULL);
     if (rc) {
         fprintf(stderr, "wsn-chat-bench: bad option\n");

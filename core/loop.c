@@ -20,11 +20,6 @@
 /* One raw write carries up to this many bytes of queued frames; lws's send
  * cap (tx_packet_size) matches, so it is one send() per writable pass. */
 #define COALESCE_BYTES (256 * 1024)
-/* Incoming data arrives in chunks of this size; messages are reassembled
- * up to read_limit. Small, because lws allocates it per connection. */
-#ifndef RX_CHUNK
-#define RX_CHUNK 1024
-#endif
 /* lws reads each socket into one per-thread buffer of this size per pass;
  * bigger means a busy publisher's messages are taken in fewer passes. */
 #ifndef PT_SERV_BUF
@@ -587,7 +582,10 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
         .name = "wsnotify.json",
         .callback = callback,
         .per_session_data_size = sizeof(struct pss),
-        .rx_buffer_size = RX_CHUNK,
+        /* lws reads at most this much from a socket per pass, delivers
+         * messages in chunks of it (reassembled up to read_limit) and
+         * allocates it for every connection. */
+        .rx_buffer_size = (size_t)opt_int(srv->opts, WSN_OPT_READ_BUFFER),
         .id = 1,
         .tx_packet_size = COALESCE_BYTES,
     };

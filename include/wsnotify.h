@@ -133,12 +133,19 @@ typedef enum wsn_option {
     WSN_OPT_RAW_INCOMING = 24,        /* bool, 0: text frames reach the handler
                                          as raw WSN_TYPE_TEXT, not parsed as
                                          envelopes (own protocols, echo tests) */
-    WSN_OPT_COALESCE_WINDOW = 25      /* duration ms, 0: while the server is
+    WSN_OPT_COALESCE_WINDOW = 25,     /* duration ms, 0: while the server is
                                          busy writing, write requests wait up
                                          to this long for one flush, so frames
                                          of several publishes share a send
                                          (big fan-outs gain; small ones lose:
                                          docs/benchmarks.md); 0 = never wait */
+    WSN_OPT_READ_BUFFER = 26          /* int bytes 128..65536, 1024: read from
+                                         one client per loop pass, and the
+                                         receive buffer each connection holds;
+                                         bigger takes a busy publishing
+                                         client's messages in fewer passes
+                                         (more fan-out per send) at that much
+                                         memory per connection */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;

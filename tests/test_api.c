@@ -77,6 +77,7 @@ static void test_option_defaults(void)
         {WSN_OPT_PONG_WAIT, 60000},
         {WSN_OPT_PING_PERIOD, 54000},
         {WSN_OPT_READ_LIMIT, 1048576},
+        {WSN_OPT_READ_BUFFER, 1024},
         {WSN_OPT_COMPRESSION, 0},
         {WSN_OPT_SEND_BUFFER, 256},
         {WSN_OPT_DROP_ON_BACKPRESSURE, 0},
@@ -150,6 +151,7 @@ static const struct {
     {"log_level", WSN_OPT_LOG_LEVEL, WSN_OPTTYPE_INT},
     {"raw_incoming", WSN_OPT_RAW_INCOMING, WSN_OPTTYPE_BOOL},
     {"coalesce_window", WSN_OPT_COALESCE_WINDOW, WSN_OPTTYPE_DURATION_MS},
+    {"read_buffer", WSN_OPT_READ_BUFFER, WSN_OPTTYPE_INT},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 
@@ -236,6 +238,8 @@ static void test_option_ranges(void)
              WSN_ERANGE);
     CHECK_RC(wsn_options_set_int(o, WSN_OPT_WRITE_WAIT, -5), WSN_ERANGE);
     CHECK_RC(wsn_options_set_int(o, WSN_OPT_READ_LIMIT, -1), WSN_ERANGE);
+    CHECK_RC(wsn_options_set_int(o, WSN_OPT_READ_BUFFER, 127), WSN_ERANGE);
+    CHECK_RC(wsn_options_set_int(o, WSN_OPT_READ_BUFFER, 65537), WSN_ERANGE);
     /* The value is unchanged after a refused set. */
     CHECK_OK(wsn_options_get_int(o, WSN_OPT_PORT, &v));
     CHECK_EQ(v, 8080);

@@ -246,6 +246,41 @@ static void test_incoming_envelope(void)
     wsn_server_free(srv);
 }
 
+/* With the smallest read buffer, a message many times its size and the
+ * messages sent right behind it all arrive whole and in order. */
+static void test_read_buffer_small(void)
+{
+    wsn_options *o = tu_opts();
+    CHECK_OK(wsn_options_set_int(o, WSN_OPT_READ_BUFFER, 128));
+    wsn_server *srv = tu_server(o);
+    wsn_options_free(o);
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    static char big[5000 + 64];
+    int n = snprintf(big, sizeof big, "{\"channel\":\"c\",\"message\":\"");
+    memset(big + n, 'x', 5000);
+    snprintf(big + n + 5000, sizeof big - (size_t)n - 5000, "\"}");
+    CHECK_WSC(wsc_send_text(w, big));
+    CHECK_WSC(wsc_send_text(w, "{\"channel\":\"c\",\"message\":1}"));
+    CHECK_WSC(wsc_send_text(w, "{\"channel\":\"c\",\"message\":2}"));
+    wsn_event *ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    size_t len;
+    const char *p = wsn_event_payload(ev, &len);
+    CHECK_EQ(len, (size_t)5002);
+    CHECK(p[0] == '"' && p[1] == 'x' && p[5000] == 'x' && p[5001] == '"');
+    wsn_event_free(ev);
+    for (int k = 1; k <= 2; k++) {
+        ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+        char want[2] = {(char)('0' + k), 0};
+        CHECK_STR(wsn_event_payload(ev, &len), want);
+        wsn_event_free(ev);
+    }
+    wsc_free(w);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
 static void test_incoming_text_type(void)
 {
     wsn_server *srv = tu_server(NULL);
@@ -669,6 +704,7 @@ static const tu_test tests[] = {
     {"handler_publish_reply", test_handler_publish_reply},
     {"event_queue_limit_pauses", test_event_queue_limit_pauses},
     {"raw_incoming", test_raw_incoming},
+    {"read_buffer_small", test_read_buffer_small},
     {"send_raw", test_send_raw},
     {NULL, NULL},
 };
