@@ -41,7 +41,7 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
         return;
     size_t len = 0;
     const char *payload = wsn_event_payload(ev, &len);
-    json_t *data = json_loadb(payload, len, JSON_DECODE_ANY, NULL);
+    json_t *data = json_loadb(payload, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
     if (!data)
         return;
     const char *action = json_string_value(json_object_get(data, "action"));

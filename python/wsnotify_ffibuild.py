@@ -153,7 +153,10 @@ def header_to_cdef(text: str) -> str:
 
 # Python-side glue compiled into the extension: a per-server log buffer, so
 # that the core's log callback (called on the core's threads) never runs
-# Python code. The binding drains it on its own thread.
+# Python code (the binding drains it on its own thread), and one call that
+# takes an event with all its fields (one C call, one GIL release per event
+# instead of one per field). Only the public API is used, so the glue works
+# with the bundled core and with a system libwsnotify alike.
 GLUE_CDEF = r"""
 typedef struct wsnpy_logbuf wsnpy_logbuf;
 wsnpy_logbuf *wsnpy_logbuf_new(size_t max_lines);
@@ -161,6 +164,21 @@ void wsnpy_logbuf_free(wsnpy_logbuf *b);
 int wsnpy_logbuf_install(wsn_options *opts, wsnpy_logbuf *b);
 int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf, size_t cap,
                       size_t *len, size_t *dropped);
+int wsnpy_logbuf_pending(wsnpy_logbuf *b);
+
+typedef struct wsnpy_event_info {
+    int kind;
+    int type;
+    wsn_client *client;
+    const char *client_id;
+    const char *channel;
+    const char *payload;
+    size_t payload_len;
+    const char *message_id;
+    const char *reply_to_id;
+} wsnpy_event_info;
+int wsnpy_next_event(wsn_server *srv, wsn_event **out,
+                     wsnpy_event_info *info);
 
 extern "Python" int _wsnpy_origin_cb(void *user, const char *origin,
                                      const char *host);
@@ -249,6 +267,17 @@ static int wsnpy_logbuf_install(wsn_options *opts, wsnpy_logbuf *b)
     return wsn_options_set_logger(opts, wsnpy_log_fn, b);
 }
 
+/* Nonzero when a line (or a count of dropped lines) waits: lets the host
+ * skip wsnpy_logbuf_take() on the common path. */
+static int wsnpy_logbuf_pending(wsnpy_logbuf *b)
+{
+    int n;
+    pthread_mutex_lock(&b->lock);
+    n = b->head != NULL || b->dropped != 0;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
 /* Takes the oldest line: 1 and the line (truncated to cap), or 0 when
  * empty. *dropped receives (and resets) the count of lines lost. */
 static int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf,
@@ -274,6 +303,44 @@ static int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf,
         memcpy(buf, l->text, *len);
     free(l);
     return 1;
+}
+
+typedef struct wsnpy_event_info {
+    int kind;
+    int type;
+    wsn_client *client;
+    const char *client_id;
+    const char *channel;
+    const char *payload;
+    size_t payload_len;
+    const char *message_id;
+    const char *reply_to_id;
+} wsnpy_event_info;
+
+/* wsn_server_next_event() plus every field of the event: 0 with *out (free
+ * it with wsn_event_free()) and *info filled (pointers owned by the event),
+ * else the error of wsn_server_next_event() (WSN_EAGAIN, WSN_ECLOSED).
+ * Message fields are NULL/0 for other kinds. */
+static int wsnpy_next_event(wsn_server *srv, wsn_event **out,
+                            wsnpy_event_info *info)
+{
+    const wsn_event *ev;
+    int rc = wsn_server_next_event(srv, out);
+    memset(info, 0, sizeof(*info));
+    if (rc != 0)
+        return rc;
+    ev = *out;
+    info->kind = (int)wsn_event_kind(ev);
+    info->client = wsn_event_client(ev);
+    info->client_id = wsn_event_client_id(ev);
+    if (info->kind == WSN_EVENT_MESSAGE) {
+        info->type = (int)wsn_event_message_type(ev);
+        info->channel = wsn_event_channel(ev);
+        info->payload = (const char *)wsn_event_payload(ev, &info->payload_len);
+        info->message_id = wsn_event_message_id(ev);
+        info->reply_to_id = wsn_event_reply_to_id(ev);
+    }
+    return 0;
 }
 """
 

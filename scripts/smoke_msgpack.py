@@ -284,9 +284,9 @@ async def scenario(srv):
           "... decoded: the same values in the same key order")
 
     # -- a float whose shortest text is not its %.17g text ---------------
-    # The C example re-serialises with jansson (17 significant digits), so
-    # B may see 1.0000000000000001e-5 where the Python example writes 1e-05:
-    # the same double. Compared by value here; A's bytes stay exact.
+    # A float64 from MessagePack becomes JSON text for the handler; B may
+    # see 1.0000000000000001e-5 rather than 1e-05: the same double.
+    # Compared by value here; A's bytes stay exact.
     odd = {"action": "broadcast", "f": [1e-05, 0.1, 1 / 3]}
     await a.send(pack({"type": "json", "channel": "room", "message": odd}))
     js, jp = await recv_js(b, "A's float broadcast at B")
@@ -299,6 +299,22 @@ async def scenario(srv):
     raw, pairs = await recv_mp(a, "A's float broadcast at A")
     check(raw == expected_mp("room", t, odd),
           f"A receives the floats as exactly these float64s: {pairs}")
+
+    # -- the largest uint64 ------------------------------------------------
+    # Valid MessagePack and valid JSON, but beyond jansson's int64: a
+    # handler that parses and re-encodes it could drop the broadcast. B
+    # gets the exact digits; A gets it as a float64 (docs/differences.md).
+    big = {"action": "broadcast", "u": 2**64 - 1}
+    await a.send(pack({"type": "json", "channel": "room", "message": big}))
+    js, jp = await recv_js(b, "A's uint64 broadcast at B")
+    t = field(jp, "time")
+    check(js == expected_js("room", t,
+                            '{"action":"broadcast","u":18446744073709551615}'),
+          f"B receives 2^64-1 with its exact digits: {js}")
+    raw, pairs = await recv_mp(a, "A's uint64 broadcast at A")
+    msg = dict(field(pairs, "message") or []) if raw else {}
+    check(msg.get("u") == float(2**64 - 1) and isinstance(msg.get("u"), float),
+          f"A receives 2^64-1 as the float64 {float(2**64 - 1)!r}: {pairs}")
 
     # -- B (JSON) -> both -------------------------------------------------
     await b.send(FROM_B_TEXT)

@@ -20,9 +20,14 @@
  * server shuts down gracefully (every client gets close 1001) and the
  * program exits 0.
  *
- *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
+ *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR]
+ *                 [--compression] [--verbose]
  *
- * The port defaults to $WSN_PORT, else 8080.
+ * The port defaults to $WSN_PORT, else 8080. Startup, shutdown and
+ * failures are logged at info level; one line per connection and per
+ * message only with --verbose (debug level), so that a busy server does
+ * not spend its time writing its log. --compression offers
+ * permessage-deflate to browsers (the engine's compression option).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -84,6 +89,24 @@ static void chat_log(const char *fmt, ...) {
     va_end(ap);
 }
 
+/* What the handlers need from the command line (owned by main(), handed to
+ * every handler as its user pointer; read-only once the server runs). */
+struct chat {
+    int verbose; /* --verbose: log every connection and message */
+};
+
+/* A line per connection or message: only with --verbose. */
+static void chat_debug(const struct chat *app, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void chat_debug(const struct chat *app, const char *fmt, ...) {
+    if (!app->verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_line("chat", "DEBUG", fmt, ap);
+    va_end(ap);
+}
+
 static void log_pass(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void log_pass(const char *level, const char *fmt, ...) {
@@ -106,18 +129,20 @@ static void on_server_log(void *user, wsn_log_level level, const char *msg) {
 /* ---- handlers (all on the main thread, from wsn_server_dispatch) ------- */
 
 static void on_connect(void *user, wsn_server *srv, const wsn_event *ev) {
-    (void)user;
+    const struct chat *app = user;
+    if (!app->verbose)
+        return;
     wsn_client *c = wsn_event_client(ev);
     const char *addr = c ? wsn_client_remote_address(c) : NULL;
-    chat_log("client connected: %s from %s (%d connected)",
-             wsn_event_client_id(ev), addr ? addr : "?",
-             wsn_server_connected_clients(srv));
+    chat_debug(app, "client connected: %s from %s (%d connected)",
+               wsn_event_client_id(ev), addr ? addr : "?",
+               wsn_server_connected_clients(srv));
 }
 
 static void on_disconnect(void *user, wsn_server *srv, const wsn_event *ev) {
-    (void)user;
-    chat_log("client disconnected: %s (%d connected)",
-             wsn_event_client_id(ev), wsn_server_connected_clients(srv));
+    const struct chat *app = user;
+    chat_debug(app, "client disconnected: %s (%d connected)",
+               wsn_event_client_id(ev), wsn_server_connected_clients(srv));
 }
 
 /* Sends one JSON value to one client; logs a failure. */
@@ -151,8 +176,9 @@ static void reply_error(wsn_server *srv, wsn_client *client,
     json_decref(err);
 }
 
-static void handle_subscribe(wsn_server *srv, wsn_client *client,
-                             const wsn_event *ev, json_t *data) {
+static void handle_subscribe(const struct chat *app, wsn_server *srv,
+                             wsn_client *client, const wsn_event *ev,
+                             json_t *data) {
     const char *channel = json_string_value(json_object_get(data, "channel"));
     const char *msg_id = wsn_event_message_id(ev);
     if (!channel)
@@ -165,7 +191,8 @@ static void handle_subscribe(wsn_server *srv, wsn_client *client,
         reply_error(srv, client, channel, rc, msg_id);
         return;
     }
-    chat_log("client %s subscribed to '%s'", wsn_client_id(client), channel);
+    chat_debug(app, "client %s subscribed to '%s'", wsn_client_id(client),
+               channel);
 
     json_t *ok = json_pack("{s:s, s:s}", "status", "subscribed", "channel",
                            channel);
@@ -177,19 +204,16 @@ static void handle_subscribe(wsn_server *srv, wsn_client *client,
     json_decref(ok);
 }
 
+/* Forwards the message as the client sent it: the engine has validated
+ * it, and re-encoding it here would lose what jansson cannot hold (integers
+ * beyond 64 bits) and cost a parse and a dump per broadcast. */
 static void handle_broadcast(wsn_server *srv, wsn_client *client,
-                             const wsn_event *ev, json_t *data) {
+                             const wsn_event *ev, const char *payload) {
     const char *channel = wsn_event_channel(ev);
     if (!channel || !*channel)
         return; /* the envelope names the channel; none: nothing to do */
 
-    char *text = json_dumps(data, JSON_COMPACT);
-    if (!text) {
-        chat_log("out of memory encoding a broadcast");
-        return;
-    }
-    int rc = wsn_server_publish(srv, channel, text);
-    free(text);
+    int rc = wsn_server_publish(srv, channel, payload);
     if (rc != WSN_OK) {
         chat_log("broadcast from %s to '%s' failed: %s",
                  wsn_client_id(client), channel, wsn_strerror(rc));
@@ -198,12 +222,15 @@ static void handle_broadcast(wsn_server *srv, wsn_client *client,
 }
 
 static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
-    (void)user;
+    const struct chat *app = user;
     wsn_client *client = wsn_event_client(ev);
     wsn_message_type type = wsn_event_message_type(ev);
-    const char *type_name = wsn_message_type_name(type);
-    chat_log("message from %s: type=%s, channel=%s", wsn_event_client_id(ev),
-             type_name ? type_name : "?", wsn_event_channel(ev));
+    if (app->verbose) {
+        const char *type_name = wsn_message_type_name(type);
+        chat_debug(app, "message from %s: type=%s, channel=%s",
+                   wsn_event_client_id(ev), type_name ? type_name : "?",
+                   wsn_event_channel(ev));
+    }
 
     /* The chat protocol is JSON objects with an "action". */
     if (!client || type != WSN_TYPE_JSON)
@@ -213,8 +240,11 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
     if (!payload)
         return;
 
+    /* Reals for integers beyond 64 bits, which jansson refuses otherwise:
+     * only "action" and "channel" are read here. */
     json_error_t jerr;
-    json_t *data = json_loadb(payload, len, JSON_DECODE_ANY, &jerr);
+    json_t *data = json_loadb(payload, len,
+                              JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
     if (!data)
         return; /* cannot happen: the engine validated it */
     if (!json_is_object(data)) {
@@ -224,9 +254,9 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
 
     const char *action = json_string_value(json_object_get(data, "action"));
     if (action && strcmp(action, "subscribe") == 0)
-        handle_subscribe(srv, client, ev, data);
+        handle_subscribe(app, srv, client, ev, data);
     else if (action && strcmp(action, "broadcast") == 0)
-        handle_broadcast(srv, client, ev, data);
+        handle_broadcast(srv, client, ev, payload);
 
     json_decref(data);
 }
@@ -237,13 +267,14 @@ struct config {
     const char *host;
     int port;
     const char *static_dir;
+    int compression;
     int verbose;
 };
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
             "usage: %s [--host ADDR] [--port N] [--static-dir DIR] "
-            "[--verbose]\n"
+            "[--compression] [--verbose]\n"
             "\n"
             "  --host ADDR        listen address (default 127.0.0.1;\n"
             "                     0.0.0.0 for every interface)\n"
@@ -251,7 +282,10 @@ static void usage(FILE *out, const char *argv0) {
             "                     0 = any free port)\n"
             "  --static-dir DIR   folder holding index.html (default: the\n"
             "                     source folder this binary was built from)\n"
-            "  --verbose          log at debug level\n",
+            "  --compression      offer permessage-deflate (compressed\n"
+            "                     frames) to clients that ask for it\n"
+            "  --verbose          log at debug level: also one line per\n"
+            "                     connection and per message\n",
             argv0);
 }
 
@@ -332,6 +366,8 @@ static int parse_args(int argc, char **argv, struct config *cfg) {
         } else if (IS("--static-dir")) {
             NEED_VALUE();
             cfg->static_dir = val;
+        } else if (IS("--compression")) {
+            cfg->compression = 1;
         } else if (IS("--verbose") || IS("-v")) {
             cfg->verbose = 1;
         } else {
@@ -363,7 +399,7 @@ static int set_str(wsn_options *o, wsn_option id, const char *v) {
 }
 
 int main(int argc, char **argv) {
-    struct config cfg = {"127.0.0.1", 8080, NULL, 0};
+    struct config cfg = {"127.0.0.1", 8080, NULL, 0, 0};
     const char *env_port = getenv("WSN_PORT");
     if (env_port && *env_port && parse_port(env_port, &cfg.port) != 0) {
         fprintf(stderr, "%s: bad WSN_PORT '%s'\n", argv[0], env_port);
@@ -407,6 +443,7 @@ int main(int argc, char **argv) {
     rc |= set_int(opts, WSN_OPT_PORT, cfg.port);
     rc |= set_str(opts, WSN_OPT_PATH, "/ws");
     rc |= set_str(opts, WSN_OPT_STATIC_DIR, static_dir);
+    rc |= set_int(opts, WSN_OPT_COMPRESSION, cfg.compression);
     rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
                   cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);
     if (rc == 0)
@@ -425,9 +462,10 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    wsn_server_set_handler(srv, WSN_EVENT_CONNECT, on_connect, NULL);
-    wsn_server_set_handler(srv, WSN_EVENT_MESSAGE, on_message, NULL);
-    wsn_server_set_handler(srv, WSN_EVENT_DISCONNECT, on_disconnect, NULL);
+    struct chat app = {cfg.verbose};
+    wsn_server_set_handler(srv, WSN_EVENT_CONNECT, on_connect, &app);
+    wsn_server_set_handler(srv, WSN_EVENT_MESSAGE, on_message, &app);
+    wsn_server_set_handler(srv, WSN_EVENT_DISCONNECT, on_disconnect, &app);
 
     rc = wsn_server_start(srv);
     if (rc != WSN_OK) {

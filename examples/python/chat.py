@@ -20,9 +20,14 @@ shut the server down gracefully (every client gets close 1001) and the
 program exits 0.
 
   python examples/python/chat.py [--host ADDR] [--port N]
-                                 [--static-dir DIR] [--verbose]
+                                 [--static-dir DIR] [--compression]
+                                 [--verbose]
 
-The port defaults to $WSN_PORT, else 8080 (0 = any free port).
+The port defaults to $WSN_PORT, else 8080 (0 = any free port). Startup,
+shutdown and failures are logged at info level; one line per connection
+and per message only with --verbose (debug level), so that a busy server
+does not spend its time writing its log. --compression offers
+permessage-deflate to browsers (the server's ``compression`` option).
 """
 
 from __future__ import annotations
@@ -74,31 +79,38 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p.add_argument("--static-dir", type=Path, default=None,
                    help=f"folder holding index.html (default "
                         f"{DEFAULT_STATIC_DIR})")
+    p.add_argument("--compression", action="store_true",
+                   help="offer permessage-deflate (compressed frames) to "
+                        "clients that ask for it")
     p.add_argument("--verbose", "-v", action="store_true",
-                   help="log at debug level")
+                   help="log at debug level: also one line per connection "
+                        "and per message")
     return p.parse_args(argv)
 
 
 def make_server(host: str, port: int, static_dir: Path,
-                verbose: bool = False) -> Server:
+                verbose: bool = False, compression: bool = False) -> Server:
     server = Server(host=host, port=port, path="/ws",
-                    static_dir=str(static_dir),
+                    static_dir=str(static_dir), compression=compression,
                     log_level=LogLevel.DEBUG if verbose else LogLevel.INFO)
 
     @server.on_connect
     def on_connect(client: Client) -> None:
-        log.info("client connected: %s from %s (%d connected)", client.id,
-                 client.remote_address, server.get_connected_clients())
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("client connected: %s from %s (%d connected)",
+                      client.id, client.remote_address,
+                      server.get_connected_clients())
 
     @server.on_disconnect
     def on_disconnect(client: Client) -> None:
-        log.info("client disconnected: %s (%d connected)", client.id,
-                 server.get_connected_clients())
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("client disconnected: %s (%d connected)", client.id,
+                      server.get_connected_clients())
 
     @server.on_message
     def on_message(client: Client, msg: IncomingMessage) -> None:
-        log.info("message from %s: type=%s, channel=%s", client.id, msg.type,
-                 msg.channel)
+        log.debug("message from %s: type=%s, channel=%s", client.id,
+                  msg.type, msg.channel)
         # The chat protocol is JSON objects with an "action".
         if msg.type is not MessageType.JSON or not isinstance(msg.message,
                                                               dict):
@@ -127,7 +139,7 @@ def handle_subscribe(server: Server, client: Client,
         reply(server, client, "", {"status": "error", "channel": channel,
                                    "error": reason(e)}, msg.message_id)
         return
-    log.info("client %s subscribed to '%s'", client.id, channel)
+    log.debug("client %s subscribed to '%s'", client.id, channel)
     reply(server, client, channel, {"status": "subscribed",
                                     "channel": channel}, msg.message_id)
 
@@ -144,7 +156,10 @@ def handle_broadcast(server: Server, client: Client,
     if not msg.channel:
         return  # the envelope names the channel; none: nothing to do
     try:
-        server.publish(msg.channel, msg.message)
+        # msg.raw is the message's JSON text as received (a RawJSON):
+        # publishing it forwards the message as it is, without encoding
+        # msg.message back to JSON.
+        server.publish(msg.channel, msg.raw)
     except (ValueError, wsnotify.WsnotifyError) as e:
         log.info("broadcast from %s to '%s' failed: %s", client.id,
                  msg.channel, e)
@@ -174,7 +189,8 @@ def main(argv: Optional[list] = None) -> int:
         return 2
 
     try:
-        server = make_server(args.host, args.port, static_dir, args.verbose)
+        server = make_server(args.host, args.port, static_dir, args.verbose,
+                             args.compression)
         server.start()
     except (ValueError, wsnotify.WsnotifyError) as e:
         print(f"chat.py: {e}", file=sys.stderr)

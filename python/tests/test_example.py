@@ -81,9 +81,10 @@ def chat():
 
 
 @pytest.mark.skipif(not PAGE.is_file(), reason="no examples/chat/index.html")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_chat_protocol_and_graceful_stop(chat, sig):
-    c = chat("--port", "0")
+@pytest.mark.parametrize("sig,verbose", [(signal.SIGTERM, False),
+                                         (signal.SIGINT, True)])
+def test_chat_protocol_and_graceful_stop(chat, sig, verbose):
+    c = chat("--port", "0", *(["--verbose"] if verbose else []))
     port = c.port()
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(f"http://127.0.0.1:{port}/", timeout=TIMEOUT) as r:
@@ -114,7 +115,49 @@ def test_chat_protocol_and_graceful_stop(chat, sig):
     assert expect_close(b)[1:] == (1001, "server shutdown")
     log = "".join(c.log)
     assert "gracefully stopped" in log
-    assert log.count("client disconnected") == 2
+    # One line per connection and per message only with --verbose.
+    if verbose:
+        assert log.count("client disconnected") == 2
+        assert log.count("client connected") == 2
+        assert log.count("message from") == 4
+        assert log.count("subscribed to 'room'") == 2
+    else:
+        for line in ("client connected", "client disconnected",
+                     "message from", "subscribed to"):
+            assert line not in log
+    # a failure stays at info level
+    assert log.count("subscription failed") == 1
+
+
+@pytest.mark.skipif(not PAGE.is_file(), reason="no examples/chat/index.html")
+@pytest.mark.parametrize("flag", [True, False])
+def test_chat_compression_flag(chat, flag):
+    c = chat("--port", "0", *(["--compression"] if flag else []))
+    port = c.port()
+    url = f"ws://127.0.0.1:{port}/ws"
+    ws = ws_connect(url, compression="deflate")
+    assert [e.name for e in ws.protocol.extensions] == (
+        ["permessage-deflate"] if flag else [])
+    ws.send(json.dumps({"type": "json", "channel": "room", "message": {
+        "action": "subscribe", "channel": "room"}, "message_id": "m1"}))
+    expect_envelope(ws, '{"channel":"room","type":"json","time":"T",'
+                        '"message":{"status":"subscribed","channel":'
+                        '"room"},"reply_to_id":"m1"}')
+    text = "compressible " * 200
+    ws.send(json.dumps({"type": "json", "channel": "room", "message": {
+        "action": "broadcast", "text": text}}))
+    expect_envelope(ws, '{"channel":"room","type":"json","time":"T",'
+                        '"message":{"action":"broadcast","text":"%s"}}'
+                    % text)
+    assert c.stop() == 0
+    assert expect_close(ws)[1:] == (1001, "server shutdown")
+
+
+def test_chat_help_lists_flags(chat):
+    c = chat("--help")
+    out = c.proc.stdout.read()
+    assert c.proc.wait(TIMEOUT) == 0
+    assert "--compression" in out and "--verbose" in out
 
 
 @pytest.mark.skipif(not PAGE.is_file(), reason="no examples/chat/index.html")

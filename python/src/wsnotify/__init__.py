@@ -24,7 +24,8 @@ from ._errors import (BackpressureError, ClientGoneError, InvalidArgumentError,
                       ServerClosedError, StateError, WsnotifyError,
                       WsnotifyMemoryError, WsnotifyTimeoutError,
                       WsnotifyTypeError, error_name, strerror)
-from ._types import Channel, Duration, IncomingMessage, LogLevel, MessageType
+from ._types import (Channel, Duration, IncomingMessage, LogLevel, MessageType,
+                     RawJSON)
 from ._client import Client, ClientMetadata
 from ._server import Server, default_options, option_names
 
@@ -39,6 +40,7 @@ c_version_info = C_VERSION_INFO
 __all__ = [
     "__version__", "c_version", "c_version_info",
     "Server", "Client", "ClientMetadata", "IncomingMessage", "MessageType",
+    "RawJSON",
     "LogLevel", "Channel", "Duration", "default_options", "option_names",
     "WsnotifyError", "InvalidArgumentError", "ServerClosedError",
     "ClientGoneError", "BackpressureError", "WsnotifyTimeoutError",

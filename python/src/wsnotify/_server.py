@@ -17,7 +17,8 @@ from ._client import Client, take_strlist
 from ._core import ffi, lib
 from ._errors import (ClientGoneError, InvalidArgumentError, ServerClosedError,
                       check, make_error, strerror)
-from ._types import Duration, IncomingMessage, MessageType, duration_ms
+from ._types import (Duration, IncomingMessage, MessageType, RawJSON,
+                     duration_ms)
 
 __all__ = ["Server", "default_options", "option_names"]
 
@@ -249,8 +250,20 @@ def _shutdown_at_exit() -> None:
 # ---------------------------------------------------------------------------
 
 def _dumps(value: Any) -> bytes:
+    if isinstance(value, RawJSON):
+        # Already JSON text: the core validates (and minifies) it. A NUL
+        # would end the text early where the core takes a C string.
+        if b"\0" in value:
+            raise InvalidArgumentError("JSON text must not contain NUL bytes "
+                                       "[WSN_EJSON]", lib.WSN_EJSON)
+        return value
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
+
+
+# Decodes a message's JSON text. The core hands compact JSON (it re-encodes
+# what the client sent), so raw_decode skips json.loads' whitespace scans.
+_json_decode = json.JSONDecoder().raw_decode
 
 
 def _channel(channel: Any, allow_empty: bool = False) -> bytes:
@@ -324,6 +337,42 @@ def _ttl_ms(ttl: Any) -> int:
 
 def _s(p: Any) -> str:
     return "" if p == ffi.NULL else ffi.string(p).decode("utf-8", "replace")
+
+
+def _message(info: Any, cid: str) -> IncomingMessage:
+    """The IncomingMessage of a MESSAGE event (wsnpy_event_info)."""
+    mt = MessageType.from_c(info.type)
+    n = info.payload_len
+    value: Any
+    if mt is MessageType.JSON:
+        if n:
+            raw: bytes = bytes.__new__(RawJSON, ffi.buffer(info.payload, n))
+            text = raw.decode("utf-8", "replace")
+            try:
+                value, end = _json_decode(text)
+                if end != len(text):
+                    value = json.loads(text)
+            except ValueError:
+                try:
+                    value = json.loads(text)
+                except ValueError:  # the core validates it; keep the text
+                    value = text
+        else:
+            raw, value = RawJSON(b""), None
+    else:
+        raw = ffi.unpack(info.payload, n) if n else b""
+        value = raw.decode("utf-8", "replace") if mt is MessageType.TEXT \
+            else raw
+    return IncomingMessage(mt, _s1(info.channel), value,
+                           _s1(info.message_id), _s1(info.reply_to_id), cid,
+                           raw)
+
+
+def _s1(p: Any) -> str:
+    """_s for the event's strings, which are mostly "" (no decode then)."""
+    if p == ffi.NULL or p[0] == b"\0":
+        return ""
+    return ffi.string(p).decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------------
@@ -419,6 +468,10 @@ class Server:
         self._log_timer: Optional[asyncio.TimerHandle] = None
         self._tasks: Set["asyncio.Task[Any]"] = set()
         self._fd = lib.wsn_server_event_fd(res.srv)
+        # Filled by wsnpy_next_event; used under _dispatch_lock only, and
+        # read completely before a handler runs (handlers may dispatch).
+        self._ev_out = ffi.new("wsn_event **")
+        self._ev_info = ffi.new("wsnpy_event_info *")
 
     # -- properties ---------------------------------------------------------
 
@@ -600,9 +653,10 @@ class Server:
     def publish(self, channel: str, message: Any) -> None:
         """Publishes any JSON-serialisable value to the channel's
         subscribers (type json)."""
-        what = f"publish({channel!r})"
         ch = _channel(channel)
-        check(lib.wsn_server_publish(self._srv, ch, _dumps(message)), what)
+        rc = lib.wsn_server_publish(self._srv, ch, _dumps(message))
+        if rc:
+            check(rc, f"publish({channel!r})")
 
     def publish_with_type(self, channel: str, message: Any,
                           message_type: Union[MessageType, str] = MessageType.JSON,
@@ -891,7 +945,7 @@ class Server:
 
     def _drain_logs(self) -> None:
         buf = self._res.logbuf
-        if buf != ffi.NULL:
+        if buf != ffi.NULL and lib.wsnpy_logbuf_pending(buf):
             _drain_logbuf(buf, self._logger)
 
     def _drain_until_stopped(self) -> None:
@@ -908,45 +962,53 @@ class Server:
 
     def _drain(self, limit: int = 0) -> int:
         """Takes queued events (all, or up to limit) and runs handlers."""
-        out = ffi.new("wsn_event **")
+        out = self._ev_out
+        info = self._ev_info
+        next_event = lib.wsnpy_next_event
         n = 0
         with self._dispatch_lock:
+            srv = self._srv
             while not limit or n < limit:
-                rc = lib.wsn_server_next_event(self._srv, out)
-                if rc == lib.WSN_EAGAIN:
-                    break
-                if rc == lib.WSN_ECLOSED:
-                    self._on_stopped()
-                    break
-                check(rc, "next_event")
+                rc = next_event(srv, out, info)
+                if rc:
+                    if rc == lib.WSN_EAGAIN:
+                        break
+                    if rc == lib.WSN_ECLOSED:
+                        self._on_stopped()
+                        break
+                    check(rc, "next_event")
                 n += 1
-                if self._handle_event(out[0]):
+                if self._handle_event(out[0], info):
                     break
         return n
 
-    def _handle_event(self, ev: Any) -> bool:
-        """Converts one event (and frees it), then runs its handler.
-        Returns True for STOPPED."""
+    def _handle_event(self, ev: Any, info: Any) -> bool:
+        """Converts one event taken by wsnpy_next_event (and frees it), then
+        runs its handler. Returns True for STOPPED."""
         client: Optional[Client] = None
         msg: Optional[IncomingMessage] = None
         cid = ""
+        kind = info.kind
         try:
-            kind = lib.wsn_event_kind(ev)
             if kind != lib.WSN_EVENT_STOPPED:
-                cid = _s(lib.wsn_event_client_id(ev))
+                cid = ffi.string(info.client_id).decode("utf-8", "replace")
                 client = self._clients.get(cid)
                 if client is None:
-                    cp = lib.wsn_event_client(ev)
+                    cp = info.client
                     if cp != ffi.NULL:
                         client = Client(cp)
                         if kind != lib.WSN_EVENT_DISCONNECT:
                             self._clients[cid] = client
                 if kind == lib.WSN_EVENT_MESSAGE:
-                    msg = self._message(ev, cid)
+                    msg = _message(info, cid)
         finally:
             lib.wsn_event_free(ev)
 
-        if kind == lib.WSN_EVENT_STOPPED:
+        if kind == lib.WSN_EVENT_MESSAGE:
+            if client is not None:
+                self._run("message", self._on_message, client, msg)
+                return False
+        elif kind == lib.WSN_EVENT_STOPPED:
             self._on_stopped()
             return True
         if client is None:  # pragma: no cover - the core always gives one
@@ -954,8 +1016,6 @@ class Server:
             return False
         if kind == lib.WSN_EVENT_CONNECT:
             self._run("connect", self._on_connect, client)
-        elif kind == lib.WSN_EVENT_MESSAGE:
-            self._run("message", self._on_message, client, msg)
         elif kind == lib.WSN_EVENT_DISCONNECT:
             try:
                 self._run("disconnect", self._on_disconnect, client)
@@ -963,34 +1023,13 @@ class Server:
                 self._clients.pop(cid, None)
         return False
 
-    def _message(self, ev: Any, cid: str) -> IncomingMessage:
-        mt = MessageType.from_c(lib.wsn_event_message_type(ev))
-        n = ffi.new("size_t *")
-        p = lib.wsn_event_payload(ev, n)
-        raw = b"" if p == ffi.NULL else ffi.buffer(p, int(n[0]))[:]
-        value: Any
-        if mt is MessageType.JSON:
-            try:
-                value = json.loads(raw.decode("utf-8")) if raw else None
-            except ValueError:  # the core validates it; keep the text
-                value = raw.decode("utf-8", "replace")
-        elif mt is MessageType.TEXT:
-            value = raw.decode("utf-8", "replace")
-        else:
-            value = raw
-        return IncomingMessage(
-            type=mt, channel=_s(lib.wsn_event_channel(ev)), message=value,
-            message_id=_s(lib.wsn_event_message_id(ev)),
-            reply_to_id=_s(lib.wsn_event_reply_to_id(ev)),
-            client_id=cid, raw=raw)
-
     def _run(self, what: str, fn: Optional[Callable[..., Any]],
              *args: Any) -> None:
         if fn is None:
             return
         try:
             res = fn(*args)
-            if inspect.isawaitable(res):
+            if res is not None and inspect.isawaitable(res):
                 self._schedule(what, res)
         except Exception:
             log.exception("wsnotify: %s handler %r raised", what, fn)

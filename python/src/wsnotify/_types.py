@@ -54,13 +54,50 @@ class LogLevel(enum.IntEnum):
     DEBUG = lib.WSN_LOG_DEBUG
 
 
+class RawJSON(bytes):
+    """JSON text that is already encoded, published as it is.
+
+    Wherever a JSON message value is accepted (``publish``,
+    ``publish_with_type``/``publish_to_client`` with ``MessageType.JSON``,
+    ``publish_wait``), a ``RawJSON`` is sent as the JSON text it holds
+    instead of being serialised with :func:`json.dumps`, like Go's
+    ``json.RawMessage``. The core still checks that it is one valid JSON
+    value (``InvalidArgumentError`` otherwise) and minifies it.
+
+    ``IncomingMessage.raw`` of a JSON message is a ``RawJSON``, so a handler
+    forwards what a client sent without decoding and encoding it again::
+
+        server.publish(msg.channel, msg.raw)
+
+    ``RawJSON(text)`` takes a str (encoded as UTF-8) or a bytes-like object.
+    It is a ``bytes`` subclass: it compares equal to the same bytes.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, text: Union[str, bytes, bytearray, memoryview]
+                ) -> "RawJSON":
+        if isinstance(text, str):
+            return super().__new__(cls, text.encode("utf-8"))
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            return super().__new__(cls, text)
+        raise TypeError("RawJSON takes JSON text as a str or bytes-like "
+                        f"object, not {type(text).__name__}")
+
+    def __repr__(self) -> str:
+        return f"RawJSON({bytes.__repr__(self)})"
+
+
 @dataclass(frozen=True)
 class IncomingMessage:
     """A message a client sent.
 
     ``message`` is the decoded JSON value for ``MessageType.JSON``, a str for
     ``TEXT`` and bytes for ``BINARY`` (a binary WebSocket frame).
-    ``raw`` is the payload as received (JSON text, UTF-8 text or bytes).
+    ``raw`` is the payload as received: for ``JSON`` the message's JSON text
+    as a :class:`RawJSON` (compact, as the core re-encoded it; publish it to
+    forward the message without re-encoding), UTF-8 text for ``TEXT``, the
+    bytes for ``BINARY``.
     """
 
     type: MessageType

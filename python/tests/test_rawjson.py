@@ -1,0 +1,150 @@
+"""RawJSON: publishing JSON text as it is, and forwarding what a client sent
+(IncomingMessage.raw) without decoding and encoding it again."""
+
+from __future__ import annotations
+
+import json
+import queue
+
+import pytest
+
+import wsnotify
+from wsnotify import InvalidArgumentError, MessageType, RawJSON
+
+from conftest import TIMEOUT, expect_envelope
+
+
+def test_rawjson_type():
+    assert RawJSON('{"a":"é"}') == '{"a":"é"}'.encode("utf-8")
+    assert RawJSON(b"[1]") == b"[1]"
+    assert RawJSON(bytearray(b"[2]")) == b"[2]"
+    assert RawJSON(memoryview(b"[3]")) == b"[3]"
+    r = RawJSON("1")
+    assert isinstance(r, bytes) and type(r) is RawJSON
+    assert repr(r) == "RawJSON(b'1')"
+    assert wsnotify.RawJSON is RawJSON and "RawJSON" in wsnotify.__all__
+    for bad in (5, None, [1], {"a": 1}):
+        with pytest.raises(TypeError, match="RawJSON takes JSON text"):
+            RawJSON(bad)
+
+
+def test_incoming_json_raw_is_compact_rawjson(harness):
+    ws, c = harness.connect()
+    ws.send('{"type": "json", "channel": "c", "message": '
+            '{ "b" : [1, 2.5, "x"], "a": {"z": null} }}')
+    _, msg = harness.next_message()
+    assert type(msg.raw) is RawJSON
+    assert msg.raw == b'{"b":[1,2.5,"x"],"a":{"z":null}}'
+    assert msg.message == {"b": [1, 2.5, "x"], "a": {"z": None}}
+    assert list(msg.message) == ["b", "a"]  # key order kept
+    ws.send('{"type":"json","channel":"c"}')  # no message: null
+    _, msg = harness.next_message()
+    assert msg.message is None and msg.raw == b"null"
+    assert type(msg.raw) is RawJSON
+
+
+def test_incoming_text_and_binary_raw_are_plain_bytes(harness):
+    ws, c = harness.connect()
+    ws.send('{"type":"text","channel":"c","message":"hi"}')
+    _, msg = harness.next_message()
+    assert type(msg.raw) is bytes and msg.raw == b"hi" and msg.message == "hi"
+    ws.send(b"\x00\x01")
+    _, msg = harness.next_message()
+    assert type(msg.raw) is bytes and msg.raw == b"\x00\x01"
+    assert msg.message == b"\x00\x01"
+
+
+def test_forward_raw_from_handler(harness):
+    s = harness.server
+    sub, sc = harness.connect()
+    pub, pc = harness.connect()
+    s.subscribe(sc, "room")
+
+    def forward(client, msg):
+        if msg.message.get("action") == "broadcast":
+            s.publish(msg.channel, msg.raw)
+
+    harness.message_hook = forward
+    text = {"action": "broadcast", "text": "héllo \"q\"", "n": [1, 2]}
+    pub.send(json.dumps({"type": "json", "channel": "room", "message": text}))
+    expect_envelope(sub, '{"channel":"room","type":"json","time":"T",'
+                         '"message":{"action":"broadcast","text":"héllo '
+                         '\\"q\\"","n":[1,2]}}')
+
+
+def test_publish_rawjson_everywhere(harness):
+    s = harness.server
+    ws, c = harness.connect()
+    s.subscribe(c, "c")
+    s.publish("c", RawJSON(' { "a" : [ 1 , true ] } '))
+    expect_envelope(ws, '{"channel":"c","type":"json","time":"T",'
+                        '"message":{"a":[1,true]}}')
+    s.publish("c", RawJSON(b'"a string"'))
+    expect_envelope(ws, '{"channel":"c","type":"json","time":"T",'
+                        '"message":"a string"}')
+    s.publish_with_type("c", RawJSON("[1]"), MessageType.JSON, "m1", "r1")
+    expect_envelope(ws, '{"channel":"c","type":"json","time":"T","message":'
+                        '[1],"message_id":"m1","reply_to_id":"r1"}')
+    s.publish_to_client(c, "", RawJSON('{"x":1}'), reply_to_id="r2")
+    expect_envelope(ws, '{"channel":"","type":"json","time":"T","message":'
+                        '{"x":1},"reply_to_id":"r2"}')
+    # A TEXT publish of a RawJSON is the text itself (it is bytes).
+    s.publish_with_type("c", RawJSON("[2]"), MessageType.TEXT)
+    expect_envelope(ws, '{"channel":"c","type":"text","time":"T",'
+                        '"message":"[2]"}')
+
+
+def test_publish_wait_rawjson(harness):
+    s = harness.server
+    ws, c = harness.connect()
+    s.subscribe(c, "c")
+    s.publish_wait("c", RawJSON('{"k": 1}'), 7, "batch", 0.05)
+    s.publish_wait("c", {"k": 1}, 7, "batch", 0.05)  # the same: kept once
+    s.publish_wait("c", RawJSON("2"), 7, "batch", 0.05)
+    expect_envelope(ws, '{"channel":"c","type":"json","time":"T","message":'
+                        '{"messages":[{"k":1},2],"name":"batch"}}')
+
+
+@pytest.mark.parametrize("bad", ['{"a":', "", "nope", "[1] [2]", '{"a":1}\0',
+                                 b"\xff"])
+def test_publish_invalid_rawjson(harness, bad):
+    s = harness.server
+    ws, c = harness.connect()
+    s.subscribe(c, "c")
+    with pytest.raises(InvalidArgumentError) as ei:
+        s.publish("c", RawJSON(bad))
+    assert ei.value.code == wsnotify._core.lib.WSN_EJSON
+    with pytest.raises(InvalidArgumentError):
+        s.publish_to_client(c, "c", RawJSON(bad))
+    # nothing of the refused ones went out: the next frame is this one
+    s.publish("c", 1)
+    expect_envelope(ws, '{"channel":"c","type":"json","time":"T",'
+                        '"message":1}')
+
+
+def test_many_queued_events_in_order(make_harness):
+    """Events queued while the handler is slow are all dispatched, in order,
+    with their own fields (one wsnpy_event_info reused per event)."""
+    h = make_harness()
+    gate = queue.Queue()
+    first = []
+
+    def slow_first(client, msg):
+        if not first:
+            first.append(msg)
+            gate.get(timeout=TIMEOUT)  # hold the serving thread
+
+    h.message_hook = slow_first
+    ws, c = h.connect()
+    n = 300
+    for i in range(n):
+        ws.send(json.dumps({"type": "json", "channel": f"ch{i}",
+                            "message": {"i": i}, "message_id": f"m{i}",
+                            "reply_to_id": "" if i % 2 else f"r{i}"}))
+    gate.put(None)
+    for i in range(n):
+        _, msg = h.next_message()
+        assert (msg.channel, msg.message, msg.message_id, msg.reply_to_id,
+                msg.raw, msg.client_id) == (
+            f"ch{i}", {"i": i}, f"m{i}", "" if i % 2 else f"r{i}",
+            ('{"i":%d}' % i).encode(), c.id)
