@@ -112,11 +112,11 @@ def servers() -> dict[str, Server]:
         "I/O thread (WSN_OPT_EVENTS_ON_IO_THREAD=1)",
         [str(wcb), "--port", "{port}", "--io-thread"], compression_flag="--compression",
         available=lambda: (wcb.exists(), f"{wcb} not built (-DWSN_BUILD_BENCH=ON)"))
-    out["wsn-chat-bench-rb16k"] = Server(
-        "wsn-chat-bench-rb16k", "bench/wsn-chat-bench.c --read-buffer 16384: the publishing "
-        "client's messages read 16 KiB per loop pass instead of 1 KiB (WSN_OPT_READ_BUFFER; "
-        "costs 15 KiB more per connection)",
-        [str(wcb), "--port", "{port}", "--read-buffer", "16384"], compression_flag="--compression",
+    out["wsn-chat-bench-rb1k"] = Server(
+        "wsn-chat-bench-rb1k", "bench/wsn-chat-bench.c --read-buffer 1024: the lean setting, "
+        "1 KiB read per client per loop pass instead of the default 16 KiB "
+        "(WSN_OPT_READ_BUFFER; about 3 KB less per idle connection)",
+        [str(wcb), "--port", "{port}", "--read-buffer", "1024"], compression_flag="--compression",
         available=lambda: (wcb.exists(), f"{wcb} not built (-DWSN_BUILD_BENCH=ON)"))
 
     ref = b / "bench" / "c-epoll-ref"
@@ -376,7 +376,7 @@ def matrix(args) -> list[dict]:
                    "py-websockets", "go-original"]
     if "fanout" in modes:
         for subs in (1, 100, 1000, 10000):
-            for s in all_servers + (["wsn-chat-bench-io", "wsn-chat-bench-rb16k"]
+            for s in all_servers + (["wsn-chat-bench-io", "wsn-chat-bench-rb1k"]
                                     if subs == 1000 else []):
                 jobs.append(dict(server=s, mode="fanout", subs=subs, runs=args.runs,
                                  extra=phases + timing, timeout=900))
@@ -387,14 +387,14 @@ def matrix(args) -> list[dict]:
                              extra=["--compress", "--phase", "64:20", "--phase", "1024:20"]
                              + timing, timeout=600))
     if "latency" in modes:
-        for s in all_servers + ["wsn-chat-bench-io", "wsn-chat-bench-rb16k"]:
+        for s in all_servers + ["wsn-chat-bench-io", "wsn-chat-bench-rb1k"]:
             jobs.append(dict(server=s, mode="latency", subs=1000, runs=args.runs,
                              extra=["--rate", "20", "--size", "64", "--warmup", "1",
                                     "--duration", str(args.latency_s), "--drain", "10"],
                              timeout=300))
     if "idle" in modes:
         for conns, runs in ((10000, args.runs), (100000, args.idle_big_runs)):
-            for s in all_servers + (["wsn-chat-bench-rb16k"] if conns == 10000 else []):
+            for s in all_servers + (["wsn-chat-bench-rb1k"] if conns == 10000 else []):
                 jobs.append(dict(server=s, mode="idle", subs=conns, runs=runs,
                                  extra=["--hold", str(args.hold), "--connect-timeout", "400"],
                                  timeout=900))
@@ -580,7 +580,7 @@ def fmt_ms(v):
 
 LOADGEN_BUSY = 90  # % of one core: above it the load generator may be the limit
 
-SERVER_ORDER = ["wsnotify-chat", "wsn-chat-bench", "wsn-chat-bench-io", "wsn-chat-bench-rb16k",
+SERVER_ORDER = ["wsnotify-chat", "wsn-chat-bench", "wsn-chat-bench-io", "wsn-chat-bench-rb1k",
                 "c-epoll-ref",
                 "py-chat", "node-ws", "py-websockets", "go-original"]
 

@@ -139,13 +139,14 @@ typedef enum wsn_option {
                                          of several publishes share a send
                                          (big fan-outs gain; small ones lose:
                                          docs/benchmarks.md); 0 = never wait */
-    WSN_OPT_READ_BUFFER = 26          /* int bytes 128..65536, 1024: read from
-                                         one client per loop pass, and the
-                                         receive buffer each connection holds;
-                                         bigger takes a busy publishing
-                                         client's messages in fewer passes
-                                         (more fan-out per send) at that much
-                                         memory per connection */
+    WSN_OPT_READ_BUFFER = 26          /* int bytes 128..65536, 16384: read
+                                         from one client per loop pass, and
+                                         the receive buffer each connection
+                                         holds (its pages become resident
+                                         only as a client's messages fill
+                                         it); bigger takes a busy publishing
+                                         client's messages in fewer passes,
+                                         so more fan-out shares a send */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;

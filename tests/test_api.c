@@ -77,7 +77,7 @@ static void test_option_defaults(void)
         {WSN_OPT_PONG_WAIT, 60000},
         {WSN_OPT_PING_PERIOD, 54000},
         {WSN_OPT_READ_LIMIT, 1048576},
-        {WSN_OPT_READ_BUFFER, 1024},
+        {WSN_OPT_READ_BUFFER, 16384},
         {WSN_OPT_COMPRESSION, 0},
         {WSN_OPT_SEND_BUFFER, 256},
         {WSN_OPT_DROP_ON_BACKPRESSURE, 0},
