@@ -5,12 +5,12 @@
 #include "codec_msgpack.h"
 #include "commands.h"
 #include "keepalive.h"
+#include "memory.h"
 #include "origin.h"
 #include "text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,13 +189,27 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
 
 /* After many clients leave, glibc keeps their freed memory mapped; give it
  * back so a server's footprint follows its load (the soak measures this). */
+static void give_back_now(lws_sorted_usec_list_t *sul)
+{
+    wsn_server *srv = lws_container_of(sul, wsn_server, trim_sul);
+    if (!srv->connected) /* the biggest writes touched it to its end */
+        memory_discard(srv->coalesce, LWS_PRE + srv->coalesce_cap);
+    memory_give_back();
+    srv->peak_since_trim = srv->connected;
+}
+
 static void give_back_memory(wsn_server *srv)
 {
     int now = srv->connected;
-    if (srv->peak_since_trim < TRIM_MIN_PEAK || now > srv->peak_since_trim / 2)
+    if (!srv->ctx_alive) /* CLOSED during lws_context_destroy */
         return;
-    malloc_trim(0);
-    srv->peak_since_trim = now;
+    /* At zero always (the last <= TRIM_MIN_PEAK clients' memory too);
+     * otherwise below half the peak since the last time. */
+    if (now && (srv->peak_since_trim < TRIM_MIN_PEAK || now > srv->peak_since_trim / 2))
+        return;
+    /* Later, from the loop: lws frees this client's wsi (and we release
+     * the client) only after CLOSED returns; repeated calls coalesce. */
+    lws_sul_schedule(srv->ctx, 0, &srv->trim_sul, give_back_now, 100 * LWS_US_PER_MS);
 }
 
 static void on_closed(wsn_server *srv, struct pss *pss)
@@ -730,6 +744,7 @@ static void *io_main(void *arg)
             break;
     }
 
+    lws_sul_cancel(&srv->trim_sul);
     batch_timers_clear(srv);
     keepalive_stop(srv);
     pthread_mutex_lock(&srv->lock);

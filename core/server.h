@@ -138,6 +138,7 @@ struct wsn_server {
     lws_sorted_usec_list_t keepalive_sul;
     lws_usec_t keepalive_due; /* when the timer fires; 0 = not armed */
     int peak_since_trim;      /* most clients connected since the last malloc_trim */
+    lws_sorted_usec_list_t trim_sul; /* io: memory_give_back() once clients left */
     lws_sorted_usec_list_t shutdown_final_sul;
     struct batch_timer *batch_timers; /* armed ttl timers */
     struct lws_protocols protocols[3];

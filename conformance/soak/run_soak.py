@@ -6,24 +6,36 @@ every phase is bounded in time.
     run_soak.py --server BUILD/conformance/wsnotify-soak-server \
                 --client BUILD/conformance/wsnotify-soak-client \
                 [--mode block|drop|both] [--waves 2] [--duration 120]
-                [--clients 2000] [--valgrind] [--no-rss] [--rss-strict]
+                [--clients 2000] [--valgrind] [--no-rss] [--min-drops 1]
 
 For each mode it starts the server (4 publisher threads, optionally under
 valgrind) and runs --waves waves of the client driver, each --duration
 seconds: 2,000 clients churning (connect, subscribe to random channels,
 some reading slowly, some vanishing without a close or with an RST, a few
-going silent), then every client leaves. After each wave it waits until
-the server has no connection left, reads its RSS, asks it to call
-malloc_trim(0) (SIGUSR1) and reads the RSS again.
+going silent), then every client leaves.
+
+RSS baseline: the server is started, one client connects, subscribes,
+receives, leaves, and the server has had --settle seconds with no
+connection (the idle server that has served a client: its code is paged
+in, its I/O thread's arena exists). After each wave, the RSS is read the
+same way: no connection left, --settle seconds of idle. Nothing is done to
+the server in between (no malloc_trim from the test): giving memory back
+is the engine's job. The idle RSS after every wave must be within
+--rss-slack (10%) of the baseline, and the peak during the waves must be
+at least 1.5 times the baseline (the clients really used memory).
+
+Drop mode: slow readers stall (--stall, a small TCP MSS and receive
+buffer: soak_client.c), subscribe to one of a few heavily padded channels,
+and the server has a small send_buffer, so stalled readers really fill
+their queue and get dropped; at least --min-drops clients (over all waves)
+must have received a 1001 close frame.
 
 The run fails when a wave's delivery accounting fails (see
-soak_client.c), a connection stays open, the RSS after a later wave is
-more than --rss-slack (10%) above the RSS after wave 1 (both trimmed: the
-server does not grow with churn), with --rss-strict when the RSS is more
-than 10% above the RSS before any client, when the server does not exit
-0 after SIGTERM, or when its stderr holds a sanitizer report (valgrind:
-any error, or definitely/indirectly lost bytes). The last line is
-"soak: N passed, M failed" (one per mode).
+soak_client.c), a connection stays open, the RSS check fails, drop mode
+saw fewer than --min-drops 1001 closes, the server does not exit 0 after
+SIGTERM, or its stderr holds a sanitizer report (valgrind: any error, or
+definitely/indirectly lost bytes). The last line is "soak: N passed, M
+failed" (one per mode).
 """
 import argparse
 import json
@@ -67,14 +79,45 @@ def established(port):
     return n
 
 
+def server_clients(status_file):
+    """Clients connected per the server itself (--status-file), or -1."""
+    try:
+        with open(status_file) as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def idle_rss(proc, port, status_file, settle):
+    """Waits (at most 30 s) until the server has no TCP connection and
+    counts no client (its disconnect handler ran for every one), then
+    settle seconds more. False if that did not happen."""
+    deadline = time.time() + 30
+    while ((established(port) or server_clients(status_file) != 0)
+           and time.time() < deadline and proc.poll() is None):
+        time.sleep(0.2)
+    if established(port) or server_clients(status_file) != 0:
+        return False
+    time.sleep(settle)
+    return True
+
+
 def run_mode(args, mode, workdir):
     port_file = os.path.join(workdir, "port-%s" % mode)
+    status_file = os.path.join(workdir, "status-%s" % mode)
     server_cmd = [args.server, "--autostart", "--port", "0", "--port-file", port_file,
+                  "--status-file", status_file,
                   "--rate", str(args.rate), "--channels", str(args.channels),
                   "--publishers", "4", "--write-wait", str(args.write_wait)]
     if mode == "drop":
+        # close_grace longer than a stall: the 1001 frame waits in the
+        # stalled socket until the reader reads again.
         server_cmd += ["--drop", "--send-buffer", str(args.drop_send_buffer),
-                       "--pad", str(args.drop_pad)]
+                       "--pad", str(args.drop_pad),
+                       "--fat-channels", str(args.drop_fat_channels),
+                       "--fat-pad", str(args.drop_fat_pad),
+                       "--fat-burst", str(args.drop_fat_burst),
+                       "--opt", "close_grace=%d" % (args.drop_slow_pause_ms + 3000)]
     for o in args.server_opt:
         server_cmd += ["--opt", o]
     vg_log = os.path.join(workdir, "valgrind-%s.log" % mode)
@@ -102,9 +145,19 @@ def run_mode(args, mode, workdir):
         if port is None:
             raise RuntimeError("the soak server did not start")
         time.sleep(2 if args.valgrind else 1)
+        pre_start = rss_kb(proc.pid)
+        # Warm-up: one client connects, subscribes, receives and leaves.
+        warm_cmd = [args.client, "--port", str(port), "--clients", "1", "--duration", "1",
+                    "--channels", str(args.channels), "--min-life", "0.5", "--max-life", "0.5",
+                    "--seed", str(args.seed), "--report", os.path.join(workdir, "warmup-%s.json" % mode)]
+        if subprocess.call(warm_cmd, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                           timeout=120) != 0:
+            problems.append("the warm-up client failed")
+        if not idle_rss(proc, port, status_file, args.settle):
+            problems.append("the warm-up client's connection did not go away")
         pre = rss_kb(proc.pid)
         peak = pre
-        rss_after = []  # (raw, trimmed) after each wave
+        rss_after = []  # idle RSS after each wave
         for wave in range(1, args.waves + 1):
             report_path = os.path.join(workdir, "report-%s-%d.json" % (mode, wave))
             client_cmd = [args.client, "--port", str(port), "--clients", str(args.clients),
@@ -112,7 +165,9 @@ def run_mode(args, mode, workdir):
                           "--seed", str(args.seed + wave), "--report", report_path,
                           "--min-life", str(args.min_life), "--max-life", str(args.max_life)]
             if mode == "drop":
-                client_cmd += ["--drop", "--slow-pause-ms", str(args.drop_slow_pause_ms)]
+                client_cmd += ["--drop", "--stall", "--slow-pause-ms", str(args.drop_slow_pause_ms),
+                               "--stall-read-ms", str(args.drop_stall_read_ms),
+                               "--fat-channels", str(args.drop_fat_channels)]
             elif args.block_slow_pause_ms is not None:
                 client_cmd += ["--slow-pause-ms", str(args.block_slow_pause_ms)]
             print("$ " + " ".join(client_cmd), flush=True)
@@ -136,36 +191,27 @@ def run_mode(args, mode, workdir):
                 problems.append("wave %d: delivery accounting failed (driver status %d)"
                                 % (wave, crc))
             # every client has left: the server's connections drain to 0
-            drain_deadline = time.time() + 30
-            while established(port) and time.time() < drain_deadline:
-                time.sleep(0.2)
-            if established(port):
-                problems.append("wave %d: %d connections still open on the server 30 s after "
-                                "the clients left" % (wave, established(port)))
-            time.sleep(args.settle)
-            raw = rss_kb(proc.pid)
-            proc.send_signal(signal.SIGUSR1)  # the server calls malloc_trim(0)
-            time.sleep(1)
-            rss_after.append((raw, rss_kb(proc.pid)))
-        parts = ["RSS before any client %d kB, peak %d kB" % (pre, peak)]
-        for i, (raw, trimmed) in enumerate(rss_after, 1):
-            parts.append("after wave %d: %d kB (%+.0f%%), %d kB after malloc_trim (%+.1f%%)" % (
-                i, raw, 100.0 * (raw - pre) / pre, trimmed, 100.0 * (trimmed - pre) / pre))
+            if not idle_rss(proc, port, status_file, args.settle):
+                problems.append("wave %d: %d TCP connections, %d clients still on the server "
+                                "30 s after the clients left"
+                                % (wave, established(port), server_clients(status_file)))
+            rss_after.append(rss_kb(proc.pid))
+            proc.send_signal(signal.SIGUSR2)  # a "heap:" line (mallinfo2) in its stderr
+        parts = ["RSS at start %d kB, baseline (idle after one client) %d kB, peak %d kB"
+                 % (pre_start, pre, peak)]
+        for i, idle in enumerate(rss_after, 1):
+            parts.append("idle after wave %d: %d kB (%+.1f%%)" % (i, idle, 100.0 * (idle - pre) / pre))
         rss_line = "; ".join(parts)
-        if args.rss and len(rss_after) >= 2:
-            base = rss_after[0][1]
-            for i, (raw, trimmed) in enumerate(rss_after[1:], 2):
-                growth = (trimmed - base) / base
-                if growth > args.rss_slack:
-                    problems.append("RSS after wave %d is %+.1f%% over the baseline after wave 1 "
-                                    "(both after malloc_trim; limit %+.0f%%)"
-                                    % (i, 100 * growth, 100 * args.rss_slack))
-        if args.rss and args.rss_strict:
-            trimmed = rss_after[-1][1]
-            if (trimmed - pre) / pre > args.rss_slack:
-                problems.append("RSS after the last wave (after malloc_trim) is %+.1f%% over the "
-                                "RSS before any client (limit %+.0f%%)"
-                                % (100.0 * (trimmed - pre) / pre, 100 * args.rss_slack))
+        if args.rss:
+            for i, idle in enumerate(rss_after, 1):
+                if (idle - pre) / pre > args.rss_slack:
+                    problems.append("RSS idle after wave %d is %+.1f%% over the baseline "
+                                    "(limit %+.0f%%)"
+                                    % (i, 100.0 * (idle - pre) / pre, 100 * args.rss_slack))
+            if peak < 1.5 * pre:
+                problems.append("peak RSS %d kB is under 1.5 times the baseline %d kB: the "
+                                "clients did not load the server, the RSS check proves nothing"
+                                % (peak, pre))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -196,12 +242,20 @@ def run_mode(args, mode, workdir):
             problems.append("valgrind found lost memory (%s)" % vg_log)
         if not m or m.group(1) != "0":
             problems.append("valgrind reported errors (%s)" % vg_log)
+    if mode == "drop" and reports:
+        got = sum((r.get("closed_1001") or 0) + (r.get("closed_1001_stalled") or 0)
+                  for r in reports)
+        if got < args.min_drops:
+            problems.append("drop mode: %d clients closed with 1001, at least %d expected (the "
+                            "slow readers did not stall the server's queues)"
+                            % (got, args.min_drops))
     print("--- %s mode" % mode)
     keys = ["connections", "stayers", "leaves", "vanish_close", "vanish_rst", "silent", "messages",
             "closed_1001", "closed_1001_stalled", "missing_for_stayers", "missing_for_1001_clients",
             "gaps", "duplicates", "start_late", "missing_acks", "closed_other", "eof_unexpected",
             "handshake_failures", "protocol_errors", "drained_incomplete", "cut_slow",
-            "missing_for_cut_clients", "close_codes"]
+            "missing_for_cut_clients", "missing_for_dropped_midway",
+            "dropped_midway_subscriptions", "close_codes"]
     for i, report in enumerate(reports, 1):
         print("  wave %d: " % i + ", ".join("%s=%s" % (k, report.get(k)) for k in keys))
         for e in report.get("examples", [])[:10]:
@@ -224,11 +278,25 @@ def main():
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--rate", type=float, default=100, help="publishes/s per publisher thread")
     ap.add_argument("--write-wait", type=int, default=2000, help="server write_wait, ms")
-    ap.add_argument("--drop-send-buffer", type=int, default=64)
-    ap.add_argument("--drop-slow-pause-ms", type=int, default=6000)
+    ap.add_argument("--drop-send-buffer", type=int, default=32,
+                    help="the server's send_buffer (messages per client) in drop mode")
+    ap.add_argument("--drop-slow-pause-ms", type=int, default=4000,
+                    help="longest stall of a slow reader in drop mode (shortest: half)")
+    ap.add_argument("--drop-stall-read-ms", type=int, default=500,
+                    help="how long a slow reader reads at full speed between stalls")
     ap.add_argument("--drop-pad", type=int, default=0,
-                    help="padding bytes per message in drop mode (bigger messages fill a "
-                         "pausing reader's socket sooner)")
+                    help="padding bytes per message on ordinary channels in drop mode")
+    ap.add_argument("--drop-fat-channels", type=int, default=4,
+                    help="channels (ch0, ch4, ...: all published by thread 0) that carry "
+                         "--drop-fat-pad; only slow readers subscribe to them (one each)")
+    ap.add_argument("--drop-fat-pad", type=int, default=2048,
+                    help="padding bytes per message on the fat channels (send_buffer such "
+                         "frames, the largest raw write, stay under glibc's 128 KiB mmap "
+                         "threshold)")
+    ap.add_argument("--drop-fat-burst", type=int, default=8,
+                    help="publishes per turn on a fat channel")
+    ap.add_argument("--min-drops", type=int, default=1,
+                    help="drop mode fails with fewer 1001 closes than this (all waves)")
     ap.add_argument("--block-slow-pause-ms", type=int, default=None,
                     help="longest pause of a slow reader in block mode (client default 800)")
     ap.add_argument("--min-life", type=float, default=3)
@@ -241,11 +309,9 @@ def main():
     ap.add_argument("--rss-slack", type=float, default=0.10)
     ap.add_argument("--server-opt", action="append", default=[],
                     help="NAME=INT passed to the server as --opt (any int/bool/ms option)")
-    ap.add_argument("--waves", type=int, default=2,
-                    help="client waves per mode; RSS after wave 1 is the baseline for the rest")
-    ap.add_argument("--rss-strict", action="store_true",
-                    help="also compare with the RSS before any client connected")
-    ap.add_argument("--settle", type=float, default=3, help="seconds before the final RSS reading")
+    ap.add_argument("--waves", type=int, default=2, help="client waves per mode")
+    ap.add_argument("--settle", type=float, default=3,
+                    help="seconds of idle (no connection) before an RSS reading")
     args = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="wsn-soak-")
     print("soak: logs and reports in " + workdir, flush=True)

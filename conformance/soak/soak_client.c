@@ -6,13 +6,22 @@
  *       [--channels 64] [--max-subs 4] [--slow 0.10] [--vanish 0.15]
  *       [--silent 0.002] [--min-life SECS] [--max-life SECS]
  *       [--slow-pause-ms 800] [--drop] [--seed N] [--report FILE]
+ *       [--fat-channels F] [--fat-stride 4] [--stall] [--stall-read-ms 2000]
  *
  * Keeps --clients connections open for --duration seconds; each connects,
  * subscribes to 1..max-subs random channels (soak_server.c's protocol),
  * lives a random time and then leaves: with a close handshake, or
  * "vanishes" (close() without a close frame, or an RST), or goes silent
  * (stops reading and never closes: the server must drop it). A fraction
- * reads slowly (small receive buffer, pauses). A new client replaces each
+ * reads slowly (small receive buffer, pauses). With --stall (drop mode) a
+ * slow reader instead alternates --stall-read-ms of reading at full speed
+ * with a stall of slow-pause-ms/2..slow-pause-ms: the server's buffers
+ * fill during the stall and it drops the client, whose close frame then
+ * arrives when the client reads again (the server's close_grace must
+ * exceed the stall). With --fat-channels F, slow readers subscribe to one
+ * of ch0, chP, ..., ch(F-1)P (P: --fat-stride, the server's publisher
+ * count, 4; the soak server pads those heavily) and everyone else only to
+ * the other channels. A new client replaces each
  * one that leaves. Then it asks the server to stop publishing, lets every
  * remaining client drain, closes them, and checks the delivery accounting:
  *
@@ -72,6 +81,7 @@ struct client {
     int slow, control, stayer, vanished, silent_now, leaving;
     int was_slow; /* slow reads during the run (the drain reads at full speed) */
     int64_t born, die_at, paused_until, close_sent_at;
+    int64_t read_until; /* --stall: the current read phase ends then */
     unsigned char *rbuf;
     size_t rlen, rcap;
     unsigned char obuf[1024];
@@ -88,11 +98,12 @@ static struct {
     int port, nclients, channels, max_subs, drop;
     double duration, slow, vanish, silent, min_life, max_life;
     int slow_pause_ms;
+    int fat_channels, fat_stride, stall, stall_read_ms;
     unsigned seed;
     const char *report;
 } cfg = {.nclients = 2000, .channels = 64, .max_subs = 4, .duration = 60, .slow = 0.10,
          .vanish = 0.15, .silent = 0.002, .min_life = 3, .max_life = 20, .slow_pause_ms = 800,
-         .seed = 1};
+         .fat_stride = 4, .stall_read_ms = 2000, .seed = 1};
 
 static int ep;
 static struct client *cl; /* nclients + 1 (the last is the control) */
@@ -111,6 +122,14 @@ static struct {
 } R;
 
 static int64_t final_seq[MAX_CHANNELS];
+/* Where each client dropped before the end stopped receiving, per channel:
+ * once the final numbers are known, what it missed is counted from here. */
+static struct dropped_at {
+    int ch;
+    int64_t got_to;
+} *dropped;
+static size_t ndropped, dropped_cap;
+static long long missing_dropped_midway;
 static int have_final, started;
 /* What the control connection sends once upgraded. Each control
  * connection is short: one for "start", a fresh one for "stop". (A
@@ -248,6 +267,15 @@ static void start_client(struct client *c, int control)
         if (c->slow) {
             int small = 4096;
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+            if (cfg.stall) {
+                /* A small MSS in our SYN: on loopback (MSS 64 KiB) the
+                 * server's send buffer autotunes to about 2 MB and absorbs
+                 * any stall (measured); the send buffer grows in MSS-sized
+                 * steps, so with this it stays far smaller, like on a slow
+                 * link, and a stall reaches the server's queue. */
+                int mss = 1024;
+                setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
+            }
         }
     }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port)};
@@ -268,6 +296,7 @@ static void start_client(struct client *c, int control)
             c->local_port = ntohs(me.sin_port);
     }
     c->born = now_ms();
+    c->read_until = c->born + cfg.stall_read_ms;
     double life = cfg.min_life + frand() * (cfg.max_life - cfg.min_life);
     c->die_at = control ? INT64_MAX : c->born + (int64_t)(life * 1000);
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
@@ -294,8 +323,17 @@ static void on_connected(struct client *c)
 static void subscribe_random(struct client *c)
 {
     int want = 1 + (int)(rnd() % (unsigned)cfg.max_subs);
+    int fat = cfg.fat_channels, stride = cfg.fat_stride;
     while (c->nsubs < want) {
-        int ch = (int)(rnd() % (unsigned)cfg.channels), dup = 0;
+        /* a slow reader: one fat channel first; everyone else: plain ones */
+        int ch, dup = 0;
+        if (fat && c->slow && c->nsubs == 0) {
+            ch = stride * (int)(rnd() % (unsigned)fat);
+        } else {
+            ch = (int)(rnd() % (unsigned)cfg.channels);
+            if (ch % stride == 0 && ch / stride < fat)
+                continue;
+        }
         for (int i = 0; i < c->nsubs; i++)
             dup |= c->subs[i].ch == ch;
         if (dup)
@@ -433,7 +471,8 @@ static void finish_client(struct client *c, int rst);
 
 static void on_readable(struct client *c)
 {
-    for (int rounds = 0; rounds < (c->slow ? 1 : 16); rounds++) {
+    int trickle = c->slow && !cfg.stall; /* one small read, then a pause */
+    for (int rounds = 0; rounds < (trickle ? 1 : 16); rounds++) {
         if (c->rcap - c->rlen < 16384) {
             size_t cap = c->rcap ? c->rcap * 2 : 65536;
             unsigned char *p = realloc(c->rbuf, cap);
@@ -442,7 +481,7 @@ static void on_readable(struct client *c)
             c->rbuf = p;
             c->rcap = cap;
         }
-        size_t want = c->slow ? 2048 : c->rcap - c->rlen;
+        size_t want = trickle ? 2048 : c->rcap - c->rlen;
         ssize_t n = recv(c->fd, c->rbuf + c->rlen, want, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             if (c->st != S_CLOSING && !c->close_code)
@@ -482,8 +521,14 @@ static void on_readable(struct client *c)
             finish_client(c, 0);
             return;
         }
-        if (c->slow) {
+        if (trickle) {
             c->paused_until = now_ms() + (int64_t)(rnd() % (unsigned)(cfg.slow_pause_ms + 1));
+        } else if (c->slow && c->st == S_OPEN && now_ms() >= c->read_until) {
+            /* --stall: the read phase is over, stop reading for a while */
+            int64_t half = cfg.slow_pause_ms / 2;
+            c->paused_until = now_ms() + half + (int64_t)(rnd() % (unsigned)(half + 1));
+            c->read_until = c->paused_until + cfg.stall_read_ms;
+            break;
         }
     }
     flush_out(c);
@@ -535,6 +580,18 @@ static void account(struct client *c)
             R.start_late++;
             example("client %d ch%d: first %lld, ack said %lld", (int)(c - cl), s->ch,
                     (long long)s->first, (long long)s->ack);
+        }
+        if (!c->stayer && dropped_1001) {
+            if (ndropped == dropped_cap) {
+                size_t cap = dropped_cap ? dropped_cap * 2 : 1024;
+                struct dropped_at *p = realloc(dropped, cap * sizeof(*p));
+                if (!p)
+                    exit(2);
+                dropped = p;
+                dropped_cap = cap;
+            }
+            dropped[ndropped].ch = s->ch;
+            dropped[ndropped++].got_to = s->count ? s->last : s->ack;
         }
         if (!c->stayer || !have_final)
             continue;
@@ -620,6 +677,10 @@ static void parse_args(int argc, char **argv)
             cfg.drop = 1;
             continue;
         }
+        if (!strcmp(a, "--stall")) {
+            cfg.stall = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             usage();
         const char *v = argv[++i];
@@ -645,6 +706,12 @@ static void parse_args(int argc, char **argv)
             cfg.max_life = atof(v);
         else if (!strcmp(a, "--slow-pause-ms"))
             cfg.slow_pause_ms = atoi(v);
+        else if (!strcmp(a, "--fat-channels"))
+            cfg.fat_channels = atoi(v);
+        else if (!strcmp(a, "--fat-stride"))
+            cfg.fat_stride = atoi(v);
+        else if (!strcmp(a, "--stall-read-ms"))
+            cfg.stall_read_ms = atoi(v);
         else if (!strcmp(a, "--seed"))
             cfg.seed = (unsigned)atoi(v);
         else if (!strcmp(a, "--report"))
@@ -653,7 +720,11 @@ static void parse_args(int argc, char **argv)
             usage();
     }
     if (!cfg.port || cfg.nclients < 1 || cfg.channels < 1 || cfg.channels > MAX_CHANNELS ||
-        cfg.max_subs < 1 || cfg.max_subs > MAX_SUBS || cfg.max_subs > cfg.channels ||
+        cfg.max_subs < 1 || cfg.max_subs > MAX_SUBS ||
+        cfg.fat_channels < 0 || cfg.fat_stride < 1 ||
+        cfg.fat_channels * cfg.fat_stride > cfg.channels ||
+        cfg.max_subs > cfg.channels - cfg.fat_channels ||
+        cfg.slow_pause_ms < 0 || cfg.stall_read_ms < 0 ||
         cfg.duration <= 0 || cfg.duration > 3600 || cfg.max_life < cfg.min_life)
         usage();
 }
@@ -851,6 +922,10 @@ int main(int argc, char **argv)
             finish_client(&cl[i], 0);
         }
 
+    for (size_t i = 0; i < ndropped; i++)
+        if (final_seq[dropped[i].ch] > dropped[i].got_to)
+            missing_dropped_midway += final_seq[dropped[i].ch] - dropped[i].got_to;
+    free(dropped);
     long long failures = R.gaps + R.dups + R.start_late + R.missing_stayers + R.missing_acks +
                          R.protocol_errors + R.closed_other + R.eof_unexpected +
                          R.handshake_failures + (cfg.drop ? 0 : R.closed_1001);
@@ -877,6 +952,11 @@ int main(int argc, char **argv)
     json_object_set_new(rep, "drained_incomplete", json_integer(R.drained_incomplete));
     json_object_set_new(rep, "cut_slow", json_integer(R.cut_slow));
     json_object_set_new(rep, "missing_for_cut_clients", json_integer(R.missing_cut));
+    /* Clients dropped (1001 or cut) before publishing stopped: what they
+     * missed up to the final numbers. With missing_for_1001_clients (those
+     * dropped at the end) this is every missing delivery of the run. */
+    json_object_set_new(rep, "missing_for_dropped_midway", json_integer(missing_dropped_midway));
+    json_object_set_new(rep, "dropped_midway_subscriptions", json_integer((json_int_t)ndropped));
     json_t *codes = json_object();
     for (int k = 0; k < 5000; k++)
         if (R.codes[k]) {

@@ -4,13 +4,15 @@
  *   wsnotify-soak-server [--port N] [--port-file PATH] [--drop]
  *       [--send-buffer N] [--write-wait MS] [--channels N]
  *       [--publishers N] [--rate MSGS_PER_SEC_PER_THREAD] [--pad BYTES]
+ *       [--fat-channels F] [--fat-pad BYTES] [--fat-burst M]
+ *       [--status-file PATH]
  *       [--opt NAME=INT]...
  *
  * Protocol (JSON envelopes). Handlers run on the I/O thread
  * (WSN_OPT_EVENTS_ON_IO_THREAD): a subscribe takes effect at once and its
  * ack never waits, even in block mode while a client is stalled (from a
  * host thread the ack would wait for room, and acks would pile up behind
- * every stall). A "stop" is handed to the main thread, which joins the
+ * every stall). A "stop" is handed to the main thread, which parks the
  * publishers and answers.
  *   client -> {"channel":"sub","message":"ch17"}
  *       subscribes the sender to ch17, then answers it on channel "ack"
@@ -55,6 +57,7 @@
 
 #define MAX_CHANNELS 1024
 #define MAX_PUBLISHERS 64
+#define MAX_PAD (64 * 1024)
 
 static volatile sig_atomic_t stop_signal, trim_signal, stats_signal;
 static void on_signal(int sig) { stop_signal = sig; }
@@ -73,6 +76,17 @@ static void heap_stats(void)
     struct mallinfo2 mi = mallinfo2();
     fprintf(stderr, "heap: %zu bytes in use, %zu free in arenas, %zu in mmap%s\n", mi.uordblks,
             mi.fordblks, mi.hblkhd, trim_signal ? " (after malloc_trim)" : "");
+    /* WSN_SOAK_MALLOC_INFO=PATH appends malloc_info()'s XML (per arena:
+     * free chunks by size, system bytes) to PATH, for RSS investigations. */
+    const char *mi_path = getenv("WSN_SOAK_MALLOC_INFO");
+    if (mi_path && *mi_path) {
+        FILE *f = fopen(mi_path, "a");
+        if (f) {
+            fprintf(f, "<!-- %s -->\n", trim_signal ? "after malloc_trim" : "no trim");
+            malloc_info(0, f);
+            fclose(f);
+        }
+    }
 #else
     fprintf(stderr, "heap: unknown\n");
 #endif
@@ -83,9 +97,23 @@ struct soak {
     wsn_server *srv;
     int channels, publishers;
     int pad; /* bytes of padding per message ("p"), to fill buffers sooner */
+    /* fat_channels channels carry fat_pad bytes of padding instead, and
+     * fat_burst publishes per turn: a few heavy channels that only the
+     * soak's slow readers subscribe to (drop mode), so that a stalled
+     * reader fills the kernel's buffers and then its queue within a
+     * stall, without every client having to read megabytes. They are
+     * ch0, chP, ch2P, ... (P publishers): all published by thread 0, so
+     * the big frames are made in one thread's malloc arena (glibc keeps
+     * up to M_TRIM_THRESHOLD, 128 KiB, of each thread arena's top after
+     * a peak; malloc_trim does not release it; docs/conformance.md). */
+    int fat_channels, fat_pad;
+    int fat_burst; /* publishes per turn on a fat channel (1: like the rest) */
     double rate;
     atomic_int running;
-    int publishers_started;
+    int publishers_started; /* main thread */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond; /* park_lock: parked, exiting, running's changes */
+    int parked, exiting;      /* park_lock */
     pthread_t threads[MAX_PUBLISHERS];
     int ids[MAX_PUBLISHERS];
     /* started[k]: the number of the publish on channel k in progress or
@@ -100,6 +128,7 @@ struct soak {
 };
 
 static struct soak S;
+static char msgbufs[MAX_PUBLISHERS][48 + MAX_PAD + 8];
 
 static int64_t now_ns(void)
 {
@@ -115,40 +144,50 @@ static void sleep_until(int64_t t)
     }
 }
 
-static void *publisher_main(void *arg)
+/* Publishes while S.running; false when a publish failed for good or was
+ * not accepted before a stop. */
+static int publish_turns(int t, int *kp)
 {
-    int t = *(int *)arg;
     int64_t period = (int64_t)(1e9 / S.rate), next = now_ns();
-    int k = t;
+    int k = *kp;
+    /* Static, not malloc'ed: a freed mmap-sized block would move glibc's
+     * mmap and trim thresholds and so change the RSS being measured. */
+    char *msgbuf = msgbufs[t];
     while (atomic_load(&S.running)) {
-        char ch[16], msg[48 + 8192];
-        long long n = atomic_load(&S.started[k]) + 1;
-        atomic_store(&S.started[k], n);
-        snprintf(ch, sizeof ch, "ch%d", k);
-        int ml = snprintf(msg, 48, "{\"s\":%lld", n);
-        if (S.pad) {
-            memcpy(msg + ml, ",\"p\":\"", 6);
-            memset(msg + ml + 6, 'p', (size_t)S.pad);
-            ml += 6 + S.pad;
-            msg[ml++] = '"';
-        }
-        msg[ml++] = '}';
-        msg[ml] = 0;
-        for (;;) {
-            int rc = wsn_server_publish(S.srv, ch, msg);
-            if (rc == WSN_OK)
-                break;
-            if (rc == WSN_ETIMEDOUT) {
-                atomic_fetch_add(&S.timeouts, 1);
-                if (atomic_load(&S.running))
-                    continue; /* same number again: no holes */
-            } else {
-                atomic_fetch_add(&S.errors, 1);
-                fprintf(stderr, "soak-server: publish %s #%lld: %s\n", ch, n, wsn_err_name(rc));
+        char ch[16];
+        char *msg = msgbuf;
+        int fat = k % S.publishers == 0 && k / S.publishers < S.fat_channels;
+        int pad = fat ? S.fat_pad : S.pad;
+        for (int rep = 0; rep < (fat ? S.fat_burst : 1) && atomic_load(&S.running); rep++) {
+            long long n = atomic_load(&S.started[k]) + 1;
+            atomic_store(&S.started[k], n);
+            snprintf(ch, sizeof ch, "ch%d", k);
+            int ml = snprintf(msg, 48, "{\"s\":%lld", n);
+            if (pad) {
+                memcpy(msg + ml, ",\"p\":\"", 6);
+                memset(msg + ml + 6, 'p', (size_t)pad);
+                ml += 6 + pad;
+                msg[ml++] = '"';
             }
-            /* Stopped while not accepted: the number was never sent. */
-            atomic_store(&S.started[k], n - 1);
-            return NULL;
+            msg[ml++] = '}';
+            msg[ml] = 0;
+            for (;;) {
+                int rc = wsn_server_publish(S.srv, ch, msg);
+                if (rc == WSN_OK)
+                    break;
+                if (rc == WSN_ETIMEDOUT) {
+                    atomic_fetch_add(&S.timeouts, 1);
+                    if (atomic_load(&S.running))
+                        continue; /* same number again: no holes */
+                } else {
+                    atomic_fetch_add(&S.errors, 1);
+                    fprintf(stderr, "soak-server: publish %s #%lld: %s\n", ch, n, wsn_err_name(rc));
+                }
+                /* Stopped while not accepted: the number was never sent. */
+                atomic_store(&S.started[k], n - 1);
+                *kp = k;
+                return 0;
+            }
         }
         k += S.publishers;
         if (k >= S.channels)
@@ -160,7 +199,37 @@ static void *publisher_main(void *arg)
         else if (now - next > 1000000000LL)
             next = now; /* fell behind (block mode waited): do not burst */
     }
-    return NULL;
+    *kp = k;
+    return 1;
+}
+
+/* A publisher thread lives as long as the server: between a "stop" and
+ * the next "start" it is parked. (Threads that exit at every stop leave
+ * their malloc arenas behind for the next threads in another order, so
+ * the big frames of the fat channels would end up in every arena.) */
+static void *publisher_main(void *arg)
+{
+    int t = *(int *)arg;
+    int k = t;
+    for (;;) {
+        pthread_mutex_lock(&S.park_lock);
+        S.parked++;
+        pthread_cond_broadcast(&S.park_cond);
+        while (!atomic_load(&S.running) && !S.exiting)
+            pthread_cond_wait(&S.park_cond, &S.park_lock);
+        S.parked--;
+        int exiting = S.exiting;
+        pthread_mutex_unlock(&S.park_lock);
+        if (exiting)
+            return NULL;
+        if (!publish_turns(t, &k)) {
+            /* failed or stopped mid-publish: wait for the stop to land */
+            while (atomic_load(&S.running) && !S.exiting) {
+                struct timespec ts = {0, 10 * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
 }
 
 /* Starts the publisher threads (again after a "stop": numbering goes on). */
@@ -168,8 +237,13 @@ static void start_publishers(void)
 {
     if (atomic_load(&S.running))
         return;
-    S.publishers_started = 1;
+    pthread_mutex_lock(&S.park_lock);
     atomic_store(&S.running, 1);
+    pthread_cond_broadcast(&S.park_cond);
+    pthread_mutex_unlock(&S.park_lock);
+    if (S.publishers_started)
+        return;
+    S.publishers_started = 1;
     for (int t = 0; t < S.publishers; t++) {
         S.ids[t] = t;
         if (pthread_create(&S.threads[t], NULL, publisher_main, &S.ids[t])) {
@@ -179,10 +253,27 @@ static void start_publishers(void)
     }
 }
 
+/* Returns once every publisher is parked: no publish is in progress. */
 static void stop_publishers(void)
 {
-    if (!atomic_exchange(&S.running, 0))
+    if (!atomic_exchange(&S.running, 0) || !S.publishers_started)
         return;
+    pthread_mutex_lock(&S.park_lock);
+    pthread_cond_broadcast(&S.park_cond);
+    while (S.parked < S.publishers)
+        pthread_cond_wait(&S.park_cond, &S.park_lock);
+    pthread_mutex_unlock(&S.park_lock);
+}
+
+static void end_publishers(void)
+{
+    stop_publishers();
+    if (!S.publishers_started)
+        return;
+    pthread_mutex_lock(&S.park_lock);
+    S.exiting = 1;
+    pthread_cond_broadcast(&S.park_cond);
+    pthread_mutex_unlock(&S.park_lock);
     for (int t = 0; t < S.publishers; t++)
         pthread_join(S.threads[t], NULL);
 }
@@ -196,6 +287,37 @@ static void reply(wsn_client *c, const char *channel, const char *json)
         fprintf(stderr, "soak-server: reply on %s to %s: %s\n", channel, wsn_client_id(c),
                 wsn_err_name(rc));
     }
+}
+
+/* Connected clients, kept by the I/O thread's connect and disconnect
+ * handlers; the main thread writes it to --status-file, so that run_soak.py
+ * reads the idle RSS only once the server itself has no client left. */
+static atomic_int clients_now;
+static void on_connect(void *user, wsn_server *srv, const wsn_event *ev)
+{
+    (void)user;
+    (void)srv;
+    (void)ev;
+    atomic_fetch_add(&clients_now, 1);
+}
+static void on_disconnect(void *user, wsn_server *srv, const wsn_event *ev)
+{
+    (void)user;
+    (void)srv;
+    (void)ev;
+    atomic_fetch_sub(&clients_now, 1);
+}
+
+static int write_file(const char *path, const char *text)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int bad = fputs(text, f) < 0;
+    bad |= fclose(f) != 0;
+    return bad || rename(tmp, path) ? -1 : 0;
 }
 
 static void on_message(void *user, wsn_server *srv, const wsn_event *ev)
@@ -225,7 +347,7 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev)
             }
         }
     } else if (!strcmp(channel, "ctl")) {
-        /* Publisher threads are started and joined on the main thread
+        /* Publisher threads are started and stopped on the main thread
          * only: joining here could wait for room that only this thread
          * makes. */
         pthread_mutex_lock(&S.stop_lock);
@@ -282,17 +404,20 @@ static void answer_stop(void)
 
 int main(int argc, char **argv)
 {
-    const char *port_file = NULL;
+    const char *port_file = NULL, *status_file = NULL;
     int autostart = 0;
     wsn_options *o = wsn_options_new();
     S.channels = 64;
     S.publishers = 4;
     S.rate = 100;
+    S.fat_burst = 1;
     wsn_options_set_string(o, WSN_OPT_HOST, "127.0.0.1");
     wsn_options_set_int(o, WSN_OPT_PORT, 0);
     wsn_options_set_int(o, WSN_OPT_WRITE_WAIT, 2000);
     wsn_options_set_int(o, WSN_OPT_EVENTS_ON_IO_THREAD, 1);
     pthread_mutex_init(&S.stop_lock, NULL);
+    pthread_mutex_init(&S.park_lock, NULL);
+    pthread_cond_init(&S.park_cond, NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
@@ -313,6 +438,8 @@ int main(int argc, char **argv)
             rc = wsn_options_set_int(o, WSN_OPT_PORT, atoll(v));
         else if (!strcmp(a, "--port-file"))
             port_file = v;
+        else if (!strcmp(a, "--status-file"))
+            status_file = v;
         else if (!strcmp(a, "--send-buffer"))
             rc = wsn_options_set_int(o, WSN_OPT_SEND_BUFFER, atoll(v));
         else if (!strcmp(a, "--write-wait"))
@@ -325,6 +452,12 @@ int main(int argc, char **argv)
             S.rate = atof(v);
         else if (!strcmp(a, "--pad"))
             S.pad = atoi(v);
+        else if (!strcmp(a, "--fat-channels"))
+            S.fat_channels = atoi(v);
+        else if (!strcmp(a, "--fat-pad"))
+            S.fat_pad = atoi(v);
+        else if (!strcmp(a, "--fat-burst"))
+            S.fat_burst = atoi(v);
         else if (!strcmp(a, "--opt")) { /* --opt name=integer, any int/bool/ms option */
             char name[64];
             long long val;
@@ -343,8 +476,10 @@ int main(int argc, char **argv)
     }
     if (S.channels < 1 || S.channels > MAX_CHANNELS || S.publishers < 1 ||
         S.publishers > MAX_PUBLISHERS || S.publishers > S.channels || !(S.rate > 0) ||
-        S.pad < 0 || S.pad > 8192) {
-        fprintf(stderr, "soak-server: bad --channels/--publishers/--rate\n");
+        S.pad < 0 || S.pad > MAX_PAD || S.fat_pad < 0 || S.fat_pad > MAX_PAD ||
+        S.fat_channels < 0 || S.fat_channels * S.publishers > S.channels || S.fat_burst < 1 ||
+        S.fat_burst > 1000) {
+        fprintf(stderr, "soak-server: bad --channels/--publishers/--rate/--pad/--fat-*\n");
         return 2;
     }
     char err[256] = "";
@@ -355,6 +490,8 @@ int main(int argc, char **argv)
         return 1;
     }
     wsn_server_set_handler(S.srv, WSN_EVENT_MESSAGE, on_message, NULL);
+    wsn_server_set_handler(S.srv, WSN_EVENT_CONNECT, on_connect, NULL);
+    wsn_server_set_handler(S.srv, WSN_EVENT_DISCONNECT, on_disconnect, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -371,12 +508,12 @@ int main(int argc, char **argv)
     printf("PORT %d\n", port);
     fflush(stdout);
     if (port_file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
-        FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) || rename(tmp, port_file))
+        char text[32];
+        snprintf(text, sizeof text, "%d\n", port);
+        if (write_file(port_file, text))
             return 1;
     }
+    int clients_written = -1;
     if (autostart)
         start_publishers();
     while (!stop_signal) {
@@ -384,10 +521,17 @@ int main(int argc, char **argv)
             heap_stats();
         answer_start();
         answer_stop();
+        int n = atomic_load(&clients_now);
+        if (status_file && n != clients_written) {
+            char text[32];
+            snprintf(text, sizeof text, "clients %d\n", n);
+            if (!write_file(status_file, text))
+                clients_written = n;
+        }
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    stop_publishers();
+    end_publishers();
     rc = wsn_server_shutdown(S.srv, 5000);
     pthread_mutex_lock(&S.stop_lock);
     wsn_client_release(S.stop_from);
