@@ -25,14 +25,15 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wsnotify.h"
 
-static volatile sig_atomic_t stop;
-static void on_signal(int sig) { stop = sig; }
+static atomic_int stop; /* atomic: the handler may run on the I/O thread */
+static void on_signal(int sig) { atomic_store(&stop, sig); }
 
 static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
     (void)user;
@@ -170,7 +171,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "wsn-chat-bench: listening on %s:%d (wsnotify %s%s%s)\n", host,
             wsn_server_port(srv), wsn_version_string(), compression ? ", compression" : "",
             io_thread ? ", handlers on the I/O thread" : "");
-    while (!stop) {
+    while (!atomic_load(&stop)) {
         int w = wsn_server_wait(srv, 250);
         if (w == WSN_ECLOSED)
             break;

@@ -28,15 +28,18 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wsnotify.h"
 
-static volatile sig_atomic_t stop_signal;
+/* Atomic: the handler may run on the engine's I/O thread (see the chat
+ * example). */
+static atomic_int stop_signal;
 
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig) { atomic_store(&stop_signal, sig); }
 
 struct echo {
     int raw;
@@ -200,7 +203,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    while (!stop_signal) {
+    while (!atomic_load(&stop_signal)) {
         rc = wsn_server_wait(srv, 250);
         if (rc < 0)
             break;

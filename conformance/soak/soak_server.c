@@ -59,30 +59,34 @@
 #define MAX_PUBLISHERS 64
 #define MAX_PAD (64 * 1024)
 
-static volatile sig_atomic_t stop_signal, trim_signal, stats_signal;
-static void on_signal(int sig) { stop_signal = sig; }
+/* Lock-free atomics rather than volatile sig_atomic_t: the kernel may run
+ * the handler on the engine's I/O thread while main reads them, which is a
+ * data race for TSan (and for C11) unless they are atomic. */
+static atomic_int stop_signal, trim_signal, stats_signal;
+static void on_signal(int sig) { atomic_store(&stop_signal, sig); }
 static void on_usr(int sig)
 {
     if (sig == SIGUSR1)
-        trim_signal = 1;
-    stats_signal = 1;
+        atomic_store(&trim_signal, 1);
+    atomic_store(&stats_signal, 1);
 }
 
 static void heap_stats(void)
 {
 #if defined(__GLIBC__)
-    if (trim_signal)
+    int trimmed = atomic_load(&trim_signal);
+    if (trimmed)
         malloc_trim(0);
     struct mallinfo2 mi = mallinfo2();
     fprintf(stderr, "heap: %zu bytes in use, %zu free in arenas, %zu in mmap%s\n", mi.uordblks,
-            mi.fordblks, mi.hblkhd, trim_signal ? " (after malloc_trim)" : "");
+            mi.fordblks, mi.hblkhd, trimmed ? " (after malloc_trim)" : "");
     /* WSN_SOAK_MALLOC_INFO=PATH appends malloc_info()'s XML (per arena:
      * free chunks by size, system bytes) to PATH, for RSS investigations. */
     const char *mi_path = getenv("WSN_SOAK_MALLOC_INFO");
     if (mi_path && *mi_path) {
         FILE *f = fopen(mi_path, "a");
         if (f) {
-            fprintf(f, "<!-- %s -->\n", trim_signal ? "after malloc_trim" : "no trim");
+            fprintf(f, "<!-- %s -->\n", trimmed ? "after malloc_trim" : "no trim");
             malloc_info(0, f);
             fclose(f);
         }
@@ -90,7 +94,8 @@ static void heap_stats(void)
 #else
     fprintf(stderr, "heap: unknown\n");
 #endif
-    trim_signal = stats_signal = 0;
+    atomic_store(&trim_signal, 0);
+    atomic_store(&stats_signal, 0);
 }
 
 struct soak {
@@ -516,8 +521,8 @@ int main(int argc, char **argv)
     int clients_written = -1;
     if (autostart)
         start_publishers();
-    while (!stop_signal) {
-        if (stats_signal)
+    while (!atomic_load(&stop_signal)) {
+        if (atomic_load(&stats_signal))
             heap_stats();
         answer_start();
         answer_stop();

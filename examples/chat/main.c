@@ -35,6 +35,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,10 +54,11 @@
 #define WAIT_SLICE_MS 250
 
 /* The one piece of process-wide state: a signal handler has nowhere else
- * to put what it saw. */
-static volatile sig_atomic_t stop_signal;
+ * to put what it saw. Atomic, not volatile sig_atomic_t: the kernel may
+ * run the handler on the engine's I/O thread while main reads it. */
+static atomic_int stop_signal;
 
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig) { atomic_store(&stop_signal, sig); }
 
 /* ---- logging ----------------------------------------------------------- */
 
@@ -482,7 +484,7 @@ int main(int argc, char **argv) {
 
     /* The event loop: handlers run here, on the main thread. */
     int stopped = 0;
-    while (!stop_signal) {
+    while (!atomic_load(&stop_signal)) {
         int w = wsn_server_wait(srv, WAIT_SLICE_MS);
         if (w == WSN_ECLOSED) {
             stopped = 1; /* the server stopped on its own */
@@ -500,7 +502,7 @@ int main(int argc, char **argv) {
         exit_code = 1;
     } else {
         chat_log("got %s, shutting down",
-                 stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+                 atomic_load(&stop_signal) == SIGINT ? "SIGINT" : "SIGTERM");
         /* A second Ctrl-C during shutdown kills the process the usual way. */
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
