@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -706,6 +707,8 @@ static void finish_pending_commands(wsn_server *srv)
 static void *io_main(void *arg)
 {
     wsn_server *srv = arg;
+    /* Named for top, gdb and perf (15 characters at most). */
+    pthread_setname_np(pthread_self(), "wsnotify-io");
     struct lws_context_creation_info info;
     fill_context_info(srv, &info);
     /* lws logs process-wide with no server context; ours go through the
@@ -777,9 +780,20 @@ int loop_start(wsn_server *srv)
     srv->coalesce = malloc(LWS_PRE + COALESCE_BYTES);
     if (!srv->coalesce)
         return WSN_ENOMEM;
+    /* The I/O thread takes no asynchronous signals (it inherits this mask):
+     * the host's handlers then run on the host's threads, where a
+     * wsn_server_wait returns on EINTR, and never race the host's main
+     * thread from ours. Faults (SIGSEGV and the like) stay deliverable. */
+    sigset_t async, old;
+    sigfillset(&async);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&async, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &async, &old);
     /* io_tid must be set before the thread can look at it. */
     pthread_mutex_lock(&srv->lock);
     int rc = pthread_create(&srv->io_tid, NULL, io_main, srv);
     pthread_mutex_unlock(&srv->lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc ? WSN_ENOMEM : WSN_OK;
 }

@@ -1,7 +1,9 @@
 /* Version, error codes, options, lifecycle edge cases. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -531,6 +533,71 @@ static void test_free_never_started(void)
     wsn_options_free(o);
 }
 
+/* The signal mask of thread tid, from /proc (SigBlk, a hex bit mask). */
+static unsigned long long blocked_signals(const char *tid)
+{
+    char path[320], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%s/status", tid);
+    FILE *f = fopen(path, "r");
+    unsigned long long mask = 0;
+    CHECK_MSG(f != NULL, "cannot read %s", path);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "SigBlk:", 7))
+            mask = strtoull(line + 7, NULL, 16);
+    if (f)
+        fclose(f);
+    return mask;
+}
+
+static int is_io_thread(const char *tid)
+{
+    char path[320], name[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (!fgets(name, sizeof name, f))
+        name[0] = 0;
+    fclose(f);
+    return !strcmp(name, "wsnotify-io\n");
+}
+
+/* The engine's thread (named wsnotify-io) takes no asynchronous signal, so
+ * a host's handlers run on its own threads (where wsn_server_wait returns
+ * on EINTR); faults stay deliverable. The caller's mask is left as it was.
+ * Other threads (a sanitizer's) are not ours to check. */
+static void test_io_thread_blocks_signals(void)
+{
+    char self[32];
+    snprintf(self, sizeof self, "%ld", (long)getpid());
+    unsigned long long before = blocked_signals(self);
+    wsn_server *srv = tu_server(NULL);
+    CHECK_EQ(blocked_signals(self), before);
+    int others = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    CHECK(d != NULL);
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || !is_io_thread(e->d_name))
+            continue;
+        unsigned long long m = blocked_signals(e->d_name);
+        others++;
+        for (int sig = 1; sig < 32; sig++) {
+            int fault = sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+                        sig == SIGTRAP || sig == SIGABRT || sig == SIGSYS || sig == SIGKILL ||
+                        sig == SIGSTOP;
+            int blocked = (int)((m >> (sig - 1)) & 1);
+            CHECK_MSG(blocked == !fault, "thread %s: signal %d is %sblocked", e->d_name, sig,
+                      blocked ? "" : "not ");
+        }
+    }
+    if (d)
+        closedir(d);
+    CHECK_EQ(others, 1); /* one server, one I/O thread */
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
 /* Without a logger nothing is printed (lws's own stderr logging included). */
 static void test_quiet_by_default(void)
 {
@@ -606,6 +673,7 @@ static const tu_test tests[] = {
     {"start_twice", test_start_twice},
     {"free_never_started", test_free_never_started},
     {"quiet_by_default", test_quiet_by_default},
+    {"io_thread_blocks_signals", test_io_thread_blocks_signals},
     {NULL, NULL},
 };
 
