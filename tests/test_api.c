@@ -80,6 +80,8 @@ static void test_option_defaults(void)
         {WSN_OPT_PING_PERIOD, 54000},
         {WSN_OPT_READ_LIMIT, 1048576},
         {WSN_OPT_READ_BUFFER, 16384},
+        {WSN_OPT_COALESCE_WINDOW, 0},
+        {WSN_OPT_RAW_INCOMING, 0},
         {WSN_OPT_COMPRESSION, 0},
         {WSN_OPT_SEND_BUFFER, 256},
         {WSN_OPT_DROP_ON_BACKPRESSURE, 0},
@@ -242,6 +244,8 @@ static void test_option_ranges(void)
     CHECK_RC(wsn_options_set_int(o, WSN_OPT_READ_LIMIT, -1), WSN_ERANGE);
     CHECK_RC(wsn_options_set_int(o, WSN_OPT_READ_BUFFER, 127), WSN_ERANGE);
     CHECK_RC(wsn_options_set_int(o, WSN_OPT_READ_BUFFER, 65537), WSN_ERANGE);
+    CHECK_RC(wsn_options_set_int(o, WSN_OPT_COALESCE_WINDOW, 1001), WSN_ERANGE);
+    CHECK_RC(wsn_options_set_int(o, WSN_OPT_COALESCE_WINDOW, -1), WSN_ERANGE);
     /* The value is unchanged after a refused set. */
     CHECK_OK(wsn_options_get_int(o, WSN_OPT_PORT, &v));
     CHECK_EQ(v, 8080);

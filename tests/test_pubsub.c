@@ -379,6 +379,33 @@ static void test_order_preserved(void)
     teardown(&f);
 }
 
+/* With coalesce_window on, a lone publish and a burst both arrive, whole and
+ * in order: the delayed flush always happens. */
+static void test_coalesce_window_delivers(void)
+{
+    wsn_options *o = tu_opts();
+    CHECK_OK(wsn_options_set_int(o, WSN_OPT_COALESCE_WINDOW, 50));
+    fixture f = setup(o);
+    wsn_options_free(o);
+    CHECK_OK(wsn_server_subscribe(f.srv, f.cl, "c"));
+    CHECK_OK(wsn_server_publish(f.srv, "c", "\"lone\""));
+    tu_expect_envelope(f.ws, "{\"channel\":\"c\",\"type\":\"json\",\"time\":\"T\","
+                             "\"message\":\"lone\"}");
+    for (int i = 0; i < 500; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "{\"i\":%d}", i);
+        CHECK_OK(wsn_server_publish(f.srv, "c", v));
+    }
+    for (int i = 0; i < 500; i++) {
+        char *want = tu_strdupf("{\"channel\":\"c\",\"type\":\"json\",\"time\":"
+                                "\"T\",\"message\":{\"i\":%d}}",
+                                i);
+        tu_expect_envelope(f.ws, want);
+        free(want);
+    }
+    teardown(&f);
+}
+
 /* Whitespace and key order in published JSON: the value must survive (we
  * do not pin whether it is re-serialised). */
 static void test_json_whitespace(void)
@@ -549,6 +576,7 @@ static const tu_test tests[] = {
     {"channel_limits", test_channel_limits},
     {"multiple_channels", test_multiple_channels},
     {"order_preserved", test_order_preserved},
+    {"coalesce_window_delivers", test_coalesce_window_delivers},
     {"json_whitespace", test_json_whitespace},
     {"client_list_and_count", test_client_list_and_count},
     {"ipv6", test_ipv6},

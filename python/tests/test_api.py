@@ -81,6 +81,9 @@ def test_option_defaults():
     assert d["max_batch_messages"] == 10000
     assert d["max_batch_bytes"] == 1 << 20
     assert d["log_level"] == wsnotify.LogLevel.WARN
+    assert d["raw_incoming"] is False
+    assert d["coalesce_window"] == timedelta(0)
+    assert d["read_buffer"] == 16384
     s = Server()
     assert s.options == d
     assert s.port == 8080 and s.host == "127.0.0.1" and s.path == "/ws"
@@ -132,6 +135,12 @@ def test_option_ranges():
         Server(write_wait=-1)
     with pytest.raises(ValueError, match="send_buffer=0 is out of range"):
         Server(send_buffer=0)
+    with pytest.raises(ValueError, match=r"read_buffer=127 is out of range "
+                                         r"\(128 to 65536\)"):
+        Server(read_buffer=127)
+    with pytest.raises(ValueError, match=r"coalesce_window=2 is out of range "
+                                         r"\(0 s to 1 s\)"):
+        Server(coalesce_window=2)
     with pytest.raises(ValueError, match="read_limit=.* is out of range"):
         Server(read_limit=2 ** 70)
     with pytest.raises(ValueError, match="log_level=5 is out of range"):

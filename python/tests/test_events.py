@@ -294,6 +294,21 @@ def test_coroutine_handler_without_asyncio_is_logged(harness, caplog):
     assert "not served by asyncio" in caplog.text
 
 
+def test_read_buffer_small_reassembles(make_harness):
+    """With the smallest read buffer (128 bytes per pass), a message many
+    times its size and the messages right behind it arrive whole, in
+    order."""
+    h = make_harness(read_buffer=128)
+    ws, _ = h.connect()
+    big = "x" * 5000
+    ws.send(json.dumps({"channel": "c", "message": big}))
+    ws.send('{"channel":"c","message":1}')
+    ws.send('{"channel":"c","message":2}')
+    _, msg = h.next_message()
+    assert msg.channel == "c" and msg.message == big
+    assert [h.next_message()[1].message for _ in range(2)] == [1, 2]
+
+
 def test_raw_incoming_and_send_raw(make_harness):
     h = make_harness(raw_incoming=True)
     s = h.server

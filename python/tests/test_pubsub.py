@@ -236,6 +236,21 @@ def test_order_preserved(harness):
         expect_envelope(ws, env("c", "json", f'{{"i":{i}}}'))
 
 
+def test_coalesce_window_delivers(make_harness):
+    """With the write-coalescing window on, a lone publish and a burst both
+    arrive whole and in order."""
+    h = make_harness(coalesce_window=0.05)
+    ws, c = h.connect()
+    s = h.server
+    s.subscribe(c, "c")
+    s.publish("c", "lone")
+    expect_envelope(ws, env("c", "json", '"lone"'))
+    for i in range(500):
+        s.publish("c", {"i": i})
+    for i in range(500):
+        expect_envelope(ws, env("c", "json", f'{{"i":{i}}}'))
+
+
 def test_client_list_and_count(harness):
     s = harness.server
     assert s.get_connected_clients() == 0
