@@ -157,15 +157,8 @@ def header_to_cdef(text: str) -> str:
 # takes an event with all its fields (one C call, one GIL release per event
 # instead of one per field). Only the public API is used, so the glue works
 # with the bundled core and with a system libwsnotify alike.
-GLUE_CDEF = r"""
-typedef struct wsnpy_logbuf wsnpy_logbuf;
-wsnpy_logbuf *wsnpy_logbuf_new(size_t max_lines);
-void wsnpy_logbuf_free(wsnpy_logbuf *b);
-int wsnpy_logbuf_install(wsn_options *opts, wsnpy_logbuf *b);
-int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf, size_t cap,
-                      size_t *len, size_t *dropped);
-int wsnpy_logbuf_pending(wsnpy_logbuf *b);
-
+# Declared once for both cffi's cdef and the compiled glue.
+EVENT_INFO_STRUCT = r"""
 typedef struct wsnpy_event_info {
     int kind;
     int type;
@@ -177,7 +170,18 @@ typedef struct wsnpy_event_info {
     const char *message_id;
     const char *reply_to_id;
 } wsnpy_event_info;
-int wsnpy_next_event(wsn_server *srv, wsn_event **out,
+"""
+
+GLUE_CDEF = r"""
+typedef struct wsnpy_logbuf wsnpy_logbuf;
+wsnpy_logbuf *wsnpy_logbuf_new(size_t max_lines);
+void wsnpy_logbuf_free(wsnpy_logbuf *b);
+int wsnpy_logbuf_install(wsn_options *opts, wsnpy_logbuf *b);
+int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf, size_t cap,
+                      size_t *len, size_t *dropped);
+int wsnpy_logbuf_pending(wsnpy_logbuf *b);
+
+""" + EVENT_INFO_STRUCT + r"""int wsnpy_next_event(wsn_server *srv, wsn_event **out,
                      wsnpy_event_info *info);
 
 extern "Python" int _wsnpy_origin_cb(void *user, const char *origin,
@@ -305,18 +309,7 @@ static int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf,
     return 1;
 }
 
-typedef struct wsnpy_event_info {
-    int kind;
-    int type;
-    wsn_client *client;
-    const char *client_id;
-    const char *channel;
-    const char *payload;
-    size_t payload_len;
-    const char *message_id;
-    const char *reply_to_id;
-} wsnpy_event_info;
-
+""" + EVENT_INFO_STRUCT + r"""
 /* wsn_server_next_event() plus every field of the event: 0 with *out (free
  * it with wsn_event_free()) and *info filled (pointers owned by the event),
  * else the error of wsn_server_next_event() (WSN_EAGAIN, WSN_ECLOSED).

@@ -37,10 +37,7 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import threading
-import time
 
 import msgpack
 
@@ -51,66 +48,13 @@ except ImportError:  # older websockets
 
 from websockets.exceptions import ConnectionClosed
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from chat_harness import ROOT, ChatServer, Tally
+
 TIMEOUT = 5.0
 TIME_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z"
 
-passed = 0
-failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"  ok   {what}")
-    else:
-        failed += 1
-        print(f"  FAIL {what}")
-    return cond
-
-
-class Server:
-    def __init__(self, program):
-        cmd = [program]
-        if program.endswith(".py"):
-            cmd = [sys.executable, program]
-        self.proc = subprocess.Popen(
-            cmd + ["--port", "0", "--host", "127.0.0.1",
-                   "--static-dir", os.path.join(ROOT, "examples", "chat")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self.port = None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            m = re.search(r"http://[^:]+:(\d+)/", line)
-            if m:
-                self.port = int(m.group(1))
-                break
-        if self.port is None:
-            self.proc.kill()
-            raise RuntimeError("server did not start:\n" + "".join(self.lines)
-                               + self.proc.stdout.read())
-        self.reader = threading.Thread(target=self._drain, daemon=True)
-        self.reader.start()
-
-    def _drain(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def stop(self, sig):
-        self.proc.send_signal(sig)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = None
-        self.reader.join(5)
-        return rc
+tally = Tally()
+check = tally.check
 
 
 def pack(obj):
@@ -406,7 +350,7 @@ def main():
     program = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         ROOT, "build", "examples", "wsnotify-chat")
     print(f"msgpack + JSON chat through {program}")
-    srv = Server(program)
+    srv = ChatServer(program)
     try:
         asyncio.run(asyncio.wait_for(scenario(srv), 60))
     except Exception as e:  # report, don't hide
@@ -415,10 +359,10 @@ def main():
         if srv.proc.poll() is None:
             srv.proc.kill()
             srv.proc.wait()
-    if failed:
+    if tally.failed:
         print("server output:\n" + "".join(srv.lines))
-    print(f"msgpack: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(f"msgpack: {tally.passed} passed, {tally.failed} failed")
+    return 1 if tally.failed else 0
 
 
 if __name__ == "__main__":

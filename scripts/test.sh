@@ -232,6 +232,21 @@ EOF
     return 1
 }
 
+# smoke_step STEP SCRIPT PROGRAM [WRAP...]: one of the chat smoke tests
+# (scripts/SCRIPT) against a chat example, counted and recorded as STEP.
+smoke_step() {
+    local step="$1" script="$2" program="$3" t0
+    shift 3
+    t0=$(date +%s)
+    run "$step" "$T_CHAT" "$@" "$PY" "$here/$script" "$program"
+    count_plain "$step"
+    if [ "$rc" -ne 0 ]; then
+        record "$step" FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
+    else
+        record "$step" PASS $(($(date +%s) - t0)) "$detail"
+    fi
+}
+
 # ---- one CMake configuration: configure, build, ctest ----------------------
 # cmake_stage NAME BUILDDIR SANITIZER CTEST_LIMIT [WRAPPER...]
 cmake_stage() {
@@ -263,27 +278,11 @@ cmake_stage() {
         record "$name" PASS $(($(date +%s) - t0)) "$detail"
     fi
 
-    # The chat example end to end, built with the same flags.
-    t0=$(date +%s)
-    run "$name-chat" "$T_CHAT" "${wrap[@]}" "$PY" "$here/smoke_chat.py" \
-        "$root/$dir/examples/wsnotify-chat"
-    count_plain "$name-chat"
-    if [ "$rc" -ne 0 ]; then
-        record "$name-chat" FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
-    else
-        record "$name-chat" PASS $(($(date +%s) - t0)) "$detail"
-    fi
-
-    # A MessagePack and a JSON client chatting through it (issue 5).
-    t0=$(date +%s)
-    run "$name-msgpack" "$T_CHAT" "${wrap[@]}" "$PY" "$here/smoke_msgpack.py" \
-        "$root/$dir/examples/wsnotify-chat"
-    count_plain "$name-msgpack"
-    if [ "$rc" -ne 0 ]; then
-        record "$name-msgpack" FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
-    else
-        record "$name-msgpack" PASS $(($(date +%s) - t0)) "$detail"
-    fi
+    # The chat example end to end, built with the same flags; then a
+    # MessagePack and a JSON client chatting through it (issue 5).
+    local chat="$root/$dir/examples/wsnotify-chat"
+    smoke_step "$name-chat" smoke_chat.py "$chat" "${wrap[@]}"
+    smoke_step "$name-msgpack" smoke_msgpack.py "$chat" "${wrap[@]}"
 }
 
 # ---- the run ---------------------------------------------------------------
@@ -361,15 +360,7 @@ else
             record python PASS $(($(date +%s) - t0)) "$detail"
         fi
         # The Python chat example with a MessagePack and a JSON client.
-        t0=$(date +%s)
-        run python-msgpack "$T_CHAT" "$PY" "$here/smoke_msgpack.py" \
-            "$root/examples/python/chat.py"
-        count_plain python-msgpack
-        if [ "$rc" -ne 0 ]; then
-            record python-msgpack FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
-        else
-            record python-msgpack PASS $(($(date +%s) - t0)) "$detail"
-        fi
+        smoke_step python-msgpack smoke_msgpack.py "$root/examples/python/chat.py"
     fi
 fi
 

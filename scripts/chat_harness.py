@@ -1,0 +1,73 @@
+"""What the chat-example smoke tests share: the pass/fail tally and the
+example server as a child process (C binary or chat.py) on a free port."""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Tally:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, cond, what):
+        if cond:
+            self.passed += 1
+            print(f"  ok   {what}")
+        else:
+            self.failed += 1
+            print(f"  FAIL {what}")
+        return cond
+
+
+class ChatServer:
+    """Starts the example with --port 0 and reads the port it chose from its
+    startup line; its output is drained meanwhile so a full pipe never
+    blocks it."""
+
+    def __init__(self, program, start_timeout=20):
+        cmd = [sys.executable, program] if program.endswith(".py") else [program]
+        self.proc = subprocess.Popen(
+            cmd + ["--port", "0", "--host", "127.0.0.1",
+                   "--static-dir", os.path.join(ROOT, "examples", "chat")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        self.port = None
+        deadline = time.monotonic() + start_timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            m = re.search(r"http://[^:]+:(\d+)/", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        if self.port is None:
+            self.proc.kill()
+            raise RuntimeError("server did not start:\n" + "".join(self.lines)
+                               + self.proc.stdout.read())
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def stop(self, sig):
+        """Sends sig and returns the exit status (None if it had to be
+        killed after 15 s)."""
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = None
+        self.reader.join(5)
+        return rc
