@@ -15,6 +15,7 @@ int event_queue_init(event_queue *q, size_t pause_at)
     q->head = q->tail = NULL;
     q->messages = 0;
     q->stopped_taken = 0;
+    q->signal_due = 0;
     q->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (q->fd < 0)
         return WSN_ENOMEM;
@@ -61,7 +62,7 @@ static void drain_fd(int fd)
     }
 }
 
-int event_queue_push(event_queue *q, struct wsn_event *ev)
+int event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
 {
     ev->next = NULL;
     pthread_mutex_lock(&q->lock);
@@ -69,7 +70,10 @@ int event_queue_push(event_queue *q, struct wsn_event *ev)
         q->tail->next = ev;
     else {
         q->head = ev;
-        signal_fd(q->fd);
+        if (defer)
+            q->signal_due = 1;
+        else
+            signal_fd(q->fd);
     }
     q->tail = ev;
     int pause = 0;
@@ -77,6 +81,17 @@ int event_queue_push(event_queue *q, struct wsn_event *ev)
         pause = q->paused = 1;
     pthread_mutex_unlock(&q->lock);
     return pause;
+}
+
+void event_queue_flush(event_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    /* Only while something is queued: the fd is readable exactly when the
+     * queue is not empty, or a host polling it would spin. */
+    if (q->signal_due && q->head)
+        signal_fd(q->fd);
+    q->signal_due = 0;
+    pthread_mutex_unlock(&q->lock);
 }
 
 int event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)

@@ -23,6 +23,7 @@ typedef struct event_queue {
     int stopped_taken;             /* lock */
     size_t pause_at;               /* const: MESSAGE events that pause reads */
     int paused;                    /* lock: reads from clients are paused */
+    int signal_due;                /* lock: pushed with the wake-up deferred */
     int fd;                        /* eventfd; const */
 } event_queue;
 
@@ -30,8 +31,13 @@ int event_queue_init(event_queue *q, size_t pause_at);
 /* Frees every queued event and the fd. */
 void event_queue_destroy(event_queue *q);
 /* Appends. Returns 1 when reads must pause now: the MESSAGE backlog
- * reached pause_at. */
-int event_queue_push(event_queue *q, struct wsn_event *ev);
+ * reached pause_at. With defer, the fd is not made readable yet but by
+ * the next event_queue_flush: the I/O thread wakes the host once per loop
+ * pass, not once per message (with both threads on one core every wake-up
+ * preempted the I/O thread, so the host took one event per switch). */
+int event_queue_push(event_queue *q, struct wsn_event *ev, int defer);
+/* Makes the fd readable if deferred pushes left events queued. */
+void event_queue_flush(event_queue *q);
 /* Takes the oldest event. Returns 0 with *out, WSN_EAGAIN, or WSN_ECLOSED
  * once STOPPED was taken. *resume is set to 1 when paused reads must
  * resume now: the backlog fell to half of pause_at. */

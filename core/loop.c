@@ -54,7 +54,7 @@ void loop_emit(wsn_server *srv, wsn_event *ev)
     }
     /* The queue decides under its lock, so the host's resume decision
      * (taken under the same lock) can never be missed. */
-    if (event_queue_push(&srv->events, ev)) {
+    if (event_queue_push(&srv->events, ev, srv->in_service)) {
         wsn_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
                 srv->event_queue_limit);
         loop_pause_rx(srv, 1);
@@ -729,7 +729,7 @@ static void *io_main(void *arg)
         pthread_mutex_unlock(&srv->lock);
         struct wsn_event *ev = event_new(WSN_EVENT_STOPPED, NULL);
         if (ev)
-            event_queue_push(&srv->events, ev);
+            event_queue_push(&srv->events, ev, 0);
         return NULL;
     }
     srv->ctx = ctx;
@@ -742,10 +742,15 @@ static void *io_main(void *arg)
     pthread_mutex_unlock(&srv->lock);
     wsn_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), srv->port);
 
+    srv->in_service = 1;
     while (!srv->stop) {
-        if (lws_service(ctx, 0) < 0)
+        int rc = lws_service(ctx, 0);
+        event_queue_flush(&srv->events);
+        if (rc < 0)
             break;
     }
+    srv->in_service = 0;
+    event_queue_flush(&srv->events);
 
     lws_sul_cancel(&srv->trim_sul);
     batch_timers_clear(srv);

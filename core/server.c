@@ -190,7 +190,7 @@ static void emit_stopped_without_loop(wsn_server *srv)
 {
     struct wsn_event *ev = event_new(WSN_EVENT_STOPPED, NULL);
     if (ev)
-        event_queue_push(&srv->events, ev);
+        event_queue_push(&srv->events, ev, 0);
 }
 
 WSN_API int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms)

@@ -126,6 +126,8 @@ struct wsn_server {
     int stop;
     int draining;
     int rx_paused;
+    int in_service;        /* I/O thread: inside the service loop, where the host
+                            * is woken once per pass (event_queue_flush) */
     wsn_client **flush_list; /* clients whose write request waits for the flush */
     size_t flush_len, flush_cap;
     int flush_armed;
@@ -173,6 +175,11 @@ void client_forget(wsn_client *c);
 /* delivery.c (io) */
 int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait);
 int deliver_to_channel(wsn_server *srv, const char *channel, outgoing *o, int may_wait);
+/* Several publishes to one channel, in order: each member's queue gets all
+ * of them in one visit. With many subscribers one walk over the members
+ * per run, not per message, keeps the cache misses per delivery down. */
+int deliver_run_to_channel(wsn_server *srv, const char *channel, outgoing *const *outs,
+                           size_t count, int may_wait);
 int deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait);
 /* Encodes, in the caller's thread, the formats that clients use now. */
 int outgoing_prepare(wsn_server *srv, outgoing *o);
