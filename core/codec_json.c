@@ -19,16 +19,6 @@ WSN_API const char *wsn_message_type_name(wsn_message_type type)
     return type_names[type];
 }
 
-static int parse_type_name(const char *s, wsn_message_type *type)
-{
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(s, type_names[i])) {
-            *type = (wsn_message_type)i;
-            return 0;
-        }
-    return -1;
-}
-
 json_t *json_load_any(const char *text, size_t len, size_t flags)
 {
     json_error_t err;
@@ -45,6 +35,42 @@ WSN_API int wsn_json_validate(const char *json, size_t len)
     if (!json)
         return WSN_EINVAL;
     return json_scan_valid(json, len) ? WSN_OK : WSN_EJSON;
+}
+
+WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, char *out,
+                                size_t out_size, size_t *out_len)
+{
+    if (!json || !key || (!out && out_size))
+        return WSN_EINVAL;
+    json_members it;
+    if (memchr(json, 0, len) || !json_scan_valid(json, len) || json_scan_object(&it, json, len))
+        return WSN_EJSON;
+    json_span k, v, found = {0};
+    while (json_scan_next_member(&it, &k, &v))
+        if (json_scan_string_is(&k, key))
+            found = v;
+    if (!found.text)
+        return WSN_ENOTFOUND;
+    if (*found.text != '"')
+        return WSN_ETYPE;
+    /* Decoding never lengthens, so the text's length bounds the result;
+     * a small buffer gets the exact length from a trial decode. */
+    if (out_size < found.len) {
+        char *tmp = malloc(found.len);
+        if (!tmp)
+            return WSN_ENOMEM;
+        size_t n = json_scan_unescape(found.text, found.len, tmp);
+        if (n < out_size)
+            memcpy(out, tmp, n + 1);
+        free(tmp);
+        if (out_len)
+            *out_len = n;
+        return n < out_size ? WSN_OK : WSN_ENOSPC;
+    }
+    size_t n = json_scan_unescape(found.text, found.len, out);
+    if (out_len)
+        *out_len = n;
+    return WSN_OK;
 }
 
 void json_append_string(strbuf *out, const char *s, size_t len)
@@ -193,78 +219,6 @@ int json_append_real(strbuf *out, double v)
     return 0;
 }
 
-/* jansson prints reals with 17 significant digits (0.1 becomes
- * 0.10000000000000001), so values handed to the host are written here,
- * with jansson still doing the string escaping. */
-static void append_value(strbuf *out, json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *key;
-        json_t *item;
-        int first = 1;
-        strbuf_append_char(out, '{');
-        json_object_foreach(v, key, item)
-        {
-            if (!first)
-                strbuf_append_char(out, ',');
-            first = 0;
-            json_append_string(out, key, strlen(key));
-            strbuf_append_char(out, ':');
-            append_value(out, item);
-        }
-        strbuf_append_char(out, '}');
-        break;
-    }
-    case JSON_ARRAY: {
-        size_t i;
-        json_t *item;
-        strbuf_append_char(out, '[');
-        json_array_foreach(v, i, item)
-        {
-            if (i)
-                strbuf_append_char(out, ',');
-            append_value(out, item);
-        }
-        strbuf_append_char(out, ']');
-        break;
-    }
-    case JSON_STRING:
-        json_append_string(out, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER: {
-        char buf[24];
-        snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        strbuf_append_str(out, buf);
-        break;
-    }
-    case JSON_REAL:
-        json_append_real(out, json_real_value(v));
-        break;
-    case JSON_TRUE:
-        strbuf_append_str(out, "true");
-        break;
-    case JSON_FALSE:
-        strbuf_append_str(out, "false");
-        break;
-    case JSON_NULL:
-        strbuf_append_str(out, "null");
-        break;
-    }
-}
-
-static char *dup_field(json_t *obj, const char *key, int *bad)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v))
-        return strdup("");
-    if (!json_is_string(v)) {
-        *bad = 1;
-        return strdup("");
-    }
-    return strndup(json_string_value(v), json_string_length(v));
-}
-
 void incoming_clear(incoming *in)
 {
     free(in->channel);
@@ -274,58 +228,98 @@ void incoming_clear(incoming *in)
     memset(in, 0, sizeof(*in));
 }
 
+static int is_null(const json_span *m) { return !m->text || *m->text == 'n'; }
+
+/* A string member decoded into a new buffer; "" when absent or null.
+ * NULL (with *bad set) for any other kind of value, or out of memory. */
+static char *member_string(const json_span *m, int *bad)
+{
+    if (is_null(m))
+        return strdup("");
+    if (*m->text != '"') {
+        *bad = 1;
+        return NULL;
+    }
+    char *s = malloc(m->len);
+    if (s)
+        json_scan_unescape(m->text, m->len, s);
+    return s;
+}
+
+/* The envelope is validated once and then walked, never built: the
+ * message's text is kept as the client wrote it (minified), so numbers
+ * beyond what a double or an int64 holds reach the host unchanged, and a
+ * big message costs one scan and one copy. Where a key repeats, the last
+ * one counts, as with jansson. */
 int json_parse_incoming(const char *text, size_t len, incoming *out, const char **error)
 {
     memset(out, 0, sizeof(*out));
-    json_t *root = memchr(text, 0, len) ? NULL : json_load_any(text, len, 0);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
+    json_members it;
+    if (memchr(text, 0, len) || !json_scan_valid(text, len) || json_scan_object(&it, text, len)) {
         *error = "invalid JSON format";
         return -1;
     }
-    int bad = 0;
+    json_span type = {0}, channel = {0}, message = {0}, message_id = {0}, reply_to_id = {0};
+    json_span key, value;
+    while (json_scan_next_member(&it, &key, &value)) {
+        if (json_scan_string_is(&key, "message"))
+            message = value;
+        else if (json_scan_string_is(&key, "channel"))
+            channel = value;
+        else if (json_scan_string_is(&key, "type"))
+            type = value;
+        else if (json_scan_string_is(&key, "message_id"))
+            message_id = value;
+        else if (json_scan_string_is(&key, "reply_to_id"))
+            reply_to_id = value;
+    }
+
     out->type = WSN_TYPE_JSON;
-    json_t *type = json_object_get(root, "type");
-    if (type && !json_is_null(type)) {
-        if (!json_is_string(type) || parse_type_name(json_string_value(type), &out->type)) {
-            json_decref(root);
+    if (!is_null(&type)) {
+        int known = 0;
+        for (int i = 0; i < 3 && !known; i++)
+            if (json_scan_string_is(&type, type_names[i])) {
+                out->type = (wsn_message_type)i;
+                known = 1;
+            }
+        if (!known) {
             *error = "unknown message type";
             return -1;
         }
     }
-    out->channel = dup_field(root, "channel", &bad);
-    out->message_id = dup_field(root, "message_id", &bad);
-    out->reply_to_id = dup_field(root, "reply_to_id", &bad);
+    int bad = 0;
+    out->channel = member_string(&channel, &bad);
+    out->message_id = member_string(&message_id, &bad);
+    out->reply_to_id = member_string(&reply_to_id, &bad);
 
-    json_t *msg = json_object_get(root, "message");
     strbuf sb;
     strbuf_init(&sb);
     if (out->type == WSN_TYPE_JSON) {
-        if (msg)
-            append_value(&sb, msg);
+        if (message.text)
+            append_minified(&sb, message.text, message.len);
         else
             strbuf_append_str(&sb, "null");
-    } else if (msg && json_is_string(msg)) {
-        if (out->type == WSN_TYPE_TEXT) {
-            strbuf_append(&sb, json_string_value(msg), json_string_length(msg));
-        } else {
+    } else if (!is_null(&message)) {
+        char *decoded = member_string(&message, &bad);
+        size_t decoded_len = decoded ? strlen(decoded) : 0;
+        if (!decoded) {
+            bad = 1;
+        } else if (out->type == WSN_TYPE_TEXT) {
+            strbuf_append(&sb, decoded, decoded_len);
+        } else if (decoded_len > INT32_MAX || !base64_std_valid(decoded, decoded_len) ||
+                   strbuf_reserve(&sb, decoded_len + 1)) {
             /* Binary in JSON travels as standard base64, as we send it. */
-            size_t b64len = json_string_length(msg);
-            if (b64len > INT32_MAX || strbuf_reserve(&sb, b64len + 1)) {
+            bad = 1;
+        } else {
+            int n = lws_b64_decode_string_len(decoded, (int)decoded_len, sb.data,
+                                              (int)decoded_len + 1);
+            if (n < 0)
                 bad = 1;
-            } else {
-                int n = lws_b64_decode_string_len(json_string_value(msg), (int)b64len, sb.data,
-                                                  (int)b64len + 1);
-                if (n < 0)
-                    bad = 1;
-                else
-                    sb.len = (size_t)n;
-            }
+            else
+                sb.len = (size_t)n;
         }
-    } else if (msg && !json_is_null(msg)) {
-        bad = 1;
+        free(decoded);
     }
-    json_decref(root);
     out->payload = (unsigned char *)strbuf_take(&sb, &out->payload_len);
     if (!out->payload) {
         out->payload = (unsigned char *)strdup("");

@@ -304,3 +304,163 @@ key:
     skip_ws(&s);
     goto value;
 }
+
+/* --- walking text already known to be valid --------------------------- */
+
+const char *json_scan_skip(const char *p, const char *end)
+{
+    int depth = 0;
+    do {
+        switch (*p) {
+        case '"':
+            for (p++; *p != '"'; p++)
+                if (*p == '\\')
+                    p++;
+            p++;
+            break;
+        case '{':
+        case '[':
+            depth++;
+            p++;
+            break;
+        case '}':
+        case ']':
+            depth--;
+            p++;
+            break;
+        default:
+            /* A scalar, or the separators and whitespace inside a container. */
+            if (!depth) {
+                while (p < end && !strchr(",}] \t\r\n", *p))
+                    p++;
+                return p;
+            }
+            p++;
+            break;
+        }
+    } while (depth && p < end);
+    return p;
+}
+
+static void put_utf8(unsigned v, char **out)
+{
+    unsigned char *o = (unsigned char *)*out;
+    if (v < 0x80) {
+        *o++ = (unsigned char)v;
+    } else if (v < 0x800) {
+        *o++ = (unsigned char)(0xC0 | (v >> 6));
+        *o++ = (unsigned char)(0x80 | (v & 0x3F));
+    } else if (v < 0x10000) {
+        *o++ = (unsigned char)(0xE0 | (v >> 12));
+        *o++ = (unsigned char)(0x80 | ((v >> 6) & 0x3F));
+        *o++ = (unsigned char)(0x80 | (v & 0x3F));
+    } else {
+        *o++ = (unsigned char)(0xF0 | (v >> 18));
+        *o++ = (unsigned char)(0x80 | ((v >> 12) & 0x3F));
+        *o++ = (unsigned char)(0x80 | ((v >> 6) & 0x3F));
+        *o++ = (unsigned char)(0x80 | (v & 0x3F));
+    }
+    *out = (char *)o;
+}
+
+size_t json_scan_unescape(const char *quoted, size_t len, char *out)
+{
+    const char *p = quoted + 1, *end = quoted + len - 1;
+    char *o = out;
+    while (p < end) {
+        const char *bs = memchr(p, '\\', (size_t)(end - p));
+        size_t plain = (size_t)((bs ? bs : end) - p);
+        memcpy(o, p, plain);
+        o += plain;
+        p += plain;
+        if (!bs)
+            break;
+        char c = p[1];
+        p += 2;
+        switch (c) {
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u': {
+            unsigned v, lo;
+            hex4((const unsigned char *)p, &v);
+            p += 4;
+            if (v >= 0xD800 && v <= 0xDBFF) {
+                hex4((const unsigned char *)p + 2, &lo);
+                p += 6;
+                v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            put_utf8(v, &o);
+            break;
+        }
+        default: /* " \ / */
+            *o++ = c;
+            break;
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+int json_scan_object(json_members *it, const char *text, size_t len)
+{
+    const char *end = text + len;
+    const char *p = skip_space(text, end);
+    if (p == end || *p != '{')
+        return -1;
+    it->p = skip_space(p + 1, end);
+    it->end = end;
+    return 0;
+}
+
+int json_scan_next_member(json_members *it, json_span *key, json_span *value)
+{
+    const char *p = it->p;
+    if (*p == '}')
+        return 0;
+    key->text = p;
+    p = json_scan_skip(p, it->end);
+    key->len = (size_t)(p - key->text);
+    /* past the whitespace, the colon and the whitespace again */
+    value->text = skip_space(skip_space(p, it->end) + 1, it->end);
+    p = json_scan_skip(value->text, it->end);
+    value->len = (size_t)(p - value->text);
+    p = skip_space(p, it->end);
+    if (*p == ',')
+        p = skip_space(p + 1, it->end);
+    it->p = p;
+    return 1;
+}
+
+int json_scan_string_is(const json_span *key, const char *name)
+{
+    if (key->len < 2 || *key->text != '"')
+        return 0;
+    size_t n = strlen(name);
+    if (!memchr(key->text, '\\', key->len))
+        return key->len == n + 2 && !memcmp(key->text + 1, name, n);
+    /* Escaped: at most six bytes of text per byte of a name we look for. */
+    char decoded[128];
+    if (key->len > sizeof(decoded) || n * 6 + 2 < key->len)
+        return 0;
+    return json_scan_unescape(key->text, key->len, decoded) == n && !memcmp(decoded, name, n);
+}

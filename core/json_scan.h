@@ -8,4 +8,34 @@
 /* 1 if text[0..len) is one JSON value with optional surrounding whitespace. */
 int json_scan_valid(const char *text, size_t len);
 
+/* The calls below walk text that json_scan_valid accepted; on anything
+ * else their result is undefined. */
+
+/* p is at the first byte of a value: returns the byte after it. */
+const char *json_scan_skip(const char *p, const char *end);
+
+/* Decodes the string literal quoted[0..len) (quotes included) into out,
+ * which has room for len bytes: decoding never lengthens. Returns the
+ * decoded length; out is NUL-terminated. */
+size_t json_scan_unescape(const char *quoted, size_t len, char *out);
+
+/* A piece of the text: a key with its quotes, or a whole value. */
+typedef struct json_span {
+    const char *text;
+    size_t len;
+} json_span;
+
+/* Walks the members of a top-level object, in the order written. */
+typedef struct json_members {
+    const char *p, *end;
+} json_members;
+
+/* -1 if the (valid) text is not an object. */
+int json_scan_object(json_members *it, const char *text, size_t len);
+/* 1 with the next member's key and value, 0 after the last. */
+int json_scan_next_member(json_members *it, json_span *key, json_span *value);
+/* Whether a string literal (a key, or a value starting with a quote),
+ * decoded, is name. */
+int json_scan_string_is(const json_span *key, const char *name);
+
 #endif

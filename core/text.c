@@ -63,3 +63,19 @@ void time_rfc3339nano(char out[40])
 }
 
 int utf8_valid_str(const char *s) { return utf8_valid((const unsigned char *)s, strlen(s)); }
+
+int base64_std_valid(const char *s, size_t len)
+{
+    if (len % 4)
+        return 0;
+    size_t pad = 0;
+    if (len && s[len - 1] == '=')
+        pad = len >= 2 && s[len - 2] == '=' ? 2 : 1;
+    for (size_t i = 0; i < len - pad; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/'))
+            return 0;
+    }
+    return 1;
+}

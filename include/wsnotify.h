@@ -523,6 +523,18 @@ WSN_API const char *wsn_message_type_name(wsn_message_type type);
 /* Checks JSON text the way publish does: 0 or WSN_EJSON. */
 WSN_API int wsn_json_validate(const char *json, size_t len);
 
+/* Reads one string member at the top level of a JSON object without
+ * building the document: for a handler that dispatches on a small field
+ * ("action") of a message that may be large. The value is decoded
+ * (escapes resolved) into out, NUL-terminated; where a key repeats, the
+ * last one counts. Returns 0; WSN_EJSON if json is not a valid JSON
+ * object; WSN_ENOTFOUND if the object has no such member; WSN_ETYPE if
+ * the member's value is not a string; WSN_ENOSPC if out_size is too small
+ * (out is untouched); WSN_EINVAL for NULL json or key. *out_len (if not
+ * NULL) receives the decoded length, also with WSN_ENOSPC. */
+WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, char *out,
+                                size_t out_size, size_t *out_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -500,6 +500,52 @@ static void test_json_validate(void)
     }
 }
 
+static void test_json_get_string(void)
+{
+    char out[32];
+    size_t n = 99;
+    const char *doc = " {\"action\" : \"broadcast\", \"n\":1, \"o\":{\"action\":\"inner\"},"
+                      " \"e\":\"a\\\"b\\u00e9\\ud83d\\ude00\", \"acti\\u006fn2\":\"x\"} ";
+    size_t len = strlen(doc);
+    CHECK_OK(wsn_json_get_string(doc, len, "action", out, sizeof out, &n));
+    CHECK_STR(out, "broadcast");
+    CHECK_EQ(n, 9);
+    /* escapes decoded; keys compared decoded */
+    CHECK_OK(wsn_json_get_string(doc, len, "e", out, sizeof out, &n));
+    CHECK_STR(out, "a\"b\xc3\xa9\xf0\x9f\x98\x80");
+    CHECK_EQ(n, 9);
+    CHECK_OK(wsn_json_get_string(doc, len, "action2", out, sizeof out, NULL));
+    CHECK_STR(out, "x");
+    /* only the top level counts */
+    CHECK_RC(wsn_json_get_string(doc, len, "inner", out, sizeof out, NULL), WSN_ENOTFOUND);
+    CHECK_RC(wsn_json_get_string(doc, len, "n", out, sizeof out, NULL), WSN_ETYPE);
+    CHECK_RC(wsn_json_get_string(doc, len, "o", out, sizeof out, NULL), WSN_ETYPE);
+    CHECK_RC(wsn_json_get_string(doc, len, "", out, sizeof out, NULL), WSN_ENOTFOUND);
+    /* too small: out untouched, the length needed reported */
+    strcpy(out, "keep");
+    CHECK_RC(wsn_json_get_string(doc, len, "action", out, 9, &n), WSN_ENOSPC);
+    CHECK_STR(out, "keep");
+    CHECK_EQ(n, 9);
+    CHECK_OK(wsn_json_get_string(doc, len, "action", out, 10, &n));
+    CHECK_STR(out, "broadcast");
+    CHECK_RC(wsn_json_get_string(doc, len, "action", NULL, 0, &n), WSN_ENOSPC);
+    CHECK_EQ(n, 9);
+    /* the last of a repeated key */
+    CHECK_OK(wsn_json_get_string("{\"k\":\"1\",\"k\":\"2\"}", 17, "k", out, sizeof out, NULL));
+    CHECK_STR(out, "2");
+    CHECK_RC(wsn_json_get_string("{\"k\":\"1\",\"k\":2}", 15, "k", out, sizeof out, NULL),
+             WSN_ETYPE);
+    /* not an object, not JSON, bad arguments */
+    CHECK_RC(wsn_json_get_string("[\"k\"]", 5, "k", out, sizeof out, NULL), WSN_EJSON);
+    CHECK_RC(wsn_json_get_string("\"k\"", 3, "k", out, sizeof out, NULL), WSN_EJSON);
+    CHECK_RC(wsn_json_get_string("{\"k\":\"1\"", 8, "k", out, sizeof out, NULL), WSN_EJSON);
+    CHECK_RC(wsn_json_get_string("{\"k\":\"1\"}\0", 10, "k", out, sizeof out, NULL), WSN_EJSON);
+    CHECK_RC(wsn_json_get_string("{}", 2, "k", out, sizeof out, NULL), WSN_ENOTFOUND);
+    CHECK_RC(wsn_json_get_string(NULL, 2, "k", out, sizeof out, NULL), WSN_EINVAL);
+    CHECK_RC(wsn_json_get_string("{}", 2, NULL, out, sizeof out, NULL), WSN_EINVAL);
+    CHECK_RC(wsn_json_get_string("{}", 2, "k", NULL, 4, NULL), WSN_EINVAL);
+}
+
 static void test_message_type_names(void)
 {
     CHECK_STR(wsn_message_type_name(WSN_TYPE_JSON), "json");
@@ -673,6 +719,7 @@ static const tu_test tests[] = {
     {"port_in_use", test_port_in_use},
     {"null_arguments", test_null_arguments},
     {"json_validate", test_json_validate},
+    {"json_get_string", test_json_get_string},
     {"message_type_names", test_message_type_names},
     {"start_twice", test_start_twice},
     {"free_never_started", test_free_never_started},

@@ -150,6 +150,29 @@ static void test_event_fd_readable(void)
     wsn_event_free(ev);
     p.revents = 0;
     CHECK_EQ(poll(&p, 1, 0), 0);
+    /* A burst read in one loop pass wakes the host once; the fd stays
+     * readable until the last of them is taken, and not after. */
+    char burst[200 * 40];
+    size_t off = 0;
+    for (int i = 0; i < 200; i++)
+        off += (size_t)snprintf(burst + off, sizeof burst - off, "{\"message\":%d}\n", i);
+    char *line = burst;
+    for (int i = 0; i < 200; i++) {
+        char *nl = strchr(line, '\n');
+        *nl = 0;
+        CHECK_WSC(wsc_send_text(w, line));
+        line = nl + 1;
+    }
+    for (int i = 0; i < 200; i++) {
+        CHECK_EQ(poll(&p, 1, TU_TIMEOUT), 1);
+        ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        CHECK_STR((const char *)wsn_event_payload(ev, NULL), want);
+        wsn_event_free(ev);
+    }
+    p.revents = 0;
+    CHECK_EQ(poll(&p, 1, 0), 0);
     wsc_free(w);
     CHECK_OK(wsn_server_shutdown(srv, 5000));
     wsn_server_free(srv);
@@ -220,6 +243,22 @@ static void test_incoming_envelope(void)
          "k", "null", "m2", ""},
         {"{\"type\":\"json\",\"channel\":\"\\u00e9\",\"message\":true}",
          "\xc3\xa9", "true", "", ""},
+        /* The message keeps the client's text, minified: numbers as written
+         * (beyond int64, trailing zeros, exponents, -0.0) and escapes. */
+        {" { \"channel\" : \"n\" , \"message\" : { \"big\" : 18446744073709551616 ,"
+         " \"r\" : 0.10 , \"e\" : 1E2 , \"z\" : -0.0 , \"s\" : \"\\u00e9\\/ x\" ,"
+         " \"l\" : [ 1 , { } , [ ] ] } } ",
+         "n", "{\"big\":18446744073709551616,\"r\":0.10,\"e\":1E2,\"z\":-0.0,"
+         "\"s\":\"\\u00e9\\/ x\",\"l\":[1,{},[]]}", "", ""},
+        /* Repeated keys: the last counts (as jansson reads them). */
+        {"{\"channel\":\"a\",\"message\":1,\"channel\":\"b\",\"message\":2}",
+         "b", "2", "", ""},
+        /* Keys are compared decoded; nested keys are not the envelope's. */
+        {"{\"meta\":{\"channel\":\"no\",\"message\":0},\"chan\\u006eel\":\"k2\","
+         "\"m\\u0065ssage\":[1,2],\"message_id\":\"m\\\"1\\n\",\"type\":null}",
+         "k2", "[1,2]", "m\"1\n", ""},
+        {"{\"channel\":\"\\ud83d\\ude00\",\"reply_to_id\":null,\"message\":\"\"}",
+         "\xf0\x9f\x98\x80", "\"\"", "", ""},
     };
     wsn_server *srv = tu_server(NULL);
     wsc *w;
@@ -371,6 +410,49 @@ static void test_invalid_json_error(void)
     tu_expect_envelope(w, "{\"channel\":\"c\",\"type\":\"json\",\"time\":\"T\","
                           "\"message\":1}");
     free(want);
+    wsc_free(w);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
+/* JSON that is not a valid envelope: each gets the error it names. */
+static void test_invalid_envelope_errors(void)
+{
+    static const struct {
+        const char *in, *error;
+    } cases[] = {
+        {"[1,2]", "invalid JSON format"},
+        {"\"s\"", "invalid JSON format"},
+        {"{\"message\":1,}", "invalid JSON format"},
+        {"{\"type\":5,\"message\":1}", "unknown message type"},
+        {"{\"type\":\"JSON\",\"message\":1}", "unknown message type"},
+        {"{\"type\":\"jsonx\"}", "unknown message type"},
+        {"{\"channel\":5,\"message\":1}", "invalid message format"},
+        {"{\"message_id\":[],\"message\":1}", "invalid message format"},
+        {"{\"reply_to_id\":{},\"message\":1}", "invalid message format"},
+        {"{\"type\":\"text\",\"message\":5}", "invalid message format"},
+        {"{\"type\":\"binary\",\"message\":\"***\"}", "invalid message format"},
+        {"{\"type\":\"binary\",\"message\":\"QQ\"}", "invalid message format"},
+        {"{\"type\":\"binary\",\"message\":\"Q===\"}", "invalid message format"},
+        {"{\"type\":\"binary\",\"message\":\"QQ==QQ==\"}", "invalid message format"},
+    };
+    wsn_server *srv = tu_server(NULL);
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *want = tu_strdupf("{\"client_id\":\"%s\",\"error\":\"%s\",\"reply_to\":\"\","
+                                "\"time\":\"T\",\"type\":\"error\"}",
+                                wsn_client_id(c), cases[i].error);
+        CHECK_WSC(wsc_send_text(w, cases[i].in));
+        tu_expect_envelope(w, want);
+        free(want);
+    }
+    /* None of them became an event; the next good one does. */
+    CHECK_WSC(wsc_send_text(w, "{\"message\":\"ok\"}"));
+    wsn_event *ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_STR((const char *)wsn_event_payload(ev, NULL), "\"ok\"");
+    wsn_event_free(ev);
     wsc_free(w);
     wsn_client_release(c);
     CHECK_OK(wsn_server_shutdown(srv, 5000));
@@ -697,6 +779,7 @@ static const tu_test tests[] = {
     {"incoming_text_type", test_incoming_text_type},
     {"incoming_binary", test_incoming_binary},
     {"invalid_json_error", test_invalid_json_error},
+    {"invalid_envelope_errors", test_invalid_envelope_errors},
     {"disconnect_after_last_message", test_disconnect_after_last_message},
     {"stopped_is_last", test_stopped_is_last},
     {"client_ids_unique", test_client_ids_unique},

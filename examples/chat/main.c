@@ -178,10 +178,28 @@ static void reply_error(wsn_server *srv, wsn_client *client,
     json_decref(err);
 }
 
+/* A top-level string member of a JSON object (NULL when absent or not a
+ * string); the caller frees it. */
+static char *string_member(const char *json, size_t len, const char *key) {
+    char small[64];
+    size_t need = 0;
+    int rc = wsn_json_get_string(json, len, key, small, sizeof small, &need);
+    if (rc == WSN_OK)
+        return strdup(small);
+    if (rc != WSN_ENOSPC)
+        return NULL;
+    char *s = malloc(need + 1);
+    if (s && wsn_json_get_string(json, len, key, s, need + 1, NULL) != WSN_OK) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
 static void handle_subscribe(const struct chat *app, wsn_server *srv,
                              wsn_client *client, const wsn_event *ev,
-                             json_t *data) {
-    const char *channel = json_string_value(json_object_get(data, "channel"));
+                             const char *payload, size_t len) {
+    char *channel = string_member(payload, len, "channel");
     const char *msg_id = wsn_event_message_id(ev);
     if (!channel)
         return; /* no channel string: ignored, as in the Go original */
@@ -191,6 +209,7 @@ static void handle_subscribe(const struct chat *app, wsn_server *srv,
         chat_log("subscription failed for %s to '%s': %s",
                  wsn_client_id(client), channel, wsn_strerror(rc));
         reply_error(srv, client, channel, rc, msg_id);
+        free(channel);
         return;
     }
     chat_debug(app, "client %s subscribed to '%s'", wsn_client_id(client),
@@ -198,12 +217,12 @@ static void handle_subscribe(const struct chat *app, wsn_server *srv,
 
     json_t *ok = json_pack("{s:s, s:s}", "status", "subscribed", "channel",
                            channel);
-    if (!ok) {
+    if (ok)
+        reply(srv, client, channel, ok, msg_id);
+    else
         chat_log("out of memory building a reply");
-        return;
-    }
-    reply(srv, client, channel, ok, msg_id);
     json_decref(ok);
+    free(channel);
 }
 
 /* Forwards the message as the client sent it: the engine has validated
@@ -242,25 +261,17 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
     if (!payload)
         return;
 
-    /* Reals for integers beyond 64 bits, which jansson refuses otherwise:
-     * only "action" and "channel" are read here. */
-    json_error_t jerr;
-    json_t *data = json_loadb(payload, len,
-                              JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
-    if (!data)
-        return; /* cannot happen: the engine validated it */
-    if (!json_is_object(data)) {
-        json_decref(data);
-        return; /* ignore anything but an object */
-    }
-
-    const char *action = json_string_value(json_object_get(data, "action"));
-    if (action && strcmp(action, "subscribe") == 0)
-        handle_subscribe(app, srv, client, ev, data);
-    else if (action && strcmp(action, "broadcast") == 0)
+    /* Only "action" is read here (and "channel" to subscribe), so the
+     * message is not parsed into a tree: a broadcast of any size costs one
+     * scan. Anything but an object with a string action is ignored. */
+    char action[16];
+    if (wsn_json_get_string(payload, len, "action", action, sizeof action,
+                            NULL) != WSN_OK)
+        return;
+    if (strcmp(action, "subscribe") == 0)
+        handle_subscribe(app, srv, client, ev, payload, len);
+    else if (strcmp(action, "broadcast") == 0)
         handle_broadcast(srv, client, ev, payload);
-
-    json_decref(data);
 }
 
 /* ---- command line ------------------------------------------------------ */

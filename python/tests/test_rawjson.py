@@ -67,8 +67,10 @@ def test_forward_raw_from_handler(harness):
     harness.message_hook = forward
     text = {"action": "broadcast", "text": "héllo \"q\"", "n": [1, 2]}
     pub.send(json.dumps({"type": "json", "channel": "room", "message": text}))
+    # json.dumps escapes é as \u00e9: the sender's text goes out as written
+    # (minified), not re-encoded.
     expect_envelope(sub, '{"channel":"room","type":"json","time":"T",'
-                         '"message":{"action":"broadcast","text":"héllo '
+                         '"message":{"action":"broadcast","text":"h\\u00e9llo '
                          '\\"q\\"","n":[1,2]}}')
 
 
