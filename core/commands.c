@@ -3,6 +3,7 @@
 #include "batch.h"
 
 #include <errno.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -10,6 +11,8 @@
  * modes), so a publisher faster than the I/O thread cannot grow memory
  * without bound. */
 #define COMMAND_QUEUE_LIMIT 16384
+/* Consecutive publishes to one channel delivered in one walk, at most. */
+#define PUBLISH_RUN_MAX 64
 
 command *command_new(enum command_kind kind)
 {
@@ -119,6 +122,28 @@ int command_submit(wsn_server *srv, command *cmd)
     return WSN_OK;
 }
 
+/* Publishes in a row to one channel are delivered together (order kept:
+ * only consecutive ones, so a client in two channels still gets every
+ * message in publish order). Frees the run; returns the command after it. */
+static command *apply_publish_run(wsn_server *srv, command *first)
+{
+    outgoing *outs[PUBLISH_RUN_MAX];
+    size_t count = 0;
+    command *after = first;
+    while (after && count < PUBLISH_RUN_MAX && after->kind == CMD_PUBLISH &&
+           !strcmp(after->channel, first->channel)) {
+        outs[count++] = after->out;
+        after = after->next;
+    }
+    deliver_run_to_channel(srv, first->channel, outs, count, 1);
+    while (first != after) {
+        command *next = first->next;
+        command_free(first);
+        first = next;
+    }
+    return after;
+}
+
 void server_run_commands(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->lock);
@@ -131,6 +156,11 @@ void server_run_commands(wsn_server *srv)
     pthread_mutex_unlock(&srv->lock);
     while (cmd) {
         command *next = cmd->next;
+        if (cmd->kind == CMD_PUBLISH && next && next->kind == CMD_PUBLISH &&
+            !strcmp(next->channel, cmd->channel)) {
+            cmd = apply_publish_run(srv, cmd);
+            continue;
+        }
         command_apply(srv, cmd, 1);
         command_free(cmd);
         cmd = next;

@@ -268,7 +268,8 @@ int deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait)
     return deliver_frame(srv, c, f, may_wait);
 }
 
-int deliver_to_channel(wsn_server *srv, const char *name, outgoing *o, int may_wait)
+int deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *const *outs, size_t count,
+                           int may_wait)
 {
     channel_entry *ch = registry_find(&srv->reg, name);
     if (!ch)
@@ -277,9 +278,16 @@ int deliver_to_channel(wsn_server *srv, const char *name, outgoing *o, int may_w
     membership *m, *tmp;
     HASH_ITER(hh_chan, ch->members, m, tmp)
     {
-        int r = deliver_to_client(srv, m->client, o, may_wait);
-        if (r)
-            rc = r;
+        for (size_t i = 0; i < count; i++) {
+            int r = deliver_to_client(srv, m->client, outs[i], may_wait);
+            if (r)
+                rc = r;
+        }
     }
     return rc;
+}
+
+int deliver_to_channel(wsn_server *srv, const char *name, outgoing *o, int may_wait)
+{
+    return deliver_run_to_channel(srv, name, &o, 1, may_wait);
 }

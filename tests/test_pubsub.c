@@ -406,6 +406,46 @@ static void test_coalesce_window_delivers(void)
     teardown(&f);
 }
 
+/* The I/O thread delivers publishes in a row to one channel together: a
+ * client in two channels must still get every message in publish order,
+ * across runs longer than one delivery walk (64), and a client in one
+ * channel exactly that channel's messages. */
+static void test_publish_runs_keep_order(void)
+{
+    fixture f = setup(NULL);
+    wsc *only_a;
+    wsn_client *ca = tu_accept(f.srv, &only_a);
+    CHECK_OK(wsn_server_subscribe(f.srv, f.cl, "a"));
+    CHECK_OK(wsn_server_subscribe(f.srv, f.cl, "b"));
+    CHECK_OK(wsn_server_subscribe(f.srv, ca, "a"));
+    /* runs of 1, 2, 3, ... then one of 150 */
+    char order[600];
+    int n = 0;
+    for (int run = 1; n + run < 400; run++)
+        for (int i = 0; i < run; i++)
+            order[n++] = run % 2 ? 'a' : 'b';
+    for (int i = 0; i < 150; i++)
+        order[n++] = 'a';
+    order[n++] = 'b';
+    for (int i = 0; i < n; i++) {
+        char channel[2] = {order[i], 0}, v[16];
+        snprintf(v, sizeof v, "%d", i);
+        CHECK_OK(wsn_server_publish(f.srv, channel, v));
+    }
+    for (int i = 0; i < n; i++) {
+        char *want = tu_strdupf("{\"channel\":\"%c\",\"type\":\"json\",\"time\":\"T\","
+                                "\"message\":%d}",
+                                order[i], i);
+        tu_expect_envelope(f.ws, want);
+        if (order[i] == 'a')
+            tu_expect_envelope(only_a, want);
+        free(want);
+    }
+    wsc_free(only_a);
+    wsn_client_release(ca);
+    teardown(&f);
+}
+
 /* Whitespace and key order in published JSON: the value must survive (we
  * do not pin whether it is re-serialised). */
 static void test_json_whitespace(void)
@@ -578,6 +618,7 @@ static const tu_test tests[] = {
     {"order_preserved", test_order_preserved},
     {"coalesce_window_delivers", test_coalesce_window_delivers},
     {"json_whitespace", test_json_whitespace},
+    {"publish_runs_keep_order", test_publish_runs_keep_order},
     {"client_list_and_count", test_client_list_and_count},
     {"ipv6", test_ipv6},
     {"subprotocol_json", test_subprotocol_json},
