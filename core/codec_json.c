@@ -46,8 +46,9 @@ WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, c
     if (memchr(json, 0, len) || !json_scan_valid(json, len) || json_scan_object(&it, json, len))
         return WSN_EJSON;
     json_span k, v, found = {0};
+    size_t key_len = strlen(key);
     while (json_scan_next_member(&it, &k, &v))
-        if (json_scan_string_is(&k, key))
+        if (json_scan_string_eq(&k, key, key_len))
             found = v;
     if (!found.text)
         return WSN_ENOTFOUND;
@@ -75,6 +76,23 @@ WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, c
 
 void json_append_string(strbuf *out, const char *s, size_t len)
 {
+    /* jansson (as we call it) escapes only the quote, the backslash and
+     * control characters; a string without any is its own escape, the
+     * common case for channel names and ids. */
+    size_t i = 0;
+    while (i < len && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+        i++;
+    if (i == len) {
+        if (strbuf_reserve(out, len + 2))
+            return;
+        char *dst = out->data + out->len;
+        dst[0] = '"';
+        memcpy(dst + 1, s, len);
+        dst[len + 1] = '"';
+        out->len += len + 2;
+        out->data[out->len] = '\0';
+        return;
+    }
     json_t *js = json_stringn_nocheck(s, len);
     if (!js) {
         out->failed = 1;
@@ -97,27 +115,39 @@ static void append_minified(strbuf *out, const char *s, size_t len)
 {
     if (strbuf_reserve(out, len))
         return;
-    char *dst = out->data + out->len;
-    size_t n = 0;
-    int in_string = 0, escaped = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_string) {
-            if (escaped)
-                escaped = 0;
-            else if (c == '\\')
-                escaped = 1;
-            else if (c == '"')
-                in_string = 0;
-        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            continue;
-        } else if (c == '"') {
-            in_string = 1;
-        }
-        dst[n++] = c;
-    }
-    out->len += n;
+    out->len += json_minify(out->data + out->len, s, len);
     out->data[out->len] = '\0';
+}
+
+size_t json_minify(char *dst, const char *s, size_t len)
+{
+    const char *p = s, *end = s + len;
+    char *o = dst;
+    while (p < end) {
+        char c = *p;
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            p++;
+            continue;
+        }
+        if (c != '"') {
+            *o++ = c;
+            p++;
+            continue;
+        }
+        /* A string goes over whole; valid text closes it before the end. */
+        const char *start = p++;
+        for (;;) {
+            while (*p != '"' && *p != '\\')
+                p++;
+            if (*p == '"')
+                break;
+            p += 2;
+        }
+        p++;
+        memcpy(o, start, (size_t)(p - start));
+        o += p - start;
+    }
+    return (size_t)(o - dst);
 }
 
 static void append_base64(strbuf *out, const void *data, size_t len)
@@ -221,29 +251,61 @@ int json_append_real(strbuf *out, double v)
 
 void incoming_clear(incoming *in)
 {
-    free(in->channel);
-    free(in->payload);
-    free(in->message_id);
-    free(in->reply_to_id);
+    if (in->storage) {
+        free(in->storage);
+    } else {
+        free(in->channel);
+        free(in->payload);
+        free(in->message_id);
+        free(in->reply_to_id);
+    }
     memset(in, 0, sizeof(*in));
 }
 
 static int is_null(const json_span *m) { return !m->text || *m->text == 'n'; }
 
-/* A string member decoded into a new buffer; "" when absent or null.
- * NULL (with *bad set) for any other kind of value, or out of memory. */
-static char *member_string(const json_span *m, int *bad)
+/* Room for a member's decoded string and its NUL (never longer than its
+ * text), or for "" when it is absent, null or not a string. */
+static size_t member_room(const json_span *m) { return is_null(m) ? 1 : m->len + 1; }
+
+/* Writes a string member, decoded, at dst ("" when absent or null);
+ * returns the bytes used with the NUL. Any other value sets *bad. */
+static size_t put_member_string(const json_span *m, char *dst, int *bad)
 {
-    if (is_null(m))
-        return strdup("");
-    if (*m->text != '"') {
-        *bad = 1;
-        return NULL;
+    if (is_null(m) || *m->text != '"') {
+        if (!is_null(m))
+            *bad = 1;
+        *dst = '\0';
+        return 1;
     }
-    char *s = malloc(m->len);
-    if (s)
-        json_scan_unescape(m->text, m->len, s);
-    return s;
+    return json_scan_unescape(m->text, m->len, dst) + 1;
+}
+
+/* The payload of a text or binary message: the string decoded (binary:
+ * then base64-decoded) at dst. Returns its length, or -1 if it is not
+ * what the type needs. */
+static long put_decoded_payload(wsn_message_type type, const json_span *m, char *dst)
+{
+    if (is_null(m)) {
+        *dst = '\0';
+        return 0;
+    }
+    if (*m->text != '"')
+        return -1;
+    if (type == WSN_TYPE_TEXT)
+        return (long)json_scan_unescape(m->text, m->len, dst);
+    /* Binary in JSON travels as standard base64, as we send it. */
+    char *b64 = malloc(m->len);
+    if (!b64)
+        return -1;
+    size_t b64_len = json_scan_unescape(m->text, m->len, b64);
+    long n = -1;
+    if (b64_len <= INT32_MAX && base64_std_valid(b64, b64_len))
+        n = lws_b64_decode_string_len(b64, (int)b64_len, dst, (int)b64_len + 1);
+    free(b64);
+    if (n >= 0)
+        dst[n] = '\0';
+    return n < 0 ? -1 : n;
 }
 
 /* The envelope is validated once and then walked, never built: the
@@ -278,7 +340,7 @@ int json_parse_incoming(const char *text, size_t len, incoming *out, const char 
     if (!is_null(&type)) {
         int known = 0;
         for (int i = 0; i < 3 && !known; i++)
-            if (json_scan_string_is(&type, type_names[i])) {
+            if (json_scan_string_eq(&type, type_names[i], strlen(type_names[i]))) {
                 out->type = (wsn_message_type)i;
                 known = 1;
             }
@@ -287,45 +349,37 @@ int json_parse_incoming(const char *text, size_t len, incoming *out, const char 
             return -1;
         }
     }
+    /* One allocation holds every field: the payload, then the strings. */
+    size_t payload_room = message.text ? message.len + 1 : 5;
+    char *storage = malloc(payload_room + member_room(&channel) + member_room(&message_id) +
+                           member_room(&reply_to_id));
+    if (!storage) {
+        *error = "invalid message format";
+        return -1;
+    }
     int bad = 0;
-    out->channel = member_string(&channel, &bad);
-    out->message_id = member_string(&message_id, &bad);
-    out->reply_to_id = member_string(&reply_to_id, &bad);
-
-    strbuf sb;
-    strbuf_init(&sb);
+    char *p = storage;
+    out->storage = storage;
+    out->payload = (unsigned char *)p;
     if (out->type == WSN_TYPE_JSON) {
-        if (message.text)
-            append_minified(&sb, message.text, message.len);
-        else
-            strbuf_append_str(&sb, "null");
-    } else if (!is_null(&message)) {
-        char *decoded = member_string(&message, &bad);
-        size_t decoded_len = decoded ? strlen(decoded) : 0;
-        if (!decoded) {
+        out->payload_len = message.text ? json_minify(p, message.text, message.len) : 4;
+        if (!message.text)
+            memcpy(p, "null", 4);
+        p[out->payload_len] = '\0';
+    } else {
+        long n = put_decoded_payload(out->type, &message, p);
+        if (n < 0)
             bad = 1;
-        } else if (out->type == WSN_TYPE_TEXT) {
-            strbuf_append(&sb, decoded, decoded_len);
-        } else if (decoded_len > INT32_MAX || !base64_std_valid(decoded, decoded_len) ||
-                   strbuf_reserve(&sb, decoded_len + 1)) {
-            /* Binary in JSON travels as standard base64, as we send it. */
-            bad = 1;
-        } else {
-            int n = lws_b64_decode_string_len(decoded, (int)decoded_len, sb.data,
-                                              (int)decoded_len + 1);
-            if (n < 0)
-                bad = 1;
-            else
-                sb.len = (size_t)n;
-        }
-        free(decoded);
+        out->payload_len = n < 0 ? 0 : (size_t)n;
     }
-    out->payload = (unsigned char *)strbuf_take(&sb, &out->payload_len);
-    if (!out->payload) {
-        out->payload = (unsigned char *)strdup("");
-        out->payload_len = 0;
-    }
-    if (bad || !out->channel || !out->message_id || !out->reply_to_id || !out->payload) {
+    p += payload_room;
+    out->channel = p;
+    p += put_member_string(&channel, p, &bad);
+    out->message_id = p;
+    p += put_member_string(&message_id, p, &bad);
+    out->reply_to_id = p;
+    put_member_string(&reply_to_id, p, &bad);
+    if (bad) {
         incoming_clear(out);
         *error = "invalid message format";
         return -1;

@@ -13,6 +13,10 @@
  * Returns 0, WSN_EJSON, WSN_EINVAL (text not UTF-8) or WSN_ENOMEM. */
 int json_message_value(wsn_message_type type, const void *data, size_t len, strbuf *out);
 
+/* Copies valid JSON text without the whitespace between tokens into dst
+ * (room for len bytes); returns the length written. */
+size_t json_minify(char *dst, const char *text, size_t len);
+
 /* Appends a JSON string literal (escaped by jansson). s must be UTF-8. */
 void json_append_string(strbuf *out, const char *s, size_t len);
 
@@ -32,8 +36,10 @@ void json_envelope(strbuf *out, const char *channel, wsn_message_type type, cons
  * original marshals a map). */
 void json_error_payload(strbuf *out, const char *client_id, const char *error, const char *time);
 
-/* A client's message, decoded. Strings are owned, never NULL. */
+/* A client's message, decoded. Strings are owned (each its own allocation,
+ * or all in storage), never NULL. */
 typedef struct incoming {
+    void *storage; /* when set, the fields point into it and only it is freed */
     wsn_message_type type;
     char *channel;
     unsigned char *payload; /* NUL-terminated */

@@ -307,38 +307,42 @@ key:
 
 /* --- walking text already known to be valid --------------------------- */
 
+/* Past the closing quote of the string whose opening quote is at p. */
+static const char *skip_string(const char *p)
+{
+    for (p++;; p++) {
+        while (*p != '"' && *p != '\\')
+            p++;
+        if (*p == '"')
+            return p + 1;
+        p++; /* the escaped byte, whatever it is */
+    }
+}
+
 const char *json_scan_skip(const char *p, const char *end)
 {
+    if (*p == '"')
+        return skip_string(p);
+    if (*p != '{' && *p != '[') {
+        /* a number or a literal: up to the next delimiter */
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+               *p != '\n' && *p != '\r')
+            p++;
+        return p;
+    }
     int depth = 0;
     do {
-        switch (*p) {
-        case '"':
-            for (p++; *p != '"'; p++)
-                if (*p == '\\')
-                    p++;
-            p++;
-            break;
-        case '{':
-        case '[':
-            depth++;
-            p++;
-            break;
-        case '}':
-        case ']':
-            depth--;
-            p++;
-            break;
-        default:
-            /* A scalar, or the separators and whitespace inside a container. */
-            if (!depth) {
-                while (p < end && !strchr(",}] \t\r\n", *p))
-                    p++;
-                return p;
-            }
-            p++;
-            break;
+        char c = *p;
+        if (c == '"') {
+            p = skip_string(p);
+            continue;
         }
-    } while (depth && p < end);
+        if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']')
+            depth--;
+        p++;
+    } while (depth);
     return p;
 }
 
@@ -451,11 +455,10 @@ int json_scan_next_member(json_members *it, json_span *key, json_span *value)
     return 1;
 }
 
-int json_scan_string_is(const json_span *key, const char *name)
+int json_scan_string_eq(const json_span *key, const char *name, size_t n)
 {
     if (key->len < 2 || *key->text != '"')
         return 0;
-    size_t n = strlen(name);
     if (!memchr(key->text, '\\', key->len))
         return key->len == n + 2 && !memcmp(key->text + 1, name, n);
     /* Escaped: at most six bytes of text per byte of a name we look for. */

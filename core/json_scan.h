@@ -35,7 +35,9 @@ int json_scan_object(json_members *it, const char *text, size_t len);
 /* 1 with the next member's key and value, 0 after the last. */
 int json_scan_next_member(json_members *it, json_span *key, json_span *value);
 /* Whether a string literal (a key, or a value starting with a quote),
- * decoded, is name. */
-int json_scan_string_is(const json_span *key, const char *name);
+ * decoded, is name[0..name_len). */
+int json_scan_string_eq(const json_span *key, const char *name, size_t name_len);
+/* The same for a string constant. */
+#define json_scan_string_is(key, literal) json_scan_string_eq((key), "" literal, sizeof(literal) - 1)
 
 #endif

@@ -42,21 +42,36 @@ int utf8_valid(const unsigned char *s, size_t len)
     return 1;
 }
 
+/* The date and time to the second, formatted once per second per thread:
+ * gmtime and strftime cost more than the rest of a small publish. */
+static _Thread_local time_t cached_second = -1;
+static _Thread_local char cached_prefix[24];
+static _Thread_local size_t cached_prefix_len;
+
 void time_rfc3339nano(char out[40])
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (ts.tv_sec != cached_second) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        cached_prefix_len = strftime(cached_prefix, sizeof(cached_prefix), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_second = ts.tv_sec;
+    }
+    memcpy(out, cached_prefix, cached_prefix_len);
+    size_t n = cached_prefix_len;
     if (ts.tv_nsec) {
-        char frac[16];
-        snprintf(frac, sizeof(frac), ".%09ld", ts.tv_nsec);
-        size_t fl = strlen(frac);
-        while (fl > 1 && frac[fl - 1] == '0')
-            frac[--fl] = '\0';
-        memcpy(out + n, frac, fl);
-        n += fl;
+        /* nine digits, then the trailing zeros dropped */
+        char digits[9];
+        long ns = ts.tv_nsec;
+        for (int i = 8; i >= 0; i--, ns /= 10)
+            digits[i] = (char)('0' + ns % 10);
+        size_t len = 9;
+        while (digits[len - 1] == '0')
+            len--;
+        out[n++] = '.';
+        memcpy(out + n, digits, len);
+        n += len;
     }
     out[n++] = 'Z';
     out[n] = '\0';
