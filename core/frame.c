@@ -15,16 +15,17 @@ static size_t header_len(size_t len)
     return 10;
 }
 
-wsn_frame *frame_alloc(size_t len, int binary)
+size_t frame_headroom(void) { return sizeof(wsn_frame) + LWS_PRE + WS_MAX_HEADER; }
+
+/* Sets up the frame at the start of an allocation laid out as frame.h says,
+ * payload already in place or to be written. */
+static wsn_frame *frame_init(void *block, size_t len, int binary)
 {
+    wsn_frame *f = block;
     size_t hl = header_len(len);
-    wsn_frame *f = malloc(sizeof(*f) + LWS_PRE + WS_MAX_HEADER + len + 1);
-    if (!f)
-        return NULL;
-    unsigned char *base = (unsigned char *)(f + 1);
     atomic_init(&f->refs, 1);
     f->binary = binary;
-    f->payload = base + LWS_PRE + WS_MAX_HEADER;
+    f->payload = (unsigned char *)block + frame_headroom();
     f->payload_len = len;
     f->payload[len] = 0;
     f->wire = f->payload - hl;
@@ -44,6 +45,17 @@ wsn_frame *frame_alloc(size_t len, int binary)
             h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
     }
     return f;
+}
+
+wsn_frame *frame_alloc(size_t len, int binary)
+{
+    void *block = malloc(frame_headroom() + len + 1);
+    return block ? frame_init(block, len, binary) : NULL;
+}
+
+wsn_frame *frame_adopt(void *block, size_t len, int binary)
+{
+    return frame_init(block, len, binary);
 }
 
 wsn_frame *frame_from(const void *data, size_t len, int binary)

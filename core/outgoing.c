@@ -36,55 +36,68 @@ static wsn_frame *message_encode(outgoing *o, enum wire_format fmt)
     strbuf value, env;
     strbuf_init(&value);
     strbuf_init(&env);
-    wsn_frame *f = NULL;
-    if (m->type == WSN_TYPE_JSON)
-        strbuf_append(&value, m->value, m->value_len);
-    else
+    const char *text = m->value;
+    size_t text_len = m->value_len;
+    if (m->type != WSN_TYPE_JSON) {
         json_message_value(m->type, m->value, m->value_len, &value);
-    if (!value.failed) {
-        json_envelope(&env, m->channel, m->type, m->time, value.data ? value.data : "",
-                      value.len, m->message_id, m->reply_to_id);
-        if (!env.failed)
-            f = frame_from(env.data, env.len, 0);
+        text = value.data ? value.data : "";
+        text_len = value.len;
+    }
+    /* The envelope is written behind the frame's headroom, so the buffer
+     * becomes the frame as it is. */
+    size_t head = frame_headroom();
+    wsn_frame *f = NULL;
+    if (!value.failed && !strbuf_reserve(&env, head + text_len + strlen(m->channel) +
+                                                    strlen(m->message_id) +
+                                                    strlen(m->reply_to_id) + 128)) {
+        env.len = head;
+        json_envelope(&env, m->channel, m->type, m->time, text, text_len, m->message_id,
+                      m->reply_to_id);
+        if (!env.failed) {
+            f = frame_adopt(env.data, env.len - head, 0);
+            strbuf_init(&env);
+        }
     }
     strbuf_free(&value);
     strbuf_free(&env);
     return f;
 }
 
-static void message_destroy(outgoing *o)
-{
-    message_out *m = (message_out *)o;
-    free(m->channel);
-    free(m->value);
-    free(m->message_id);
-    free(m->reply_to_id);
-    free(m);
-}
-
-static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+static void message_destroy(outgoing *o) { free(o); }
 
 outgoing *message_out_new(const char *channel, wsn_message_type type, const void *value,
-                          size_t len, const char *message_id, const char *reply_to_id)
+                          size_t len, int minify, const char *message_id,
+                          const char *reply_to_id)
 {
-    message_out *m = calloc(1, sizeof(*m));
+    channel = channel ? channel : "";
+    message_id = message_id ? message_id : "";
+    reply_to_id = reply_to_id ? reply_to_id : "";
+    size_t channel_size = strlen(channel) + 1, mid_size = strlen(message_id) + 1,
+           rid_size = strlen(reply_to_id) + 1;
+    /* One allocation: the struct, then its strings and the value. */
+    message_out *m = malloc(sizeof(*m) + channel_size + mid_size + rid_size + len + 1);
     if (!m)
         return NULL;
+    memset(m, 0, sizeof(*m));
     m->base.encode = message_encode;
     m->base.destroy = message_destroy;
     m->type = type;
-    m->value = malloc(len + 1);
-    m->channel = dup_or_empty(channel);
-    m->message_id = dup_or_empty(message_id);
-    m->reply_to_id = dup_or_empty(reply_to_id);
-    if (!m->value || !m->channel || !m->message_id || !m->reply_to_id) {
-        message_destroy(&m->base);
-        return NULL;
+    char *p = (char *)(m + 1);
+    m->channel = memcpy(p, channel, channel_size);
+    p += channel_size;
+    m->message_id = memcpy(p, message_id, mid_size);
+    p += mid_size;
+    m->reply_to_id = memcpy(p, reply_to_id, rid_size);
+    p += rid_size;
+    m->value = p;
+    if (minify)
+        m->value_len = json_minify(p, value, len);
+    else {
+        if (len)
+            memcpy(p, value, len);
+        m->value_len = len;
     }
-    if (len)
-        memcpy(m->value, value, len);
-    m->value[len] = 0;
-    m->value_len = len;
+    p[m->value_len] = 0;
     time_rfc3339nano(m->time);
     return &m->base;
 }

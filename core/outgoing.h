@@ -30,9 +30,11 @@ typedef struct message_out {
     char *reply_to_id;
 } message_out;
 
-/* Copies everything; value must already be validated. NULL: no memory. */
+/* Copies everything (minify: value is valid JSON, copied without its
+ * whitespace); value must already be validated. NULL: no memory. */
 outgoing *message_out_new(const char *channel, wsn_message_type type, const void *value,
-                          size_t len, const char *message_id, const char *reply_to_id);
+                          size_t len, int minify, const char *message_id,
+                          const char *reply_to_id);
 /* The same frame for every format (raw sends). Takes the reference. */
 outgoing *raw_out_new(wsn_frame *frame);
 /* The error reply to bad input: {"client_id","error","reply_to","time","type"}. */

@@ -2,6 +2,7 @@
  * thread, and hand a command to the I/O thread. */
 #include "codec_json.h"
 #include "commands.h"
+#include "json_scan.h"
 #include "text.h"
 
 #include <stdlib.h>
@@ -60,18 +61,12 @@ static int make_message(wsn_server *srv, const char *channel, wsn_message_type t
         return rc;
     if (!data && len)
         return WSN_EINVAL;
-    strbuf minified;
-    strbuf_init(&minified);
     switch (type) {
     case WSN_TYPE_JSON:
-        if ((rc = json_message_value(type, data, len, &minified))) {
-            if (rc == WSN_EJSON)
-                set_error(srv, "message is not valid JSON");
-            strbuf_free(&minified);
-            return rc;
+        if (!data || !json_scan_valid(data, len)) {
+            set_error(srv, "message is not valid JSON");
+            return WSN_EJSON;
         }
-        data = minified.data;
-        len = minified.len;
         break;
     case WSN_TYPE_TEXT:
         if (!utf8_valid(data, len)) {
@@ -85,8 +80,8 @@ static int make_message(wsn_server *srv, const char *channel, wsn_message_type t
         set_error(srv, "unknown message type %d", (int)type);
         return WSN_EINVAL;
     }
-    *out = message_out_new(channel, type, data ? data : "", len, message_id, reply_to_id);
-    strbuf_free(&minified);
+    *out = message_out_new(channel, type, data ? data : "", len, type == WSN_TYPE_JSON, message_id,
+                           reply_to_id);
     return *out ? WSN_OK : WSN_ENOMEM;
 }
 
