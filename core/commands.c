@@ -144,6 +144,14 @@ static command *apply_publish_run(wsn_server *srv, command *first)
     return after;
 }
 
+int commands_pending(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    int pending = srv->cmd_head != NULL;
+    pthread_mutex_unlock(&srv->lock);
+    return pending;
+}
+
 void server_run_commands(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->lock);

@@ -26,6 +26,9 @@
 #ifndef PT_SERV_BUF
 #define PT_SERV_BUF (64 * 1024)
 #endif
+/* A loop pass that wrote to fewer clients than this applies the publishes
+ * queued meanwhile at once (see io_main). */
+#define EARLY_COMMANDS_MAX_WRITES 32
 /* Raw writes per WRITEABLE callback before yielding to other clients. */
 #define WRITE_PASSES 4
 /* Below this many clients at the peak, memory is not worth giving back. */
@@ -426,6 +429,7 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
         if ((c->deflate ? write_one(c, wsi) : write_coalesced(srv, c, wsi)) < 0)
             return -1;
         srv->last_write = lws_now_usecs();
+        srv->pass_writes++;
     }
     if (c->ring_len) {
         client_request_write_now(c);
@@ -744,10 +748,21 @@ static void *io_main(void *arg)
 
     srv->in_service = 1;
     while (!srv->stop) {
+        srv->pass_writes = 0;
         int rc = lws_service(ctx, 0);
         event_queue_flush(&srv->events);
         if (rc < 0)
             break;
+        /* A host thread on this core runs as soon as it is woken, so its
+         * publishes are often queued by now. With few clients written to
+         * in the pass, taking them here sends them in the very next pass
+         * (which also takes the wake-up), not one pass later: 1 subscriber,
+         * 64 B, W 20 went from 148 k to 200 k deliveries/s. A pass that
+         * wrote to many clients is fanning out, and there letting publishes
+         * gather for a pass means more frames per send (at 1,000
+         * subscribers, 1 KiB, taking them early cost 23%). */
+        if (srv->pass_writes < EARLY_COMMANDS_MAX_WRITES && commands_pending(srv))
+            server_run_commands(srv);
     }
     srv->in_service = 0;
     event_queue_flush(&srv->events);

@@ -126,6 +126,7 @@ struct wsn_server {
     int stop;
     int draining;
     int rx_paused;
+    unsigned pass_writes;  /* I/O thread: clients written to in this loop pass */
     int in_service;        /* I/O thread: inside the service loop, where the host
                             * is woken once per pass (event_queue_flush) */
     wsn_client **flush_list; /* clients whose write request waits for the flush */
@@ -156,6 +157,8 @@ void server_unref(wsn_server *srv);
 int server_on_io_thread(const wsn_server *srv);
 /* Moves every queued command out and applies it (io). */
 void server_run_commands(wsn_server *srv);
+/* Whether commands wait for the I/O thread (any thread). */
+int commands_pending(wsn_server *srv);
 /* Wakes publishers waiting for room (io). */
 void server_note_progress(wsn_server *srv);
 
