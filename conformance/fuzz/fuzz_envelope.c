@@ -142,6 +142,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        "text payload differs from the message string");
     }
 
+    /* Our quoting of strings that need no escape must be jansson's. */
+    {
+        strbuf ours;
+        strbuf_init(&ours);
+        json_append_string(&ours, in.channel, strlen(in.channel));
+        json_t *js = json_string(in.channel);
+        char *theirs = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+        FUZZ_CHECK(theirs && ours.data && !strcmp(ours.data, theirs), "channel quoted as %s, jansson %s",
+                   ours.data ? ours.data : "(null)", theirs ? theirs : "(null)");
+        free(theirs);
+        json_decref(js);
+        strbuf_free(&ours);
+    }
+
     /* Echo it back the way publish_to_client encodes. */
     strbuf value, env;
     strbuf_init(&value);
