@@ -127,7 +127,7 @@ int command_submit(wsn_server *srv, command *cmd)
  * message in publish order). Frees the run; returns the command after it. */
 static command *apply_publish_run(wsn_server *srv, command *first)
 {
-    outgoing *outs[PUBLISH_RUN_MAX];
+    outgoing *outs[PUBLISH_RUN_MAX] = {0};
     size_t count = 0;
     command *after = first;
     while (after && count < PUBLISH_RUN_MAX && after->kind == CMD_PUBLISH &&
