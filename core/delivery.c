@@ -62,7 +62,7 @@ static void unstall(wsn_client *c)
     if (!c->stalled)
         return;
     c->stalled = 0;
-    lws_sul_cancel(&c->stall_sul);
+    lws_sul_cancel(&c->deadline_sul);
     wsn_server *srv = c->srv;
     pthread_mutex_lock(&srv->lock);
     srv->stalled_clients--;
@@ -170,7 +170,7 @@ void client_kill(wsn_client *c)
 
 static void close_grace_expired(lws_sorted_usec_list_t *sul)
 {
-    wsn_client *c = lws_container_of(sul, wsn_client, close_sul);
+    wsn_client *c = lws_container_of(sul, wsn_client, deadline_sul);
     wsn_log(c->srv, WSN_LOG_INFO, "client %s: close frame not sent within close_grace, dropping",
             c->id);
     client_kill(c);
@@ -188,7 +188,7 @@ void client_begin_close(wsn_client *c, uint16_t code, const char *reason, int di
         /* A dropped client gets no more data: only the close frame, and
          * close_grace for it to leave before the socket is cut. */
         client_queue_clear(c);
-        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->close_sul, close_grace_expired,
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline_sul, close_grace_expired,
                          c->srv->close_grace_ms * LWS_US_PER_MS);
     }
     client_request_write(c);
@@ -203,7 +203,7 @@ static void drop_for_backpressure(wsn_client *c)
 
 static void stall_expired(lws_sorted_usec_list_t *sul)
 {
-    wsn_client *c = lws_container_of(sul, wsn_client, stall_sul);
+    wsn_client *c = lws_container_of(sul, wsn_client, deadline_sul);
     if (c->stalled)
         drop_for_backpressure(c);
 }
@@ -243,7 +243,7 @@ int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
         pthread_mutex_lock(&srv->lock);
         srv->stalled_clients++;
         pthread_mutex_unlock(&srv->lock);
-        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->stall_sul, stall_expired,
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline_sul, stall_expired,
                          srv->write_wait_ms * LWS_US_PER_MS);
     }
     return WSN_OK;

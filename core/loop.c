@@ -223,8 +223,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
         return; /* refused during the handshake: never a client */
     pss->client = NULL;
     keepalive_remove(srv, c);
-    lws_sul_cancel(&c->stall_sul);
-    lws_sul_cancel(&c->close_sul);
+    lws_sul_cancel(&c->deadline_sul);
     client_flush_forget(c);
     atomic_store(&c->connected, 0);
     atomic_fetch_sub(&srv->format_clients[c->format], 1);

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* uthash starts every table with 32 buckets (512 bytes): each client's
- * table of its channels would cost that much while it holds one or two.
- * Tables made here start with 4 and grow as usual. */
+/* uthash starts every table with 32 buckets (512 bytes): a channel with
+ * one or two members would cost that much. Tables made here start with 4
+ * and grow as usual. */
 #undef HASH_INITIAL_NUM_BUCKETS
 #undef HASH_INITIAL_NUM_BUCKETS_LOG2
 #define HASH_INITIAL_NUM_BUCKETS 4U
@@ -41,7 +41,10 @@ int registry_subscribe(registry *r, wsn_client *c, const char *name)
     m->client = c;
     m->chan = ch;
     HASH_ADD(hh_chan, ch->members, client, sizeof(m->client), m);
-    HASH_ADD(hh_client, c->subs, chan, sizeof(m->chan), m);
+    m->client_next = c->subs;
+    if (c->subs)
+        c->subs->client_prev = m;
+    c->subs = m;
     return WSN_OK;
 }
 
@@ -49,7 +52,12 @@ static void drop_membership(registry *r, membership *m)
 {
     channel_entry *ch = m->chan;
     HASH_DELETE(hh_chan, ch->members, m);
-    HASH_DELETE(hh_client, m->client->subs, m);
+    if (m->client_prev)
+        m->client_prev->client_next = m->client_next;
+    else
+        m->client->subs = m->client_next;
+    if (m->client_next)
+        m->client_next->client_prev = m->client_prev;
     free(m);
     if (!ch->members) {
         HASH_DEL(r->channels, ch);
@@ -71,8 +79,8 @@ void registry_unsubscribe(registry *r, wsn_client *c, const char *name)
 
 void registry_remove_client(registry *r, wsn_client *c)
 {
-    membership *m, *tmp;
-    HASH_ITER(hh_client, c->subs, m, tmp) { drop_membership(r, m); }
+    while (c->subs)
+        drop_membership(r, c->subs);
 }
 
 void registry_clear(registry *r)

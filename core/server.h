@@ -13,6 +13,7 @@
 
 #include <libwebsockets.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <uthash.h>
 
@@ -27,14 +28,14 @@ struct meta_entry;
 struct batch;
 struct batch_timer;
 
+/* Laid out without holes: 10,000 idle clients are 10,000 of these. */
 struct wsn_client {
     atomic_int refs;
+    enum wire_format format; /* const */
     wsn_server *srv;       /* const; holds a server reference */
     char id[24];           /* const */
     char remote[48];       /* const: INET6_ADDRSTRLEN fits */
     const char *subprotocol; /* const: "" or a name in srv->protocols */
-    enum wire_format format; /* const */
-    atomic_int connected;  /* written by io, read anywhere */
 
     pthread_mutex_t meta_lock;
     struct meta_entry *meta; /* meta_lock */
@@ -46,26 +47,28 @@ struct wsn_client {
     struct lws *wsi;
     wsn_frame **ring; /* grows on demand up to send_buffer slots */
     unsigned ring_head, ring_len, ring_cap;
-    frame_node *overflow_head, *overflow_tail; /* block mode: waits for room */
-    int stalled;
-    int write_requested;
     int flush_slot;       /* index in srv->flush_list + 1, 0 when not there */
-    int deflate;          /* permessage-deflate negotiated */
+    frame_node *overflow_head, *overflow_tail; /* block mode: waits for room */
     wsn_frame *inflight;  /* deflate may still read it until next WRITEABLE */
     membership *subs;
     unsigned char *rx;    /* message being reassembled */
     size_t rx_len, rx_cap;
-    int rx_binary;
     /* io: keepalive.c's lists, in order of last ping and of last pong */
     wsn_client *ping_prev, *ping_next, *pong_prev, *pong_next;
     lws_usec_t last_pong, last_ping;
-    int need_ping;
-    int keepalive_linked;
-    lws_sorted_usec_list_t stall_sul;
-    lws_sorted_usec_list_t close_sul;
-    int closing;          /* close frame pending: write what remains, then close */
-    uint16_t close_code;
+    /* One timer for two deadlines that never overlap: write_wait while
+     * stalled, then close_grace once dropped (dropping ends the stall). */
+    lws_sorted_usec_list_t deadline_sul;
     char *close_reason;   /* set with closing */
+    atomic_int connected; /* written by io, read anywhere */
+    uint16_t close_code;
+    bool stalled;         /* io flags from here on */
+    bool write_requested;
+    bool deflate;         /* permessage-deflate negotiated */
+    bool rx_binary;
+    bool need_ping;
+    bool keepalive_linked;
+    bool closing;         /* close frame pending: write what remains, then close */
 };
 
 typedef struct handler {
