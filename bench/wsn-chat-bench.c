@@ -35,6 +35,9 @@
 static atomic_int stop; /* atomic: the handler may run on the I/O thread */
 static void on_signal(int sig) { atomic_store(&stop, sig); }
 
+/* Dispatches as examples/chat does: only "action" (and "channel" to
+ * subscribe) are read, with wsn_json_get_string, never a parse of the
+ * whole message; a broadcast is forwarded as received. */
 static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
     (void)user;
     wsn_client *client = wsn_event_client(ev);
@@ -42,14 +45,14 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
         return;
     size_t len = 0;
     const char *payload = wsn_event_payload(ev, &len);
-    json_t *data = json_loadb(payload, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
-    if (!data)
+    char action[16];
+    if (wsn_json_get_string(payload, len, "action", action, sizeof action, NULL) != WSN_OK)
         return;
-    const char *action = json_string_value(json_object_get(data, "action"));
-    if (action && !strcmp(action, "subscribe")) {
-        const char *ch = json_string_value(json_object_get(data, "channel"));
-        if (ch && wsn_server_subscribe(srv, client, ch) == WSN_OK) {
-            char reply[512];
+    if (!strcmp(action, "subscribe")) {
+        char ch[256];
+        if (wsn_json_get_string(payload, len, "channel", ch, sizeof ch, NULL) == WSN_OK &&
+            wsn_server_subscribe(srv, client, ch) == WSN_OK) {
+            char reply[600];
             /* the name came out of a JSON string: re-escape it */
             json_t *name = json_string(ch);
             char *q = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
@@ -62,7 +65,7 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
             free(q);
             json_decref(name);
         }
-    } else if (action && !strcmp(action, "broadcast")) {
+    } else if (!strcmp(action, "broadcast")) {
         const char *ch = wsn_event_channel(ev);
         if (ch && *ch) {
             int rc = wsn_server_publish_with_type(srv, ch, WSN_TYPE_JSON, payload, len,
@@ -71,7 +74,6 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
                 fprintf(stderr, "wsn-chat-bench: publish: %s\n", wsn_strerror(rc));
         }
     }
-    json_decref(data);
 }
 
 static void on_log(void *user, wsn_log_level level, const char *msg) {
