@@ -112,19 +112,20 @@ def servers() -> dict[str, Server]:
         "I/O thread (WSN_OPT_EVENTS_ON_IO_THREAD=1)",
         [str(wcb), "--port", "{port}", "--io-thread"], compression_flag="--compression",
         available=lambda: (wcb.exists(), f"{wcb} not built (-DWSN_BUILD_BENCH=ON)"))
-    out["wsn-chat-bench-rb1k"] = Server(
-        "wsn-chat-bench-rb1k", "bench/wsn-chat-bench.c --read-buffer 1024: the lean setting, "
-        "1 KiB read per client per loop pass instead of the default 16 KiB "
-        "(WSN_OPT_READ_BUFFER; about 3 KB less per idle connection)",
-        [str(wcb), "--port", "{port}", "--read-buffer", "1024"], compression_flag="--compression",
-        available=lambda: (wcb.exists(), f"{wcb} not built (-DWSN_BUILD_BENCH=ON)"))
-
-    out["wsn-chat-bench-rb128"] = Server(
-        "wsn-chat-bench-rb128", "bench/wsn-chat-bench.c --read-buffer 128: the leanest "
-        "setting (the smallest WSN_OPT_READ_BUFFER), for idle memory; a 1 KiB message "
-        "takes 8 loop passes to read",
-        [str(wcb), "--port", "{port}", "--read-buffer", "128"], compression_flag="--compression",
-        available=lambda: (wcb.exists(), f"{wcb} not built (-DWSN_BUILD_BENCH=ON)"))
+    # wsn-chat-bench with a smaller WSN_OPT_READ_BUFFER than the 16 KiB default
+    lean = {
+        1024: "the lean setting, 1 KiB read per client per loop pass instead of the "
+              "default 16 KiB (about 3 KB less per idle connection)",
+        128: "the leanest setting (the smallest allowed), for idle memory; a 1 KiB "
+             "message takes 8 loop passes to read",
+    }
+    for size, why in lean.items():
+        name = f"wsn-chat-bench-rb{'1k' if size == 1024 else size}"
+        out[name] = Server(
+            name, f"bench/wsn-chat-bench.c --read-buffer {size} (WSN_OPT_READ_BUFFER): {why}",
+            [str(wcb), "--port", "{port}", "--read-buffer", str(size)],
+            compression_flag="--compression",
+            available=lambda: (wcb.exists(), f"{wcb} not built (-DWSN_BUILD_BENCH=ON)"))
 
     ref = b / "bench" / "c-epoll-ref"
     out["c-epoll-ref"] = Server(
