@@ -261,8 +261,8 @@ def _dumps(value: Any) -> bytes:
                       allow_nan=False).encode("utf-8")
 
 
-# Decodes a message's JSON text. The core hands compact JSON (it re-encodes
-# what the client sent), so raw_decode skips json.loads' whitespace scans.
+# Decodes a message's JSON text. The core hands compact JSON (the client's
+# text without whitespace), so raw_decode skips json.loads' whitespace scans.
 _json_decode = json.JSONDecoder().raw_decode
 
 

@@ -95,8 +95,9 @@ class IncomingMessage:
     ``message`` is the decoded JSON value for ``MessageType.JSON``, a str for
     ``TEXT`` and bytes for ``BINARY`` (a binary WebSocket frame).
     ``raw`` is the payload as received: for ``JSON`` the message's JSON text
-    as a :class:`RawJSON` (compact, as the core re-encoded it; publish it to
-    forward the message without re-encoding), UTF-8 text for ``TEXT``, the
+    as a :class:`RawJSON` (the client's text without whitespace: numbers and
+    string escapes as the client wrote them; publish it to forward the
+    message without re-encoding), UTF-8 text for ``TEXT``, the
     bytes for ``BINARY``.
     """
 
