@@ -25,6 +25,18 @@ static fixture setup(const wsn_options *o)
     return f;
 }
 
+/* Expects envelopes of channel "c" whose messages are {"i":first} onwards. */
+static void expect_numbered(wsc *ws, int first, int count)
+{
+    for (int i = first; i < first + count; i++) {
+        char *want = tu_strdupf("{\"channel\":\"c\",\"type\":\"json\",\"time\":"
+                                "\"T\",\"message\":{\"i\":%d}}",
+                                i);
+        tu_expect_envelope(ws, want);
+        free(want);
+    }
+}
+
 static void teardown(fixture *f)
 {
     wsc_free(f->ws);
@@ -369,13 +381,7 @@ static void test_order_preserved(void)
             CHECK_OK(wsn_server_publish_to_client(
                 f.srv, f.cl, "c", WSN_TYPE_JSON, v, strlen(v), NULL, NULL));
     }
-    for (i = 0; i < 1000; i++) {
-        char *want = tu_strdupf("{\"channel\":\"c\",\"type\":\"json\",\"time\":"
-                                "\"T\",\"message\":{\"i\":%d}}",
-                                i);
-        tu_expect_envelope(f.ws, want);
-        free(want);
-    }
+    expect_numbered(f.ws, 0, 1000);
     teardown(&f);
 }
 
@@ -396,13 +402,7 @@ static void test_coalesce_window_delivers(void)
         snprintf(v, sizeof v, "{\"i\":%d}", i);
         CHECK_OK(wsn_server_publish(f.srv, "c", v));
     }
-    for (int i = 0; i < 500; i++) {
-        char *want = tu_strdupf("{\"channel\":\"c\",\"type\":\"json\",\"time\":"
-                                "\"T\",\"message\":{\"i\":%d}}",
-                                i);
-        tu_expect_envelope(f.ws, want);
-        free(want);
-    }
+    expect_numbered(f.ws, 0, 500);
     teardown(&f);
 }
 
