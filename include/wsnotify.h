@@ -531,7 +531,8 @@ WSN_API int wsn_json_validate(const char *json, size_t len);
  * object; WSN_ENOTFOUND if the object has no such member; WSN_ETYPE if
  * the member's value is not a string; WSN_ENOSPC if out_size is too small
  * (out is untouched); WSN_EINVAL for NULL json or key. *out_len (if not
- * NULL) receives the decoded length, also with WSN_ENOSPC. */
+ * NULL) receives the decoded length, also with WSN_ENOSPC. A pure
+ * function: any thread, no server needed. */
 WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, char *out,
                                 size_t out_size, size_t *out_len);
 

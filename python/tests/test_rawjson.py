@@ -150,3 +150,55 @@ def test_many_queued_events_in_order(make_harness):
                 msg.raw, msg.client_id) == (
             f"ch{i}", {"i": i}, f"m{i}", "" if i % 2 else f"r{i}",
             ('{"i":%d}' % i).encode(), c.id)
+
+
+def test_json_get_string():
+    from wsnotify import NotFoundError, WsnotifyTypeError, json_get_string
+    doc = (' {"action" : "broadcast", "n": 1, "o": {"action": "inner"},'
+           ' "e": "a\\"b\\u00e9\\ud83d\\ude00", "k": "1", "k": "2"} ')
+    assert json_get_string(doc, "action") == "broadcast"
+    assert json_get_string(doc.encode(), "e") == 'a"bé\U0001f600'
+    assert json_get_string(RawJSON(doc), "k") == "2"  # the last one counts
+    assert json_get_string(bytearray(b'{"s":""}'), "s") == ""
+    with pytest.raises(NotFoundError):
+        json_get_string(doc, "inner")  # only the top level
+    with pytest.raises(WsnotifyTypeError):
+        json_get_string(doc, "n")
+    for bad in ('["action"]', '{"action":"x"', "", '{"a":"\x00"}'):
+        with pytest.raises(InvalidArgumentError) as e:
+            json_get_string(bad, "action")
+        assert e.value.code == wsnotify._core.lib.WSN_EJSON
+    with pytest.raises(TypeError):
+        json_get_string(5, "action")
+    with pytest.raises(TypeError):
+        json_get_string("{}", 5)
+    with pytest.raises(ValueError):
+        json_get_string("{}", "a\0b")
+    assert "json_get_string" in wsnotify.__all__
+
+
+def test_dispatch_on_action_from_handler(harness):
+    # A handler that reads only "action" and forwards the rest untouched,
+    # as the C chat example does; a 100 KB message goes through whole.
+    from wsnotify import json_get_string
+    s = harness.server
+    sub, sc = harness.connect()
+    pub, pc = harness.connect()
+    s.subscribe(sc, "room")
+    seen = queue.Queue()
+
+    def dispatch(client, msg):
+        action = json_get_string(msg.raw, "action")
+        seen.put(action)
+        if action == "broadcast":
+            s.publish(msg.channel, msg.raw)
+
+    harness.message_hook = dispatch
+    big = "x" * 100_000
+    pub.send('{"channel":"room","message":{"text":"%s","action":"broadcast"}}'
+             % big)
+    pub.send('{"channel":"room","message":{"action":"noop"}}')
+    expect_envelope(sub, '{"channel":"room","type":"json","time":"T",'
+                         '"message":{"text":"%s","action":"broadcast"}}' % big)
+    assert seen.get(timeout=TIMEOUT) == "broadcast"
+    assert seen.get(timeout=TIMEOUT) == "noop"
