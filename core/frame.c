@@ -15,7 +15,7 @@ static size_t header_len(size_t len)
     return 10;
 }
 
-size_t frame_headroom(void) { return sizeof(wsn_frame) + LWS_PRE + WS_MAX_HEADER; }
+static size_t frame_headroom(void) { return sizeof(wsn_frame) + LWS_PRE + WS_MAX_HEADER; }
 
 /* Sets up the frame at the start of an allocation laid out as frame.h says,
  * payload already in place or to be written. */
@@ -51,11 +51,6 @@ wsn_frame *frame_alloc(size_t len, int binary)
 {
     void *block = malloc(frame_headroom() + len + 1);
     return block ? frame_init(block, len, binary) : NULL;
-}
-
-wsn_frame *frame_adopt(void *block, size_t len, int binary)
-{
-    return frame_init(block, len, binary);
 }
 
 wsn_frame *frame_from(const void *data, size_t len, int binary)

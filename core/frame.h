@@ -22,12 +22,6 @@ typedef struct wsn_frame {
 /* A frame with room for len payload bytes (to be filled, then sealed);
  * refs = 1, owned by the caller. */
 wsn_frame *frame_alloc(size_t len, int binary);
-/* Bytes a buffer must keep free before a payload written into it, for the
- * buffer to become a frame without a copy (frame_adopt). */
-size_t frame_headroom(void);
-/* Turns block (malloc'd: frame_headroom() bytes, then len payload bytes and
- * one more) into a frame that owns it; refs = 1. */
-wsn_frame *frame_adopt(void *block, size_t len, int binary);
 /* A frame holding a copy of data. */
 wsn_frame *frame_from(const void *data, size_t len, int binary);
 static inline wsn_frame *frame_ref(wsn_frame *f)

@@ -43,20 +43,18 @@ static wsn_frame *message_encode(outgoing *o, enum wire_format fmt)
         text = value.data ? value.data : "";
         text_len = value.len;
     }
-    /* The envelope is written behind the frame's headroom, so the buffer
-     * becomes the frame as it is. */
-    size_t head = frame_headroom();
+    /* Built in a scratch buffer, then copied into a frame of the exact
+     * size: strbuf grows in powers of two, and queued frames are most of a
+     * busy server's memory (adopting the scratch buffer as the frame left
+     * the drop-mode soak 8-13% over its idle baseline instead of 3-8%). */
     wsn_frame *f = NULL;
-    if (!value.failed && !strbuf_reserve(&env, head + text_len + strlen(m->channel) +
+    if (!value.failed && !strbuf_reserve(&env, text_len + strlen(m->channel) +
                                                     strlen(m->message_id) +
                                                     strlen(m->reply_to_id) + 128)) {
-        env.len = head;
         json_envelope(&env, m->channel, m->type, m->time, text, text_len, m->message_id,
                       m->reply_to_id);
-        if (!env.failed) {
-            f = frame_adopt(env.data, env.len - head, 0);
-            strbuf_init(&env);
-        }
+        if (!env.failed)
+            f = frame_from(env.data, env.len, 0);
     }
     strbuf_free(&value);
     strbuf_free(&env);
