@@ -19,9 +19,13 @@ flags=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
        -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=c11
        -I"$root/include" -I"$root/core")
 objs=()
+# Any header may change a struct every object shares (server.h): an object
+# older than the newest header is rebuilt, or the targets mix layouts.
+newest_header="$(ls -t "$root"/core/*.h "$root"/include/*.h | head -n 1)"
 for src in "$root"/core/*.c; do
     obj="$out/obj/$(basename "${src%.c}").o"
-    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$here/build.sh" -nt "$obj" ]; then
+    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$here/build.sh" -nt "$obj" ] ||
+        [ "$newest_header" -nt "$obj" ]; then
         # shellcheck disable=SC2086
         "$cc" "${flags[@]}" -fsanitize=fuzzer-no-link -fvisibility=hidden $deps_cflags \
             -c "$src" -o "$obj"
