@@ -398,7 +398,9 @@ size_t json_scan_unescape(const char *quoted, size_t len, char *out)
             *o++ = '\t';
             break;
         case 'u': {
-            unsigned v, lo;
+            /* Validated text: hex4 cannot fail here. The zeros are for
+             * -O3, which cannot see that and warns. */
+            unsigned v = 0, lo = 0;
             hex4((const unsigned char *)p, &v);
             p += 4;
             if (v >= 0xD800 && v <= 0xDBFF) {
