@@ -7,6 +7,8 @@
 #include "keepalive.h"
 #include "memory.h"
 #include "origin.h"
+#include "rx_buffers.h"
+#include "rx_quiet.h"
 #include "text.h"
 
 #include <arpa/inet.h>
@@ -169,6 +171,7 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
         return -1;
     }
     c->wsi = wsi;
+    c->rx_buffer = rx_buffers_take_new();
     c->deflate = pss->deflate;
     lws_get_peer_simple(wsi, c->remote, sizeof(c->remote));
     const struct lws_protocols *proto = lws_get_protocol(wsi);
@@ -199,6 +202,7 @@ static void give_back_now(lws_sorted_usec_list_t *sul)
     if (!srv->connected) /* the biggest writes touched it to its end */
         memory_discard(srv->coalesce, LWS_PRE + srv->coalesce_cap);
     memory_give_back();
+    rx_buffers_trim();
     srv->peak_since_trim = srv->connected;
 }
 
@@ -223,6 +227,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
         return; /* refused during the handshake: never a client */
     pss->client = NULL;
     keepalive_remove(srv, c);
+    rx_quiet_remove(srv, c);
     lws_sul_cancel(&c->deadline_sul);
     client_flush_forget(c);
     atomic_store(&c->connected, 0);
@@ -234,6 +239,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
         c->inflight = NULL;
     }
     c->wsi = NULL;
+    c->rx_buffer = NULL; /* lws frees it with the wsi */
     free(c->rx);
     c->rx = NULL;
     c->rx_cap = c->rx_len = 0;
@@ -305,6 +311,7 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
     wsn_client *c = pss->client;
     if (!c)
         return 0;
+    rx_quiet_note(srv, c);
     if (!pss->in_message) {
         pss->in_message = 1;
         c->rx_len = 0;
@@ -522,8 +529,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         return pss ? on_receive(srv, wsi, pss, in, len) : 0;
     case LWS_CALLBACK_RECEIVE_PONG:
-        if (pss && pss->client)
+        if (pss && pss->client) {
             keepalive_pong(srv, pss->client);
+            rx_quiet_note(srv, pss->client);
+        }
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return pss ? on_writeable(srv, wsi, pss) : 0;
@@ -719,6 +728,7 @@ static void *io_main(void *arg)
     const char *lws_log = getenv("WSN_LWS_LOG");
     lws_set_log_level(lws_log && *lws_log == '1' ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
 
+    rx_buffers_install();
     struct lws_context *ctx = lws_create_context(&info);
     pthread_mutex_lock(&srv->lock);
     if (!ctx) {
@@ -771,6 +781,9 @@ static void *io_main(void *arg)
     keepalive_stop(srv);
     pthread_mutex_lock(&srv->lock);
     srv->ctx_alive = 0;
+    pthread_mutex_unlock(&srv->lock);
+    rx_quiet_stop(srv); /* after ctx_alive: closing clients list no more */
+    pthread_mutex_lock(&srv->lock);
     pthread_mutex_unlock(&srv->lock);
     /* Closes what is left; their CLOSED callbacks emit DISCONNECT events. */
     lws_context_destroy(ctx);

@@ -51,6 +51,7 @@ struct wsn_client {
     frame_node *overflow_head, *overflow_tail; /* block mode: waits for room */
     wsn_frame *inflight;  /* deflate may still read it until next WRITEABLE */
     membership *subs;
+    void *rx_buffer;      /* lws's receive buffer when in a slot of its own */
     unsigned char *rx;    /* message being reassembled */
     size_t rx_len, rx_cap;
     /* io: keepalive.c's lists, in order of last ping and of last pong */
@@ -69,6 +70,8 @@ struct wsn_client {
     bool need_ping;
     bool keepalive_linked;
     bool closing;         /* close frame pending: write what remains, then close */
+    bool rx_recent;       /* rx_quiet.c: rx_buffer written since the last tick */
+    unsigned rx_quiet_slot; /* index in srv->rx_quiet + 1, 0 when not there */
 };
 
 typedef struct handler {
@@ -145,6 +148,11 @@ struct wsn_server {
     lws_usec_t keepalive_due; /* when the timer fires; 0 = not armed */
     int peak_since_trim;      /* most clients connected since the last malloc_trim */
     lws_sorted_usec_list_t trim_sul; /* io: memory_give_back() once clients left */
+    /* rx_quiet.c: clients whose receive buffer was written since released */
+    wsn_client **rx_quiet;
+    size_t rx_quiet_len, rx_quiet_cap;
+    int rx_quiet_armed;
+    lws_sorted_usec_list_t rx_quiet_sul;
     lws_sorted_usec_list_t shutdown_final_sul;
     struct batch_timer *batch_timers; /* armed ttl timers */
     struct lws_protocols protocols[3];

@@ -142,11 +142,13 @@ typedef enum wsn_option {
     WSN_OPT_READ_BUFFER = 26          /* int bytes 128..65536, 16384: read
                                          from one client per loop pass, and
                                          the receive buffer each connection
-                                         holds (its pages become resident
-                                         only as a client's messages fill
-                                         it); bigger takes a busy publishing
-                                         client's messages in fewer passes,
-                                         so more fan-out shares a send */
+                                         reserves (in pages of its own that
+                                         go back to the system while the
+                                         client is quiet, so its size costs
+                                         no idle memory); bigger takes a
+                                         busy publishing client's messages
+                                         in fewer passes, so more fan-out
+                                         shares a send */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;

@@ -1,0 +1,19 @@
+/* Gives back the receive buffer pages of clients that have gone quiet: a
+ * subscriber sends a message or two and then only listens, and the pages
+ * its messages touched would otherwise stay resident until it leaves. One
+ * timer per server, and only clients that sent something since their
+ * buffer was last released are visited (I/O thread only). */
+#ifndef WSN_RX_QUIET_H
+#define WSN_RX_QUIET_H
+
+#include "wsnotify.h"
+
+/* The client's receive buffer was just written (a message, a fragment, a
+ * pong). */
+void rx_quiet_note(wsn_server *srv, wsn_client *c);
+/* The client is leaving; safe to call twice. */
+void rx_quiet_remove(wsn_server *srv, wsn_client *c);
+/* Before the lws context goes away. */
+void rx_quiet_stop(wsn_server *srv);
+
+#endif
