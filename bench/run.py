@@ -112,14 +112,15 @@ def servers() -> dict[str, Server]:
         "I/O thread (WSN_OPT_EVENTS_ON_IO_THREAD=1)",
         [str(wcb), "--port", "{port}", "--io-thread"], compression_flag="--compression",
         available=lambda: (wcb.exists(), f"{wcb} not built (-DWSN_BUILD_BENCH=ON)"))
-    # wsn-chat-bench with a smaller WSN_OPT_READ_BUFFER than the 16 KiB default
-    lean = {
-        1024: "the lean setting, 1 KiB read per client per loop pass instead of the "
-              "default 16 KiB (about 3 KB less per idle connection)",
-        128: "the leanest setting (the smallest allowed), for idle memory; a 1 KiB "
-             "message takes 8 loop passes to read",
+    # wsn-chat-bench with a smaller WSN_OPT_READ_BUFFER than the 16 KiB default:
+    # what a small per-pass read costs fan-out (idle memory is the same at any
+    # size since receive buffers got slots of their own; 128 was dropped then)
+    small = {
+        1024: "1 KiB read per client per loop pass instead of the default 16 KiB, "
+              "which was the lean setting until idle receive buffers cost no memory "
+              "at any size",
     }
-    for size, why in lean.items():
+    for size, why in small.items():
         name = f"wsn-chat-bench-rb{'1k' if size == 1024 else size}"
         out[name] = Server(
             name, f"bench/wsn-chat-bench.c --read-buffer {size} (WSN_OPT_READ_BUFFER): {why}",
@@ -384,8 +385,8 @@ def matrix(args) -> list[dict]:
                    "py-websockets", "go-original"]
     if "fanout" in modes:
         for subs in (1, 100, 1000, 10000):
-            for s in all_servers + (["wsn-chat-bench-io", "wsn-chat-bench-rb1k",
-                                     "wsn-chat-bench-rb128"] if subs == 1000 else []):
+            for s in all_servers + (["wsn-chat-bench-io", "wsn-chat-bench-rb1k"]
+                                    if subs == 1000 else []):
                 jobs.append(dict(server=s, mode="fanout", subs=subs, runs=args.runs,
                                  extra=phases + timing, timeout=900))
     if "compression" in modes:
@@ -402,8 +403,7 @@ def matrix(args) -> list[dict]:
                              timeout=300))
     if "idle" in modes:
         for conns, runs in ((10000, args.runs), (100000, args.idle_big_runs)):
-            for s in all_servers + (["wsn-chat-bench-rb1k", "wsn-chat-bench-rb128"]
-                                    if conns == 10000 else []):
+            for s in all_servers + (["wsn-chat-bench-rb1k"] if conns == 10000 else []):
                 jobs.append(dict(server=s, mode="idle", subs=conns, runs=runs,
                                  extra=["--hold", str(args.hold), "--connect-timeout", "400"],
                                  timeout=900))
@@ -590,8 +590,7 @@ def fmt_ms(v):
 LOADGEN_BUSY = 90  # % of one core: above it the load generator may be the limit
 
 SERVER_ORDER = ["wsnotify-chat", "wsn-chat-bench", "wsn-chat-bench-io", "wsn-chat-bench-rb1k",
-                "wsn-chat-bench-rb128", "c-epoll-ref",
-                "py-chat", "node-ws", "py-websockets", "go-original"]
+                "c-epoll-ref", "py-chat", "node-ws", "py-websockets", "go-original"]
 
 
 def load(path: Path):
@@ -997,14 +996,6 @@ def targets_table(sel, present, rows):
             per = med([r["rss_bytes_per_conn"] for r in idle10])[0]
             L.append(f"| idle ≤ 2 KiB RSS per connection at 10,000 | {s} | {per:,.0f} B | "
                      f"{'yes' if per <= 2048 else '**no**'} |")
-        if s == "wsn-chat-bench":
-            lean = [r for r in sel(server="wsn-chat-bench-rb128", mode="idle")
-                    if r["conns"] == 10000]
-            if lean:
-                per = med([r["rss_bytes_per_conn"] for r in lean])[0]
-                L.append(f"| idle ≤ 2 KiB RSS per connection at 10,000 | wsn-chat-bench-rb128 "
-                         f"(read_buffer 128, not the default) | {per:,.0f} B | "
-                         f"{'yes' if per <= 2048 else '**no**'} |")
         idle100 = [r for r in sel(server=s, mode="idle") if r["conns"] == 100000]
         skip100 = [r for r in rows if r.get("skipped") == s and r.get("subs") == 100000]
         if not idle100 and skip100:

@@ -171,7 +171,7 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
         return -1;
     }
     c->wsi = wsi;
-    c->rx_buffer = rx_buffers_take_new();
+    c->rx_buffer = rx_pool_take_new(&srv->rx_pool);
     c->deflate = pss->deflate;
     lws_get_peer_simple(wsi, c->remote, sizeof(c->remote));
     const struct lws_protocols *proto = lws_get_protocol(wsi);
@@ -202,7 +202,7 @@ static void give_back_now(lws_sorted_usec_list_t *sul)
     if (!srv->connected) /* the biggest writes touched it to its end */
         memory_discard(srv->coalesce, LWS_PRE + srv->coalesce_cap);
     memory_give_back();
-    rx_buffers_trim();
+    rx_pool_trim(&srv->rx_pool);
     srv->peak_since_trim = srv->connected;
 }
 
@@ -311,7 +311,6 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
     wsn_client *c = pss->client;
     if (!c)
         return 0;
-    rx_quiet_note(srv, c);
     if (!pss->in_message) {
         pss->in_message = 1;
         c->rx_len = 0;
@@ -729,10 +728,13 @@ static void *io_main(void *arg)
     lws_set_log_level(lws_log && *lws_log == '1' ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
 
     rx_buffers_install();
+    rx_pool_attach(&srv->rx_pool);
     struct lws_context *ctx = lws_create_context(&info);
     pthread_mutex_lock(&srv->lock);
     if (!ctx) {
         pthread_mutex_unlock(&srv->lock);
+        rx_pool_attach(NULL);
+        rx_pool_destroy(&srv->rx_pool);
         describe_bind_failure(srv);
         pthread_mutex_lock(&srv->lock);
         srv->start_result = WSN_EIO;
@@ -787,6 +789,8 @@ static void *io_main(void *arg)
     pthread_mutex_unlock(&srv->lock);
     /* Closes what is left; their CLOSED callbacks emit DISCONNECT events. */
     lws_context_destroy(ctx);
+    rx_pool_attach(NULL);
+    rx_pool_destroy(&srv->rx_pool); /* lws freed every wsi and its buffer */
     srv->draining = 1;
     finish_pending_commands(srv);
     registry_clear(&srv->reg);

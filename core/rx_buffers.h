@@ -7,35 +7,61 @@
  * payloads (a pong, a ping, a close). From the heap, its first page is
  * resident from the start anyway (malloc's header sits on it): at the
  * 16 KiB default, two thirds of an idle subscriber's footprint, and all of
- * a small buffer's bytes. Here every receive buffer gets page-aligned slots
- * of their own in big anonymous mappings, so its pages are resident only
- * once lws writes them, and a buffer whose connection has gone quiet hands
- * them back to the kernel (rx_quiet.c; they come back as zeros the next
- * time lws writes). */
+ * a small buffer's bytes. Here every receive buffer gets page-aligned
+ * slots of its own in big anonymous mappings, so its pages are resident
+ * only once lws writes them, and a buffer whose connection has gone quiet
+ * hands them back to the kernel (rx_quiet.c; they come back as zeros the
+ * next time lws writes).
+ *
+ * lws's allocator hook is process-wide and has no context argument, so
+ * each server's pool is attached to its I/O thread: lws allocates and frees
+ * a connection's buffer on the thread that services its context. */
 #ifndef WSN_RX_BUFFERS_H
 #define WSN_RX_BUFFERS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* One server's slots; zeroed is empty. I/O thread only. */
+typedef struct rx_pool {
+    size_t slot_bytes; /* set by the first buffer; other sizes go to malloc */
+    size_t per_chunk;
+    char **chunks;
+    size_t chunk_count;
+    uintptr_t lowest, highest; /* bounds of every chunk */
+    /* A stack: the most recently freed is reused first. The low bit (slots
+     * are page-aligned) marks a slot freed with its pages still resident. */
+    uintptr_t *free_slots;
+    size_t free_count, free_cap;
+    void *newest; /* the buffer of the connection being established */
+} rx_pool;
 
 /* Makes lws allocate through us (lws_set_allocator; process-wide, once).
- * Every allocation other than a receive buffer goes to malloc as before.
- * Call before creating an lws context. Thread: any. */
+ * On threads without a pool, and for everything but receive buffers, it is
+ * malloc/realloc/free as before. Call before creating an lws context.
+ * Thread: any. */
 void rx_buffers_install(void);
 
-/* The receive buffer lws allocated on this thread for the connection now
- * being established, or NULL (no slot could be had: it came from malloc).
- * lws allocates it just before LWS_CALLBACK_ESTABLISHED; call from there.
- * Thread: the lws service thread. */
-void *rx_buffers_take_new(void);
+/* Receive buffers allocated on the calling thread come from pool (NULL:
+ * from malloc again). Attach before creating the lws context, detach after
+ * destroying it. */
+void rx_pool_attach(rx_pool *pool);
+
+/* The receive buffer lws allocated for the connection now being
+ * established, or NULL (it came from malloc). lws allocates it just before
+ * LWS_CALLBACK_ESTABLISHED; call from there. */
+void *rx_pool_take_new(rx_pool *pool);
 
 /* These buffers hold nothing lws still needs: let the kernel take their
- * pages. Reorders bufs. Buffers not in slots are skipped. Thread: the lws
- * service thread that owns the connections. */
-void rx_buffers_release(void **bufs, size_t count);
+ * pages. Reorders bufs; buffers not in slots are skipped. */
+void rx_pool_release(rx_pool *pool, uintptr_t *bufs, size_t count);
 
-/* Gives back the pages of free slots (freed slots keep theirs for the next
- * connection). With memory_give_back(), once clients have left. Thread:
- * any. */
-void rx_buffers_trim(void);
+/* Gives back the pages of free slots (a freed slot keeps them for the next
+ * connection). With memory_give_back(), once clients have left. */
+void rx_pool_trim(rx_pool *pool);
+
+/* Unmaps every chunk; after the lws context is destroyed (every slot is
+ * free by then). Leaves the pool empty and usable. */
+void rx_pool_destroy(rx_pool *pool);
 
 #endif

@@ -1,8 +1,8 @@
 /* A client joins the list when its buffer is written and leaves it when the
  * buffer is released. Each tick clears the "written since" flag of the
  * clients that have it and releases the others, so a buffer goes back after
- * one to two periods without traffic, and a busy publisher costs one flag
- * store per message and a visit per tick, never a system call. */
+ * one to two periods without pongs, and a client that keeps answering
+ * pings costs one flag store per pong and a visit per tick. */
 #include "rx_quiet.h"
 
 #include "rx_buffers.h"
@@ -10,10 +10,10 @@
 
 #include <stdlib.h>
 
-/* Long enough that a client sending now and then is not released between
- * messages (a release costs a madvise, and the next message page faults),
- * short enough that a crowd of subscribers is lean a few seconds after it
- * subscribed. */
+/* Short enough that a crowd of subscribers is lean again a few seconds
+ * after a keepalive round; each tick costs a loop pass (a poll over every
+ * socket with lws's default loop), and the timer runs only while some
+ * client is listed. */
 #define RX_QUIET_PERIOD_US (2 * LWS_US_PER_SEC)
 
 static void tick(lws_sorted_usec_list_t *sul);
@@ -68,9 +68,9 @@ static void tick(lws_sorted_usec_list_t *sul)
 {
     wsn_server *srv = lws_container_of(sul, wsn_server, rx_quiet_sul);
     srv->rx_quiet_armed = 0;
-    /* Released together (rx_buffers_release merges neighbours); without
+    /* Released together (rx_pool_release merges neighbours); without
      * room for the list, one at a time. */
-    void **quiet = malloc(srv->rx_quiet_len * sizeof(*quiet) + 1);
+    uintptr_t *quiet = malloc(srv->rx_quiet_len * sizeof(*quiet) + 1);
     size_t quiet_len = 0;
     for (size_t i = srv->rx_quiet_len; i-- > 0;) {
         wsn_client *c = srv->rx_quiet[i];
@@ -80,14 +80,15 @@ static void tick(lws_sorted_usec_list_t *sul)
         }
         if (!c->wsi || lws_remaining_packet_payload(c->wsi))
             continue;
+        uintptr_t one = (uintptr_t)c->rx_buffer;
         if (quiet)
-            quiet[quiet_len++] = c->rx_buffer;
+            quiet[quiet_len++] = one;
         else
-            rx_buffers_release(&c->rx_buffer, 1);
+            rx_pool_release(&srv->rx_pool, &one, 1);
         unlist(srv, c);
     }
     if (quiet_len)
-        rx_buffers_release(quiet, quiet_len);
+        rx_pool_release(&srv->rx_pool, quiet, quiet_len);
     free(quiet);
     if (srv->rx_quiet_len)
         arm(srv);

@@ -8,8 +8,10 @@
 
 #include "wsnotify.h"
 
-/* The client's receive buffer was just written (a message, a fragment, a
- * pong). */
+/* The client's receive buffer was just written. lws 4.1 hands data frames
+ * over from its per-thread read buffer and writes this one only with
+ * control frames, and of those only a pong reaches us (pings are answered
+ * inside lws; a close ends the connection): call on RECEIVE_PONG. */
 void rx_quiet_note(wsn_server *srv, wsn_client *c);
 /* The client is leaving; safe to call twice. */
 void rx_quiet_remove(wsn_server *srv, wsn_client *c);

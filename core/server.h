@@ -9,6 +9,7 @@
 #include "options.h"
 #include "outgoing.h"
 #include "registry.h"
+#include "rx_buffers.h"
 #include "wsnotify.h"
 
 #include <libwebsockets.h>
@@ -153,6 +154,7 @@ struct wsn_server {
     size_t rx_quiet_len, rx_quiet_cap;
     int rx_quiet_armed;
     lws_sorted_usec_list_t rx_quiet_sul;
+    rx_pool rx_pool; /* io: lws's receive buffers (rx_buffers.c) */
     lws_sorted_usec_list_t shutdown_final_sul;
     struct batch_timer *batch_timers; /* armed ttl timers */
     struct lws_protocols protocols[3];

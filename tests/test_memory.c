@@ -144,15 +144,14 @@ static void test_partial_frames_survive(void)
         c[i] = tu_accept(srv, &w[i]);
 
     /* A ping's payload waits in the receive buffer for its last bytes; the
-     * message before it puts the client among those considered. */
+     * pong before it puts the client among those considered. */
     char ping_payload[126];
     for (int i = 0; i < 125; i++)
         ping_payload[i] = (char)('A' + i % 26);
     ping_payload[125] = 0;
     unsigned char ping[4 + 4 + 125];
     size_t ping_len = masked_frame(ping, 0x89, ping_payload, 125);
-    CHECK_WSC(wsc_send_text(pinger, "{\"channel\":\"c\",\"message\":\"p\"}"));
-    expect_message(srv, "\"p\"");
+    pong_then_message(srv, &pinger, 1, 0);
     CHECK_WSC(wsc_send_bytes(pinger, ping, 70));
 
     /* A data message of 40,000 bytes, three quarters of it now. */
