@@ -112,11 +112,11 @@ def servers() -> dict[str, Server]:
         "I/O thread (WSN_OPT_EVENTS_ON_IO_THREAD=1)",
         [str(wcb), "--port", "{port}", "--io-thread"], compression_flag="--compression",
         available=lambda: (wcb.exists(), f"{wcb} not built (-DWSN_BUILD_BENCH=ON)"))
-    # wsn-chat-bench with a smaller WSN_OPT_READ_BUFFER than the 16 KiB default:
+    # wsn-chat-bench with a smaller WSN_OPT_READ_BUFFER than the 64 KiB default:
     # what a small per-pass read costs fan-out (idle memory is the same at any
     # size since receive buffers got slots of their own; 128 was dropped then)
     small = {
-        1024: "1 KiB read per client per loop pass instead of the default 16 KiB, "
+        1024: "1 KiB read per client per loop pass instead of the default 64 KiB, "
               "which was the lean setting until idle receive buffers cost no memory "
               "at any size",
     }

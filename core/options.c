@@ -44,7 +44,7 @@ static const struct option_spec option_specs[WSN_OPTION_COUNT + 1] = {
     [WSN_OPT_LOG_LEVEL] = {"log_level", WSN_OPTTYPE_INT, WSN_LOG_WARN, WSN_LOG_NONE, WSN_LOG_DEBUG, NULL},
     [WSN_OPT_RAW_INCOMING] = {"raw_incoming", WSN_OPTTYPE_BOOL, 0, 0, 1, NULL},
     [WSN_OPT_COALESCE_WINDOW] = {"coalesce_window", WSN_OPTTYPE_DURATION_MS, 0, 0, 1000, NULL},
-    [WSN_OPT_READ_BUFFER] = {"read_buffer", WSN_OPTTYPE_INT, 16384, 128, 65536, NULL},
+    [WSN_OPT_READ_BUFFER] = {"read_buffer", WSN_OPTTYPE_INT, 65536, 128, 65536, NULL},
 };
 
 static const struct option_spec *spec_of(wsn_option id)

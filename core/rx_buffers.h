@@ -5,9 +5,9 @@
  * connection at ESTABLISHED. It hands data frames to us straight from its
  * per-thread read buffer and writes this one only with control frame
  * payloads (a pong, a ping, a close). From the heap, its first page is
- * resident from the start anyway (malloc's header sits on it): at the
- * 16 KiB default, two thirds of an idle subscriber's footprint, and all of
- * a small buffer's bytes. Here every receive buffer gets page-aligned
+ * resident from the start anyway (malloc's header sits on it): at 16 KiB
+ * and up, two thirds of an idle subscriber's footprint, and all of a small
+ * buffer's bytes. Here every receive buffer gets page-aligned
  * slots of its own in big anonymous mappings, so its pages are resident
  * only once lws writes them, and a buffer whose connection has gone quiet
  * hands them back to the kernel (rx_quiet.c; they come back as zeros the

@@ -139,7 +139,7 @@ typedef enum wsn_option {
                                          of several publishes share a send
                                          (big fan-outs gain; small ones lose:
                                          docs/benchmarks.md); 0 = never wait */
-    WSN_OPT_READ_BUFFER = 26          /* int bytes 128..65536, 16384: read
+    WSN_OPT_READ_BUFFER = 26          /* int bytes 128..65536, 65536: read
                                          from one client per loop pass, and
                                          the receive buffer each connection
                                          reserves (in pages of its own that

@@ -79,7 +79,7 @@ static void test_option_defaults(void)
         {WSN_OPT_PONG_WAIT, 60000},
         {WSN_OPT_PING_PERIOD, 54000},
         {WSN_OPT_READ_LIMIT, 1048576},
-        {WSN_OPT_READ_BUFFER, 16384},
+        {WSN_OPT_READ_BUFFER, 65536},
         {WSN_OPT_COALESCE_WINDOW, 0},
         {WSN_OPT_RAW_INCOMING, 0},
         {WSN_OPT_COMPRESSION, 0},

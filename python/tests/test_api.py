@@ -83,7 +83,7 @@ def test_option_defaults():
     assert d["log_level"] == wsnotify.LogLevel.WARN
     assert d["raw_incoming"] is False
     assert d["coalesce_window"] == timedelta(0)
-    assert d["read_buffer"] == 16384
+    assert d["read_buffer"] == 65536
     s = Server()
     assert s.options == d
     assert s.port == 8080 and s.host == "127.0.0.1" and s.path == "/ws"
