@@ -785,8 +785,6 @@ static void *io_main(void *arg)
     srv->ctx_alive = 0;
     pthread_mutex_unlock(&srv->lock);
     rx_quiet_stop(srv); /* after ctx_alive: closing clients list no more */
-    pthread_mutex_lock(&srv->lock);
-    pthread_mutex_unlock(&srv->lock);
     /* Closes what is left; their CLOSED callbacks emit DISCONNECT events. */
     lws_context_destroy(ctx);
     rx_pool_attach(NULL);

@@ -59,9 +59,9 @@ void rx_quiet_remove(wsn_server *srv, wsn_client *c)
         unlist(srv, c);
 }
 
-/* lws keeps a frame's payload in the buffer across passes until the frame
- * ends or the buffer is full, so a buffer is free to release only when no
- * payload is outstanding. Clients with permessage-deflate are never
+/* lws keeps a control frame's payload in the buffer across passes until
+ * the frame ends, so a buffer is free to release only when no payload is
+ * outstanding. Clients with permessage-deflate are never
  * listed: the inflater works through the same buffer and may hold output
  * there between passes. */
 static void tick(lws_sorted_usec_list_t *sul)

@@ -1,7 +1,7 @@
-/* Gives back the receive buffer pages of clients that have gone quiet: a
- * subscriber sends a message or two and then only listens, and the pages
- * its messages touched would otherwise stay resident until it leaves. One
- * timer per server, and only clients that sent something since their
+/* Gives back the receive buffer pages of clients that have gone quiet: an
+ * idle subscriber's pong to each keepalive ping writes the first page of
+ * its buffer, which would otherwise stay resident until it leaves. One
+ * timer per server, and only clients that answered a ping since their
  * buffer was last released are visited (I/O thread only). */
 #ifndef WSN_RX_QUIET_H
 #define WSN_RX_QUIET_H
