@@ -11,7 +11,7 @@
  * The message is parsed with jansson (as an application would); a broadcast
  * publishes the payload text as received (no re-serialisation).
  *
- *   wsn-chat-bench [--host A] [--port N] [--compression] [--io-thread]
+ *   wsn-chat-bench [--host A] [--port N] [--io-thread]
  *                  [--send-buffer N] [--drop] [--ping-ms N]
  *                  [--coalesce-window MS] [--read-buffer BYTES]
  *
@@ -83,15 +83,13 @@ static void on_log(void *user, wsn_log_level level, const char *msg) {
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
-    int port = 8080, compression = 0, io_thread = 0, drop = 0;
+    int port = 8080, io_thread = 0, drop = 0;
     long send_buffer = 0, ping_ms = 0, coalesce_ms = -1, read_buffer = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--host") && i + 1 < argc)
             host = argv[++i];
         else if (!strcmp(argv[i], "--port") && i + 1 < argc)
             port = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--compression"))
-            compression = 1;
         else if (!strcmp(argv[i], "--io-thread"))
             io_thread = 1;
         else if (!strcmp(argv[i], "--drop"))
@@ -106,7 +104,7 @@ int main(int argc, char **argv) {
             read_buffer = atol(argv[++i]);
         else {
             fprintf(stderr,
-                    "usage: %s [--host A] [--port N] [--compression] [--io-thread] "
+                    "usage: %s [--host A] [--port N] [--io-thread] "
                     "[--send-buffer N] [--drop] [--ping-ms N] [--coalesce-window MS] "
                     "[--read-buffer BYTES]\n",
                     argv[0]);
@@ -125,7 +123,6 @@ int main(int argc, char **argv) {
     rc |= wsn_options_set_string(o, WSN_OPT_HOST, host);
     rc |= wsn_options_set_int(o, WSN_OPT_PORT, port);
     rc |= wsn_options_set_string(o, WSN_OPT_PATH, "/ws");
-    rc |= wsn_options_set_int(o, WSN_OPT_COMPRESSION, compression);
     rc |= wsn_options_set_int(o, WSN_OPT_EVENTS_ON_IO_THREAD, io_thread);
     rc |= wsn_options_set_int(o, WSN_OPT_DROP_ON_BACKPRESSURE, drop);
     rc |= wsn_options_set_int(o, WSN_OPT_LOG_LEVEL, WSN_LOG_WARN);
@@ -170,9 +167,8 @@ int main(int argc, char **argv) {
         wsn_server_free(srv);
         return 1;
     }
-    fprintf(stderr, "wsn-chat-bench: listening on %s:%d (wsnotify %s%s%s)\n", host,
-            wsn_server_port(srv), wsn_version_string(), compression ? ", compression" : "",
-            io_thread ? ", handlers on the I/O thread" : "");
+    fprintf(stderr, "wsn-chat-bench: listening on %s:%d (wsnotify %s%s)\n", host,
+            wsn_server_port(srv), wsn_version_string(), io_thread ? ", handlers on the I/O thread" : "");
     while (!atomic_load(&stop)) {
         int w = wsn_server_wait(srv, 250);
         if (w == WSN_ECLOSED)

@@ -21,6 +21,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <zlib.h>
+
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1178,6 +1180,235 @@ static void test_deep_json(void)
     finish(srv);
 }
 
+/* ---- permessage-deflate attacks (issue 16, items 1-4) ------------------
+ * Compression is refused (docs/api.md, "Compression"): each client below
+ * offers permessage-deflate like a browser, is served without it, and its
+ * compressed (RSV1) frame is a protocol error, closed before a byte of it
+ * is inflated. Each frame is the one that hurt the server when lws's
+ * extension was on. */
+
+static wsn_client *accept_offering_deflate(wsn_server *srv, wsc **w)
+{
+    wsc_opts co;
+    memset(&co, 0, sizeof co);
+    co.port = wsn_server_port(srv);
+    co.deflate = 1;
+    wsn_client *c = tu_accept_opts(srv, &co, w);
+    CHECK_MSG(!wsc_deflate_active(*w), "permessage-deflate was negotiated: '%s'",
+              wsc_extensions(*w));
+    return c;
+}
+
+/* Raw deflate (RFC 1951) of `len` bytes of `byte`; flush Z_FINISH, or
+ * Z_SYNC_FLUSH to leave the stream open. */
+static unsigned char *deflate_bytes(int byte, size_t len, int flush, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    CHECK(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+    unsigned char *in = malloc(len), *out = malloc(len / 256 + 1024);
+    CHECK(in && out);
+    memset(in, byte, len);
+    z.next_in = in;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)(len / 256 + 1024);
+    CHECK(deflate(&z, flush) == (flush == Z_FINISH ? Z_STREAM_END : Z_OK));
+    CHECK(z.avail_in == 0);
+    *out_len = z.total_out;
+    deflateEnd(&z);
+    free(in);
+    return out;
+}
+
+/* The offender is closed with 1002 (or dropped) and no MESSAGE came of it. */
+static void expect_deflate_refused(wsn_server *srv, wsn_client *c, wsc *w, const char *what)
+{
+    expect_close_or_drop(w, 1002, what, TU_TIMEOUT);
+    expect_disconnect_next(srv, c, TU_TIMEOUT);
+}
+
+/* One compressed frame (RSV1 in byte0) with a declared payload length, from
+ * a client that offered deflate to a fresh server. The server may close
+ * before it has read everything: a failed send is fine, the close code is
+ * what counts. */
+static void deflate_attack(const char *what, unsigned char byte0, uint64_t declared,
+                           const void *payload, size_t len)
+{
+    wsn_server *srv = server_with(0, 0, 0);
+    wsc *w;
+    wsn_client *c = accept_offering_deflate(srv, &w);
+    (void)send_declared(w, byte0, 1, declared, payload, len);
+    expect_deflate_refused(srv, c, w, what);
+    wsc_free(w);
+    wsn_client_release(c);
+    finish(srv);
+}
+
+/* Item 1: 19 bytes of deflate that inflate to 3,077 'x' made lws abort
+ * (assert priv->rx.avail_out) when the input ran out with output pending. */
+static void test_deflate_assert_frame(void)
+{
+    static const unsigned char frame[] = {0xc1, 0x93, 0x00, 0x00, 0x00, 0x00, 0xec, 0xc1, 0x01,
+                                          0x01, 0x00, 0x00, 0x00, 0x82, 0xa0, 0xdb, 0xce, 0x6f,
+                                          0x48, 0x40, 0x01, 0x00, 0x00, 0x57, 0x06};
+    wsn_server *srv = server_with(0, 0, 0);
+    wsc *w;
+    wsn_client *c = accept_offering_deflate(srv, &w);
+    CHECK_WSC(wsc_send_bytes(w, frame, sizeof frame));
+    expect_deflate_refused(srv, c, w, "the 25-byte assert frame");
+    wsc_free(w);
+    wsn_client_release(c);
+    /* Sent by a client that never offered the extension: the same answer. */
+    c = tu_accept(srv, &w);
+    CHECK_WSC(wsc_send_bytes(w, frame, sizeof frame));
+    expect_deflate_refused(srv, c, w, "the assert frame, no offer");
+    wsc_free(w);
+    wsn_client_release(c);
+    finish(srv);
+}
+
+/* Item 2: a 30 KB stored block kept zlib reading the shared read buffer
+ * across loop passes, so another client's broadcast came back inside the
+ * attacker's echo. The attacker must get nothing but its close, and the
+ * other client's message must arrive whole, once. */
+static void test_deflate_cross_client(void)
+{
+    wsn_server *srv = server_with(0, 0, 0);
+    wsc *attacker, *victim;
+    wsn_client *a = accept_offering_deflate(srv, &attacker);
+    wsn_client *v = tu_accept(srv, &victim);
+    CHECK_OK(wsn_server_subscribe(srv, a, "a"));
+    CHECK_OK(wsn_server_subscribe(srv, v, "b"));
+    size_t body_len = 30000;
+    char *json = malloc(body_len + 64);
+    CHECK(json != NULL);
+    int n = snprintf(json, 64, "{\"type\":\"json\",\"channel\":\"a\",\"message\":\"");
+    memset(json + n, 'A', body_len);
+    memcpy(json + (size_t)n + body_len, "\"}", 3);
+    size_t json_len = strlen(json);
+    /* One stored block: BFINAL=1 BTYPE=00, then LEN and its complement. */
+    unsigned char *stored = malloc(json_len + 5);
+    CHECK(stored != NULL);
+    stored[0] = 0x01;
+    stored[1] = (unsigned char)json_len;
+    stored[2] = (unsigned char)(json_len >> 8);
+    stored[3] = (unsigned char)~stored[1];
+    stored[4] = (unsigned char)~stored[2];
+    memcpy(stored + 5, json, json_len);
+    CHECK_WSC(send_declared(attacker, 0xc1, 1, json_len + 5, stored, json_len + 5));
+    static const char secret[] = "{\"type\":\"json\",\"channel\":\"b\",\"message\":\"SECRET-of-b\"}";
+    CHECK_WSC(wsc_send_text(victim, secret));
+    wsn_event *ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK_STR(wsn_event_client_id(ev), wsn_client_id(v));
+    CHECK_OK(wsn_server_publish(srv, wsn_event_channel(ev), "\"SECRET-of-b\""));
+    wsn_event_free(ev);
+    tu_expect_envelope(victim, "{\"channel\":\"b\",\"type\":\"json\",\"time\":\"T\","
+                               "\"message\":\"SECRET-of-b\"}");
+    /* Everything the attacker gets before its close must be free of b's
+     * text; expect_close_or_drop skips non-close frames, so read first. */
+    wsc_msg m;
+    int rc = wsc_recv_msg(attacker, &m, TU_TIMEOUT);
+    if (rc == WSC_OK) {
+        CHECK_MSG(m.opcode == WSC_OP_CLOSE, "the attacker got a data frame (opcode %d, %zu bytes)",
+                  m.opcode, m.len);
+        CHECK_MSG(m.close_code == 1002, "attacker closed with %d '%s', want 1002", m.close_code,
+                  m.close_reason);
+        wsc_msg_clear(&m);
+    } else {
+        CHECK_MSG(rc == WSC_EOF || rc == WSC_EIO, "attacker: %s", wsc_strerror(rc));
+    }
+    ev = tu_expect_event(srv, WSN_EVENT_DISCONNECT, TU_TIMEOUT);
+    CHECK_STR(wsn_event_client_id(ev), wsn_client_id(a));
+    wsn_event_free(ev);
+    free(stored);
+    free(json);
+    wsc_free(attacker);
+    wsc_free(victim);
+    tu_expect_disconnect_of(srv, wsn_client_id(v), TU_TIMEOUT);
+    wsn_client_release(a);
+    wsn_client_release(v);
+    finish(srv);
+}
+
+/* Item 3: a 1 MB frame inflating to 1 GiB was inflated whole, past
+ * read_limit (8 s of I/O thread, 90 MB of log). Here: a frame declared as
+ * 1 MB whose payload is deflate of 64 MiB of zeros. */
+static void test_deflate_bomb(void)
+{
+    size_t bomb_len;
+    unsigned char *bomb = deflate_bytes(0, (size_t)64 << 20, Z_FINISH, &bomb_len);
+    tu_note("bomb: %zu bytes of deflate for 64 MiB", bomb_len);
+    deflate_attack("a deflate bomb", 0xc2, (uint64_t)1 << 20, bomb, bomb_len);
+    free(bomb);
+}
+
+/* Item 4: 141 bytes, declaring 1,000 more than sent, inflating to 100 KB
+ * and then an invalid block type, left the connection polled with timeout
+ * 0 until pong_wait. With pong_wait at its 60 s default, the close must
+ * come from the frame itself, well inside TU_TIMEOUT. */
+static void test_deflate_truncated_frame(void)
+{
+    size_t len;
+    unsigned char *body = deflate_bytes('x', 100000, Z_SYNC_FLUSH, &len);
+    unsigned char *payload = realloc(body, len + 1);
+    CHECK(payload != NULL);
+    payload[len++] = 0x07; /* BFINAL=1, BTYPE=11: a reserved block type */
+    tu_note("frame payload: %zu bytes sent, %zu declared", len, len + 1000);
+    deflate_attack("a truncated deflate frame", 0xc1, len + 1000, payload, len);
+    free(payload);
+}
+
+/* An extension offer of 255 bytes or more: lws alone would drop the
+ * connection without an answer (it gives up parsing at byte 255 when no
+ * extension is configured); the server answers 400. Shorter offers, of
+ * any extension, are upgraded without one. */
+static void test_long_extension_offer(void)
+{
+    wsn_server *srv = server_with(0, 0, 0);
+    char offer[400], headers[512];
+    wsc_opts co;
+    wsc *w = NULL;
+    int status = 0;
+    memset(&co, 0, sizeof co);
+    co.port = wsn_server_port(srv);
+    co.extra_headers = headers;
+    /* 254 bytes: "x-a, x-a, ..." padded with spaces after the last comma */
+    memset(offer, 0, sizeof offer);
+    while (strlen(offer) + 5 <= 254)
+        strcat(offer, "x-a, ");
+    memset(offer + strlen(offer), 'b', 254 - strlen(offer));
+    CHECK_EQ(strlen(offer), 254);
+    snprintf(headers, sizeof headers, "Sec-WebSocket-Extensions: %s\r\n", offer);
+    CHECK_WSC(wsc_connect(&co, &w, &status));
+    CHECK_EQ(status, 101);
+    CHECK_STR(wsc_extensions(w), "");
+    wsn_event *ev = tu_expect_event(srv, WSN_EVENT_CONNECT, TU_TIMEOUT);
+    wsn_event_free(ev);
+    wsc_free(w);
+    ev = tu_expect_event(srv, WSN_EVENT_DISCONNECT, TU_TIMEOUT);
+    wsn_event_free(ev);
+    /* 255 and 296 bytes (Autobahn 13.7's three deflate offers) */
+    static const char *const autobahn_13_7 =
+        "permessage-deflate; client_no_context_takeover; client_max_window_bits; "
+        "server_no_context_takeover; server_max_window_bits=9, permessage-deflate; "
+        "client_no_context_takeover; client_max_window_bits; server_no_context_takeover, "
+        "permessage-deflate; client_no_context_takeover; client_max_window_bits";
+    offer[254] = 'b';
+    offer[255] = '\0';
+    const char *const too_long[] = {offer, autobahn_13_7};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(headers, sizeof headers, "Sec-WebSocket-Extensions: %s\r\n", too_long[i]);
+        w = NULL;
+        status = 0;
+        CHECK_EQ(wsc_connect(&co, &w, &status), WSC_EHTTP);
+        CHECK_MSG(status == 400, "a %zu-byte offer: status %d, want 400", strlen(too_long[i]),
+                  status);
+        CHECK(w == NULL);
+    }
+    finish(srv);
+}
+
 static const tu_test tests[] = {
     {"truncated_frame_eof", test_truncated_frame_eof},
     {"truncated_frame_idle", test_truncated_frame_idle},
@@ -1207,6 +1438,11 @@ static const tu_test tests[] = {
     {"batch_bigint_dedup", test_batch_bigint_dedup},
     {"metadata_bound", test_metadata_bound},
     {"deep_json", test_deep_json},
+    {"deflate_assert_frame", test_deflate_assert_frame},
+    {"deflate_cross_client", test_deflate_cross_client},
+    {"deflate_bomb", test_deflate_bomb},
+    {"deflate_truncated_frame", test_deflate_truncated_frame},
+    {"long_extension_offer", test_long_extension_offer},
     {NULL, NULL},
 };
 

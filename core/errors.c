@@ -24,6 +24,7 @@ static const struct {
     {WSN_EIO, "WSN_EIO", "cannot listen on the configured address"},
     {WSN_ENOSPC, "WSN_ENOSPC", "buffer too small"},
     {WSN_EAGAIN, "WSN_EAGAIN", "nothing available yet"},
+    {WSN_EUNSUPPORTED, "WSN_EUNSUPPORTED", "not supported by this build or its libwebsockets"},
 };
 
 WSN_API const char *wsn_strerror(int code)

@@ -146,6 +146,12 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
     if (!subprotocol_supported(wsi))
         return refuse(wsi, HTTP_STATUS_BAD_REQUEST,
                       "unsupported subprotocol: offer wsnotify.json or wsnotify.msgpack");
+    /* With no extension to accept, lws 4.1.6 reads an extension offer to
+     * its end, gives up at byte 255 and drops the connection unanswered
+     * (lws_extension_server_handshake): answer instead. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) >= 255)
+        return refuse(wsi, HTTP_STATUS_BAD_REQUEST,
+                      "Sec-WebSocket-Extensions over 254 bytes (no extension is supported)");
     char *origin = header_copy(wsi, WSI_TOKEN_ORIGIN);
     char *host = header_copy(wsi, WSI_TOKEN_HOST);
     int ok;

@@ -239,6 +239,18 @@ int options_validate(const wsn_options *o, char *err, size_t err_len)
     /* Unset numeric values cannot exist (setters bound them), but an options
      * object from a newer header could carry an id we do not know: the table
      * bounds every id we read, so nothing else to check here. */
+    /* lws's permessage-deflate extension (4.1.6, and upstream's code as of
+     * this writing) aborts on a 25-byte frame, inflates a client's message
+     * from the shared read buffer after another client's read overwrote it,
+     * inflates bombs past read_limit and can spin on its drain list. None of
+     * it is reachable from our callback, so the only safe answer is no. */
+    if (o->ints[WSN_OPT_COMPRESSION]) {
+        snprintf(err, err_len,
+                 "compression is refused: libwebsockets' permessage-deflate lets one client "
+                 "crash the server (assert in lws_extension_callback_pm_deflate) or read "
+                 "another client's data; compress at a proxy instead");
+        return WSN_EUNSUPPORTED;
+    }
     if (!valid_path(o->strings[WSN_OPT_PATH])) {
         snprintf(err, err_len, "path must start with '/' and hold no query");
         return WSN_EINVAL;

@@ -77,7 +77,9 @@ typedef enum wsn_status {
     WSN_ELIMIT = -12,       /* a configured size limit would be exceeded */
     WSN_EIO = -13,          /* listening failed (address in use, ...) */
     WSN_ENOSPC = -14,       /* caller's buffer too small; size reported */
-    WSN_EAGAIN = -15        /* nothing available now; try again later */
+    WSN_EAGAIN = -15,       /* nothing available now; try again later */
+    WSN_EUNSUPPORTED = -16  /* not supported by this build or the
+                               libwebsockets it runs on (since 0.2) */
 } wsn_status;
 
 /* Static English text for a code; never NULL. Since 0.1. */
@@ -113,7 +115,13 @@ typedef enum wsn_option {
     WSN_OPT_PONG_WAIT = 6,            /* duration ms, 60000 */
     WSN_OPT_PING_PERIOD = 7,          /* duration ms, 54000; < pong_wait */
     WSN_OPT_READ_LIMIT = 8,           /* int bytes, 1 MiB; largest message in */
-    WSN_OPT_COMPRESSION = 9,          /* bool, 0: permessage-deflate */
+    WSN_OPT_COMPRESSION = 9,          /* bool, 0: permessage-deflate. Refused:
+                                         wsn_server_new() returns
+                                         WSN_EUNSUPPORTED for 1, because
+                                         libwebsockets' permessage-deflate
+                                         lets one client crash the server
+                                         or read another's data
+                                         (docs/api.md, "Compression") */
     WSN_OPT_SEND_BUFFER = 10,         /* int messages, 256; queue per client */
     WSN_OPT_DROP_ON_BACKPRESSURE = 11, /* bool, 0 = block the publisher */
     WSN_OPT_BACKPRESSURE_REASON = 12, /* string, "going away: backpressure" */

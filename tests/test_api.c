@@ -41,12 +41,13 @@ static void test_errors(void)
         {WSN_ETYPE, "WSN_ETYPE"},     {WSN_ERANGE, "WSN_ERANGE"},
         {WSN_EJSON, "WSN_EJSON"},     {WSN_ELIMIT, "WSN_ELIMIT"},
         {WSN_EIO, "WSN_EIO"},         {WSN_ENOSPC, "WSN_ENOSPC"},
-        {WSN_EAGAIN, "WSN_EAGAIN"},
+        {WSN_EAGAIN, "WSN_EAGAIN"},   {WSN_EUNSUPPORTED, "WSN_EUNSUPPORTED"},
     };
     size_t i, j;
     /* Codes never renumbered. */
     CHECK_EQ(WSN_EINVAL, -1);
     CHECK_EQ(WSN_EAGAIN, -15);
+    CHECK_EQ(WSN_EUNSUPPORTED, -16);
     CHECK_EQ(WSN_ENOSPC, -14);
     for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *s = wsn_strerror(codes[i].code);

@@ -20,14 +20,13 @@
  * server shuts down gracefully (every client gets close 1001) and the
  * program exits 0.
  *
- *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR]
- *                 [--compression] [--verbose]
+ *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
  *
  * The port defaults to $WSN_PORT, else 8080. Startup, shutdown and
  * failures are logged at info level; one line per connection and per
  * message only with --verbose (debug level), so that a busy server does
- * not spend its time writing its log. --compression offers
- * permessage-deflate to browsers (the engine's compression option).
+ * not spend its time writing its log. There is no --compression: the
+ * engine refuses permessage-deflate (docs/api.md, "Compression").
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -280,14 +279,13 @@ struct config {
     const char *host;
     int port;
     const char *static_dir;
-    int compression;
     int verbose;
 };
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
             "usage: %s [--host ADDR] [--port N] [--static-dir DIR] "
-            "[--compression] [--verbose]\n"
+            "[--verbose]\n"
             "\n"
             "  --host ADDR        listen address (default 127.0.0.1;\n"
             "                     0.0.0.0 for every interface)\n"
@@ -295,8 +293,6 @@ static void usage(FILE *out, const char *argv0) {
             "                     0 = any free port)\n"
             "  --static-dir DIR   folder holding index.html (default: the\n"
             "                     source folder this binary was built from)\n"
-            "  --compression      offer permessage-deflate (compressed\n"
-            "                     frames) to clients that ask for it\n"
             "  --verbose          log at debug level: also one line per\n"
             "                     connection and per message\n",
             argv0);
@@ -379,8 +375,6 @@ static int parse_args(int argc, char **argv, struct config *cfg) {
         } else if (IS("--static-dir")) {
             NEED_VALUE();
             cfg->static_dir = val;
-        } else if (IS("--compression")) {
-            cfg->compression = 1;
         } else if (IS("--verbose") || IS("-v")) {
             cfg->verbose = 1;
         } else {
@@ -412,7 +406,7 @@ static int set_str(wsn_options *o, wsn_option id, const char *v) {
 }
 
 int main(int argc, char **argv) {
-    struct config cfg = {"127.0.0.1", 8080, NULL, 0, 0};
+    struct config cfg = {"127.0.0.1", 8080, NULL, 0};
     const char *env_port = getenv("WSN_PORT");
     if (env_port && *env_port && parse_port(env_port, &cfg.port) != 0) {
         fprintf(stderr, "%s: bad WSN_PORT '%s'\n", argv[0], env_port);
@@ -456,7 +450,6 @@ int main(int argc, char **argv) {
     rc |= set_int(opts, WSN_OPT_PORT, cfg.port);
     rc |= set_str(opts, WSN_OPT_PATH, "/ws");
     rc |= set_str(opts, WSN_OPT_STATIC_DIR, static_dir);
-    rc |= set_int(opts, WSN_OPT_COMPRESSION, cfg.compression);
     rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
                   cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);
     if (rc == 0)

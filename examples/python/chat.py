@@ -20,14 +20,13 @@ shut the server down gracefully (every client gets close 1001) and the
 program exits 0.
 
   python examples/python/chat.py [--host ADDR] [--port N]
-                                 [--static-dir DIR] [--compression]
-                                 [--verbose]
+                                 [--static-dir DIR] [--verbose]
 
 The port defaults to $WSN_PORT, else 8080 (0 = any free port). Startup,
 shutdown and failures are logged at info level; one line per connection
 and per message only with --verbose (debug level), so that a busy server
-does not spend its time writing its log. --compression offers
-permessage-deflate to browsers (the server's ``compression`` option).
+does not spend its time writing its log. There is no --compression: the
+engine refuses permessage-deflate (docs/api.md, "Compression").
 """
 
 from __future__ import annotations
@@ -79,9 +78,6 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p.add_argument("--static-dir", type=Path, default=None,
                    help=f"folder holding index.html (default "
                         f"{DEFAULT_STATIC_DIR})")
-    p.add_argument("--compression", action="store_true",
-                   help="offer permessage-deflate (compressed frames) to "
-                        "clients that ask for it")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="log at debug level: also one line per connection "
                         "and per message")
@@ -89,9 +85,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 
 
 def make_server(host: str, port: int, static_dir: Path,
-                verbose: bool = False, compression: bool = False) -> Server:
+                verbose: bool = False) -> Server:
     server = Server(host=host, port=port, path="/ws",
-                    static_dir=str(static_dir), compression=compression,
+                    static_dir=str(static_dir),
                     log_level=LogLevel.DEBUG if verbose else LogLevel.INFO)
 
     @server.on_connect
@@ -189,8 +185,7 @@ def main(argv: Optional[list] = None) -> int:
         return 2
 
     try:
-        server = make_server(args.host, args.port, static_dir, args.verbose,
-                             args.compression)
+        server = make_server(args.host, args.port, static_dir, args.verbose)
         server.start()
     except (ValueError, wsnotify.WsnotifyError) as e:
         print(f"chat.py: {e}", file=sys.stderr)

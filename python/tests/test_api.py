@@ -41,6 +41,7 @@ def test_errors():
         lib.WSN_EIO: wsnotify.ListenError,
         lib.WSN_EJSON: wsnotify.InvalidArgumentError,
         lib.WSN_ERANGE: wsnotify.InvalidArgumentError,
+        lib.WSN_EUNSUPPORTED: wsnotify.UnsupportedError,
     }
     from wsnotify._errors import make_error
     for code, cls in codes.items():

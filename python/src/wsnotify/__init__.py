@@ -21,7 +21,8 @@ from ._core import (C_VERSION, C_VERSION_INFO, C_VERSION_NUMBER,
                     HEADER_VERSION, SUPPORTED_MAJOR)
 from ._errors import (BackpressureError, ClientGoneError, InvalidArgumentError,
                       LimitError, ListenError, NotFoundError,
-                      ServerClosedError, StateError, WsnotifyError,
+                      ServerClosedError, StateError, UnsupportedError,
+                      WsnotifyError,
                       WsnotifyMemoryError, WsnotifyTimeoutError,
                       WsnotifyTypeError, error_name, strerror)
 from ._types import (Channel, Duration, IncomingMessage, LogLevel, MessageType,
@@ -46,6 +47,7 @@ __all__ = [
     "WsnotifyError", "InvalidArgumentError", "ServerClosedError",
     "ClientGoneError", "BackpressureError", "WsnotifyTimeoutError",
     "LimitError", "StateError", "ListenError", "WsnotifyTypeError",
-    "NotFoundError", "WsnotifyMemoryError", "strerror", "error_name",
+    "NotFoundError", "WsnotifyMemoryError", "UnsupportedError", "strerror",
+    "error_name",
     "C_VERSION_NUMBER", "HEADER_VERSION", "SUPPORTED_MAJOR",
 ]

@@ -73,6 +73,11 @@ class WsnotifyMemoryError(WsnotifyError, MemoryError):
     """The C core ran out of memory (WSN_ENOMEM)."""
 
 
+class UnsupportedError(WsnotifyError):
+    """Not supported by this build or the libwebsockets it runs on, e.g.
+    ``compression=True`` (WSN_EUNSUPPORTED)."""
+
+
 _BY_CODE: Dict[int, Type[WsnotifyError]] = {
     lib.WSN_EINVAL: InvalidArgumentError,
     lib.WSN_ENOMEM: WsnotifyMemoryError,
@@ -87,6 +92,7 @@ _BY_CODE: Dict[int, Type[WsnotifyError]] = {
     lib.WSN_EJSON: InvalidArgumentError,
     lib.WSN_ELIMIT: LimitError,
     lib.WSN_EIO: ListenError,
+    lib.WSN_EUNSUPPORTED: UnsupportedError,
 }
 
 
