@@ -8,14 +8,19 @@
 #   4. tsan       TSan in build-tsan/       + ctest + chat smoke
 #   5. python     pip install ./python + pytest python/tests (if python/ exists)
 #                 + smoke_msgpack.py against examples/python/chat.py
-#   6. e2e        e2e/run.sh: the chat page in headless Chromium (if e2e/ exists)
+#   6. node       bindings/node/test.sh: the Node-API addon, node --test, and
+#                 the chat smoke tests against examples/node/chat.js
+#   7. lua        bindings/lua/test.sh: LuaJIT, Lua 5.4 and 5.1 specs, the
+#                 OpenResty example, and the chat smoke tests against
+#                 examples/lua/chat.lua
+#   8. e2e        e2e/run.sh: the chat page in headless Chromium (if e2e/ exists)
 #
 # Every step runs under `timeout`; the whole run stays well inside 90
 # minutes on 2 cores. Exits non-zero if any step fails, after printing a
 # summary. Logs of each step: build-logs/<step>.log.
 #
 # Knobs (environment): WSN_SKIP_ASAN=1, WSN_SKIP_TSAN=1, WSN_SKIP_PYTHON=1,
-# WSN_SKIP_E2E=1 skip a stage (for local iteration; CI skips nothing); WSN_CTEST_JOBS
+# WSN_SKIP_NODE=1, WSN_SKIP_LUA=1, WSN_SKIP_E2E=1 skip a stage (for local iteration; CI skips nothing); WSN_CTEST_JOBS
 # (default: number of cores); CC picks the compiler (default cc).
 set -uo pipefail
 
@@ -44,6 +49,8 @@ T_PIP=${WSN_T_PIP:-600}
 T_PYTEST=${WSN_T_PYTEST:-600}
 T_CHAT=${WSN_T_CHAT:-180}
 T_E2E=${WSN_T_E2E:-900}
+T_NODE=${WSN_T_NODE:-900}
+T_LUA=${WSN_T_LUA:-900}
 # Per-test limit inside ctest.
 T_ONE_TEST=${WSN_T_ONE_TEST:-300}
 
@@ -378,6 +385,33 @@ else
         smoke_step python-msgpack smoke_msgpack.py "$root/examples/python/chat.py"
     fi
 fi
+
+# A binding's own test script (it installs its runtime and builds what it
+# needs), counted by COUNTER from its closing lines.
+# binding_step NAME SCRIPT LIMIT COUNTER
+binding_step() {
+    local name="$1" script="$2" limit="$3" counter="$4" t0 skip
+    skip="WSN_SKIP_${name^^}"
+    if [ "${!skip:-0}" = 1 ]; then
+        record "$name" SKIP 0 "($skip=1)"
+        return
+    fi
+    if [ ! -f "$script" ]; then
+        record "$name" SKIP 0 "(no ${script#"$root"/} yet)"
+        return
+    fi
+    t0=$(date +%s)
+    run "$name" "$limit" env PYTHON="$PY" bash "$script"
+    "$counter" "$name"
+    if [ "$rc" -ne 0 ]; then
+        record "$name" FAIL $(($(date +%s) - t0)) "$detail rc=$rc"
+    else
+        record "$name" PASS $(($(date +%s) - t0)) "$detail"
+    fi
+}
+
+binding_step node "$root/bindings/node/test.sh" "$T_NODE" count_node
+binding_step lua "$root/bindings/lua/test.sh" "$T_LUA" count_plain
 
 # Browser end-to-end tests of the chat page (e2e/run.sh installs its own
 # chromium and playwright-core), against the examples built above.
