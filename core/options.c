@@ -45,6 +45,9 @@ static const struct option_spec option_specs[WSN_OPTION_COUNT + 1] = {
     [WSN_OPT_RAW_INCOMING] = {"raw_incoming", WSN_OPTTYPE_BOOL, 0, 0, 1, NULL},
     [WSN_OPT_COALESCE_WINDOW] = {"coalesce_window", WSN_OPTTYPE_DURATION_MS, 0, 0, 1000, NULL},
     [WSN_OPT_READ_BUFFER] = {"read_buffer", WSN_OPTTYPE_INT, 65536, 128, 65536, NULL},
+    [WSN_OPT_LOG_QUEUE] = {"log_queue", WSN_OPTTYPE_INT, 0, 0, 1000000, NULL},
+    [WSN_OPT_RX_BUFFER_POOL] = {"rx_buffer_pool", WSN_OPTTYPE_BOOL, 1, 0, 1, NULL},
+    [WSN_OPT_MALLOC_TRIM] = {"malloc_trim", WSN_OPTTYPE_BOOL, 1, 0, 1, NULL},
 };
 
 static const struct option_spec *spec_of(wsn_option id)

@@ -43,7 +43,7 @@ extern "C" {
 /* ==== Version ========================================================== */
 
 #define WSN_VERSION_MAJOR 0
-#define WSN_VERSION_MINOR 1
+#define WSN_VERSION_MINOR 2
 #define WSN_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH */
 #define WSN_VERSION_NUMBER                                                    \
@@ -147,7 +147,7 @@ typedef enum wsn_option {
                                          of several publishes share a send
                                          (big fan-outs gain; small ones lose:
                                          docs/benchmarks.md); 0 = never wait */
-    WSN_OPT_READ_BUFFER = 26          /* int bytes 128..65536, 65536: read
+    WSN_OPT_READ_BUFFER = 26,         /* int bytes 128..65536, 65536: read
                                          from one client per loop pass, and
                                          the receive buffer each connection
                                          reserves (in pages of its own that
@@ -157,6 +157,25 @@ typedef enum wsn_option {
                                          busy publishing client's messages
                                          in fewer passes, so more fan-out
                                          shares a send */
+    WSN_OPT_LOG_QUEUE = 27,           /* int lines 0..1000000, 0: with no
+                                         logger set, > 0 queues log lines
+                                         (at most this many) for the host to
+                                         take with wsn_server_next_log();
+                                         0 = lines are discarded. Since 0.2 */
+    WSN_OPT_RX_BUFFER_POOL = 28,      /* bool, 1: receive buffers in page
+                                         slots whose pages go back to the
+                                         system while a client is quiet; it
+                                         hooks lws's process-wide allocator
+                                         (docs/architecture.md). 0 = lws's
+                                         own buffers from malloc (measured:
+                                         +4 KiB resident per idle client at
+                                         the default read_buffer). Since 0.2 */
+    WSN_OPT_MALLOC_TRIM = 29          /* bool, 1: once clients have left,
+                                         the I/O thread hands free heap
+                                         pages back to the system
+                                         (malloc_trim: process-wide, about
+                                         a millisecond). 0 = never; the
+                                         heap stays at its peak. Since 0.2 */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;
@@ -215,12 +234,17 @@ WSN_API int wsn_options_get_int(const wsn_options *opts, wsn_option id,
 WSN_API int wsn_options_get_string(const wsn_options *opts, wsn_option id,
                                    const char **value);
 
-/* Log lines. Called from any of the server's threads, never concurrently
- * for one server; msg is valid during the call only. */
+/* Log lines. Called on whichever thread logs: mostly the I/O thread, and
+ * any thread calling into the server; never concurrently for one server.
+ * msg is valid during the call only. A host that must not run code on the
+ * core's threads sets WSN_OPT_LOG_QUEUE instead and takes the lines with
+ * wsn_server_next_log(). */
 typedef void (*wsn_log_fn)(void *user, wsn_log_level level, const char *msg);
 
 /* Routes the server's log lines (at or above WSN_OPT_LOG_LEVEL) to fn.
- * Without a logger nothing is printed. Since 0.1. */
+ * Without a logger nothing is printed (and, with WSN_OPT_LOG_QUEUE > 0,
+ * lines are queued instead). A logger takes precedence over the queue.
+ * Since 0.1. */
 WSN_API int wsn_options_set_logger(wsn_options *opts, wsn_log_fn fn,
                                    void *user);
 
@@ -327,6 +351,54 @@ WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *client,
                                          const char *message_id,
                                          const char *reply_to_id);
 
+/* Flags of the _ex publish calls; combine with |. Since 0.2. */
+typedef enum wsn_publish_flags {
+    WSN_PUBLISH_NONBLOCK = 1 /* return WSN_EAGAIN instead of waiting for room */
+} wsn_publish_flags;
+
+/* One call for every immediate publish: client NULL publishes to every
+ * subscriber of channel (as publish_with_type), client set sends to that
+ * one client (as publish_to_client; channel may be ""). flags 0: exactly
+ * the 0.1 calls, which are these with flags 0.
+ *
+ * Room. A publish made off the I/O thread waits for room (up to
+ * write_wait, then WSN_ETIMEDOUT) while either holds:
+ *  - block mode: some client of this server is stalled, i.e. its send
+ *    queue (WSN_OPT_SEND_BUFFER) is full and it holds messages that wait
+ *    for it; any stalled client stops every publish of the server, whether
+ *    or not it subscribes to the channel, so that publish order holds;
+ *  - either mode: the server's command queue holds 16,384 publishes the
+ *    I/O thread has not taken yet (a publisher faster than the I/O thread).
+ * With WSN_PUBLISH_NONBLOCK such a call returns WSN_EAGAIN at once instead
+ * and nothing of the message was queued: the caller still owns it and
+ * retries it (typically once wsn_server_room_fd() is readable). Every
+ * other check (arguments, JSON, limits, WSN_ECLOSED, WSN_EGONE) comes
+ * first and answers as without the flag. Fairness: none is promised; when
+ * room returns, blocked publishers and NONBLOCK retries race for it, and a
+ * retry may be refused again (then wait again). Order holds among the
+ * publishes one thread gets accepted. On the I/O thread (from a handler)
+ * no call ever waits, flag or not: see publish_with_type.
+ *
+ * Returns as publish_with_type / publish_to_client, plus WSN_EAGAIN (only
+ * with the flag) and WSN_EINVAL for an unknown flag. Since 0.2. */
+WSN_API int wsn_server_publish_ex(wsn_server *srv, wsn_client *client,
+                                  const char *channel, wsn_message_type type,
+                                  const void *data, size_t len,
+                                  const char *message_id,
+                                  const char *reply_to_id, int flags);
+
+/* A file descriptor that is readable (level-triggered) while a NONBLOCK
+ * publish would not be refused for lack of room, i.e. while no client is
+ * stalled in block mode and the command queue has room; also readable
+ * before start and after the server stopped (calls then fail otherwise,
+ * not for room). Made readable only when room returns and unreadable only
+ * when it goes, so a host polling it does not spin. For epoll (level
+ * mode), uv_poll, asyncio add_reader, ngx/OpenResty. Readable means "try
+ * now", not a reservation: another thread may take the room first. Owned
+ * by the server, valid until wsn_server_free(); do not read or close it.
+ * Since 0.2. */
+WSN_API int wsn_server_room_fd(wsn_server *srv);
+
 /* ==== Batched publishing ============================================== */
 
 /* Collects messages for the key (channel, ident) and delivers them to the
@@ -358,6 +430,20 @@ WSN_API int wsn_server_publish_wait_string(wsn_server *srv,
                                            const char *text, uint64_t ident,
                                            const char *name, int64_t ttl_ms);
 
+/* publish_wait_with_type with flags (publish_wait and publish_wait_string
+ * are this with WSN_TYPE_JSON / WSN_TYPE_TEXT and flags 0). Without flags
+ * a call waits for room only when its message fills a batch to a bound
+ * and so delivers it now. With WSN_PUBLISH_NONBLOCK the call returns
+ * WSN_EAGAIN while there is no room (exactly while wsn_server_room_fd()
+ * is not readable), whether or not it would fill its batch, and the
+ * message was added to no batch; a batch it does fill is queued for
+ * delivery without waiting. Since 0.2. */
+WSN_API int wsn_server_publish_wait_ex(wsn_server *srv, const char *channel,
+                                       wsn_message_type type, const void *data,
+                                       size_t len, uint64_t ident,
+                                       const char *name, int64_t ttl_ms,
+                                       int flags);
+
 /* Drops the pending batch of (channel, ident) undelivered; no batch is a
  * no-op (0). Since 0.1. */
 WSN_API int wsn_server_cancel_pending_messages(wsn_server *srv,
@@ -374,6 +460,12 @@ WSN_API int wsn_server_pending_batches(wsn_server *srv);
 WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *client,
                                 wsn_message_type type, const void *data,
                                 size_t len);
+
+/* send_raw with flags (WSN_PUBLISH_NONBLOCK: WSN_EAGAIN instead of waiting
+ * for room, nothing queued; see wsn_server_publish_ex). Since 0.2. */
+WSN_API int wsn_server_send_raw_ex(wsn_server *srv, wsn_client *client,
+                                   wsn_message_type type, const void *data,
+                                   size_t len, int flags);
 
 /* ==== Server monitoring ================================================ */
 
@@ -489,8 +581,10 @@ typedef void (*wsn_event_fn)(void *user, wsn_server *srv, const wsn_event *ev);
 WSN_API int wsn_server_set_handler(wsn_server *srv, wsn_event_type type,
                                    wsn_event_fn fn, void *user);
 
-/* A file descriptor that is readable while events are queued; for
- * epoll/asyncio add_reader/uv_poll. Owned by the server; valid until
+/* A file descriptor that is readable while events are queued (and, with
+ * WSN_OPT_LOG_QUEUE, while log lines are queued); for epoll/asyncio
+ * add_reader/uv_poll. Level-triggered: drain with next_event/dispatch and
+ * next_log until WSN_EAGAIN. Owned by the server; valid until
  * wsn_server_free(). Do not read it yourself. Since 0.1. */
 WSN_API int wsn_server_event_fd(wsn_server *srv);
 
@@ -524,6 +618,46 @@ WSN_API const char *wsn_event_channel(const wsn_event *ev);
 WSN_API const void *wsn_event_payload(const wsn_event *ev, size_t *len);
 WSN_API const char *wsn_event_message_id(const wsn_event *ev);
 WSN_API const char *wsn_event_reply_to_id(const wsn_event *ev);
+
+/* Every field of an event in one call, for FFIs where each call costs.
+ * The caller sets size to sizeof(wsn_event_info) of the header it was
+ * built with; the library fills the fields that fit in that size and
+ * leaves the rest alone, so the struct may grow at its end in later
+ * versions without breaking older callers. Pointers are borrowed from the
+ * event (valid until wsn_event_free); strings are never NULL. Fields that
+ * do not apply to the kind are zero or "". Since 0.2. */
+typedef struct wsn_event_info {
+    size_t size;             /* set by the caller: sizeof(wsn_event_info) */
+    wsn_event_type kind;
+    wsn_client *client;      /* borrowed; NULL for STOPPED */
+    const char *client_id;   /* "" for STOPPED */
+    wsn_message_type type;   /* MESSAGE only (else WSN_TYPE_JSON) */
+    const char *channel;     /* "" when absent */
+    const void *payload;     /* NUL-terminated; "" when none */
+    size_t payload_len;
+    const char *message_id;  /* "" when absent */
+    const char *reply_to_id; /* "" when absent */
+} wsn_event_info;            /* grows only at the end */
+
+/* Fills info (see above). Returns 0, or WSN_EINVAL for NULL or a size
+ * smaller than the 0.2 struct. Any thread that holds the event.
+ * Since 0.2. */
+WSN_API int wsn_event_get_info(const wsn_event *ev, wsn_event_info *info);
+
+/* Takes the oldest queued log line (WSN_OPT_LOG_QUEUE > 0 and no logger):
+ * 0 with the line NUL-terminated in buf, *len its length and *level its
+ * level; WSN_EAGAIN when none is queued; WSN_ENOSPC when cap is too small
+ * (*len = the length needed, without the NUL; the line stays queued);
+ * WSN_EINVAL for NULL srv, level or len. Lines are at most 511 bytes.
+ * Drain it where events are drained: the event fd is readable while lines
+ * are queued. Any thread; lines come out in the order they were logged.
+ * Since 0.2. */
+WSN_API int wsn_server_next_log(wsn_server *srv, wsn_log_level *level,
+                                char *buf, size_t cap, size_t *len);
+
+/* Lines dropped because the log queue was full (the newest are dropped:
+ * the queue keeps the oldest), since the server was made. Since 0.2. */
+WSN_API uint64_t wsn_server_logs_dropped(wsn_server *srv);
 
 /* ==== Utilities ======================================================== */
 

@@ -97,6 +97,9 @@ static void test_option_defaults(void)
         {WSN_OPT_MAX_BATCH_BYTES, 1048576},
         {WSN_OPT_LOG_LEVEL, 2},
         {WSN_OPT_RAW_INCOMING, 0},
+        {WSN_OPT_LOG_QUEUE, 0},
+        {WSN_OPT_RX_BUFFER_POOL, 1},
+        {WSN_OPT_MALLOC_TRIM, 1},
     };
     static const struct {
         wsn_option id;
@@ -157,6 +160,9 @@ static const struct {
     {"raw_incoming", WSN_OPT_RAW_INCOMING, WSN_OPTTYPE_BOOL},
     {"coalesce_window", WSN_OPT_COALESCE_WINDOW, WSN_OPTTYPE_DURATION_MS},
     {"read_buffer", WSN_OPT_READ_BUFFER, WSN_OPTTYPE_INT},
+    {"log_queue", WSN_OPT_LOG_QUEUE, WSN_OPTTYPE_INT},
+    {"rx_buffer_pool", WSN_OPT_RX_BUFFER_POOL, WSN_OPTTYPE_BOOL},
+    {"malloc_trim", WSN_OPT_MALLOC_TRIM, WSN_OPTTYPE_BOOL},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 
