@@ -112,25 +112,20 @@ static int check_channel(wsn_server *srv, const char *channel)
     return WSN_OK;
 }
 
-static int server_running(wsn_server *srv)
-{
-    pthread_mutex_lock(&srv->lock);
-    int running = srv->state == SRV_RUNNING;
-    pthread_mutex_unlock(&srv->lock);
-    return running;
-}
-
 static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type type,
                         const void *data, size_t len, uint64_t ident, const char *name,
-                        int64_t ttl_ms)
+                        int64_t ttl_ms, int flags)
 {
-    if (!srv || !name || !utf8_valid_str(name) || ttl_ms < 0 || (int)type < 0 || (int)type > 2)
+    if (!srv || !name || !utf8_valid_str(name) || ttl_ms < 0 || (int)type < 0 || (int)type > 2 ||
+        (flags & ~WSN_PUBLISH_NONBLOCK))
         return WSN_EINVAL;
     int rc = check_channel(srv, channel);
     if (rc)
         return rc;
-    if (!server_running(srv))
-        return WSN_ECLOSED;
+    /* Refused before the message joins a batch: a batch holds other
+     * callers' messages too, so once added it cannot be handed back. */
+    if ((rc = command_publish_admission(srv, flags)))
+        return rc;
     batch_entry *e = calloc(1, sizeof(*e));
     if (!e)
         return WSN_ENOMEM;
@@ -214,10 +209,14 @@ out_locked:
     }
     /* A batch flushed at once still gets its (now harmless) timer command
      * only if it was new; the timer finds another generation and stops. */
-    if (arm && (rc = command_submit(srv, arm)))
+    if (arm && (rc = command_submit(srv, arm, 0)))
         return rc;
+    /* Non-blocking: room was there a moment ago; a flush that finds none
+     * now is queued all the same (batches are bounded by the batch
+     * limits), rather than losing the batch or waiting. */
     if (flush)
-        return command_submit(srv, flush);
+        return command_submit(srv, flush,
+                              (flags & WSN_PUBLISH_NONBLOCK) ? SUBMIT_NO_ROOM_CHECK : 0);
     return WSN_OK;
 }
 
@@ -226,7 +225,7 @@ WSN_API int wsn_server_publish_wait(wsn_server *srv, const char *channel, const 
 {
     if (!json)
         return WSN_EINVAL;
-    return publish_wait(srv, channel, WSN_TYPE_JSON, json, strlen(json), ident, name, ttl_ms);
+    return publish_wait(srv, channel, WSN_TYPE_JSON, json, strlen(json), ident, name, ttl_ms, 0);
 }
 
 WSN_API int wsn_server_publish_wait_with_type(wsn_server *srv, const char *channel,
@@ -234,7 +233,15 @@ WSN_API int wsn_server_publish_wait_with_type(wsn_server *srv, const char *chann
                                               size_t len, uint64_t ident, const char *name,
                                               int64_t ttl_ms)
 {
-    return publish_wait(srv, channel, type, data, len, ident, name, ttl_ms);
+    return publish_wait(srv, channel, type, data, len, ident, name, ttl_ms, 0);
+}
+
+WSN_API int wsn_server_publish_wait_ex(wsn_server *srv, const char *channel,
+                                       wsn_message_type type, const void *data, size_t len,
+                                       uint64_t ident, const char *name, int64_t ttl_ms,
+                                       int flags)
+{
+    return publish_wait(srv, channel, type, data, len, ident, name, ttl_ms, flags);
 }
 
 WSN_API int wsn_server_publish_wait_string(wsn_server *srv, const char *channel, const char *text,
@@ -242,7 +249,7 @@ WSN_API int wsn_server_publish_wait_string(wsn_server *srv, const char *channel,
 {
     if (!text)
         return WSN_EINVAL;
-    return publish_wait(srv, channel, WSN_TYPE_TEXT, text, strlen(text), ident, name, ttl_ms);
+    return publish_wait(srv, channel, WSN_TYPE_TEXT, text, strlen(text), ident, name, ttl_ms, 0);
 }
 
 WSN_API int wsn_server_cancel_pending_messages(wsn_server *srv, const char *channel,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Publish commands queued at most; beyond this publishers wait (both
  * modes), so a publisher faster than the I/O thread cannot grow memory
@@ -50,20 +51,51 @@ static void deadline_after(struct timespec *ts, int64_t ms)
     }
 }
 
+/* Lock held. Room as wsn_server_room_fd() documents it. */
+static int has_room(const wsn_server *srv)
+{
+    return srv->state != SRV_RUNNING ||
+           (!srv->stalled_clients && srv->cmd_publishes < COMMAND_QUEUE_LIMIT);
+}
+
+void server_room_update(wsn_server *srv)
+{
+    int open = has_room(srv);
+    if (open == srv->room_open)
+        return;
+    srv->room_open = open;
+    uint64_t value = 1;
+    ssize_t n;
+    /* write adds one to a zero counter; read takes it back to zero. Both
+     * only on a flip, so the counter is 0 or 1 and never blocks. */
+    do
+        n = open ? write(srv->room_fd, &value, sizeof(value))
+                 : read(srv->room_fd, &value, sizeof(value));
+    while (n < 0 && errno == EINTR);
+}
+
+/* Lock held. A message to one client needs room in that client only: it
+ * adds nothing to another client's overflow, so a stalled subscriber need
+ * not hold up a reply to someone else. */
+static int has_room_for(const wsn_server *srv, const command *cmd)
+{
+    if (cmd->kind != CMD_SEND)
+        return has_room(srv);
+    return srv->state != SRV_RUNNING ||
+           (!cmd->client->stalled && srv->cmd_publishes < COMMAND_QUEUE_LIMIT);
+}
+
 /* Waits (lock held) while publishing would overfill: a stalled client in
  * block mode, or a full command queue. */
-static int wait_for_room(wsn_server *srv)
+static int wait_for_room(wsn_server *srv, const command *cmd)
 {
-    if (!srv->stalled_clients && srv->cmd_publishes < COMMAND_QUEUE_LIMIT)
-        return WSN_OK;
     struct timespec deadline;
     deadline_after(&deadline, srv->write_wait_ms);
     srv->publish_waiters++;
     int rc = WSN_OK;
-    while (srv->state == SRV_RUNNING &&
-           (srv->stalled_clients || srv->cmd_publishes >= COMMAND_QUEUE_LIMIT)) {
+    while (!has_room_for(srv, cmd)) {
         if (pthread_cond_timedwait(&srv->cond, &srv->lock, &deadline) == ETIMEDOUT) {
-            if (srv->stalled_clients || srv->cmd_publishes >= COMMAND_QUEUE_LIMIT)
+            if (!has_room_for(srv, cmd))
                 rc = WSN_ETIMEDOUT;
             break;
         }
@@ -72,7 +104,19 @@ static int wait_for_room(wsn_server *srv)
     return rc;
 }
 
-int command_submit(wsn_server *srv, command *cmd)
+int command_publish_admission(wsn_server *srv, int flags)
+{
+    pthread_mutex_lock(&srv->lock);
+    int rc = WSN_OK;
+    if (srv->state != SRV_RUNNING)
+        rc = WSN_ECLOSED;
+    else if ((flags & WSN_PUBLISH_NONBLOCK) && !has_room(srv) && !server_on_io_thread(srv))
+        rc = WSN_EAGAIN;
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
+}
+
+int command_submit(wsn_server *srv, command *cmd, int flags)
 {
     if (server_on_io_thread(srv)) {
         pthread_mutex_lock(&srv->lock);
@@ -90,8 +134,11 @@ int command_submit(wsn_server *srv, command *cmd)
     }
     pthread_mutex_lock(&srv->lock);
     int rc = WSN_OK;
-    if (is_publish(cmd) && srv->state == SRV_RUNNING)
-        rc = wait_for_room(srv);
+    if (is_publish(cmd) && srv->state == SRV_RUNNING && !(flags & SUBMIT_NO_ROOM_CHECK)) {
+        /* Nothing of a refused message is queued: the caller keeps it. */
+        if (!has_room_for(srv, cmd))
+            rc = (flags & WSN_PUBLISH_NONBLOCK) ? WSN_EAGAIN : wait_for_room(srv, cmd);
+    }
     if (!rc && srv->state != SRV_RUNNING &&
         !(cmd->kind == CMD_SHUTDOWN || (cmd->kind == CMD_RESUME_RX && srv->ctx_alive)))
         rc = WSN_ECLOSED;
@@ -111,8 +158,8 @@ int command_submit(wsn_server *srv, command *cmd)
     else
         srv->cmd_head = cmd;
     srv->cmd_tail = cmd;
-    if (is_publish(cmd))
-        srv->cmd_publishes++;
+    if (is_publish(cmd) && ++srv->cmd_publishes == COMMAND_QUEUE_LIMIT)
+        server_room_update(srv);
     /* Only the first command needs a wake-up: the I/O thread takes the whole
      * list when it wakes. Called under the lock so the context cannot be
      * destroyed in between (ctx_alive is cleared under it). */
@@ -159,6 +206,7 @@ void server_run_commands(wsn_server *srv)
     srv->cmd_head = srv->cmd_tail = NULL;
     size_t publishes = srv->cmd_publishes;
     srv->cmd_publishes = 0;
+    server_room_update(srv);
     if (publishes && srv->publish_waiters)
         pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);

@@ -61,12 +61,14 @@ static void unstall(wsn_client *c)
 {
     if (!c->stalled)
         return;
-    c->stalled = 0;
     lws_sul_cancel(&c->deadline_sul);
     wsn_server *srv = c->srv;
     pthread_mutex_lock(&srv->lock);
+    c->stalled = 0;
     srv->stalled_clients--;
-    if (!srv->stalled_clients && srv->publish_waiters)
+    server_room_update(srv);
+    /* A sender to this one client may go on even while others stall. */
+    if (srv->publish_waiters)
         pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
 }
@@ -239,9 +241,10 @@ int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
         c->overflow_head = n;
     c->overflow_tail = n;
     if (!c->stalled) {
-        c->stalled = 1;
         pthread_mutex_lock(&srv->lock);
+        c->stalled = 1;
         srv->stalled_clients++;
+        server_room_update(srv);
         pthread_mutex_unlock(&srv->lock);
         lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline_sul, stall_expired,
                          srv->write_wait_ms * LWS_US_PER_MS);

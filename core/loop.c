@@ -713,6 +713,7 @@ static void finish_pending_commands(wsn_server *srv)
     command *cmd = srv->cmd_head;
     srv->cmd_head = srv->cmd_tail = NULL;
     srv->cmd_publishes = 0;
+    server_room_update(srv);
     pthread_mutex_unlock(&srv->lock);
     while (cmd) {
         command *next = cmd->next;
@@ -804,6 +805,7 @@ static void *io_main(void *arg)
     srv->state = SRV_STOPPED;
     srv->io_done = 1;
     srv->stalled_clients = 0;
+    server_room_update(srv);
     pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
 

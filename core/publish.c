@@ -115,7 +115,7 @@ static int channel_command(wsn_server *srv, enum command_kind kind, wsn_client *
         return WSN_ENOMEM;
     }
     cmd->client = wsn_client_retain(c);
-    return command_submit(srv, cmd);
+    return command_submit(srv, cmd, 0);
 }
 
 WSN_API int wsn_server_subscribe(wsn_server *srv, wsn_client *c, const char *channel)
@@ -130,20 +130,15 @@ WSN_API int wsn_server_unsubscribe(wsn_server *srv, wsn_client *c, const char *c
     return rc == WSN_EGONE ? WSN_OK : rc;
 }
 
-WSN_API int wsn_server_publish(wsn_server *srv, const char *channel, const char *json)
+static int check_flags(int flags)
 {
-    if (!json)
-        return WSN_EINVAL;
-    return wsn_server_publish_with_type(srv, channel, WSN_TYPE_JSON, json, strlen(json), NULL,
-                                        NULL);
+    return flags & ~WSN_PUBLISH_NONBLOCK ? WSN_EINVAL : WSN_OK;
 }
 
-WSN_API int wsn_server_publish_with_type(wsn_server *srv, const char *channel,
-                                         wsn_message_type type, const void *data, size_t len,
-                                         const char *message_id, const char *reply_to_id)
+static int publish_channel(wsn_server *srv, const char *channel, wsn_message_type type,
+                           const void *data, size_t len, const char *message_id,
+                           const char *reply_to_id, int flags)
 {
-    if (!srv)
-        return WSN_EINVAL;
     int rc = check_channel(srv, channel, 0);
     if (rc)
         return rc;
@@ -159,15 +154,13 @@ WSN_API int wsn_server_publish_with_type(wsn_server *srv, const char *channel,
         command_free(cmd);
         return rc;
     }
-    return command_submit(srv, cmd);
+    return command_submit(srv, cmd, flags);
 }
 
-WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *c, const char *channel,
-                                         wsn_message_type type, const void *data, size_t len,
-                                         const char *message_id, const char *reply_to_id)
+static int publish_client(wsn_server *srv, wsn_client *c, const char *channel,
+                          wsn_message_type type, const void *data, size_t len,
+                          const char *message_id, const char *reply_to_id, int flags)
 {
-    if (!srv)
-        return WSN_EINVAL;
     int rc;
     if ((rc = check_client(srv, c)) || (rc = check_channel(srv, channel, 1)))
         return rc;
@@ -180,13 +173,50 @@ WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *c, const c
         return rc;
     }
     cmd->client = wsn_client_retain(c);
-    return command_submit(srv, cmd);
+    return command_submit(srv, cmd, flags);
 }
 
-WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *c, wsn_message_type type,
-                                const void *data, size_t len)
+WSN_API int wsn_server_publish_ex(wsn_server *srv, wsn_client *client, const char *channel,
+                                  wsn_message_type type, const void *data, size_t len,
+                                  const char *message_id, const char *reply_to_id, int flags)
 {
-    if (!srv || (!data && len))
+    if (!srv || check_flags(flags))
+        return WSN_EINVAL;
+    if (client)
+        return publish_client(srv, client, channel, type, data, len, message_id, reply_to_id,
+                              flags);
+    return publish_channel(srv, channel, type, data, len, message_id, reply_to_id, flags);
+}
+
+WSN_API int wsn_server_publish(wsn_server *srv, const char *channel, const char *json)
+{
+    if (!json)
+        return WSN_EINVAL;
+    return wsn_server_publish_ex(srv, NULL, channel, WSN_TYPE_JSON, json, strlen(json), NULL,
+                                 NULL, 0);
+}
+
+WSN_API int wsn_server_publish_with_type(wsn_server *srv, const char *channel,
+                                         wsn_message_type type, const void *data, size_t len,
+                                         const char *message_id, const char *reply_to_id)
+{
+    return wsn_server_publish_ex(srv, NULL, channel, type, data, len, message_id, reply_to_id,
+                                 0);
+}
+
+WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *c, const char *channel,
+                                         wsn_message_type type, const void *data, size_t len,
+                                         const char *message_id, const char *reply_to_id)
+{
+    if (!c)
+        return WSN_EINVAL;
+    return wsn_server_publish_ex(srv, c, channel, type, data, len, message_id, reply_to_id, 0);
+}
+
+WSN_API int wsn_server_send_raw_ex(wsn_server *srv, wsn_client *c, wsn_message_type type,
+                                   const void *data, size_t len, int flags)
+{
+    if (!srv || (!data && len) || check_flags(flags))
         return WSN_EINVAL;
     int rc = check_client(srv, c);
     if (rc)
@@ -206,5 +236,11 @@ WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *c, wsn_message_type
         return WSN_ENOMEM;
     }
     cmd->client = wsn_client_retain(c);
-    return command_submit(srv, cmd);
+    return command_submit(srv, cmd, flags);
+}
+
+WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *c, wsn_message_type type,
+                                const void *data, size_t len)
+{
+    return wsn_server_send_raw_ex(srv, c, type, data, len, 0);
 }

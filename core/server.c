@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 void server_ref(wsn_server *srv) { atomic_fetch_add_explicit(&srv->refs, 1, memory_order_relaxed); }
 
@@ -17,6 +19,7 @@ void server_unref(wsn_server *srv)
         return;
     batch_table_clear(srv);
     event_queue_destroy(&srv->events);
+    close(srv->room_fd);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->cond);
     pthread_mutex_destroy(&srv->err_lock);
@@ -102,11 +105,16 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     srv->max_pending_batches = (size_t)opt_int(copy, WSN_OPT_MAX_PENDING_BATCHES);
     srv->max_batch_messages = (size_t)opt_int(copy, WSN_OPT_MAX_BATCH_MESSAGES);
     srv->max_batch_bytes = (size_t)opt_int(copy, WSN_OPT_MAX_BATCH_BYTES);
-    if (event_queue_init(&srv->events, srv->event_queue_limit)) {
+    /* Room is open until a publish finds none: the fd starts readable. */
+    srv->room_open = 1;
+    srv->room_fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (srv->room_fd < 0 || event_queue_init(&srv->events, srv->event_queue_limit)) {
         /* Nothing else holds resources yet. */
+        if (srv->room_fd >= 0)
+            close(srv->room_fd);
         wsn_options_free(copy);
         free(srv);
-        copy_error(errbuf, errbuf_len, "cannot create the event fd");
+        copy_error(errbuf, errbuf_len, "cannot create an eventfd");
         return WSN_ENOMEM;
     }
     srv->state = SRV_NEW;
@@ -207,13 +215,14 @@ WSN_API int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms)
     if (srv->state == SRV_RUNNING) {
         command *cmd = command_new(CMD_SHUTDOWN);
         srv->state = SRV_DRAINING;
+        server_room_update(srv);
         /* Publishers waiting for room give up now. */
         pthread_cond_broadcast(&srv->cond);
         pthread_mutex_unlock(&srv->lock);
         if (!cmd)
             return WSN_ENOMEM;
         cmd->arg = timeout_ms;
-        command_submit(srv, cmd);
+        command_submit(srv, cmd, 0);
         pthread_mutex_lock(&srv->lock);
     }
     if (server_on_io_thread(srv)) {
@@ -282,6 +291,8 @@ WSN_API int wsn_server_client_list(wsn_server *srv, wsn_strlist **out)
 
 WSN_API int wsn_server_event_fd(wsn_server *srv) { return srv ? srv->events.fd : -1; }
 
+WSN_API int wsn_server_room_fd(wsn_server *srv) { return srv ? srv->room_fd : -1; }
+
 WSN_API int wsn_server_wait(wsn_server *srv, int timeout_ms)
 {
     if (!srv)
@@ -313,7 +324,7 @@ static void resume_rx(wsn_server *srv)
 {
     command *cmd = command_new(CMD_RESUME_RX);
     if (cmd)
-        command_submit(srv, cmd);
+        command_submit(srv, cmd, 0);
 }
 
 WSN_API int wsn_server_next_event(wsn_server *srv, wsn_event **out)

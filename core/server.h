@@ -64,8 +64,9 @@ struct wsn_client {
     char *close_reason;   /* set with closing */
     atomic_int connected; /* written by io, read anywhere */
     uint16_t close_code;
-    bool stalled;         /* io flags from here on */
-    bool write_requested;
+    bool stalled;         /* written by io under srv->lock; publishers read it
+                             under the lock */
+    bool write_requested; /* io flags from here on */
     bool deflate;         /* permessage-deflate negotiated */
     bool rx_binary;
     bool need_ping;
@@ -110,6 +111,8 @@ struct wsn_server {
     size_t cmd_publishes;     /* lock: publish commands queued */
     int publish_waiters;      /* lock */
     int stalled_clients;      /* lock */
+    int room_fd;              /* const: eventfd, readable while room_open */
+    int room_open;            /* lock: see wsn_server_room_fd */
     wsn_client *clients_by_id; /* lock */
     int connected;            /* lock */
     atomic_int format_clients[FORMAT_COUNT]; /* io writes; publishers read */

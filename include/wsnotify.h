@@ -363,10 +363,13 @@ typedef enum wsn_publish_flags {
  *
  * Room. A publish made off the I/O thread waits for room (up to
  * write_wait, then WSN_ETIMEDOUT) while either holds:
- *  - block mode: some client of this server is stalled, i.e. its send
- *    queue (WSN_OPT_SEND_BUFFER) is full and it holds messages that wait
- *    for it; any stalled client stops every publish of the server, whether
- *    or not it subscribes to the channel, so that publish order holds;
+ *  - block mode: a client it would reach is stalled, i.e. its send queue
+ *    (WSN_OPT_SEND_BUFFER) is full and it holds messages that wait for it.
+ *    A channel publish (and a batch) counts every client of the server as
+ *    one it might reach, subscriber or not: any stalled client holds up
+ *    every channel publish, so that memory stays bounded and publish order
+ *    holds. A message to one client (client set, send_raw) waits only while
+ *    that client is stalled (since 0.2; 0.1 waited for any);
  *  - either mode: the server's command queue holds 16,384 publishes the
  *    I/O thread has not taken yet (a publisher faster than the I/O thread).
  * With WSN_PUBLISH_NONBLOCK such a call returns WSN_EAGAIN at once instead
@@ -389,7 +392,9 @@ WSN_API int wsn_server_publish_ex(wsn_server *srv, wsn_client *client,
 
 /* A file descriptor that is readable (level-triggered) while a NONBLOCK
  * publish would not be refused for lack of room, i.e. while no client is
- * stalled in block mode and the command queue has room; also readable
+ * stalled in block mode and the command queue has room (a message to one
+ * client that is not stalled may be accepted even while it is not
+ * readable: try it, and wait on this fd after WSN_EAGAIN); also readable
  * before start and after the server stopped (calls then fail otherwise,
  * not for room). Made readable only when room returns and unreadable only
  * when it goes, so a host polling it does not spin. For epoll (level
