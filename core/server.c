@@ -108,7 +108,8 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     /* Room is open until a publish finds none: the fd starts readable. */
     srv->room_open = 1;
     srv->room_fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (srv->room_fd < 0 || event_queue_init(&srv->events, srv->event_queue_limit)) {
+    if (srv->room_fd < 0 || event_queue_init(&srv->events, srv->event_queue_limit,
+                                               (size_t)opt_int(copy, WSN_OPT_LOG_QUEUE))) {
         /* Nothing else holds resources yet. */
         if (srv->room_fd >= 0)
             close(srv->room_fd);
@@ -299,10 +300,8 @@ WSN_API int wsn_server_wait(wsn_server *srv, int timeout_ms)
         return WSN_EINVAL;
     struct pollfd pfd = {.fd = srv->events.fd, .events = POLLIN};
     for (;;) {
-        pthread_mutex_lock(&srv->events.lock);
-        int ready = srv->events.head != NULL;
-        int closed = srv->events.stopped_taken;
-        pthread_mutex_unlock(&srv->events.lock);
+        int closed;
+        int ready = event_queue_ready(&srv->events, &closed);
         if (ready)
             return 1;
         if (closed)

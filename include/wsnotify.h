@@ -593,9 +593,11 @@ WSN_API int wsn_server_set_handler(wsn_server *srv, wsn_event_type type,
  * wsn_server_free(). Do not read it yourself. Since 0.1. */
 WSN_API int wsn_server_event_fd(wsn_server *srv);
 
-/* Waits until an event is queued or timeout_ms passes (-1 = forever).
- * Returns 1 (events ready), 0 (timeout), WSN_ECLOSED once the STOPPED event
- * was taken. Since 0.1. */
+/* Waits until an event (or, with WSN_OPT_LOG_QUEUE, a log line) is queued
+ * or timeout_ms passes (-1 = forever). Returns 1 (events or lines ready: a
+ * host that queues log lines must take them too, or this returns at once
+ * again), 0 (timeout), WSN_ECLOSED once the STOPPED event was taken and
+ * nothing is left. Since 0.1. */
 WSN_API int wsn_server_wait(wsn_server *srv, int timeout_ms);
 
 /* Takes the oldest queued event: 0 and *out (free with wsn_event_free()),

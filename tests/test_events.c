@@ -770,6 +770,244 @@ static void test_send_raw(void)
     wsn_server_free(srv);
 }
 
+/* ---- event info ------------------------------------------------------- */
+
+/* get_info must agree with the one-field accessors, field by field. */
+static void check_info(const wsn_event *ev, wsn_event_type kind)
+{
+    wsn_event_info info;
+    size_t len;
+    const void *payload = wsn_event_payload(ev, &len);
+    memset(&info, 0xa5, sizeof info);
+    info.size = sizeof info;
+    CHECK_OK(wsn_event_get_info(ev, &info));
+    CHECK_EQ(info.size, sizeof info);
+    CHECK_EQ(info.kind, kind);
+    CHECK(info.client == wsn_event_client(ev));
+    CHECK_STR(info.client_id, wsn_event_client_id(ev));
+    CHECK_STR(info.channel, wsn_event_channel(ev));
+    CHECK_EQ(info.payload_len, len);
+    CHECK_MEM(info.payload, info.payload_len, payload, len);
+    CHECK_EQ(((const char *)info.payload)[info.payload_len], '\0');
+    CHECK_STR(info.message_id, wsn_event_message_id(ev));
+    CHECK_STR(info.reply_to_id, wsn_event_reply_to_id(ev));
+    if (kind == WSN_EVENT_MESSAGE)
+        CHECK_EQ(info.type, wsn_event_message_type(ev));
+    else
+        CHECK_EQ(info.type, WSN_TYPE_JSON);
+    if (kind == WSN_EVENT_STOPPED) {
+        CHECK(info.client == NULL);
+        CHECK_STR(info.client_id, "");
+    } else {
+        CHECK(info.client != NULL);
+        CHECK(strncmp(info.client_id, "c_", 2) == 0);
+    }
+}
+
+static void test_event_info_every_kind(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    wsc *w;
+    wsn_client *c;
+    wsn_event *ev;
+    wsn_event_info info;
+    unsigned char bin[3] = {0, 1, 255};
+    /* A caller built against a later header passes a bigger struct: the
+     * fields this library knows are filled, the rest left alone. */
+    struct {
+        wsn_event_info info;
+        unsigned char later[16];
+    } bigger;
+    size_t i;
+    w = tu_connect(wsn_server_port(srv));
+    ev = tu_expect_event(srv, WSN_EVENT_CONNECT, TU_TIMEOUT);
+    check_info(ev, WSN_EVENT_CONNECT);
+    c = wsn_client_retain(wsn_event_client(ev));
+    memset(&bigger, 0x5a, sizeof bigger);
+    bigger.info.size = sizeof bigger;
+    CHECK_OK(wsn_event_get_info(ev, &bigger.info));
+    CHECK_EQ(bigger.info.size, sizeof bigger);
+    CHECK(bigger.info.client == c);
+    for (i = 0; i < sizeof bigger.later; i++)
+        CHECK_EQ(bigger.later[i], 0x5a);
+    /* Too small for the 0.2 fields, or NULL: refused, untouched. */
+    memset(&info, 0, sizeof info);
+    info.size = sizeof info - 1;
+    CHECK_RC(wsn_event_get_info(ev, &info), WSN_EINVAL);
+    CHECK(info.client == NULL);
+    CHECK_RC(wsn_event_get_info(ev, NULL), WSN_EINVAL);
+    info.size = sizeof info;
+    CHECK_RC(wsn_event_get_info(NULL, &info), WSN_EINVAL);
+    wsn_event_free(ev);
+
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"channel\":\"c\",\"message\":{\"a\":1},"
+                               "\"message_id\":\"m1\",\"reply_to_id\":\"r1\"}"));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    check_info(ev, WSN_EVENT_MESSAGE);
+    info.size = sizeof info;
+    CHECK_OK(wsn_event_get_info(ev, &info));
+    CHECK_EQ(info.type, WSN_TYPE_JSON);
+    CHECK_STR(info.channel, "c");
+    CHECK_MEM(info.payload, info.payload_len, "{\"a\":1}", 7);
+    CHECK_STR(info.message_id, "m1");
+    CHECK_STR(info.reply_to_id, "r1");
+    wsn_event_free(ev);
+
+    CHECK_WSC(wsc_send_binary(w, bin, sizeof bin));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    check_info(ev, WSN_EVENT_MESSAGE);
+    CHECK_OK(wsn_event_get_info(ev, &info));
+    CHECK_EQ(info.type, WSN_TYPE_BINARY);
+    CHECK_MEM(info.payload, info.payload_len, bin, sizeof bin);
+    CHECK_STR(info.channel, "");
+    wsn_event_free(ev);
+
+    wsc_free(w);
+    ev = tu_expect_event(srv, WSN_EVENT_DISCONNECT, TU_TIMEOUT);
+    check_info(ev, WSN_EVENT_DISCONNECT);
+    CHECK_OK(wsn_event_get_info(ev, &info));
+    CHECK(info.client == c);
+    wsn_event_free(ev);
+
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    ev = tu_expect_event(srv, WSN_EVENT_STOPPED, TU_TIMEOUT);
+    check_info(ev, WSN_EVENT_STOPPED);
+    wsn_event_free(ev);
+    wsn_client_release(c);
+    wsn_server_free(srv);
+}
+
+/* ---- log lines taken like events -------------------------------------- */
+
+static int event_fd_readable(wsn_server *srv, int timeout_ms)
+{
+    struct pollfd p = {.fd = wsn_server_event_fd(srv), .events = POLLIN};
+    int n = poll(&p, 1, timeout_ms);
+    CHECK(n >= 0);
+    return n == 1;
+}
+
+static wsn_server *log_queue_server(int lines)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv;
+    CHECK_OK(wsn_options_set_logger(o, NULL, NULL));
+    tu_set_int(o, WSN_OPT_LOG_LEVEL, WSN_LOG_DEBUG);
+    tu_set_int(o, WSN_OPT_LOG_QUEUE, lines);
+    srv = tu_server(o);
+    wsn_options_free(o);
+    return srv;
+}
+
+/* Takes everything the event fd announces until an event of `kind` came
+ * and a line containing `text` was logged; returns the lines taken. */
+static int drain_until(wsn_server *srv, wsn_event_type kind, const char *text, int *saw_event)
+{
+    int lines = 0, saw_line = 0;
+    int64_t deadline = tu_now_ms() + TU_TIMEOUT;
+    *saw_event = 0;
+    while (!*saw_event || !saw_line) {
+        char buf[512];
+        size_t len;
+        wsn_log_level level;
+        wsn_event *ev;
+        int rc;
+        CHECK_MSG(tu_now_ms() < deadline, "event %d / line '%s' not seen", kind, text);
+        if (!event_fd_readable(srv, 100))
+            continue;
+        while ((rc = wsn_server_next_log(srv, &level, buf, sizeof buf, &len)) == WSN_OK) {
+            CHECK_EQ(strlen(buf), len);
+            CHECK(level >= WSN_LOG_ERROR && level <= WSN_LOG_DEBUG);
+            if (strstr(buf, text))
+                saw_line = 1;
+            lines++;
+        }
+        CHECK_RC(rc, WSN_EAGAIN);
+        while ((rc = wsn_server_next_event(srv, &ev)) == WSN_OK) {
+            if (wsn_event_kind(ev) == kind)
+                *saw_event = 1;
+            wsn_event_free(ev);
+        }
+        CHECK_RC(rc, WSN_EAGAIN);
+    }
+    return lines;
+}
+
+static void test_log_queue_drained(void)
+{
+    wsn_server *srv = log_queue_server(100);
+    char want[64], buf[512], small[8];
+    size_t len = 0;
+    wsn_log_level level = WSN_LOG_NONE;
+    wsc *w;
+    int saw;
+    /* No event yet, but a line: the event fd says so. */
+    CHECK(event_fd_readable(srv, TU_TIMEOUT));
+    snprintf(want, sizeof want, "listening on 127.0.0.1:%d", wsn_server_port(srv));
+    /* Too small: the length needed, and the line stays queued. */
+    CHECK_RC(wsn_server_next_log(srv, &level, small, sizeof small, &len), WSN_ENOSPC);
+    CHECK_EQ(len, strlen(want));
+    CHECK_RC(wsn_server_next_log(srv, &level, NULL, 0, &len), WSN_ENOSPC);
+    CHECK_RC(wsn_server_next_log(srv, NULL, buf, sizeof buf, &len), WSN_EINVAL);
+    CHECK_OK(wsn_server_next_log(srv, &level, buf, sizeof buf, &len));
+    CHECK_STR(buf, want);
+    CHECK_EQ(len, strlen(want));
+    CHECK_EQ(level, WSN_LOG_INFO);
+    CHECK_RC(wsn_server_next_log(srv, &level, buf, sizeof buf, &len), WSN_EAGAIN);
+    CHECK(!event_fd_readable(srv, 0));
+    w = tu_connect(wsn_server_port(srv));
+    CHECK(drain_until(srv, WSN_EVENT_CONNECT, " connected from 127.0.0.1", &saw) >= 1);
+    wsc_free(w);
+    CHECK(drain_until(srv, WSN_EVENT_DISCONNECT, " disconnected", &saw) >= 1);
+    CHECK(!event_fd_readable(srv, 0));
+    CHECK_EQ(wsn_server_logs_dropped(srv), 0);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
+/* Takes events (leaving log lines queued) until n of `kind` came. */
+static void take_events_of(wsn_server *srv, wsn_event_type kind, int n)
+{
+    int seen = 0;
+    int64_t deadline = tu_now_ms() + TU_TIMEOUT;
+    while (seen < n) {
+        wsn_event *ev;
+        /* Queued lines keep the fd readable: bound the loop in time. */
+        CHECK_MSG(tu_now_ms() < deadline, "%d of %d events of kind %d", seen, n, kind);
+        CHECK(event_fd_readable(srv, TU_TIMEOUT));
+        while (wsn_server_next_event(srv, &ev) == WSN_OK) {
+            seen += wsn_event_kind(ev) == kind;
+            wsn_event_free(ev);
+        }
+    }
+}
+
+static void test_log_queue_overflow(void)
+{
+    /* Known lines at DEBUG: listening, 3 x connected, 3 x disconnected,
+     * shutting down. The queue keeps the first 2. */
+    wsn_server *srv = log_queue_server(2);
+    wsc *w[3];
+    char buf[512];
+    size_t len;
+    wsn_log_level level;
+    int i;
+    for (i = 0; i < 3; i++)
+        w[i] = tu_connect(wsn_server_port(srv));
+    take_events_of(srv, WSN_EVENT_CONNECT, 3);
+    for (i = 0; i < 3; i++)
+        wsc_free(w[i]);
+    take_events_of(srv, WSN_EVENT_DISCONNECT, 3);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    CHECK_OK(wsn_server_next_log(srv, &level, buf, sizeof buf, &len));
+    CHECK(strncmp(buf, "listening on ", 13) == 0);
+    CHECK_OK(wsn_server_next_log(srv, &level, buf, sizeof buf, &len));
+    CHECK_MSG(strstr(buf, " connected from ") != NULL, "second line: %s", buf);
+    CHECK_RC(wsn_server_next_log(srv, &level, buf, sizeof buf, &len), WSN_EAGAIN);
+    CHECK_EQ(wsn_server_logs_dropped(srv), 6);
+    wsn_server_free(srv);
+}
+
 static const tu_test tests[] = {
     {"dispatch_on_caller_thread", test_dispatch_on_caller_thread},
     {"next_event_fields", test_next_event_fields},
@@ -789,6 +1027,9 @@ static const tu_test tests[] = {
     {"raw_incoming", test_raw_incoming},
     {"read_buffer_small", test_read_buffer_small},
     {"send_raw", test_send_raw},
+    {"event_info_every_kind", test_event_info_every_kind},
+    {"log_queue_drained", test_log_queue_drained},
+    {"log_queue_overflow", test_log_queue_overflow},
     {NULL, NULL},
 };
 
