@@ -207,7 +207,8 @@ static void give_back_now(lws_sorted_usec_list_t *sul)
     wsn_server *srv = lws_container_of(sul, wsn_server, trim_sul);
     if (!srv->connected) /* the biggest writes touched it to its end */
         memory_discard(srv->coalesce, LWS_PRE + srv->coalesce_cap);
-    memory_give_back();
+    if (srv->malloc_trim)
+        memory_give_back();
     rx_pool_trim(&srv->rx_pool);
     srv->peak_since_trim = srv->connected;
 }
@@ -734,8 +735,13 @@ static void *io_main(void *arg)
     const char *lws_log = getenv("WSN_LWS_LOG");
     lws_set_log_level(lws_log && *lws_log == '1' ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
 
-    rx_buffers_install();
-    rx_pool_attach(&srv->rx_pool);
+    /* Without a pool, lws's allocator is left as the host has it. */
+    if (srv->rx_buffer_pool && rx_buffers_install() != 0) {
+        srv->rx_buffer_pool = 0;
+        wsn_log(srv, WSN_LOG_WARN, "lws's allocator was replaced by the host: receive buffers "
+                                   "come from malloc (set rx_buffer_pool=0 to say so)");
+    }
+    rx_pool_attach(srv->rx_buffer_pool ? &srv->rx_pool : NULL);
     struct lws_context *ctx = lws_create_context(&info);
     pthread_mutex_lock(&srv->lock);
     if (!ctx) {
@@ -763,6 +769,8 @@ static void *io_main(void *arg)
     pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
     wsn_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), srv->port);
+    wsn_log(srv, WSN_LOG_DEBUG, "receive buffers %s",
+            srv->rx_buffer_pool ? "in page slots (rx_buffer_pool)" : "from malloc");
 
     srv->in_service = 1;
     while (!srv->stop) {

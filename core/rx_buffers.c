@@ -6,6 +6,7 @@
  * used by one thread only, so nothing here takes a lock. */
 #include "rx_buffers.h"
 
+#include <dlfcn.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -86,26 +87,63 @@ static int in_pool(const rx_pool *pool, const void *p)
     return 0;
 }
 
+/* The allocator lws had before ours: every request that is not about one
+ * of our slots goes to it, so a host's allocator, or another copy of this
+ * core in the process (a static copy and libwsnotify.so, each with its own
+ * pools, sharing one lws), keeps serving what it allocated. NULL: lws's
+ * default behaviour (realloc/free). Written once, before ours is set. */
+typedef void *(*lws_alloc_fn)(void *ptr, size_t size, const char *reason);
+static lws_alloc_fn prev_allocator;
+
+/* Copies of this core find each other through lws itself: lws_realloc
+ * (NULL, 0, reason) is a no-op returning NULL for lws's default allocator
+ * and, by the contract of lws_set_allocator, for any sane one. Ours
+ * answers two such questions (the text must match exactly; version it if
+ * the answer ever changes):
+ *  - PROBE: "which allocator are you?": a pointer to the answering copy's
+ *    descriptor, so a later copy can chain to it;
+ *  - FIND, with reason pointing to one copy's own FIND string: "is that
+ *    copy's allocator still in the chain?": its descriptor, or NULL. */
+#define PROBE_TEXT "wsnotify lws allocator probe 1"
+#define FIND_TEXT "wsnotify lws allocator find 1"
+typedef struct allocator_desc {
+    lws_alloc_fn fn;
+} allocator_desc;
+static const char find_reason[] = FIND_TEXT;
+static void *lws_allocator(void *ptr, size_t size, const char *reason);
+static const allocator_desc self = {lws_allocator};
+
+static void *forward(void *ptr, size_t size, const char *reason)
+{
+    if (prev_allocator)
+        return prev_allocator(ptr, size, reason);
+    if (!size) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, size);
+}
+
 static void *lws_allocator(void *ptr, size_t size, const char *reason)
 {
     rx_pool *pool = thread_pool;
     if (!ptr) {
-        if (!size)
-            return NULL;
+        if (!size) {
+            if (reason == find_reason)
+                return (void *)&self;
+            if (reason && !strcmp(reason, PROBE_TEXT))
+                return (void *)&self;
+            return forward(ptr, size, reason);
+        }
         if (pool && reason && !strcmp(reason, RX_BUFFER_REASON)) {
             pool->newest = slot_take(pool, size);
             if (pool->newest)
                 return pool->newest;
         }
-        return malloc(size);
+        return forward(ptr, size, reason);
     }
-    if (!in_pool(pool, ptr)) {
-        if (!size) {
-            free(ptr);
-            return NULL;
-        }
-        return realloc(ptr, size);
-    }
+    if (!in_pool(pool, ptr))
+        return forward(ptr, size, reason);
     void *moved = NULL;
     if (size) { /* lws never resizes a receive buffer; if one ever does */
         moved = malloc(size);
@@ -117,17 +155,64 @@ static void *lws_allocator(void *ptr, size_t size, const char *reason)
     return moved;
 }
 
+/* lws 4.1 has no getter for its allocator. On x86-64 its setter is one
+ * store, `mov %rdi, disp32(%rip); ret`, so the variable it stores to is
+ * found from the code; any other code (another build, another CPU) gives
+ * NULL and we fall back on the probe, which finds copies of this core but
+ * not a host's own allocator. */
+static lws_alloc_fn *lws_allocator_slot(void)
+{
+#if defined(__x86_64__)
+    void (*setter)(lws_alloc_fn) = lws_set_allocator;
+    const unsigned char *code;
+    memcpy(&code, &setter, sizeof(code));
+    static const unsigned char store_rdi[3] = {0x48, 0x89, 0x3d};
+    if (memcmp(code, store_rdi, 3) || code[7] != 0xc3)
+        return NULL;
+    int32_t disp;
+    memcpy(&disp, code + 3, sizeof(disp));
+    return (lws_alloc_fn *)(uintptr_t)(code + 7 + disp);
+#else
+    return NULL;
+#endif
+}
+
+/* A library copy whose allocator lws calls must never be unmapped. */
+static void pin_this_copy(void)
+{
+    Dl_info info;
+    lws_alloc_fn fn = lws_allocator;
+    void *addr;
+    memcpy(&addr, &fn, sizeof(addr));
+    /* The main program is not found by its path (NULL): it is never
+     * unloaded anyway. The handle is kept on purpose. */
+    if (dladdr(addr, &info) && info.dli_fname)
+        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static void install_once(void)
 {
     long page = sysconf(_SC_PAGESIZE);
     page_bytes = page > 0 ? (size_t)page : 4096;
+    pin_this_copy();
+    lws_alloc_fn *slot = lws_allocator_slot();
+    if (slot) {
+        prev_allocator = *slot;
+    } else {
+        const allocator_desc *other = lws_realloc(NULL, 0, PROBE_TEXT);
+        prev_allocator = other ? other->fn : NULL;
+    }
     lws_set_allocator(lws_allocator);
 }
 
-void rx_buffers_install(void)
+int rx_buffers_install(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, install_once);
+    /* Ours may have been replaced since: by a host (then it would free
+     * our slots with its own free) or by a copy of this core that chains
+     * to us (fine). Only slots lws can still give back to us are safe. */
+    return lws_realloc(NULL, 0, find_reason) == &self ? 0 : -1;
 }
 
 void rx_pool_attach(rx_pool *pool)

@@ -15,7 +15,11 @@
  *
  * lws's allocator hook is process-wide and has no context argument, so
  * each server's pool is attached to its I/O thread: lws allocates and frees
- * a connection's buffer on the thread that services its context. */
+ * a connection's buffer on the thread that services its context. Ours
+ * chains to the allocator that was there before it (lws's default, a
+ * host's, or another copy of this core's in the same process), handling
+ * only its own slots; WSN_OPT_RX_BUFFER_POOL = 0 leaves lws's allocator
+ * alone. */
 #ifndef WSN_RX_BUFFERS_H
 #define WSN_RX_BUFFERS_H
 
@@ -36,11 +40,13 @@ typedef struct rx_pool {
     void *newest; /* the buffer of the connection being established */
 } rx_pool;
 
-/* Makes lws allocate through us (lws_set_allocator; process-wide, once).
- * On threads without a pool, and for everything but receive buffers, it is
- * malloc/realloc/free as before. Call before creating an lws context.
- * Thread: any. */
-void rx_buffers_install(void);
+/* Makes lws allocate through us (lws_set_allocator; process-wide, once
+ * per copy of this core). On threads without a pool, and for everything
+ * but receive buffers, requests go to the allocator installed before ours.
+ * Returns 0 when ours is still reachable from lws (pools are safe to
+ * use), -1 when something replaced it without chaining to it: then use
+ * no pool. Call before creating an lws context. Thread: any. */
+int rx_buffers_install(void);
 
 /* Receive buffers allocated on the calling thread come from pool (NULL:
  * from malloc again). Attach before creating the lws context, detach after

@@ -92,6 +92,8 @@ struct wsn_server {
     size_t read_limit, max_channel_name, max_metadata_bytes;
     unsigned send_buffer;
     int drop_on_backpressure, events_on_io_thread, max_clients, compression, raw_incoming;
+    int malloc_trim;    /* WSN_OPT_MALLOC_TRIM */
+    int rx_buffer_pool; /* WSN_OPT_RX_BUFFER_POOL; io clears it when unsafe */
     size_t event_queue_limit;
     handler handlers[WSN_EVENT_STOPPED + 1]; /* const once started */
 
