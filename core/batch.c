@@ -38,7 +38,7 @@ struct batch_timer {
     struct batch_timer *prev, *next;
 };
 
-void batch_free(struct batch *b)
+void wsni_batch_free(struct batch *b)
 {
     if (!b)
         return;
@@ -74,26 +74,26 @@ static int prepare_value(wsn_message_type type, const void *data, size_t len, ch
                          size_t *value_len, char **canonical)
 {
     strbuf sb;
-    strbuf_init(&sb);
+    wsni_strbuf_init(&sb);
     *canonical = NULL;
     if (type == WSN_TYPE_TEXT) {
-        if (!data || !utf8_valid(data, len))
+        if (!data || !wsni_utf8_valid(data, len))
             return WSN_EINVAL;
-        strbuf_append(&sb, data, len);
+        wsni_strbuf_append(&sb, data, len);
         if (!len)
-            strbuf_reserve(&sb, 0);
+            wsni_strbuf_reserve(&sb, 0);
     } else {
-        int rc = json_message_value(type, data, len, &sb);
+        int rc = wsni_json_message_value(type, data, len, &sb);
         if (rc) {
-            strbuf_free(&sb);
+            wsni_strbuf_free(&sb);
             return rc;
         }
     }
-    *value = strbuf_take(&sb, value_len);
+    *value = wsni_strbuf_take(&sb, value_len);
     if (!*value)
         return WSN_ENOMEM;
     if (type == WSN_TYPE_JSON)
-        *canonical = json_canonical(*value, *value_len);
+        *canonical = wsni_json_canonical(*value, *value_len);
     else
         *canonical = strndup(*value, *value_len);
     if (!*canonical) {
@@ -105,7 +105,7 @@ static int prepare_value(wsn_message_type type, const void *data, size_t len, ch
 
 static int check_channel(wsn_server *srv, const char *channel)
 {
-    if (!channel || !*channel || !utf8_valid_str(channel))
+    if (!channel || !*channel || !wsni_utf8_valid_str(channel))
         return WSN_EINVAL;
     if (strlen(channel) > srv->max_channel_name)
         return WSN_ELIMIT;
@@ -116,7 +116,7 @@ static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type t
                         const void *data, size_t len, uint64_t ident, const char *name,
                         int64_t ttl_ms, int flags)
 {
-    if (!srv || !name || !utf8_valid_str(name) || ttl_ms < 0 || (int)type < 0 || (int)type > 2 ||
+    if (!srv || !name || !wsni_utf8_valid_str(name) || ttl_ms < 0 || (int)type < 0 || (int)type > 2 ||
         (flags & ~WSN_PUBLISH_NONBLOCK))
         return WSN_EINVAL;
     int rc = check_channel(srv, channel);
@@ -124,7 +124,7 @@ static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type t
         return rc;
     /* Refused before the message joins a batch: a batch holds other
      * callers' messages too, so once added it cannot be handed back. */
-    if ((rc = command_publish_admission(srv, flags)))
+    if ((rc = wsni_command_publish_admission(srv, flags)))
         return rc;
     batch_entry *e = calloc(1, sizeof(*e));
     if (!e)
@@ -152,11 +152,11 @@ static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type t
             goto out_locked;
         }
         b = calloc(1, sizeof(*b));
-        arm = command_new(CMD_BATCH_ARM);
+        arm = wsni_command_new(CMD_BATCH_ARM);
         if (!b || !arm || !(b->channel = strdup(channel)) || !(b->name = strdup(name)) ||
             !(arm->batch_key = malloc(key_len))) {
             rc = WSN_ENOMEM;
-            batch_free(b);
+            wsni_batch_free(b);
             goto out_locked;
         }
         b->key = key;
@@ -188,7 +188,7 @@ static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type t
         b->bytes += e->value_len;
         e = NULL;
         if (b->count >= srv->max_batch_messages || b->bytes >= srv->max_batch_bytes) {
-            flush = command_new(CMD_BATCH_FLUSH);
+            flush = wsni_command_new(CMD_BATCH_FLUSH);
             if (flush) {
                 HASH_DELETE(hh, srv->batches, b);
                 flush->batch = b;
@@ -204,18 +204,18 @@ out_locked:
         free(e);
     }
     if (rc) {
-        command_free(arm);
+        wsni_command_free(arm);
         return rc;
     }
     /* A batch flushed at once still gets its (now harmless) timer command
      * only if it was new; the timer finds another generation and stops. */
-    if (arm && (rc = command_submit(srv, arm, 0)))
+    if (arm && (rc = wsni_command_submit(srv, arm, 0)))
         return rc;
     /* Non-blocking: room was there a moment ago; a flush that finds none
      * now is queued all the same (batches are bounded by the batch
      * limits), rather than losing the batch or waiting. */
     if (flush)
-        return command_submit(srv, flush,
+        return wsni_command_submit(srv, flush,
                               (flags & WSN_PUBLISH_NONBLOCK) ? SUBMIT_NO_ROOM_CHECK : 0);
     return WSN_OK;
 }
@@ -271,7 +271,7 @@ WSN_API int wsn_server_cancel_pending_messages(wsn_server *srv, const char *chan
         HASH_DELETE(hh, srv->batches, b);
     pthread_mutex_unlock(&srv->batch_lock);
     free(key);
-    batch_free(b);
+    wsni_batch_free(b);
     return WSN_OK;
 }
 
@@ -296,12 +296,12 @@ typedef struct batch_out {
 /* name "\n\n" messages joined by "\n": the text batch's payload. */
 static void joined_text(const struct batch *b, strbuf *text)
 {
-    strbuf_append_str(text, b->name);
-    strbuf_append(text, "\n\n", 2);
+    wsni_strbuf_append_str(text, b->name);
+    wsni_strbuf_append(text, "\n\n", 2);
     for (const batch_entry *e = b->first; e; e = e->next) {
         if (e != b->first)
-            strbuf_append_char(text, '\n');
-        strbuf_append(text, e->value, e->value_len);
+            wsni_strbuf_append_char(text, '\n');
+        wsni_strbuf_append(text, e->value, e->value_len);
     }
 }
 
@@ -309,32 +309,32 @@ static wsn_frame *encode_batch_msgpack(const struct batch *b, const char *time)
 {
     strbuf sb;
     msgpack_packer pk;
-    strbuf_init(&sb);
-    msgpack_packer_to_strbuf(&pk, &sb);
+    wsni_strbuf_init(&sb);
+    wsni_msgpack_packer_to_strbuf(&pk, &sb);
     msgpack_pack_map(&pk, 4);
-    msgpack_pack_cstr(&pk, "channel", 7);
-    msgpack_pack_cstr(&pk, b->channel, strlen(b->channel));
-    msgpack_pack_cstr(&pk, "type", 4);
+    wsni_msgpack_pack_cstr(&pk, "channel", 7);
+    wsni_msgpack_pack_cstr(&pk, b->channel, strlen(b->channel));
+    wsni_msgpack_pack_cstr(&pk, "type", 4);
     const char *type = b->type == WSN_TYPE_TEXT ? "text" : "json";
-    msgpack_pack_cstr(&pk, type, strlen(type));
-    msgpack_pack_cstr(&pk, "time", 4);
-    msgpack_pack_cstr(&pk, time, strlen(time));
-    msgpack_pack_cstr(&pk, "message", 7);
+    wsni_msgpack_pack_cstr(&pk, type, strlen(type));
+    wsni_msgpack_pack_cstr(&pk, "time", 4);
+    wsni_msgpack_pack_cstr(&pk, time, strlen(time));
+    wsni_msgpack_pack_cstr(&pk, "message", 7);
     if (b->type == WSN_TYPE_TEXT) {
         strbuf text;
-        strbuf_init(&text);
+        wsni_strbuf_init(&text);
         joined_text(b, &text);
-        msgpack_pack_cstr(&pk, text.data ? text.data : "", text.len);
+        wsni_msgpack_pack_cstr(&pk, text.data ? text.data : "", text.len);
         if (text.failed)
             sb.failed = 1;
-        strbuf_free(&text);
+        wsni_strbuf_free(&text);
     } else {
         msgpack_pack_map(&pk, 2);
-        msgpack_pack_cstr(&pk, "messages", 8);
+        wsni_msgpack_pack_cstr(&pk, "messages", 8);
         msgpack_pack_array(&pk, b->count);
         for (const batch_entry *e = b->first; e; e = e->next) {
             if (b->type == WSN_TYPE_JSON) {
-                if (msgpack_pack_json_text(&pk, e->value, e->value_len))
+                if (wsni_msgpack_pack_json_text(&pk, e->value, e->value_len))
                     sb.failed = 1;
                 continue;
             }
@@ -352,47 +352,47 @@ static wsn_frame *encode_batch_msgpack(const struct batch *b, const char *time)
             msgpack_pack_bin_body(&pk, raw, (size_t)n);
             free(raw);
         }
-        msgpack_pack_cstr(&pk, "name", 4);
-        msgpack_pack_cstr(&pk, b->name, strlen(b->name));
+        wsni_msgpack_pack_cstr(&pk, "name", 4);
+        wsni_msgpack_pack_cstr(&pk, b->name, strlen(b->name));
     }
-    wsn_frame *f = sb.failed ? NULL : frame_from(sb.data, sb.len, 1);
-    strbuf_free(&sb);
+    wsn_frame *f = sb.failed ? NULL : wsni_frame_from(sb.data, sb.len, 1);
+    wsni_strbuf_free(&sb);
     return f;
 }
 
 static wsn_frame *encode_batch_json(const struct batch *b, const char *time)
 {
     strbuf msg, env;
-    strbuf_init(&msg);
-    strbuf_init(&env);
+    wsni_strbuf_init(&msg);
+    wsni_strbuf_init(&env);
     wsn_message_type wire_type = WSN_TYPE_JSON;
     if (b->type == WSN_TYPE_TEXT) {
         strbuf text;
-        strbuf_init(&text);
+        wsni_strbuf_init(&text);
         joined_text(b, &text);
-        json_append_string(&msg, text.data ? text.data : "", text.len);
+        wsni_json_append_string(&msg, text.data ? text.data : "", text.len);
         if (text.failed)
             msg.failed = 1;
-        strbuf_free(&text);
+        wsni_strbuf_free(&text);
         wire_type = WSN_TYPE_TEXT;
     } else {
-        strbuf_append_str(&msg, "{\"messages\":[");
+        wsni_strbuf_append_str(&msg, "{\"messages\":[");
         for (const batch_entry *e = b->first; e; e = e->next) {
             if (e != b->first)
-                strbuf_append_char(&msg, ',');
-            strbuf_append(&msg, e->value, e->value_len);
+                wsni_strbuf_append_char(&msg, ',');
+            wsni_strbuf_append(&msg, e->value, e->value_len);
         }
-        strbuf_append_str(&msg, "],\"name\":");
-        json_append_string(&msg, b->name, strlen(b->name));
-        strbuf_append_char(&msg, '}');
+        wsni_strbuf_append_str(&msg, "],\"name\":");
+        wsni_json_append_string(&msg, b->name, strlen(b->name));
+        wsni_strbuf_append_char(&msg, '}');
     }
-    json_envelope(&env, b->channel, wire_type, time, msg.data ? msg.data : "null", msg.len, NULL,
+    wsni_json_envelope(&env, b->channel, wire_type, time, msg.data ? msg.data : "null", msg.len, NULL,
                   NULL);
     wsn_frame *f = NULL;
     if (!msg.failed && !env.failed)
-        f = frame_from(env.data, env.len, 0);
-    strbuf_free(&msg);
-    strbuf_free(&env);
+        f = wsni_frame_from(env.data, env.len, 0);
+    wsni_strbuf_free(&msg);
+    wsni_strbuf_free(&env);
     return f;
 }
 
@@ -406,26 +406,26 @@ static wsn_frame *batch_encode(outgoing *o, enum wire_format fmt)
 static void batch_out_destroy(outgoing *o)
 {
     batch_out *bo = (batch_out *)o;
-    batch_free(bo->batch);
+    wsni_batch_free(bo->batch);
     free(bo);
 }
 
-int batch_deliver(wsn_server *srv, struct batch *b)
+int wsni_batch_deliver(wsn_server *srv, struct batch *b)
 {
     if (!b)
         return WSN_OK;
     batch_out *bo = calloc(1, sizeof(*bo));
     if (!bo) {
-        wsn_log(srv, WSN_LOG_ERROR, "batch for channel %s lost: out of memory", b->channel);
-        batch_free(b);
+        wsni_log(srv, WSN_LOG_ERROR, "batch for channel %s lost: out of memory", b->channel);
+        wsni_batch_free(b);
         return WSN_ENOMEM;
     }
     bo->base.encode = batch_encode;
     bo->base.destroy = batch_out_destroy;
     bo->batch = b;
-    time_rfc3339nano(bo->time);
-    int rc = deliver_to_channel(srv, b->channel, &bo->base, 1);
-    outgoing_free(&bo->base);
+    wsni_time_rfc3339nano(bo->time);
+    int rc = wsni_deliver_to_channel(srv, b->channel, &bo->base, 1);
+    wsni_outgoing_free(&bo->base);
     return rc;
 }
 
@@ -464,17 +464,17 @@ static void ttl_expired(lws_sorted_usec_list_t *sul)
     wsn_server *srv = t->srv;
     struct batch *b = take_batch(srv, t->key, t->key_len, t->generation);
     timer_unlink(srv, t);
-    batch_deliver(srv, b);
+    wsni_batch_deliver(srv, b);
 }
 
-int batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t generation,
+int wsni_batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t generation,
               int64_t ttl_ms)
 {
     struct batch_timer *t = calloc(1, sizeof(*t));
     if (!t || !(t->key = malloc(key_len))) {
         free(t);
         /* Without a timer the batch would wait forever: deliver it now. */
-        return batch_deliver(srv, take_batch(srv, key, key_len, generation));
+        return wsni_batch_deliver(srv, take_batch(srv, key, key_len, generation));
     }
     memcpy(t->key, key, key_len);
     t->key_len = key_len;
@@ -488,7 +488,7 @@ int batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t generat
     return WSN_OK;
 }
 
-void batch_timers_clear(wsn_server *srv)
+void wsni_batch_timers_clear(wsn_server *srv)
 {
     while (srv->batch_timers) {
         lws_sul_cancel(&srv->batch_timers->sul);
@@ -496,29 +496,29 @@ void batch_timers_clear(wsn_server *srv)
     }
 }
 
-void batch_flush_all(wsn_server *srv)
+void wsni_batch_flush_all(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->batch_lock);
     struct batch *all = srv->batches;
     srv->batches = NULL;
     pthread_mutex_unlock(&srv->batch_lock);
-    batch_timers_clear(srv);
+    wsni_batch_timers_clear(srv);
     struct batch *b, *tmp;
     HASH_ITER(hh, all, b, tmp)
     {
         HASH_DELETE(hh, all, b);
-        batch_deliver(srv, b);
+        wsni_batch_deliver(srv, b);
     }
 }
 
-void batch_table_clear(wsn_server *srv)
+void wsni_batch_table_clear(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->batch_lock);
     struct batch *b, *tmp;
     HASH_ITER(hh, srv->batches, b, tmp)
     {
         HASH_DELETE(hh, srv->batches, b);
-        batch_free(b);
+        wsni_batch_free(b);
     }
     pthread_mutex_unlock(&srv->batch_lock);
 }

@@ -10,17 +10,17 @@
 
 struct batch;
 
-void batch_free(struct batch *b);
+void wsni_batch_free(struct batch *b);
 /* io: arms the ttl timer of the batch (key, generation). */
-int batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t generation,
+int wsni_batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t generation,
               int64_t ttl_ms);
 /* io: encodes and delivers a batch taken out of the table; frees it. */
-int batch_deliver(wsn_server *srv, struct batch *b);
+int wsni_batch_deliver(wsn_server *srv, struct batch *b);
 /* io: delivers every pending batch now (shutdown). */
-void batch_flush_all(wsn_server *srv);
+void wsni_batch_flush_all(wsn_server *srv);
 /* io: cancels the timers (the I/O thread is ending). */
-void batch_timers_clear(wsn_server *srv);
+void wsni_batch_timers_clear(wsn_server *srv);
 /* Frees every pending batch undelivered (server teardown). */
-void batch_table_clear(wsn_server *srv);
+void wsni_batch_table_clear(wsn_server *srv);
 
 #endif

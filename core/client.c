@@ -11,7 +11,7 @@
  * counter is the one piece of process-wide state; it is atomic. */
 static atomic_ullong next_client_number = 1;
 
-wsn_client *client_new(wsn_server *srv)
+wsn_client *wsni_client_new(wsn_server *srv)
 {
     wsn_client *c = calloc(1, sizeof(*c));
     if (!c)
@@ -25,14 +25,14 @@ wsn_client *client_new(wsn_server *srv)
     atomic_init(&c->refs, 1);
     atomic_init(&c->connected, 0);
     c->srv = srv;
-    server_ref(srv);
+    wsni_server_ref(srv);
     unsigned long long n = atomic_fetch_add(&next_client_number, 1);
     snprintf(c->id, sizeof(c->id), "c_%llu", n);
     c->subprotocol = "";
     return c;
 }
 
-void client_forget(wsn_client *c)
+void wsni_client_forget(wsn_client *c)
 {
     wsn_server *srv = c->srv;
     pthread_mutex_lock(&srv->lock);
@@ -54,13 +54,13 @@ WSN_API void wsn_client_release(wsn_client *c)
         return;
     /* The queue is empty by now: the I/O thread clears it at disconnect. */
     wsn_server *srv = c->srv;
-    metadata_clear(c);
+    wsni_metadata_clear(c);
     pthread_mutex_destroy(&c->meta_lock);
     free(c->ring);
     free(c->rx);
     free(c->close_reason);
     free(c);
-    server_unref(srv);
+    wsni_server_unref(srv);
 }
 
 WSN_API const char *wsn_client_id(const wsn_client *c) { return c ? c->id : ""; }

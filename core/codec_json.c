@@ -19,7 +19,7 @@ WSN_API const char *wsn_message_type_name(wsn_message_type type)
     return type_names[type];
 }
 
-json_t *json_load_any(const char *text, size_t len, size_t flags)
+json_t *wsni_json_load_any(const char *text, size_t len, size_t flags)
 {
     json_error_t err;
     json_t *v = json_loadb(text, len, flags, &err);
@@ -34,7 +34,7 @@ WSN_API int wsn_json_validate(const char *json, size_t len)
 {
     if (!json)
         return WSN_EINVAL;
-    return json_scan_valid(json, len) ? WSN_OK : WSN_EJSON;
+    return wsni_json_scan_valid(json, len) ? WSN_OK : WSN_EJSON;
 }
 
 WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, char *out,
@@ -43,12 +43,12 @@ WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, c
     if (!json || !key || (!out && out_size))
         return WSN_EINVAL;
     json_members it;
-    if (memchr(json, 0, len) || !json_scan_valid(json, len) || json_scan_object(&it, json, len))
+    if (memchr(json, 0, len) || !wsni_json_scan_valid(json, len) || wsni_json_scan_object(&it, json, len))
         return WSN_EJSON;
     json_span k, v, found = {0};
     size_t key_len = strlen(key);
-    while (json_scan_next_member(&it, &k, &v))
-        if (json_scan_string_eq(&k, key, key_len))
+    while (wsni_json_scan_next_member(&it, &k, &v))
+        if (wsni_json_scan_string_eq(&k, key, key_len))
             found = v;
     if (!found.text)
         return WSN_ENOTFOUND;
@@ -60,7 +60,7 @@ WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, c
         char *tmp = malloc(found.len);
         if (!tmp)
             return WSN_ENOMEM;
-        size_t n = json_scan_unescape(found.text, found.len, tmp);
+        size_t n = wsni_json_scan_unescape(found.text, found.len, tmp);
         if (n < out_size)
             memcpy(out, tmp, n + 1);
         free(tmp);
@@ -68,13 +68,13 @@ WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, c
             *out_len = n;
         return n < out_size ? WSN_OK : WSN_ENOSPC;
     }
-    size_t n = json_scan_unescape(found.text, found.len, out);
+    size_t n = wsni_json_scan_unescape(found.text, found.len, out);
     if (out_len)
         *out_len = n;
     return WSN_OK;
 }
 
-void json_append_string(strbuf *out, const char *s, size_t len)
+void wsni_json_append_string(strbuf *out, const char *s, size_t len)
 {
     /* jansson (as we call it) escapes only the quote, the backslash and
      * control characters; a string without any is its own escape, the
@@ -83,7 +83,7 @@ void json_append_string(strbuf *out, const char *s, size_t len)
     while (i < len && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
         i++;
     if (i == len) {
-        if (strbuf_reserve(out, len + 2))
+        if (wsni_strbuf_reserve(out, len + 2))
             return;
         char *dst = out->data + out->len;
         dst[0] = '"';
@@ -99,7 +99,7 @@ void json_append_string(strbuf *out, const char *s, size_t len)
         return;
     }
     size_t need = json_dumpb(js, NULL, 0, JSON_ENCODE_ANY);
-    if (need && !strbuf_reserve(out, need)) {
+    if (need && !wsni_strbuf_reserve(out, need)) {
         json_dumpb(js, out->data + out->len, need, JSON_ENCODE_ANY);
         out->len += need;
         out->data[out->len] = '\0';
@@ -113,13 +113,13 @@ void json_append_string(strbuf *out, const char *s, size_t len)
  * sender's number text (0.1, 1e3, 1.0) reaches browsers unchanged. */
 static void append_minified(strbuf *out, const char *s, size_t len)
 {
-    if (strbuf_reserve(out, len))
+    if (wsni_strbuf_reserve(out, len))
         return;
-    out->len += json_minify(out->data + out->len, s, len);
+    out->len += wsni_json_minify(out->data + out->len, s, len);
     out->data[out->len] = '\0';
 }
 
-size_t json_minify(char *dst, const char *s, size_t len)
+size_t wsni_json_minify(char *dst, const char *s, size_t len)
 {
     const char *p = s, *end = s + len;
     char *o = dst;
@@ -158,7 +158,7 @@ static void append_base64(strbuf *out, const void *data, size_t len)
     }
     size_t b64len = (len + 2) / 3 * 4;
     /* lws wants slack beyond the encoded length and its NUL. */
-    if (strbuf_reserve(out, b64len + 8))
+    if (wsni_strbuf_reserve(out, b64len + 8))
         return;
     out->data[out->len++] = '"';
     if (len) {
@@ -173,7 +173,7 @@ static void append_base64(strbuf *out, const void *data, size_t len)
     out->data[out->len] = '\0';
 }
 
-int json_message_value(wsn_message_type type, const void *data, size_t len, strbuf *out)
+int wsni_json_message_value(wsn_message_type type, const void *data, size_t len, strbuf *out)
 {
     if (!data && len)
         return WSN_EINVAL;
@@ -184,9 +184,9 @@ int json_message_value(wsn_message_type type, const void *data, size_t len, strb
         append_minified(out, data, len);
         break;
     case WSN_TYPE_TEXT:
-        if (!utf8_valid(data, len))
+        if (!wsni_utf8_valid(data, len))
             return WSN_EINVAL;
-        json_append_string(out, data, len);
+        wsni_json_append_string(out, data, len);
         break;
     case WSN_TYPE_BINARY:
         append_base64(out, data, len);
@@ -197,43 +197,43 @@ int json_message_value(wsn_message_type type, const void *data, size_t len, strb
     return out->failed ? WSN_ENOMEM : WSN_OK;
 }
 
-void json_envelope(strbuf *out, const char *channel, wsn_message_type type, const char *time,
+void wsni_json_envelope(strbuf *out, const char *channel, wsn_message_type type, const char *time,
                    const char *value, size_t value_len, const char *message_id,
                    const char *reply_to_id)
 {
-    strbuf_append_str(out, "{\"channel\":");
-    json_append_string(out, channel, strlen(channel));
-    strbuf_append_str(out, ",\"type\":\"");
-    strbuf_append_str(out, type_names[type]);
-    strbuf_append_str(out, "\",\"time\":\"");
-    strbuf_append_str(out, time);
-    strbuf_append_str(out, "\",\"message\":");
-    strbuf_append(out, value, value_len);
+    wsni_strbuf_append_str(out, "{\"channel\":");
+    wsni_json_append_string(out, channel, strlen(channel));
+    wsni_strbuf_append_str(out, ",\"type\":\"");
+    wsni_strbuf_append_str(out, type_names[type]);
+    wsni_strbuf_append_str(out, "\",\"time\":\"");
+    wsni_strbuf_append_str(out, time);
+    wsni_strbuf_append_str(out, "\",\"message\":");
+    wsni_strbuf_append(out, value, value_len);
     if (message_id && *message_id) {
-        strbuf_append_str(out, ",\"message_id\":");
-        json_append_string(out, message_id, strlen(message_id));
+        wsni_strbuf_append_str(out, ",\"message_id\":");
+        wsni_json_append_string(out, message_id, strlen(message_id));
     }
     if (reply_to_id && *reply_to_id) {
-        strbuf_append_str(out, ",\"reply_to_id\":");
-        json_append_string(out, reply_to_id, strlen(reply_to_id));
+        wsni_strbuf_append_str(out, ",\"reply_to_id\":");
+        wsni_json_append_string(out, reply_to_id, strlen(reply_to_id));
     }
-    strbuf_append_char(out, '}');
+    wsni_strbuf_append_char(out, '}');
 }
 
-void json_error_payload(strbuf *out, const char *client_id, const char *error, const char *time)
+void wsni_json_error_payload(strbuf *out, const char *client_id, const char *error, const char *time)
 {
-    strbuf_append_str(out, "{\"client_id\":");
-    json_append_string(out, client_id, strlen(client_id));
-    strbuf_append_str(out, ",\"error\":");
-    json_append_string(out, error, strlen(error));
-    strbuf_append_str(out, ",\"reply_to\":\"\",\"time\":\"");
-    strbuf_append_str(out, time);
-    strbuf_append_str(out, "\",\"type\":\"error\"}");
+    wsni_strbuf_append_str(out, "{\"client_id\":");
+    wsni_json_append_string(out, client_id, strlen(client_id));
+    wsni_strbuf_append_str(out, ",\"error\":");
+    wsni_json_append_string(out, error, strlen(error));
+    wsni_strbuf_append_str(out, ",\"reply_to\":\"\",\"time\":\"");
+    wsni_strbuf_append_str(out, time);
+    wsni_strbuf_append_str(out, "\",\"type\":\"error\"}");
 }
 
 /* Shortest decimal that reads back as the same double, like Go and Python
  * print floats; integral values keep a ".0" so they stay floats. */
-int json_append_real(strbuf *out, double v)
+int wsni_json_append_real(strbuf *out, double v)
 {
     if (v != v || v - v != 0) /* NaN and infinities have no JSON form */
         return -1;
@@ -243,13 +243,13 @@ int json_append_real(strbuf *out, double v)
         if (strtod(buf, NULL) == v)
             break;
     }
-    strbuf_append_str(out, buf);
+    wsni_strbuf_append_str(out, buf);
     if (!strpbrk(buf, ".eE"))
-        strbuf_append_str(out, ".0");
+        wsni_strbuf_append_str(out, ".0");
     return 0;
 }
 
-void incoming_clear(incoming *in)
+void wsni_incoming_clear(incoming *in)
 {
     if (in->storage) {
         free(in->storage);
@@ -278,7 +278,7 @@ static size_t put_member_string(const json_span *m, char *dst, int *bad)
         *dst = '\0';
         return 1;
     }
-    return json_scan_unescape(m->text, m->len, dst) + 1;
+    return wsni_json_scan_unescape(m->text, m->len, dst) + 1;
 }
 
 /* The payload of a text or binary message: the string decoded (binary:
@@ -293,14 +293,14 @@ static long put_decoded_payload(wsn_message_type type, const json_span *m, char 
     if (*m->text != '"')
         return -1;
     if (type == WSN_TYPE_TEXT)
-        return (long)json_scan_unescape(m->text, m->len, dst);
+        return (long)wsni_json_scan_unescape(m->text, m->len, dst);
     /* Binary in JSON travels as standard base64, as we send it. */
     char *b64 = malloc(m->len);
     if (!b64)
         return -1;
-    size_t b64_len = json_scan_unescape(m->text, m->len, b64);
+    size_t b64_len = wsni_json_scan_unescape(m->text, m->len, b64);
     long n = -1;
-    if (b64_len <= INT32_MAX && base64_std_valid(b64, b64_len))
+    if (b64_len <= INT32_MAX && wsni_base64_std_valid(b64, b64_len))
         n = lws_b64_decode_string_len(b64, (int)b64_len, dst, (int)b64_len + 1);
     free(b64);
     if (n >= 0)
@@ -313,17 +313,17 @@ static long put_decoded_payload(wsn_message_type type, const json_span *m, char 
  * beyond what a double or an int64 holds reach the host unchanged, and a
  * big message costs one scan and one copy. Where a key repeats, the last
  * one counts, as with jansson. */
-int json_parse_incoming(const char *text, size_t len, incoming *out, const char **error)
+int wsni_json_parse_incoming(const char *text, size_t len, incoming *out, const char **error)
 {
     memset(out, 0, sizeof(*out));
     json_members it;
-    if (memchr(text, 0, len) || !json_scan_valid(text, len) || json_scan_object(&it, text, len)) {
+    if (memchr(text, 0, len) || !wsni_json_scan_valid(text, len) || wsni_json_scan_object(&it, text, len)) {
         *error = "invalid JSON format";
         return -1;
     }
     json_span type = {0}, channel = {0}, message = {0}, message_id = {0}, reply_to_id = {0};
     json_span key, value;
-    while (json_scan_next_member(&it, &key, &value)) {
+    while (wsni_json_scan_next_member(&it, &key, &value)) {
         if (json_scan_string_is(&key, "message"))
             message = value;
         else if (json_scan_string_is(&key, "channel"))
@@ -340,7 +340,7 @@ int json_parse_incoming(const char *text, size_t len, incoming *out, const char 
     if (!is_null(&type)) {
         int known = 0;
         for (int i = 0; i < 3 && !known; i++)
-            if (json_scan_string_eq(&type, type_names[i], strlen(type_names[i]))) {
+            if (wsni_json_scan_string_eq(&type, type_names[i], strlen(type_names[i]))) {
                 out->type = (wsn_message_type)i;
                 known = 1;
             }
@@ -362,7 +362,7 @@ int json_parse_incoming(const char *text, size_t len, incoming *out, const char 
     out->storage = storage;
     out->payload = (unsigned char *)p;
     if (out->type == WSN_TYPE_JSON) {
-        out->payload_len = message.text ? json_minify(p, message.text, message.len) : 4;
+        out->payload_len = message.text ? wsni_json_minify(p, message.text, message.len) : 4;
         if (!message.text)
             memcpy(p, "null", 4);
         p[out->payload_len] = '\0';
@@ -380,14 +380,14 @@ int json_parse_incoming(const char *text, size_t len, incoming *out, const char 
     out->reply_to_id = p;
     put_member_string(&reply_to_id, p, &bad);
     if (bad) {
-        incoming_clear(out);
+        wsni_incoming_clear(out);
         *error = "invalid message format";
         return -1;
     }
     return 0;
 }
 
-char *json_canonical(const char *text, size_t len)
+char *wsni_json_canonical(const char *text, size_t len)
 {
     json_error_t err;
     json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &err);
@@ -397,10 +397,10 @@ char *json_canonical(const char *text, size_t len)
          * by their (minified) text instead. */
         if (json_error_code(&err) == json_error_numeric_overflow) {
             strbuf sb;
-            strbuf_init(&sb);
+            wsni_strbuf_init(&sb);
             append_minified(&sb, text, len);
-            strbuf_reserve(&sb, 0);
-            return strbuf_take(&sb, NULL);
+            wsni_strbuf_reserve(&sb, 0);
+            return wsni_strbuf_take(&sb, NULL);
         }
         return NULL;
     }

@@ -11,22 +11,22 @@
 static int strbuf_write(void *data, const char *buf, size_t len)
 {
     strbuf *sb = data;
-    strbuf_append(sb, buf, len);
+    wsni_strbuf_append(sb, buf, len);
     return sb->failed ? -1 : 0;
 }
 
-void msgpack_packer_to_strbuf(msgpack_packer *pk, strbuf *sb)
+void wsni_msgpack_packer_to_strbuf(msgpack_packer *pk, strbuf *sb)
 {
     msgpack_packer_init(pk, sb, strbuf_write);
 }
 
-void msgpack_pack_cstr(msgpack_packer *pk, const char *s, size_t len)
+void wsni_msgpack_pack_cstr(msgpack_packer *pk, const char *s, size_t len)
 {
     msgpack_pack_str(pk, len);
     msgpack_pack_str_body(pk, s, len);
 }
 
-static void pack_key(msgpack_packer *pk, const char *key) { msgpack_pack_cstr(pk, key, strlen(key)); }
+static void pack_key(msgpack_packer *pk, const char *key) { wsni_msgpack_pack_cstr(pk, key, strlen(key)); }
 
 static void pack_json(msgpack_packer *pk, json_t *v)
 {
@@ -50,7 +50,7 @@ static void pack_json(msgpack_packer *pk, json_t *v)
         break;
     }
     case JSON_STRING:
-        msgpack_pack_cstr(pk, json_string_value(v), json_string_length(v));
+        wsni_msgpack_pack_cstr(pk, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
         msgpack_pack_int64(pk, json_integer_value(v));
@@ -70,9 +70,9 @@ static void pack_json(msgpack_packer *pk, json_t *v)
     }
 }
 
-int msgpack_pack_json_text(msgpack_packer *pk, const char *json, size_t len)
+int wsni_msgpack_pack_json_text(msgpack_packer *pk, const char *json, size_t len)
 {
-    json_t *v = json_load_any(json, len, JSON_DECODE_ANY);
+    json_t *v = wsni_json_load_any(json, len, JSON_DECODE_ANY);
     if (!v)
         return WSN_EJSON;
     pack_json(pk, v);
@@ -82,19 +82,19 @@ int msgpack_pack_json_text(msgpack_packer *pk, const char *json, size_t len)
 
 static wsn_frame *frame_of(strbuf *sb)
 {
-    wsn_frame *f = sb->failed ? NULL : frame_from(sb->data, sb->len, 1);
-    strbuf_free(sb);
+    wsn_frame *f = sb->failed ? NULL : wsni_frame_from(sb->data, sb->len, 1);
+    wsni_strbuf_free(sb);
     return f;
 }
 
-wsn_frame *msgpack_envelope_frame(const char *channel, wsn_message_type type, const char *time,
+wsn_frame *wsni_msgpack_envelope_frame(const char *channel, wsn_message_type type, const char *time,
                                   const char *value, size_t value_len, const char *message_id,
                                   const char *reply_to_id)
 {
     strbuf sb;
     msgpack_packer pk;
-    strbuf_init(&sb);
-    msgpack_packer_to_strbuf(&pk, &sb);
+    wsni_strbuf_init(&sb);
+    wsni_msgpack_packer_to_strbuf(&pk, &sb);
     int has_mid = message_id && *message_id, has_rid = reply_to_id && *reply_to_id;
     msgpack_pack_map(&pk, (size_t)(4 + has_mid + has_rid));
     pack_key(&pk, "channel");
@@ -105,10 +105,10 @@ wsn_frame *msgpack_envelope_frame(const char *channel, wsn_message_type type, co
     pack_key(&pk, time);
     pack_key(&pk, "message");
     if (type == WSN_TYPE_JSON) {
-        if (msgpack_pack_json_text(&pk, value, value_len))
+        if (wsni_msgpack_pack_json_text(&pk, value, value_len))
             sb.failed = 1;
     } else if (type == WSN_TYPE_TEXT) {
-        msgpack_pack_cstr(&pk, value, value_len);
+        wsni_msgpack_pack_cstr(&pk, value, value_len);
     } else {
         msgpack_pack_bin(&pk, value_len);
         msgpack_pack_bin_body(&pk, value, value_len);
@@ -124,12 +124,12 @@ wsn_frame *msgpack_envelope_frame(const char *channel, wsn_message_type type, co
     return frame_of(&sb);
 }
 
-wsn_frame *msgpack_error_frame(const char *client_id, const char *error, const char *time)
+wsn_frame *wsni_msgpack_error_frame(const char *client_id, const char *error, const char *time)
 {
     strbuf sb;
     msgpack_packer pk;
-    strbuf_init(&sb);
-    msgpack_packer_to_strbuf(&pk, &sb);
+    wsni_strbuf_init(&sb);
+    wsni_msgpack_packer_to_strbuf(&pk, &sb);
     msgpack_pack_map(&pk, 5);
     pack_key(&pk, "client_id");
     pack_key(&pk, client_id);
@@ -248,52 +248,52 @@ static int to_json(strbuf *sb, const msgpack_object *o)
     char num[32];
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
-        strbuf_append_str(sb, "null");
+        wsni_strbuf_append_str(sb, "null");
         return 0;
     case MSGPACK_OBJECT_BOOLEAN:
-        strbuf_append_str(sb, o->via.boolean ? "true" : "false");
+        wsni_strbuf_append_str(sb, o->via.boolean ? "true" : "false");
         return 0;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         snprintf(num, sizeof(num), "%llu", (unsigned long long)o->via.u64);
-        strbuf_append_str(sb, num);
+        wsni_strbuf_append_str(sb, num);
         return 0;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
         snprintf(num, sizeof(num), "%lld", (long long)o->via.i64);
-        strbuf_append_str(sb, num);
+        wsni_strbuf_append_str(sb, num);
         return 0;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
-        return json_append_real(sb, o->via.f64);
+        return wsni_json_append_real(sb, o->via.f64);
     case MSGPACK_OBJECT_STR:
-        if (!utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size))
+        if (!wsni_utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size))
             return -1;
-        json_append_string(sb, o->via.str.ptr, o->via.str.size);
+        wsni_json_append_string(sb, o->via.str.ptr, o->via.str.size);
         return 0;
     case MSGPACK_OBJECT_ARRAY:
-        strbuf_append_char(sb, '[');
+        wsni_strbuf_append_char(sb, '[');
         for (uint32_t i = 0; i < o->via.array.size; i++) {
             if (i)
-                strbuf_append_char(sb, ',');
+                wsni_strbuf_append_char(sb, ',');
             if (to_json(sb, &o->via.array.ptr[i]))
                 return -1;
         }
-        strbuf_append_char(sb, ']');
+        wsni_strbuf_append_char(sb, ']');
         return 0;
     case MSGPACK_OBJECT_MAP:
-        strbuf_append_char(sb, '{');
+        wsni_strbuf_append_char(sb, '{');
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (kv->key.type != MSGPACK_OBJECT_STR)
                 return -1;
             if (i)
-                strbuf_append_char(sb, ',');
+                wsni_strbuf_append_char(sb, ',');
             if (to_json(sb, &kv->key))
                 return -1;
-            strbuf_append_char(sb, ':');
+            wsni_strbuf_append_char(sb, ':');
             if (to_json(sb, &kv->val))
                 return -1;
         }
-        strbuf_append_char(sb, '}');
+        wsni_strbuf_append_char(sb, '}');
         return 0;
     default:
         return -1; /* bin and ext have no JSON form */
@@ -306,7 +306,7 @@ static char *str_field(const msgpack_object *o, int *bad)
         return strdup("");
     /* Fields are C strings for the host: a NUL inside would cut them. */
     if (o->type != MSGPACK_OBJECT_STR ||
-        !utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size) ||
+        !wsni_utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size) ||
         memchr(o->via.str.ptr, 0, o->via.str.size)) {
         *bad = 1;
         return strdup("");
@@ -314,7 +314,7 @@ static char *str_field(const msgpack_object *o, int *bad)
     return strndup(o->via.str.ptr, o->via.str.size);
 }
 
-int msgpack_parse_incoming(const unsigned char *data, size_t len, incoming *out,
+int wsni_msgpack_parse_incoming(const unsigned char *data, size_t len, incoming *out,
                            const char **error)
 {
     memset(out, 0, sizeof(*out));
@@ -360,25 +360,25 @@ int msgpack_parse_incoming(const unsigned char *data, size_t len, incoming *out,
     out->message_id = str_field(mid, &bad);
     out->reply_to_id = str_field(rid, &bad);
     strbuf sb;
-    strbuf_init(&sb);
+    wsni_strbuf_init(&sb);
     if (out->type == WSN_TYPE_JSON) {
         if (!msg)
-            strbuf_append_str(&sb, "null");
+            wsni_strbuf_append_str(&sb, "null");
         else if (to_json(&sb, msg))
             bad = 1;
     } else if (msg && out->type == WSN_TYPE_TEXT && msg->type == MSGPACK_OBJECT_STR &&
-               utf8_valid((const unsigned char *)msg->via.str.ptr, msg->via.str.size)) {
-        strbuf_append(&sb, msg->via.str.ptr, msg->via.str.size);
+               wsni_utf8_valid((const unsigned char *)msg->via.str.ptr, msg->via.str.size)) {
+        wsni_strbuf_append(&sb, msg->via.str.ptr, msg->via.str.size);
     } else if (msg && out->type == WSN_TYPE_BINARY && msg->type == MSGPACK_OBJECT_BIN) {
-        strbuf_append(&sb, msg->via.bin.ptr, msg->via.bin.size);
+        wsni_strbuf_append(&sb, msg->via.bin.ptr, msg->via.bin.size);
     } else if (msg && msg->type != MSGPACK_OBJECT_NIL) {
         bad = 1;
     }
     msgpack_unpacked_destroy(&up);
-    strbuf_reserve(&sb, 0);
-    out->payload = (unsigned char *)strbuf_take(&sb, &out->payload_len);
+    wsni_strbuf_reserve(&sb, 0);
+    out->payload = (unsigned char *)wsni_strbuf_take(&sb, &out->payload_len);
     if (bad || !out->payload || !out->channel || !out->message_id || !out->reply_to_id) {
-        incoming_clear(out);
+        wsni_incoming_clear(out);
         *error = "invalid message format";
         return -1;
     }

@@ -15,7 +15,7 @@
 /* Consecutive publishes to one channel delivered in one walk, at most. */
 #define PUBLISH_RUN_MAX 64
 
-command *command_new(enum command_kind kind)
+command *wsni_command_new(enum command_kind kind)
 {
     command *cmd = calloc(1, sizeof(*cmd));
     if (cmd)
@@ -23,15 +23,15 @@ command *command_new(enum command_kind kind)
     return cmd;
 }
 
-void command_free(command *cmd)
+void wsni_command_free(command *cmd)
 {
     if (!cmd)
         return;
     wsn_client_release(cmd->client);
     free(cmd->channel);
-    outgoing_free(cmd->out);
+    wsni_outgoing_free(cmd->out);
     free(cmd->batch_key);
-    batch_free(cmd->batch);
+    wsni_batch_free(cmd->batch);
     free(cmd);
 }
 
@@ -58,7 +58,7 @@ static int has_room(const wsn_server *srv)
            (!srv->stalled_clients && srv->cmd_publishes < COMMAND_QUEUE_LIMIT);
 }
 
-void server_room_update(wsn_server *srv)
+void wsni_server_room_update(wsn_server *srv)
 {
     int open = has_room(srv);
     if (open == srv->room_open)
@@ -104,21 +104,21 @@ static int wait_for_room(wsn_server *srv, const command *cmd)
     return rc;
 }
 
-int command_publish_admission(wsn_server *srv, int flags)
+int wsni_command_publish_admission(wsn_server *srv, int flags)
 {
     pthread_mutex_lock(&srv->lock);
     int rc = WSN_OK;
     if (srv->state != SRV_RUNNING)
         rc = WSN_ECLOSED;
-    else if ((flags & WSN_PUBLISH_NONBLOCK) && !has_room(srv) && !server_on_io_thread(srv))
+    else if ((flags & WSN_PUBLISH_NONBLOCK) && !has_room(srv) && !wsni_server_on_io_thread(srv))
         rc = WSN_EAGAIN;
     pthread_mutex_unlock(&srv->lock);
     return rc;
 }
 
-int command_submit(wsn_server *srv, command *cmd, int flags)
+int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
 {
-    if (server_on_io_thread(srv)) {
+    if (wsni_server_on_io_thread(srv)) {
         pthread_mutex_lock(&srv->lock);
         int running = srv->state == SRV_RUNNING || cmd->kind == CMD_SHUTDOWN ||
                       cmd->kind == CMD_RESUME_RX;
@@ -126,10 +126,10 @@ int command_submit(wsn_server *srv, command *cmd, int flags)
         int rc = WSN_ECLOSED;
         if (running) {
             /* Commands queued before this call keep their place. */
-            server_run_commands(srv);
-            rc = command_apply(srv, cmd, 0);
+            wsni_server_run_commands(srv);
+            rc = wsni_command_apply(srv, cmd, 0);
         }
-        command_free(cmd);
+        wsni_command_free(cmd);
         return rc;
     }
     pthread_mutex_lock(&srv->lock);
@@ -146,9 +146,9 @@ int command_submit(wsn_server *srv, command *cmd, int flags)
         rc = WSN_ECLOSED;
     if (rc) {
         pthread_mutex_unlock(&srv->lock);
-        command_free(cmd);
+        wsni_command_free(cmd);
         if (rc == WSN_ETIMEDOUT)
-            set_error(srv, "publish waited write_wait (%lld ms) for a slow client and gave up",
+            wsni_set_error(srv, "publish waited write_wait (%lld ms) for a slow client and gave up",
                       (long long)srv->write_wait_ms);
         return rc;
     }
@@ -159,7 +159,7 @@ int command_submit(wsn_server *srv, command *cmd, int flags)
         srv->cmd_head = cmd;
     srv->cmd_tail = cmd;
     if (is_publish(cmd) && ++srv->cmd_publishes == COMMAND_QUEUE_LIMIT)
-        server_room_update(srv);
+        wsni_server_room_update(srv);
     /* Only the first command needs a wake-up: the I/O thread takes the whole
      * list when it wakes. Called under the lock so the context cannot be
      * destroyed in between (ctx_alive is cleared under it). */
@@ -182,16 +182,16 @@ static command *apply_publish_run(wsn_server *srv, command *first)
         outs[count++] = after->out;
         after = after->next;
     }
-    deliver_run_to_channel(srv, first->channel, outs, count, 1);
+    wsni_deliver_run_to_channel(srv, first->channel, outs, count, 1);
     while (first != after) {
         command *next = first->next;
-        command_free(first);
+        wsni_command_free(first);
         first = next;
     }
     return after;
 }
 
-int commands_pending(wsn_server *srv)
+int wsni_commands_pending(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->lock);
     int pending = srv->cmd_head != NULL;
@@ -199,14 +199,14 @@ int commands_pending(wsn_server *srv)
     return pending;
 }
 
-void server_run_commands(wsn_server *srv)
+void wsni_server_run_commands(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->lock);
     command *cmd = srv->cmd_head;
     srv->cmd_head = srv->cmd_tail = NULL;
     size_t publishes = srv->cmd_publishes;
     srv->cmd_publishes = 0;
-    server_room_update(srv);
+    wsni_server_room_update(srv);
     if (publishes && srv->publish_waiters)
         pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
@@ -217,40 +217,40 @@ void server_run_commands(wsn_server *srv)
             cmd = apply_publish_run(srv, cmd);
             continue;
         }
-        command_apply(srv, cmd, 1);
-        command_free(cmd);
+        wsni_command_apply(srv, cmd, 1);
+        wsni_command_free(cmd);
         cmd = next;
     }
 }
 
-int command_apply(wsn_server *srv, command *cmd, int may_wait)
+int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
 {
     switch (cmd->kind) {
     case CMD_PUBLISH:
-        return deliver_to_channel(srv, cmd->channel, cmd->out, may_wait);
+        return wsni_deliver_to_channel(srv, cmd->channel, cmd->out, may_wait);
     case CMD_SEND:
         if (!atomic_load(&cmd->client->connected))
             return WSN_EGONE;
-        return deliver_to_client(srv, cmd->client, cmd->out, may_wait);
+        return wsni_deliver_to_client(srv, cmd->client, cmd->out, may_wait);
     case CMD_SUBSCRIBE:
         if (!atomic_load(&cmd->client->connected))
             return WSN_EGONE;
-        return registry_subscribe(&srv->reg, cmd->client, cmd->channel);
+        return wsni_registry_subscribe(&srv->reg, cmd->client, cmd->channel);
     case CMD_UNSUBSCRIBE:
-        registry_unsubscribe(&srv->reg, cmd->client, cmd->channel);
+        wsni_registry_unsubscribe(&srv->reg, cmd->client, cmd->channel);
         return WSN_OK;
     case CMD_SHUTDOWN:
-        loop_begin_shutdown(srv, cmd->arg);
+        wsni_loop_begin_shutdown(srv, cmd->arg);
         return WSN_OK;
     case CMD_RESUME_RX:
-        loop_pause_rx(srv, 0);
+        wsni_loop_pause_rx(srv, 0);
         return WSN_OK;
     case CMD_BATCH_ARM:
-        return batch_arm(srv, cmd->batch_key, cmd->batch_key_len, cmd->batch_generation, cmd->arg);
+        return wsni_batch_arm(srv, cmd->batch_key, cmd->batch_key_len, cmd->batch_generation, cmd->arg);
     case CMD_BATCH_FLUSH: {
         struct batch *b = cmd->batch;
         cmd->batch = NULL;
-        return batch_deliver(srv, b);
+        return wsni_batch_deliver(srv, b);
     }
     }
     return WSN_EINVAL;

@@ -31,10 +31,10 @@ struct command {
     struct batch *batch;  /* owned */
 };
 
-command *command_new(enum command_kind kind);
-void command_free(command *cmd);
+command *wsni_command_new(enum command_kind kind);
+void wsni_command_free(command *cmd);
 
-/* command_submit flags beyond WSN_PUBLISH_NONBLOCK (which refuses a
+/* wsni_command_submit flags beyond WSN_PUBLISH_NONBLOCK (which refuses a
  * publish with WSN_EAGAIN where it would wait for room). */
 enum { SUBMIT_NO_ROOM_CHECK = 0x100 /* queue a publish even without room */ };
 
@@ -42,19 +42,19 @@ enum { SUBMIT_NO_ROOM_CHECK = 0x100 /* queue a publish even without room */ };
  * for room as backpressure asks, or with WSN_PUBLISH_NONBLOCK are refused
  * (WSN_EAGAIN) and freed. Called on the I/O thread, it runs the queue and
  * then cmd at once and returns cmd's own result. */
-int command_submit(wsn_server *srv, command *cmd, int flags);
+int wsni_command_submit(wsn_server *srv, command *cmd, int flags);
 
 /* One look under the lock before a publish that must not wait: WSN_OK,
  * WSN_ECLOSED (not running), or WSN_EAGAIN when flags has
  * WSN_PUBLISH_NONBLOCK and there is no room now (any thread). */
-int command_publish_admission(wsn_server *srv, int flags);
+int wsni_command_publish_admission(wsn_server *srv, int flags);
 
 /* Lock held: room (see wsn_server_room_fd) may have changed; the room fd
  * is written only when it flips, so this costs a compare otherwise. */
-void server_room_update(wsn_server *srv);
+void wsni_server_room_update(wsn_server *srv);
 
 /* Applies one command on the I/O thread. may_wait: the caller could be
  * made to wait, so a full client in block mode gets an overflow entry. */
-int command_apply(wsn_server *srv, command *cmd, int may_wait);
+int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait);
 
 #endif

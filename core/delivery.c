@@ -36,15 +36,15 @@ static int ring_has_room(wsn_client *c)
     return c->ring_cap < c->srv->send_buffer && !ring_grow(c);
 }
 
-wsn_frame *client_queue_peek(wsn_client *c, unsigned index)
+wsn_frame *wsni_client_queue_peek(wsn_client *c, unsigned index)
 {
     return index < c->ring_len ? c->ring[ring_slot(c, index)] : NULL;
 }
 
-void client_queue_pop(wsn_client *c, unsigned count)
+void wsni_client_queue_pop(wsn_client *c, unsigned count)
 {
     while (count-- && c->ring_len) {
-        frame_unref(c->ring[c->ring_head]);
+        wsni_frame_unref(c->ring[c->ring_head]);
         c->ring[c->ring_head] = NULL;
         c->ring_head = (c->ring_head + 1) % c->ring_cap;
         c->ring_len--;
@@ -66,14 +66,14 @@ static void unstall(wsn_client *c)
     pthread_mutex_lock(&srv->lock);
     c->stalled = 0;
     srv->stalled_clients--;
-    server_room_update(srv);
+    wsni_server_room_update(srv);
     /* A sender to this one client may go on even while others stall. */
     if (srv->publish_waiters)
         pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
 }
 
-void client_refill_from_overflow(wsn_client *c)
+void wsni_client_refill_from_overflow(wsn_client *c)
 {
     while (c->overflow_head && ring_has_room(c)) {
         frame_node *n = c->overflow_head;
@@ -87,20 +87,20 @@ void client_refill_from_overflow(wsn_client *c)
         unstall(c);
 }
 
-void client_queue_clear(wsn_client *c)
+void wsni_client_queue_clear(wsn_client *c)
 {
-    client_queue_pop(c, c->ring_len);
+    wsni_client_queue_pop(c, c->ring_len);
     while (c->overflow_head) {
         frame_node *n = c->overflow_head;
         c->overflow_head = n->next;
-        frame_unref(n->frame);
+        wsni_frame_unref(n->frame);
         free(n);
     }
     c->overflow_tail = NULL;
     unstall(c);
 }
 
-void client_request_write_now(wsn_client *c)
+void wsni_client_request_write_now(wsn_client *c)
 {
     if (c->wsi && !c->write_requested) {
         c->write_requested = 1;
@@ -123,7 +123,7 @@ static void flush_writes(lws_sorted_usec_list_t *sul)
     srv->flush_len = 0;
 }
 
-void client_flush_forget(wsn_client *c)
+void wsni_client_flush_forget(wsn_client *c)
 {
     if (c->flush_slot) {
         c->srv->flush_list[c->flush_slot - 1] = NULL;
@@ -135,20 +135,20 @@ void client_flush_forget(wsn_client *c)
  * window), write requests wait for one flush at most a window away, so a
  * client's frames from several publishes leave in one send. A server that
  * has been quiet writes at once: no added delay at low rates. */
-void client_request_write(wsn_client *c)
+void wsni_client_request_write(wsn_client *c)
 {
     wsn_server *srv = c->srv;
     if (!c->wsi || c->write_requested)
         return;
     if (!srv->flush_delay_us || lws_now_usecs() - srv->last_write >= srv->flush_delay_us) {
-        client_request_write_now(c);
+        wsni_client_request_write_now(c);
         return;
     }
     if (srv->flush_len == srv->flush_cap) {
         size_t cap = srv->flush_cap ? srv->flush_cap * 2 : 256;
         wsn_client **p = realloc(srv->flush_list, cap * sizeof(*p));
         if (!p) {
-            client_request_write_now(c);
+            wsni_client_request_write_now(c);
             return;
         }
         srv->flush_list = p;
@@ -164,7 +164,7 @@ void client_request_write(wsn_client *c)
     }
 }
 
-void client_kill(wsn_client *c)
+void wsni_client_kill(wsn_client *c)
 {
     if (c->wsi)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -173,12 +173,12 @@ void client_kill(wsn_client *c)
 static void close_grace_expired(lws_sorted_usec_list_t *sul)
 {
     wsn_client *c = lws_container_of(sul, wsn_client, deadline_sul);
-    wsn_log(c->srv, WSN_LOG_INFO, "client %s: close frame not sent within close_grace, dropping",
+    wsni_log(c->srv, WSN_LOG_INFO, "client %s: close frame not sent within close_grace, dropping",
             c->id);
-    client_kill(c);
+    wsni_client_kill(c);
 }
 
-void client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue)
+void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue)
 {
     if (!c->wsi || c->closing)
         return;
@@ -189,18 +189,18 @@ void client_begin_close(wsn_client *c, uint16_t code, const char *reason, int di
     if (discard_queue) {
         /* A dropped client gets no more data: only the close frame, and
          * close_grace for it to leave before the socket is cut. */
-        client_queue_clear(c);
+        wsni_client_queue_clear(c);
         lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline_sul, close_grace_expired,
                          c->srv->close_grace_ms * LWS_US_PER_MS);
     }
-    client_request_write(c);
+    wsni_client_request_write(c);
 }
 
 static void drop_for_backpressure(wsn_client *c)
 {
     const char *reason = opt_str(c->srv->opts, WSN_OPT_BACKPRESSURE_REASON);
-    wsn_log(c->srv, WSN_LOG_WARN, "client %s: send queue full, closing (%s)", c->id, reason);
-    client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, reason, 1);
+    wsni_log(c->srv, WSN_LOG_WARN, "client %s: send queue full, closing (%s)", c->id, reason);
+    wsni_client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, reason, 1);
 }
 
 static void stall_expired(lws_sorted_usec_list_t *sul)
@@ -210,13 +210,13 @@ static void stall_expired(lws_sorted_usec_list_t *sul)
         drop_for_backpressure(c);
 }
 
-int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
+int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
 {
     if (!c->wsi || c->closing)
         return WSN_OK;
     if (!c->overflow_head && ring_has_room(c)) {
         ring_push(c, frame_ref(f));
-        client_request_write(c);
+        wsni_client_request_write(c);
         return WSN_OK;
     }
     if (srv->drop_on_backpressure) {
@@ -244,7 +244,7 @@ int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
         pthread_mutex_lock(&srv->lock);
         c->stalled = 1;
         srv->stalled_clients++;
-        server_room_update(srv);
+        wsni_server_room_update(srv);
         pthread_mutex_unlock(&srv->lock);
         lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline_sul, stall_expired,
                          srv->write_wait_ms * LWS_US_PER_MS);
@@ -252,29 +252,29 @@ int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
     return WSN_OK;
 }
 
-int outgoing_prepare(wsn_server *srv, outgoing *o)
+int wsni_outgoing_prepare(wsn_server *srv, outgoing *o)
 {
     for (int fmt = 0; fmt < FORMAT_COUNT; fmt++)
         if (atomic_load_explicit(&srv->format_clients[fmt], memory_order_relaxed) &&
-            !outgoing_frame(o, (enum wire_format)fmt))
+            !wsni_outgoing_frame(o, (enum wire_format)fmt))
             return WSN_ENOMEM;
     return WSN_OK;
 }
 
-int deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait)
+int wsni_deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait)
 {
-    wsn_frame *f = outgoing_frame(o, c->format);
+    wsn_frame *f = wsni_outgoing_frame(o, c->format);
     if (!f) {
-        wsn_log(srv, WSN_LOG_ERROR, "client %s: message lost: encoding failed", c->id);
+        wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: encoding failed", c->id);
         return WSN_ENOMEM;
     }
-    return deliver_frame(srv, c, f, may_wait);
+    return wsni_deliver_frame(srv, c, f, may_wait);
 }
 
-int deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *const *outs, size_t count,
+int wsni_deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *const *outs, size_t count,
                            int may_wait)
 {
-    channel_entry *ch = registry_find(&srv->reg, name);
+    channel_entry *ch = wsni_registry_find(&srv->reg, name);
     if (!ch)
         return WSN_OK;
     int rc = WSN_OK;
@@ -282,7 +282,7 @@ int deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *const *o
     HASH_ITER(hh_chan, ch->members, m, tmp)
     {
         for (size_t i = 0; i < count; i++) {
-            int r = deliver_to_client(srv, m->client, outs[i], may_wait);
+            int r = wsni_deliver_to_client(srv, m->client, outs[i], may_wait);
             if (r)
                 rc = r;
         }
@@ -290,7 +290,7 @@ int deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *const *o
     return rc;
 }
 
-int deliver_to_channel(wsn_server *srv, const char *name, outgoing *o, int may_wait)
+int wsni_deliver_to_channel(wsn_server *srv, const char *name, outgoing *o, int may_wait)
 {
-    return deliver_run_to_channel(srv, name, &o, 1, may_wait);
+    return wsni_deliver_run_to_channel(srv, name, &o, 1, may_wait);
 }

@@ -11,7 +11,7 @@
 
 static void sync_fd(event_queue *q);
 
-int event_queue_init(event_queue *q, size_t pause_at, size_t log_cap)
+int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap)
 {
     q->pause_at = pause_at;
     q->log_head = q->log_tail = NULL;
@@ -34,7 +34,7 @@ int event_queue_init(event_queue *q, size_t pause_at, size_t log_cap)
     return WSN_OK;
 }
 
-void event_queue_clear(event_queue *q)
+void wsni_event_queue_clear(event_queue *q)
 {
     pthread_mutex_lock(&q->lock);
     struct wsn_event *ev = q->head;
@@ -57,9 +57,9 @@ void event_queue_clear(event_queue *q)
     }
 }
 
-void event_queue_destroy(event_queue *q)
+void wsni_event_queue_destroy(event_queue *q)
 {
-    event_queue_clear(q);
+    wsni_event_queue_clear(q);
     close(q->fd);
     pthread_mutex_destroy(&q->lock);
 }
@@ -80,7 +80,7 @@ static void sync_fd(event_queue *q)
     while (n < 0 && errno == EINTR);
 }
 
-int event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
+int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
 {
     ev->next = NULL;
     pthread_mutex_lock(&q->lock);
@@ -99,7 +99,7 @@ int event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
     return pause;
 }
 
-void event_queue_flush(event_queue *q)
+void wsni_event_queue_flush(event_queue *q)
 {
     pthread_mutex_lock(&q->lock);
     /* Only while something is queued, or a host polling it would spin. */
@@ -108,7 +108,7 @@ void event_queue_flush(event_queue *q)
     pthread_mutex_unlock(&q->lock);
 }
 
-int event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)
+int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)
 {
     pthread_mutex_lock(&q->lock);
     struct wsn_event *ev = q->head;
@@ -138,7 +138,7 @@ int event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)
     return WSN_OK;
 }
 
-void event_queue_push_log(event_queue *q, wsn_log_level level, const char *text, size_t len)
+void wsni_event_queue_push_log(event_queue *q, wsn_log_level level, const char *text, size_t len)
 {
     log_line *line = malloc(sizeof(*line) + len + 1);
     pthread_mutex_lock(&q->lock);
@@ -163,7 +163,7 @@ void event_queue_push_log(event_queue *q, wsn_log_level level, const char *text,
     pthread_mutex_unlock(&q->lock);
 }
 
-int event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, size_t cap,
+int wsni_event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, size_t cap,
                         size_t *len)
 {
     pthread_mutex_lock(&q->lock);
@@ -189,7 +189,7 @@ int event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, size_t 
     return WSN_OK;
 }
 
-int event_queue_ready(event_queue *q, int *closed)
+int wsni_event_queue_ready(event_queue *q, int *closed)
 {
     pthread_mutex_lock(&q->lock);
     int ready = q->head != NULL || q->log_head != NULL;
@@ -198,7 +198,7 @@ int event_queue_ready(event_queue *q, int *closed)
     return ready;
 }
 
-struct wsn_event *event_new(wsn_event_type kind, wsn_client *client)
+struct wsn_event *wsni_event_new(wsn_event_type kind, wsn_client *client)
 {
     struct wsn_event *ev = calloc(1, sizeof(*ev));
     if (!ev)
@@ -212,7 +212,7 @@ WSN_API void wsn_event_free(wsn_event *ev)
 {
     if (!ev)
         return;
-    incoming_clear(&ev->msg);
+    wsni_incoming_clear(&ev->msg);
     wsn_client_release(ev->client);
     free(ev);
 }

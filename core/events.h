@@ -42,33 +42,33 @@ typedef struct event_queue {
     uint64_t logs_dropped;         /* lock */
 } event_queue;
 
-int event_queue_init(event_queue *q, size_t pause_at, size_t log_cap);
+int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap);
 /* Frees every queued event and the fd. */
-void event_queue_destroy(event_queue *q);
+void wsni_event_queue_destroy(event_queue *q);
 /* Appends. Returns 1 when reads must pause now: the MESSAGE backlog
  * reached pause_at. With defer, the fd is not made readable yet but by
- * the next event_queue_flush: the I/O thread wakes the host once per loop
+ * the next wsni_event_queue_flush: the I/O thread wakes the host once per loop
  * pass, not once per message (with both threads on one core every wake-up
  * preempted the I/O thread, so the host took one event per switch). */
-int event_queue_push(event_queue *q, struct wsn_event *ev, int defer);
+int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer);
 /* Makes the fd readable if deferred pushes left events queued. */
-void event_queue_flush(event_queue *q);
+void wsni_event_queue_flush(event_queue *q);
 /* Takes the oldest event. Returns 0 with *out, WSN_EAGAIN, or WSN_ECLOSED
  * once STOPPED was taken. *resume is set to 1 when paused reads must
  * resume now: the backlog fell to half of pause_at. */
-int event_queue_pop(event_queue *q, struct wsn_event **out, int *resume);
+int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume);
 /* Drops queued events without running them (server teardown). */
-void event_queue_clear(event_queue *q);
+void wsni_event_queue_clear(event_queue *q);
 
-struct wsn_event *event_new(wsn_event_type kind, wsn_client *client);
+struct wsn_event *wsni_event_new(wsn_event_type kind, wsn_client *client);
 
 /* Queues a copy of a log line, or counts it dropped when log_cap lines
  * are queued already (any thread). */
-void event_queue_push_log(event_queue *q, wsn_log_level level, const char *text, size_t len);
+void wsni_event_queue_push_log(event_queue *q, wsn_log_level level, const char *text, size_t len);
 /* wsn_server_next_log's contract. */
-int event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, size_t cap,
+int wsni_event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, size_t cap,
                         size_t *len);
 /* Whether events or log lines wait (any thread). */
-int event_queue_ready(event_queue *q, int *closed);
+int wsni_event_queue_ready(event_queue *q, int *closed);
 
 #endif

@@ -47,21 +47,21 @@ static wsn_frame *frame_init(void *block, size_t len, int binary)
     return f;
 }
 
-wsn_frame *frame_alloc(size_t len, int binary)
+wsn_frame *wsni_frame_alloc(size_t len, int binary)
 {
     void *block = malloc(frame_headroom() + len + 1);
     return block ? frame_init(block, len, binary) : NULL;
 }
 
-wsn_frame *frame_from(const void *data, size_t len, int binary)
+wsn_frame *wsni_frame_from(const void *data, size_t len, int binary)
 {
-    wsn_frame *f = frame_alloc(len, binary);
+    wsn_frame *f = wsni_frame_alloc(len, binary);
     if (f && len)
         memcpy(f->payload, data, len);
     return f;
 }
 
-void frame_unref(wsn_frame *f)
+void wsni_frame_unref(wsn_frame *f)
 {
     if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
         free(f);

@@ -21,14 +21,14 @@ typedef struct wsn_frame {
 
 /* A frame with room for len payload bytes (to be filled, then sealed);
  * refs = 1, owned by the caller. */
-wsn_frame *frame_alloc(size_t len, int binary);
+wsn_frame *wsni_frame_alloc(size_t len, int binary);
 /* A frame holding a copy of data. */
-wsn_frame *frame_from(const void *data, size_t len, int binary);
+wsn_frame *wsni_frame_from(const void *data, size_t len, int binary);
 static inline wsn_frame *frame_ref(wsn_frame *f)
 {
     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     return f;
 }
-void frame_unref(wsn_frame *f);
+void wsni_frame_unref(wsn_frame *f);
 
 #endif

@@ -224,7 +224,7 @@ static int scan_literal(scanner *s)
     return -1;
 }
 
-int json_scan_valid(const char *text, size_t len)
+int wsni_json_scan_valid(const char *text, size_t len)
 {
     scanner s = {(const unsigned char *)text, (const unsigned char *)text + len};
     /* One bit per open container: set for an object. */
@@ -319,7 +319,7 @@ static const char *skip_string(const char *p)
     }
 }
 
-const char *json_scan_skip(const char *p, const char *end)
+const char *wsni_json_scan_skip(const char *p, const char *end)
 {
     if (*p == '"')
         return skip_string(p);
@@ -367,7 +367,7 @@ static void put_utf8(unsigned v, char **out)
     *out = (char *)o;
 }
 
-size_t json_scan_unescape(const char *quoted, size_t len, char *out)
+size_t wsni_json_scan_unescape(const char *quoted, size_t len, char *out)
 {
     const char *p = quoted + 1, *end = quoted + len - 1;
     char *o = out;
@@ -427,7 +427,7 @@ static const char *skip_space(const char *p, const char *end)
     return p;
 }
 
-int json_scan_object(json_members *it, const char *text, size_t len)
+int wsni_json_scan_object(json_members *it, const char *text, size_t len)
 {
     const char *end = text + len;
     const char *p = skip_space(text, end);
@@ -438,17 +438,17 @@ int json_scan_object(json_members *it, const char *text, size_t len)
     return 0;
 }
 
-int json_scan_next_member(json_members *it, json_span *key, json_span *value)
+int wsni_json_scan_next_member(json_members *it, json_span *key, json_span *value)
 {
     const char *p = it->p;
     if (*p == '}')
         return 0;
     key->text = p;
-    p = json_scan_skip(p, it->end);
+    p = wsni_json_scan_skip(p, it->end);
     key->len = (size_t)(p - key->text);
     /* past the whitespace, the colon and the whitespace again */
     value->text = skip_space(skip_space(p, it->end) + 1, it->end);
-    p = json_scan_skip(value->text, it->end);
+    p = wsni_json_scan_skip(value->text, it->end);
     value->len = (size_t)(p - value->text);
     p = skip_space(p, it->end);
     if (*p == ',')
@@ -457,7 +457,7 @@ int json_scan_next_member(json_members *it, json_span *key, json_span *value)
     return 1;
 }
 
-int json_scan_string_eq(const json_span *key, const char *name, size_t n)
+int wsni_json_scan_string_eq(const json_span *key, const char *name, size_t n)
 {
     if (key->len < 2 || *key->text != '"')
         return 0;
@@ -467,5 +467,5 @@ int json_scan_string_eq(const json_span *key, const char *name, size_t n)
     char decoded[128];
     if (key->len > sizeof(decoded) || n * 6 + 2 < key->len)
         return 0;
-    return json_scan_unescape(key->text, key->len, decoded) == n && !memcmp(decoded, name, n);
+    return wsni_json_scan_unescape(key->text, key->len, decoded) == n && !memcmp(decoded, name, n);
 }

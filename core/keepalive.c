@@ -104,21 +104,21 @@ static void tick(lws_sorted_usec_list_t *sul)
     srv->keepalive_due = 0;
     wsn_client *c;
     while ((c = srv->pong_head) && now - c->last_pong >= pong_wait_us(srv)) {
-        wsn_log(srv, WSN_LOG_INFO, "client %s: no pong within pong_wait, dropping", c->id);
-        keepalive_remove(srv, c);
-        client_kill(c);
+        wsni_log(srv, WSN_LOG_INFO, "client %s: no pong within pong_wait, dropping", c->id);
+        wsni_keepalive_remove(srv, c);
+        wsni_client_kill(c);
     }
     while ((c = srv->ping_head) && now - c->last_ping >= ping_period_us(srv)) {
         c->need_ping = 1;
         c->last_ping = now;
         unlink_ping(srv, c);
         append_ping(srv, c);
-        client_request_write(c);
+        wsni_client_request_write(c);
     }
     arm(srv, now);
 }
 
-void keepalive_add(wsn_server *srv, wsn_client *c)
+void wsni_keepalive_add(wsn_server *srv, wsn_client *c)
 {
     lws_usec_t now = lws_now_usecs();
     c->last_ping = c->last_pong = now;
@@ -128,7 +128,7 @@ void keepalive_add(wsn_server *srv, wsn_client *c)
     arm(srv, now);
 }
 
-void keepalive_pong(wsn_server *srv, wsn_client *c)
+void wsni_keepalive_pong(wsn_server *srv, wsn_client *c)
 {
     if (!c->keepalive_linked)
         return;
@@ -138,7 +138,7 @@ void keepalive_pong(wsn_server *srv, wsn_client *c)
     append_pong(srv, c);
 }
 
-void keepalive_remove(wsn_server *srv, wsn_client *c)
+void wsni_keepalive_remove(wsn_server *srv, wsn_client *c)
 {
     if (!c->keepalive_linked)
         return;
@@ -147,7 +147,7 @@ void keepalive_remove(wsn_server *srv, wsn_client *c)
     unlink_pong(srv, c);
 }
 
-void keepalive_stop(wsn_server *srv)
+void wsni_keepalive_stop(wsn_server *srv)
 {
     lws_sul_cancel(&srv->keepalive_sul);
     srv->keepalive_due = 0;

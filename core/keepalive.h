@@ -6,12 +6,12 @@
 #include "wsnotify.h"
 
 /* A client that completed its handshake: its clock starts now. */
-void keepalive_add(wsn_server *srv, wsn_client *c);
+void wsni_keepalive_add(wsn_server *srv, wsn_client *c);
 /* The client answered a ping. */
-void keepalive_pong(wsn_server *srv, wsn_client *c);
+void wsni_keepalive_pong(wsn_server *srv, wsn_client *c);
 /* The client is leaving; safe to call twice. */
-void keepalive_remove(wsn_server *srv, wsn_client *c);
+void wsni_keepalive_remove(wsn_server *srv, wsn_client *c);
 /* Before the lws context goes away. */
-void keepalive_stop(wsn_server *srv);
+void wsni_keepalive_stop(wsn_server *srv);
 
 #endif

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void wsn_log(wsn_server *srv, wsn_log_level level, const char *fmt, ...)
+void wsni_log(wsn_server *srv, wsn_log_level level, const char *fmt, ...)
 {
     if (level == WSN_LOG_NONE || level > opt_int(srv->opts, WSN_OPT_LOG_LEVEL))
         return;
@@ -18,7 +18,7 @@ void wsn_log(wsn_server *srv, wsn_log_level level, const char *fmt, ...)
     va_end(ap);
     if (!srv->opts->log_fn) {
         size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
-        event_queue_push_log(&srv->events, level, msg, len);
+        wsni_event_queue_push_log(&srv->events, level, msg, len);
         return;
     }
     /* The header promises one call at a time per server. */
@@ -32,7 +32,7 @@ WSN_API int wsn_server_next_log(wsn_server *srv, wsn_log_level *level, char *buf
 {
     if (!srv || !level || !len)
         return WSN_EINVAL;
-    return event_queue_pop_log(&srv->events, level, buf, cap, len);
+    return wsni_event_queue_pop_log(&srv->events, level, buf, cap, len);
 }
 
 WSN_API uint64_t wsn_server_logs_dropped(wsn_server *srv)
@@ -45,7 +45,7 @@ WSN_API uint64_t wsn_server_logs_dropped(wsn_server *srv)
     return dropped;
 }
 
-void set_error(wsn_server *srv, const char *fmt, ...)
+void wsni_set_error(wsn_server *srv, const char *fmt, ...)
 {
     va_list ap;
     pthread_mutex_lock(&srv->err_lock);

@@ -43,7 +43,7 @@ struct pss {
     int health;         /* an HTTP /healthz body is due */
 };
 
-void loop_emit(wsn_server *srv, wsn_event *ev)
+void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
 {
     if (srv->events_on_io_thread && ev->kind != WSN_EVENT_STOPPED) {
         handler h = srv->handlers[ev->kind];
@@ -59,14 +59,14 @@ void loop_emit(wsn_server *srv, wsn_event *ev)
     }
     /* The queue decides under its lock, so the host's resume decision
      * (taken under the same lock) can never be missed. */
-    if (event_queue_push(&srv->events, ev, srv->in_service)) {
-        wsn_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
+    if (wsni_event_queue_push(&srv->events, ev, srv->in_service)) {
+        wsni_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
                 srv->event_queue_limit);
-        loop_pause_rx(srv, 1);
+        wsni_loop_pause_rx(srv, 1);
     }
 }
 
-void loop_pause_rx(wsn_server *srv, int pause)
+void wsni_loop_pause_rx(wsn_server *srv, int pause)
 {
     if (srv->rx_paused == pause)
         return;
@@ -83,11 +83,11 @@ void loop_pause_rx(wsn_server *srv, int pause)
 
 static void emit_client_event(wsn_server *srv, wsn_event_type kind, wsn_client *c)
 {
-    wsn_event *ev = event_new(kind, c);
+    wsn_event *ev = wsni_event_new(kind, c);
     if (ev)
-        loop_emit(srv, ev);
+        wsni_loop_emit(srv, ev);
     else
-        wsn_log(srv, WSN_LOG_ERROR, "client %s: event lost: out of memory", c->id);
+        wsni_log(srv, WSN_LOG_ERROR, "client %s: event lost: out of memory", c->id);
 }
 
 /* --- handshake ----------------------------------------------------------- */
@@ -140,7 +140,7 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
     if (!right_path)
         return refuse(wsi, HTTP_STATUS_NOT_FOUND, NULL);
     if (srv->max_clients && srv->connected >= srv->max_clients) {
-        wsn_log(srv, WSN_LOG_WARN, "max_clients (%d) reached: upgrade refused", srv->max_clients);
+        wsni_log(srv, WSN_LOG_WARN, "max_clients (%d) reached: upgrade refused", srv->max_clients);
         return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many clients");
     }
     if (!subprotocol_supported(wsi))
@@ -158,9 +158,9 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
     if (srv->opts->origin_fn)
         ok = srv->opts->origin_fn(srv->opts->origin_user, origin, host) != 0;
     else
-        ok = origin_allowed(opt_str(srv->opts, WSN_OPT_ALLOWED_ORIGINS), origin, host);
+        ok = wsni_origin_allowed(opt_str(srv->opts, WSN_OPT_ALLOWED_ORIGINS), origin, host);
     if (!ok)
-        wsn_log(srv, WSN_LOG_WARN, "origin %s refused (host %s)", origin ? origin : "(none)",
+        wsni_log(srv, WSN_LOG_WARN, "origin %s refused (host %s)", origin ? origin : "(none)",
                 host ? host : "(none)");
     free(origin);
     free(host);
@@ -171,13 +171,13 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
 {
     if (srv->draining)
         return -1;
-    wsn_client *c = client_new(srv);
+    wsn_client *c = wsni_client_new(srv);
     if (!c) {
-        wsn_log(srv, WSN_LOG_ERROR, "out of memory accepting a client");
+        wsni_log(srv, WSN_LOG_ERROR, "out of memory accepting a client");
         return -1;
     }
     c->wsi = wsi;
-    c->rx_buffer = rx_pool_take_new(&srv->rx_pool);
+    c->rx_buffer = wsni_rx_pool_take_new(&srv->rx_pool);
     c->deflate = pss->deflate;
     lws_get_peer_simple(wsi, c->remote, sizeof(c->remote));
     const struct lws_protocols *proto = lws_get_protocol(wsi);
@@ -192,10 +192,10 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
     pthread_mutex_unlock(&srv->lock);
     if (srv->connected > srv->peak_since_trim)
         srv->peak_since_trim = srv->connected;
-    keepalive_add(srv, c);
+    wsni_keepalive_add(srv, c);
     if (srv->rx_paused)
         lws_rx_flow_control(wsi, 0);
-    wsn_log(srv, WSN_LOG_DEBUG, "client %s connected from %s", c->id, c->remote);
+    wsni_log(srv, WSN_LOG_DEBUG, "client %s connected from %s", c->id, c->remote);
     emit_client_event(srv, WSN_EVENT_CONNECT, c);
     return 0;
 }
@@ -206,10 +206,10 @@ static void give_back_now(lws_sorted_usec_list_t *sul)
 {
     wsn_server *srv = lws_container_of(sul, wsn_server, trim_sul);
     if (!srv->connected) /* the biggest writes touched it to its end */
-        memory_discard(srv->coalesce, LWS_PRE + srv->coalesce_cap);
+        wsni_memory_discard(srv->coalesce, LWS_PRE + srv->coalesce_cap);
     if (srv->malloc_trim)
-        memory_give_back();
-    rx_pool_trim(&srv->rx_pool);
+        wsni_memory_give_back();
+    wsni_rx_pool_trim(&srv->rx_pool);
     srv->peak_since_trim = srv->connected;
 }
 
@@ -233,16 +233,16 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     if (!c)
         return; /* refused during the handshake: never a client */
     pss->client = NULL;
-    keepalive_remove(srv, c);
-    rx_quiet_remove(srv, c);
+    wsni_keepalive_remove(srv, c);
+    wsni_rx_quiet_remove(srv, c);
     lws_sul_cancel(&c->deadline_sul);
-    client_flush_forget(c);
+    wsni_client_flush_forget(c);
     atomic_store(&c->connected, 0);
     atomic_fetch_sub(&srv->format_clients[c->format], 1);
-    registry_remove_client(&srv->reg, c);
-    client_queue_clear(c);
+    wsni_registry_remove_client(&srv->reg, c);
+    wsni_client_queue_clear(c);
     if (c->inflight) {
-        frame_unref(c->inflight);
+        wsni_frame_unref(c->inflight);
         c->inflight = NULL;
     }
     c->wsi = NULL;
@@ -250,9 +250,9 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     free(c->rx);
     c->rx = NULL;
     c->rx_cap = c->rx_len = 0;
-    client_forget(c);
+    wsni_client_forget(c);
     give_back_memory(srv);
-    wsn_log(srv, WSN_LOG_DEBUG, "client %s disconnected", c->id);
+    wsni_log(srv, WSN_LOG_DEBUG, "client %s disconnected", c->id);
     emit_client_event(srv, WSN_EVENT_DISCONNECT, c);
     wsn_client_release(c);
     if (srv->draining && !srv->connected && !srv->stop) {
@@ -267,19 +267,19 @@ static void on_closed(wsn_server *srv, struct pss *pss)
 
 static void reply_error(wsn_server *srv, wsn_client *c, const char *error)
 {
-    outgoing *o = error_out_new(c->id, error);
+    outgoing *o = wsni_error_out_new(c->id, error);
     if (o) {
-        deliver_to_client(srv, c, o, 0);
-        outgoing_free(o);
+        wsni_deliver_to_client(srv, c, o, 0);
+        wsni_outgoing_free(o);
     }
 }
 
 static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char *data,
                              size_t len)
 {
-    wsn_event *ev = event_new(WSN_EVENT_MESSAGE, c);
+    wsn_event *ev = wsni_event_new(WSN_EVENT_MESSAGE, c);
     if (!ev) {
-        wsn_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
+        wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
         return;
     }
     int msgpack_envelope = c->rx_binary && c->format == FORMAT_MSGPACK;
@@ -301,15 +301,15 @@ static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char
         const char *error = NULL;
         const unsigned char *rx = data ? data : (const unsigned char *)"";
         int rc = msgpack_envelope
-                     ? msgpack_parse_incoming(rx, len, &ev->msg, &error)
-                     : json_parse_incoming((const char *)rx, len, &ev->msg, &error);
+                     ? wsni_msgpack_parse_incoming(rx, len, &ev->msg, &error)
+                     : wsni_json_parse_incoming((const char *)rx, len, &ev->msg, &error);
         if (rc) {
             wsn_event_free(ev);
             reply_error(srv, c, error);
             return;
         }
     }
-    loop_emit(srv, ev);
+    wsni_loop_emit(srv, ev);
 }
 
 static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const void *in,
@@ -327,7 +327,7 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
      * oversize message before waiting for (or buffering) its bytes. */
     if (c->rx_len + len + lws_remaining_packet_payload(wsi) > srv->read_limit) {
         static const char reason[] = "message too big";
-        wsn_log(srv, WSN_LOG_INFO, "client %s: message over read_limit (%zu)", c->id,
+        wsni_log(srv, WSN_LOG_INFO, "client %s: message over read_limit (%zu)", c->id,
                 srv->read_limit);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
                          sizeof(reason) - 1);
@@ -374,26 +374,26 @@ static int write_coalesced(wsn_server *srv, wsn_client *c, struct lws *wsi)
     for (int pass = 0; pass < WRITE_PASSES && c->ring_len; pass++) {
         if (pass && lws_send_pipe_choked(wsi))
             break;
-        wsn_frame *first = client_queue_peek(c, 0);
+        wsn_frame *first = wsni_client_queue_peek(c, 0);
         if (first->wire_len > srv->coalesce_cap) {
             if (lws_write(wsi, first->wire, first->wire_len, LWS_WRITE_RAW) < 0)
                 return -1;
-            client_queue_pop(c, 1);
+            wsni_client_queue_pop(c, 1);
         } else {
             unsigned char *out = srv->coalesce + LWS_PRE;
             size_t total = 0;
             unsigned n = 0;
             wsn_frame *f;
-            while ((f = client_queue_peek(c, n)) && total + f->wire_len <= srv->coalesce_cap) {
+            while ((f = wsni_client_queue_peek(c, n)) && total + f->wire_len <= srv->coalesce_cap) {
                 memcpy(out + total, f->wire, f->wire_len);
                 total += f->wire_len;
                 n++;
             }
             if (lws_write(wsi, out, total, LWS_WRITE_RAW) < 0)
                 return -1;
-            client_queue_pop(c, n);
+            wsni_client_queue_pop(c, n);
         }
-        client_refill_from_overflow(c);
+        wsni_client_refill_from_overflow(c);
     }
     return 0;
 }
@@ -402,13 +402,13 @@ static int write_coalesced(wsn_server *srv, wsn_client *c, struct lws *wsi)
  * the frame stays referenced while lws may still read it. */
 static int write_one(wsn_client *c, struct lws *wsi)
 {
-    wsn_frame *f = client_queue_peek(c, 0);
+    wsn_frame *f = wsni_client_queue_peek(c, 0);
     if (lws_write(wsi, f->payload, f->payload_len, f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
         0)
         return -1;
     c->inflight = frame_ref(f);
-    client_queue_pop(c, 1);
-    client_refill_from_overflow(c);
+    wsni_client_queue_pop(c, 1);
+    wsni_client_refill_from_overflow(c);
     return 0;
 }
 
@@ -419,7 +419,7 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
         return 0;
     c->write_requested = 0;
     if (c->inflight) {
-        frame_unref(c->inflight);
+        wsni_frame_unref(c->inflight);
         c->inflight = NULL;
     }
     if (c->need_ping) {
@@ -433,7 +433,7 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
             return -1;
         c->need_ping = 0;
         if (lws_send_pipe_choked(wsi)) {
-            client_request_write_now(c);
+            wsni_client_request_write_now(c);
             return 0;
         }
     }
@@ -444,10 +444,10 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
         srv->pass_writes++;
     }
     if (c->ring_len) {
-        client_request_write_now(c);
+        wsni_client_request_write_now(c);
     } else if (c->closing) {
         if (lws_send_pipe_choked(wsi)) {
-            client_request_write_now(c);
+            wsni_client_request_write_now(c);
         } else {
             const char *why = c->close_reason ? c->close_reason : "";
             lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
@@ -506,7 +506,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* Broadcast to every protocol: act once. Always return 0 here. */
         const struct lws_protocols *proto = lws_get_protocol(wsi);
         if (proto && proto->id == 1)
-            server_run_commands(srv);
+            wsni_server_run_commands(srv);
         return 0;
     }
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
@@ -536,8 +536,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return pss ? on_receive(srv, wsi, pss, in, len) : 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         if (pss && pss->client) {
-            keepalive_pong(srv, pss->client);
-            rx_quiet_note(srv, pss->client);
+            wsni_keepalive_pong(srv, pss->client);
+            wsni_rx_quiet_note(srv, pss->client);
         }
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -574,28 +574,28 @@ static void shutdown_deadline(lws_sorted_usec_list_t *sul)
     wsn_server *srv = lws_container_of(sul, wsn_server, shutdown_sul);
     if (!srv->connected)
         return;
-    wsn_log(srv, WSN_LOG_WARN, "shutdown timeout: dropping %d client(s)", srv->connected);
+    wsni_log(srv, WSN_LOG_WARN, "shutdown timeout: dropping %d client(s)", srv->connected);
     pthread_mutex_lock(&srv->lock);
     srv->clients_cut = 1;
     pthread_mutex_unlock(&srv->lock);
     wsn_client *c, *tmp;
-    HASH_ITER(hh, srv->clients_by_id, c, tmp) { client_kill(c); }
+    HASH_ITER(hh, srv->clients_by_id, c, tmp) { wsni_client_kill(c); }
     /* Killed connections close on the next pass; stop regardless soon. */
     lws_sul_schedule(srv->ctx, 0, &srv->shutdown_final_sul, shutdown_final, 100 * LWS_US_PER_MS);
 }
 
-void loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
+void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
 {
     if (srv->draining)
         return;
     srv->draining = 1;
-    wsn_log(srv, WSN_LOG_INFO, "shutting down: %d client(s)", srv->connected);
+    wsni_log(srv, WSN_LOG_INFO, "shutting down: %d client(s)", srv->connected);
     /* Accepted batches go out before their subscribers are closed. */
-    batch_flush_all(srv);
+    wsni_batch_flush_all(srv);
     wsn_client *c, *tmp;
     HASH_ITER(hh, srv->clients_by_id, c, tmp)
     {
-        client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown", 0);
+        wsni_client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown", 0);
     }
     if (!srv->connected) {
         srv->stop = 1;
@@ -704,8 +704,8 @@ static void describe_bind_failure(wsn_server *srv)
             why = strerror(errno);
         close(fd);
     }
-    set_error(srv, "cannot listen on %s:%d: %s", host, port, why);
-    wsn_log(srv, WSN_LOG_ERROR, "cannot listen on %s:%d: %s", host, port, why);
+    wsni_set_error(srv, "cannot listen on %s:%d: %s", host, port, why);
+    wsni_log(srv, WSN_LOG_ERROR, "cannot listen on %s:%d: %s", host, port, why);
 }
 
 static void finish_pending_commands(wsn_server *srv)
@@ -714,11 +714,11 @@ static void finish_pending_commands(wsn_server *srv)
     command *cmd = srv->cmd_head;
     srv->cmd_head = srv->cmd_tail = NULL;
     srv->cmd_publishes = 0;
-    server_room_update(srv);
+    wsni_server_room_update(srv);
     pthread_mutex_unlock(&srv->lock);
     while (cmd) {
         command *next = cmd->next;
-        command_free(cmd);
+        wsni_command_free(cmd);
         cmd = next;
     }
 }
@@ -736,18 +736,18 @@ static void *io_main(void *arg)
     lws_set_log_level(lws_log && *lws_log == '1' ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
 
     /* Without a pool, lws's allocator is left as the host has it. */
-    if (srv->rx_buffer_pool && rx_buffers_install() != 0) {
+    if (srv->rx_buffer_pool && wsni_rx_buffers_install() != 0) {
         srv->rx_buffer_pool = 0;
-        wsn_log(srv, WSN_LOG_WARN, "lws's allocator was replaced by the host: receive buffers "
+        wsni_log(srv, WSN_LOG_WARN, "lws's allocator was replaced by the host: receive buffers "
                                    "come from malloc (set rx_buffer_pool=0 to say so)");
     }
-    rx_pool_attach(srv->rx_buffer_pool ? &srv->rx_pool : NULL);
+    wsni_rx_pool_attach(srv->rx_buffer_pool ? &srv->rx_pool : NULL);
     struct lws_context *ctx = lws_create_context(&info);
     pthread_mutex_lock(&srv->lock);
     if (!ctx) {
         pthread_mutex_unlock(&srv->lock);
-        rx_pool_attach(NULL);
-        rx_pool_destroy(&srv->rx_pool);
+        wsni_rx_pool_attach(NULL);
+        wsni_rx_pool_destroy(&srv->rx_pool);
         describe_bind_failure(srv);
         pthread_mutex_lock(&srv->lock);
         srv->start_result = WSN_EIO;
@@ -755,9 +755,9 @@ static void *io_main(void *arg)
         srv->io_done = 1;
         pthread_cond_broadcast(&srv->cond);
         pthread_mutex_unlock(&srv->lock);
-        struct wsn_event *ev = event_new(WSN_EVENT_STOPPED, NULL);
+        struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
         if (ev)
-            event_queue_push(&srv->events, ev, 0);
+            wsni_event_queue_push(&srv->events, ev, 0);
         return NULL;
     }
     srv->ctx = ctx;
@@ -768,15 +768,15 @@ static void *io_main(void *arg)
     srv->start_result = WSN_OK;
     pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
-    wsn_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), srv->port);
-    wsn_log(srv, WSN_LOG_DEBUG, "receive buffers %s",
+    wsni_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), srv->port);
+    wsni_log(srv, WSN_LOG_DEBUG, "receive buffers %s",
             srv->rx_buffer_pool ? "in page slots (rx_buffer_pool)" : "from malloc");
 
     srv->in_service = 1;
     while (!srv->stop) {
         srv->pass_writes = 0;
         int rc = lws_service(ctx, 0);
-        event_queue_flush(&srv->events);
+        wsni_event_queue_flush(&srv->events);
         if (rc < 0)
             break;
         /* A host thread on this core runs as soon as it is woken, so its
@@ -787,43 +787,43 @@ static void *io_main(void *arg)
          * wrote to many clients is fanning out, and there letting publishes
          * gather for a pass means more frames per send (at 1,000
          * subscribers, 1 KiB, taking them early cost 23%). */
-        if (srv->pass_writes < EARLY_COMMANDS_MAX_WRITES && commands_pending(srv))
-            server_run_commands(srv);
+        if (srv->pass_writes < EARLY_COMMANDS_MAX_WRITES && wsni_commands_pending(srv))
+            wsni_server_run_commands(srv);
     }
     srv->in_service = 0;
-    event_queue_flush(&srv->events);
+    wsni_event_queue_flush(&srv->events);
 
     lws_sul_cancel(&srv->trim_sul);
-    batch_timers_clear(srv);
-    keepalive_stop(srv);
+    wsni_batch_timers_clear(srv);
+    wsni_keepalive_stop(srv);
     pthread_mutex_lock(&srv->lock);
     srv->ctx_alive = 0;
     pthread_mutex_unlock(&srv->lock);
-    rx_quiet_stop(srv); /* after ctx_alive: closing clients list no more */
+    wsni_rx_quiet_stop(srv); /* after ctx_alive: closing clients list no more */
     /* Closes what is left; their CLOSED callbacks emit DISCONNECT events. */
     lws_context_destroy(ctx);
-    rx_pool_attach(NULL);
-    rx_pool_destroy(&srv->rx_pool); /* lws freed every wsi and its buffer */
+    wsni_rx_pool_attach(NULL);
+    wsni_rx_pool_destroy(&srv->rx_pool); /* lws freed every wsi and its buffer */
     srv->draining = 1;
     finish_pending_commands(srv);
-    registry_clear(&srv->reg);
+    wsni_registry_clear(&srv->reg);
 
     pthread_mutex_lock(&srv->lock);
     srv->ctx = NULL;
     srv->state = SRV_STOPPED;
     srv->io_done = 1;
     srv->stalled_clients = 0;
-    server_room_update(srv);
+    wsni_server_room_update(srv);
     pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
 
-    struct wsn_event *ev = event_new(WSN_EVENT_STOPPED, NULL);
+    struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
     if (ev)
-        loop_emit(srv, ev);
+        wsni_loop_emit(srv, ev);
     return NULL;
 }
 
-int loop_start(wsn_server *srv)
+int wsni_loop_start(wsn_server *srv)
 {
     srv->coalesce_cap = COALESCE_BYTES;
     srv->flush_delay_us = opt_int(srv->opts, WSN_OPT_COALESCE_WINDOW) * LWS_US_PER_MS;

@@ -43,7 +43,7 @@ static int by_address(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void memory_give_back(void)
+void wsni_memory_give_back(void)
 {
     for (int i = 0; i < CACHE_CLASSES; i++) {
         void *held[CACHE_HOLD];
@@ -62,7 +62,7 @@ void memory_give_back(void)
     free(block);
 }
 
-void memory_discard(void *buf, size_t len)
+void wsni_memory_discard(void *buf, size_t len)
 {
     /* Whole pages inside [buf, buf + len) only: the rest of the block is
      * malloc's (its header, or a neighbour's data). */
@@ -73,8 +73,8 @@ void memory_discard(void *buf, size_t len)
         madvise((void *)start, end - start, MADV_DONTNEED);
 }
 #else
-void memory_give_back(void) {}
-void memory_discard(void *buf, size_t len)
+void wsni_memory_give_back(void) {}
+void wsni_memory_discard(void *buf, size_t len)
 {
     (void)buf;
     (void)len;

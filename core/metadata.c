@@ -29,7 +29,7 @@ static void entry_free(struct meta_entry *e)
     free(e);
 }
 
-void metadata_clear(wsn_client *c)
+void wsni_metadata_clear(wsn_client *c)
 {
     struct meta_entry *e, *tmp;
     HASH_ITER(hh, c->meta, e, tmp)
@@ -42,7 +42,7 @@ void metadata_clear(wsn_client *c)
 
 static int check_key(const char *key)
 {
-    return key && *key && utf8_valid_str(key) ? WSN_OK : WSN_EINVAL;
+    return key && *key && wsni_utf8_valid_str(key) ? WSN_OK : WSN_EINVAL;
 }
 
 static int store(wsn_client *c, const char *key, wsn_value_type type, int64_t i, double d,
@@ -95,7 +95,7 @@ static int store(wsn_client *c, const char *key, wsn_value_type type, int64_t i,
 
 WSN_API int wsn_client_set_string(wsn_client *c, const char *key, const char *value)
 {
-    if (!value || !utf8_valid_str(value))
+    if (!value || !wsni_utf8_valid_str(value))
         return WSN_EINVAL;
     return store(c, key, WSN_VALUE_STRING, 0, 0, value, strlen(value));
 }
@@ -260,7 +260,7 @@ WSN_API int wsn_client_metadata_keys(wsn_client *c, wsn_strlist **out)
     if (!c || !out)
         return WSN_EINVAL;
     *out = NULL;
-    wsn_strlist *list = strlist_new();
+    wsn_strlist *list = wsni_strlist_new();
     if (!list)
         return WSN_ENOMEM;
     int rc = WSN_OK;
@@ -268,7 +268,7 @@ WSN_API int wsn_client_metadata_keys(wsn_client *c, wsn_strlist **out)
     struct meta_entry *e, *tmp;
     HASH_ITER(hh, c->meta, e, tmp)
     {
-        if ((rc = strlist_push(list, e->key)))
+        if ((rc = wsni_strlist_push(list, e->key)))
             break;
     }
     pthread_mutex_unlock(&c->meta_lock);

@@ -86,7 +86,7 @@ WSN_API void wsn_options_free(wsn_options *o)
     free(o);
 }
 
-wsn_options *options_clone(const wsn_options *src)
+wsn_options *wsni_options_clone(const wsn_options *src)
 {
     wsn_options *o = calloc(1, sizeof(*o));
     if (!o)
@@ -231,7 +231,7 @@ WSN_API int wsn_options_set_origin_check(wsn_options *o, wsn_origin_fn fn, void 
     return WSN_OK;
 }
 
-int options_validate(const wsn_options *o, char *err, size_t err_len)
+int wsni_options_validate(const wsn_options *o, char *err, size_t err_len)
 {
     if (o->ints[WSN_OPT_PING_PERIOD] >= o->ints[WSN_OPT_PONG_WAIT]) {
         snprintf(err, err_len,

@@ -16,10 +16,10 @@ struct wsn_options {
 };
 
 /* Deep copy; NULL on allocation failure. */
-wsn_options *options_clone(const wsn_options *src);
+wsn_options *wsni_options_clone(const wsn_options *src);
 
 /* Checks relations between options; on failure writes why into err. */
-int options_validate(const wsn_options *o, char *err, size_t err_len);
+int wsni_options_validate(const wsn_options *o, char *err, size_t err_len);
 
 static inline int64_t opt_int(const wsn_options *o, wsn_option id) { return o->ints[id]; }
 static inline const char *opt_str(const wsn_options *o, wsn_option id) { return o->strings[id]; }

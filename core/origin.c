@@ -43,7 +43,7 @@ static int in_list(const char *list, const char *origin)
     return 0;
 }
 
-int origin_allowed(const char *allowed, const char *origin, const char *host)
+int wsni_origin_allowed(const char *allowed, const char *origin, const char *host)
 {
     /* Non-browser clients send no Origin; browsers always do. */
     if (!origin)

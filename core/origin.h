@@ -7,6 +7,6 @@
 /* origin: the Origin header or NULL; host: the Host header or NULL.
  * allowed: WSN_OPT_ALLOWED_ORIGINS ("" = same origin, "*" = any, else a
  * comma-separated list of exact origins). Returns 1 to allow. */
-int origin_allowed(const char *allowed, const char *origin, const char *host);
+int wsni_origin_allowed(const char *allowed, const char *origin, const char *host);
 
 #endif

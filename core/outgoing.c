@@ -8,20 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-wsn_frame *outgoing_frame(outgoing *o, enum wire_format fmt)
+wsn_frame *wsni_outgoing_frame(outgoing *o, enum wire_format fmt)
 {
     if (!o->frames[fmt])
         o->frames[fmt] = o->encode(o, fmt);
     return o->frames[fmt];
 }
 
-void outgoing_free(outgoing *o)
+void wsni_outgoing_free(outgoing *o)
 {
     if (!o)
         return;
     for (int i = 0; i < FORMAT_COUNT; i++)
         if (o->frames[i])
-            frame_unref(o->frames[i]);
+            wsni_frame_unref(o->frames[i]);
     o->destroy(o);
 }
 
@@ -31,15 +31,15 @@ static wsn_frame *message_encode(outgoing *o, enum wire_format fmt)
 {
     message_out *m = (message_out *)o;
     if (fmt == FORMAT_MSGPACK)
-        return msgpack_envelope_frame(m->channel, m->type, m->time, m->value, m->value_len,
+        return wsni_msgpack_envelope_frame(m->channel, m->type, m->time, m->value, m->value_len,
                                       m->message_id, m->reply_to_id);
     strbuf value, env;
-    strbuf_init(&value);
-    strbuf_init(&env);
+    wsni_strbuf_init(&value);
+    wsni_strbuf_init(&env);
     const char *text = m->value;
     size_t text_len = m->value_len;
     if (m->type != WSN_TYPE_JSON) {
-        json_message_value(m->type, m->value, m->value_len, &value);
+        wsni_json_message_value(m->type, m->value, m->value_len, &value);
         text = value.data ? value.data : "";
         text_len = value.len;
     }
@@ -48,22 +48,22 @@ static wsn_frame *message_encode(outgoing *o, enum wire_format fmt)
      * busy server's memory (adopting the scratch buffer as the frame left
      * the drop-mode soak 8-13% over its idle baseline instead of 3-8%). */
     wsn_frame *f = NULL;
-    if (!value.failed && !strbuf_reserve(&env, text_len + strlen(m->channel) +
+    if (!value.failed && !wsni_strbuf_reserve(&env, text_len + strlen(m->channel) +
                                                     strlen(m->message_id) +
                                                     strlen(m->reply_to_id) + 128)) {
-        json_envelope(&env, m->channel, m->type, m->time, text, text_len, m->message_id,
+        wsni_json_envelope(&env, m->channel, m->type, m->time, text, text_len, m->message_id,
                       m->reply_to_id);
         if (!env.failed)
-            f = frame_from(env.data, env.len, 0);
+            f = wsni_frame_from(env.data, env.len, 0);
     }
-    strbuf_free(&value);
-    strbuf_free(&env);
+    wsni_strbuf_free(&value);
+    wsni_strbuf_free(&env);
     return f;
 }
 
 static void message_destroy(outgoing *o) { free(o); }
 
-outgoing *message_out_new(const char *channel, wsn_message_type type, const void *value,
+outgoing *wsni_message_out_new(const char *channel, wsn_message_type type, const void *value,
                           size_t len, int minify, const char *message_id,
                           const char *reply_to_id)
 {
@@ -89,14 +89,14 @@ outgoing *message_out_new(const char *channel, wsn_message_type type, const void
     p += rid_size;
     m->value = p;
     if (minify)
-        m->value_len = json_minify(p, value, len);
+        m->value_len = wsni_json_minify(p, value, len);
     else {
         if (len)
             memcpy(p, value, len);
         m->value_len = len;
     }
     p[m->value_len] = 0;
-    time_rfc3339nano(m->time);
+    wsni_time_rfc3339nano(m->time);
     return &m->base;
 }
 
@@ -110,11 +110,11 @@ static wsn_frame *raw_encode(outgoing *o, enum wire_format fmt)
 
 static void plain_destroy(outgoing *o) { free(o); }
 
-outgoing *raw_out_new(wsn_frame *frame)
+outgoing *wsni_raw_out_new(wsn_frame *frame)
 {
     outgoing *o = calloc(1, sizeof(*o));
     if (!o) {
-        frame_unref(frame);
+        wsni_frame_unref(frame);
         return NULL;
     }
     o->encode = raw_encode;
@@ -136,16 +136,16 @@ static wsn_frame *error_encode(outgoing *o, enum wire_format fmt)
 {
     error_out *e = (error_out *)o;
     if (fmt == FORMAT_MSGPACK)
-        return msgpack_error_frame(e->client_id, e->error, e->time);
+        return wsni_msgpack_error_frame(e->client_id, e->error, e->time);
     strbuf sb;
-    strbuf_init(&sb);
-    json_error_payload(&sb, e->client_id, e->error, e->time);
-    wsn_frame *f = sb.failed ? NULL : frame_from(sb.data, sb.len, 0);
-    strbuf_free(&sb);
+    wsni_strbuf_init(&sb);
+    wsni_json_error_payload(&sb, e->client_id, e->error, e->time);
+    wsn_frame *f = sb.failed ? NULL : wsni_frame_from(sb.data, sb.len, 0);
+    wsni_strbuf_free(&sb);
     return f;
 }
 
-outgoing *error_out_new(const char *client_id, const char *error)
+outgoing *wsni_error_out_new(const char *client_id, const char *error)
 {
     error_out *e = calloc(1, sizeof(*e));
     if (!e)
@@ -154,6 +154,6 @@ outgoing *error_out_new(const char *client_id, const char *error)
     e->base.destroy = plain_destroy;
     snprintf(e->client_id, sizeof(e->client_id), "%s", client_id);
     e->error = error;
-    time_rfc3339nano(e->time);
+    wsni_time_rfc3339nano(e->time);
     return &e->base;
 }

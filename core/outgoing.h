@@ -32,15 +32,15 @@ typedef struct message_out {
 
 /* Copies everything (minify: value is valid JSON, copied without its
  * whitespace); value must already be validated. NULL: no memory. */
-outgoing *message_out_new(const char *channel, wsn_message_type type, const void *value,
+outgoing *wsni_message_out_new(const char *channel, wsn_message_type type, const void *value,
                           size_t len, int minify, const char *message_id,
                           const char *reply_to_id);
 /* The same frame for every format (raw sends). Takes the reference. */
-outgoing *raw_out_new(wsn_frame *frame);
+outgoing *wsni_raw_out_new(wsn_frame *frame);
 /* The error reply to bad input: {"client_id","error","reply_to","time","type"}. */
-outgoing *error_out_new(const char *client_id, const char *error);
+outgoing *wsni_error_out_new(const char *client_id, const char *error);
 
-wsn_frame *outgoing_frame(outgoing *o, enum wire_format fmt);
-void outgoing_free(outgoing *o);
+wsn_frame *wsni_outgoing_frame(outgoing *o, enum wire_format fmt);
+void wsni_outgoing_free(outgoing *o);
 
 #endif

@@ -18,17 +18,17 @@ static int check_channel(wsn_server *srv, const char *channel, int allow_empty)
     if (!*channel) {
         if (allow_empty)
             return WSN_OK;
-        set_error(srv, "channel name is empty");
+        wsni_set_error(srv, "channel name is empty");
         return WSN_EINVAL;
     }
     size_t len = strlen(channel);
     if (len > srv->max_channel_name) {
-        set_error(srv, "channel name is %zu bytes, max_channel_name is %zu", len,
+        wsni_set_error(srv, "channel name is %zu bytes, max_channel_name is %zu", len,
                   srv->max_channel_name);
         return WSN_ELIMIT;
     }
-    if (!utf8_valid((const unsigned char *)channel, len)) {
-        set_error(srv, "channel name is not valid UTF-8");
+    if (!wsni_utf8_valid((const unsigned char *)channel, len)) {
+        wsni_set_error(srv, "channel name is not valid UTF-8");
         return WSN_EINVAL;
     }
     return WSN_OK;
@@ -40,11 +40,11 @@ static int check_id(wsn_server *srv, const char *id)
         return WSN_OK;
     size_t len = strlen(id);
     if (len > MAX_ID_LENGTH) {
-        set_error(srv, "message id is %zu bytes, the limit is %d", len, MAX_ID_LENGTH);
+        wsni_set_error(srv, "message id is %zu bytes, the limit is %d", len, MAX_ID_LENGTH);
         return WSN_ELIMIT;
     }
-    if (!utf8_valid((const unsigned char *)id, len)) {
-        set_error(srv, "message id is not valid UTF-8");
+    if (!wsni_utf8_valid((const unsigned char *)id, len)) {
+        wsni_set_error(srv, "message id is not valid UTF-8");
         return WSN_EINVAL;
     }
     return WSN_OK;
@@ -63,24 +63,24 @@ static int make_message(wsn_server *srv, const char *channel, wsn_message_type t
         return WSN_EINVAL;
     switch (type) {
     case WSN_TYPE_JSON:
-        if (!data || !json_scan_valid(data, len)) {
-            set_error(srv, "message is not valid JSON");
+        if (!data || !wsni_json_scan_valid(data, len)) {
+            wsni_set_error(srv, "message is not valid JSON");
             return WSN_EJSON;
         }
         break;
     case WSN_TYPE_TEXT:
-        if (!utf8_valid(data, len)) {
-            set_error(srv, "text message is not valid UTF-8");
+        if (!wsni_utf8_valid(data, len)) {
+            wsni_set_error(srv, "text message is not valid UTF-8");
             return WSN_EINVAL;
         }
         break;
     case WSN_TYPE_BINARY:
         break;
     default:
-        set_error(srv, "unknown message type %d", (int)type);
+        wsni_set_error(srv, "unknown message type %d", (int)type);
         return WSN_EINVAL;
     }
-    *out = message_out_new(channel, type, data ? data : "", len, type == WSN_TYPE_JSON, message_id,
+    *out = wsni_message_out_new(channel, type, data ? data : "", len, type == WSN_TYPE_JSON, message_id,
                            reply_to_id);
     return *out ? WSN_OK : WSN_ENOMEM;
 }
@@ -109,13 +109,13 @@ static int channel_command(wsn_server *srv, enum command_kind kind, wsn_client *
     int rc;
     if ((rc = check_client(srv, c)) || (rc = check_channel(srv, channel, 0)))
         return rc;
-    command *cmd = command_new(kind);
+    command *cmd = wsni_command_new(kind);
     if (!cmd || !(cmd->channel = strdup(channel))) {
-        command_free(cmd);
+        wsni_command_free(cmd);
         return WSN_ENOMEM;
     }
     cmd->client = wsn_client_retain(c);
-    return command_submit(srv, cmd, 0);
+    return wsni_command_submit(srv, cmd, 0);
 }
 
 WSN_API int wsn_server_subscribe(wsn_server *srv, wsn_client *c, const char *channel)
@@ -142,19 +142,19 @@ static int publish_channel(wsn_server *srv, const char *channel, wsn_message_typ
     int rc = check_channel(srv, channel, 0);
     if (rc)
         return rc;
-    command *cmd = command_new(CMD_PUBLISH);
+    command *cmd = wsni_command_new(CMD_PUBLISH);
     if (!cmd)
         return WSN_ENOMEM;
     if (!(cmd->channel = strdup(channel))) {
-        command_free(cmd);
+        wsni_command_free(cmd);
         return WSN_ENOMEM;
     }
     if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
-        (rc = outgoing_prepare(srv, cmd->out))) {
-        command_free(cmd);
+        (rc = wsni_outgoing_prepare(srv, cmd->out))) {
+        wsni_command_free(cmd);
         return rc;
     }
-    return command_submit(srv, cmd, flags);
+    return wsni_command_submit(srv, cmd, flags);
 }
 
 static int publish_client(wsn_server *srv, wsn_client *c, const char *channel,
@@ -164,16 +164,16 @@ static int publish_client(wsn_server *srv, wsn_client *c, const char *channel,
     int rc;
     if ((rc = check_client(srv, c)) || (rc = check_channel(srv, channel, 1)))
         return rc;
-    command *cmd = command_new(CMD_SEND);
+    command *cmd = wsni_command_new(CMD_SEND);
     if (!cmd)
         return WSN_ENOMEM;
     if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
-        (rc = outgoing_frame(cmd->out, c->format) ? WSN_OK : WSN_ENOMEM)) {
-        command_free(cmd);
+        (rc = wsni_outgoing_frame(cmd->out, c->format) ? WSN_OK : WSN_ENOMEM)) {
+        wsni_command_free(cmd);
         return rc;
     }
     cmd->client = wsn_client_retain(c);
-    return command_submit(srv, cmd, flags);
+    return wsni_command_submit(srv, cmd, flags);
 }
 
 WSN_API int wsn_server_publish_ex(wsn_server *srv, wsn_client *client, const char *channel,
@@ -222,21 +222,21 @@ WSN_API int wsn_server_send_raw_ex(wsn_server *srv, wsn_client *c, wsn_message_t
     if (rc)
         return rc;
     if (type != WSN_TYPE_TEXT && type != WSN_TYPE_BINARY) {
-        set_error(srv, "raw frames are text or binary");
+        wsni_set_error(srv, "raw frames are text or binary");
         return WSN_EINVAL;
     }
-    if (type == WSN_TYPE_TEXT && !utf8_valid(data, len)) {
-        set_error(srv, "text frame is not valid UTF-8");
+    if (type == WSN_TYPE_TEXT && !wsni_utf8_valid(data, len)) {
+        wsni_set_error(srv, "text frame is not valid UTF-8");
         return WSN_EINVAL;
     }
-    command *cmd = command_new(CMD_SEND);
-    wsn_frame *f = cmd ? frame_from(data, len, type == WSN_TYPE_BINARY) : NULL;
-    if (!f || !(cmd->out = raw_out_new(f))) {
-        command_free(cmd);
+    command *cmd = wsni_command_new(CMD_SEND);
+    wsn_frame *f = cmd ? wsni_frame_from(data, len, type == WSN_TYPE_BINARY) : NULL;
+    if (!f || !(cmd->out = wsni_raw_out_new(f))) {
+        wsni_command_free(cmd);
         return WSN_ENOMEM;
     }
     cmd->client = wsn_client_retain(c);
-    return command_submit(srv, cmd, flags);
+    return wsni_command_submit(srv, cmd, flags);
 }
 
 WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *c, wsn_message_type type,

@@ -13,16 +13,16 @@
 #define HASH_INITIAL_NUM_BUCKETS 4U
 #define HASH_INITIAL_NUM_BUCKETS_LOG2 2U
 
-channel_entry *registry_find(registry *r, const char *name)
+channel_entry *wsni_registry_find(registry *r, const char *name)
 {
     channel_entry *ch = NULL;
     HASH_FIND_STR(r->channels, name, ch);
     return ch;
 }
 
-int registry_subscribe(registry *r, wsn_client *c, const char *name)
+int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name)
 {
-    channel_entry *ch = registry_find(r, name);
+    channel_entry *ch = wsni_registry_find(r, name);
     if (!ch) {
         ch = calloc(1, sizeof(*ch));
         if (!ch || !(ch->name = strdup(name))) {
@@ -66,9 +66,9 @@ static void drop_membership(registry *r, membership *m)
     }
 }
 
-void registry_unsubscribe(registry *r, wsn_client *c, const char *name)
+void wsni_registry_unsubscribe(registry *r, wsn_client *c, const char *name)
 {
-    channel_entry *ch = registry_find(r, name);
+    channel_entry *ch = wsni_registry_find(r, name);
     if (!ch)
         return;
     membership *m = NULL;
@@ -77,13 +77,13 @@ void registry_unsubscribe(registry *r, wsn_client *c, const char *name)
         drop_membership(r, m);
 }
 
-void registry_remove_client(registry *r, wsn_client *c)
+void wsni_registry_remove_client(registry *r, wsn_client *c)
 {
     while (c->subs)
         drop_membership(r, c->subs);
 }
 
-void registry_clear(registry *r)
+void wsni_registry_clear(registry *r)
 {
     channel_entry *ch, *tmp;
     HASH_ITER(hh, r->channels, ch, tmp)

@@ -29,10 +29,10 @@ typedef struct registry {
     channel_entry *channels;
 } registry;
 
-int registry_subscribe(registry *r, wsn_client *c, const char *name);
-void registry_unsubscribe(registry *r, wsn_client *c, const char *name);
-void registry_remove_client(registry *r, wsn_client *c);
-channel_entry *registry_find(registry *r, const char *name);
-void registry_clear(registry *r);
+int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name);
+void wsni_registry_unsubscribe(registry *r, wsn_client *c, const char *name);
+void wsni_registry_remove_client(registry *r, wsn_client *c);
+channel_entry *wsni_registry_find(registry *r, const char *name);
+void wsni_registry_clear(registry *r);
 
 #endif

@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <libwebsockets.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -205,7 +206,20 @@ static void install_once(void)
     lws_set_allocator(lws_allocator);
 }
 
-int rx_buffers_install(void)
+int wsni_rx_lws_version_supported(const char *version, char *why, size_t why_len)
+{
+    int major = 0, minor = 0;
+    if (version && sscanf(version, "%d.%d", &major, &minor) == 2 && major == 4 && minor == 1)
+        return 1;
+    snprintf(why, why_len,
+             "libwebsockets %s is not one the receive-buffer pool was verified with (4.1.x): "
+             "it relies on lws writing only control frames into a connection's buffer; "
+             "set rx_buffer_pool=0 to run without it",
+             version ? version : "(unknown)");
+    return 0;
+}
+
+int wsni_rx_buffers_install(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, install_once);
@@ -215,12 +229,12 @@ int rx_buffers_install(void)
     return lws_realloc(NULL, 0, find_reason) == &self ? 0 : -1;
 }
 
-void rx_pool_attach(rx_pool *pool)
+void wsni_rx_pool_attach(rx_pool *pool)
 {
     thread_pool = pool;
 }
 
-void *rx_pool_take_new(rx_pool *pool)
+void *wsni_rx_pool_take_new(rx_pool *pool)
 {
     void *slot = pool->newest;
     pool->newest = NULL;
@@ -258,7 +272,7 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void rx_pool_release(rx_pool *pool, uintptr_t *bufs, size_t count)
+void wsni_rx_pool_release(rx_pool *pool, uintptr_t *bufs, size_t count)
 {
     for (size_t i = 0; i < count; i++)
         if (!in_pool(pool, (const void *)bufs[i]))
@@ -267,7 +281,7 @@ void rx_pool_release(rx_pool *pool, uintptr_t *bufs, size_t count)
     discard_runs(pool, bufs, count);
 }
 
-void rx_pool_trim(rx_pool *pool)
+void wsni_rx_pool_trim(rx_pool *pool)
 {
     /* Address order turns neighbours into one call; the stack order is
      * lost, which only changes which free slot is reused first. Clean
@@ -289,7 +303,7 @@ void rx_pool_trim(rx_pool *pool)
     free(dirty);
 }
 
-void rx_pool_destroy(rx_pool *pool)
+void wsni_rx_pool_destroy(rx_pool *pool)
 {
     for (size_t c = 0; c < pool->chunk_count; c++)
         munmap(pool->chunks[c], pool->per_chunk * pool->slot_bytes);

@@ -46,28 +46,37 @@ typedef struct rx_pool {
  * Returns 0 when ours is still reachable from lws (pools are safe to
  * use), -1 when something replaced it without chaining to it: then use
  * no pool. Call before creating an lws context. Thread: any. */
-int rx_buffers_install(void);
+int wsni_rx_buffers_install(void);
+
+/* Whether an lws of this version (lws_get_library_version()'s text) is
+ * one whose receive buffer behaves as this pool relies on: allocated with
+ * reason "rx_ubuf" at ESTABLISHED, freed on the servicing thread, and
+ * written only with control-frame payloads, so that its pages may be
+ * discarded while the client is quiet (rx_quiet.c). Verified for 4.1.x
+ * (4.1.6 read); a later lws that parked partial data frames there would
+ * lose them. 1 = verified; else 0 with the reason in why. */
+int wsni_rx_lws_version_supported(const char *version, char *why, size_t why_len);
 
 /* Receive buffers allocated on the calling thread come from pool (NULL:
  * from malloc again). Attach before creating the lws context, detach after
  * destroying it. */
-void rx_pool_attach(rx_pool *pool);
+void wsni_rx_pool_attach(rx_pool *pool);
 
 /* The receive buffer lws allocated for the connection now being
  * established, or NULL (it came from malloc). lws allocates it just before
  * LWS_CALLBACK_ESTABLISHED; call from there. */
-void *rx_pool_take_new(rx_pool *pool);
+void *wsni_rx_pool_take_new(rx_pool *pool);
 
 /* These buffers hold nothing lws still needs: let the kernel take their
  * pages. Reorders bufs; buffers not in slots are skipped. */
-void rx_pool_release(rx_pool *pool, uintptr_t *bufs, size_t count);
+void wsni_rx_pool_release(rx_pool *pool, uintptr_t *bufs, size_t count);
 
 /* Gives back the pages of free slots (a freed slot keeps them for the next
- * connection). With memory_give_back(), once clients have left. */
-void rx_pool_trim(rx_pool *pool);
+ * connection). With wsni_memory_give_back(), once clients have left. */
+void wsni_rx_pool_trim(rx_pool *pool);
 
 /* Unmaps every chunk; after the lws context is destroyed (every slot is
  * free by then). Leaves the pool empty and usable. */
-void rx_pool_destroy(rx_pool *pool);
+void wsni_rx_pool_destroy(rx_pool *pool);
 
 #endif

@@ -26,7 +26,7 @@ static void arm(wsn_server *srv)
     }
 }
 
-void rx_quiet_note(wsn_server *srv, wsn_client *c)
+void wsni_rx_quiet_note(wsn_server *srv, wsn_client *c)
 {
     c->rx_recent = true;
     if (c->rx_quiet_slot || !c->rx_buffer || c->deflate || !srv->ctx_alive)
@@ -53,7 +53,7 @@ static void unlist(wsn_server *srv, wsn_client *c)
     c->rx_quiet_slot = 0;
 }
 
-void rx_quiet_remove(wsn_server *srv, wsn_client *c)
+void wsni_rx_quiet_remove(wsn_server *srv, wsn_client *c)
 {
     if (c->rx_quiet_slot)
         unlist(srv, c);
@@ -68,7 +68,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 {
     wsn_server *srv = lws_container_of(sul, wsn_server, rx_quiet_sul);
     srv->rx_quiet_armed = 0;
-    /* Released together (rx_pool_release merges neighbours); without
+    /* Released together (wsni_rx_pool_release merges neighbours); without
      * room for the list, one at a time. */
     uintptr_t *quiet = malloc(srv->rx_quiet_len * sizeof(*quiet) + 1);
     size_t quiet_len = 0;
@@ -84,17 +84,17 @@ static void tick(lws_sorted_usec_list_t *sul)
         if (quiet)
             quiet[quiet_len++] = one;
         else
-            rx_pool_release(&srv->rx_pool, &one, 1);
+            wsni_rx_pool_release(&srv->rx_pool, &one, 1);
         unlist(srv, c);
     }
     if (quiet_len)
-        rx_pool_release(&srv->rx_pool, quiet, quiet_len);
+        wsni_rx_pool_release(&srv->rx_pool, quiet, quiet_len);
     free(quiet);
     if (srv->rx_quiet_len)
         arm(srv);
 }
 
-void rx_quiet_stop(wsn_server *srv)
+void wsni_rx_quiet_stop(wsn_server *srv)
 {
     lws_sul_cancel(&srv->rx_quiet_sul);
     srv->rx_quiet_armed = 0;

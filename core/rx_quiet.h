@@ -12,10 +12,10 @@
  * over from its per-thread read buffer and writes this one only with
  * control frames, and of those only a pong reaches us (pings are answered
  * inside lws; a close ends the connection): call on RECEIVE_PONG. */
-void rx_quiet_note(wsn_server *srv, wsn_client *c);
+void wsni_rx_quiet_note(wsn_server *srv, wsn_client *c);
 /* The client is leaving; safe to call twice. */
-void rx_quiet_remove(wsn_server *srv, wsn_client *c);
+void wsni_rx_quiet_remove(wsn_server *srv, wsn_client *c);
 /* Before the lws context goes away. */
-void rx_quiet_stop(wsn_server *srv);
+void wsni_rx_quiet_stop(wsn_server *srv);
 
 #endif

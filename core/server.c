@@ -11,14 +11,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-void server_ref(wsn_server *srv) { atomic_fetch_add_explicit(&srv->refs, 1, memory_order_relaxed); }
+void wsni_server_ref(wsn_server *srv) { atomic_fetch_add_explicit(&srv->refs, 1, memory_order_relaxed); }
 
-void server_unref(wsn_server *srv)
+void wsni_server_unref(wsn_server *srv)
 {
     if (atomic_fetch_sub_explicit(&srv->refs, 1, memory_order_acq_rel) != 1)
         return;
-    batch_table_clear(srv);
-    event_queue_destroy(&srv->events);
+    wsni_batch_table_clear(srv);
+    wsni_event_queue_destroy(&srv->events);
     close(srv->room_fd);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->cond);
@@ -31,7 +31,7 @@ void server_unref(wsn_server *srv)
     free(srv);
 }
 
-int server_on_io_thread(const wsn_server *srv)
+int wsni_server_on_io_thread(const wsn_server *srv)
 {
     /* io_tid is written before start() returns and never again. */
     return srv->start_called && pthread_equal(pthread_self(), srv->io_tid);
@@ -65,13 +65,18 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     if (!out)
         return WSN_EINVAL;
     *out = NULL;
-    wsn_options *copy = opts ? options_clone(opts) : wsn_options_new();
+    wsn_options *copy = opts ? wsni_options_clone(opts) : wsn_options_new();
     if (!copy) {
         copy_error(errbuf, errbuf_len, "out of memory");
         return WSN_ENOMEM;
     }
-    char why[256];
-    int rc = options_validate(copy, why, sizeof(why));
+    char why[512];
+    int rc = wsni_options_validate(copy, why, sizeof(why));
+    /* Refused here, before anything runs, and not quietly turned off: the
+     * host chose the pool (the default) and learns why it cannot have it. */
+    if (!rc && opt_int(copy, WSN_OPT_RX_BUFFER_POOL) &&
+        !wsni_rx_lws_version_supported(lws_get_library_version(), why, sizeof(why)))
+        rc = WSN_EUNSUPPORTED;
     if (rc) {
         copy_error(errbuf, errbuf_len, why);
         wsn_options_free(copy);
@@ -110,7 +115,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     /* Room is open until a publish finds none: the fd starts readable. */
     srv->room_open = 1;
     srv->room_fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (srv->room_fd < 0 || event_queue_init(&srv->events, srv->event_queue_limit,
+    if (srv->room_fd < 0 || wsni_event_queue_init(&srv->events, srv->event_queue_limit,
                                                (size_t)opt_int(copy, WSN_OPT_LOG_QUEUE))) {
         /* Nothing else holds resources yet. */
         if (srv->room_fd >= 0)
@@ -155,7 +160,7 @@ WSN_API int wsn_server_start(wsn_server *srv)
     srv->start_result = 1;
     pthread_mutex_unlock(&srv->lock);
 
-    int rc = loop_start(srv);
+    int rc = wsni_loop_start(srv);
     pthread_mutex_lock(&srv->lock);
     if (rc) {
         srv->start_result = rc;
@@ -199,9 +204,9 @@ static void join_io_thread_locked(wsn_server *srv)
 
 static void emit_stopped_without_loop(wsn_server *srv)
 {
-    struct wsn_event *ev = event_new(WSN_EVENT_STOPPED, NULL);
+    struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
     if (ev)
-        event_queue_push(&srv->events, ev, 0);
+        wsni_event_queue_push(&srv->events, ev, 0);
 }
 
 WSN_API int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms)
@@ -216,19 +221,19 @@ WSN_API int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms)
         return WSN_OK;
     }
     if (srv->state == SRV_RUNNING) {
-        command *cmd = command_new(CMD_SHUTDOWN);
+        command *cmd = wsni_command_new(CMD_SHUTDOWN);
         srv->state = SRV_DRAINING;
-        server_room_update(srv);
+        wsni_server_room_update(srv);
         /* Publishers waiting for room give up now. */
         pthread_cond_broadcast(&srv->cond);
         pthread_mutex_unlock(&srv->lock);
         if (!cmd)
             return WSN_ENOMEM;
         cmd->arg = timeout_ms;
-        command_submit(srv, cmd, 0);
+        wsni_command_submit(srv, cmd, 0);
         pthread_mutex_lock(&srv->lock);
     }
-    if (server_on_io_thread(srv)) {
+    if (wsni_server_on_io_thread(srv)) {
         pthread_mutex_unlock(&srv->lock);
         return WSN_OK;
     }
@@ -242,15 +247,15 @@ WSN_API void wsn_server_free(wsn_server *srv)
 {
     if (!srv)
         return;
-    if (server_on_io_thread(srv)) {
+    if (wsni_server_on_io_thread(srv)) {
         /* Joining ourselves would deadlock; leaking is the lesser harm. */
-        wsn_log(srv, WSN_LOG_ERROR, "wsn_server_free called on the I/O thread: ignored");
+        wsni_log(srv, WSN_LOG_ERROR, "wsn_server_free called on the I/O thread: ignored");
         return;
     }
     wsn_server_shutdown(srv, srv->write_wait_ms);
     /* Events nobody will take hold client references, which hold ours. */
-    event_queue_clear(&srv->events);
-    server_unref(srv);
+    wsni_event_queue_clear(&srv->events);
+    wsni_server_unref(srv);
 }
 
 /* --- monitoring ------------------------------------------------------- */
@@ -270,7 +275,7 @@ WSN_API int wsn_server_client_list(wsn_server *srv, wsn_strlist **out)
     if (!srv || !out)
         return WSN_EINVAL;
     *out = NULL;
-    wsn_strlist *list = strlist_new();
+    wsn_strlist *list = wsni_strlist_new();
     if (!list)
         return WSN_ENOMEM;
     int rc = WSN_OK;
@@ -278,7 +283,7 @@ WSN_API int wsn_server_client_list(wsn_server *srv, wsn_strlist **out)
     wsn_client *c, *tmp;
     HASH_ITER(hh, srv->clients_by_id, c, tmp)
     {
-        if ((rc = strlist_push(list, c->id)))
+        if ((rc = wsni_strlist_push(list, c->id)))
             break;
     }
     pthread_mutex_unlock(&srv->lock);
@@ -303,7 +308,7 @@ WSN_API int wsn_server_wait(wsn_server *srv, int timeout_ms)
     struct pollfd pfd = {.fd = srv->events.fd, .events = POLLIN};
     for (;;) {
         int closed;
-        int ready = event_queue_ready(&srv->events, &closed);
+        int ready = wsni_event_queue_ready(&srv->events, &closed);
         if (ready)
             return 1;
         if (closed)
@@ -323,9 +328,9 @@ WSN_API int wsn_server_wait(wsn_server *srv, int timeout_ms)
  * the host has taken half the backlog. */
 static void resume_rx(wsn_server *srv)
 {
-    command *cmd = command_new(CMD_RESUME_RX);
+    command *cmd = wsni_command_new(CMD_RESUME_RX);
     if (cmd)
-        command_submit(srv, cmd, 0);
+        wsni_command_submit(srv, cmd, 0);
 }
 
 WSN_API int wsn_server_next_event(wsn_server *srv, wsn_event **out)
@@ -334,7 +339,7 @@ WSN_API int wsn_server_next_event(wsn_server *srv, wsn_event **out)
         return WSN_EINVAL;
     *out = NULL;
     int resume = 0;
-    int rc = event_queue_pop(&srv->events, out, &resume);
+    int rc = wsni_event_queue_pop(&srv->events, out, &resume);
     if (resume)
         resume_rx(srv);
     return rc;

@@ -140,7 +140,7 @@ struct wsn_server {
     int rx_paused;
     unsigned pass_writes;  /* I/O thread: clients written to in this loop pass */
     int in_service;        /* I/O thread: inside the service loop, where the host
-                            * is woken once per pass (event_queue_flush) */
+                            * is woken once per pass (wsni_event_queue_flush) */
     wsn_client **flush_list; /* clients whose write request waits for the flush */
     size_t flush_len, flush_cap;
     int flush_armed;
@@ -153,7 +153,7 @@ struct wsn_server {
     lws_sorted_usec_list_t keepalive_sul;
     lws_usec_t keepalive_due; /* when the timer fires; 0 = not armed */
     int peak_since_trim;      /* most clients connected since the last malloc_trim */
-    lws_sorted_usec_list_t trim_sul; /* io: memory_give_back() once clients left */
+    lws_sorted_usec_list_t trim_sul; /* io: wsni_memory_give_back() once clients left */
     /* rx_quiet.c: clients whose receive buffer was written since released */
     wsn_client **rx_quiet;
     size_t rx_quiet_len, rx_quiet_cap;
@@ -170,57 +170,57 @@ struct wsn_server {
 };
 
 /* server.c */
-void server_ref(wsn_server *srv);
-void server_unref(wsn_server *srv);
-int server_on_io_thread(const wsn_server *srv);
+void wsni_server_ref(wsn_server *srv);
+void wsni_server_unref(wsn_server *srv);
+int wsni_server_on_io_thread(const wsn_server *srv);
 /* Moves every queued command out and applies it (io). */
-void server_run_commands(wsn_server *srv);
+void wsni_server_run_commands(wsn_server *srv);
 /* Whether commands wait for the I/O thread (any thread). */
-int commands_pending(wsn_server *srv);
+int wsni_commands_pending(wsn_server *srv);
 /* Wakes publishers waiting for room (io). */
 void server_note_progress(wsn_server *srv);
 
 /* log.c */
-void wsn_log(wsn_server *srv, wsn_log_level level, const char *fmt, ...)
+void wsni_log(wsn_server *srv, wsn_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void set_error(wsn_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void wsni_set_error(wsn_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* metadata.c */
-void metadata_clear(wsn_client *c);
+void wsni_metadata_clear(wsn_client *c);
 
 /* client.c */
-wsn_client *client_new(wsn_server *srv);
+wsn_client *wsni_client_new(wsn_server *srv);
 /* Takes the client out of the id table (io, at disconnect). */
-void client_forget(wsn_client *c);
+void wsni_client_forget(wsn_client *c);
 
 /* delivery.c (io) */
-int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait);
-int deliver_to_channel(wsn_server *srv, const char *channel, outgoing *o, int may_wait);
+int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait);
+int wsni_deliver_to_channel(wsn_server *srv, const char *channel, outgoing *o, int may_wait);
 /* Several publishes to one channel, in order: each member's queue gets all
  * of them in one visit. With many subscribers one walk over the members
  * per run, not per message, keeps the cache misses per delivery down. */
-int deliver_run_to_channel(wsn_server *srv, const char *channel, outgoing *const *outs,
+int wsni_deliver_run_to_channel(wsn_server *srv, const char *channel, outgoing *const *outs,
                            size_t count, int may_wait);
-int deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait);
+int wsni_deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait);
 /* Encodes, in the caller's thread, the formats that clients use now. */
-int outgoing_prepare(wsn_server *srv, outgoing *o);
-void client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue);
-void client_queue_clear(wsn_client *c);
-void client_request_write(wsn_client *c);
+int wsni_outgoing_prepare(wsn_server *srv, outgoing *o);
+void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue);
+void wsni_client_queue_clear(wsn_client *c);
+void wsni_client_request_write(wsn_client *c);
 /* Asks lws for WRITEABLE now (a write pass already under way). */
-void client_request_write_now(wsn_client *c);
+void wsni_client_request_write_now(wsn_client *c);
 /* Forgets a pending delayed write request (the client is closing). */
-void client_flush_forget(wsn_client *c);
+void wsni_client_flush_forget(wsn_client *c);
 /* Queue ops used by the writer. */
-wsn_frame *client_queue_peek(wsn_client *c, unsigned index);
-void client_queue_pop(wsn_client *c, unsigned count);
-void client_refill_from_overflow(wsn_client *c);
-void client_kill(wsn_client *c);
+wsn_frame *wsni_client_queue_peek(wsn_client *c, unsigned index);
+void wsni_client_queue_pop(wsn_client *c, unsigned count);
+void wsni_client_refill_from_overflow(wsn_client *c);
+void wsni_client_kill(wsn_client *c);
 
 /* loop.c */
-int loop_start(wsn_server *srv);
-void loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms);
-void loop_pause_rx(wsn_server *srv, int pause);
-void loop_emit(wsn_server *srv, wsn_event *ev);
+int wsni_loop_start(wsn_server *srv);
+void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms);
+void wsni_loop_pause_rx(wsn_server *srv, int pause);
+void wsni_loop_emit(wsn_server *srv, wsn_event *ev);
 
 #endif

@@ -3,19 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-void strbuf_init(strbuf *sb) { memset(sb, 0, sizeof(*sb)); }
+void wsni_strbuf_init(strbuf *sb) { memset(sb, 0, sizeof(*sb)); }
 
-void strbuf_free(strbuf *sb)
+void wsni_strbuf_free(strbuf *sb)
 {
     free(sb->data);
-    strbuf_init(sb);
+    wsni_strbuf_init(sb);
 }
 
-int strbuf_reserve(strbuf *sb, size_t extra)
+int wsni_strbuf_reserve(strbuf *sb, size_t extra)
 {
     if (sb->failed)
         return -1;
-    /* +1 keeps room for the terminating NUL that strbuf_take adds. */
+    /* +1 keeps room for the terminating NUL that wsni_strbuf_take adds. */
     if (sb->len + extra + 1 <= sb->cap)
         return 0;
     size_t cap = sb->cap ? sb->cap : 128;
@@ -36,29 +36,29 @@ int strbuf_reserve(strbuf *sb, size_t extra)
     return 0;
 }
 
-void strbuf_append(strbuf *sb, const void *data, size_t len)
+void wsni_strbuf_append(strbuf *sb, const void *data, size_t len)
 {
-    if (!len || strbuf_reserve(sb, len))
+    if (!len || wsni_strbuf_reserve(sb, len))
         return;
     memcpy(sb->data + sb->len, data, len);
     sb->len += len;
     sb->data[sb->len] = '\0';
 }
 
-void strbuf_append_str(strbuf *sb, const char *s) { strbuf_append(sb, s, strlen(s)); }
+void wsni_strbuf_append_str(strbuf *sb, const char *s) { wsni_strbuf_append(sb, s, strlen(s)); }
 
-void strbuf_append_char(strbuf *sb, char c) { strbuf_append(sb, &c, 1); }
+void wsni_strbuf_append_char(strbuf *sb, char c) { wsni_strbuf_append(sb, &c, 1); }
 
-char *strbuf_take(strbuf *sb, size_t *len)
+char *wsni_strbuf_take(strbuf *sb, size_t *len)
 {
-    if (sb->failed || strbuf_reserve(sb, 0)) {
-        strbuf_free(sb);
+    if (sb->failed || wsni_strbuf_reserve(sb, 0)) {
+        wsni_strbuf_free(sb);
         return NULL;
     }
     char *p = sb->data;
     p[sb->len] = '\0';
     if (len)
         *len = sb->len;
-    strbuf_init(sb);
+    wsni_strbuf_init(sb);
     return p;
 }

@@ -11,13 +11,13 @@ typedef struct strbuf {
     int failed; /* an allocation failed: later appends are no-ops */
 } strbuf;
 
-void strbuf_init(strbuf *sb);
-void strbuf_free(strbuf *sb);
-int strbuf_reserve(strbuf *sb, size_t extra);
-void strbuf_append(strbuf *sb, const void *data, size_t len);
-void strbuf_append_str(strbuf *sb, const char *s);
-void strbuf_append_char(strbuf *sb, char c);
+void wsni_strbuf_init(strbuf *sb);
+void wsni_strbuf_free(strbuf *sb);
+int wsni_strbuf_reserve(strbuf *sb, size_t extra);
+void wsni_strbuf_append(strbuf *sb, const void *data, size_t len);
+void wsni_strbuf_append_str(strbuf *sb, const char *s);
+void wsni_strbuf_append_char(strbuf *sb, char c);
 /* Hands the bytes to the caller (NUL-terminated) and resets sb. */
-char *strbuf_take(strbuf *sb, size_t *len);
+char *wsni_strbuf_take(strbuf *sb, size_t *len);
 
 #endif

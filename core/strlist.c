@@ -9,9 +9,9 @@ struct wsn_strlist {
     size_t cap;
 };
 
-wsn_strlist *strlist_new(void) { return calloc(1, sizeof(wsn_strlist)); }
+wsn_strlist *wsni_strlist_new(void) { return calloc(1, sizeof(wsn_strlist)); }
 
-int strlist_push(wsn_strlist *l, const char *s)
+int wsni_strlist_push(wsn_strlist *l, const char *s)
 {
     if (l->count == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;

@@ -3,8 +3,8 @@
 
 #include "wsnotify.h"
 
-wsn_strlist *strlist_new(void);
+wsn_strlist *wsni_strlist_new(void);
 /* Appends a copy; 0 or WSN_ENOMEM. */
-int strlist_push(wsn_strlist *l, const char *s);
+int wsni_strlist_push(wsn_strlist *l, const char *s);
 
 #endif

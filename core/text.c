@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-int utf8_valid(const unsigned char *s, size_t len)
+int wsni_utf8_valid(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
@@ -48,7 +48,7 @@ static _Thread_local time_t cached_second = -1;
 static _Thread_local char cached_prefix[24];
 static _Thread_local size_t cached_prefix_len;
 
-void time_rfc3339nano(char out[40])
+void wsni_time_rfc3339nano(char out[40])
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -77,9 +77,9 @@ void time_rfc3339nano(char out[40])
     out[n] = '\0';
 }
 
-int utf8_valid_str(const char *s) { return utf8_valid((const unsigned char *)s, strlen(s)); }
+int wsni_utf8_valid_str(const char *s) { return wsni_utf8_valid((const unsigned char *)s, strlen(s)); }
 
-int base64_std_valid(const char *s, size_t len)
+int wsni_base64_std_valid(const char *s, size_t len)
 {
     if (len % 4)
         return 0;

@@ -335,7 +335,26 @@ static void test_pool_off_leaves_allocator(void)
     CHECK(lws_realloc(NULL, 0, "wsnotify lws allocator probe 1") == NULL);
 }
 
+/* The version gate, from the static library's internals (the only way to
+ * hand it an lws version other than the one loaded). */
+int wsni_rx_lws_version_supported(const char *version, char *why, size_t why_len);
+
+static void test_lws_version_gate(void)
+{
+    char why[512] = "";
+    CHECK(wsni_rx_lws_version_supported(lws_get_library_version(), why, sizeof why));
+    CHECK(wsni_rx_lws_version_supported("4.1.6-", why, sizeof why));
+    CHECK(wsni_rx_lws_version_supported("4.1.7-v4.1.7", why, sizeof why));
+    CHECK(!wsni_rx_lws_version_supported("4.3.2", why, sizeof why));
+    CHECK_MSG(strstr(why, "libwebsockets 4.3.2") && strstr(why, "rx_buffer_pool=0"), "%s", why);
+    CHECK(!wsni_rx_lws_version_supported("4.10.0", why, sizeof why));
+    CHECK(!wsni_rx_lws_version_supported("3.2.0", why, sizeof why));
+    CHECK(!wsni_rx_lws_version_supported("", why, sizeof why));
+    CHECK(!wsni_rx_lws_version_supported(NULL, why, sizeof why));
+}
+
 static const tu_test tests[] = {
+    {"lws_version_gate", test_lws_version_gate},
     {"static_and_dlopen", test_static_and_dlopen},
     {"host_allocator_kept", test_host_allocator_kept},
     {"pool_off_leaves_allocator", test_pool_off_leaves_allocator},

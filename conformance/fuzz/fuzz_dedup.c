@@ -1,7 +1,7 @@
 /* libFuzzer target: the canonical JSON that batching (publish_wait) uses to
  * de-duplicate messages. The input is split at 0xFF bytes into up to 8
  * messages; each goes through the same steps as batch.c's prepare_value:
- * json_message_value (validate + minify) then json_canonical.
+ * wsni_json_message_value (validate + minify) then wsni_json_canonical.
  *
  * Invariants: minifying never changes the value (canonical of the minified
  * text equals canonical of the input); the canonical form is valid JSON
@@ -91,23 +91,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t len = i - start;
         start = i + 1;
         strbuf value;
-        strbuf_init(&value);
-        int rc = json_message_value(WSN_TYPE_JSON, part, len, &value);
+        wsni_strbuf_init(&value);
+        int rc = wsni_json_message_value(WSN_TYPE_JSON, part, len, &value);
         /* The reference: jansson, minus what publish refuses on purpose (a
          * NUL byte, at which jansson would stop reading). */
-        json_t *orig = memchr(part, 0, len) ? NULL : json_load_any(part, len, JSON_DECODE_ANY);
+        json_t *orig = memchr(part, 0, len) ? NULL : wsni_json_load_any(part, len, JSON_DECODE_ANY);
         FUZZ_CHECK((rc == WSN_OK) == (orig != NULL), "validate says %d, jansson %s", rc,
                    orig ? "accepts" : "refuses");
         if (rc != WSN_OK) {
-            strbuf_free(&value);
+            wsni_strbuf_free(&value);
             continue;
         }
-        char *key = json_canonical(value.data, value.len);
+        char *key = wsni_json_canonical(value.data, value.len);
         FUZZ_CHECK(key != NULL, "minified value is not JSON: %s", value.data);
-        char *direct = json_canonical(part, len);
+        char *direct = wsni_json_canonical(part, len);
         FUZZ_CHECK(direct && !strcmp(key, direct), "minifying changed the value: %s vs %s", key,
                    direct);
-        char *again = json_canonical(key, strlen(key));
+        char *again = wsni_json_canonical(key, strlen(key));
         FUZZ_CHECK(again && !strcmp(again, key), "canonical is not a fixed point: %s vs %s", key,
                    again);
         free(direct);
@@ -116,10 +116,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vals[n] = orig;
         /* With a key given twice the text holds values the JSON does not
          * (the last one wins): no literal comparison then. */
-        json_t *strict = json_load_any(part, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES);
+        json_t *strict = wsni_json_load_any(part, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES);
         ints[n] = strict ? integer_literals(value.data, value.len) : NULL;
         json_decref(strict);
-        strbuf_free(&value);
+        wsni_strbuf_free(&value);
         n++;
     }
     static int skip_bigint = -1;

@@ -1,6 +1,6 @@
-/* libFuzzer target: the incoming envelope parser (json_parse_incoming,
+/* libFuzzer target: the incoming envelope parser (wsni_json_parse_incoming,
  * what every client text frame goes through), then what an echo of it
- * builds (json_message_value + json_envelope, as publish_to_client does).
+ * builds (wsni_json_message_value + wsni_json_envelope, as publish_to_client does).
  *
  * The parser walks the text without building it; jansson is the oracle.
  * Invariants: no crash or sanitizer report; it accepts and refuses exactly
@@ -79,7 +79,7 @@ static const char *oracle_error(json_t *root, wsn_message_type *type)
         return "invalid message format";
     if (*type == WSN_TYPE_BINARY) {
         size_t n = json_string_length(msg);
-        if (!base64_std_valid(json_string_value(msg), n))
+        if (!wsni_base64_std_valid(json_string_value(msg), n))
             return "invalid message format";
         char *out = malloc(n + 1);
         int rc = out ? lws_b64_decode_string_len(json_string_value(msg), (int)n, out, (int)n + 1)
@@ -95,9 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_t *any = memchr(data, 0, size) ? NULL
-                                        : json_load_any((const char *)data, size, JSON_DECODE_ANY);
-    int scanned = json_scan_valid((const char *)data, size);
-    FUZZ_CHECK(scanned == (any != NULL), "json_scan_valid says %d, jansson %s", scanned,
+                                        : wsni_json_load_any((const char *)data, size, JSON_DECODE_ANY);
+    int scanned = wsni_json_scan_valid((const char *)data, size);
+    FUZZ_CHECK(scanned == (any != NULL), "wsni_json_scan_valid says %d, jansson %s", scanned,
                any ? "loads it" : "refuses it");
     json_decref(any);
 
@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     incoming in;
     const char *error = NULL;
-    if (json_parse_incoming((const char *)data, size, &in, &error)) {
+    if (wsni_json_parse_incoming((const char *)data, size, &in, &error)) {
         FUZZ_CHECK(error && *error, "failure without an error text");
         FUZZ_CHECK(!in.channel && !in.payload, "failure left fields set");
         FUZZ_CHECK(want_error && !strcmp(error, want_error), "refused with \"%s\", jansson: %s",
@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(a);
         free(b);
     } else if (in.type == WSN_TYPE_TEXT) {
-        FUZZ_CHECK(utf8_valid(in.payload, in.payload_len), "text payload is not UTF-8");
+        FUZZ_CHECK(wsni_utf8_valid(in.payload, in.payload_len), "text payload is not UTF-8");
         if (msg && json_is_string(msg))
             FUZZ_CHECK(in.payload_len == json_string_length(msg) &&
                            !memcmp(in.payload, json_string_value(msg), in.payload_len),
@@ -145,27 +145,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Our quoting of strings that need no escape must be jansson's. */
     {
         strbuf ours;
-        strbuf_init(&ours);
-        json_append_string(&ours, in.channel, strlen(in.channel));
+        wsni_strbuf_init(&ours);
+        wsni_json_append_string(&ours, in.channel, strlen(in.channel));
         json_t *js = json_string(in.channel);
         char *theirs = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
         FUZZ_CHECK(theirs && ours.data && !strcmp(ours.data, theirs), "channel quoted as %s, jansson %s",
                    ours.data ? ours.data : "(null)", theirs ? theirs : "(null)");
         free(theirs);
         json_decref(js);
-        strbuf_free(&ours);
+        wsni_strbuf_free(&ours);
     }
 
     /* Echo it back the way publish_to_client encodes. */
     strbuf value, env;
-    strbuf_init(&value);
-    strbuf_init(&env);
-    int rc = json_message_value(in.type, in.payload, in.payload_len, &value);
-    FUZZ_CHECK(rc == WSN_OK, "json_message_value refused a parsed payload: %d", rc);
-    json_envelope(&env, in.channel, in.type, "2025-01-01T00:00:00Z", value.data, value.len,
+    wsni_strbuf_init(&value);
+    wsni_strbuf_init(&env);
+    int rc = wsni_json_message_value(in.type, in.payload, in.payload_len, &value);
+    FUZZ_CHECK(rc == WSN_OK, "wsni_json_message_value refused a parsed payload: %d", rc);
+    wsni_json_envelope(&env, in.channel, in.type, "2025-01-01T00:00:00Z", value.data, value.len,
                   in.message_id, in.reply_to_id);
     FUZZ_CHECK(!env.failed, "envelope build failed");
-    json_t *back = json_load_any(env.data, env.len, 0);
+    json_t *back = wsni_json_load_any(env.data, env.len, 0);
     FUZZ_CHECK(back != NULL, "the echo envelope is not JSON: %s", env.data);
     FUZZ_CHECK(!strcmp(json_string_value(json_object_get(back, "channel")), in.channel),
                "channel changed");
@@ -185,8 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     json_decref(back);
     json_decref(root);
-    strbuf_free(&value);
-    strbuf_free(&env);
-    incoming_clear(&in);
+    wsni_strbuf_free(&value);
+    wsni_strbuf_free(&env);
+    wsni_incoming_clear(&in);
     return 0;
 }

@@ -1,6 +1,6 @@
 /* libFuzzer target: the incoming MessagePack envelope parser
- * (msgpack_parse_incoming: binary frames of "wsnotify.msgpack" clients),
- * then the envelope an echo of it builds (msgpack_envelope_frame), parsed
+ * (wsni_msgpack_parse_incoming: binary frames of "wsnotify.msgpack" clients),
+ * then the envelope an echo of it builds (wsni_msgpack_envelope_frame), parsed
  * back.
  *
  * Invariants: no crash or sanitizer report; on success every field is set
@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     incoming in;
     const char *error = NULL;
-    if (msgpack_parse_incoming(data, size, &in, &error)) {
+    if (wsni_msgpack_parse_incoming(data, size, &in, &error)) {
         FUZZ_CHECK(error && *error, "failure without an error text");
         FUZZ_CHECK(!in.channel && !in.payload, "failure left fields set");
         return 0;
@@ -60,22 +60,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(wsn_json_validate((const char *)in.payload, in.payload_len) == WSN_OK,
                    "json payload is not JSON: %s", in.payload);
     if (in.type == WSN_TYPE_TEXT)
-        FUZZ_CHECK(utf8_valid(in.payload, in.payload_len), "text payload is not UTF-8");
-    FUZZ_CHECK(utf8_valid_str(in.channel) && utf8_valid_str(in.message_id) &&
-                   utf8_valid_str(in.reply_to_id),
+        FUZZ_CHECK(wsni_utf8_valid(in.payload, in.payload_len), "text payload is not UTF-8");
+    FUZZ_CHECK(wsni_utf8_valid_str(in.channel) && wsni_utf8_valid_str(in.message_id) &&
+                   wsni_utf8_valid_str(in.reply_to_id),
                "a string field is not UTF-8");
 
     if (nul_json) { /* known issue: the echo cannot be built from it */
-        incoming_clear(&in);
+        wsni_incoming_clear(&in);
         return 0;
     }
     int nul_fields = nul_in_string_fields(data, size);
-    wsn_frame *f = msgpack_envelope_frame(in.channel, in.type, "2025-01-01T00:00:00Z",
+    wsn_frame *f = wsni_msgpack_envelope_frame(in.channel, in.type, "2025-01-01T00:00:00Z",
                                           (const char *)in.payload, in.payload_len,
                                           in.message_id, in.reply_to_id);
     FUZZ_CHECK(f != NULL, "echo envelope not built");
     incoming back;
-    FUZZ_CHECK(msgpack_parse_incoming(f->payload, f->payload_len, &back, &error) == 0,
+    FUZZ_CHECK(wsni_msgpack_parse_incoming(f->payload, f->payload_len, &back, &error) == 0,
                "our own envelope does not parse: %s", error);
     FUZZ_CHECK(back.type == in.type, "type changed");
     FUZZ_CHECK(!strcmp(back.channel, in.channel) && !strcmp(back.message_id, in.message_id) &&
@@ -92,8 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        json_error_code(&jerr) == json_error_numeric_overflow;
     json_decref(exact);
     if (in.type == WSN_TYPE_JSON && !beyond_int64) {
-        char *a = json_canonical((const char *)in.payload, in.payload_len);
-        char *b = json_canonical((const char *)back.payload, back.payload_len);
+        char *a = wsni_json_canonical((const char *)in.payload, in.payload_len);
+        char *b = wsni_json_canonical((const char *)back.payload, back.payload_len);
         FUZZ_CHECK(a && b && !strcmp(a, b), "json payload %s came back as %s", a, b);
         free(a);
         free(b);
@@ -102,8 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        !memcmp(back.payload, in.payload, in.payload_len),
                    "payload changed");
     }
-    incoming_clear(&back);
-    frame_unref(f);
-    incoming_clear(&in);
+    wsni_incoming_clear(&back);
+    wsni_frame_unref(f);
+    wsni_incoming_clear(&in);
     return 0;
 }

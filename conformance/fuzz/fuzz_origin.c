@@ -1,4 +1,4 @@
-/* libFuzzer target: origin/Host matching (origin_allowed), the check every
+/* libFuzzer target: origin/Host matching (wsni_origin_allowed), the check every
  * WebSocket upgrade goes through. The input holds up to three strings
  * separated by NUL bytes: allowed_origins, Origin, Host (a missing part is
  * NULL for Origin and Host). The result is compared with a reference
@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (l2 < size)
             host = buf + l2 + 1;
     }
-    int got = origin_allowed(allowed, origin, host);
+    int got = wsni_origin_allowed(allowed, origin, host);
     int want;
     if (!origin)
         want = 1;
