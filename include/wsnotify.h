@@ -11,6 +11,12 @@
  *
  * Threads: unless a block says otherwise, every function may be called from
  * any thread, including from inside a handler running on the I/O thread.
+ * Callbacks and where they run: event handlers on the thread that calls
+ * wsn_server_dispatch() (or on the I/O thread with
+ * WSN_OPT_EVENTS_ON_IO_THREAD); the logger on whichever thread logs,
+ * mostly the I/O thread; the origin check on the I/O thread. A host that
+ * wants none of its code on the core's threads pulls events and log lines
+ * (WSN_OPT_LOG_QUEUE) and uses WSN_OPT_ALLOWED_ORIGINS.
  */
 #ifndef WSNOTIFY_H
 #define WSNOTIFY_H
