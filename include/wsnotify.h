@@ -3,7 +3,8 @@
  *
  * This header is the whole public C API. It is written to be read by FFI
  * parsers too (cffi cdef, LuaJIT ffi.cdef): values are enums, there are no
- * inline functions, no bitfields, no varargs and no public struct layouts.
+ * inline functions, no bitfields, no varargs and one public struct layout,
+ * wsn_event_info, which only grows at its end and says its size.
  *
  * Sections, in order: export macros, version, error codes, opaque types,
  * lifecycle, options, pub/sub, clients and metadata, events and callbacks,
