@@ -196,6 +196,38 @@ static void test_room_fd_fires(void)
     unstall_teardown(&s);
 }
 
+/* With room, publish_wait_ex NONBLOCK batches as publish_wait does: a batch
+ * that reaches max_batch_messages leaves at once, the rest at its ttl. */
+static void test_publish_wait_nonblock(void)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv;
+    wsn_client *c;
+    wsc *w;
+    tu_set_int(o, WSN_OPT_MAX_BATCH_MESSAGES, 2);
+    srv = tu_server(o);
+    wsn_options_free(o);
+    c = tu_accept(srv, &w);
+    CHECK_OK(wsn_server_subscribe(srv, c, "c"));
+    CHECK_OK(wsn_server_publish_wait_ex(srv, "c", WSN_TYPE_JSON, "1", 1, 9, "full", 600000,
+                                        WSN_PUBLISH_NONBLOCK));
+    CHECK_EQ(wsn_server_pending_batches(srv), 1);
+    CHECK_OK(wsn_server_publish_wait_ex(srv, "c", WSN_TYPE_JSON, "2", 1, 9, "full", 600000,
+                                        WSN_PUBLISH_NONBLOCK));
+    tu_expect_envelope(w, "{\"channel\":\"c\",\"type\":\"json\",\"time\":\"T\","
+                          "\"message\":{\"messages\":[1,2],\"name\":\"full\"}}");
+    CHECK_OK(wsn_server_publish_wait_ex(srv, "c", WSN_TYPE_TEXT, "t", 1, 9, "ttl", 20,
+                                        WSN_PUBLISH_NONBLOCK));
+    tu_expect_envelope(w, "{\"channel\":\"c\",\"type\":\"text\",\"time\":\"T\","
+                          "\"message\":\"ttl\\n\\nt\"}");
+    CHECK_RC(wsn_server_publish_wait_ex(srv, "c", WSN_TYPE_JSON, "1", 1, 9, "x", 20, 4),
+             WSN_EINVAL);
+    wsn_client_release(c);
+    wsc_free(w);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
 /* ---- 4 publishers, refused and retried, counted exactly ---------------- */
 
 enum { THREADS = 4, PER_THREAD = 150, PAD = 8192 };
@@ -335,6 +367,7 @@ static void test_retry_accounting_4_threads(void)
 static const tu_test tests[] = {
     {"refused_at_once", test_refused_at_once},
     {"room_fd_fires", test_room_fd_fires},
+    {"publish_wait_nonblock", test_publish_wait_nonblock},
     {"retry_accounting_4_threads", test_retry_accounting_4_threads},
     {NULL, NULL},
 };
