@@ -386,7 +386,11 @@ typedef enum wsn_publish_flags {
  * first and answers as without the flag. Fairness: none is promised; when
  * room returns, blocked publishers and NONBLOCK retries race for it, and a
  * retry may be refused again (then wait again). Order holds among the
- * publishes one thread gets accepted. On the I/O thread (from a handler)
+ * publishes one thread gets accepted. Room is as the I/O thread last saw
+ * it: publishes accepted before it applies them join a client that has
+ * just filled up behind its queue (bounded by the 16,384) and are
+ * delivered in order once it reads, or dropped with it after write_wait.
+ * On the I/O thread (from a handler)
  * no call ever waits, flag or not: see publish_with_type.
  *
  * Returns as publish_with_type / publish_to_client, plus WSN_EAGAIN (only
