@@ -1,0 +1,152 @@
+// Type declarations of the wsnotify Node.js binding (index.js).
+
+import { EventEmitter } from 'node:events';
+
+export type MessageTypeName = 'json' | 'text' | 'binary';
+
+export declare const MessageType: Readonly<{
+  JSON: 'json';
+  TEXT: 'text';
+  BINARY: 'binary';
+}>;
+
+export declare const LogLevel: Readonly<{
+  NONE: 0;
+  ERROR: 1;
+  WARN: 2;
+  INFO: 3;
+  DEBUG: 4;
+}>;
+
+export type LogLevelName = 'none' | 'error' | 'warn' | 'info' | 'debug';
+
+/** Bytes accepted wherever a binary payload is. */
+export type Bytes = Buffer | Uint8Array | ArrayBufferView | ArrayBuffer;
+
+/** An error the C core reported; `code` is its enum name ('WSN_ECLOSED'). */
+export declare class WsnotifyError extends Error {
+  readonly code: string;
+  readonly errno: number;
+}
+
+/** JSON text already encoded, published as it is. */
+export declare class RawJSON {
+  constructor(text: string | Uint8Array);
+  readonly text: string | Uint8Array;
+  toString(): string;
+}
+
+/** A message a client sent. */
+export declare class IncomingMessage {
+  readonly type: MessageTypeName;
+  readonly channel: string;
+  /** The decoded JSON value, the string (text) or the bytes (binary). */
+  readonly message: unknown;
+  /** As received: RawJSON for json, string for text, Buffer for binary. */
+  readonly raw: RawJSON | string | Buffer;
+  readonly messageId: string;
+  readonly replyToId: string;
+  readonly clientId: string;
+}
+
+/** Values metadata holds (JSON values come back decoded). */
+export type MetadataValue = string | number | bigint | boolean | Buffer | null | unknown[] | { [key: string]: unknown };
+
+export declare class Client {
+  private constructor();
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly subprotocol: string;
+  readonly connected: boolean;
+  setMetadata(key: string, value: MetadataValue | Uint8Array | ArrayBuffer): void;
+  getMetadata(key: string): MetadataValue | undefined;
+  deleteMetadata(key: string): boolean;
+  metadataKeys(): string[];
+  readonly metadata: Record<string, MetadataValue>;
+}
+
+/** The core's options by camelCase name; durations in milliseconds. */
+export interface ServerOptions {
+  host?: string;
+  port?: number;
+  path?: string;
+  staticDir?: string;
+  writeWait?: number;
+  pongWait?: number;
+  pingPeriod?: number;
+  readLimit?: number;
+  compression?: boolean;
+  sendBuffer?: number;
+  dropOnBackpressure?: boolean;
+  backpressureReason?: string;
+  closeGrace?: number;
+  /** '' = same origin, '*' = any, else exact origins. */
+  allowedOrigins?: string | string[];
+  eventsOnIoThread?: boolean;
+  eventQueueLimit?: number;
+  maxChannelName?: number;
+  maxMetadataBytes?: number;
+  maxClients?: number;
+  maxPendingBatches?: number;
+  maxBatchMessages?: number;
+  maxBatchBytes?: number;
+  logLevel?: number | LogLevelName;
+  rawIncoming?: boolean;
+  coalesceWindow?: number;
+  readBuffer?: number;
+  /** Every core log line at or above logLevel. */
+  logger?: (level: LogLevelName, line: string) => void;
+  /** Options a newer core adds. */
+  [option: string]: unknown;
+}
+
+export interface PublishIds {
+  messageId?: string;
+  replyToId?: string;
+}
+
+export type Ident = number | bigint;
+
+export interface ServerEvents {
+  connect: [client: Client];
+  message: [client: Client, msg: IncomingMessage];
+  disconnect: [client: Client];
+  error: [err: Error];
+  stopped: [];
+}
+
+export declare class Server extends EventEmitter {
+  constructor(options?: ServerOptions);
+  start(): Promise<void>;
+  readonly port: number;
+  shutdown(timeoutMs?: number): Promise<boolean>;
+
+  subscribe(client: Client, channel: string): void;
+  unsubscribe(client: Client, channel: string): void;
+  publish(channel: string, value: unknown): Promise<void>;
+  publishWithType(channel: string, data: unknown, type?: MessageTypeName, ids?: PublishIds): Promise<void>;
+  publishToClient(client: Client, channel: string, data: unknown, type?: MessageTypeName, ids?: PublishIds): Promise<void>;
+  publishWait(channel: string, value: unknown, ident: Ident, name: string, ttlMs: number): Promise<void>;
+  publishWaitWithType(channel: string, data: unknown, type: MessageTypeName, ident: Ident, name: string, ttlMs: number): Promise<void>;
+  publishWaitString(channel: string, text: string, ident: Ident, name: string, ttlMs: number): Promise<void>;
+  cancelPendingMessages(channel: string, ident: Ident): void;
+  pendingBatches(): number;
+  sendRaw(client: Client, data: string | Bytes, type?: 'text' | 'binary'): Promise<void>;
+
+  connectedClients(): number;
+  clientList(): string[];
+  getClient(id: string): Client | undefined;
+
+  on<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => unknown): this;
+  once<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => unknown): this;
+  off<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => unknown): this;
+  emit<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): boolean;
+}
+
+export declare function defaultOptions(): Record<string, string | number | boolean>;
+export declare function optionNames(): string[];
+export declare function jsonGetString(text: string | Uint8Array, key: string): string;
+export declare function strerror(errno: number): string;
+export declare function errorName(errno: number): string;
+export declare const cVersion: string;
+export declare const SUPPORTED_MAJOR: number;

@@ -1,0 +1,522 @@
+'use strict';
+// wsnotify for Node.js: channel pub/sub over WebSockets with the sockets
+// and the fan-out in the C core, off the JS thread. This file maps the
+// native addon (build/wsnotify.node, see src/) to Node's idioms: an
+// EventEmitter, Promises, Error subclasses, camelCase option names.
+
+const { EventEmitter } = require('node:events');
+const path = require('node:path');
+
+function loadNative() {
+  try {
+    return require(path.join(__dirname, 'build', 'wsnotify.node'));
+  } catch (e) {
+    e.message = `wsnotify: the native addon cannot be loaded (${e.message}); ` +
+      'reinstall the package (npm install builds it: see README.md)';
+    throw e;
+  }
+}
+const native = loadNative();
+
+/** The C API major version this code was written against. */
+const SUPPORTED_MAJOR = 0;
+
+const cVersionInfo = native.version();
+if (Math.floor(cVersionInfo.number / 10000) !== SUPPORTED_MAJOR ||
+    Math.floor(cVersionInfo.headerNumber / 10000) !== SUPPORTED_MAJOR) {
+  throw new Error(`wsnotify: the C library is version ${cVersionInfo.string}; ` +
+    `this package supports major version ${SUPPORTED_MAJOR}`);
+}
+
+// ---------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------
+
+/** What a payload is; the values are the wire protocol's "type" strings. */
+const MessageType = Object.freeze({ JSON: 'json', TEXT: 'text', BINARY: 'binary' });
+const TYPE_CODE = { json: 0, text: 1, binary: 2 };
+const TYPE_NAME = ['json', 'text', 'binary'];
+
+/** Values of the logLevel option. */
+const LogLevel = Object.freeze({ NONE: 0, ERROR: 1, WARN: 2, INFO: 3, DEBUG: 4 });
+const LEVEL_NAME = ['none', 'error', 'warn', 'info', 'debug'];
+
+/**
+ * An error the C core reported: `code` is its enum name ('WSN_ECLOSED'),
+ * `errno` the negative number.
+ */
+class WsnotifyError extends Error {
+  constructor(message, code, errno) {
+    super(message);
+    this.name = 'WsnotifyError';
+    this.code = code;
+    this.errno = errno;
+  }
+}
+
+function strerror(errno) { return native.strerror(errno); }
+function errorName(errno) { return native.errName(errno); }
+
+native.setErrorFactory((errno, what, detail) => {
+  let msg = `${what}: ${native.strerror(errno)}`;
+  if (detail) msg += ` (${detail})`;
+  const code = native.errName(errno);
+  return new WsnotifyError(`${msg} [${code}]`, code, errno);
+});
+
+/**
+ * JSON text that is already encoded, published as it is (Go's
+ * json.RawMessage). The core still checks that it is one JSON value.
+ * `msg.raw` of a JSON message is one, so a handler forwards a message
+ * without parsing and encoding it again.
+ */
+class RawJSON {
+  constructor(text) {
+    if (typeof text !== 'string' && !ArrayBuffer.isView(text)) {
+      throw new TypeError('RawJSON takes JSON text as a string or Buffer');
+    }
+    this.text = text;
+  }
+
+  toString() { return typeof this.text === 'string' ? this.text : Buffer.from(this.text.buffer, this.text.byteOffset, this.text.byteLength).toString('utf8'); }
+}
+
+/**
+ * A message a client sent. `message` is the decoded JSON value for
+ * 'json' (parsed on first use), a string for 'text' and a Buffer for
+ * 'binary'; `raw` is the payload as received (a RawJSON for 'json').
+ */
+class IncomingMessage {
+  constructor(type, channel, payload, messageId, replyToId, clientId) {
+    this.type = type;
+    this.channel = channel;
+    this.messageId = messageId;
+    this.replyToId = replyToId;
+    this.clientId = clientId;
+    this._payload = payload;
+    this._value = undefined;
+    this._parsed = false;
+  }
+
+  get message() {
+    if (this.type !== 'json') return this._payload;
+    if (!this._parsed) {
+      this._value = JSON.parse(this._payload); // the core validated it
+      this._parsed = true;
+    }
+    return this._value;
+  }
+
+  get raw() {
+    return this.type === 'json' ? new RawJSON(this._payload) : this._payload;
+  }
+}
+
+function jsonText(value, what) {
+  if (value instanceof RawJSON) return value.text;
+  const text = JSON.stringify(value);
+  if (text === undefined) {
+    throw new TypeError(`${what} must be a JSON-serialisable value, not ${typeof value}`);
+  }
+  return text;
+}
+
+function typeCode(type) {
+  const code = TYPE_CODE[type];
+  if (code === undefined) {
+    throw new TypeError(`unknown message type ${String(type)} (use MessageType.JSON, ` +
+      'MessageType.TEXT or MessageType.BINARY)');
+  }
+  return code;
+}
+
+function isBytes(v) {
+  return ArrayBuffer.isView(v) || v instanceof ArrayBuffer;
+}
+
+function payload(data, type, what) {
+  if (type === 'json') return jsonText(data, what);
+  if (type === 'text') {
+    if (typeof data === 'string' || isBytes(data)) return data; // the core checks UTF-8
+    throw new TypeError(`a TEXT ${what} must be a string, not ${typeof data}`);
+  }
+  if (isBytes(data)) return data;
+  throw new TypeError(`a BINARY ${what} must be a Buffer, TypedArray or ArrayBuffer`);
+}
+
+function ids(opts) {
+  if (opts === undefined || opts === null) return [undefined, undefined];
+  if (typeof opts !== 'object') throw new TypeError('options must be an object');
+  return [opts.messageId, opts.replyToId];
+}
+
+const RESOLVED = Promise.resolve();
+
+// Core failures of a publish become a rejected Promise; wrong arguments
+// (TypeError, RangeError) are thrown where the call is made.
+function settle(fn) {
+  try {
+    fn();
+    return RESOLVED;
+  } catch (e) {
+    if (e instanceof WsnotifyError) return Promise.reject(e);
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+const OPTIONS = native.options(); // [{name, type, default, min, max}]
+const camel = (snake) => snake.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+const SNAKE_OF = new Map(OPTIONS.map((o) => [camel(o.name), o.name]));
+const JS_ONLY = new Set(['logger']);
+
+/** Every core option by its camelCase name. */
+function optionNames() { return [...SNAKE_OF.keys()]; }
+
+/** The core's defaults by camelCase name (durations in ms). */
+function defaultOptions() {
+  const res = {};
+  for (const o of OPTIONS) res[camel(o.name)] = o.default;
+  return res;
+}
+
+function coreOptions(options) {
+  const res = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (JS_ONLY.has(key) || value === undefined) continue;
+    const snake = SNAKE_OF.get(key);
+    if (snake === undefined) {
+      throw new TypeError(`unknown option '${key}' (options: ${optionNames().join(', ')}, logger)`);
+    }
+    let v = value;
+    if (key === 'allowedOrigins' && Array.isArray(v)) v = v.join(',');
+    if (key === 'logLevel' && typeof v === 'string') {
+      const level = LEVEL_NAME.indexOf(v.toLowerCase());
+      if (level < 0) throw new RangeError(`option logLevel: unknown level '${v}'`);
+      v = level;
+    }
+    res[snake] = v;
+  }
+  return res;
+}
+
+// ---------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------
+
+/**
+ * One WebSocket connection. The server hands the same Client object to
+ * every event of a connection; it stays usable after the client has gone
+ * (metadata stays readable; calls that need the connection fail with
+ * WSN_EGONE).
+ */
+class Client {
+  constructor(nativeClient, id) {
+    this._native = nativeClient;
+    this.id = id;
+  }
+
+  get remoteAddress() { return this._native.remoteAddress(); }
+
+  get subprotocol() { return this._native.subprotocol(); }
+
+  get connected() { return this._native.connected(); }
+
+  /**
+   * Stores a value under key. Strings, numbers (integers as int64, others
+   * as double), BigInts, booleans and bytes keep their type; anything else
+   * is stored as JSON.
+   */
+  setMetadata(key, value) {
+    const n = this._native;
+    switch (typeof value) {
+      case 'string': return n.setString(key, value);
+      case 'bigint': return n.setInt(key, value);
+      case 'boolean': return n.setBool(key, value);
+      case 'number':
+        return Number.isSafeInteger(value) ? n.setInt(key, value) : n.setDouble(key, value);
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        throw new TypeError(`metadata value must not be ${typeof value}`);
+      default:
+        if (isBytes(value)) return n.setBytes(key, value);
+        return n.setJson(key, jsonText(value, 'metadata value'));
+    }
+  }
+
+  /** The value under key (undefined when there is none). */
+  getMetadata(key) {
+    const r = this._native.get(key);
+    if (r === undefined) return undefined;
+    return r[0] === 6 ? JSON.parse(r[1]) : r[1];
+  }
+
+  /** Removes key; true if it was there. */
+  deleteMetadata(key) { return this._native.delete(key); }
+
+  /** A snapshot of the metadata keys. */
+  metadataKeys() { return this._native.keys(); }
+
+  /** A snapshot of all metadata as a plain object. */
+  get metadata() {
+    const res = {};
+    for (const key of this._native.keys()) {
+      const v = this.getMetadata(key);
+      if (v !== undefined) res[key] = v;
+    }
+    return res;
+  }
+
+  toString() { return `Client(${this.id})`; }
+}
+
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+const EV_CONNECT = 1;
+const EV_MESSAGE = 2;
+const EV_DISCONNECT = 3;
+const EV_STOPPED = 4;
+const STRIDE = 7; // fields per event in a batch (src/events.c)
+
+// The logger of a server must not keep it alive: the native side holds
+// it until the server is freed.
+function makeLogSink(server, logger) {
+  const ref = new WeakRef(server);
+  return (level, line) => {
+    const name = LEVEL_NAME[level] || 'info';
+    if (logger) {
+      try { logger(name, line); } catch (e) { process.emitWarning(e); }
+    }
+    const s = ref.deref();
+    if (level === LogLevel.ERROR && s && s.listenerCount('error') > 0) {
+      const err = new WsnotifyError(line, 'WSN_LOG_ERROR', 0);
+      s.emit('error', err);
+    } else if (!logger && level <= LogLevel.WARN) {
+      console.error(`wsnotify ${name}: ${line}`);
+    }
+  };
+}
+
+/**
+ * A WebSocket notification server: channels, pub/sub, batching.
+ *
+ * Events: 'connect' (client), 'message' (client, msg), 'disconnect'
+ * (client), 'error' (err: a handler's exception, a core log line at error
+ * level), 'stopped'. Handlers run on the JS thread, in batches handed over
+ * by the addon; the core's sockets and fan-out never wait for them.
+ */
+class Server extends EventEmitter {
+  constructor(options = {}) {
+    super({ captureRejections: true });
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError('options must be an object');
+    }
+    const logger = options.logger;
+    if (logger !== undefined && typeof logger !== 'function') {
+      throw new TypeError('option logger must be a function (level, line)');
+    }
+    this._native = new native.NativeServer(coreOptions(options), makeLogSink(this, logger));
+    this._writeWait = options.writeWait ?? defaultOptions().writeWait;
+    this._clients = new Map();
+    this._started = false;
+    this._stopped = false;
+    this._stoppedPromise = new Promise((resolve) => { this._resolveStopped = resolve; });
+  }
+
+  /** Binds and starts serving; rejects with WSN_EIO when it cannot listen. */
+  async start() {
+    this._native.start((batch) => this._onEvents(batch));
+    this._started = true;
+  }
+
+  /** The port bound (useful with port 0); -1 before start. */
+  get port() { return this._native.port(); }
+
+  /**
+   * Graceful shutdown: delivers what was accepted (queued messages,
+   * pending batches), closes every client with 1001, and resolves once the
+   * 'stopped' event was emitted: true when every client closed within
+   * timeoutMs (default: writeWait), false when some had to be cut.
+   */
+  async shutdown(timeoutMs = this._writeWait) {
+    const rc = await this._native.shutdown(timeoutMs);
+    if (this._started) await this._stoppedPromise;
+    return rc === 0;
+  }
+
+  // -- pub/sub ---------------------------------------------------------------
+
+  /** Adds client to channel (takes effect before any later publish). */
+  subscribe(client, channel) { this._native.subscribe(nativeOf(client), channel); }
+
+  /** Removes client from channel; a non-member is a no-op. */
+  unsubscribe(client, channel) { this._native.unsubscribe(nativeOf(client), channel); }
+
+  /**
+   * Publishes a JSON-serialisable value (or a RawJSON) to every subscriber
+   * of channel. Resolves once the message is accepted for delivery.
+   */
+  publish(channel, value) {
+    const text = jsonText(value, 'message');
+    return settle(() => this._native.publish(null, channel, 0, text, undefined, undefined));
+  }
+
+  /** publish with a type: 'json' (any value), 'text' (string), 'binary' (bytes). */
+  publishWithType(channel, data, type = MessageType.JSON, opts = undefined) {
+    const code = typeCode(type);
+    const body = payload(data, type, 'message');
+    const [mid, rid] = ids(opts);
+    return settle(() => this._native.publish(null, channel, code, body, mid, rid));
+  }
+
+  /** Sends one message to one client with the channel envelope. */
+  publishToClient(client, channel, data, type = MessageType.JSON, opts = undefined) {
+    const nc = nativeOf(client);
+    const code = typeCode(type);
+    const body = payload(data, type, 'message');
+    const [mid, rid] = ids(opts);
+    return settle(() => this._native.publish(nc, channel, code, body, mid, rid));
+  }
+
+  /**
+   * Adds a JSON value to the batch of (channel, ident): ttlMs after the
+   * batch's first message the channel gets {"messages":[...],"name":name}
+   * (identical messages kept once). The first call for a key fixes its
+   * name, type and ttl.
+   */
+  publishWait(channel, value, ident, name, ttlMs) {
+    const text = jsonText(value, 'message');
+    return settle(() => this._native.publishWait(channel, 0, text, ident, name, ttlMs));
+  }
+
+  /** publishWait with a type (binary messages are base64 in the batch). */
+  publishWaitWithType(channel, data, type, ident, name, ttlMs) {
+    const code = typeCode(type);
+    const body = payload(data, type, 'message');
+    return settle(() => this._native.publishWait(channel, code, body, ident, name, ttlMs));
+  }
+
+  /** Batches text: the channel gets name + "\n\n" + the texts joined by "\n". */
+  publishWaitString(channel, text, ident, name, ttlMs) {
+    if (typeof text !== 'string') throw new TypeError('text must be a string');
+    return settle(() => this._native.publishWait(channel, -1, text, ident, name, ttlMs));
+  }
+
+  /** Drops the pending batch of (channel, ident) undelivered. */
+  cancelPendingMessages(channel, ident) { this._native.cancelPendingMessages(channel, ident); }
+
+  /** The number of batches waiting for their ttl. */
+  pendingBatches() { return this._native.pendingBatches(); }
+
+  /**
+   * Sends one frame to one client as it is, without the envelope: a string
+   * as a text frame, bytes as a binary frame, unless type says otherwise.
+   */
+  sendRaw(client, data, type = undefined) {
+    const nc = nativeOf(client);
+    const t = type === undefined ? (typeof data === 'string' ? 'text' : 'binary') : type;
+    if (t !== 'text' && t !== 'binary') throw new TypeError('sendRaw sends TEXT or BINARY frames');
+    const body = payload(data, t, 'frame');
+    return settle(() => this._native.sendRaw(nc, TYPE_CODE[t], body));
+  }
+
+  // -- monitoring --------------------------------------------------------------
+
+  /** The number of connected WebSocket clients. */
+  connectedClients() { return this._native.connectedClients(); }
+
+  /** A snapshot of the connected client ids. */
+  clientList() { return this._native.clientList(); }
+
+  /** The Client of a connected client whose 'connect' was emitted. */
+  getClient(id) { return this._clients.get(id); }
+
+  // -- events ------------------------------------------------------------------
+
+  _onEvents(batch) {
+    for (let i = 0; i < batch.length; i += STRIDE) {
+      const kind = batch[i];
+      const id = batch[i + 1];
+      try {
+        if (kind === EV_MESSAGE) {
+          const client = this._clients.get(id);
+          if (client === undefined) continue;
+          const msg = new IncomingMessage(TYPE_NAME[batch[i + 2]], batch[i + 3],
+            batch[i + 4], batch[i + 5], batch[i + 6], id);
+          this.emit('message', client, msg);
+        } else if (kind === EV_CONNECT) {
+          const client = new Client(batch[i + 4], id);
+          this._clients.set(id, client);
+          this.emit('connect', client);
+        } else if (kind === EV_DISCONNECT) {
+          const client = this._clients.get(id);
+          if (client === undefined) continue;
+          try {
+            this.emit('disconnect', client);
+          } finally {
+            this._clients.delete(id);
+          }
+        } else if (kind === EV_STOPPED) {
+          this._stopped = true;
+          this._clients.clear();
+          try {
+            this.emit('stopped');
+          } finally {
+            this._resolveStopped();
+          }
+        }
+      } catch (e) {
+        this._handlerError(e);
+      }
+    }
+  }
+
+  _handlerError(err) {
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', err);
+    } else {
+      console.error('wsnotify: an event handler threw:', err);
+    }
+  }
+
+  // An async handler's rejection (captureRejections) goes the same way.
+  [Symbol.for('nodejs.rejection')](err) {
+    this._handlerError(err);
+  }
+}
+
+function nativeOf(client) {
+  if (!(client instanceof Client)) {
+    throw new TypeError('client must be a Client given by the server');
+  }
+  return client._native;
+}
+
+/**
+ * Reads one top-level string member of a JSON object without building the
+ * document (for dispatching on a small field of a large message).
+ */
+function jsonGetString(text, key) { return native.jsonGetString(text, key); }
+
+module.exports = {
+  Server,
+  Client,
+  IncomingMessage,
+  RawJSON,
+  MessageType,
+  LogLevel,
+  WsnotifyError,
+  defaultOptions,
+  optionNames,
+  jsonGetString,
+  strerror,
+  errorName,
+  cVersion: cVersionInfo.string,
+  SUPPORTED_MAJOR,
+};

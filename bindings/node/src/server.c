@@ -1,0 +1,557 @@
+/*
+ * NativeServer: one wsn_server, its options by name, lifecycle and the
+ * pub/sub calls. index.js wraps it in the public Server class (an
+ * EventEmitter) and turns results into Promises.
+ *
+ * Lifetime: a started server's event function keeps the process (and
+ * this object) alive until STOPPED; the garbage collector or the
+ * environment's teardown (worker_threads) frees the engine, shutting it
+ * down first if it still runs.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+#define ERRBUF 512
+
+static const napi_type_tag SERVER_TAG = {0x77736e7365727665ULL,
+                                         0x722d6e6f64652d31ULL};
+
+/* Every engine call below needs a server that was not torn down. */
+static struct nserver *self_args(napi_env env, napi_callback_info info,
+                                 napi_value *argv, size_t want) {
+    size_t argc = want;
+    napi_value self, undef;
+    void *p = NULL;
+    bool ok = false;
+    napi_get_undefined(env, &undef);
+    for (size_t i = 0; i < want; i++)
+        argv[i] = undef;
+    if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok)
+        return NULL;
+    if (napi_check_object_type_tag(env, self, &SERVER_TAG, &ok) != napi_ok ||
+        !ok || napi_unwrap(env, self, &p) != napi_ok) {
+        napi_throw_type_error(env, "WSN_EINVAL", "not a NativeServer");
+        return NULL;
+    }
+    struct nserver *ns = p;
+    if (!ns->srv) {
+        nw_throw_code(env, WSN_ECLOSED, "server", "the server was freed");
+        return NULL;
+    }
+    return ns;
+}
+
+static napi_value throw_rc(napi_env env, struct nserver *ns, int rc,
+                           const char *what) {
+    char detail[ERRBUF] = "";
+    /* The text only describes this failure for codes that set it. */
+    if (rc == WSN_EINVAL || rc == WSN_ELIMIT || rc == WSN_EJSON ||
+        rc == WSN_EIO)
+        wsn_server_last_error(ns->srv, detail, sizeof detail);
+    return nw_throw_code(env, rc, what, detail);
+}
+
+/* ---- teardown ----------------------------------------------------------- */
+
+void nw_server_unref(struct nserver *ns) {
+    if (--ns->refs > 0)
+        return;
+    pthread_mutex_destroy(&ns->mu);
+    pthread_cond_destroy(&ns->cv);
+    free(ns);
+}
+
+/* Stops the waiter, waits for shutdown calls on the thread pool, then
+ * frees the engine (which shuts it down with write_wait if it runs). */
+static void server_teardown(struct nserver *ns) {
+    if (ns->torn_down)
+        return;
+    ns->torn_down = true;
+    if (ns->srv) {
+        if (ns->waiter_started && !ns->waiter_joined) {
+            pthread_mutex_lock(&ns->mu);
+            ns->closing = true;
+            pthread_cond_broadcast(&ns->cv);
+            pthread_mutex_unlock(&ns->mu);
+            /* queues STOPPED, which wakes a waiter blocked in wait() */
+            wsn_server_shutdown(ns->srv, ns->write_wait_ms);
+            nw_events_join(ns);
+        }
+        pthread_mutex_lock(&ns->mu);
+        while (ns->busy > 0)
+            pthread_cond_wait(&ns->cv, &ns->mu);
+        pthread_mutex_unlock(&ns->mu);
+        wsn_server_free(ns->srv);
+        ns->srv = NULL;
+    }
+    nw_log_detach(ns);
+}
+
+static void env_cleanup(void *arg) {
+    struct nserver *ns = arg;
+    ns->hook_added = false;
+    server_teardown(ns);
+}
+
+static void server_finalize(napi_env env, void *data, void *hint) {
+    (void)env;
+    (void)hint;
+    struct nserver *ns = data;
+    if (ns->hook_added) {
+        napi_remove_env_cleanup_hook(env, env_cleanup, ns);
+        ns->hook_added = false;
+    }
+    server_teardown(ns);
+    nw_server_unref(ns);
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static bool set_option(napi_env env, wsn_options *opts, napi_value name_v,
+                       napi_value value) {
+    struct arg name, sval;
+    char msg[ERRBUF];
+    if (!nw_arg_string(env, name_v, "option name", &name))
+        return false;
+    wsn_option id;
+    wsn_option_type type;
+    bool ok = false;
+    int rc;
+    if (wsn_option_by_name(name.p, &id, &type) != WSN_OK) {
+        snprintf(msg, sizeof msg, "unknown option '%s'", name.p);
+        napi_throw_type_error(env, "WSN_ENOTFOUND", msg);
+        goto out;
+    }
+    if (type == WSN_OPTTYPE_STRING) {
+        snprintf(msg, sizeof msg, "option %s", name.p);
+        if (!nw_arg_string(env, value, msg, &sval))
+            goto out;
+        rc = wsn_options_set_string(opts, id, sval.p);
+        nw_arg_free(&sval);
+    } else if (type == WSN_OPTTYPE_BOOL) {
+        bool b = false;
+        napi_valuetype t;
+        napi_typeof(env, value, &t);
+        if (t != napi_boolean) {
+            snprintf(msg, sizeof msg, "option %s must be a boolean", name.p);
+            napi_throw_type_error(env, "WSN_ETYPE", msg);
+            goto out;
+        }
+        napi_get_value_bool(env, value, &b);
+        rc = wsn_options_set_int(opts, id, b ? 1 : 0);
+    } else {
+        int64_t lo = INT64_MIN, hi = INT64_MAX, x = 0;
+        wsn_option_bounds(id, &lo, &hi);
+        snprintf(msg, sizeof msg, "option %s%s", name.p,
+                 type == WSN_OPTTYPE_DURATION_MS ? " (ms)" : "");
+        if (!nw_arg_int64(env, value, msg, lo, hi, &x))
+            goto out;
+        rc = wsn_options_set_int(opts, id, x);
+    }
+    if (rc != WSN_OK) {
+        snprintf(msg, sizeof msg, "option %s: %s", name.p, wsn_strerror(rc));
+        napi_throw_range_error(env, wsn_err_name(rc), msg);
+        goto out;
+    }
+    ok = true;
+out:
+    nw_arg_free(&name);
+    return ok;
+}
+
+static bool set_options(napi_env env, wsn_options *opts, napi_value obj) {
+    napi_valuetype t;
+    napi_typeof(env, obj, &t);
+    if (t == napi_undefined || t == napi_null)
+        return true;
+    if (t != napi_object) {
+        napi_throw_type_error(env, "WSN_EINVAL", "options must be an object");
+        return false;
+    }
+    napi_value keys;
+    uint32_t n = 0;
+    if (!nw_check(env, napi_get_property_names(env, obj, &keys)))
+        return false;
+    napi_get_array_length(env, keys, &n);
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value k, v;
+        napi_get_element(env, keys, i, &k);
+        napi_get_property(env, obj, k, &v);
+        napi_valuetype vt;
+        napi_typeof(env, v, &vt);
+        if (vt == napi_undefined)
+            continue; /* {port: undefined}: the default */
+        if (!set_option(env, opts, k, v))
+            return false;
+    }
+    return true;
+}
+
+/* new NativeServer(options {snake_case: value}, onLog|null). onLog is
+ * held until the server is freed: it must not reference the server. */
+static napi_value server_ctor(napi_env env, napi_callback_info info) {
+    size_t argc = 2;
+    napi_value argv[2], self;
+    NW_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+    napi_valuetype t;
+    struct nserver *ns = calloc(1, sizeof *ns);
+    wsn_options *opts = wsn_options_new();
+    if (!ns || !opts) {
+        free(ns);
+        wsn_options_free(opts);
+        return nw_throw_code(env, WSN_ENOMEM, "new Server", NULL);
+    }
+    ns->env = env;
+    ns->refs = 1;
+    pthread_mutex_init(&ns->mu, NULL);
+    pthread_cond_init(&ns->cv, NULL);
+
+    char err[ERRBUF] = "";
+    int rc;
+    if (!set_options(env, opts, argv[0]))
+        goto fail;
+    if (argc >= 2 && napi_typeof(env, argv[1], &t) == napi_ok &&
+        t == napi_function && !nw_log_attach(env, ns, opts, argv[1]))
+        goto fail;
+    wsn_options_get_int(opts, WSN_OPT_WRITE_WAIT, &ns->write_wait_ms);
+    rc = wsn_server_new(opts, &ns->srv, err, sizeof err);
+    if (rc != WSN_OK) {
+        if (rc == WSN_EINVAL || rc == WSN_ERANGE)
+            napi_throw_range_error(env, wsn_err_name(rc), err);
+        else
+            nw_throw_code(env, rc, "new Server", err);
+        goto fail;
+    }
+    wsn_options_free(opts);
+    opts = NULL;
+    if (!nw_check(env, napi_type_tag_object(env, self, &SERVER_TAG)) ||
+        !nw_check(env, napi_wrap(env, self, ns, server_finalize, NULL,
+                                         NULL)))
+        goto fail;
+    if (napi_add_env_cleanup_hook(env, env_cleanup, ns) == napi_ok)
+        ns->hook_added = true;
+    return self;
+fail:
+    wsn_options_free(opts);
+    server_teardown(ns);
+    nw_server_unref(ns);
+    return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* start(onEvents): binds, then hands every event batch to onEvents,
+ * which keeps the process and the server alive until STOPPED. */
+static napi_value js_start(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    struct nserver *ns = self_args(env, info, argv, 1);
+    if (!ns)
+        return NULL;
+    napi_valuetype t;
+    if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function) {
+        napi_throw_type_error(env, "WSN_EINVAL", "onEvents must be a function");
+        return NULL;
+    }
+    int rc = wsn_server_start(ns->srv);
+    if (rc != WSN_OK)
+        return throw_rc(env, ns, rc, "start");
+    nw_events_start(env, ns, argv[0]);
+    return NULL;
+}
+
+static napi_value js_port(napi_env env, napi_callback_info info) {
+    napi_value r;
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    if (!ns)
+        return NULL;
+    napi_create_int32(env, wsn_server_port(ns->srv), &r);
+    return r;
+}
+
+struct shutdown_work {
+    struct nserver *ns;
+    int64_t timeout_ms;
+    int rc;
+    napi_deferred deferred;
+    napi_async_work work;
+    napi_ref self; /* keeps the server alive while the call runs */
+};
+
+/* On a thread-pool thread: wsn_server_shutdown waits for clients. */
+static void shutdown_execute(napi_env env, void *data) {
+    (void)env;
+    struct shutdown_work *w = data;
+    w->rc = wsn_server_shutdown(w->ns->srv, w->timeout_ms);
+    pthread_mutex_lock(&w->ns->mu);
+    w->ns->busy--;
+    pthread_cond_broadcast(&w->ns->cv);
+    pthread_mutex_unlock(&w->ns->mu);
+}
+
+static void shutdown_complete(napi_env env, napi_status status, void *data) {
+    struct shutdown_work *w = data;
+    napi_value v;
+    if (status == napi_ok) {
+        napi_create_int32(env, w->rc, &v);
+        napi_resolve_deferred(env, w->deferred, v);
+    } else {
+        napi_create_string_utf8(env, "shutdown cancelled", NAPI_AUTO_LENGTH,
+                                &v);
+        napi_reject_deferred(env, w->deferred, v);
+    }
+    napi_delete_reference(env, w->self);
+    napi_delete_async_work(env, w->work);
+    free(w);
+}
+
+/* shutdown(timeoutMs) => Promise<code> (0 or WSN_ETIMEDOUT). */
+static napi_value js_shutdown(napi_env env, napi_callback_info info) {
+    napi_value argv[1], self, promise, name;
+    size_t argc = 1;
+    struct nserver *ns = self_args(env, info, argv, 1);
+    if (!ns)
+        return NULL;
+    int64_t timeout = 0;
+    if (!nw_arg_int64(env, argv[0], "timeout (ms)", 0, INT64_MAX, &timeout))
+        return NULL;
+    NW_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+    struct shutdown_work *w = calloc(1, sizeof *w);
+    if (!w)
+        return nw_throw_code(env, WSN_ENOMEM, "shutdown", NULL);
+    w->ns = ns;
+    w->timeout_ms = timeout;
+    napi_create_string_utf8(env, "wsnotify shutdown", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+        napi_create_reference(env, self, 1, &w->self) != napi_ok ||
+        napi_create_async_work(env, NULL, name, shutdown_execute,
+                               shutdown_complete, w, &w->work) != napi_ok) {
+        free(w);
+        return nw_check(env, napi_generic_failure), NULL;
+    }
+    pthread_mutex_lock(&ns->mu);
+    ns->busy++;
+    pthread_mutex_unlock(&ns->mu);
+    if (napi_queue_async_work(env, w->work) != napi_ok) {
+        pthread_mutex_lock(&ns->mu);
+        ns->busy--;
+        pthread_mutex_unlock(&ns->mu);
+        napi_delete_reference(env, w->self);
+        napi_delete_async_work(env, w->work);
+        free(w);
+        return nw_check(env, napi_generic_failure), NULL;
+    }
+    return promise;
+}
+
+/* ---- pub/sub ------------------------------------------------------------ */
+
+static napi_value sub_unsub(napi_env env, napi_callback_info info,
+                            bool subscribe) {
+    napi_value argv[2];
+    struct nserver *ns = self_args(env, info, argv, 2);
+    if (!ns)
+        return NULL;
+    wsn_client *c = nw_client_unwrap(env, argv[0]);
+    struct arg ch;
+    if (!c || !nw_arg_string(env, argv[1], "channel", &ch))
+        return NULL;
+    int rc = subscribe ? wsn_server_subscribe(ns->srv, c, ch.p)
+                       : wsn_server_unsubscribe(ns->srv, c, ch.p);
+    if (rc != WSN_OK)
+        throw_rc(env, ns, rc, subscribe ? "subscribe" : "unsubscribe");
+    nw_arg_free(&ch);
+    return NULL;
+}
+
+static napi_value js_subscribe(napi_env env, napi_callback_info info) {
+    return sub_unsub(env, info, true);
+}
+
+static napi_value js_unsubscribe(napi_env env, napi_callback_info info) {
+    return sub_unsub(env, info, false);
+}
+
+static bool arg_type(napi_env env, napi_value v, wsn_message_type *out) {
+    int32_t t = -1;
+    if (napi_get_value_int32(env, v, &t) != napi_ok || t < WSN_TYPE_JSON ||
+        t > WSN_TYPE_BINARY) {
+        napi_throw_type_error(env, "WSN_EINVAL", "unknown message type");
+        return false;
+    }
+    *out = (wsn_message_type)t;
+    return true;
+}
+
+/* publish(client|null, channel, type, data, messageId, replyToId):
+ * undefined once accepted, else throws the core's code. */
+static napi_value js_publish(napi_env env, napi_callback_info info) {
+    napi_value argv[6];
+    struct nserver *ns = self_args(env, info, argv, 6);
+    if (!ns)
+        return NULL;
+    napi_valuetype t;
+    wsn_client *c = NULL;
+    napi_typeof(env, argv[0], &t);
+    if (t != napi_null && t != napi_undefined &&
+        !(c = nw_client_unwrap(env, argv[0])))
+        return NULL;
+    wsn_message_type type;
+    struct arg ch = {0}, data = {0}, mid = {0}, rid = {0};
+    int rc = WSN_OK;
+    if (nw_arg_string(env, argv[1], "channel", &ch) && arg_type(env, argv[2], &type) &&
+        nw_arg_bytes(env, argv[3], "message", &data) &&
+        nw_arg_opt_string(env, argv[4], "messageId", &mid) &&
+        nw_arg_opt_string(env, argv[5], "replyToId", &rid)) {
+        if (c)
+            rc = wsn_server_publish_to_client(ns->srv, c, ch.p, type, data.p,
+                                              data.len, mid.p, rid.p);
+        else
+            rc = wsn_server_publish_with_type(ns->srv, ch.p, type, data.p,
+                                              data.len, mid.p, rid.p);
+        if (rc != WSN_OK)
+            throw_rc(env, ns, rc, c ? "publishToClient" : "publish");
+    }
+    nw_arg_free(&ch);
+    nw_arg_free(&data);
+    nw_arg_free(&mid);
+    nw_arg_free(&rid);
+    return NULL;
+}
+
+/* publishWait(channel, type, data, ident, name, ttlMs); type -1 is
+ * publishWaitString (data a string). */
+static napi_value js_publish_wait(napi_env env, napi_callback_info info) {
+    napi_value argv[6];
+    struct nserver *ns = self_args(env, info, argv, 6);
+    if (!ns)
+        return NULL;
+    int32_t type = 0;
+    uint64_t ident = 0;
+    int64_t ttl = 0;
+    struct arg ch = {0}, data = {0}, name = {0};
+    int rc;
+    napi_get_value_int32(env, argv[1], &type);
+    if (nw_arg_string(env, argv[0], "channel", &ch) &&
+        (type < 0 ? nw_arg_string(env, argv[2], "text", &data)
+                  : nw_arg_bytes(env, argv[2], "message", &data)) &&
+        nw_arg_uint64(env, argv[3], "ident", &ident) &&
+        nw_arg_string(env, argv[4], "name", &name) &&
+        nw_arg_int64(env, argv[5], "ttl (ms)", 0, INT64_MAX, &ttl)) {
+        if (type < 0)
+            rc = wsn_server_publish_wait_string(ns->srv, ch.p, data.p, ident,
+                                                name.p, ttl);
+        else if (type > WSN_TYPE_BINARY)
+            rc = WSN_EINVAL;
+        else
+            rc = wsn_server_publish_wait_with_type(
+                ns->srv, ch.p, (wsn_message_type)type, data.p, data.len,
+                ident, name.p, ttl);
+        if (rc != WSN_OK)
+            throw_rc(env, ns, rc, "publishWait");
+    }
+    nw_arg_free(&ch);
+    nw_arg_free(&data);
+    nw_arg_free(&name);
+    return NULL;
+}
+
+static napi_value js_cancel_pending(napi_env env, napi_callback_info info) {
+    napi_value argv[2];
+    struct nserver *ns = self_args(env, info, argv, 2);
+    if (!ns)
+        return NULL;
+    struct arg ch;
+    uint64_t ident = 0;
+    if (!nw_arg_string(env, argv[0], "channel", &ch))
+        return NULL;
+    if (nw_arg_uint64(env, argv[1], "ident", &ident)) {
+        int rc = wsn_server_cancel_pending_messages(ns->srv, ch.p, ident);
+        if (rc != WSN_OK)
+            throw_rc(env, ns, rc, "cancelPendingMessages");
+    }
+    nw_arg_free(&ch);
+    return NULL;
+}
+
+/* sendRaw(client, type, data) */
+static napi_value js_send_raw(napi_env env, napi_callback_info info) {
+    napi_value argv[3];
+    struct nserver *ns = self_args(env, info, argv, 3);
+    if (!ns)
+        return NULL;
+    wsn_client *c = nw_client_unwrap(env, argv[0]);
+    wsn_message_type type;
+    struct arg data = {0};
+    if (c && arg_type(env, argv[1], &type) &&
+        nw_arg_bytes(env, argv[2], "data", &data)) {
+        int rc = wsn_server_send_raw(ns->srv, c, type, data.p, data.len);
+        if (rc != WSN_OK)
+            throw_rc(env, ns, rc, "sendRaw");
+    }
+    nw_arg_free(&data);
+    return NULL;
+}
+
+/* ---- monitoring --------------------------------------------------------- */
+
+static napi_value count_result(napi_env env, struct nserver *ns, int rc,
+                               const char *what) {
+    napi_value r;
+    if (rc < 0)
+        return throw_rc(env, ns, rc, what);
+    napi_create_int32(env, rc, &r);
+    return r;
+}
+
+static napi_value js_pending_batches(napi_env env, napi_callback_info info) {
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    return ns ? count_result(env, ns, wsn_server_pending_batches(ns->srv),
+                             "pendingBatches")
+              : NULL;
+}
+
+static napi_value js_connected_clients(napi_env env,
+                                       napi_callback_info info) {
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    return ns ? count_result(env, ns, wsn_server_connected_clients(ns->srv),
+                             "connectedClients")
+              : NULL;
+}
+
+static napi_value js_client_list(napi_env env, napi_callback_info info) {
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    if (!ns)
+        return NULL;
+    wsn_strlist *list = NULL;
+    int rc = wsn_server_client_list(ns->srv, &list);
+    if (rc != WSN_OK)
+        return throw_rc(env, ns, rc, "clientList");
+    return nw_strlist_array(env, list);
+}
+
+napi_value nw_server_class(napi_env env) {
+    napi_property_descriptor props[] = {
+        NW_METHOD("start", js_start),
+        NW_METHOD("port", js_port),
+        NW_METHOD("shutdown", js_shutdown),
+        NW_METHOD("subscribe", js_subscribe),
+        NW_METHOD("unsubscribe", js_unsubscribe),
+        NW_METHOD("publish", js_publish),
+        NW_METHOD("publishWait", js_publish_wait),
+        NW_METHOD("cancelPendingMessages", js_cancel_pending),
+        NW_METHOD("sendRaw", js_send_raw),
+        NW_METHOD("pendingBatches", js_pending_batches),
+        NW_METHOD("connectedClients", js_connected_clients),
+        NW_METHOD("clientList", js_client_list),
+    };
+    napi_value cls;
+    NW_CALL(env, napi_define_class(env, "NativeServer", NAPI_AUTO_LENGTH,
+                                     server_ctor, NULL,
+                                     sizeof props / sizeof props[0], props,
+                                     &cls));
+    return cls;
+}
