@@ -1,0 +1,78 @@
+'use strict';
+// Batched publishing: one delivery per (channel, ident) after the ttl,
+// duplicates kept once, cancel, limits, and shutdown flushing batches.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { MessageType, RawJSON } = require('..');
+const { harness, env } = require('./helpers');
+
+const TTL = 50;
+
+async function subscribed(t, options) {
+  const h = await harness(t, options);
+  const [ws, c] = await h.connect();
+  h.server.subscribe(c, 'c');
+  return [h.server, ws, c];
+}
+
+test('publishWait: one JSON batch, duplicates kept once in first-seen order', async (t) => {
+  const [s, ws] = await subscribed(t);
+  for (const m of [{ a: 1, b: 2 }, 3, { b: 2, a: 1 }, 's', 3, 's', [1], new RawJSON('[1]')]) {
+    await s.publishWait('c', m, 1, 'd', TTL);
+  }
+  assert.equal(s.pendingBatches(), 1);
+  assert.equal(await ws.nextEnvelope(),
+    env('c', 'json', '{"messages":[{"a":1,"b":2},3,"s",[1]],"name":"d"}'));
+  assert.equal(s.pendingBatches(), 0);
+});
+
+test('publishWaitString joins texts; binary batches are base64', async (t) => {
+  const [s, ws] = await subscribed(t);
+  await s.publishWaitString('c', 'INFO: User logged in', 1, 'Server-1 Logs', TTL);
+  await s.publishWaitString('c', 'WARN: High CPU usage detected', 1, 'Server-1 Logs', TTL);
+  await s.publishWaitString('c', 'INFO: User logged in', 1, 'Server-1 Logs', TTL);
+  assert.equal(await ws.nextEnvelope(), env('c', 'text',
+    JSON.stringify('Server-1 Logs\n\nINFO: User logged in\nWARN: High CPU usage detected')));
+  await s.publishWaitWithType('c', Buffer.from([0x00, 0xfb]), MessageType.BINARY, 5n, 'bin', TTL);
+  await s.publishWaitWithType('c', new Uint8Array([0xff]), MessageType.BINARY, 5n, 'bin', TTL);
+  assert.equal(await ws.nextEnvelope(), env('c', 'json', '{"messages":["APs=","/w=="],"name":"bin"}'));
+});
+
+test('keys are (channel, ident); cancel drops a batch', async (t) => {
+  const [s, ws] = await subscribed(t);
+  await s.publishWait('c', 'one', 1, 'first', 10000);
+  await s.publishWait('c', 'two', 2n ** 64n - 1n, 'second', TTL);
+  assert.equal(s.pendingBatches(), 2);
+  s.cancelPendingMessages('c', 1);
+  s.cancelPendingMessages('c', 99); // no batch: fine
+  assert.equal(s.pendingBatches(), 1);
+  assert.equal(await ws.nextEnvelope(), env('c', 'json', '{"messages":["two"],"name":"second"}'));
+  assert.equal(s.pendingBatches(), 0);
+});
+
+test('batch limits and argument errors', async (t) => {
+  const [s] = await subscribed(t, { maxPendingBatches: 2 });
+  await s.publishWait('c', 1, 1, 'n', 10000);
+  await s.publishWait('c', 1, 2, 'n', 10000);
+  await assert.rejects(s.publishWait('c', 1, 3, 'n', 10000), { code: 'WSN_ELIMIT' });
+  assert.throws(() => s.publishWait('c', 1, -1, 'n', TTL), RangeError);
+  assert.throws(() => s.publishWait('c', 1, 1.5, 'n', TTL), TypeError);
+  assert.throws(() => s.publishWait('c', 1, 2n ** 64n, 'n', TTL), RangeError);
+  assert.throws(() => s.publishWait('c', 1, 1, 'n', -5), RangeError);
+  assert.throws(() => s.publishWaitString('c', 5, 1, 'n', TTL), TypeError);
+});
+
+test('shutdown delivers pending batches, then closes with 1001', async (t) => {
+  const h = await harness(t);
+  const [ws, c] = await h.connect();
+  const s = h.server;
+  s.subscribe(c, 'c');
+  await s.publishWait('c', 'late', 7, 'flushed', 60000);
+  await s.publish('c', 'queued');
+  assert.equal(await s.shutdown(5000), true);
+  assert.equal(await ws.nextEnvelope(), env('c', 'json', '"queued"'));
+  assert.equal(await ws.nextEnvelope(), env('c', 'json', '{"messages":["late"],"name":"flushed"}'));
+  assert.deepEqual(await ws.closeResult(), { code: 1001, reason: 'server shutdown' });
+  assert.equal(ws.messages.items.length, 0);
+});
