@@ -152,16 +152,11 @@ function ids(opts) {
 
 const RESOLVED = Promise.resolve();
 
-// Core failures of a publish become a rejected Promise; wrong arguments
-// (TypeError, RangeError) are thrown where the call is made.
-function settle(fn) {
-  try {
-    fn();
-    return RESOLVED;
-  } catch (e) {
-    if (e instanceof WsnotifyError) return Promise.reject(e);
-    throw e;
-  }
+// A publish the core refused for room keeps its bytes: the caller may
+// reuse its buffer once the call returned.
+function own(args) {
+  return args.map((a) => (ArrayBuffer.isView(a) ? Buffer.from(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength))
+    : a instanceof ArrayBuffer ? a.slice(0) : a));
 }
 
 // ---------------------------------------------------------------------------
@@ -284,25 +279,6 @@ const EV_DISCONNECT = 3;
 const EV_STOPPED = 4;
 const STRIDE = 7; // fields per event in a batch (src/events.c)
 
-// The logger of a server must not keep it alive: the native side holds
-// it until the server is freed.
-function makeLogSink(server, logger) {
-  const ref = new WeakRef(server);
-  return (level, line) => {
-    const name = LEVEL_NAME[level] || 'info';
-    if (logger) {
-      try { logger(name, line); } catch (e) { process.emitWarning(e); }
-    }
-    const s = ref.deref();
-    if (level === LogLevel.ERROR && s && s.listenerCount('error') > 0) {
-      const err = new WsnotifyError(line, 'WSN_LOG_ERROR', 0);
-      s.emit('error', err);
-    } else if (!logger && level <= LogLevel.WARN) {
-      console.error(`wsnotify ${name}: ${line}`);
-    }
-  };
-}
-
 /**
  * A WebSocket notification server: channels, pub/sub, batching.
  *
@@ -321,7 +297,9 @@ class Server extends EventEmitter {
     if (logger !== undefined && typeof logger !== 'function') {
       throw new TypeError('option logger must be a function (level, line)');
     }
-    this._native = new native.NativeServer(coreOptions(options), makeLogSink(this, logger));
+    this._native = new native.NativeServer(coreOptions(options));
+    this._logger = logger;
+    this._waiting = []; // publishes refused for room, in call order
     this._writeWait = options.writeWait ?? defaultOptions().writeWait;
     this._clients = new Map();
     this._started = false;
@@ -331,7 +309,14 @@ class Server extends EventEmitter {
 
   /** Binds and starts serving; rejects with WSN_EIO when it cannot listen. */
   async start() {
-    this._native.start((batch) => this._onEvents(batch));
+    this._native.start((events, logs, room) => {
+      if (room) {
+        this._retry();
+      } else {
+        this._onLogs(logs);
+        this._onEvents(events);
+      }
+    });
     this._started = true;
   }
 
@@ -352,6 +337,53 @@ class Server extends EventEmitter {
 
   // -- pub/sub ---------------------------------------------------------------
 
+  // Every publish goes through here: the core is asked never to wait
+  // (WSN_PUBLISH_NONBLOCK). Accepted: a resolved Promise. No room: the
+  // call waits in order behind earlier refused ones until the core's room
+  // fd says to try again. Core errors reject; wrong arguments (TypeError,
+  // RangeError) are thrown where the call is made.
+  _submit(method, args) {
+    if (this._waiting.length === 0) {
+      let ok;
+      try {
+        ok = this._native[method](...args);
+      } catch (e) {
+        if (e instanceof WsnotifyError) return Promise.reject(e);
+        throw e;
+      }
+      if (ok) return RESOLVED;
+    }
+    return new Promise((resolve, reject) => {
+      this._waiting.push({ method, args: own(args), resolve, reject });
+      if (this._waiting.length === 1) this._watchRoom();
+    });
+  }
+
+  _watchRoom() {
+    if (!this._native.watchRoom()) setImmediate(() => this._retry());
+  }
+
+  _retry() {
+    const q = this._waiting;
+    while (q.length) {
+      const p = q[0];
+      let ok;
+      try {
+        ok = this._native[p.method](...p.args);
+      } catch (e) {
+        q.shift();
+        p.reject(e);
+        continue;
+      }
+      if (!ok) {
+        this._watchRoom();
+        return;
+      }
+      q.shift();
+      p.resolve();
+    }
+  }
+
   /** Adds client to channel (takes effect before any later publish). */
   subscribe(client, channel) { this._native.subscribe(nativeOf(client), channel); }
 
@@ -364,7 +396,7 @@ class Server extends EventEmitter {
    */
   publish(channel, value) {
     const text = jsonText(value, 'message');
-    return settle(() => this._native.publish(null, channel, 0, text, undefined, undefined));
+    return this._submit('publish', [null, channel, 0, text, undefined, undefined]);
   }
 
   /** publish with a type: 'json' (any value), 'text' (string), 'binary' (bytes). */
@@ -372,7 +404,7 @@ class Server extends EventEmitter {
     const code = typeCode(type);
     const body = payload(data, type, 'message');
     const [mid, rid] = ids(opts);
-    return settle(() => this._native.publish(null, channel, code, body, mid, rid));
+    return this._submit('publish', [null, channel, code, body, mid, rid]);
   }
 
   /** Sends one message to one client with the channel envelope. */
@@ -381,7 +413,7 @@ class Server extends EventEmitter {
     const code = typeCode(type);
     const body = payload(data, type, 'message');
     const [mid, rid] = ids(opts);
-    return settle(() => this._native.publish(nc, channel, code, body, mid, rid));
+    return this._submit('publish', [nc, channel, code, body, mid, rid]);
   }
 
   /**
@@ -392,20 +424,20 @@ class Server extends EventEmitter {
    */
   publishWait(channel, value, ident, name, ttlMs) {
     const text = jsonText(value, 'message');
-    return settle(() => this._native.publishWait(channel, 0, text, ident, name, ttlMs));
+    return this._submit('publishWait', [channel, 0, text, ident, name, ttlMs]);
   }
 
   /** publishWait with a type (binary messages are base64 in the batch). */
   publishWaitWithType(channel, data, type, ident, name, ttlMs) {
     const code = typeCode(type);
     const body = payload(data, type, 'message');
-    return settle(() => this._native.publishWait(channel, code, body, ident, name, ttlMs));
+    return this._submit('publishWait', [channel, code, body, ident, name, ttlMs]);
   }
 
   /** Batches text: the channel gets name + "\n\n" + the texts joined by "\n". */
   publishWaitString(channel, text, ident, name, ttlMs) {
     if (typeof text !== 'string') throw new TypeError('text must be a string');
-    return settle(() => this._native.publishWait(channel, -1, text, ident, name, ttlMs));
+    return this._submit('publishWait', [channel, -1, text, ident, name, ttlMs]);
   }
 
   /** Drops the pending batch of (channel, ident) undelivered. */
@@ -423,7 +455,7 @@ class Server extends EventEmitter {
     const t = type === undefined ? (typeof data === 'string' ? 'text' : 'binary') : type;
     if (t !== 'text' && t !== 'binary') throw new TypeError('sendRaw sends TEXT or BINARY frames');
     const body = payload(data, t, 'frame');
-    return settle(() => this._native.sendRaw(nc, TYPE_CODE[t], body));
+    return this._submit('sendRaw', [nc, TYPE_CODE[t], body]);
   }
 
   // -- monitoring --------------------------------------------------------------
@@ -438,6 +470,25 @@ class Server extends EventEmitter {
   getClient(id) { return this._clients.get(id); }
 
   // -- events ------------------------------------------------------------------
+
+  // Core log lines ([level, line, ...]) at or above logLevel: to the
+  // logger; error lines also to 'error' listeners; without a logger,
+  // warnings and errors to stderr.
+  _onLogs(logs) {
+    for (let i = 0; i < logs.length; i += 2) {
+      const level = logs[i];
+      const line = logs[i + 1];
+      const name = LEVEL_NAME[level] || 'info';
+      if (this._logger) {
+        try { this._logger(name, line); } catch (e) { this._handlerError(e); }
+      }
+      if (level === LogLevel.ERROR && this.listenerCount('error') > 0) {
+        this.emit('error', new WsnotifyError(line, 'WSN_LOG_ERROR', 0));
+      } else if (!this._logger && level <= LogLevel.WARN) {
+        console.error(`wsnotify ${name}: ${line}`);
+      }
+    }
+  }
 
   _onEvents(batch) {
     for (let i = 0; i < batch.length; i += STRIDE) {
@@ -465,6 +516,7 @@ class Server extends EventEmitter {
         } else if (kind === EV_STOPPED) {
           this._stopped = true;
           this._clients.clear();
+          this._retry(); // what still waits for room now fails: WSN_ECLOSED
           try {
             this.emit('stopped');
           } finally {

@@ -12,10 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server.h"
 
 #define ERRBUF 512
+/* Log lines queued for the JS thread unless the log_queue option says
+ * otherwise; more are counted as dropped. */
+#define LOG_QUEUE_DEFAULT 1000
 
 static const napi_type_tag SERVER_TAG = {0x77736e7365727665ULL,
                                          0x722d6e6f64652d31ULL};
@@ -60,6 +64,8 @@ static napi_value throw_rc(napi_env env, struct nserver *ns, int rc,
 void nw_server_unref(struct nserver *ns) {
     if (--ns->refs > 0)
         return;
+    if (ns->wake_fd >= 0)
+        close(ns->wake_fd);
     pthread_mutex_destroy(&ns->mu);
     pthread_cond_destroy(&ns->cv);
     free(ns);
@@ -72,15 +78,7 @@ static void server_teardown(struct nserver *ns) {
         return;
     ns->torn_down = true;
     if (ns->srv) {
-        if (ns->waiter_started && !ns->waiter_joined) {
-            pthread_mutex_lock(&ns->mu);
-            ns->closing = true;
-            pthread_cond_broadcast(&ns->cv);
-            pthread_mutex_unlock(&ns->mu);
-            /* queues STOPPED, which wakes a waiter blocked in wait() */
-            wsn_server_shutdown(ns->srv, ns->write_wait_ms);
-            nw_events_join(ns);
-        }
+        nw_events_stop(ns);
         pthread_mutex_lock(&ns->mu);
         while (ns->busy > 0)
             pthread_cond_wait(&ns->cv, &ns->mu);
@@ -88,7 +86,6 @@ static void server_teardown(struct nserver *ns) {
         wsn_server_free(ns->srv);
         ns->srv = NULL;
     }
-    nw_log_detach(ns);
 }
 
 static void env_cleanup(void *arg) {
@@ -191,13 +188,13 @@ static bool set_options(napi_env env, wsn_options *opts, napi_value obj) {
     return true;
 }
 
-/* new NativeServer(options {snake_case: value}, onLog|null). onLog is
- * held until the server is freed: it must not reference the server. */
+/* new NativeServer(options {snake_case: value}). Log lines are queued in
+ * the core (log_queue) and reach JS with the events. */
 static napi_value server_ctor(napi_env env, napi_callback_info info) {
-    size_t argc = 2;
-    napi_value argv[2], self;
+    size_t argc = 1;
+    napi_value argv[1], self;
+    NW_CALL(env, napi_get_undefined(env, &argv[0]));
     NW_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
-    napi_valuetype t;
     struct nserver *ns = calloc(1, sizeof *ns);
     wsn_options *opts = wsn_options_new();
     if (!ns || !opts) {
@@ -207,15 +204,14 @@ static napi_value server_ctor(napi_env env, napi_callback_info info) {
     }
     ns->env = env;
     ns->refs = 1;
+    ns->wake_fd = -1;
     pthread_mutex_init(&ns->mu, NULL);
     pthread_cond_init(&ns->cv, NULL);
 
     char err[ERRBUF] = "";
     int rc;
+    wsn_options_set_int(opts, WSN_OPT_LOG_QUEUE, LOG_QUEUE_DEFAULT);
     if (!set_options(env, opts, argv[0]))
-        goto fail;
-    if (argc >= 2 && napi_typeof(env, argv[1], &t) == napi_ok &&
-        t == napi_function && !nw_log_attach(env, ns, opts, argv[1]))
         goto fail;
     wsn_options_get_int(opts, WSN_OPT_WRITE_WAIT, &ns->write_wait_ms);
     rc = wsn_server_new(opts, &ns->srv, err, sizeof err);
@@ -386,8 +382,19 @@ static bool arg_type(napi_env env, napi_value v, wsn_message_type *out) {
     return true;
 }
 
-/* publish(client|null, channel, type, data, messageId, replyToId):
- * undefined once accepted, else throws the core's code. */
+/* true when accepted, false for WSN_EAGAIN (no room: try again once
+ * watchRoom() calls back), else throws the core's code. */
+static napi_value accepted(napi_env env, struct nserver *ns, int rc,
+                           const char *what) {
+    napi_value r;
+    if (rc != WSN_OK && rc != WSN_EAGAIN)
+        return throw_rc(env, ns, rc, what);
+    napi_get_boolean(env, rc == WSN_OK, &r);
+    return r;
+}
+
+/* publish(client|null, channel, type, data, messageId, replyToId) =>
+ * accepted (never waits for room). */
 static napi_value js_publish(napi_env env, napi_callback_info info) {
     napi_value argv[6];
     struct nserver *ns = self_args(env, info, argv, 6);
@@ -401,29 +408,26 @@ static napi_value js_publish(napi_env env, napi_callback_info info) {
         return NULL;
     wsn_message_type type;
     struct arg ch = {0}, data = {0}, mid = {0}, rid = {0};
-    int rc = WSN_OK;
-    if (nw_arg_string(env, argv[1], "channel", &ch) && arg_type(env, argv[2], &type) &&
+    napi_value r = NULL;
+    if (nw_arg_string(env, argv[1], "channel", &ch) &&
+        arg_type(env, argv[2], &type) &&
         nw_arg_bytes(env, argv[3], "message", &data) &&
         nw_arg_opt_string(env, argv[4], "messageId", &mid) &&
         nw_arg_opt_string(env, argv[5], "replyToId", &rid)) {
-        if (c)
-            rc = wsn_server_publish_to_client(ns->srv, c, ch.p, type, data.p,
-                                              data.len, mid.p, rid.p);
-        else
-            rc = wsn_server_publish_with_type(ns->srv, ch.p, type, data.p,
-                                              data.len, mid.p, rid.p);
-        if (rc != WSN_OK)
-            throw_rc(env, ns, rc, c ? "publishToClient" : "publish");
+        int rc = wsn_server_publish_ex(ns->srv, c, ch.p, type, data.p,
+                                       data.len, mid.p, rid.p,
+                                       WSN_PUBLISH_NONBLOCK);
+        r = accepted(env, ns, rc, c ? "publishToClient" : "publish");
     }
     nw_arg_free(&ch);
     nw_arg_free(&data);
     nw_arg_free(&mid);
     nw_arg_free(&rid);
-    return NULL;
+    return r;
 }
 
-/* publishWait(channel, type, data, ident, name, ttlMs); type -1 is
- * publishWaitString (data a string). */
+/* publishWait(channel, type, data, ident, name, ttlMs) => accepted; type
+ * -1 is publishWaitString (data a string). */
 static napi_value js_publish_wait(napi_env env, napi_callback_info info) {
     napi_value argv[6];
     struct nserver *ns = self_args(env, info, argv, 6);
@@ -433,7 +437,7 @@ static napi_value js_publish_wait(napi_env env, napi_callback_info info) {
     uint64_t ident = 0;
     int64_t ttl = 0;
     struct arg ch = {0}, data = {0}, name = {0};
-    int rc;
+    napi_value r = NULL;
     napi_get_value_int32(env, argv[1], &type);
     if (nw_arg_string(env, argv[0], "channel", &ch) &&
         (type < 0 ? nw_arg_string(env, argv[2], "text", &data)
@@ -441,22 +445,18 @@ static napi_value js_publish_wait(napi_env env, napi_callback_info info) {
         nw_arg_uint64(env, argv[3], "ident", &ident) &&
         nw_arg_string(env, argv[4], "name", &name) &&
         nw_arg_int64(env, argv[5], "ttl (ms)", 0, INT64_MAX, &ttl)) {
-        if (type < 0)
-            rc = wsn_server_publish_wait_string(ns->srv, ch.p, data.p, ident,
-                                                name.p, ttl);
-        else if (type > WSN_TYPE_BINARY)
-            rc = WSN_EINVAL;
-        else
-            rc = wsn_server_publish_wait_with_type(
-                ns->srv, ch.p, (wsn_message_type)type, data.p, data.len,
-                ident, name.p, ttl);
-        if (rc != WSN_OK)
-            throw_rc(env, ns, rc, "publishWait");
+        wsn_message_type t = type < 0 ? WSN_TYPE_TEXT : (wsn_message_type)type;
+        int rc = type > WSN_TYPE_BINARY
+                     ? WSN_EINVAL
+                     : wsn_server_publish_wait_ex(ns->srv, ch.p, t, data.p,
+                                                  data.len, ident, name.p, ttl,
+                                                  WSN_PUBLISH_NONBLOCK);
+        r = accepted(env, ns, rc, "publishWait");
     }
     nw_arg_free(&ch);
     nw_arg_free(&data);
     nw_arg_free(&name);
-    return NULL;
+    return r;
 }
 
 static napi_value js_cancel_pending(napi_env env, napi_callback_info info) {
@@ -486,14 +486,26 @@ static napi_value js_send_raw(napi_env env, napi_callback_info info) {
     wsn_client *c = nw_client_unwrap(env, argv[0]);
     wsn_message_type type;
     struct arg data = {0};
+    napi_value r = NULL;
     if (c && arg_type(env, argv[1], &type) &&
         nw_arg_bytes(env, argv[2], "data", &data)) {
-        int rc = wsn_server_send_raw(ns->srv, c, type, data.p, data.len);
-        if (rc != WSN_OK)
-            throw_rc(env, ns, rc, "sendRaw");
+        int rc = wsn_server_send_raw_ex(ns->srv, c, type, data.p, data.len,
+                                        WSN_PUBLISH_NONBLOCK);
+        r = accepted(env, ns, rc, "sendRaw");
     }
     nw_arg_free(&data);
-    return NULL;
+    return r;
+}
+
+/* watchRoom(): the event function gets (null, null, true) once a refused
+ * publish may be tried again; false when no waiter runs (then try now). */
+static napi_value js_watch_room(napi_env env, napi_callback_info info) {
+    napi_value r;
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    if (!ns)
+        return NULL;
+    napi_get_boolean(env, nw_events_watch_room(ns), &r);
+    return r;
 }
 
 /* ---- monitoring --------------------------------------------------------- */
@@ -544,6 +556,7 @@ napi_value nw_server_class(napi_env env) {
         NW_METHOD("publishWait", js_publish_wait),
         NW_METHOD("cancelPendingMessages", js_cancel_pending),
         NW_METHOD("sendRaw", js_send_raw),
+        NW_METHOD("watchRoom", js_watch_room),
         NW_METHOD("pendingBatches", js_pending_batches),
         NW_METHOD("connectedClients", js_connected_clients),
         NW_METHOD("clientList", js_client_list),

@@ -15,30 +15,36 @@ struct nserver {
     napi_env env;
     wsn_server *srv;           /* owned; freed by server_teardown() */
     int64_t write_wait_ms;     /* what wsn_server_free() would wait */
-    napi_threadsafe_function log_tsfn; /* NULL without a logger */
+    uint64_t logs_dropped;     /* as last reported to JS */
     bool waiter_started;
     bool waiter_joined;
     bool torn_down;
     bool hook_added;
     int refs; /* the JS wrapper, and the event function once made */
 
-    /* the waiter thread; the fields below it are under mu */
+    /* set before the waiter starts */
     pthread_t waiter;
+    int wake_fd; /* eventfd: wakes the waiter's poll(); -1 before start */
     napi_threadsafe_function ev_tsfn; /* held by the waiter */
+
+    /* shared with the waiter and the thread pool, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool pending;  /* a drain is queued for the JS thread */
+    bool want_room; /* a publish waits: poll the room fd */
     bool stopped;  /* JS took the STOPPED event: the waiter ends */
-    bool closing;  /* the environment is going: the waiter ends */
+    bool closing;  /* the server is being freed: the waiter ends */
     int busy;      /* shutdown calls running on the thread pool */
 };
 
 /* events.c */
 bool nw_events_start(napi_env env, struct nserver *ns, napi_value on_events);
+/* Asks for one room call once the room fd is readable; false when no
+ * waiter runs (not started, or stopped). */
+bool nw_events_watch_room(struct nserver *ns);
+/* Ends the waiter (the environment is going). */
+void nw_events_stop(struct nserver *ns);
 void nw_events_join(struct nserver *ns);
-bool nw_log_attach(napi_env env, struct nserver *ns, wsn_options *opts,
-                napi_value on_log);
-void nw_log_detach(struct nserver *ns);
 /* server.c: drops one of ns->refs, freeing ns at zero (JS thread). */
 void nw_server_unref(struct nserver *ns);
 

@@ -47,7 +47,11 @@ async function drained(slow) {
 
 for (const reason of [undefined, 'too slow, bye']) {
   test(`drop mode closes a stalled subscriber with 1001 (${reason || 'default reason'})`, async (t) => {
-    const h = await harness(t, { dropOnBackpressure: true, sendBuffer: 4, closeGrace: 10000, backpressureReason: reason });
+    const lines = [];
+    const h = await harness(t, {
+      dropOnBackpressure: true, sendBuffer: 4, closeGrace: 10000, backpressureReason: reason,
+      logger: (level, line) => lines.push([level, line]),
+    });
     const { slow, sc, fast, fc } = await stalledAndFast(h);
     await flood(h.server, fast);
     assert.deepEqual(await drained(slow), { code: 1001, reason: reason || 'going away: backpressure' });
@@ -56,6 +60,9 @@ for (const reason of [undefined, 'too slow, bye']) {
     assert.equal(JSON.parse(await fast.next()).message, 'end');
     assert.equal(fc.connected, true);
     assert.deepEqual(h.server.clientList(), [fc.id]);
+    // the core's warning reached the logger on the JS thread
+    assert.ok(lines.some(([level, line]) => level === 'warn' && line.includes(`client ${sc.id}: send queue full`)),
+      JSON.stringify(lines));
   });
 }
 
@@ -68,4 +75,31 @@ test('block mode closes a stalled subscriber after writeWait', async (t) => {
   await h.server.publish('c', 'end');
   assert.equal(JSON.parse(await fast.next()).message, 'end');
   assert.equal(fc.connected, true);
+});
+
+test('block mode: publishing never blocks the JS thread; a reader on it keeps up', async (t) => {
+  const h = await harness(t, { sendBuffer: 2, writeWait: 10000 });
+  const [reader, rc] = await h.connect();
+  h.server.subscribe(rc, 'c');
+  const total = 300;
+  let waited = 0;
+  const published = [];
+  for (let i = 0; i < total; i++) {
+    const p = h.server.publish('c', { i, p: PAYLOAD });
+    published.push(p);
+  }
+  // the reader runs on this thread: with a publish that blocked, it could
+  // not read and would be dropped after writeWait
+  const got = [];
+  while (got.length < total) {
+    got.push(JSON.parse(await reader.next()).message.i);
+    waited++;
+  }
+  await Promise.all(published);
+  assert.deepEqual(got, Array.from({ length: total }, (_, i) => i));
+  assert.equal(rc.connected, true);
+  assert.equal(waited, total);
+  // and the queue of waiting publishes kept their order with direct ones
+  await h.server.publishToClient(rc, 'end', 'done');
+  assert.equal(JSON.parse(await reader.next()).channel, 'end');
 });
