@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds and tests the Node.js binding: installs what is missing (the
+# Debian -dev packages through scripts/setup.sh, Node and npm from Debian
+# if absent, the npm packages of package-lock.json from the registry),
+# builds the addon with warnings as errors, runs the node:test suites,
+# `tsc --noEmit` over test/types.ts, then packs the package and installs
+# the tarball into an empty folder offline (no ~/.npmrc) and runs it.
+# Idempotent; exits non-zero on any failure. node --test's closing lines
+# ("ℹ pass N", "ℹ fail N") are the counts.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$here"
+
+step() { printf '\n== node: %s\n' "$*"; }
+
+step "prerequisites"
+if ! pkg-config --exists libwebsockets jansson msgpack 2>/dev/null; then
+    WSN_SETUP_SKIP_PYTHON=1 bash "$root/scripts/setup.sh"
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt-get install -y nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 18 ]; then
+    echo "node $(node --version) is too old: 18 or later is needed" >&2
+    exit 1
+fi
+echo "node $(node --version), npm $(npm --version)"
+
+step "npm packages"
+npm_flags=(--no-audit --no-fund --no-update-notifier)
+# The lock file pins ws, typescript, @types/node and node-api-headers;
+# install only when node_modules is missing or older than the lock.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+    npm ci --ignore-scripts "${npm_flags[@]}"
+    touch node_modules
+fi
+
+step "build (warnings are errors)"
+WSNOTIFY_WERROR=1 node build.js
+
+step "tsc --noEmit test/types.ts"
+./node_modules/.bin/tsc -p test/tsconfig.json
+
+step "pack, install into an empty folder offline"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+npm pack --silent --pack-destination "$tmp" "${npm_flags[@]}" >/dev/null
+mkdir "$tmp/app"
+printf '{"name":"app","version":"1.0.0","private":true}\n' >"$tmp/app/package.json"
+(cd "$tmp/app" && npm install --offline --userconfig /dev/null "${npm_flags[@]}" \
+    "$tmp"/wsnotify-*.tgz >/dev/null)
+(cd "$tmp/app" && node -e '
+const { Server, cVersion } = require("wsnotify");
+(async () => {
+  const s = new Server({ host: "127.0.0.1", port: 0 });
+  await s.start();
+  const port = s.port;
+  const clean = await s.shutdown(1000);
+  if (!(port > 0) || !clean) process.exit(1);
+  console.log(`packed wsnotify ${cVersion} installed, served on port ${port} and stopped`);
+})();')
+
+step "node --test"
+node --test --test-reporter=spec test/*.test.js
