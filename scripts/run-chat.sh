@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds wsnotify and runs the C chat example on http://localhost:8080
-# (open it in two browser tabs). Arguments go to the server:
+# Builds wsnotify and runs a chat example on http://localhost:8080 (open
+# it in two browser tabs). The first argument picks the binding (c, the
+# default, python or node); the rest go to the server:
 #
-#   bash scripts/run-chat.sh                    # 127.0.0.1:8080
+#   bash scripts/run-chat.sh                    # C, 127.0.0.1:8080
 #   bash scripts/run-chat.sh --port 9000
-#   bash scripts/run-chat.sh --host 0.0.0.0     # reachable from other hosts
+#   bash scripts/run-chat.sh node --port 8080   # examples/node/chat.js
+#   bash scripts/run-chat.sh python --host 0.0.0.0
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,10 +14,30 @@ root="$(cd "$here/.." && pwd)"
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
 
-WSN_SETUP_SKIP_PYTHON=1 bash "$here/setup.sh"
+binding=c
+case "${1:-}" in
+    c|python|node) binding="$1"; shift ;;
+esac
 
-build="${WSN_BUILD_DIR:-$root/build}"
-cmake -S "$root" -B "$build" -DWSN_BUILD_EXAMPLES=ON >/dev/null
-cmake --build "$build" --target wsnotify-chat -j "$(wsn_jobs)"
-
-exec "$build/examples/wsnotify-chat" --static-dir "$root/examples/chat" "$@"
+case "$binding" in
+    c)
+        WSN_SETUP_SKIP_PYTHON=1 bash "$here/setup.sh"
+        build="${WSN_BUILD_DIR:-$root/build}"
+        cmake -S "$root" -B "$build" -DWSN_BUILD_EXAMPLES=ON >/dev/null
+        cmake --build "$build" --target wsnotify-chat -j "$(wsn_jobs)"
+        exec "$build/examples/wsnotify-chat" --static-dir "$root/examples/chat" "$@"
+        ;;
+    python)
+        bash "$here/setup.sh"
+        py="$(wsn_python)"
+        "$py" -c 'import wsnotify' 2>/dev/null || "$py" -m pip install -q "$root/python"
+        exec "$py" "$root/examples/python/chat.py" --static-dir "$root/examples/chat" "$@"
+        ;;
+    node)
+        WSN_SETUP_SKIP_PYTHON=1 bash "$here/setup.sh"
+        command -v node >/dev/null || apt-get install -y nodejs npm
+        # builds bindings/node/build/wsnotify.node (nothing to do when current)
+        (cd "$root/bindings/node" && node build.js >/dev/null)
+        exec node "$root/examples/node/chat.js" --static-dir "$root/examples/chat" "$@"
+        ;;
+esac
