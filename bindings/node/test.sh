@@ -7,6 +7,10 @@
 # the tarball into an empty folder offline (no ~/.npmrc) and runs it.
 # Idempotent; exits non-zero on any failure. node --test's closing lines
 # ("ℹ pass N", "ℹ fail N") are the counts.
+#
+# WSN_NODE_ASAN=1: the addon and the core built with ASan+UBSan, and node
+# run with gcc's runtimes preloaded (leak checks off: node's own
+# allocations at exit are not ours).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,6 +42,14 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     touch node_modules
 fi
 
+run_node=()
+if [ "${WSN_NODE_ASAN:-0}" = 1 ]; then
+    export WSNOTIFY_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+    export WSNOTIFY_LDFLAGS="-fsanitize=address,undefined"
+    run_node=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+              ASAN_OPTIONS=detect_leaks=0)
+fi
+
 step "build (warnings are errors)"
 WSNOTIFY_WERROR=1 node build.js
 
@@ -52,7 +64,7 @@ mkdir "$tmp/app"
 printf '{"name":"app","version":"1.0.0","private":true}\n' >"$tmp/app/package.json"
 (cd "$tmp/app" && npm install --offline --userconfig /dev/null "${npm_flags[@]}" \
     "$tmp"/wsnotify-*.tgz >/dev/null)
-(cd "$tmp/app" && node -e '
+(cd "$tmp/app" && "${run_node[@]}" node -e '
 const { Server, cVersion } = require("wsnotify");
 (async () => {
   const s = new Server({ host: "127.0.0.1", port: 0 });
@@ -64,4 +76,4 @@ const { Server, cVersion } = require("wsnotify");
 })();')
 
 step "node --test"
-node --test --test-reporter=spec test/*.test.js
+"${run_node[@]}" node --test --test-reporter=spec test/*.test.js
