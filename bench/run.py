@@ -154,8 +154,20 @@ def servers() -> dict[str, Server]:
         pychat.read_text() else None,
         version=lambda: py_version(py, "wsnotify"))
 
-    nodews = HERE / "peers" / "node-ws"
     node = shutil.which("node") or "node"
+    nodechat = ROOT / "examples" / "node" / "chat.js"
+    addon = ROOT / "bindings" / "node" / "build" / "wsnotify.node"
+    out["node-chat"] = Server(
+        "node-chat", "examples/node/chat.js: the chat example on the wsnotify Node "
+        "binding (default flags: nothing logged per message)",
+        [node, str(nodechat), "--port", "{port}"],
+        compression_flag="--compression",
+        available=lambda: (addon.exists() and shutil.which("node"),
+                           "node or bindings/node/build/wsnotify.node missing "
+                           "(bash bindings/node/test.sh)"),
+        version=lambda: node_chat_version(node))
+
+    nodews = HERE / "peers" / "node-ws"
     out["node-ws"] = Server(
         "node-ws", "bench/peers/node-ws: Node `ws`, JSON.stringify once, send() per "
         "subscriber",
@@ -241,6 +253,16 @@ def node_versions(node: str, d: Path) -> str:
                             timeout=20).stdout.strip()
         wv = json.loads((d / "node_modules" / "ws" / "package.json").read_text())["version"]
         return f"ws {wv}, Node {nv}"
+    except Exception:
+        return ""
+
+
+def node_chat_version(node: str) -> str:
+    try:
+        nv = subprocess.run([node, "--version"], capture_output=True, text=True,
+                            timeout=20).stdout.strip()
+        pkg = ROOT / "bindings" / "node" / "package.json"
+        return f"wsnotify {json.loads(pkg.read_text())['version']} (Node binding), Node {nv}"
     except Exception:
         return ""
 
@@ -383,8 +405,8 @@ def matrix(args) -> list[dict]:
             phases += ["--phase", f"{size}:{w}"]
     timing = ["--warmup", str(args.warmup), "--duration", str(P), "--drain", "5",
               "--drain-max", "120"]
-    all_servers = ["wsnotify-chat", "wsn-chat-bench", "c-epoll-ref", "py-chat", "node-ws",
-                   "py-websockets", "go-original"]
+    all_servers = ["wsnotify-chat", "wsn-chat-bench", "c-epoll-ref", "py-chat", "node-chat",
+                   "node-ws", "py-websockets", "go-original"]
     if "fanout" in modes:
         for subs in (1, 100, 1000, 10000):
             for s in all_servers + (["wsn-chat-bench-io", "wsn-chat-bench-rb1k"]
@@ -392,7 +414,8 @@ def matrix(args) -> list[dict]:
                 jobs.append(dict(server=s, mode="fanout", subs=subs, runs=args.runs,
                                  extra=phases + timing, timeout=900))
     if "compression" in modes:
-        for s in ("wsnotify-chat", "wsn-chat-bench", "py-chat", "node-ws", "py-websockets"):
+        for s in ("wsnotify-chat", "wsn-chat-bench", "py-chat", "node-chat", "node-ws",
+                  "py-websockets"):
             jobs.append(dict(server=s, mode="fanout", subs=1000, runs=args.runs,
                              compression=True,
                              extra=["--compress", "--phase", "64:20", "--phase", "1024:20"]
@@ -552,6 +575,7 @@ def machine_facts() -> dict:
         "node-ws": srvs["node-ws"].version(),
         "py-websockets": srvs["py-websockets"].version(),
         "py-chat": srvs["py-chat"].version(),
+        "node-chat": srvs["node-chat"].version(),
         "go": sh(["go", "version"]),
         "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
     }
@@ -592,7 +616,7 @@ def fmt_ms(v):
 LOADGEN_BUSY = 90  # % of one core: above it the load generator may be the limit
 
 SERVER_ORDER = ["wsnotify-chat", "wsn-chat-bench", "wsn-chat-bench-io", "wsn-chat-bench-rb1k",
-                "c-epoll-ref", "py-chat", "node-ws", "py-websockets", "go-original"]
+                "c-epoll-ref", "py-chat", "node-chat", "node-ws", "py-websockets", "go-original"]
 
 
 def load(path: Path):
@@ -649,7 +673,8 @@ def report(results: Path, args, facts: dict, started: str, elapsed: float, cmdli
              f"(CMake RelWithDebInfo: -O2 -g).")
     L.append(f"- Peers: {facts['node-ws'] or 'node-ws n/a'}; "
              f"{facts['py-websockets'] or 'py-websockets n/a'}; "
-             f"py-chat: {facts['py-chat'] or 'n/a'}; {facts['go'] or 'no go'}.")
+             f"py-chat: {facts['py-chat'] or 'n/a'}; node-chat: {facts.get('node-chat') or 'n/a'}; "
+             f"{facts['go'] or 'no go'}.")
     L.append(f"- Server pinned to CPU {args.server_cpu}, load generator to CPU "
              f"{args.loadgen_cpu} (`taskset`); both over loopback (127.0.0.1; the load "
              "generator spreads large connection counts over 127.0.0.2–127.0.0.x source "
