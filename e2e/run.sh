@@ -50,6 +50,7 @@ die() { printf 'e2e/run.sh: %s\n' "$*" >&2; exit 1; }
 examples=(
     "c       {chat_bin} --port 0 --static-dir {root}/examples/chat"
     "python  {python} {root}/examples/python/chat.py --port 0"
+    "node    node {root}/examples/node/chat.js --port 0"
 )
 
 skipped() { [[ "$skip_list" == *",$1,"* ]]; }
@@ -125,6 +126,16 @@ elif [ -x "$root/.venv/bin/python" ]; then
     python="$root/.venv/bin/python"
 else
     python=python3
+fi
+
+# ---- 3c. the Node binding -------------------------------------------------
+if wanted node; then
+    say "building the Node addon (bindings/node)"
+    mkdir -p "$artifacts"
+    (cd "$root/bindings/node" &&
+        { [ -d node_modules/node-api-headers ] || timeout 300 npm ci --ignore-scripts --no-audit --no-fund; } &&
+        timeout 600 node build.js >"$artifacts/node-build.log" 2>&1) \
+        || die "building bindings/node failed (log: $artifacts/node-build.log)"
 fi
 
 # ---- 4. servers ------------------------------------------------------------

@@ -35,8 +35,8 @@ static napi_value client_ctor(napi_env env, napi_callback_info info) {
         return NULL;
     }
     NW_CALL(env, napi_get_value_external(env, argv[0], &ptr));
-    NW_CALL(env, napi_type_tag_object(env, self, &CLIENT_TAG));
-    if (napi_wrap(env, self, ptr, client_finalize, NULL, NULL) != napi_ok) {
+    if (napi_type_tag_object(env, self, &CLIENT_TAG) != napi_ok ||
+        napi_wrap(env, self, ptr, client_finalize, NULL, NULL) != napi_ok) {
         wsn_client_release(ptr);
         return nw_check(env, napi_generic_failure), NULL;
     }
