@@ -309,6 +309,14 @@ class Server extends EventEmitter {
 
   /** Binds and starts serving; rejects with WSN_EIO when it cannot listen. */
   async start() {
+    try {
+      this._start();
+    } finally {
+      if (!this._started) this._onLogs(this._native.takeLogs()); // why it failed
+    }
+  }
+
+  _start() {
     this._native.start((events, logs, room) => {
       if (room) {
         this._retry();

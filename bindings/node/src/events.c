@@ -151,7 +151,7 @@ static napi_value take_events(napi_env env, struct nserver *ns,
 
 /* [level, line, ...]: every queued log line, after a warning when lines
  * were dropped since the last call. */
-static napi_value take_logs(napi_env env, struct nserver *ns) {
+napi_value nw_take_logs(napi_env env, struct nserver *ns) {
     napi_value arr, v;
     napi_create_array(env, &arr);
     uint32_t k = 0;
@@ -199,7 +199,7 @@ static void deliver(napi_env env, napi_value js_cb, void *context,
     }
     bool stopped = false;
     argv[0] = take_events(env, ns, &stopped);
-    argv[1] = take_logs(env, ns);
+    argv[1] = nw_take_logs(env, ns);
     pthread_mutex_lock(&ns->mu);
     ns->pending = false;
     if (stopped)

@@ -497,6 +497,13 @@ static napi_value js_send_raw(napi_env env, napi_callback_info info) {
     return r;
 }
 
+/* takeLogs(): the queued log lines, for when no waiter hands them over
+ * (a start that failed). */
+static napi_value js_take_logs(napi_env env, napi_callback_info info) {
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    return ns ? nw_take_logs(env, ns) : NULL;
+}
+
 /* watchRoom(): the event function gets (null, null, true) once a refused
  * publish may be tried again; false when no waiter runs (then try now). */
 static napi_value js_watch_room(napi_env env, napi_callback_info info) {
@@ -557,6 +564,7 @@ napi_value nw_server_class(napi_env env) {
         NW_METHOD("cancelPendingMessages", js_cancel_pending),
         NW_METHOD("sendRaw", js_send_raw),
         NW_METHOD("watchRoom", js_watch_room),
+        NW_METHOD("takeLogs", js_take_logs),
         NW_METHOD("pendingBatches", js_pending_batches),
         NW_METHOD("connectedClients", js_connected_clients),
         NW_METHOD("clientList", js_client_list),

@@ -45,6 +45,8 @@ bool nw_events_watch_room(struct nserver *ns);
 /* Ends the waiter (the environment is going). */
 void nw_events_stop(struct nserver *ns);
 void nw_events_join(struct nserver *ns);
+/* [level, line, ...] of the queued log lines (JS thread). */
+napi_value nw_take_logs(napi_env env, struct nserver *ns);
 /* server.c: drops one of ns->refs, freeing ns at zero (JS thread). */
 void nw_server_unref(struct nserver *ns);
 

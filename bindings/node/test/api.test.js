@@ -64,8 +64,16 @@ test('start: port 0 picks a free port; start twice and a port in use fail with t
   blocker.listen(0, '127.0.0.1');
   await once(blocker, 'listening');
   t.after(() => blocker.close());
-  const s2 = new Server({ host: '127.0.0.1', port: blocker.address().port, logger: () => {} });
+  const lines = [];
+  const errors = [];
+  const s2 = new Server({ host: '127.0.0.1', port: blocker.address().port, logger: (l, line) => lines.push([l, line]) });
+  s2.on('error', (e) => errors.push(e));
   await assert.rejects(s2.start(), (e) => e instanceof WsnotifyError && e.code === 'WSN_EIO' && e.errno < 0);
+  // the core's error line reached the logger and the 'error' listeners
+  assert.ok(lines.some(([l, line]) => l === 'error' && line.startsWith('cannot listen on 127.0.0.1:')), JSON.stringify(lines));
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].code, 'WSN_LOG_ERROR');
+  assert.match(errors[0].message, /^cannot listen on/);
 });
 
 test('a server never started shuts down cleanly', async () => {
