@@ -1,0 +1,68 @@
+'use strict';
+// Limits and refusals a user configures: origins, readLimit (1009),
+// maxClients, and the page served from staticDir.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { once } = require('node:events');
+const path = require('node:path');
+const WebSocket = require('ws');
+const { harness, Peer, within } = require('./helpers');
+
+// The HTTP status of an upgrade (101 when accepted).
+async function upgradeStatus(h, headers) {
+  const ws = new WebSocket(h.url, { headers });
+  const [status] = await within(Promise.race([
+    once(ws, 'upgrade').then(([res]) => [res.statusCode]),
+    once(ws, 'unexpected-response').then(([, res]) => [res.statusCode]),
+  ]), 'an upgrade answer');
+  ws.terminate();
+  return status;
+}
+
+test('origins: same origin by default, an allow list, or any', async (t) => {
+  const h = await harness(t);
+  const p = h.server.port;
+  assert.equal(await upgradeStatus(h, { Origin: `http://127.0.0.1:${p}` }), 101);
+  assert.equal(await upgradeStatus(h, { Origin: 'http://evil.example' }), 403);
+  const list = await harness(t, { allowedOrigins: ['https://a.example', 'https://b.example'] });
+  assert.equal(await upgradeStatus(list, { Origin: 'https://b.example' }), 101);
+  assert.equal(await upgradeStatus(list, { Origin: 'https://c.example' }), 403);
+  const any = await harness(t, { allowedOrigins: '*' });
+  assert.equal(await upgradeStatus(any, { Origin: 'http://evil.example' }), 101);
+});
+
+test('readLimit: over it 1009, within it delivered', async (t) => {
+  const h = await harness(t, { readLimit: 1024 });
+  const got = [];
+  h.server.on('message', (c, m) => got.push(m.message));
+  const [ws, c] = await h.connect();
+  ws.ws.send(JSON.stringify({ type: 'json', channel: 'c', message: 'x'.repeat(900) }));
+  ws.ws.send('{"type":"json","message":1}'.padEnd(2000));
+  assert.equal((await ws.closeResult()).code, 1009);
+  assert.equal(await h.disconnects.next('disconnect'), c);
+  assert.deepEqual(got, ['x'.repeat(900)]);
+});
+
+test('maxClients refuses the next connection', async (t) => {
+  const h = await harness(t, { maxClients: 2 });
+  await h.connect();
+  await h.connect();
+  const third = new Peer(new WebSocket(h.url));
+  const answer = await within(Promise.race([
+    once(third.ws, 'unexpected-response').then(([, res]) => `refused ${res.statusCode}`),
+    once(third.ws, 'open').then(() => 'open'),
+  ]), 'the third connection');
+  third.ws.terminate();
+  assert.match(answer, /^refused [45]\d\d$/);
+  assert.equal(h.server.connectedClients(), 2);
+});
+
+test('staticDir serves the page at /', async (t) => {
+  const dir = path.resolve(__dirname, '..', '..', '..', 'examples', 'chat');
+  const h = await harness(t, { staticDir: dir });
+  const res = await fetch(`http://127.0.0.1:${h.server.port}/`);
+  assert.equal(res.status, 200);
+  assert.match(await res.text(), /id="log"/);
+  assert.equal((await fetch(`http://127.0.0.1:${h.server.port}/nope.html`)).status, 404);
+});
