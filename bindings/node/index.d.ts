@@ -94,6 +94,10 @@ export interface ServerOptions {
   rawIncoming?: boolean;
   coalesceWindow?: number;
   readBuffer?: number;
+  /** Core log lines kept for the JS thread (default here 1000); more are dropped and counted. */
+  logQueue?: number;
+  rxBufferPool?: boolean;
+  mallocTrim?: boolean;
   /** Every core log line at or above logLevel. */
   logger?: (level: LogLevelName, line: string) => void;
   /** Options a newer core adds. */
