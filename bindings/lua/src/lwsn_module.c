@@ -1,0 +1,206 @@
+/*
+ * wsnotify.core: the Lua C module over the wsnotify C ABI. This file opens
+ * the module and holds what belongs to no object: version, error texts,
+ * the option table, the signal latch and the Lua version shims. The Lua
+ * API users see is wsnotify.lua, which builds on these functions.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lwsn.h"
+
+/* ---- shims -------------------------------------------------------------- */
+
+#if LUA_VERSION_NUM < 502
+void lwsn_setfuncs(lua_State *L, const luaL_Reg *l) {
+    for (; l->name; l++) {
+        lua_pushcfunction(L, l->func);
+        lua_setfield(L, -2, l->name);
+    }
+}
+#endif
+
+int lwsn_tointeger(lua_State *L, int idx, int64_t *out) {
+#if LUA_VERSION_NUM >= 503
+    if (lua_isinteger(L, idx)) {
+        *out = (int64_t)lua_tointeger(L, idx);
+        return 1;
+    }
+#endif
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        return 0;
+    double d = (double)lua_tonumber(L, idx);
+    /* 2^63 is exact in a double; anything at or above it does not fit. */
+    if (d != floor(d) || d < -9223372036854775808.0 ||
+        d >= 9223372036854775808.0)
+        return 0;
+    *out = (int64_t)d;
+    return 1;
+}
+
+void lwsn_pushint64(lua_State *L, int64_t v) {
+#if LUA_VERSION_NUM >= 503
+    lua_pushinteger(L, (lua_Integer)v);
+#else
+    lua_pushnumber(L, (lua_Number)v);
+#endif
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+int lwsn_fail(lua_State *L, int rc, const char *what, const char *detail) {
+    lua_pushnil(L);
+    if (detail && *detail)
+        lua_pushfstring(L, "%s: %s: %s [%s]", what, wsn_strerror(rc), detail,
+                        wsn_err_name(rc));
+    else
+        lua_pushfstring(L, "%s: %s [%s]", what, wsn_strerror(rc),
+                        wsn_err_name(rc));
+    lua_pushstring(L, wsn_err_name(rc));
+    return 3;
+}
+
+int lwsn_fail_srv(lua_State *L, int rc, const char *what, wsn_server *srv) {
+    char detail[512] = "";
+    /* Codes that say it all leave the text unchanged: showing it would
+     * repeat an older failure. */
+    if (srv && (rc == WSN_EINVAL || rc == WSN_EJSON || rc == WSN_ELIMIT ||
+                rc == WSN_EIO || rc == WSN_ERANGE))
+        wsn_server_last_error(srv, detail, sizeof detail);
+    return lwsn_fail(L, rc, what, detail);
+}
+
+/* ---- module functions --------------------------------------------------- */
+
+static int l_version(lua_State *L) {
+    lua_pushinteger(L, wsn_version());
+    lua_pushstring(L, wsn_version_string());
+    return 2;
+}
+
+static int l_strerror(lua_State *L) {
+    lua_pushstring(L, wsn_strerror((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+static int l_err_name(lua_State *L) {
+    lua_pushstring(L, wsn_err_name((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+static const char *const opttype_names[] = {"?", "int", "bool", "string",
+                                            "duration"};
+
+static const char *opttype_name(wsn_option_type t) {
+    return (t >= WSN_OPTTYPE_INT && t <= WSN_OPTTYPE_DURATION_MS)
+               ? opttype_names[t]
+               : "?";
+}
+
+/* options() -> array of {name=, type=, default=, min=, max=} in id order,
+ * durations in seconds: the core's own table, so the binding keeps none. */
+static int l_options(lua_State *L) {
+    wsn_options *o = wsn_options_new();
+    if (!o)
+        return luaL_error(L, "out of memory");
+    lua_newtable(L);
+    int n = 0;
+    wsn_option_type t;
+    for (int id = 1; wsn_option_type_of((wsn_option)id, &t) == 0; id++) {
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, wsn_option_name((wsn_option)id));
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, opttype_name(t));
+        lua_setfield(L, -2, "type");
+        if (t == WSN_OPTTYPE_STRING) {
+            const char *s = "";
+            wsn_options_get_string(o, (wsn_option)id, &s);
+            lua_pushstring(L, s);
+            lua_setfield(L, -2, "default");
+        } else {
+            int64_t v = 0, lo = 0, hi = 0;
+            wsn_options_get_int(o, (wsn_option)id, &v);
+            wsn_option_bounds((wsn_option)id, &lo, &hi);
+            double scale = t == WSN_OPTTYPE_DURATION_MS ? 1000.0 : 1.0;
+            if (t == WSN_OPTTYPE_BOOL)
+                lua_pushboolean(L, v != 0);
+            else if (t == WSN_OPTTYPE_DURATION_MS)
+                lua_pushnumber(L, (lua_Number)v / scale);
+            else
+                lwsn_pushint64(L, v);
+            lua_setfield(L, -2, "default");
+            if (t != WSN_OPTTYPE_BOOL) {
+                lua_pushnumber(L, (lua_Number)lo / scale);
+                lua_setfield(L, -2, "min");
+                lua_pushnumber(L, (lua_Number)hi / scale);
+                lua_setfield(L, -2, "max");
+            }
+        }
+        lua_rawseti(L, -2, ++n);
+    }
+    wsn_options_free(o);
+    return 1;
+}
+
+/* ---- signals -------------------------------------------------------------- */
+
+/* A standalone Lua program has no portable way to catch SIGINT/SIGTERM
+ * (lua-posix's handlers run from a debug hook, which LuaJIT's compiled
+ * code never calls). The latch is process-wide because signals are; the
+ * loop in wsnotify.lua reads it between its bounded waits. */
+static volatile sig_atomic_t caught_signal;
+
+static void on_signal(int sig) { caught_signal = sig; }
+
+/* catch_signals() installs the latch for SIGINT and SIGTERM. */
+static int l_catch_signals(lua_State *L) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        return luaL_error(L, "sigaction failed");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* caught_signal() -> "SIGINT" / "SIGTERM" once one arrived, else nil. The
+ * default action comes back, so a second signal ends a stuck process. */
+static int l_caught_signal(lua_State *L) {
+    int sig = caught_signal;
+    if (!sig)
+        return 0;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    lua_pushstring(L, sig == SIGINT ? "SIGINT" : "SIGTERM");
+    return 1;
+}
+
+static const luaL_Reg module_fns[] = {
+    {"version", l_version},
+    {"strerror", l_strerror},
+    {"err_name", l_err_name},
+    {"options", l_options},
+    {"catch_signals", l_catch_signals},
+    {"caught_signal", l_caught_signal},
+    {NULL, NULL}};
+
+int luaopen_wsnotify_core(lua_State *L);
+
+int luaopen_wsnotify_core(lua_State *L) {
+    /* A library of another major version has another ABI. */
+    if (wsn_version() / 10000 != WSN_VERSION_MAJOR)
+        return luaL_error(L, "wsnotify: libwsnotify %s loaded, this module "
+                             "needs major version %d",
+                          wsn_version_string(), WSN_VERSION_MAJOR);
+    lua_newtable(L);
+    lwsn_setfuncs(L, module_fns);
+    lwsn_json_open(L);
+    lwsn_client_open(L);
+    lwsn_server_open(L);
+    return 1;
+}

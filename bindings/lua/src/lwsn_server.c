@@ -1,0 +1,591 @@
+/*
+ * Server objects: one wsn_server in a userdata, its options from a Lua
+ * table by name (wsn_option_by_name: the core's table, none of our own),
+ * pub/sub, batching, monitoring and the pulled events. Handlers are not
+ * here: wsnotify.lua runs them on the Lua thread from next_event(), so no
+ * Lua code ever runs on one of the core's threads.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "lwsn.h"
+
+#define ERRBUF 512
+
+/* ---- core log lines ------------------------------------------------------ */
+
+/* Until the core queues log lines for the host to pull (ABI 0.2), they go
+ * to stderr from here, in C, on whichever core thread logs: a Lua logger
+ * cannot run there. */
+static void stderr_log(void *user, wsn_log_level level, const char *msg) {
+    static const char *const names[] = {"NONE", "ERROR", "WARN", "INFO",
+                                        "DEBUG"};
+    (void)user;
+    char stamp[32];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ld %-5s wsnotify.core: %s\n", stamp,
+            ts.tv_nsec / 1000000L,
+            (level >= WSN_LOG_NONE && level <= WSN_LOG_DEBUG) ? names[level]
+                                                              : "?",
+            msg);
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+/* Applies one option (key at -2, value at -1). Returns 0, or a code with
+ * err filled; a value of the wrong Lua type is a misuse and raises (the
+ * caller's options object is freed by its holder). */
+static int apply_option(lua_State *L, wsn_options *o, char *err, size_t cap) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+        luaL_error(L, "new_server: option names must be strings");
+    const char *name = lua_tostring(L, -2);
+    wsn_option id;
+    wsn_option_type t;
+    if (wsn_option_by_name(name, &id, &t) != WSN_OK)
+        luaL_error(L, "new_server: unknown option '%s' (wsnotify.options() "
+                      "lists them)", name);
+    int64_t v = 0;
+    int rc;
+    switch (t) {
+    case WSN_OPTTYPE_STRING: {
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            /* A list of strings, as allowed_origins takes: joined by ",". */
+            luaL_Buffer b;
+            int list = lua_gettop(L);
+            int n = (int)lwsn_rawlen(L, list);
+            luaL_buffinit(L, &b);
+            for (int i = 1; i <= n; i++) {
+                /* The separator first: the buffer wants its own pieces on
+                 * top of the stack whenever it grows. */
+                if (i > 1)
+                    luaL_addchar(&b, ',');
+                lua_rawgeti(L, list, i);
+                if (lua_type(L, -1) != LUA_TSTRING)
+                    luaL_error(L, "new_server: option %s: a list of strings",
+                               name);
+                luaL_addvalue(&b);
+            }
+            luaL_pushresult(&b);
+        } else {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "new_server: option %s must be a string, not %s",
+                           name, luaL_typename(L, -1));
+            lua_pushvalue(L, -1);
+        }
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (strlen(s) != len)
+            luaL_error(L, "new_server: option %s must not contain NUL", name);
+        rc = wsn_options_set_string(o, id, s);
+        lua_pop(L, 1);
+        break;
+    }
+    case WSN_OPTTYPE_BOOL:
+        if (lua_type(L, -1) != LUA_TBOOLEAN)
+            luaL_error(L, "new_server: option %s must be a boolean, not %s",
+                       name, luaL_typename(L, -1));
+        rc = wsn_options_set_int(o, id, lua_toboolean(L, -1));
+        break;
+    case WSN_OPTTYPE_DURATION_MS: {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "new_server: option %s must be a number of "
+                          "seconds, not %s", name, luaL_typename(L, -1));
+        double s = (double)lua_tonumber(L, -1) * 1000.0;
+        if (isnan(s) || s > 9.2e18 || s < -9.2e18)
+            rc = WSN_ERANGE;
+        else
+            rc = wsn_options_set_int(o, id, (int64_t)llround(s));
+        break;
+    }
+    default:
+        if (!lwsn_tointeger(L, -1, &v))
+            luaL_error(L, "new_server: option %s must be an integer, not %s",
+                       name, luaL_typename(L, -1));
+        rc = wsn_options_set_int(o, id, v);
+    }
+    if (rc != WSN_OK) {
+        int64_t lo, hi;
+        if (rc == WSN_ERANGE && wsn_option_bounds(id, &lo, &hi) == WSN_OK) {
+            if (t == WSN_OPTTYPE_DURATION_MS)
+                snprintf(err, cap, "option %s is out of range (%g s to %g s)",
+                         name, (double)lo / 1000.0, (double)hi / 1000.0);
+            else
+                snprintf(err, cap, "option %s is out of range (%lld to %lld)",
+                         name, (long long)lo, (long long)hi);
+        } else {
+            snprintf(err, cap, "option %s", name);
+        }
+    }
+    return rc;
+}
+
+static int options_gc(lua_State *L) {
+    wsn_options **h = lua_touserdata(L, 1);
+    wsn_options_free(*h);
+    *h = NULL;
+    return 0;
+}
+
+/* new_server(options) -> server | nil, err, code */
+static int l_new_server(lua_State *L) {
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    wsn_options **h = lua_newuserdata(L, sizeof *h); /* 2 */
+    *h = NULL;
+    lua_newtable(L);
+    lua_pushcfunction(L, options_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    *h = wsn_options_new();
+    if (!*h)
+        return luaL_error(L, "out of memory");
+    char err[ERRBUF] = "";
+    int rc = WSN_OK;
+    if (lua_istable(L, 1)) {
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            rc = apply_option(L, *h, err, sizeof err);
+            lua_pop(L, 1);
+            if (rc != WSN_OK) {
+                lua_pop(L, 1);
+                break;
+            }
+        }
+    }
+    if (rc == WSN_OK)
+        rc = wsn_options_set_logger(*h, stderr_log, NULL);
+    wsn_server *srv = NULL;
+    if (rc == WSN_OK)
+        rc = wsn_server_new(*h, &srv, err, sizeof err);
+    wsn_options_free(*h);
+    *h = NULL;
+    if (rc != WSN_OK)
+        return lwsn_fail(L, rc, "new_server", err);
+    lwsn_server *u = lua_newuserdata(L, sizeof *u);
+    u->srv = srv;
+    luaL_getmetatable(L, LWSN_SERVER_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static wsn_server *check_srv(lua_State *L) {
+    lwsn_server *u = luaL_checkudata(L, 1, LWSN_SERVER_MT);
+    if (!u->srv)
+        luaL_error(L, "wsnotify: the server was closed");
+    return u->srv;
+}
+
+static int done(lua_State *L, wsn_server *srv, int rc, const char *what) {
+    if (rc == WSN_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    return lwsn_fail_srv(L, rc, what, srv);
+}
+
+/* A string argument for a C string: misuse raises; a NUL inside is a bad
+ * value (the core would see a shorter name), so *bad is set. */
+static const char *cstr_arg(lua_State *L, int idx, int *bad) {
+    size_t len;
+    /* Strictly a string: luaL_checklstring would take a number too. */
+    if (lua_type(L, idx) != LUA_TSTRING)
+        luaL_checktype(L, idx, LUA_TSTRING);
+    const char *s = lua_tolstring(L, idx, &len);
+    if (strlen(s) != len)
+        *bad = 1;
+    return s;
+}
+
+static const char *opt_cstr_arg(lua_State *L, int idx, int *bad) {
+    if (lua_isnoneornil(L, idx))
+        return NULL;
+    return cstr_arg(L, idx, bad);
+}
+
+static wsn_message_type type_arg(lua_State *L, int idx) {
+    static const char *const names[] = {"json", "text", "binary", NULL};
+    return (wsn_message_type)luaL_checkoption(L, idx, "json", names);
+}
+
+/* The payload of a message of type t at idx: JSON values are encoded,
+ * text and binary must be strings. Leaves one value pushed. */
+static const char *payload_arg(lua_State *L, int idx, wsn_message_type t,
+                               size_t *len) {
+    if (t == WSN_TYPE_JSON)
+        return lwsn_json_arg(L, idx, len);
+    const char *s = luaL_checklstring(L, idx, len);
+    lua_pushvalue(L, idx);
+    return s;
+}
+
+static uint64_t ident_arg(lua_State *L, int idx) {
+    int64_t v;
+    if (!lwsn_tointeger(L, idx, &v) || v < 0)
+        luaL_argerror(L, idx, "ident must be a non-negative integer");
+    return (uint64_t)v;
+}
+
+static int64_t ms_arg(lua_State *L, int idx) {
+    double s = (double)luaL_checknumber(L, idx) * 1000.0;
+    if (isnan(s) || s > 9.2e18 || s < -9.2e18)
+        luaL_argerror(L, idx, "seconds out of range");
+    return (int64_t)llround(s);
+}
+
+#define BAD_IF(bad, what)                                                      \
+    do {                                                                       \
+        if (bad)                                                               \
+            return lwsn_fail(L, WSN_EINVAL, what, "NUL in a string");          \
+    } while (0)
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static int srv_start(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    return done(L, srv, wsn_server_start(srv), "start");
+}
+
+static int srv_port(lua_State *L) {
+    lua_pushinteger(L, wsn_server_port(check_srv(L)));
+    return 1;
+}
+
+/* shutdown(timeout_seconds) -> true | nil, err, "WSN_ETIMEDOUT" */
+static int srv_shutdown(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    return done(L, srv, wsn_server_shutdown(srv, ms_arg(L, 2)), "shutdown");
+}
+
+/* close(): shuts down if running, then frees; later calls are no-ops. */
+static int srv_close(lua_State *L) {
+    lwsn_server *u = luaL_checkudata(L, 1, LWSN_SERVER_MT);
+    wsn_server *srv = u->srv;
+    u->srv = NULL;
+    wsn_server_free(srv);
+    return 0;
+}
+
+static int srv_closed(lua_State *L) {
+    lwsn_server *u = luaL_checkudata(L, 1, LWSN_SERVER_MT);
+    lua_pushboolean(L, u->srv == NULL);
+    return 1;
+}
+
+static int srv_last_error(lua_State *L) {
+    char buf[ERRBUF];
+    wsn_server_last_error(check_srv(L), buf, sizeof buf);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+/* ---- pub/sub --------------------------------------------------------------- */
+
+static int srv_subscribe(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    wsn_client *c = lwsn_client_check(L, 2);
+    int bad = 0;
+    const char *ch = cstr_arg(L, 3, &bad);
+    BAD_IF(bad, "subscribe");
+    return done(L, srv, wsn_server_subscribe(srv, c, ch), "subscribe");
+}
+
+static int srv_unsubscribe(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    wsn_client *c = lwsn_client_check(L, 2);
+    int bad = 0;
+    const char *ch = cstr_arg(L, 3, &bad);
+    BAD_IF(bad, "unsubscribe");
+    return done(L, srv, wsn_server_unsubscribe(srv, c, ch), "unsubscribe");
+}
+
+/* publish(channel, value): a string is JSON text as it is, anything else
+ * is encoded. */
+static int srv_publish(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    int bad = 0;
+    const char *ch = cstr_arg(L, 2, &bad);
+    luaL_checkany(L, 3);
+    size_t len;
+    const char *text = lwsn_json_arg(L, 3, &len);
+    BAD_IF(bad || strlen(text) != len, "publish");
+    return done(L, srv, wsn_server_publish(srv, ch, text), "publish");
+}
+
+/* publish_with_type(channel, value, type, message_id, reply_to_id) */
+static int srv_publish_with_type(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    int bad = 0;
+    const char *ch = cstr_arg(L, 2, &bad);
+    luaL_checkany(L, 3);
+    wsn_message_type t = type_arg(L, 4);
+    const char *mid = opt_cstr_arg(L, 5, &bad);
+    const char *rid = opt_cstr_arg(L, 6, &bad);
+    size_t len;
+    const void *data = payload_arg(L, 3, t, &len);
+    BAD_IF(bad, "publish_with_type");
+    return done(L, srv,
+                wsn_server_publish_with_type(srv, ch, t, data, len, mid, rid),
+                "publish_with_type");
+}
+
+/* publish_to_client(client, channel, value, type, message_id, reply_to_id) */
+static int srv_publish_to_client(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    wsn_client *c = lwsn_client_check(L, 2);
+    int bad = 0;
+    const char *ch = cstr_arg(L, 3, &bad);
+    luaL_checkany(L, 4);
+    wsn_message_type t = type_arg(L, 5);
+    const char *mid = opt_cstr_arg(L, 6, &bad);
+    const char *rid = opt_cstr_arg(L, 7, &bad);
+    size_t len;
+    const void *data = payload_arg(L, 4, t, &len);
+    BAD_IF(bad, "publish_to_client");
+    return done(L, srv,
+                wsn_server_publish_to_client(srv, c, ch, t, data, len, mid,
+                                             rid),
+                "publish_to_client");
+}
+
+/* send_raw(client, data, type): type "text" (default) or "binary". */
+static int srv_send_raw(lua_State *L) {
+    static const char *const names[] = {"text", "binary", NULL};
+    wsn_server *srv = check_srv(L);
+    wsn_client *c = lwsn_client_check(L, 2);
+    size_t len;
+    const char *data = luaL_checklstring(L, 3, &len);
+    wsn_message_type t = luaL_checkoption(L, 4, "text", names) == 0
+                             ? WSN_TYPE_TEXT
+                             : WSN_TYPE_BINARY;
+    return done(L, srv, wsn_server_send_raw(srv, c, t, data, len), "send_raw");
+}
+
+/* publish_wait(channel, value, ident, name, ttl_seconds) */
+static int srv_publish_wait(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    int bad = 0;
+    const char *ch = cstr_arg(L, 2, &bad);
+    luaL_checkany(L, 3);
+    uint64_t ident = ident_arg(L, 4);
+    const char *name = cstr_arg(L, 5, &bad);
+    int64_t ttl = ms_arg(L, 6);
+    size_t len;
+    const char *text = lwsn_json_arg(L, 3, &len);
+    BAD_IF(bad || strlen(text) != len, "publish_wait");
+    return done(L, srv,
+                wsn_server_publish_wait(srv, ch, text, ident, name, ttl),
+                "publish_wait");
+}
+
+/* publish_wait_with_type(channel, value, type, ident, name, ttl_seconds) */
+static int srv_publish_wait_with_type(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    int bad = 0;
+    const char *ch = cstr_arg(L, 2, &bad);
+    luaL_checkany(L, 3);
+    wsn_message_type t = type_arg(L, 4);
+    uint64_t ident = ident_arg(L, 5);
+    const char *name = cstr_arg(L, 6, &bad);
+    int64_t ttl = ms_arg(L, 7);
+    size_t len;
+    const void *data = payload_arg(L, 3, t, &len);
+    BAD_IF(bad, "publish_wait_with_type");
+    return done(L, srv,
+                wsn_server_publish_wait_with_type(srv, ch, t, data, len, ident,
+                                                  name, ttl),
+                "publish_wait_with_type");
+}
+
+/* publish_wait_string(channel, text, ident, name, ttl_seconds) */
+static int srv_publish_wait_string(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    int bad = 0;
+    const char *ch = cstr_arg(L, 2, &bad);
+    const char *text = cstr_arg(L, 3, &bad);
+    uint64_t ident = ident_arg(L, 4);
+    const char *name = cstr_arg(L, 5, &bad);
+    int64_t ttl = ms_arg(L, 6);
+    BAD_IF(bad, "publish_wait_string");
+    return done(L, srv,
+                wsn_server_publish_wait_string(srv, ch, text, ident, name,
+                                               ttl),
+                "publish_wait_string");
+}
+
+static int srv_cancel_pending_messages(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    int bad = 0;
+    const char *ch = cstr_arg(L, 2, &bad);
+    uint64_t ident = ident_arg(L, 3);
+    BAD_IF(bad, "cancel_pending_messages");
+    return done(L, srv, wsn_server_cancel_pending_messages(srv, ch, ident),
+                "cancel_pending_messages");
+}
+
+static int count_result(lua_State *L, wsn_server *srv, int rc,
+                        const char *what) {
+    if (rc < 0)
+        return lwsn_fail_srv(L, rc, what, srv);
+    lua_pushinteger(L, rc);
+    return 1;
+}
+
+static int srv_pending_batches(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    return count_result(L, srv, wsn_server_pending_batches(srv),
+                        "pending_batches");
+}
+
+/* ---- monitoring ------------------------------------------------------------ */
+
+static int srv_connected_clients(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    return count_result(L, srv, wsn_server_connected_clients(srv),
+                        "connected_clients");
+}
+
+static int srv_client_list(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    wsn_strlist *list = NULL;
+    int rc = wsn_server_client_list(srv, &list);
+    if (rc != WSN_OK)
+        return lwsn_fail_srv(L, rc, "client_list", srv);
+    return lwsn_push_strlist(L, list);
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+static int srv_event_fd(lua_State *L) {
+    lua_pushinteger(L, wsn_server_event_fd(check_srv(L)));
+    return 1;
+}
+
+/* wait(timeout_seconds | nil = forever) -> 1 (events), 0 (timeout), or
+ * the code (WSN_ECLOSED once stopped) as a negative number. */
+static int srv_wait(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    int ms = -1;
+    if (!lua_isnoneornil(L, 2)) {
+        int64_t v = ms_arg(L, 2);
+        ms = v < 0 ? 0 : v > 0x7fffffff ? 0x7fffffff : (int)v;
+    }
+    lua_pushinteger(L, wsn_server_wait(srv, ms));
+    return 1;
+}
+
+static const char *const kind_names[] = {"?", "connect", "message",
+                                         "disconnect", "stopped"};
+
+/* next_event(clients) -> kind, client, client_id[, type, channel, payload,
+ * message_id, reply_to_id] | nil (none queued) | false (stopped before).
+ * clients maps ids to client objects: a client seen before is given back
+ * as the same object, a new one is added (wsnotify.lua removes it after
+ * its disconnect). */
+static int srv_next_event(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    wsn_event *ev = NULL;
+    int rc = wsn_server_next_event(srv, &ev);
+    if (rc == WSN_EAGAIN)
+        return 0;
+    if (rc == WSN_ECLOSED) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (rc != WSN_OK)
+        return lwsn_fail_srv(L, rc, "next_event", srv);
+    wsn_event_type kind = wsn_event_kind(ev);
+    lua_pushstring(L, (kind >= WSN_EVENT_CONNECT && kind <= WSN_EVENT_STOPPED)
+                          ? kind_names[kind]
+                          : "?");
+    wsn_client *c = wsn_event_client(ev);
+    const char *cid = wsn_event_client_id(ev);
+    if (c) {
+        lua_getfield(L, 2, cid);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lwsn_client_push(L, c);
+            lua_pushvalue(L, -1);
+            lua_setfield(L, 2, cid);
+        }
+    } else {
+        lua_pushnil(L);
+    }
+    lua_pushstring(L, cid);
+    if (kind != WSN_EVENT_MESSAGE) {
+        wsn_event_free(ev);
+        return 3;
+    }
+    wsn_message_type t = wsn_event_message_type(ev);
+    const char *tn = wsn_message_type_name(t);
+    lua_pushstring(L, tn ? tn : "?");
+    lua_pushstring(L, wsn_event_channel(ev));
+    size_t len = 0;
+    const char *payload = wsn_event_payload(ev, &len);
+    lua_pushlstring(L, payload ? payload : "", payload ? len : 0);
+    lua_pushstring(L, wsn_event_message_id(ev));
+    lua_pushstring(L, wsn_event_reply_to_id(ev));
+    wsn_event_free(ev);
+    return 8;
+}
+
+static int srv_tostring(lua_State *L) {
+    lwsn_server *u = luaL_checkudata(L, 1, LWSN_SERVER_MT);
+    if (u->srv)
+        lua_pushfstring(L, "wsnotify.core.server(port %d)",
+                        wsn_server_port(u->srv));
+    else
+        lua_pushliteral(L, "wsnotify.core.server(closed)");
+    return 1;
+}
+
+static const luaL_Reg server_methods[] = {
+    {"start", srv_start},
+    {"port", srv_port},
+    {"shutdown", srv_shutdown},
+    {"close", srv_close},
+    {"closed", srv_closed},
+    {"last_error", srv_last_error},
+    {"subscribe", srv_subscribe},
+    {"unsubscribe", srv_unsubscribe},
+    {"publish", srv_publish},
+    {"publish_with_type", srv_publish_with_type},
+    {"publish_to_client", srv_publish_to_client},
+    {"send_raw", srv_send_raw},
+    {"publish_wait", srv_publish_wait},
+    {"publish_wait_with_type", srv_publish_wait_with_type},
+    {"publish_wait_string", srv_publish_wait_string},
+    {"cancel_pending_messages", srv_cancel_pending_messages},
+    {"pending_batches", srv_pending_batches},
+    {"connected_clients", srv_connected_clients},
+    {"client_list", srv_client_list},
+    {"event_fd", srv_event_fd},
+    {"wait", srv_wait},
+    {"next_event", srv_next_event},
+    {NULL, NULL}};
+
+void lwsn_server_open(lua_State *L) {
+    if (luaL_newmetatable(L, LWSN_SERVER_MT)) {
+        lua_newtable(L);
+        lwsn_setfuncs(L, server_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, srv_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, srv_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_new_server);
+    lua_setfield(L, -2, "new_server");
+}

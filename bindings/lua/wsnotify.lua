@@ -1,0 +1,372 @@
+-- wsnotify: a real-time WebSocket notification engine, from Lua.
+--
+--   local wsnotify = require "wsnotify"
+--   local server = assert(wsnotify.new_server{port = 8080, static_dir = "www"})
+--   server:on_message(function(client, msg) ... end)
+--   assert(server:start())
+--   server:run()
+--
+-- The C core (libwsnotify) does the networking on threads of its own; this
+-- module pulls its events and runs the handlers on the Lua thread that
+-- calls dispatch() or run(), so Lua code never runs on a core thread. The
+-- module is the Lua C module wsnotify.core (one build per Lua ABI: 5.1 and
+-- LuaJIT, 5.4) and this file, which holds what is Lua: handlers, messages,
+-- the loop. Failures return nil, message, code ("WSN_EGONE"); misuse
+-- (arguments of the wrong type, unknown options) raises.
+
+local core = require "wsnotify.core"
+
+local M = {}
+
+local version_number, version_string = core.version()
+M.version = version_string          -- of the loaded libwsnotify
+M.version_number = version_number   -- MAJOR*10000 + MINOR*100 + PATCH
+
+M.null = core.null                  -- JSON null
+M.empty_array = core.empty_array    -- encodes as []
+M.array_mt = core.array_mt          -- setmetatable({}, array_mt) -> []
+M.json_encode = core.json_encode
+M.json_decode = core.json_decode
+M.json_get_string = core.json_get_string
+M.catch_signals = core.catch_signals
+M.caught_signal = core.caught_signal
+
+-- Every option the core knows: {name=, type=, default=, min=, max=}.
+M.options = core.options
+
+function M.option_names()
+    local names = {}
+    for i, o in ipairs(core.options()) do names[i] = o.name end
+    return names
+end
+
+-- The core's text for a code, by number or by name ("WSN_EGONE").
+local code_numbers = {}
+for n = 0, -64, -1 do
+    local name = core.err_name(n)
+    if name:match("^WSN_") then code_numbers[name] = n end
+end
+
+function M.strerror(code)
+    if type(code) == "string" then code = code_numbers[code] or 1 end
+    return core.strerror(code)
+end
+
+local ECLOSED = code_numbers.WSN_ECLOSED
+local WAIT_SLICE = 0.25 -- run() checks for signals this often (seconds)
+
+local function default_logger(level, line)
+    io.stderr:write(os.date("%Y-%m-%d %H:%M:%S"), " ",
+                    string.format("%-5s", level:upper()), " wsnotify: ",
+                    line, "\n")
+end
+
+-- ---- messages -------------------------------------------------------------
+
+-- A message's decoded value is made on first use: a handler that forwards
+-- msg.raw or reads one field with json_get_string never pays for it.
+local message_mt = {
+    __index = function(msg, key)
+        if key ~= "message" then return nil end
+        local value = msg.raw
+        if msg.type == "json" then
+            if value == "" then
+                value = nil
+            else
+                local v = core.json_decode(value)
+                if v ~= nil then value = v end
+            end
+        end
+        rawset(msg, "message", value)
+        return value
+    end,
+}
+
+-- ---- server -----------------------------------------------------------------
+
+local Server = {}
+
+local fields = {
+    port = function(self) return self._s:port() end,
+    started = function(self) return self._started end,
+    stopped = function(self) return self._stopped end,
+}
+
+local server_mt = {
+    __index = function(self, key)
+        local f = fields[key]
+        if f then return f(self) end
+        return Server[key]
+    end,
+    __tostring = function(self)
+        return string.format("wsnotify.server(%s)", tostring(self._s))
+    end,
+}
+-- Lua 5.4: `local server <close> = ...` shuts it down at the end of scope.
+server_mt.__close = function(self) self:close() end
+
+-- new_server{host=, port=, ..., every core option by its name, durations
+-- in seconds; logger = function(level, line)} -> server | nil, err, code
+function M.new_server(options)
+    if options ~= nil and type(options) ~= "table" then
+        error("new_server: options must be a table", 2)
+    end
+    local core_options, logger = {}, default_logger
+    for k, v in pairs(options or {}) do
+        if k == "logger" then
+            if type(v) ~= "function" then
+                error("new_server: logger must be a function", 2)
+            end
+            logger = v
+        else
+            core_options[k] = v
+        end
+    end
+    local s, err, code = core.new_server(core_options)
+    if not s then return nil, err, code end
+    local write_wait = core_options.write_wait
+    if write_wait == nil then
+        for _, o in ipairs(core.options()) do
+            if o.name == "write_wait" then write_wait = o.default end
+        end
+    end
+    return setmetatable({
+        _s = s,
+        _clients = {},    -- id -> client object, connect to disconnect
+        _handlers = {},
+        _logger = logger,
+        _write_wait = write_wait,
+        _started = false,
+        _stopped = false,
+    }, server_mt)
+end
+
+function Server:start()
+    local ok, err, code = self._s:start()
+    if ok then self._started = true end
+    return ok, err, code
+end
+
+-- shutdown([timeout seconds, default write_wait]): delivers what was
+-- accepted, closes every client with 1001, stops, then runs the handlers
+-- of the events left (the remaining disconnects). Returns true, or nil,
+-- err, "WSN_ETIMEDOUT" when clients had to be cut.
+function Server:shutdown(timeout)
+    if self._s:closed() then return true end
+    local ok, err, code = self._s:shutdown(timeout or self._write_wait)
+    if self._started then
+        -- The STOPPED event is queued once the core has stopped; bounded
+        -- in case a core bug ever withholds it.
+        for _ = 1, 40 do
+            if self._stopped then break end
+            if self._s:wait(WAIT_SLICE) == ECLOSED then
+                self._stopped = true
+                break
+            end
+            self:dispatch()
+        end
+    end
+    self._stopped = true
+    return ok, err, code
+end
+
+-- close(): shutdown() if needed, then frees the engine (also what garbage
+-- collection does). Client objects stay readable.
+function Server:close(timeout)
+    if self._s:closed() then return true end
+    local ok, err, code = true, nil, nil
+    if self._started and not self._stopped then
+        ok, err, code = self:shutdown(timeout)
+    end
+    self._s:close()
+    return ok, err, code
+end
+
+-- ---- handlers -----------------------------------------------------------------
+
+function Server:on_message(fn) self._handlers.message = fn; return fn end
+function Server:on_connect(fn) self._handlers.connect = fn; return fn end
+function Server:on_disconnect(fn) self._handlers.disconnect = fn; return fn end
+
+local traceback = debug.traceback
+
+-- Lua 5.1's xpcall passes no arguments to the function (LuaJIT's and
+-- 5.2+'s do): a closure there, the direct call elsewhere.
+local xpcall_passes_args = select(2, xpcall(function(a) return a end,
+                                            traceback, true)) == true
+
+local function call(fn, a, b)
+    if xpcall_passes_args then return xpcall(fn, traceback, a, b) end
+    return xpcall(function() return fn(a, b) end, traceback)
+end
+
+local function run_handler(self, what, fn, a, b)
+    local ok, err = call(fn, a, b)
+    if not ok then
+        -- A failing handler is logged and the server goes on.
+        local logged, lerr = pcall(self._logger, "error",
+                                   what .. " handler failed: " .. tostring(err))
+        if not logged then
+            default_logger("error", tostring(lerr) .. " (in the logger) after: "
+                           .. tostring(err))
+        end
+    end
+end
+
+-- dispatch([max]): runs the handlers of up to max queued events (default:
+-- all queued now) on this thread, without waiting. Returns the number of
+-- events taken.
+function Server:dispatch(max)
+    local s, clients, handlers = self._s, self._clients, self._handlers
+    if s:closed() or self._stopped then return 0 end
+    local n = 0
+    while max == nil or max <= 0 or n < max do
+        local kind, client, cid, mtype, channel, payload, mid, rid =
+            s:next_event(clients)
+        if kind == nil then
+            if client ~= nil then error(client, 2) end -- a core failure
+            break
+        end
+        if kind == false then self._stopped = true; break end
+        n = n + 1
+        if kind == "message" then
+            local fn = handlers.message
+            if fn then
+                run_handler(self, "message", fn, client, setmetatable({
+                    type = mtype, channel = channel, raw = payload,
+                    message_id = mid, reply_to_id = rid, client_id = cid,
+                }, message_mt))
+            end
+        elseif kind == "connect" then
+            local fn = handlers.connect
+            if fn then run_handler(self, "connect", fn, client) end
+        elseif kind == "disconnect" then
+            local fn = handlers.disconnect
+            if fn then run_handler(self, "disconnect", fn, client) end
+            clients[cid] = nil
+        elseif kind == "stopped" then
+            self._stopped = true
+            break
+        end
+    end
+    return n
+end
+
+-- wait([timeout seconds, nil = forever]) -> true (events queued), false
+-- (timeout) | nil, err, "WSN_ECLOSED" once stopped.
+function Server:wait(timeout)
+    local rc = self._s:wait(timeout)
+    if rc >= 0 then return rc > 0 end
+    return nil, "wait: " .. core.strerror(rc) .. " [" .. core.err_name(rc)
+        .. "]", core.err_name(rc)
+end
+
+-- run(): starts if needed, then waits and dispatches until the server
+-- stops (true). After wsnotify.catch_signals(), a SIGINT or SIGTERM ends
+-- it early with false, "SIGINT"/"SIGTERM": the caller decides (shutdown).
+function Server:run()
+    if not self._started then
+        local ok, err, code = self:start()
+        if not ok then return nil, err, code end
+    end
+    local s = self._s
+    while not self._stopped do
+        local sig = core.caught_signal()
+        if sig then return false, sig end
+        local rc = s:wait(WAIT_SLICE)
+        if rc == ECLOSED then
+            self._stopped = true
+        elseif rc > 0 then
+            self:dispatch()
+        end
+    end
+    return true
+end
+
+function Server:event_fd() return self._s:event_fd() end
+
+-- ---- clients, pub/sub -----------------------------------------------------------
+
+-- A client object, or an id of a connected client.
+local function client_arg(self, client)
+    if type(client) == "string" then
+        return self._clients[client]
+    end
+    return client
+end
+
+local function gone(what, client)
+    return nil, what .. ": no connected client " .. tostring(client)
+        .. ": " .. core.strerror(code_numbers.WSN_EGONE) .. " [WSN_EGONE]",
+        "WSN_EGONE"
+end
+
+function Server:get_client(id) return self._clients[id] end
+
+function Server:subscribe(client, channel)
+    local c = client_arg(self, client)
+    if not c then return gone("subscribe", client) end
+    return self._s:subscribe(c, channel)
+end
+
+function Server:unsubscribe(client, channel)
+    local c = client_arg(self, client)
+    if not c then return gone("unsubscribe", client) end
+    return self._s:unsubscribe(c, channel)
+end
+
+-- publish(channel, value): a Lua value encoded to JSON (see json_encode),
+-- or a string taken as JSON text as it is.
+function Server:publish(channel, value)
+    return self._s:publish(channel, value)
+end
+
+-- publish_with_type(channel, value, [type "json"|"text"|"binary"],
+--                   [message_id], [reply_to_id])
+function Server:publish_with_type(channel, value, mtype, message_id,
+                                  reply_to_id)
+    return self._s:publish_with_type(channel, value, mtype, message_id,
+                                     reply_to_id)
+end
+
+-- publish_to_client(client, channel, value, [type], [message_id],
+--                   [reply_to_id]); channel may be "".
+function Server:publish_to_client(client, channel, value, mtype, message_id,
+                                  reply_to_id)
+    local c = client_arg(self, client)
+    if not c then return gone("publish_to_client", client) end
+    return self._s:publish_to_client(c, channel, value, mtype, message_id,
+                                     reply_to_id)
+end
+
+-- send_raw(client, data, [type "text"|"binary"]): one frame, no envelope.
+function Server:send_raw(client, data, mtype)
+    local c = client_arg(self, client)
+    if not c then return gone("send_raw", client) end
+    return self._s:send_raw(c, data, mtype)
+end
+
+-- Batching: ttl in seconds.
+function Server:publish_wait(channel, value, ident, name, ttl)
+    return self._s:publish_wait(channel, value, ident, name, ttl)
+end
+
+function Server:publish_wait_with_type(channel, value, mtype, ident, name, ttl)
+    return self._s:publish_wait_with_type(channel, value, mtype, ident, name,
+                                          ttl)
+end
+
+function Server:publish_wait_string(channel, text, ident, name, ttl)
+    return self._s:publish_wait_string(channel, text, ident, name, ttl)
+end
+
+function Server:cancel_pending_messages(channel, ident)
+    return self._s:cancel_pending_messages(channel, ident)
+end
+
+function Server:pending_batches() return self._s:pending_batches() end
+function Server:connected_clients() return self._s:connected_clients() end
+function Server:client_list() return self._s:client_list() end
+
+M.Server = Server
+return M
