@@ -23,7 +23,9 @@ wsn_client *lwsn_client_check(lua_State *L, int idx) {
 
 static const char *check_key(lua_State *L, int idx) {
     size_t len;
-    const char *key = luaL_checklstring(L, idx, &len);
+    if (lua_type(L, idx) != LUA_TSTRING)
+        luaL_checktype(L, idx, LUA_TSTRING);
+    const char *key = lua_tolstring(L, idx, &len);
     if (strlen(key) != len)
         luaL_argerror(L, idx, "key must not contain NUL");
     return key;
