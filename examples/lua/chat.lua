@@ -1,0 +1,251 @@
+#!/usr/bin/env luajit
+-- wsnotify chat example in Lua: the same page, protocol and options as the
+-- C example (examples/chat/).
+--
+-- Serves examples/chat/index.html at "/" and WebSockets at "/ws". Clients
+-- send envelopes like
+--
+--   {"type":"json","channel":"room","message":{"action":"subscribe",
+--    "channel":"room"},"message_id":"m1"}
+--   {"type":"json","channel":"room","message":{"action":"broadcast",
+--    "text":"hi"}}
+--
+-- "subscribe" adds the sender to message.channel and answers the sender
+-- alone with {"status":"subscribed","channel":...} (reply_to_id = the
+-- request's message_id); "broadcast" publishes the message object to every
+-- subscriber of the envelope's channel.
+--
+-- Handlers run on this program's Lua thread (server:run() waits on the
+-- engine's event queue and dispatches); SIGINT/SIGTERM end run(), the
+-- server shuts down gracefully (every client gets close 1001) and the
+-- program exits 0.
+--
+--   luajit examples/lua/chat.lua [--host ADDR] [--port N] [--static-dir DIR]
+--                                [--compression] [--verbose]
+--
+-- Runs on LuaJIT, Lua 5.1 and 5.4. The module is found on LUA_PATH and
+-- LUA_CPATH, else in this checkout (bindings/lua, built by
+-- bindings/lua/test.sh or scripts/run-chat.sh lua).
+
+local SHUTDOWN_TIMEOUT = 10 -- seconds
+
+local function script_dir()
+    local path = arg and arg[0] or ""
+    return path:match("^(.*)/[^/]*$") or "."
+end
+
+local here = script_dir()
+local repo = here .. "/../.."
+do
+    -- The checkout's module after any installed one.
+    local abi = _VERSION == "Lua 5.4" and "5.4" or "5.1"
+    package.path = package.path .. ";" .. repo .. "/bindings/lua/?.lua"
+    package.cpath = package.cpath .. ";" .. repo .. "/bindings/lua/build/"
+        .. abi .. "/?.so"
+end
+
+local wsnotify = require "wsnotify"
+
+local verbose = false
+
+-- Channel names and ids come from clients: keep control characters out of
+-- the terminal.
+local function log(level, fmt, ...)
+    local msg = string.format(fmt, ...):gsub("[%c\127]", "?")
+    io.stderr:write(os.date("%Y-%m-%d %H:%M:%S"), " ",
+                    string.format("%-5s", level), " chat: ", msg, "\n")
+    io.stderr:flush()
+end
+
+local function debug_log(fmt, ...)
+    if verbose then log("DEBUG", fmt, ...) end
+end
+
+-- ---- command line -----------------------------------------------------------
+
+local USAGE = [[
+usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--compression] [--verbose]
+
+  --host ADDR        listen address (default 127.0.0.1;
+                     0.0.0.0 for every interface)
+  --port N           TCP port (default $WSN_PORT, else 8080;
+                     0 = any free port)
+  --static-dir DIR   folder holding index.html (default: examples/chat
+                     of this checkout)
+  --compression      offer permessage-deflate (compressed
+                     frames) to clients that ask for it
+  --verbose          log at debug level: also one line per
+                     connection and per message
+]]
+
+local PROG = "chat.lua"
+
+local function fail(code, fmt, ...)
+    io.stderr:write(PROG, ": ", string.format(fmt, ...), "\n")
+    os.exit(code)
+end
+
+local function parse_port(text)
+    if not text or not text:match("^%d+$") then return nil end
+    local port = tonumber(text)
+    if port > 65535 then return nil end
+    return port
+end
+
+local function parse_args(argv)
+    local cfg = {host = "127.0.0.1", port = 8080,
+                 static_dir = nil, compression = false}
+    local env_port = os.getenv("WSN_PORT")
+    if env_port and env_port ~= "" then
+        cfg.port = parse_port(env_port) or fail(2, "bad WSN_PORT '%s'", env_port)
+    end
+    local i = 1
+    while i <= #argv do
+        local a = argv[i]
+        local name, val = a:match("^(%-%-[^=]+)=(.*)$")
+        name = name or a
+        local function value()
+            if val then return val end
+            i = i + 1
+            if argv[i] == nil then fail(2, "%s needs a value", name) end
+            return argv[i]
+        end
+        if name == "-h" or name == "--help" then
+            io.stdout:write(string.format(USAGE, PROG))
+            os.exit(0)
+        elseif name == "--host" then
+            cfg.host = value()
+        elseif name == "--port" or name == "-p" then
+            local v = value()
+            cfg.port = parse_port(v) or fail(2, "bad port '%s'", v)
+        elseif name == "--static-dir" then
+            cfg.static_dir = value()
+        elseif name == "--compression" then
+            cfg.compression = true
+        elseif name == "--verbose" or name == "-v" then
+            verbose = true
+        else
+            io.stderr:write(string.format(USAGE, PROG))
+            fail(2, "unknown argument '%s'", a)
+        end
+        i = i + 1
+    end
+    return cfg
+end
+
+local function has_index(dir)
+    local f = io.open(dir .. "/index.html", "r")
+    if f then f:close() end
+    return f ~= nil
+end
+
+-- ---- handlers ---------------------------------------------------------------------
+
+-- Replies are written as text, not from a Lua table, so that their keys
+-- come in the C example's order.
+local function reply(server, client, channel, json, reply_to)
+    local ok, err = server:publish_to_client(client, channel, json, "json",
+                                             nil, reply_to)
+    if not ok then log("INFO", "reply to %s failed: %s", client.id, err) end
+end
+
+-- Unlike the Go original, which only logs, tells the client why its
+-- request failed. The envelope's channel is "": the channel name may be
+-- what was wrong.
+local function reply_error(server, client, channel, code, reply_to)
+    reply(server, client, "", '{"status":"error","channel":'
+          .. wsnotify.json_encode(channel) .. ',"error":'
+          .. wsnotify.json_encode(wsnotify.strerror(code)) .. "}", reply_to)
+end
+
+local function handle_subscribe(server, client, msg)
+    local channel = wsnotify.json_get_string(msg.raw, "channel")
+    if not channel then return end -- no channel string: ignored, as in Go
+    local ok, err, code = server:subscribe(client, channel)
+    if not ok then
+        log("INFO", "subscription failed for %s to '%s': %s", client.id,
+            channel, err)
+        reply_error(server, client, channel, code, msg.message_id)
+        return
+    end
+    debug_log("client %s subscribed to '%s'", client.id, channel)
+    reply(server, client, channel, '{"status":"subscribed","channel":'
+          .. wsnotify.json_encode(channel) .. "}", msg.message_id)
+end
+
+-- Forwards the message as the client sent it (msg.raw, which the engine
+-- validated): no decode and encode per broadcast.
+local function handle_broadcast(server, client, msg)
+    if msg.channel == "" then return end
+    local ok, err, code = server:publish(msg.channel, msg.raw)
+    if not ok then
+        log("INFO", "broadcast from %s to '%s' failed: %s", client.id,
+            msg.channel, err)
+        reply_error(server, client, msg.channel, code, msg.message_id)
+    end
+end
+
+local function make_server(cfg, static_dir)
+    local server, err = wsnotify.new_server{
+        host = cfg.host, port = cfg.port, path = "/ws",
+        static_dir = static_dir, compression = cfg.compression,
+        log_level = verbose and 4 or 3,
+    }
+    if not server then return nil, err end
+
+    server:on_connect(function(client)
+        debug_log("client connected: %s from %s (%d connected)", client.id,
+                  client.remote_address, server:connected_clients() or 0)
+    end)
+    server:on_disconnect(function(client)
+        debug_log("client disconnected: %s (%d connected)", client.id,
+                  server:connected_clients() or 0)
+    end)
+    server:on_message(function(client, msg)
+        debug_log("message from %s: type=%s, channel=%s", client.id, msg.type,
+                  msg.channel)
+        -- The chat protocol is JSON objects with an "action"; only it (and
+        -- "channel" to subscribe) is read, so no message is decoded.
+        if msg.type ~= "json" then return end
+        local action = wsnotify.json_get_string(msg.raw, "action")
+        if action == "subscribe" then
+            handle_subscribe(server, client, msg)
+        elseif action == "broadcast" then
+            handle_broadcast(server, client, msg)
+        end
+    end)
+    return server
+end
+
+-- ---- main ---------------------------------------------------------------------------
+
+local function main(argv)
+    local cfg = parse_args(argv)
+    local static_dir = cfg.static_dir or (repo .. "/examples/chat")
+    if not has_index(static_dir) then
+        fail(2, "no index.html in %s; pass --static-dir path/to/examples/chat",
+             static_dir)
+    end
+    local server, err = make_server(cfg, static_dir)
+    if not server then fail(1, "%s", err) end
+    wsnotify.catch_signals()
+    local ok
+    ok, err = server:start()
+    if not ok then fail(1, "%s", err) end
+    log("INFO", "chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
+        cfg.host, server.port, static_dir)
+    log("INFO", "open it in two browser tabs; Ctrl-C to stop")
+
+    local stopped, sig = server:run()
+    if stopped then
+        log("INFO", "server stopped unexpectedly")
+        server:close()
+        return 1
+    end
+    server:shutdown(SHUTDOWN_TIMEOUT)
+    server:close()
+    log("INFO", "got %s, server gracefully stopped", sig)
+    return 0
+end
+
+os.exit(main(arg))
