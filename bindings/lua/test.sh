@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# The Lua binding's tests, from a fresh Debian 12 machine:
+#   1. installs what they need (idempotent: nothing when all is there);
+#   2. builds libwsnotify (CMake, build-lua/) and wsnotify.core for the
+#      Lua 5.1 ABI (LuaJIT, 5.1) and 5.4;
+#   3. runs the busted specs on LuaJIT, Lua 5.4 and Lua 5.1 (TAP, counted);
+#   4. runs the chat smoke tests (scripts/smoke_chat.py, smoke_msgpack.py)
+#      against examples/lua/chat.lua on LuaJIT;
+#   5. runs the OpenResty test (examples/openresty/test.py: nginx under a
+#      temp prefix on loopback) when Debian has the nginx Lua module.
+# Prints one line per step and "lua: N passed, N failed" last; exits
+# non-zero on any failure.
+#
+#   bash bindings/lua/test.sh
+#   WSN_LUA_SKIP_INSTALL=1 bash bindings/lua/test.sh   # no apt-get
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+PY="$(wsn_python)"
+build="${WSN_LUA_BUILD_DIR:-$root/build-lua}"
+logs="$build/logs"
+
+passed=0
+failed=0
+steps_failed=0
+
+say() { printf '[lua] %s\n' "$*"; }
+
+# ---- 1. packages -------------------------------------------------------------
+APT_PACKAGES=(luajit2 libluajit2-5.1-dev lua5.4 liblua5.4-dev lua5.1
+              liblua5.1-0-dev lua-busted lua-socket pkg-config)
+# nginx's Lua module and resty.core, where Debian has them (12 does).
+NGINX_PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core)
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+install_packages() {
+    local missing=() p
+    for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || return 1
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Installs nginx without letting its package start a system nginx on port
+# 80 (policy-rc.d refuses service starts; one already there is kept).
+install_nginx() {
+    local missing=() p rc made=0
+    for p in "${NGINX_PACKAGES[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    for p in "${missing[@]}"; do
+        apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]' || return 1
+    done
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made=1
+    fi
+    install_packages "${missing[@]}"
+    rc=$?
+    [ "$made" = 1 ] && rm -f /usr/sbin/policy-rc.d
+    return "$rc"
+}
+
+if [ "${WSN_LUA_SKIP_INSTALL:-0}" != 1 ]; then
+    WSN_SETUP_SKIP_PYTHON=1 bash "$root/scripts/setup.sh" >/dev/null ||
+        { say "scripts/setup.sh failed"; exit 1; }
+    install_packages "${APT_PACKAGES[@]}" || { say "apt-get failed"; exit 1; }
+    install_nginx || say "nginx with the Lua module is not installable here"
+fi
+
+# ---- 2. build ------------------------------------------------------------------
+mkdir -p "$logs"
+say "building libwsnotify in $build"
+if ! { cmake -S "$root" -B "$build" -DWSN_BUILD_TESTS=OFF \
+        -DWSN_BUILD_EXAMPLES=OFF >"$logs/cmake.log" 2>&1 &&
+       cmake --build "$build" -j "$(wsn_jobs)" >>"$logs/cmake.log" 2>&1 &&
+       bash "$here/build.sh" 5.1 "$here/build/5.1" "$build" &&
+       bash "$here/build.sh" 5.4 "$here/build/5.4" "$build"; }; then
+    tail -n 30 "$logs/cmake.log"
+    say "build failed"
+    echo "lua: 0 passed, 1 failed"
+    exit 1
+fi
+
+# ---- 3. specs on each runtime ---------------------------------------------------
+# run_busted NAME INTERPRETER ABI: busted's TAP output, each "ok"/"not ok"
+# counted; a run that reports no plan (crashed) counts as a failure.
+run_busted() {
+    local name="$1" lua="$2" abi="$3" log="$logs/busted-$1.tap" ok bad
+    (cd "$here" && LUA_PATH="$here/?.lua;$here/?/init.lua;;" \
+        LUA_CPATH="$here/build/$abi/?.so;;" WSN_ROOT="$root" \
+        timeout 600 "$lua" /usr/bin/busted -o TAP spec) >"$log" 2>&1
+    local rc=$?
+    ok=$(grep -c '^ok ' "$log")
+    bad=$(grep -c '^not ok ' "$log")
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    if [ "$rc" -ne 0 ] || [ "$bad" -ne 0 ] || ! grep -q '^1\.\.[0-9]' "$log"; then
+        steps_failed=$((steps_failed + 1))
+        grep -A 12 '^not ok ' "$log" | head -n 60
+        [ "$bad" -eq 0 ] && tail -n 20 "$log"
+        say "busted on $name: $ok passed, $bad failed (rc=$rc) FAIL"
+    else
+        say "busted on $name: $ok passed, $bad failed"
+    fi
+}
+
+run_busted luajit luajit 5.1
+run_busted lua5.4 lua5.4 5.4
+run_busted lua5.1 lua5.1 5.1
+
+# ---- 4. chat smoke tests ------------------------------------------------------------
+# smoke SCRIPT: scripts/SCRIPT against chat.lua; its closing line is
+# "<name>: N passed, N failed".
+smoke() {
+    local script="$1" log="$logs/$1.log" line ok bad
+    LUA_PATH="$here/?.lua;;" LUA_CPATH="$here/build/5.1/?.so;;" \
+        timeout 300 "$PY" "$root/scripts/$script" "$root/examples/lua/chat.lua" \
+        >"$log" 2>&1
+    local rc=$?
+    line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    ok=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')
+    bad=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    ok=${ok:-0}
+    bad=${bad:-0}
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+        steps_failed=$((steps_failed + 1))
+        grep -E 'FAIL|Error|error' "$log" | head -n 20
+        tail -n 5 "$log"
+        say "$script on chat.lua: $ok passed, $bad failed (rc=$rc) FAIL"
+    else
+        say "$script on chat.lua: $ok passed, $bad failed"
+    fi
+}
+
+if "$PY" -c 'import websockets, msgpack' 2>/dev/null; then
+    smoke smoke_chat.py
+    smoke smoke_msgpack.py
+else
+    steps_failed=$((steps_failed + 1))
+    say "chat smoke tests: $PY lacks websockets/msgpack (bash scripts/setup.sh) FAIL"
+fi
+
+# ---- 5. OpenResty ------------------------------------------------------------------
+if [ -f "$root/examples/openresty/test.py" ]; then
+    if command -v nginx >/dev/null &&
+        [ -e /usr/share/nginx/modules-available/mod-http-lua.conf ]; then
+        smoke_or_log="$logs/openresty.log"
+        WSN_LUA_CPATH="$here/build/5.1/?.so" timeout 600 "$PY" \
+            "$root/examples/openresty/test.py" >"$smoke_or_log" 2>&1
+        rc=$?
+        line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$smoke_or_log" | tail -n 1)
+        ok=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')
+        bad=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+        passed=$((passed + ${ok:-0}))
+        failed=$((failed + ${bad:-0}))
+        if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+            steps_failed=$((steps_failed + 1))
+            grep -E 'FAIL' "$smoke_or_log" | head -n 20
+            tail -n 15 "$smoke_or_log"
+            say "openresty: ${ok:-0} passed, ${bad:-0} failed (rc=$rc) FAIL"
+        else
+            say "openresty: $ok passed, $bad failed"
+        fi
+    else
+        say "openresty: SKIP (no nginx with the Lua module on this machine)"
+    fi
+fi
+
+if [ "$steps_failed" -gt 0 ] && [ "$failed" -eq 0 ]; then
+    failed=$steps_failed
+fi
+echo "lua: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$steps_failed" -eq 0 ]
