@@ -29,63 +29,13 @@ steps_failed=0
 
 say() { printf '[lua] %s\n' "$*"; }
 
-# ---- 1. packages -------------------------------------------------------------
-APT_PACKAGES=(luajit2 libluajit2-5.1-dev lua5.4 liblua5.4-dev lua5.1
-              liblua5.1-0-dev lua-busted lua-socket pkg-config)
-# nginx's Lua module and resty.core, where Debian has them (12 does).
-NGINX_PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core)
-
-pkg_installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
-}
-
-install_packages() {
-    local missing=() p
-    for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null || return 1
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-# Installs nginx without letting its package start a system nginx on port
-# 80 (policy-rc.d refuses service starts; one already there is kept).
-install_nginx() {
-    local missing=() p rc made=0
-    for p in "${NGINX_PACKAGES[@]}"; do pkg_installed "$p" || missing+=("$p"); done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    for p in "${missing[@]}"; do
-        apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]' || return 1
-    done
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        made=1
-    fi
-    install_packages "${missing[@]}"
-    rc=$?
-    [ "$made" = 1 ] && rm -f /usr/sbin/policy-rc.d
-    return "$rc"
-}
-
-if [ "${WSN_LUA_SKIP_INSTALL:-0}" != 1 ]; then
-    WSN_SETUP_SKIP_PYTHON=1 bash "$root/scripts/setup.sh" >/dev/null ||
-        { say "scripts/setup.sh failed"; exit 1; }
-    install_packages "${APT_PACKAGES[@]}" || { say "apt-get failed"; exit 1; }
-    install_nginx || say "nginx with the Lua module is not installable here"
-fi
-
-# ---- 2. build ------------------------------------------------------------------
+# ---- 1, 2. packages and build -------------------------------------------------
 mkdir -p "$logs"
-say "building libwsnotify in $build"
-if ! { cmake -S "$root" -B "$build" -DWSN_BUILD_TESTS=OFF \
-        -DWSN_BUILD_EXAMPLES=OFF >"$logs/cmake.log" 2>&1 &&
-       cmake --build "$build" -j "$(wsn_jobs)" >>"$logs/cmake.log" 2>&1 &&
-       bash "$here/build.sh" 5.1 "$here/build/5.1" "$build" &&
-       bash "$here/build.sh" 5.4 "$here/build/5.4" "$build"; }; then
-    tail -n 30 "$logs/cmake.log"
-    say "build failed"
+setup_args=(--nginx)
+[ "${WSN_LUA_SKIP_INSTALL:-0}" = 1 ] && setup_args+=(--no-install)
+if ! bash "$here/setup.sh" "${setup_args[@]}" >"$logs/setup.log" 2>&1; then
+    tail -n 30 "$logs/setup.log"
+    say "setup failed (install or build)"
     echo "lua: 0 passed, 1 failed"
     exit 1
 fi

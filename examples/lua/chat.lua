@@ -39,7 +39,8 @@ local repo = here .. "/../.."
 do
     -- The checkout's module after any installed one.
     local abi = _VERSION == "Lua 5.4" and "5.4" or "5.1"
-    package.path = package.path .. ";" .. repo .. "/bindings/lua/?.lua"
+    package.path = here .. "/?.lua;" .. package.path .. ";" .. repo
+        .. "/bindings/lua/?.lua"
     package.cpath = package.cpath .. ";" .. repo .. "/bindings/lua/build/"
         .. abi .. "/?.so"
 end
@@ -55,10 +56,6 @@ local function log(level, fmt, ...)
     io.stderr:write(os.date("%Y-%m-%d %H:%M:%S"), " ",
                     string.format("%-5s", level), " chat: ", msg, "\n")
     io.stderr:flush()
-end
-
-local function debug_log(fmt, ...)
-    if verbose then log("DEBUG", fmt, ...) end
 end
 
 -- ---- command line -----------------------------------------------------------
@@ -139,51 +136,7 @@ local function has_index(dir)
     return f ~= nil
 end
 
--- ---- handlers ---------------------------------------------------------------------
-
--- Replies are written as text, not from a Lua table, so that their keys
--- come in the C example's order.
-local function reply(server, client, channel, json, reply_to)
-    local ok, err = server:publish_to_client(client, channel, json, "json",
-                                             nil, reply_to)
-    if not ok then log("INFO", "reply to %s failed: %s", client.id, err) end
-end
-
--- Unlike the Go original, which only logs, tells the client why its
--- request failed. The envelope's channel is "": the channel name may be
--- what was wrong.
-local function reply_error(server, client, channel, code, reply_to)
-    reply(server, client, "", '{"status":"error","channel":'
-          .. wsnotify.json_encode(channel) .. ',"error":'
-          .. wsnotify.json_encode(wsnotify.strerror(code)) .. "}", reply_to)
-end
-
-local function handle_subscribe(server, client, msg)
-    local channel = wsnotify.json_get_string(msg.raw, "channel")
-    if not channel then return end -- no channel string: ignored, as in Go
-    local ok, err, code = server:subscribe(client, channel)
-    if not ok then
-        log("INFO", "subscription failed for %s to '%s': %s", client.id,
-            channel, err)
-        reply_error(server, client, channel, code, msg.message_id)
-        return
-    end
-    debug_log("client %s subscribed to '%s'", client.id, channel)
-    reply(server, client, channel, '{"status":"subscribed","channel":'
-          .. wsnotify.json_encode(channel) .. "}", msg.message_id)
-end
-
--- Forwards the message as the client sent it (msg.raw, which the engine
--- validated): no decode and encode per broadcast.
-local function handle_broadcast(server, client, msg)
-    if msg.channel == "" then return end
-    local ok, err, code = server:publish(msg.channel, msg.raw)
-    if not ok then
-        log("INFO", "broadcast from %s to '%s' failed: %s", client.id,
-            msg.channel, err)
-        reply_error(server, client, msg.channel, code, msg.message_id)
-    end
-end
+-- ---- server ----------------------------------------------------------------------
 
 local function make_server(cfg, static_dir)
     local server, err = wsnotify.new_server{
@@ -192,28 +145,7 @@ local function make_server(cfg, static_dir)
         log_level = verbose and 4 or 3,
     }
     if not server then return nil, err end
-
-    server:on_connect(function(client)
-        debug_log("client connected: %s from %s (%d connected)", client.id,
-                  client.remote_address, server:connected_clients() or 0)
-    end)
-    server:on_disconnect(function(client)
-        debug_log("client disconnected: %s (%d connected)", client.id,
-                  server:connected_clients() or 0)
-    end)
-    server:on_message(function(client, msg)
-        debug_log("message from %s: type=%s, channel=%s", client.id, msg.type,
-                  msg.channel)
-        -- The chat protocol is JSON objects with an "action"; only it (and
-        -- "channel" to subscribe) is read, so no message is decoded.
-        if msg.type ~= "json" then return end
-        local action = wsnotify.json_get_string(msg.raw, "action")
-        if action == "subscribe" then
-            handle_subscribe(server, client, msg)
-        elseif action == "broadcast" then
-            handle_broadcast(server, client, msg)
-        end
-    end)
+    require("chat_protocol").attach(server, log, verbose)
     return server
 end
 
