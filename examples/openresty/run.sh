@@ -131,23 +131,27 @@ on_signal() {
 trap 'on_signal SIGINT' INT
 trap 'on_signal SIGTERM' TERM
 
-# The address line comes once nginx listens and the engine answers
-# /healthz through it: whoever reads it may connect at once. nginx says
-# nothing when it is ready, so ask, for at most 15 s.
+# The address line comes once the engine answers /healthz, directly and
+# through nginx: whoever reads it may connect at once. Neither says when
+# it is ready, so ask, for at most 15 s.
 probe_host="$host"
 [ "$probe_host" = 0.0.0.0 ] && probe_host=127.0.0.1
-if ! python3 - "$probe_host" "$port" <<'PY'
+# The engine first, directly: asking nginx before would log an upstream
+# error whose URL a reader of this output could take for the address.
+if ! python3 - "$engine_port" "$probe_host" "$port" <<'PY'
 import sys, time, urllib.request
-url = "http://%s:%s/healthz" % (sys.argv[1], sys.argv[2])
 deadline = time.monotonic() + 15
-while time.monotonic() < deadline:
-    try:
-        if urllib.request.urlopen(url, timeout=1).status == 200:
-            sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.05)
-sys.exit(1)
+for url in ("http://127.0.0.1:%s/healthz" % sys.argv[1],
+            "http://%s:%s/healthz" % (sys.argv[2], sys.argv[3])):
+    while True:
+        try:
+            if urllib.request.urlopen(url, timeout=1).status == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.05)
 PY
 then
     echo "$prog: nginx or the engine did not come up" >&2
@@ -168,6 +172,10 @@ done
 rm -rf "$prefix"
 if [ -n "$stopping" ]; then
     echo "got $stopping, nginx gracefully stopped"
+    exit 0
+fi
+if [ "$rc" = 0 ]; then
+    echo "nginx stopped (nginx -s quit or stop)"
     exit 0
 fi
 echo "nginx exited (status $rc)"
