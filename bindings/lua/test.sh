@@ -5,7 +5,8 @@
 #      Lua 5.1 ABI (LuaJIT, 5.1) and 5.4;
 #   3. runs the busted specs on LuaJIT, Lua 5.4 and Lua 5.1 (TAP, counted);
 #   4. runs the chat smoke tests (scripts/smoke_chat.py, smoke_msgpack.py)
-#      against examples/lua/chat.lua on LuaJIT;
+#      against examples/lua/chat.lua on LuaJIT and through nginx
+#      (examples/openresty/run.sh);
 #   5. runs the OpenResty test (examples/openresty/test.py: nginx under a
 #      temp prefix on loopback) when Debian has the nginx Lua module.
 # Prints one line per step and "lua: N passed, N failed" last; exits
@@ -68,13 +69,12 @@ run_busted lua5.4 lua5.4 5.4
 run_busted lua5.1 lua5.1 5.1
 
 # ---- 4. chat smoke tests ------------------------------------------------------------
-# smoke SCRIPT: scripts/SCRIPT against chat.lua; its closing line is
-# "<name>: N passed, N failed".
+# smoke SCRIPT PROGRAM NAME: scripts/SCRIPT against a chat example; its
+# closing line is "<name>: N passed, N failed".
 smoke() {
-    local script="$1" log="$logs/$1.log" line ok bad
+    local script="$1" program="$2" name="$3" log="$logs/$3-$1.log" line ok bad
     LUA_PATH="$here/?.lua;;" LUA_CPATH="$here/build/5.1/?.so;;" \
-        timeout 300 "$PY" "$root/scripts/$script" "$root/examples/lua/chat.lua" \
-        >"$log" 2>&1
+        timeout 300 "$PY" "$root/scripts/$script" "$program" >"$log" 2>&1
     local rc=$?
     line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     ok=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')
@@ -85,17 +85,27 @@ smoke() {
     failed=$((failed + bad))
     if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
         steps_failed=$((steps_failed + 1))
-        grep -E 'FAIL|Error|error' "$log" | head -n 20
+        grep -E 'FAIL' "$log" | head -n 20
         tail -n 5 "$log"
-        say "$script on chat.lua: $ok passed, $bad failed (rc=$rc) FAIL"
+        say "$script on $name: $ok passed, $bad failed (rc=$rc) FAIL"
     else
-        say "$script on chat.lua: $ok passed, $bad failed"
+        say "$script on $name: $ok passed, $bad failed"
     fi
 }
 
+have_nginx=0
+if command -v nginx >/dev/null &&
+    [ -e /usr/share/nginx/modules-available/mod-http-lua.conf ]; then
+    have_nginx=1
+fi
+
 if "$PY" -c 'import websockets, msgpack' 2>/dev/null; then
-    smoke smoke_chat.py
-    smoke smoke_msgpack.py
+    smoke smoke_chat.py "$root/examples/lua/chat.lua" chat.lua
+    smoke smoke_msgpack.py "$root/examples/lua/chat.lua" chat.lua
+    if [ "$have_nginx" = 1 ]; then
+        smoke smoke_chat.py "$root/examples/openresty/run.sh" openresty
+        smoke smoke_msgpack.py "$root/examples/openresty/run.sh" openresty
+    fi
 else
     steps_failed=$((steps_failed + 1))
     say "chat smoke tests: $PY lacks websockets/msgpack (bash scripts/setup.sh) FAIL"
@@ -103,8 +113,7 @@ fi
 
 # ---- 5. OpenResty ------------------------------------------------------------------
 if [ -f "$root/examples/openresty/test.py" ]; then
-    if command -v nginx >/dev/null &&
-        [ -e /usr/share/nginx/modules-available/mod-http-lua.conf ]; then
+    if [ "$have_nginx" = 1 ]; then
         smoke_or_log="$logs/openresty.log"
         WSN_LUA_CPATH="$here/build/5.1/?.so" timeout 600 "$PY" \
             "$root/examples/openresty/test.py" >"$smoke_or_log" 2>&1

@@ -55,11 +55,16 @@ end
 local ECLOSED = code_numbers.WSN_ECLOSED
 local WAIT_SLICE = 0.25 -- run() checks for signals this often (seconds)
 
-local function default_logger(level, line)
+-- logger(level, line, source): level "error", "warn", "info" or "debug";
+-- source "wsnotify.core" (the engine's own lines, taken from its queue on
+-- this thread) or "wsnotify" (this module: a failing handler).
+local function default_logger(level, line, source)
     io.stderr:write(os.date("%Y-%m-%d %H:%M:%S"), " ",
-                    string.format("%-5s", level:upper()), " wsnotify: ",
-                    line, "\n")
+                    string.format("%-5s", level:upper()), " ",
+                    source or "wsnotify", ": ", line, "\n")
 end
+
+local LOG_BATCH = 256 -- log lines taken per dispatch()
 
 -- ---- messages -------------------------------------------------------------
 
@@ -84,6 +89,17 @@ local message_mt = {
 
 -- ---- server -----------------------------------------------------------------
 
+-- Hands the engine's queued log lines to the logger.
+local function drain_logs(self)
+    local s, logger = self._s, self._logger
+    for _ = 1, LOG_BATCH do
+        local level, line = s:next_log()
+        if not level then return end
+        local ok, err = pcall(logger, level, line, "wsnotify.core")
+        if not ok then default_logger("error", tostring(err) .. " (in the logger)") end
+    end
+end
+
 local Server = {}
 
 local fields = {
@@ -106,23 +122,33 @@ local server_mt = {
 server_mt.__close = function(self) self:close() end
 
 -- new_server{host=, port=, ..., every core option by its name, durations
--- in seconds; logger = function(level, line)} -> server | nil, err, code
+-- in seconds; and two of this module:
+--   logger = function(level, line, source)  (default: stderr)
+--   nonblocking = true: publishes never wait for room; they return nil,
+--     err, "WSN_EAGAIN" instead (nothing queued; retry when room_fd() is
+--     readable). For hosts whose thread must never block (nginx).
+-- } -> server | nil, err, code
 function M.new_server(options)
     if options ~= nil and type(options) ~= "table" then
         error("new_server: options must be a table", 2)
     end
-    local core_options, logger = {}, default_logger
+    local core_options, logger, nonblocking = {}, default_logger, false
     for k, v in pairs(options or {}) do
         if k == "logger" then
             if type(v) ~= "function" then
                 error("new_server: logger must be a function", 2)
             end
             logger = v
+        elseif k == "nonblocking" then
+            if type(v) ~= "boolean" then
+                error("new_server: nonblocking must be a boolean", 2)
+            end
+            nonblocking = v
         else
             core_options[k] = v
         end
     end
-    local s, err, code = core.new_server(core_options)
+    local s, err, code = core.new_server(core_options, nonblocking)
     if not s then return nil, err, code end
     local write_wait = core_options.write_wait
     if write_wait == nil then
@@ -178,6 +204,7 @@ function Server:close(timeout)
     if self._started and not self._stopped then
         ok, err, code = self:shutdown(timeout)
     end
+    drain_logs(self)
     self._s:close()
     return ok, err, code
 end
@@ -205,7 +232,8 @@ local function run_handler(self, what, fn, a, b)
     if not ok then
         -- A failing handler is logged and the server goes on.
         local logged, lerr = pcall(self._logger, "error",
-                                   what .. " handler failed: " .. tostring(err))
+                                   what .. " handler failed: " .. tostring(err),
+                                   "wsnotify")
         if not logged then
             default_logger("error", tostring(lerr) .. " (in the logger) after: "
                            .. tostring(err))
@@ -214,11 +242,13 @@ local function run_handler(self, what, fn, a, b)
 end
 
 -- dispatch([max]): runs the handlers of up to max queued events (default:
--- all queued now) on this thread, without waiting. Returns the number of
--- events taken.
+-- all queued now) on this thread, without waiting, and passes the
+-- engine's log lines to the logger. Returns the number of events taken.
 function Server:dispatch(max)
     local s, clients, handlers = self._s, self._clients, self._handlers
-    if s:closed() or self._stopped then return 0 end
+    if s:closed() then return 0 end
+    drain_logs(self)
+    if self._stopped then return 0 end
     local n = 0
     while max == nil or max <= 0 or n < max do
         local kind, client, cid, mtype, channel, payload, mid, rid =
@@ -283,7 +313,13 @@ function Server:run()
     return true
 end
 
+-- Readable while events or log lines are queued: for other event loops,
+-- which then call dispatch().
 function Server:event_fd() return self._s:event_fd() end
+-- Readable while a nonblocking publish would find room.
+function Server:room_fd() return self._s:room_fd() end
+-- Engine log lines lost because its queue was full.
+function Server:logs_dropped() return self._s:logs_dropped() end
 
 -- ---- clients, pub/sub -----------------------------------------------------------
 

@@ -43,7 +43,11 @@ describe("the module", function()
         assert.has_error(function() wsnotify.new_server{compression = 1} end)
         assert.has_error(function() wsnotify.new_server{write_wait = "1s"} end)
         assert.has_error(function() wsnotify.new_server("port=1") end)
-        s = assert(wsnotify.new_server{port = 0, write_wait = 0.5, compression = true,
+        s, err, code = wsnotify.new_server{compression = true}
+        assert.is_nil(s) -- refused by this core (see include/wsnotify.h)
+        assert.equal("WSN_EUNSUPPORTED", code)
+        assert.has_error(function() wsnotify.new_server{nonblocking = 1} end)
+        s = assert(wsnotify.new_server{port = 0, write_wait = 0.5, nonblocking = true,
                                        allowed_origins = {"http://a", "http://b"}})
         assert.equal(-1, s.port)
         assert.is_false(s.started)

@@ -17,6 +17,7 @@
 /* A server owned by Lua: NULL once closed (close() and __gc both free). */
 typedef struct lwsn_server {
     wsn_server *srv;
+    int flags; /* wsn_publish_flags every publish passes */
 } lwsn_server;
 
 /* One retained client handle: released by __gc, so a client object stays

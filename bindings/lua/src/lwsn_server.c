@@ -9,34 +9,17 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lwsn.h"
 
 #define ERRBUF 512
 
-/* ---- core log lines ------------------------------------------------------ */
-
-/* Until the core queues log lines for the host to pull (ABI 0.2), they go
- * to stderr from here, in C, on whichever core thread logs: a Lua logger
- * cannot run there. */
-static void stderr_log(void *user, wsn_log_level level, const char *msg) {
-    static const char *const names[] = {"NONE", "ERROR", "WARN", "INFO",
-                                        "DEBUG"};
-    (void)user;
-    char stamp[32];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    localtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ld %-5s wsnotify.core: %s\n", stamp,
-            ts.tv_nsec / 1000000L,
-            (level >= WSN_LOG_NONE && level <= WSN_LOG_DEBUG) ? names[level]
-                                                              : "?",
-            msg);
-}
+/* Log lines are queued by the core (WSN_OPT_LOG_QUEUE) and taken on the
+ * Lua thread with next_log(), so no code of ours runs on a core thread. */
+#define LOG_QUEUE_LINES 1000
+#define LOG_LINE_MAX 4096
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -134,8 +117,11 @@ static int options_gc(lua_State *L) {
     return 0;
 }
 
-/* new_server(options) -> server | nil, err, code */
+/* new_server(options[, nonblocking]) -> server | nil, err, code. With
+ * nonblocking every publish passes WSN_PUBLISH_NONBLOCK: it answers
+ * WSN_EAGAIN (nothing queued) instead of waiting for room. */
 static int l_new_server(lua_State *L) {
+    int nonblocking = lua_toboolean(L, 2);
     if (!lua_isnoneornil(L, 1))
         luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -161,8 +147,10 @@ static int l_new_server(lua_State *L) {
             }
         }
     }
-    if (rc == WSN_OK)
-        rc = wsn_options_set_logger(*h, stderr_log, NULL);
+    int64_t queue = 0;
+    if (rc == WSN_OK && wsn_options_get_int(*h, WSN_OPT_LOG_QUEUE, &queue) ==
+                            WSN_OK && queue == 0)
+        rc = wsn_options_set_int(*h, WSN_OPT_LOG_QUEUE, LOG_QUEUE_LINES);
     wsn_server *srv = NULL;
     if (rc == WSN_OK)
         rc = wsn_server_new(*h, &srv, err, sizeof err);
@@ -172,6 +160,7 @@ static int l_new_server(lua_State *L) {
         return lwsn_fail(L, rc, "new_server", err);
     lwsn_server *u = lua_newuserdata(L, sizeof *u);
     u->srv = srv;
+    u->flags = nonblocking ? WSN_PUBLISH_NONBLOCK : 0;
     luaL_getmetatable(L, LWSN_SERVER_MT);
     lua_setmetatable(L, -2);
     return 1;
@@ -179,12 +168,14 @@ static int l_new_server(lua_State *L) {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static wsn_server *check_srv(lua_State *L) {
+static lwsn_server *check_u(lua_State *L) {
     lwsn_server *u = luaL_checkudata(L, 1, LWSN_SERVER_MT);
     if (!u->srv)
         luaL_error(L, "wsnotify: the server was closed");
-    return u->srv;
+    return u;
 }
+
+static wsn_server *check_srv(lua_State *L) { return check_u(L)->srv; }
 
 static int done(lua_State *L, wsn_server *srv, int rc, const char *what) {
     if (rc == WSN_OK) {
@@ -312,19 +303,24 @@ static int srv_unsubscribe(lua_State *L) {
 /* publish(channel, value): a string is JSON text as it is, anything else
  * is encoded. */
 static int srv_publish(lua_State *L) {
-    wsn_server *srv = check_srv(L);
+    lwsn_server *u = check_u(L);
+    wsn_server *srv = u->srv;
     int bad = 0;
     const char *ch = cstr_arg(L, 2, &bad);
     luaL_checkany(L, 3);
     size_t len;
     const char *text = lwsn_json_arg(L, 3, &len);
     BAD_IF(bad || strlen(text) != len, "publish");
-    return done(L, srv, wsn_server_publish(srv, ch, text), "publish");
+    return done(L, srv,
+                wsn_server_publish_ex(srv, NULL, ch, WSN_TYPE_JSON, text, len,
+                                      NULL, NULL, u->flags),
+                "publish");
 }
 
 /* publish_with_type(channel, value, type, message_id, reply_to_id) */
 static int srv_publish_with_type(lua_State *L) {
-    wsn_server *srv = check_srv(L);
+    lwsn_server *u = check_u(L);
+    wsn_server *srv = u->srv;
     int bad = 0;
     const char *ch = cstr_arg(L, 2, &bad);
     luaL_checkany(L, 3);
@@ -335,13 +331,15 @@ static int srv_publish_with_type(lua_State *L) {
     const void *data = payload_arg(L, 3, t, &len);
     BAD_IF(bad, "publish_with_type");
     return done(L, srv,
-                wsn_server_publish_with_type(srv, ch, t, data, len, mid, rid),
+                wsn_server_publish_ex(srv, NULL, ch, t, data, len, mid, rid,
+                                      u->flags),
                 "publish_with_type");
 }
 
 /* publish_to_client(client, channel, value, type, message_id, reply_to_id) */
 static int srv_publish_to_client(lua_State *L) {
-    wsn_server *srv = check_srv(L);
+    lwsn_server *u = check_u(L);
+    wsn_server *srv = u->srv;
     wsn_client *c = lwsn_client_check(L, 2);
     int bad = 0;
     const char *ch = cstr_arg(L, 3, &bad);
@@ -353,27 +351,30 @@ static int srv_publish_to_client(lua_State *L) {
     const void *data = payload_arg(L, 4, t, &len);
     BAD_IF(bad, "publish_to_client");
     return done(L, srv,
-                wsn_server_publish_to_client(srv, c, ch, t, data, len, mid,
-                                             rid),
+                wsn_server_publish_ex(srv, c, ch, t, data, len, mid, rid,
+                                      u->flags),
                 "publish_to_client");
 }
 
 /* send_raw(client, data, type): type "text" (default) or "binary". */
 static int srv_send_raw(lua_State *L) {
     static const char *const names[] = {"text", "binary", NULL};
-    wsn_server *srv = check_srv(L);
+    lwsn_server *u = check_u(L);
+    wsn_server *srv = u->srv;
     wsn_client *c = lwsn_client_check(L, 2);
     size_t len;
     const char *data = luaL_checklstring(L, 3, &len);
     wsn_message_type t = luaL_checkoption(L, 4, "text", names) == 0
                              ? WSN_TYPE_TEXT
                              : WSN_TYPE_BINARY;
-    return done(L, srv, wsn_server_send_raw(srv, c, t, data, len), "send_raw");
+    return done(L, srv, wsn_server_send_raw_ex(srv, c, t, data, len, u->flags),
+                "send_raw");
 }
 
 /* publish_wait(channel, value, ident, name, ttl_seconds) */
 static int srv_publish_wait(lua_State *L) {
-    wsn_server *srv = check_srv(L);
+    lwsn_server *u = check_u(L);
+    wsn_server *srv = u->srv;
     int bad = 0;
     const char *ch = cstr_arg(L, 2, &bad);
     luaL_checkany(L, 3);
@@ -384,13 +385,15 @@ static int srv_publish_wait(lua_State *L) {
     const char *text = lwsn_json_arg(L, 3, &len);
     BAD_IF(bad || strlen(text) != len, "publish_wait");
     return done(L, srv,
-                wsn_server_publish_wait(srv, ch, text, ident, name, ttl),
+                wsn_server_publish_wait_ex(srv, ch, WSN_TYPE_JSON, text, len,
+                                           ident, name, ttl, u->flags),
                 "publish_wait");
 }
 
 /* publish_wait_with_type(channel, value, type, ident, name, ttl_seconds) */
 static int srv_publish_wait_with_type(lua_State *L) {
-    wsn_server *srv = check_srv(L);
+    lwsn_server *u = check_u(L);
+    wsn_server *srv = u->srv;
     int bad = 0;
     const char *ch = cstr_arg(L, 2, &bad);
     luaL_checkany(L, 3);
@@ -402,14 +405,15 @@ static int srv_publish_wait_with_type(lua_State *L) {
     const void *data = payload_arg(L, 3, t, &len);
     BAD_IF(bad, "publish_wait_with_type");
     return done(L, srv,
-                wsn_server_publish_wait_with_type(srv, ch, t, data, len, ident,
-                                                  name, ttl),
+                wsn_server_publish_wait_ex(srv, ch, t, data, len, ident, name,
+                                           ttl, u->flags),
                 "publish_wait_with_type");
 }
 
 /* publish_wait_string(channel, text, ident, name, ttl_seconds) */
 static int srv_publish_wait_string(lua_State *L) {
-    wsn_server *srv = check_srv(L);
+    lwsn_server *u = check_u(L);
+    wsn_server *srv = u->srv;
     int bad = 0;
     const char *ch = cstr_arg(L, 2, &bad);
     const char *text = cstr_arg(L, 3, &bad);
@@ -418,8 +422,9 @@ static int srv_publish_wait_string(lua_State *L) {
     int64_t ttl = ms_arg(L, 6);
     BAD_IF(bad, "publish_wait_string");
     return done(L, srv,
-                wsn_server_publish_wait_string(srv, ch, text, ident, name,
-                                               ttl),
+                wsn_server_publish_wait_ex(srv, ch, WSN_TYPE_TEXT, text,
+                                           strlen(text), ident, name, ttl,
+                                           u->flags),
                 "publish_wait_string");
 }
 
@@ -505,39 +510,81 @@ static int srv_next_event(lua_State *L) {
     }
     if (rc != WSN_OK)
         return lwsn_fail_srv(L, rc, "next_event", srv);
-    wsn_event_type kind = wsn_event_kind(ev);
+    wsn_event_info info;
+    memset(&info, 0, sizeof info);
+    info.size = sizeof info;
+    rc = wsn_event_get_info(ev, &info);
+    if (rc != WSN_OK) {
+        wsn_event_free(ev);
+        return lwsn_fail(L, rc, "next_event", NULL);
+    }
+    wsn_event_type kind = info.kind;
     lua_pushstring(L, (kind >= WSN_EVENT_CONNECT && kind <= WSN_EVENT_STOPPED)
                           ? kind_names[kind]
                           : "?");
-    wsn_client *c = wsn_event_client(ev);
-    const char *cid = wsn_event_client_id(ev);
-    if (c) {
-        lua_getfield(L, 2, cid);
+    if (info.client) {
+        lua_getfield(L, 2, info.client_id);
         if (lua_isnil(L, -1)) {
             lua_pop(L, 1);
-            lwsn_client_push(L, c);
+            lwsn_client_push(L, info.client);
             lua_pushvalue(L, -1);
-            lua_setfield(L, 2, cid);
+            lua_setfield(L, 2, info.client_id);
         }
     } else {
         lua_pushnil(L);
     }
-    lua_pushstring(L, cid);
+    lua_pushstring(L, info.client_id);
     if (kind != WSN_EVENT_MESSAGE) {
         wsn_event_free(ev);
         return 3;
     }
-    wsn_message_type t = wsn_event_message_type(ev);
-    const char *tn = wsn_message_type_name(t);
+    const char *tn = wsn_message_type_name(info.type);
     lua_pushstring(L, tn ? tn : "?");
-    lua_pushstring(L, wsn_event_channel(ev));
-    size_t len = 0;
-    const char *payload = wsn_event_payload(ev, &len);
-    lua_pushlstring(L, payload ? payload : "", payload ? len : 0);
-    lua_pushstring(L, wsn_event_message_id(ev));
-    lua_pushstring(L, wsn_event_reply_to_id(ev));
+    lua_pushstring(L, info.channel);
+    lua_pushlstring(L, (const char *)info.payload, info.payload_len);
+    lua_pushstring(L, info.message_id);
+    lua_pushstring(L, info.reply_to_id);
     wsn_event_free(ev);
     return 8;
+}
+
+static const char *const level_names[] = {"none", "error", "warn", "info",
+                                          "debug"};
+
+/* next_log() -> level ("error", "warn", "info", "debug"), line | nil when
+ * none is queued. */
+static int srv_next_log(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    char small[LOG_LINE_MAX];
+    char *buf = small;
+    size_t len = 0;
+    wsn_log_level level = WSN_LOG_INFO;
+    int rc = wsn_server_next_log(srv, &level, small, sizeof small, &len);
+    if (rc == WSN_ENOSPC) { /* the line is kept: take it with room for it */
+        buf = malloc(len + 1);
+        if (!buf)
+            return luaL_error(L, "out of memory");
+        rc = wsn_server_next_log(srv, &level, buf, len + 1, &len);
+    }
+    if (rc == WSN_OK) {
+        lua_pushstring(L, (level >= WSN_LOG_NONE && level <= WSN_LOG_DEBUG)
+                              ? level_names[level]
+                              : "info");
+        lua_pushlstring(L, buf, len);
+    }
+    if (buf != small)
+        free(buf);
+    return rc == WSN_OK ? 2 : 0;
+}
+
+static int srv_logs_dropped(lua_State *L) {
+    lwsn_pushint64(L, (int64_t)wsn_server_logs_dropped(check_srv(L)));
+    return 1;
+}
+
+static int srv_room_fd(lua_State *L) {
+    lua_pushinteger(L, wsn_server_room_fd(check_srv(L)));
+    return 1;
 }
 
 static int srv_tostring(lua_State *L) {
@@ -573,6 +620,9 @@ static const luaL_Reg server_methods[] = {
     {"event_fd", srv_event_fd},
     {"wait", srv_wait},
     {"next_event", srv_next_event},
+    {"next_log", srv_next_log},
+    {"logs_dropped", srv_logs_dropped},
+    {"room_fd", srv_room_fd},
     {NULL, NULL}};
 
 void lwsn_server_open(lua_State *L) {
