@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Makes the Lua binding usable from this checkout on Debian 12, idempotently:
 # installs the Lua runtimes and test tools (and, with --nginx, nginx with
-# its Lua module) when missing, builds libwsnotify with CMake in
-# $WSN_LUA_BUILD_DIR (default build-lua/) and wsnotify.core for the Lua
-# 5.1 ABI (LuaJIT, 5.1, nginx) and 5.4 into bindings/lua/build/<abi>/.
+# its Lua module) when missing, then builds libwsnotify and wsnotify.core
+# for the Lua 5.1 ABI (LuaJIT, 5.1, nginx) and 5.4 with the repository's
+# CMake in $WSN_LUA_BUILD_DIR (default build-lua/): the modules land in
+# build-lua/lua/<abi>/wsnotify/core.so.
 #
 #   bash bindings/lua/setup.sh [--nginx] [--no-install]
 #
 # Afterwards: LUA_PATH="bindings/lua/?.lua;;"
-#             LUA_CPATH="bindings/lua/build/5.1/?.so;;" luajit ...
+#             LUA_CPATH="build-lua/lua/5.1/?.so;;" luajit ...
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,7 +31,7 @@ done
 say() { printf '[lua-setup] %s\n' "$*" >&2; }
 
 APT_PACKAGES=(luajit2 libluajit2-5.1-dev lua5.4 liblua5.4-dev lua5.1
-              liblua5.1-0-dev lua-busted lua-socket pkg-config)
+              liblua5.1-0-dev lua-busted lua-socket luarocks pkg-config)
 NGINX_PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core)
 
 pkg_installed() {
@@ -73,10 +74,13 @@ if [ "$install" = 1 ]; then
     fi
 fi
 
-say "building libwsnotify in $build"
+say "building libwsnotify and the Lua modules in $build"
 cmake -S "$root" -B "$build" -DWSN_BUILD_TESTS=OFF -DWSN_BUILD_EXAMPLES=OFF \
-    >/dev/null
+    -DWSN_BUILD_LUA=ON >/dev/null
 cmake --build "$build" -j "$(wsn_jobs)" >/dev/null
 for abi in 5.1 5.4; do
-    bash "$here/build.sh" "$abi" "$here/build/$abi" "$build"
+    if [ ! -f "$build/lua/$abi/wsnotify/core.so" ]; then
+        say "no Lua $abi module was built (liblua$abi-dev missing?)"
+        exit 1
+    fi
 done

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Lua binding's tests, from a fresh Debian 12 machine:
 #   1. installs what they need (idempotent: nothing when all is there);
-#   2. builds libwsnotify (CMake, build-lua/) and wsnotify.core for the
-#      Lua 5.1 ABI (LuaJIT, 5.1) and 5.4;
+#   2. builds libwsnotify and wsnotify.core for the Lua 5.1 ABI (LuaJIT,
+#      5.1, nginx) and 5.4 with CMake in build-lua/ (bindings/lua/setup.sh),
+#      and checks both install paths: cmake --install, luarocks make;
 #   3. runs the busted specs on LuaJIT, Lua 5.4 and Lua 5.1 (TAP, counted);
 #   4. runs the chat smoke tests (scripts/smoke_chat.py, smoke_msgpack.py)
 #      against examples/lua/chat.lua on LuaJIT and through nginx
@@ -41,13 +42,59 @@ if ! bash "$here/setup.sh" "${setup_args[@]}" >"$logs/setup.log" 2>&1; then
     exit 1
 fi
 
+# ---- install paths: cmake --install and luarocks make ------------------------
+# Each counts one check: the module, installed, loads and starts a server.
+check_install() {
+    local what="$1" lua="$2" path="$3" cpath="$4" libdir="$5" out
+    if out=$(LUA_PATH="$path;;" LUA_CPATH="$cpath;;" LD_LIBRARY_PATH="$libdir" \
+        "$lua" -e 'local w = require "wsnotify"
+                   local s = assert(w.new_server{host = "127.0.0.1", port = 0})
+                   assert(s:start()); s:close(1)
+                   print(package.searchpath and package.searchpath("wsnotify.core", package.cpath) or "ok")' 2>&1); then
+        passed=$((passed + 1))
+        say "$what ($lua): loads from ${out##*/lua/}"
+    else
+        failed=$((failed + 1))
+        say "$what ($lua): FAIL $out"
+    fi
+}
+
+inst="$build/install-check"
+rm -rf "$inst"
+if cmake --install "$build" --prefix "$inst/prefix" >"$logs/install.log" 2>&1; then
+    libdir="$(cd "$inst/prefix" && find . -name 'libwsnotify.so.*' -printf '%h\n' | head -n 1)"
+    libdir="$inst/prefix/${libdir#./}"
+    lmod="${libdir}/lua"
+    check_install "cmake --install" luajit "$inst/prefix/share/lua/5.1/?.lua" "$lmod/5.1/?.so" ""
+    check_install "cmake --install" lua5.4 "$inst/prefix/share/lua/5.4/?.lua" "$lmod/5.4/?.so" ""
+    for v in 5.1 5.4; do
+        lua=lua$v
+        [ "$v" = 5.1 ] && lua=luajit
+        if (cd "$here" && luarocks --lua-version="$v" --tree="$inst/rocks" make \
+                wsnotify-*.rockspec WSNOTIFY_DIR="$inst/prefix" \
+                WSNOTIFY_LIBDIR="$libdir") >>"$logs/install.log" 2>&1; then
+            check_install "luarocks make" "$lua" "$inst/rocks/share/lua/$v/?.lua" \
+                "$inst/rocks/lib/lua/$v/?.so" "$libdir"
+        else
+            failed=$((failed + 1))
+            tail -n 10 "$logs/install.log"
+            say "luarocks make (Lua $v): FAIL"
+        fi
+        rm -rf "$here/src/"*.o "$here/wsnotify"
+    done
+else
+    failed=$((failed + 1))
+    tail -n 10 "$logs/install.log"
+    say "cmake --install: FAIL"
+fi
+
 # ---- 3. specs on each runtime ---------------------------------------------------
 # run_busted NAME INTERPRETER ABI: busted's TAP output, each "ok"/"not ok"
 # counted; a run that reports no plan (crashed) counts as a failure.
 run_busted() {
     local name="$1" lua="$2" abi="$3" log="$logs/busted-$1.tap" ok bad
     (cd "$here" && LUA_PATH="$here/?.lua;$here/?/init.lua;;" \
-        LUA_CPATH="$here/build/$abi/?.so;;" WSN_ROOT="$root" \
+        LUA_CPATH="$build/lua/$abi/?.so;;" WSN_ROOT="$root" \
         timeout 600 "$lua" /usr/bin/busted -o TAP spec) >"$log" 2>&1
     local rc=$?
     ok=$(grep -c '^ok ' "$log")
@@ -73,7 +120,7 @@ run_busted lua5.1 lua5.1 5.1
 # closing line is "<name>: N passed, N failed".
 smoke() {
     local script="$1" program="$2" name="$3" log="$logs/$3-$1.log" line ok bad
-    LUA_PATH="$here/?.lua;;" LUA_CPATH="$here/build/5.1/?.so;;" \
+    LUA_PATH="$here/?.lua;;" LUA_CPATH="$build/lua/5.1/?.so;;" \
         timeout 300 "$PY" "$root/scripts/$script" "$program" >"$log" 2>&1
     local rc=$?
     line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
@@ -115,7 +162,7 @@ fi
 if [ -f "$root/examples/openresty/test.py" ]; then
     if [ "$have_nginx" = 1 ]; then
         smoke_or_log="$logs/openresty.log"
-        WSN_LUA_CPATH="$here/build/5.1/?.so" timeout 600 "$PY" \
+        WSN_LUA_CPATH="$build/lua/5.1/?.so" timeout 600 "$PY" \
             "$root/examples/openresty/test.py" >"$smoke_or_log" 2>&1
         rc=$?
         line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$smoke_or_log" | tail -n 1)

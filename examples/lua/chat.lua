@@ -24,8 +24,9 @@
 --                                [--compression] [--verbose]
 --
 -- Runs on LuaJIT, Lua 5.1 and 5.4. The module is found on LUA_PATH and
--- LUA_CPATH, else in this checkout (bindings/lua, built by
--- bindings/lua/test.sh or scripts/run-chat.sh lua).
+-- LUA_CPATH (installed), else in this checkout: bindings/lua and the CMake
+-- build in build-lua/ (bindings/lua/setup.sh, scripts/run-chat.sh lua) or
+-- build/.
 
 local SHUTDOWN_TIMEOUT = 10 -- seconds
 
@@ -41,8 +42,8 @@ do
     local abi = _VERSION == "Lua 5.4" and "5.4" or "5.1"
     package.path = here .. "/?.lua;" .. package.path .. ";" .. repo
         .. "/bindings/lua/?.lua"
-    package.cpath = package.cpath .. ";" .. repo .. "/bindings/lua/build/"
-        .. abi .. "/?.so"
+    package.cpath = package.cpath .. ";" .. repo .. "/build-lua/lua/" .. abi
+        .. "/?.so;" .. repo .. "/build/lua/" .. abi .. "/?.so"
 end
 
 local wsnotify = require "wsnotify"

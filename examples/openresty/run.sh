@@ -98,7 +98,7 @@ fi
 static_dir="$(cd "$static_dir" && pwd)"
 [ "$port" = 0 ] && port="$(free_port)"
 [ -z "$engine_port" ] && engine_port="$(free_port)"
-cpath="${WSN_LUA_CPATH:-$root/bindings/lua/build/5.1/?.so}"
+cpath="${WSN_LUA_CPATH:-${WSN_LUA_BUILD_DIR:-$root/build-lua}/lua/5.1/?.so}"
 modules=/usr/lib/nginx/modules
 if [ ! -e "$modules/ngx_http_lua_module.so" ]; then
     echo "$prog: no nginx Lua module in $modules (bash bindings/lua/setup.sh --nginx)" >&2
