@@ -154,6 +154,33 @@ def servers() -> dict[str, Server]:
         pychat.read_text() else None,
         version=lambda: py_version(py, "wsnotify"))
 
+    # The Lua chats find the module in build-lua/ (bindings/lua/setup.sh
+    # --nginx builds it and installs LuaJIT and nginx's Lua module).
+    luachat = ROOT / "examples" / "lua" / "chat.lua"
+    luabuild = Path(os.environ.get("WSN_LUA_BUILD_DIR", ROOT / "build-lua"))
+
+    def lua_ok():
+        if not (luabuild / "lua" / "5.1" / "wsnotify" / "core.so").exists():
+            return False, f"no Lua module in {luabuild} (bash bindings/lua/setup.sh --nginx)"
+        return shutil.which("luajit") is not None, "luajit missing"
+    out["lua-chat"] = Server(
+        "lua-chat", "examples/lua/chat.lua: the chat example on the wsnotify Lua binding, "
+        "LuaJIT (nothing logged per message)",
+        ["luajit", str(luachat), "--port", "{port}"], available=lua_ok)
+    orun = ROOT / "examples" / "openresty" / "run.sh"
+
+    def openresty_ok():
+        ok, why = lua_ok()
+        if not ok:
+            return ok, why
+        return (Path("/usr/lib/nginx/modules/ngx_http_lua_module.so").exists(),
+                "nginx's Lua module missing (bash bindings/lua/setup.sh --nginx)")
+    out["openresty-chat"] = Server(
+        "openresty-chat", "examples/openresty: the Lua chat inside one nginx worker, "
+        "clients through nginx's proxy to the engine in that worker",
+        ["bash", str(orun), "--port", "{port}", "--workers", "1"],
+        available=openresty_ok)
+
     node = shutil.which("node") or "node"
     nodechat = ROOT / "examples" / "node" / "chat.js"
     addon = ROOT / "bindings" / "node" / "build" / "wsnotify.node"
@@ -161,7 +188,6 @@ def servers() -> dict[str, Server]:
         "node-chat", "examples/node/chat.js: the chat example on the wsnotify Node "
         "binding (default flags: nothing logged per message)",
         [node, str(nodechat), "--port", "{port}"],
-        compression_flag="--compression",
         available=lambda: (addon.exists() and shutil.which("node"),
                            "node or bindings/node/build/wsnotify.node missing "
                            "(bash bindings/node/test.sh)"),

@@ -51,6 +51,8 @@ examples=(
     "c       {chat_bin} --port 0 --static-dir {root}/examples/chat"
     "python  {python} {root}/examples/python/chat.py --port 0"
     "node    node {root}/examples/node/chat.js --port 0"
+    "lua     {root}/examples/lua/chat.lua --port 0"
+    "openresty {root}/examples/openresty/run.sh --port 0"
 )
 
 skipped() { [[ "$skip_list" == *",$1,"* ]]; }
