@@ -432,7 +432,7 @@ def matrix(args) -> list[dict]:
     timing = ["--warmup", str(args.warmup), "--duration", str(P), "--drain", "5",
               "--drain-max", "120"]
     all_servers = ["wsnotify-chat", "wsn-chat-bench", "c-epoll-ref", "py-chat", "node-chat",
-                   "node-ws", "py-websockets", "go-original"]
+                   "lua-chat", "openresty-chat", "node-ws", "py-websockets", "go-original"]
     if "fanout" in modes:
         for subs in (1, 100, 1000, 10000):
             for s in all_servers + (["wsn-chat-bench-io", "wsn-chat-bench-rb1k"]
@@ -642,7 +642,8 @@ def fmt_ms(v):
 LOADGEN_BUSY = 90  # % of one core: above it the load generator may be the limit
 
 SERVER_ORDER = ["wsnotify-chat", "wsn-chat-bench", "wsn-chat-bench-io", "wsn-chat-bench-rb1k",
-                "c-epoll-ref", "py-chat", "node-chat", "node-ws", "py-websockets", "go-original"]
+                "c-epoll-ref", "py-chat", "node-chat", "lua-chat", "openresty-chat", "node-ws",
+                "py-websockets", "go-original"]
 
 
 def load(path: Path):
@@ -1059,20 +1060,22 @@ def targets_table(sel, present, rows):
             held = min(r["held"] for r in idle100)
             L.append(f"| 100,000 idle held with < 1% CPU | {s} | {held:,} held, {cpu:.2f}% | "
                      f"{'yes' if held == 100000 and cpu < 1 else '**no**'} |")
-    if "py-chat" in present and "wsnotify-chat" in present:
-        worst = None
-        for size in (64, 1024):
-            for w in (20, 100):
-                p, c = dps("py-chat", subs=1000, size=size, window=w), dps(
-                    "wsnotify-chat", subs=1000, size=size, window=w)
-                if p and c and (worst is None or p / c < worst[0]):
-                    worst = (p / c, size, w)
-        if worst:
-            L.append(f"| Python chat ≥ 80% of C chat at 1,000 subs (worst phase) | py-chat | "
-                     f"{100 * worst[0]:.0f}% ({worst[1]} B, W {worst[2]}) | "
-                     f"{'yes' if worst[0] >= 0.8 else '**no**'} |")
-    elif "wsnotify-chat" in present:
-        L.append("| Python chat ≥ 80% of C chat at 1,000 subs | py-chat | not run | – |")
+    for name, what in (("py-chat", "Python chat"), ("lua-chat", "Lua chat"),
+                       ("openresty-chat", "OpenResty chat")):
+        if name in present and "wsnotify-chat" in present:
+            worst = None
+            for size in (64, 1024):
+                for w in (20, 100):
+                    p, c = dps(name, subs=1000, size=size, window=w), dps(
+                        "wsnotify-chat", subs=1000, size=size, window=w)
+                    if p and c and (worst is None or p / c < worst[0]):
+                        worst = (p / c, size, w)
+            if worst:
+                L.append(f"| {what} ≥ 80% of C chat at 1,000 subs (worst phase) | {name} | "
+                         f"{100 * worst[0]:.0f}% ({worst[1]} B, W {worst[2]}) | "
+                         f"{'yes' if worst[0] >= 0.8 else '**no**'} |")
+        elif "wsnotify-chat" in present:
+            L.append(f"| {what} ≥ 80% of C chat at 1,000 subs | {name} | not run | – |")
     return L
 
 
