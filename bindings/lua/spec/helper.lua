@@ -50,13 +50,17 @@ local function u64(n)
     return table.concat(bytes)
 end
 
--- connect(server, {path=, origin=, host=, protocol=, port=}) -> client |
+-- connect(server, {path=, origin=, host=, protocol=, port=, rcvbuf=}) -> client |
 -- nil, status line, response headers text
 function H.connect(server, opts)
     opts = opts or {}
     local port = opts.port or server.port
-    local sock = assert(socket.tcp())
+    -- tcp4: socket.tcp() makes its fd only at connect, too late for options.
+    local sock = assert(socket.tcp4())
     sock:settimeout(H.TIMEOUT)
+    if opts.rcvbuf then -- a small window: a client that reads nothing fills up
+        assert(sock:setoption("recv-buffer-size", opts.rcvbuf))
+    end
     assert(sock:connect("127.0.0.1", port))
     local lines = {
         "GET " .. (opts.path or "/ws") .. " HTTP/1.1",
