@@ -139,6 +139,10 @@ function M.new_server(options)
                 error("new_server: logger must be a function", 2)
             end
             logger = v
+        elseif k == "events_on_io_thread" then
+            -- Handlers would run on the engine's thread, where no Lua may.
+            error("new_server: events_on_io_thread is not available from Lua "
+                  .. "(handlers run on the thread that calls dispatch)", 2)
         elseif k == "nonblocking" then
             if type(v) ~= "boolean" then
                 error("new_server: nonblocking must be a boolean", 2)

@@ -47,6 +47,7 @@ describe("the module", function()
         assert.is_nil(s) -- refused by this core (see include/wsnotify.h)
         assert.equal("WSN_EUNSUPPORTED", code)
         assert.has_error(function() wsnotify.new_server{nonblocking = 1} end)
+        assert.has_error(function() wsnotify.new_server{events_on_io_thread = true} end)
         s = assert(wsnotify.new_server{port = 0, write_wait = 0.5, nonblocking = true,
                                        allowed_origins = {"http://a", "http://b"}})
         assert.equal(-1, s.port)
