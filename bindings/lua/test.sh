@@ -94,7 +94,7 @@ fi
 run_busted() {
     local name="$1" lua="$2" abi="$3" log="$logs/busted-$1.tap" ok bad
     (cd "$here" && LUA_PATH="$here/?.lua;$here/?/init.lua;;" \
-        LUA_CPATH="$build/lua/$abi/?.so;;" WSN_ROOT="$root" \
+        LUA_CPATH="$build/lua/$abi/?.so;;" WSN_ROOT="$root" WSN_LUA="$lua" \
         timeout 600 "$lua" /usr/bin/busted -o TAP spec) >"$log" 2>&1
     local rc=$?
     ok=$(grep -c '^ok ' "$log")

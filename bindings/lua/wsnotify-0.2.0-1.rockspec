@@ -32,10 +32,9 @@ build = {
       ["wsnotify.core"] = {
          sources = { "src/lwsn_module.c", "src/lwsn_json.c",
                      "src/lwsn_client.c", "src/lwsn_server.c" },
-         libraries = { "wsnotify", "jansson" },
+         libraries = { "wsnotify", "jansson", "dl" },
          incdirs = { "$(WSNOTIFY_INCDIR)", "$(JANSSON_INCDIR)" },
          libdirs = { "$(WSNOTIFY_LIBDIR)", "$(JANSSON_LIBDIR)" },
-         defines = { "_POSIX_C_SOURCE=200809L" },
       },
    },
 }

@@ -94,6 +94,31 @@ describe("shutdown", function()
         end)
     end
 
+    -- The interpreter running the specs (test.sh says which).
+    local lua = os.getenv("WSN_LUA")
+    local exiting = lua and it or pending
+    exiting("lets a program end with servers still running", function()
+        local script = os.tmpname()
+        local f = assert(io.open(script, "w"))
+        f:write([[
+            local wsnotify = require "wsnotify"
+            S = assert(wsnotify.new_server{host = "127.0.0.1", port = 0, log_level = 0})
+            assert(S:start())
+            local more = {}
+            for i = 1, 3 do
+                more[i] = assert(wsnotify.new_server{host = "127.0.0.1", port = 0, log_level = 0})
+                assert(more[i]:start())
+            end
+            io.write("started\n")
+        ]])
+        f:close()
+        local p = assert(io.popen(lua .. " " .. script .. " 2>&1; echo rc=$?"))
+        local out = p:read("*a")
+        p:close()
+        os.remove(script)
+        assert.equal("started\nrc=0\n", out)
+    end)
+
     it("reports why start failed", function()
         local a = H.server()
         local b = assert(wsnotify.new_server{host = "127.0.0.1", port = a.port, log_level = 0})

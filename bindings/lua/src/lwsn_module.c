@@ -4,8 +4,9 @@
  * the option table, the signal latch and the Lua version shims. The Lua
  * API users see is wsnotify.lua, which builds on these functions.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
 
+#include <dlfcn.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -197,6 +198,13 @@ int luaopen_wsnotify_core(lua_State *L) {
         return luaL_error(L, "wsnotify: libwsnotify %s loaded, this module "
                              "needs major version %d",
                           wsn_version_string(), WSN_VERSION_MAJOR);
+    /* Lua unloads C modules when its state closes, and the order in which
+     * it runs finalizers then is not ours to choose: a server's __gc could
+     * come after this code (and libwsnotify with it) is gone. Pinning the
+     * module keeps it loaded for the life of the process. */
+    Dl_info self;
+    if (dladdr((void *)luaopen_wsnotify_core, &self) && self.dli_fname)
+        (void)dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE);
     lua_newtable(L);
     lwsn_setfuncs(L, module_fns);
     lwsn_json_open(L);
