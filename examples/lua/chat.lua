@@ -21,7 +21,8 @@
 -- program exits 0.
 --
 --   luajit examples/lua/chat.lua [--host ADDR] [--port N] [--static-dir DIR]
---                                [--compression] [--verbose]
+--                                [--verbose]
+-- (no --compression: the engine refuses permessage-deflate, docs/api.md)
 --
 -- Runs on LuaJIT, Lua 5.1 and 5.4. The module is found on LUA_PATH and
 -- LUA_CPATH (installed), else in this checkout: bindings/lua and the CMake
@@ -62,7 +63,7 @@ end
 -- ---- command line -----------------------------------------------------------
 
 local USAGE = [[
-usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--compression] [--verbose]
+usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -70,8 +71,6 @@ usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--compression] [--verbose
                      0 = any free port)
   --static-dir DIR   folder holding index.html (default: examples/chat
                      of this checkout)
-  --compression      offer permessage-deflate (compressed
-                     frames) to clients that ask for it
   --verbose          log at debug level: also one line per
                      connection and per message
 ]]
@@ -91,8 +90,7 @@ local function parse_port(text)
 end
 
 local function parse_args(argv)
-    local cfg = {host = "127.0.0.1", port = 8080,
-                 static_dir = nil, compression = false}
+    local cfg = {host = "127.0.0.1", port = 8080, static_dir = nil}
     local env_port = os.getenv("WSN_PORT")
     if env_port and env_port ~= "" then
         cfg.port = parse_port(env_port) or fail(2, "bad WSN_PORT '%s'", env_port)
@@ -118,8 +116,6 @@ local function parse_args(argv)
             cfg.port = parse_port(v) or fail(2, "bad port '%s'", v)
         elseif name == "--static-dir" then
             cfg.static_dir = value()
-        elseif name == "--compression" then
-            cfg.compression = true
         elseif name == "--verbose" or name == "-v" then
             verbose = true
         else
@@ -142,7 +138,7 @@ end
 local function make_server(cfg, static_dir)
     local server, err = wsnotify.new_server{
         host = cfg.host, port = cfg.port, path = "/ws",
-        static_dir = static_dir, compression = cfg.compression,
+        static_dir = static_dir,
         log_level = verbose and 4 or 3,
     }
     if not server then return nil, err end

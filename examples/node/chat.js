@@ -21,7 +21,10 @@
 // keeps the process alive.
 //
 //   node examples/node/chat.js [--host ADDR] [--port N] [--static-dir DIR]
-//                              [--compression] [--verbose]
+//                              [--verbose]
+//
+// There is no --compression: the engine refuses permessage-deflate
+// (docs/api.md, "Compression").
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -33,7 +36,7 @@ const DEFAULT_STATIC_DIR = path.resolve(__dirname, '..', 'chat');
 const SHUTDOWN_TIMEOUT_MS = 10000;
 const PROG = path.basename(process.argv[1] || 'chat.js');
 
-const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--compression] [--verbose]
+const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -41,8 +44,6 @@ const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--com
                      0 = any free port)
   --static-dir DIR   folder holding index.html (default
                      ${DEFAULT_STATIC_DIR})
-  --compression      offer permessage-deflate (compressed
-                     frames) to clients that ask for it
   --verbose          log at debug level: also one line per
                      connection and per message
 `;
@@ -70,7 +71,7 @@ function parsePort(text) {
 }
 
 function parseArgs(argv) {
-  const cfg = { host: '127.0.0.1', port: 8080, staticDir: undefined, compression: false, verbose: false };
+  const cfg = { host: '127.0.0.1', port: 8080, staticDir: undefined, verbose: false };
   const envPort = process.env.WSN_PORT;
   if (envPort) {
     cfg.port = parsePort(envPort);
@@ -102,7 +103,6 @@ function parseArgs(argv) {
         break;
       }
       case '--static-dir': cfg.staticDir = need(); break;
-      case '--compression': cfg.compression = true; break;
       case '-v': case '--verbose': cfg.verbose = true; break;
       default:
         process.stderr.write(`${PROG}: unknown argument '${arg}'\n${USAGE}`);
@@ -118,7 +118,6 @@ function makeServer(cfg, staticDir) {
     port: cfg.port,
     path: '/ws',
     staticDir,
-    compression: cfg.compression,
     logLevel: cfg.verbose ? LogLevel.DEBUG : LogLevel.INFO,
     logger: (level, line) => log('wsnotify', level, line),
   });

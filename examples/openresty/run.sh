@@ -6,7 +6,7 @@
 # nginx gracefully (every chat client gets close 1001) and exits 0.
 #
 #   bash examples/openresty/run.sh [--host ADDR] [--port N] [--static-dir DIR]
-#        [--compression] [--verbose] [--workers N] [--engine-port N]
+#        [--verbose] [--workers N] [--engine-port N]
 #
 # --port 0 picks a free port. Expects bindings/lua/setup.sh --nginx to
 # have run (scripts/run-chat.sh openresty does that).
@@ -18,7 +18,7 @@ prog="run.sh"
 
 usage() {
     cat <<USAGE
-usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--compression] [--verbose]
+usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
              [--workers N] [--engine-port N]
 
   --host ADDR        listen address (default 127.0.0.1;
@@ -27,8 +27,6 @@ usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--compression] [--verb
                      0 = any free port)
   --static-dir DIR   folder holding index.html (default: examples/chat
                      of this checkout)
-  --compression      offer permessage-deflate (compressed
-                     frames) to clients that ask for it
   --verbose          log at debug level: also one line per
                      connection and per message
   --workers N        nginx worker processes (default 2)
@@ -49,7 +47,6 @@ if ! valid_port "$port"; then
     exit 2
 fi
 static_dir="$root/examples/chat"
-compression=false
 verbose=false
 workers=2
 engine_port=""
@@ -80,7 +77,6 @@ while [ "$#" -gt 0 ]; do
         --port|-p) need "$@"; port="$val"
             valid_port "$port" || { echo "$prog: bad port '$port'" >&2; exit 2; } ;;
         --static-dir) need "$@"; static_dir="$val" ;;
-        --compression) compression=true ;;
         --verbose|-v) verbose=true ;;
         --workers) need "$@"; workers="$val"
             [[ "$workers" =~ ^[1-9][0-9]*$ ]] || { echo "$prog: bad worker count '$workers'" >&2; exit 2; } ;;
@@ -115,7 +111,7 @@ sed -e "s|@WORKERS@|$workers|g" -e "s|@LOG_LEVEL@|$([ "$verbose" = true ] && ech
     -e "s|@USER_LINE@|$user_line|g" -e "s|@MODULES@|$modules|g" \
     -e "s|@LUA_PATH@|$here/?.lua;$root/examples/lua/?.lua;$root/bindings/lua/?.lua|g" \
     -e "s|@LUA_CPATH@|$cpath|g" -e "s|@ENGINE_PORT@|$engine_port|g" \
-    -e "s|@VERBOSE@|$verbose|g" -e "s|@COMPRESSION@|$compression|g" \
+    -e "s|@VERBOSE@|$verbose|g" \
     -e "s|@HOST@|$host|g" -e "s|@PORT@|$port|g" -e "s|@STATIC_DIR@|$static_dir|g" \
     "$here/nginx.conf.in" >"$prefix/conf/nginx.conf"
 

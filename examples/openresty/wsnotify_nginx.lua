@@ -113,7 +113,6 @@ local function start_engine(premature, attempt)
         -- (WSN_EAGAIN instead), and a browser too slow to keep up is
         -- closed rather than holding up the others.
         nonblocking = true, drop_on_backpressure = true,
-        compression = config.compression,
         log_level = config.verbose and 4 or 3, logger = logger,
     }
     if s then

@@ -35,6 +35,12 @@ test('every core option by camelCase name, with the core defaults', () => {
   assert.equal(d.closeGrace, 200);
 });
 
+test('compression is refused with WSN_EUNSUPPORTED, naming the defect', () => {
+  assert.throws(() => new Server({ compression: true }), (e) => e instanceof WsnotifyError &&
+    e.code === 'WSN_EUNSUPPORTED' && /permessage-deflate/.test(e.message) && /proxy/.test(e.message));
+  assert.doesNotThrow(() => new Server({ compression: false }));
+});
+
 test('unknown options are TypeErrors, bad values RangeErrors or TypeErrors', () => {
   assert.throws(() => new Server({ nope: 1 }), (e) => e instanceof TypeError && /unknown option 'nope'/.test(e.message));
   assert.throws(() => new Server({ write_wait: 1 }), TypeError); // camelCase only
