@@ -24,7 +24,8 @@ fi
 # --- Debian packages ----------------------------------------------------
 # Build: compiler, cmake, pkg-config and the four C libraries the engine
 # uses. Sanitizers: gcc's runtimes come with gcc; clang's with
-# libclang-rt-14-dev.
+# libclang-rt-14-dev. abigail-tools: abidw/abidiff for the ABI check
+# (scripts/abi.sh).
 APT_PACKAGES=(
     gcc
     make
@@ -37,6 +38,7 @@ APT_PACKAGES=(
     libmsgpack-dev
     uthash-dev
     zlib1g-dev
+    abigail-tools
 )
 # Python itself only when the machine has none (the machines we target
 # ship CPython; Debian's is the fallback).

@@ -3,6 +3,8 @@
 #
 #   1. setup      scripts/setup.sh (Debian packages, Python test deps)
 #   2. build      cmake in build/           + ctest + chat example smoke tests
+#                 (ctest includes tooling.abi_compat: the library's ABI
+#                 against the baselines in abi/, scripts/abi.sh)
 #                 (smoke_chat.py; smoke_msgpack.py: MessagePack + JSON clients)
 #   3. asan       ASan+UBSan in build-asan/ + ctest + chat smoke
 #   4. tsan       TSan in build-tsan/       + ctest + chat smoke

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The ABI of libwsnotify, recorded and checked with libabigail (Debian
+# package abigail-tools).
+#
+#   scripts/abi.sh record LIB   writes abi/libwsnotify-<version>.abi from LIB
+#                               (a library built with debug info: the default
+#                               RelWithDebInfo build/libwsnotify.so). Refuses
+#                               to change a baseline that exists: a released
+#                               ABI never changes.
+#   scripts/abi.sh check LIB    compares LIB with every baseline in abi/ of
+#                               the same SONAME. Additions (functions,
+#                               variables, enumerators) pass; a function or
+#                               variable removed or changed fails.
+#
+# Only what include/ defines counts: the layout of an opaque struct (defined
+# in core/) is the core's business, not the ABI's.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+abidir="$root/abi"
+headers="$root/include"
+
+usage() {
+    echo "usage: $0 record|check LIB" >&2
+    exit 2
+}
+
+[ $# -eq 2 ] || usage
+verb="$1"
+lib="$2"
+[ -f "$lib" ] || { echo "abi: no such library: $lib" >&2; exit 2; }
+for tool in abidw abidiff; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "abi: $tool not found: install abigail-tools (scripts/setup.sh does)" >&2
+        exit 2
+    }
+done
+
+# Stable output: no paths of this machine, no source lines (which move with
+# every edit), type ids that do not depend on the order types are met.
+abidw_opts=(--headers-dir "$headers" --drop-private-types --no-corpus-path
+            --no-comp-dir-path --no-show-locs --type-id-style hash)
+
+# The version from the real file name (libwsnotify.so.0.1.0).
+lib_version() {
+    local real
+    real="$(basename "$(readlink -f "$1")")"
+    if [[ "$real" =~ \.so\.([0-9]+\.[0-9]+\.[0-9]+)$ ]]; then
+        echo "${BASH_REMATCH[1]}"
+    else
+        echo "abi: cannot tell the version of $1 (resolves to $real)" >&2
+        exit 2
+    fi
+}
+
+soname_of_abi() {
+    sed -n "1s/.* soname='\([^']*\)'.*/\1/p" "$1"
+}
+
+record() {
+    local version out tmp
+    version="$(lib_version "$lib")"
+    out="$abidir/libwsnotify-$version.abi"
+    mkdir -p "$abidir"
+    tmp="$(mktemp)"
+    abidw "${abidw_opts[@]}" --out-file "$tmp" "$lib"
+    if ! grep -q "<function-decl name='wsn_version'" "$tmp"; then
+        rm -f "$tmp"
+        echo "abi: $lib has no debug info for wsn_version: build it with -g (RelWithDebInfo)" >&2
+        exit 1
+    fi
+    if [ -f "$out" ]; then
+        if cmp -s "$tmp" "$out"; then
+            rm -f "$tmp"
+            echo "abi: $out is up to date"
+            return
+        fi
+        rm -f "$tmp"
+        echo "abi: $out exists and differs from $lib: a recorded ABI never changes" >&2
+        echo "abi: (bump the version in include/wsnotify.h, or delete the file if $version was never released)" >&2
+        exit 1
+    fi
+    chmod 644 "$tmp"
+    mv "$tmp" "$out"
+    echo "abi: recorded $out"
+}
+
+# 0 when LIB offers everything the baseline offers, unchanged.
+check_one() {
+    local base="$1" out rc=0 bad
+    out="$(abidiff --headers-dir2 "$headers" --drop-private-types "$base" "$lib")" || rc=$?
+    [ -z "$out" ] || printf '%s\n' "$out"
+    # abidiff's exit status is a bit set: 1 error, 2 usage error, 4 some ABI
+    # change, 8 an incompatible one (a symbol removed). A changed signature
+    # only sets 4, as do additions, so the summary lines tell them apart.
+    if [ $((rc & 3)) -ne 0 ]; then
+        echo "abi: abidiff failed (exit $rc)"
+        return 1
+    fi
+    if [ $((rc & 8)) -ne 0 ]; then
+        echo "abi: INCOMPATIBLE with $(basename "$base"): a symbol was removed"
+        return 1
+    fi
+    bad="$(grep -E 'changes summary:' <<<"$out" |
+        grep -E '(^|[^0-9])([1-9][0-9]*) (Removed|Changed)' || true)"
+    if [ -n "$bad" ]; then
+        echo "abi: INCOMPATIBLE with $(basename "$base"):"
+        printf '  %s\n' "$bad"
+        return 1
+    fi
+    echo "abi: compatible with $(basename "$base")$([ $((rc & 4)) -ne 0 ] && echo ' (additions only)')"
+}
+
+check() {
+    local soname base n=0 failed=0
+    soname="$(readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')"
+    shopt -s nullglob
+    for base in "$abidir"/libwsnotify-*.abi; do
+        [ "$(soname_of_abi "$base")" = "$soname" ] || continue
+        n=$((n + 1))
+        echo "== $(basename "$base") vs $lib"
+        check_one "$base" || failed=1
+    done
+    if [ "$n" -eq 0 ]; then
+        echo "abi: no baseline for $soname in $abidir"
+        exit 1
+    fi
+    exit "$failed"
+}
+
+case "$verb" in
+record) record ;;
+check) check ;;
+*) usage ;;
+esac
