@@ -8,8 +8,9 @@ Used by setup.py through ``cffi_modules`` (``make_ffi``). Two ways to build:
 * system: with ``WSNOTIFY_USE_SYSTEM_LIB=1`` the extension links the
   installed ``libwsnotify`` found through ``pkg-config wsnotify``.
 
-The cdef is generated from ``wsnotify.h`` itself (see :func:`header_to_cdef`),
-so the binding never drifts from the header.
+The cdef is ``include/wsnotify_ffi.h``, the macro-free declarations that
+scripts/gen_ffi_header.py generates from ``wsnotify.h`` (a ctest fails when
+the two drift apart), so the binding never drifts from the header.
 """
 
 from __future__ import annotations
@@ -113,42 +114,14 @@ def split_flags(flags: list) -> dict:
     return res
 
 
-_DEFINE_INT = re.compile(r"#\s*define\s+(WSN_[A-Z0-9_]+)\s+(-?\d+)\s*$")
-
-
-def header_to_cdef(text: str) -> str:
-    """Turns wsnotify.h into text that cffi's cdef parser accepts.
-
-    Comments go; preprocessor lines go except ``#define NAME <integer>``
-    (cffi supports those as constants); ``#ifdef __cplusplus`` blocks go;
-    the WSN_API / WSN_DEPRECATED(...) markers go.
-    """
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    text = re.sub(r"//[^\n]*", "", text)
-    text = re.sub(r"\\\n", " ", text)
-    out = []
-    stack = []  # True for a skipped (C++-only) conditional block
-    for line in text.splitlines():
-        s = line.strip()
-        if s.startswith("#"):
-            d = s[1:].strip()
-            if d.startswith(("if", "ifdef", "ifndef")):
-                stack.append("__cplusplus" in d)
-            elif d.startswith("endif"):
-                if stack:
-                    stack.pop()
-            elif not any(stack):
-                m = _DEFINE_INT.match(s)
-                if m:
-                    out.append(f"#define {m.group(1)} {m.group(2)}")
-            continue
-        if any(stack):
-            continue
-        out.append(line)
-    cdef = "\n".join(out)
-    cdef = re.sub(r"\bWSN_DEPRECATED\s*\([^)]*\)", "", cdef)
-    cdef = re.sub(r"\bWSN_API\b", "", cdef)
-    return cdef
+# The version macros are the one thing of wsnotify.h that wsnotify_ffi.h
+# leaves out (it has no #define); "..." makes cffi take their values from
+# the header the extension is compiled with.
+VERSION_CDEF = """
+#define WSN_VERSION_MAJOR ...
+#define WSN_VERSION_MINOR ...
+#define WSN_VERSION_PATCH ...
+"""
 
 
 # Python-side glue compiled into the extension: a per-server log buffer, so
@@ -367,13 +340,31 @@ def header_path() -> str:
     return os.path.join(source_root(), "include", "wsnotify.h")
 
 
+def ffi_header_path() -> str:
+    """include/wsnotify_ffi.h, the declarations of wsnotify.h for FFIs,
+    installed (and carried in the sdist) next to wsnotify.h."""
+    hpath = header_path()
+    path = os.path.join(os.path.dirname(hpath), "wsnotify_ffi.h")
+    if not os.path.isfile(path):
+        raise RuntimeError(
+            f"{path} not found next to {hpath}: that libwsnotify predates "
+            "the FFI declaration file (installed since 0.2); install a newer "
+            "one, or generate it with the repository's "
+            "scripts/gen_ffi_header.py")
+    return path
+
+
+def read_cdef() -> str:
+    with open(ffi_header_path(), encoding="utf-8") as f:
+        return f.read()
+
+
 def make_ffi() -> FFI:
     hpath = header_path()
-    with open(hpath, encoding="utf-8") as f:
-        header = f.read()
 
     ffi = FFI()
-    ffi.cdef(header_to_cdef(header))
+    ffi.cdef(read_cdef())
+    ffi.cdef(VERSION_CDEF)
     ffi.cdef(GLUE_CDEF)
 
     kw = {"include_dirs": [], "library_dirs": [], "libraries": [],
@@ -415,7 +406,6 @@ def make_ffi() -> FFI:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--cdef":
-        with open(header_path(), encoding="utf-8") as f:
-            print(header_to_cdef(f.read()))
+        print(read_cdef(), end="")
     else:
         make_ffi().compile(verbose=True)

@@ -25,7 +25,8 @@ fi
 # Build: compiler, cmake, pkg-config and the four C libraries the engine
 # uses. Sanitizers: gcc's runtimes come with gcc; clang's with
 # libclang-rt-14-dev. abigail-tools: abidw/abidiff for the ABI check
-# (scripts/abi.sh).
+# (scripts/abi.sh). luajit: its ffi.cdef reads include/wsnotify_ffi.h in
+# a ctest.
 APT_PACKAGES=(
     gcc
     make
@@ -39,6 +40,7 @@ APT_PACKAGES=(
     uthash-dev
     zlib1g-dev
     abigail-tools
+    luajit
 )
 # Python itself only when the machine has none (the machines we target
 # ship CPython; Debian's is the fallback).

@@ -4,7 +4,9 @@
 #   1. setup      scripts/setup.sh (Debian packages, Python test deps)
 #   2. build      cmake in build/           + ctest + chat example smoke tests
 #                 (ctest includes tooling.abi_compat: the library's ABI
-#                 against the baselines in abi/, scripts/abi.sh)
+#                 against the baselines in abi/, scripts/abi.sh; and
+#                 tooling.ffi_header_*: include/wsnotify_ffi.h matches the
+#                 header and cffi and LuaJIT take it)
 #                 (smoke_chat.py; smoke_msgpack.py: MessagePack + JSON clients)
 #   3. asan       ASan+UBSan in build-asan/ + ctest + chat smoke
 #   4. tsan       TSan in build-tsan/       + ctest + chat smoke
@@ -265,7 +267,8 @@ cmake_stage() {
     t0=$(date +%s)
 
     run "$name-configure" "$T_CONFIGURE" cmake -S "$root" -B "$root/$dir" \
-        -DWSN_SANITIZE="$san" -DWSN_BUILD_TESTS=ON -DWSN_BUILD_EXAMPLES=ON
+        -DWSN_SANITIZE="$san" -DWSN_BUILD_TESTS=ON -DWSN_BUILD_EXAMPLES=ON \
+        -DWSN_PYTHON="$(command -v "$PY")"
     if [ "$rc" -ne 0 ]; then
         n_failed=$((n_failed + 1))
         record "$name" FAIL $(($(date +%s) - t0)) "(configure failed, rc=$rc)"
