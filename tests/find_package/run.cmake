@@ -15,15 +15,16 @@ endfunction()
 
 run(${CMAKE_CMD} --install ${BUILD_DIR} --prefix ${prefix})
 
-foreach(f include/wsnotify.h)
+foreach(f include/wsnotify.h include/wsnotify_ffi.h)
   if(NOT EXISTS ${prefix}/${f})
     message(FATAL_ERROR "not installed: ${f}")
   endif()
 endforeach()
-# Only the public header is installed.
+# Only the public header (and its declarations for FFIs) is installed.
 file(GLOB_RECURSE headers RELATIVE ${prefix}/include ${prefix}/include/*)
-if(NOT headers STREQUAL "wsnotify.h")
-  message(FATAL_ERROR "installed headers: ${headers} (want only wsnotify.h)")
+list(SORT headers)
+if(NOT headers STREQUAL "wsnotify.h;wsnotify_ffi.h")
+  message(FATAL_ERROR "installed headers: ${headers} (want only wsnotify.h, wsnotify_ffi.h)")
 endif()
 
 set(flags "")
