@@ -33,7 +33,7 @@ REPO = os.path.dirname(HERE)
 
 # Used when CMakeLists.txt cannot be read: the pkg-config modules the core
 # links. Extend here only if CMakeLists.txt is not available.
-DEFAULT_PKG_MODULES = ["libwebsockets", "jansson"]
+DEFAULT_PKG_MODULES = ["libwebsockets", "jansson", "msgpack"]
 
 
 def use_system_lib() -> bool:
@@ -62,8 +62,11 @@ def core_sources(root: str) -> list:
     return srcs
 
 
-def cmake_pkg_modules(root: str) -> list:
-    """pkg-config module names from pkg_check_modules() in CMakeLists.txt."""
+def cmake_pkg_requirements(root: str) -> list:
+    """The pkg-config modules the core links, with the version ranges
+    CMakeLists.txt requires: the module specs of its wsn_pkg_check() and
+    pkg_check_modules() calls, as pkg-config takes them ("libwebsockets >=
+    4.1", "libwebsockets < 4.2", "jansson", ...)."""
     path = os.path.join(root, "CMakeLists.txt")
     try:
         with open(path, encoding="utf-8") as f:
@@ -72,16 +75,31 @@ def cmake_pkg_modules(root: str) -> list:
         return list(DEFAULT_PKG_MODULES)
     keywords = {"REQUIRED", "QUIET", "NO_CMAKE_PATH",
                 "NO_CMAKE_ENVIRONMENT_PATH", "IMPORTED_TARGET", "GLOBAL"}
-    mods = []
-    for m in re.finditer(r"pkg_check_modules\s*\(([^)]*)\)", text, re.I):
-        words = m.group(1).split()[1:]  # first word is the prefix variable
+    reqs = []
+    calls = r"(?:wsn_pkg_check|pkg_check_modules)\s*\(([^)]*)\)"
+    for m in re.finditer(calls, text, re.I):
+        # CMake's quoting is close enough to the shell's for these calls
+        words = shlex.split(m.group(1))[1:]  # first: the prefix variable
         for w in words:
             if w in keywords or w.startswith("${"):
                 continue
-            w = re.split(r"[<>=]", w, maxsplit=1)[0]
-            if w and w not in mods:
-                mods.append(w)
-    return mods or list(DEFAULT_PKG_MODULES)
+            sm = re.fullmatch(r"([^<>=\s]+)\s*(?:([<>=]+)\s*(\S+))?", w)
+            if not sm:
+                continue
+            spec = sm.group(1) if not sm.group(2) else " ".join(sm.groups())
+            if spec not in reqs:
+                reqs.append(spec)
+    return reqs or list(DEFAULT_PKG_MODULES)
+
+
+def cmake_pkg_modules(root: str) -> list:
+    """The module names of cmake_pkg_requirements(), once each."""
+    mods = []
+    for spec in cmake_pkg_requirements(root):
+        name = spec.split()[0]
+        if name not in mods:
+            mods.append(name)
+    return mods
 
 
 def pkg_config(args: list) -> list:
@@ -92,7 +110,8 @@ def pkg_config(args: list) -> list:
         raise RuntimeError("pkg-config is not installed") from None
     except subprocess.CalledProcessError as e:
         raise RuntimeError(
-            f"pkg-config {' '.join(args)} failed: {e.stderr.strip()}") from None
+            f"pkg-config {' '.join(shlex.quote(a) for a in args)} failed: "
+            f"{e.stderr.strip()}") from None
     return shlex.split(out)
 
 
@@ -388,8 +407,10 @@ def make_ffi() -> FFI:
         kw["sources"] = core_sources(root)
         kw["include_dirs"] += [os.path.join(root, "include"),
                                os.path.join(root, "core")]
-        mods = cmake_pkg_modules(root)
-        flags = split_flags(pkg_config(["--cflags", "--libs"] + mods))
+        # pkg-config refuses versions outside CMakeLists.txt's ranges, with
+        # the one it found: the bundled build links what CMake would.
+        reqs = cmake_pkg_requirements(root)
+        flags = split_flags(pkg_config(["--cflags", "--libs"] + reqs))
         for k, v in flags.items():
             kw[k] += v
         if "pthread" not in kw["libraries"]:

@@ -50,7 +50,24 @@ def test_version_macros_in_cdef():
 def test_pkg_modules_from_cmake():
     b = load_build_script()
     mods = b.cmake_pkg_modules(str(PYDIR.parent))
-    assert "libwebsockets" in mods and "jansson" in mods
+    assert mods == ["libwebsockets", "jansson", "msgpack"]
+    reqs = b.cmake_pkg_requirements(str(PYDIR.parent))
+    assert "libwebsockets >= 4.1" in reqs and "libwebsockets < 4.2" in reqs
+
+
+def test_pkg_requirements_parsed(tmp_path):
+    """Version constraints, quoted or not, spaced or not, come out as
+    pkg-config module specs; keywords and variables are skipped."""
+    (tmp_path / "CMakeLists.txt").write_text(
+        "wsn_pkg_check(LWS libwebsockets>=4.1 libwebsockets<4.2)\n"
+        'pkg_check_modules(J REQUIRED IMPORTED_TARGET "jansson >= 2.14")\n'
+        "pkg_check_modules(M QUIET msgpack ${EXTRA} GLOBAL)\n")
+    b = load_build_script()
+    assert b.cmake_pkg_requirements(str(tmp_path)) == [
+        "libwebsockets >= 4.1", "libwebsockets < 4.2", "jansson >= 2.14",
+        "msgpack"]
+    assert b.cmake_pkg_modules(str(tmp_path)) == [
+        "libwebsockets", "jansson", "msgpack"]
 
 
 def test_core_sources_globbed():
