@@ -54,10 +54,17 @@ if (cd "$pydir" && "$py" -m build --outdir "$work/dist" >"$work/build.log" 2>&1)
     wheel=$(ls "$work"/dist/*.whl)
     tar tzf "$sdist" >"$work/sdist.list"
     if grep -q '/csrc/include/wsnotify.h$' "$work/sdist.list" &&
+        grep -q '/csrc/include/wsnotify_ffi.h$' "$work/sdist.list" &&
         grep -q '/csrc/core/server.c$' "$work/sdist.list"; then
         ok "sdist and wheel built; the sdist carries the C core"
     else
-        bad "the sdist lacks csrc/ (the C core)"
+        bad "the sdist lacks csrc/ (the C core and wsnotify_ffi.h)"
+    fi
+    if grep -q '^[^/]*/LICENSE$' "$work/sdist.list" &&
+        "$py" -m zipfile -l "$wheel" | grep -q 'dist-info/licenses/LICENSE '; then
+        ok "the sdist and the wheel carry LICENSE"
+    else
+        bad "LICENSE missing from the sdist or the wheel"
     fi
 else
     bad "python -m build (log: $work/build.log)"
