@@ -103,7 +103,7 @@ wsn_options *wsn_options_new(void);
 void wsn_options_free(wsn_options *opts);
 
 int wsn_option_by_name(const char *name, wsn_option *id,
-                               wsn_option_type *type);
+                       wsn_option_type *type);
 
 const char *wsn_option_name(wsn_option id);
 int wsn_option_type_of(wsn_option id, wsn_option_type *type);
@@ -111,29 +111,29 @@ int wsn_option_type_of(wsn_option id, wsn_option_type *type);
 int wsn_option_bounds(wsn_option id, int64_t *min, int64_t *max);
 
 int wsn_options_set_int(wsn_options *opts, wsn_option id,
-                                int64_t value);
+                        int64_t value);
 int wsn_options_set_string(wsn_options *opts, wsn_option id,
-                                   const char *value);
+                           const char *value);
 
 int wsn_options_get_int(const wsn_options *opts, wsn_option id,
-                                int64_t *value);
+                        int64_t *value);
 int wsn_options_get_string(const wsn_options *opts, wsn_option id,
-                                   const char **value);
+                           const char **value);
 
 typedef void (*wsn_log_fn)(void *user, wsn_log_level level, const char *msg);
 
 int wsn_options_set_logger(wsn_options *opts, wsn_log_fn fn,
-                                   void *user);
+                           void *user);
 
 typedef int (*wsn_origin_fn)(void *user, const char *origin,
                              const char *host);
 int wsn_options_set_origin_check(wsn_options *opts, wsn_origin_fn fn,
-                                         void *user);
+                                 void *user);
 
 /* ==== Lifecycle ==== */
 
 int wsn_server_new(const wsn_options *opts, wsn_server **out,
-                           char *errbuf, size_t errbuf_len);
+                   char *errbuf, size_t errbuf_len);
 
 int wsn_server_start(wsn_server *srv);
 
@@ -148,74 +148,74 @@ size_t wsn_server_last_error(wsn_server *srv, char *buf, size_t cap);
 /* ==== Pub/sub ==== */
 
 int wsn_server_subscribe(wsn_server *srv, wsn_client *client,
-                                 const char *channel);
+                         const char *channel);
 
 int wsn_server_unsubscribe(wsn_server *srv, wsn_client *client,
-                                   const char *channel);
+                           const char *channel);
 
 int wsn_server_publish(wsn_server *srv, const char *channel,
-                               const char *json);
+                       const char *json);
 
 int wsn_server_publish_with_type(wsn_server *srv, const char *channel,
-                                         wsn_message_type type,
-                                         const void *data, size_t len,
-                                         const char *message_id,
-                                         const char *reply_to_id);
+                                 wsn_message_type type,
+                                 const void *data, size_t len,
+                                 const char *message_id,
+                                 const char *reply_to_id);
 
 int wsn_server_publish_to_client(wsn_server *srv, wsn_client *client,
-                                         const char *channel,
-                                         wsn_message_type type,
-                                         const void *data, size_t len,
-                                         const char *message_id,
-                                         const char *reply_to_id);
+                                 const char *channel,
+                                 wsn_message_type type,
+                                 const void *data, size_t len,
+                                 const char *message_id,
+                                 const char *reply_to_id);
 
 typedef enum wsn_publish_flags {
     WSN_PUBLISH_NONBLOCK = 1
 } wsn_publish_flags;
 
 int wsn_server_publish_ex(wsn_server *srv, wsn_client *client,
-                                  const char *channel, wsn_message_type type,
-                                  const void *data, size_t len,
-                                  const char *message_id,
-                                  const char *reply_to_id, int flags);
+                          const char *channel, wsn_message_type type,
+                          const void *data, size_t len,
+                          const char *message_id,
+                          const char *reply_to_id, int flags);
 
 int wsn_server_room_fd(wsn_server *srv);
 
 /* ==== Batched publishing ==== */
 
 int wsn_server_publish_wait(wsn_server *srv, const char *channel,
-                                    const char *json, uint64_t ident,
-                                    const char *name, int64_t ttl_ms);
+                            const char *json, uint64_t ident,
+                            const char *name, int64_t ttl_ms);
 int wsn_server_publish_wait_with_type(wsn_server *srv,
-                                              const char *channel,
-                                              wsn_message_type type,
-                                              const void *data, size_t len,
-                                              uint64_t ident, const char *name,
-                                              int64_t ttl_ms);
+                                      const char *channel,
+                                      wsn_message_type type,
+                                      const void *data, size_t len,
+                                      uint64_t ident, const char *name,
+                                      int64_t ttl_ms);
 int wsn_server_publish_wait_string(wsn_server *srv,
-                                           const char *channel,
-                                           const char *text, uint64_t ident,
-                                           const char *name, int64_t ttl_ms);
+                                   const char *channel,
+                                   const char *text, uint64_t ident,
+                                   const char *name, int64_t ttl_ms);
 
 int wsn_server_publish_wait_ex(wsn_server *srv, const char *channel,
-                                       wsn_message_type type, const void *data,
-                                       size_t len, uint64_t ident,
-                                       const char *name, int64_t ttl_ms,
-                                       int flags);
+                               wsn_message_type type, const void *data,
+                               size_t len, uint64_t ident,
+                               const char *name, int64_t ttl_ms,
+                               int flags);
 
 int wsn_server_cancel_pending_messages(wsn_server *srv,
-                                               const char *channel,
-                                               uint64_t ident);
+                                       const char *channel,
+                                       uint64_t ident);
 
 int wsn_server_pending_batches(wsn_server *srv);
 
 int wsn_server_send_raw(wsn_server *srv, wsn_client *client,
-                                wsn_message_type type, const void *data,
-                                size_t len);
+                        wsn_message_type type, const void *data,
+                        size_t len);
 
 int wsn_server_send_raw_ex(wsn_server *srv, wsn_client *client,
-                                   wsn_message_type type, const void *data,
-                                   size_t len, int flags);
+                           wsn_message_type type, const void *data,
+                           size_t len, int flags);
 
 /* ==== Server monitoring ==== */
 
@@ -252,33 +252,33 @@ typedef enum wsn_value_type {
 } wsn_value_type;
 
 int wsn_client_set_string(wsn_client *c, const char *key,
-                                  const char *value);
+                          const char *value);
 int wsn_client_set_int(wsn_client *c, const char *key, int64_t value);
 int wsn_client_set_double(wsn_client *c, const char *key,
-                                  double value);
+                          double value);
 int wsn_client_set_bool(wsn_client *c, const char *key, int value);
 int wsn_client_set_bytes(wsn_client *c, const char *key,
-                                 const void *data, size_t len);
+                         const void *data, size_t len);
 int wsn_client_set_json(wsn_client *c, const char *key,
-                                const char *json);
+                        const char *json);
 
 int wsn_client_delete(wsn_client *c, const char *key);
 
 int wsn_client_get_type(wsn_client *c, const char *key,
-                                wsn_value_type *type);
+                        wsn_value_type *type);
 
 int wsn_client_get_int(wsn_client *c, const char *key,
-                               int64_t *value);
+                       int64_t *value);
 int wsn_client_get_double(wsn_client *c, const char *key,
-                                  double *value);
+                          double *value);
 int wsn_client_get_bool(wsn_client *c, const char *key, int *value);
 
 int wsn_client_get_string(wsn_client *c, const char *key, char *buf,
-                                  size_t cap, size_t *len);
+                          size_t cap, size_t *len);
 int wsn_client_get_bytes(wsn_client *c, const char *key, void *buf,
-                                 size_t cap, size_t *len);
+                         size_t cap, size_t *len);
 int wsn_client_get_json(wsn_client *c, const char *key, char *buf,
-                                size_t cap, size_t *len);
+                        size_t cap, size_t *len);
 
 int wsn_client_metadata_keys(wsn_client *c, wsn_strlist **out);
 
@@ -294,7 +294,7 @@ typedef enum wsn_event_type {
 typedef void (*wsn_event_fn)(void *user, wsn_server *srv, const wsn_event *ev);
 
 int wsn_server_set_handler(wsn_server *srv, wsn_event_type type,
-                                   wsn_event_fn fn, void *user);
+                           wsn_event_fn fn, void *user);
 
 int wsn_server_event_fd(wsn_server *srv);
 
@@ -333,7 +333,7 @@ typedef struct wsn_event_info {
 int wsn_event_get_info(const wsn_event *ev, wsn_event_info *info);
 
 int wsn_server_next_log(wsn_server *srv, wsn_log_level *level,
-                                char *buf, size_t cap, size_t *len);
+                        char *buf, size_t cap, size_t *len);
 
 uint64_t wsn_server_logs_dropped(wsn_server *srv);
 
@@ -344,4 +344,4 @@ const char *wsn_message_type_name(wsn_message_type type);
 int wsn_json_validate(const char *json, size_t len);
 
 int wsn_json_get_string(const char *json, size_t len, const char *key, char *out,
-                                size_t out_size, size_t *out_len);
+                        size_t out_size, size_t *out_len);

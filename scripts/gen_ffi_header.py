@@ -93,7 +93,24 @@ def drop_preprocessor(text: str) -> tuple:
     return "\n".join(out), macros
 
 
+def realign(text: str) -> str:
+    """Drops a leading "WSN_API " and shifts the declaration's continuation
+    lines left by as much, so that parameters stay aligned."""
+    out, shift = [], 0
+    for line in text.split("\n"):
+        if shift and line.startswith(" " * shift):
+            line = line[shift:]
+        elif line.startswith("WSN_API "):
+            line = line[len("WSN_API "):]
+            shift = len("WSN_API ")
+        if ";" in line or not line.strip():
+            shift = 0
+        out.append(line)
+    return "\n".join(out)
+
+
 def drop_markers(text: str) -> str:
+    text = realign(text)
     for name in MARKERS:
         while True:
             m = re.search(rf"\b{name}\b\s*", text)
