@@ -143,191 +143,24 @@ VERSION_CDEF = """
 """
 
 
-# Python-side glue compiled into the extension: a per-server log buffer, so
-# that the core's log callback (called on the core's threads) never runs
-# Python code (the binding drains it on its own thread), and one call that
-# takes an event with all its fields (one C call, one GIL release per event
-# instead of one per field). Only the public API is used, so the glue works
-# with the bundled core and with a system libwsnotify alike.
-# Declared once for both cffi's cdef and the compiled glue.
-EVENT_INFO_STRUCT = r"""
-typedef struct wsnpy_event_info {
-    int kind;
-    int type;
-    wsn_client *client;
-    const char *client_id;
-    const char *channel;
-    const char *payload;
-    size_t payload_len;
-    const char *message_id;
-    const char *reply_to_id;
-} wsnpy_event_info;
-"""
-
-GLUE_CDEF = r"""
-typedef struct wsnpy_logbuf wsnpy_logbuf;
-wsnpy_logbuf *wsnpy_logbuf_new(size_t max_lines);
-void wsnpy_logbuf_free(wsnpy_logbuf *b);
-int wsnpy_logbuf_install(wsn_options *opts, wsnpy_logbuf *b);
-int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf, size_t cap,
-                      size_t *len, size_t *dropped);
-int wsnpy_logbuf_pending(wsnpy_logbuf *b);
-
-""" + EVENT_INFO_STRUCT + r"""int wsnpy_next_event(wsn_server *srv, wsn_event **out,
-                     wsnpy_event_info *info);
-
+# What the binding declares beyond wsnotify_ffi.h: only what cffi itself
+# needs. The origin check is the one callback the binding offers (opt-in,
+# it runs on the core's I/O thread during a handshake); cffi generates its C
+# trampoline from this declaration. Events, log lines and room for publishes
+# are all pulled through the public API.
+CALLBACK_CDEF = r"""
 extern "Python" int _wsnpy_origin_cb(void *user, const char *origin,
                                      const char *host);
 """
 
-GLUE_SOURCE = r"""
-#include <stdlib.h>
-#include <string.h>
-#include <pthread.h>
-#include "wsnotify.h"
+# The source cffi compiles: the header, so that the version macros and
+# every declaration are checked by the C compiler against wsnotify_ffi.h.
+SOURCE = '#include "wsnotify.h"\n'
 
-struct wsnpy_logline {
-    struct wsnpy_logline *next;
-    int level;
-    size_t len;
-    char text[];
-};
-
-typedef struct wsnpy_logbuf {
-    pthread_mutex_t lock;
-    struct wsnpy_logline *head, *tail;
-    size_t count, max_lines, dropped;
-} wsnpy_logbuf;
-
-static wsnpy_logbuf *wsnpy_logbuf_new(size_t max_lines)
-{
-    wsnpy_logbuf *b = calloc(1, sizeof(*b));
-    if (!b)
-        return NULL;
-    if (pthread_mutex_init(&b->lock, NULL) != 0) {
-        free(b);
-        return NULL;
-    }
-    b->max_lines = max_lines ? max_lines : 1;
-    return b;
-}
-
-static void wsnpy_logbuf_free(wsnpy_logbuf *b)
-{
-    if (!b)
-        return;
-    while (b->head) {
-        struct wsnpy_logline *n = b->head->next;
-        free(b->head);
-        b->head = n;
-    }
-    pthread_mutex_destroy(&b->lock);
-    free(b);
-}
-
-/* Runs on the core's threads: copies the line, drops the oldest when full. */
-static void wsnpy_log_fn(void *user, wsn_log_level level, const char *msg)
-{
-    wsnpy_logbuf *b = user;
-    size_t n = msg ? strlen(msg) : 0;
-    struct wsnpy_logline *l = malloc(sizeof(*l) + n + 1);
-    if (!l)
-        return;
-    l->next = NULL;
-    l->level = (int)level;
-    l->len = n;
-    if (n)
-        memcpy(l->text, msg, n);
-    l->text[n] = '\0';
-    pthread_mutex_lock(&b->lock);
-    if (b->count >= b->max_lines && b->head) {
-        struct wsnpy_logline *old = b->head;
-        b->head = old->next;
-        if (!b->head)
-            b->tail = NULL;
-        free(old);
-        b->count--;
-        b->dropped++;
-    }
-    if (b->tail)
-        b->tail->next = l;
-    else
-        b->head = l;
-    b->tail = l;
-    b->count++;
-    pthread_mutex_unlock(&b->lock);
-}
-
-static int wsnpy_logbuf_install(wsn_options *opts, wsnpy_logbuf *b)
-{
-    return wsn_options_set_logger(opts, wsnpy_log_fn, b);
-}
-
-/* Nonzero when a line (or a count of dropped lines) waits: lets the host
- * skip wsnpy_logbuf_take() on the common path. */
-static int wsnpy_logbuf_pending(wsnpy_logbuf *b)
-{
-    int n;
-    pthread_mutex_lock(&b->lock);
-    n = b->head != NULL || b->dropped != 0;
-    pthread_mutex_unlock(&b->lock);
-    return n;
-}
-
-/* Takes the oldest line: 1 and the line (truncated to cap), or 0 when
- * empty. *dropped receives (and resets) the count of lines lost. */
-static int wsnpy_logbuf_take(wsnpy_logbuf *b, int *level, char *buf,
-                             size_t cap, size_t *len, size_t *dropped)
-{
-    struct wsnpy_logline *l;
-    pthread_mutex_lock(&b->lock);
-    *dropped = b->dropped;
-    b->dropped = 0;
-    l = b->head;
-    if (l) {
-        b->head = l->next;
-        if (!b->head)
-            b->tail = NULL;
-        b->count--;
-    }
-    pthread_mutex_unlock(&b->lock);
-    if (!l)
-        return 0;
-    *level = l->level;
-    *len = l->len < cap ? l->len : cap;
-    if (cap)
-        memcpy(buf, l->text, *len);
-    free(l);
-    return 1;
-}
-
-""" + EVENT_INFO_STRUCT + r"""
-/* wsn_server_next_event() plus every field of the event: 0 with *out (free
- * it with wsn_event_free()) and *info filled (pointers owned by the event),
- * else the error of wsn_server_next_event() (WSN_EAGAIN, WSN_ECLOSED).
- * Message fields are NULL/0 for other kinds. */
-static int wsnpy_next_event(wsn_server *srv, wsn_event **out,
-                            wsnpy_event_info *info)
-{
-    const wsn_event *ev;
-    int rc = wsn_server_next_event(srv, out);
-    memset(info, 0, sizeof(*info));
-    if (rc != 0)
-        return rc;
-    ev = *out;
-    info->kind = (int)wsn_event_kind(ev);
-    info->client = wsn_event_client(ev);
-    info->client_id = wsn_event_client_id(ev);
-    if (info->kind == WSN_EVENT_MESSAGE) {
-        info->type = (int)wsn_event_message_type(ev);
-        info->channel = wsn_event_channel(ev);
-        info->payload = (const char *)wsn_event_payload(ev, &info->payload_len);
-        info->message_id = wsn_event_message_id(ev);
-        info->reply_to_id = wsn_event_reply_to_id(ev);
-    }
-    return 0;
-}
-"""
+# The oldest header this binding can be built from: 0.2 brought the calls
+# it needs (wsn_event_get_info, wsn_server_next_log, the NONBLOCK publishes
+# and the room fd).
+MIN_VERSION = (0, 2)
 
 
 def read_version(header_text: str) -> str:
@@ -381,10 +214,17 @@ def read_cdef() -> str:
 def make_ffi() -> FFI:
     hpath = header_path()
 
+    with open(hpath, encoding="utf-8") as f:
+        version = read_version(f.read())
+    if tuple(int(p) for p in version.split(".")[:2]) < MIN_VERSION:
+        raise RuntimeError(
+            f"{hpath} is wsnotify {version}; this binding needs "
+            f"{'.'.join(map(str, MIN_VERSION))} or newer")
+
     ffi = FFI()
     ffi.cdef(read_cdef())
     ffi.cdef(VERSION_CDEF)
-    ffi.cdef(GLUE_CDEF)
+    ffi.cdef(CALLBACK_CDEF)
 
     kw = {"include_dirs": [], "library_dirs": [], "libraries": [],
           "extra_compile_args": [], "extra_link_args": [],
@@ -421,7 +261,7 @@ def make_ffi() -> FFI:
                                 ("NDEBUG", "1")]
         kw["extra_compile_args"] += ["-std=gnu11", "-fvisibility=hidden"]
 
-    ffi.set_source("wsnotify._wsnotify", GLUE_SOURCE, **kw)
+    ffi.set_source("wsnotify._wsnotify", SOURCE, **kw)
     return ffi
 
 

@@ -85,6 +85,11 @@ def test_option_defaults():
     assert d["raw_incoming"] is False
     assert d["coalesce_window"] == timedelta(0)
     assert d["read_buffer"] == 65536
+    # 0.2: the binding queues the core's log lines (the core's default is
+    # 0, no queue); the process-wide tricks are on unless turned off.
+    assert d["log_queue"] == 1000
+    assert d["rx_buffer_pool"] is True
+    assert d["malloc_trim"] is True
     s = Server()
     assert s.options == d
     assert s.port == 8080 and s.host == "127.0.0.1" and s.path == "/ws"

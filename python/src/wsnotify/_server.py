@@ -33,10 +33,10 @@ OriginCheck = Callable[[Optional[str], Optional[str]], bool]
 _INT64_MIN = -(2 ** 63)
 _INT64_MAX = 2 ** 63 - 1
 _UINT64_MAX = 2 ** 64 - 1
-_WAIT_SLICE_MS = 200      # serve_forever wakes this often (Ctrl-C, logs)
+_WAIT_SLICE_MS = 200      # serve_forever wakes this often (Ctrl-C)
 _DRAIN_BATCH = 256        # events per add_reader callback, for fairness
-_LOG_LINE_MAX = 4096
-_LOG_BUFFER_LINES = 1000
+_LOG_LINE_MAX = 512       # the core's lines are at most 511 bytes
+_LOG_QUEUE_LINES = 1000   # log_queue unless the caller sets it
 _ERRBUF = 512
 
 _LOG_LEVELS = {
@@ -91,14 +91,18 @@ def _read_options(opts: Any) -> Dict[str, Any]:
 
 
 def default_options() -> Dict[str, Any]:
-    """The C core's defaults (durations as timedelta)."""
+    """The options a ``Server()`` gets when not given (durations as
+    timedelta): the C core's defaults, except ``log_queue``, which the
+    binding sets so that the core's log lines reach Python."""
     opts = lib.wsn_options_new()
     if opts == ffi.NULL:
         raise MemoryError("wsn_options_new")
     try:
-        return _read_options(opts)
+        res = _read_options(opts)
     finally:
         lib.wsn_options_free(opts)
+    res["log_queue"] = _LOG_QUEUE_LINES
+    return res
 
 
 def _range_error(name: str, value: Any, oid: int, otype: int) -> ValueError:
@@ -188,45 +192,67 @@ def _wsnpy_origin_cb(user: Any, origin: Any, host: Any) -> int:
 # ---------------------------------------------------------------------------
 
 class _Resources:
-    __slots__ = ("srv", "opts", "logbuf", "origin_handle")
+    __slots__ = ("srv", "opts", "origin_handle", "logs")
 
     def __init__(self) -> None:
         self.srv: Any = ffi.NULL
         self.opts: Any = ffi.NULL
-        self.logbuf: Any = ffi.NULL
         self.origin_handle: Any = None
+        self.logs: Optional[_CoreLog] = None
 
     def free(self) -> None:
-        # wsn_server_free shuts a running server down (write_wait timeout)
-        # and is safe here: no Python reference to the server is left, so
-        # no thread can be inside a call on it.
+        # Safe here: no Python reference to the server is left, so no
+        # thread can be inside a call on it. The shutdown comes first so
+        # that its log lines are forwarded before the queue goes.
         if self.srv != ffi.NULL:
+            if self.logs is not None:
+                lib.wsn_server_shutdown(self.srv, self.logs.write_wait_ms)
+                self.logs.drain(self.srv)
             lib.wsn_server_free(self.srv)
             self.srv = ffi.NULL
         if self.opts != ffi.NULL:
             lib.wsn_options_free(self.opts)
             self.opts = ffi.NULL
-        if self.logbuf != ffi.NULL:
-            _drain_logbuf(self.logbuf)
-            lib.wsnpy_logbuf_free(self.logbuf)
-            self.logbuf = ffi.NULL
         self.origin_handle = None
 
 
-def _drain_logbuf(buf: Any, logger: logging.Logger = core_log) -> None:
-    level = ffi.new("int *")
-    n = ffi.new("size_t *")
-    dropped = ffi.new("size_t *")
-    line = ffi.new("char[]", _LOG_LINE_MAX)
-    while True:
-        got = lib.wsnpy_logbuf_take(buf, level, line, _LOG_LINE_MAX, n, dropped)
-        if dropped[0]:
-            logger.warning("wsnotify: %d core log lines were dropped",
-                           int(dropped[0]))
-        if not got:
-            return
-        text = ffi.buffer(line, int(n[0]))[:].decode("utf-8", "replace")
-        logger.log(_LOG_LEVELS.get(level[0], logging.INFO), "%s", text)
+class _CoreLog:
+    """Forwards the core's queued log lines (option log_queue) to a Python
+    logger, on whichever thread drains events: the core never runs Python
+    code for them."""
+
+    __slots__ = ("logger", "write_wait_ms", "lock", "dropped_seen", "level",
+                 "line", "len")
+
+    def __init__(self, logger: logging.Logger, write_wait_ms: int) -> None:
+        self.logger = logger
+        self.write_wait_ms = write_wait_ms
+        self.lock = threading.Lock()  # one drainer at a time: shared buffers
+        self.dropped_seen = 0
+        self.level = ffi.new("wsn_log_level *")
+        self.line = ffi.new("char[]", _LOG_LINE_MAX)
+        self.len = ffi.new("size_t *")
+
+    def drain(self, srv: Any) -> None:
+        with self.lock:
+            while True:
+                rc = lib.wsn_server_next_log(srv, self.level, self.line,
+                                             len(self.line), self.len)
+                if rc == lib.WSN_ENOSPC:  # longer than the core promises
+                    self.line = ffi.new("char[]", int(self.len[0]) + 1)
+                    continue
+                if rc != 0:
+                    break
+                text = ffi.buffer(self.line, int(self.len[0]))[:].decode(
+                    "utf-8", "replace")
+                self.logger.log(_LOG_LEVELS.get(self.level[0], logging.INFO),
+                                "%s", text)
+            dropped = int(lib.wsn_server_logs_dropped(srv))
+            if dropped != self.dropped_seen:
+                self.logger.warning("wsnotify: %d core log lines were dropped "
+                                    "(log_queue was full)",
+                                    dropped - self.dropped_seen)
+                self.dropped_seen = dropped
 
 
 # Servers still alive when the interpreter exits are shut down gracefully
@@ -320,12 +346,13 @@ def _ident(ident: Any) -> int:
     return ident
 
 
-def _name(name: Any) -> bytes:
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
-    if "\0" in name:
-        raise ValueError("name must not contain NUL characters")
-    return name.encode("utf-8")
+def _cstr(value: Any, what: str) -> bytes:
+    """A str the core takes as a C string (no NUL), as UTF-8."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if "\0" in value:
+        raise ValueError(f"{what} must not contain NUL characters")
+    return value.encode("utf-8")
 
 
 def _ttl_ms(ttl: Any) -> int:
@@ -340,7 +367,7 @@ def _s(p: Any) -> str:
 
 
 def _message(info: Any, cid: str) -> IncomingMessage:
-    """The IncomingMessage of a MESSAGE event (wsnpy_event_info)."""
+    """The IncomingMessage of a MESSAGE event (wsn_event_info)."""
     mt = MessageType.from_c(info.type)
     n = info.payload_len
     value: Any
@@ -360,7 +387,7 @@ def _message(info: Any, cid: str) -> IncomingMessage:
         else:
             raw, value = RawJSON(b""), None
     else:
-        raw = ffi.unpack(info.payload, n) if n else b""
+        raw = ffi.buffer(info.payload, n)[:] if n else b""
         value = raw.decode("utf-8", "replace") if mt is MessageType.TEXT \
             else raw
     return IncomingMessage(mt, _s1(info.channel), value,
@@ -397,8 +424,10 @@ class Server:
       handshake, so it must be quick, must not block and must not call the
       server; an exception refuses the upgrade. Prefer ``allowed_origins``.
     * ``logger``: where the core's log lines go (default the
-      ``wsnotify.core`` logger). They are forwarded on the thread that serves
-      events, never on the core's threads.
+      ``wsnotify.core`` logger). The core queues them (option ``log_queue``,
+      1000 lines here unless given; lines beyond are dropped and counted)
+      and they are forwarded on the thread that serves events, never on the
+      core's threads.
 
     Handlers (``on_message``, ``on_connect``, ``on_disconnect``) run on the
     thread that serves events: :meth:`serve_forever`, :meth:`serve` (asyncio)
@@ -422,6 +451,7 @@ class Server:
         if res.opts == ffi.NULL:
             raise MemoryError("wsn_options_new")
         options = dict(options, host=host, port=port)
+        options.setdefault("log_queue", _LOG_QUEUE_LINES)
         if options.get("events_on_io_thread"):
             raise ValueError(
                 "events_on_io_thread=True is not supported by the Python "
@@ -436,11 +466,6 @@ class Server:
             check(lib.wsn_options_set_origin_check(
                 res.opts, lib._wsnpy_origin_cb, res.origin_handle),
                 "check_origin")
-        res.logbuf = lib.wsnpy_logbuf_new(_LOG_BUFFER_LINES)
-        if res.logbuf == ffi.NULL:
-            raise MemoryError("log buffer")
-        check(lib.wsnpy_logbuf_install(res.opts, res.logbuf), "logger")
-
         out = ffi.new("wsn_server **")
         err = ffi.new("char[]", _ERRBUF)
         rc = lib.wsn_server_new(res.opts, out, err, _ERRBUF)
@@ -451,6 +476,8 @@ class Server:
             raise make_error(rc, "Server()", detail)
         res.srv = out[0]
         self._option_values = _read_options(res.opts)
+        res.logs = _CoreLog(self._logger, int(
+            self._option_values["write_wait"].total_seconds() * 1000))
         _live.add(self)
 
         self._on_message: Optional[MessageHandler] = None
@@ -465,13 +492,18 @@ class Server:
         # asyncio state (one loop at a time)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stop_future: Optional["asyncio.Future[None]"] = None
-        self._log_timer: Optional[asyncio.TimerHandle] = None
         self._tasks: Set["asyncio.Task[Any]"] = set()
         self._fd = lib.wsn_server_event_fd(res.srv)
-        # Filled by wsnpy_next_event; used under _dispatch_lock only, and
+        self._room_fd = lib.wsn_server_room_fd(res.srv)
+        # NONBLOCK publishes waiting for room, per event loop: one
+        # add_reader on the room fd (a loop keeps one per fd) wakes them all.
+        self._room_waiters: Dict[asyncio.AbstractEventLoop,
+                                 List["asyncio.Future[None]"]] = {}
+        # Filled by wsn_event_get_info; used under _dispatch_lock only, and
         # read completely before a handler runs (handlers may dispatch).
         self._ev_out = ffi.new("wsn_event **")
-        self._ev_info = ffi.new("wsnpy_event_info *")
+        self._ev_info = ffi.new("wsn_event_info *")
+        self._ev_info.size = ffi.sizeof("wsn_event_info")
 
     # -- properties ---------------------------------------------------------
 
@@ -521,9 +553,23 @@ class Server:
         return self._stopped.is_set()
 
     def fileno(self) -> int:
-        """The event fd: readable while events are queued (for selectors).
-        Do not read it; call :meth:`dispatch_events` when it is readable."""
+        """The event fd: readable while events (or log lines) are queued,
+        for selectors. Do not read it; call :meth:`dispatch_events` when it
+        is readable."""
         return int(self._fd)
+
+    def room_fileno(self) -> int:
+        """The room fd: readable (level-triggered) while a publish would not
+        be refused for lack of room, i.e. while no client is stalled in
+        block mode (see :meth:`publish_async`). For custom loops; do not
+        read it."""
+        return int(self._room_fd)
+
+    @property
+    def logs_dropped(self) -> int:
+        """Core log lines dropped because ``log_queue`` was full, since the
+        server was made."""
+        return int(lib.wsn_server_logs_dropped(self._srv))
 
     def __repr__(self) -> str:
         state = ("stopped" if self.stopped else
@@ -652,7 +698,12 @@ class Server:
 
     def publish(self, channel: str, message: Any) -> None:
         """Publishes any JSON-serialisable value to the channel's
-        subscribers (type json)."""
+        subscribers (type json).
+
+        In block mode (the default) a publish waits while a client is
+        stalled (its send queue full), up to ``write_wait``, without holding
+        the GIL; on an asyncio loop use :meth:`publish_async`, which never
+        waits on the loop's thread."""
         ch = _channel(channel)
         rc = lib.wsn_server_publish(self._srv, ch, _dumps(message))
         if rc:
@@ -664,13 +715,9 @@ class Server:
         """Publishes with an explicit type: JSON (any JSON-serialisable
         value), TEXT (str) or BINARY (bytes-like), and optional ids."""
         what = f"publish_with_type({channel!r})"
-        ch = _channel(channel)
-        mt = _message_type(message_type)
-        data = _payload(message, mt)
-        check(lib.wsn_server_publish_with_type(
-            self._srv, ch, mt.c_value, ffi.from_buffer(data), len(data),
-            _opt_id(message_id, "message_id"),
-            _opt_id(reply_to_id, "reply_to_id")), what)
+        check(lib.wsn_server_publish_ex(*self._publish_args(
+            what, None, channel, message, message_type, message_id,
+            reply_to_id), 0), what)
 
     def publish_to_client(self, client: Union[Client, str], channel: str,
                           message: Any,
@@ -679,14 +726,9 @@ class Server:
         """Sends one message to one client (channel may be "" here).
         Raises ClientGoneError once the client has gone."""
         what = f"publish_to_client({channel!r})"
-        ch = _channel(channel, allow_empty=True)
-        mt = _message_type(message_type)
-        data = _payload(message, mt)
-        cp = self._client_ptr(client, what)
-        check(lib.wsn_server_publish_to_client(
-            self._srv, cp, ch, mt.c_value, ffi.from_buffer(data), len(data),
-            _opt_id(message_id, "message_id"),
-            _opt_id(reply_to_id, "reply_to_id")), what)
+        check(lib.wsn_server_publish_ex(*self._publish_args(
+            what, client, channel, message, message_type, message_id,
+            reply_to_id), 0), what)
 
     def send_raw(self, client: Union[Client, str],
                  data: Union[str, bytes, bytearray, memoryview],
@@ -696,6 +738,27 @@ class Server:
         frame, bytes as a binary frame, unless message_type says otherwise
         (TEXT or BINARY)."""
         what = "send_raw()"
+        check(lib.wsn_server_send_raw_ex(
+            *self._raw_args(what, client, data, message_type), 0), what)
+
+    def _publish_args(self, what: str, client: Union[Client, str, None],
+                      channel: str, message: Any,
+                      message_type: Union[MessageType, str],
+                      message_id: str, reply_to_id: str) -> tuple:
+        """The arguments of wsn_server_publish_ex but its flags (client None:
+        to the channel). They hold the payload alive while a publish_async
+        waits for room."""
+        ch = _channel(channel, allow_empty=client is not None)
+        mt = _message_type(message_type)
+        data = _payload(message, mt)
+        cp = ffi.NULL if client is None else self._client_ptr(client, what)
+        return (self._srv, cp, ch, mt.c_value, ffi.from_buffer(data),
+                len(data), _opt_id(message_id, "message_id"),
+                _opt_id(reply_to_id, "reply_to_id"))
+
+    def _raw_args(self, what: str, client: Union[Client, str],
+                  data: Union[str, bytes, bytearray, memoryview],
+                  message_type: Union[MessageType, str, None]) -> tuple:
         if message_type is None:
             mt = MessageType.TEXT if isinstance(data, str) else MessageType.BINARY
         else:
@@ -704,9 +767,8 @@ class Server:
             raise ValueError("send_raw sends TEXT or BINARY frames, not JSON")
         payload = _payload(data, mt)
         cp = self._client_ptr(client, what)
-        check(lib.wsn_server_send_raw(self._srv, cp, mt.c_value,
-                                      ffi.from_buffer(payload), len(payload)),
-              what)
+        return (self._srv, cp, mt.c_value, ffi.from_buffer(payload),
+                len(payload))
 
     # -- batching ---------------------------------------------------------------
 
@@ -717,10 +779,9 @@ class Server:
         ``{"messages": [...], "name": name}`` (duplicates kept once). The
         first call for a key fixes its name, type and ttl."""
         what = f"publish_wait({channel!r}, ident={ident!r})"
-        ch = _channel(channel)
-        check(lib.wsn_server_publish_wait(self._srv, ch, _dumps(message),
-                                          _ident(ident), _name(name),
-                                          _ttl_ms(ttl)), what)
+        check(lib.wsn_server_publish_wait_ex(*self._batch_args(
+            channel, _dumps(message), MessageType.JSON, ident, name, ttl), 0),
+            what)
 
     def publish_wait_with_type(self, channel: str, message: Any,
                                message_type: Union[MessageType, str],
@@ -728,26 +789,150 @@ class Server:
         """publish_wait with an explicit type (BINARY messages are base64
         strings in the batch's JSON)."""
         what = f"publish_wait_with_type({channel!r}, ident={ident!r})"
-        ch = _channel(channel)
         mt = _message_type(message_type)
-        data = _payload(message, mt)
-        check(lib.wsn_server_publish_wait_with_type(
-            self._srv, ch, mt.c_value, ffi.from_buffer(data), len(data),
-            _ident(ident), _name(name), _ttl_ms(ttl)), what)
+        check(lib.wsn_server_publish_wait_ex(*self._batch_args(
+            channel, _payload(message, mt), mt, ident, name, ttl), 0), what)
 
     def publish_wait_string(self, channel: str, text: str, ident: int,
                             name: str, ttl: Duration) -> None:
         """Batches text: the channel gets one text message
         ``name + "\\n\\n" + "\\n".join(texts)``."""
         what = f"publish_wait_string({channel!r}, ident={ident!r})"
+        check(lib.wsn_server_publish_wait_ex(*self._batch_args(
+            channel, _cstr(text, "text"), MessageType.TEXT, ident, name, ttl), 0),
+            what)
+
+    def _batch_args(self, channel: str, data: bytes, mt: MessageType,
+                    ident: int, name: str, ttl: Duration) -> tuple:
+        """The arguments of wsn_server_publish_wait_ex but its flags."""
         ch = _channel(channel)
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, not {type(text).__name__}")
-        if "\0" in text:
-            raise ValueError("text must not contain NUL characters")
-        check(lib.wsn_server_publish_wait_string(
-            self._srv, ch, text.encode("utf-8"), _ident(ident), _name(name),
-            _ttl_ms(ttl)), what)
+        return (self._srv, ch, mt.c_value, ffi.from_buffer(data), len(data),
+                _ident(ident), _cstr(name, "name"), _ttl_ms(ttl))
+
+    # -- publishing from asyncio ------------------------------------------------
+    #
+    # Each publish kind has an async twin that never waits on the loop's
+    # thread: the C call is made with WSN_PUBLISH_NONBLOCK, and where it
+    # would have waited for room (block mode, a stalled client) it returns
+    # WSN_EAGAIN with nothing queued; the coroutine then awaits the room fd
+    # (add_reader) and tries again. Meanwhile the loop serves everything
+    # else. Results and errors are those of the blocking call.
+
+    async def publish_async(self, channel: str, message: Any) -> None:
+        """:meth:`publish` for asyncio: returns once the message is accepted
+        for delivery, waiting for room without blocking the loop."""
+        what = f"publish_async({channel!r})"
+        data = _dumps(message)
+        ch = _channel(channel)
+        await self._nonblock(what, lib.wsn_server_publish_ex, self._srv,
+                             ffi.NULL, ch, lib.WSN_TYPE_JSON,
+                             ffi.from_buffer(data), len(data), ffi.NULL,
+                             ffi.NULL)
+
+    async def publish_with_type_async(
+            self, channel: str, message: Any,
+            message_type: Union[MessageType, str] = MessageType.JSON,
+            message_id: str = "", reply_to_id: str = "") -> None:
+        """:meth:`publish_with_type` for asyncio (see :meth:`publish_async`)."""
+        what = f"publish_with_type_async({channel!r})"
+        await self._nonblock(what, lib.wsn_server_publish_ex,
+                             *self._publish_args(what, None, channel, message,
+                                                 message_type, message_id,
+                                                 reply_to_id))
+
+    async def publish_to_client_async(
+            self, client: Union[Client, str], channel: str, message: Any,
+            message_type: Union[MessageType, str] = MessageType.JSON,
+            message_id: str = "", reply_to_id: str = "") -> None:
+        """:meth:`publish_to_client` for asyncio: waits only while that
+        client is stalled."""
+        what = f"publish_to_client_async({channel!r})"
+        await self._nonblock(what, lib.wsn_server_publish_ex,
+                             *self._publish_args(what, client, channel,
+                                                 message, message_type,
+                                                 message_id, reply_to_id))
+
+    async def send_raw_async(
+            self, client: Union[Client, str],
+            data: Union[str, bytes, bytearray, memoryview],
+            message_type: Union[MessageType, str, None] = None) -> None:
+        """:meth:`send_raw` for asyncio: waits only while that client is
+        stalled."""
+        what = "send_raw_async()"
+        await self._nonblock(what, lib.wsn_server_send_raw_ex,
+                             *self._raw_args(what, client, data, message_type))
+
+    async def publish_wait_async(self, channel: str, message: Any,
+                                 ident: int, name: str, ttl: Duration) -> None:
+        """:meth:`publish_wait` for asyncio: while a client is stalled the
+        message joins no batch until there is room again."""
+        what = f"publish_wait_async({channel!r}, ident={ident!r})"
+        await self._nonblock(what, lib.wsn_server_publish_wait_ex,
+                             *self._batch_args(channel, _dumps(message),
+                                               MessageType.JSON, ident, name,
+                                               ttl))
+
+    async def publish_wait_with_type_async(
+            self, channel: str, message: Any,
+            message_type: Union[MessageType, str], ident: int, name: str,
+            ttl: Duration) -> None:
+        """:meth:`publish_wait_with_type` for asyncio."""
+        what = f"publish_wait_with_type_async({channel!r}, ident={ident!r})"
+        mt = _message_type(message_type)
+        await self._nonblock(what, lib.wsn_server_publish_wait_ex,
+                             *self._batch_args(channel, _payload(message, mt),
+                                               mt, ident, name, ttl))
+
+    async def publish_wait_string_async(self, channel: str, text: str,
+                                        ident: int, name: str,
+                                        ttl: Duration) -> None:
+        """:meth:`publish_wait_string` for asyncio."""
+        what = f"publish_wait_string_async({channel!r}, ident={ident!r})"
+        await self._nonblock(what, lib.wsn_server_publish_wait_ex,
+                             *self._batch_args(channel, _cstr(text, "text"),
+                                               MessageType.TEXT, ident, name,
+                                               ttl))
+
+    async def _nonblock(self, what: str, fn: Callable[..., int],
+                        *args: Any) -> None:
+        """Calls fn(*args, WSN_PUBLISH_NONBLOCK) until it is not refused for
+        room, awaiting the room fd in between."""
+        while True:
+            rc = fn(*args, lib.WSN_PUBLISH_NONBLOCK)
+            if rc != lib.WSN_EAGAIN:
+                if rc:
+                    check(rc, what)
+                return
+            await self._room()
+
+    async def _room(self) -> None:
+        """Returns once the room fd is readable: room for a publish now
+        (a readable fd is no reservation: the caller may be refused again).
+        The server's stop makes it readable too (the retry then fails)."""
+        loop = asyncio.get_running_loop()
+        waiters = self._room_waiters.get(loop)
+        if waiters is None:
+            waiters = self._room_waiters[loop] = []
+            loop.add_reader(self._room_fd, self._on_room, loop)
+        fut: "asyncio.Future[None]" = loop.create_future()
+        waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if not fut.done() or fut.cancelled():
+                if fut in waiters:
+                    waiters.remove(fut)
+                if not waiters and self._room_waiters.get(loop) is waiters:
+                    del self._room_waiters[loop]
+                    loop.remove_reader(self._room_fd)
+
+    def _on_room(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Wakes every waiter in the order they came (level-triggered: those
+        # refused again register anew).
+        loop.remove_reader(self._room_fd)
+        for fut in self._room_waiters.pop(loop, []):
+            if not fut.done():
+                fut.set_result(None)
 
     def cancel_pending_messages(self, channel: str, ident: int) -> None:
         """Drops the pending batch of (channel, ident) undelivered."""
@@ -888,7 +1073,6 @@ class Server:
             self._stop_future.set_result(None)
         else:
             loop.add_reader(self._fd, self._on_readable)
-            self._schedule_log_timer()
             self._on_readable()  # events queued before we attached
 
     async def _detach(self) -> None:
@@ -896,9 +1080,6 @@ class Server:
         if loop is None:
             return
         loop.remove_reader(self._fd)
-        if self._log_timer is not None:
-            self._log_timer.cancel()
-            self._log_timer = None
         if self._tasks:
             done, pending = await asyncio.wait(set(self._tasks), timeout=10.0)
             for t in pending:
@@ -907,17 +1088,6 @@ class Server:
         self._stop_future = None
         self._exit_drainer()
         self._drain_logs()
-
-    def _schedule_log_timer(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-
-        def tick() -> None:
-            self._drain_logs()
-            self._schedule_log_timer()
-
-        self._log_timer = loop.call_later(1.0, tick)
 
     def _on_readable(self) -> None:
         self._drain(_DRAIN_BATCH)
@@ -944,9 +1114,9 @@ class Server:
         return ffi.string(buf).decode("utf-8", "replace")
 
     def _drain_logs(self) -> None:
-        buf = self._res.logbuf
-        if buf != ffi.NULL and lib.wsnpy_logbuf_pending(buf):
-            _drain_logbuf(buf, self._logger)
+        res = self._res
+        if res.logs is not None and res.srv != ffi.NULL:
+            res.logs.drain(res.srv)
 
     def _drain_until_stopped(self) -> None:
         # After shutdown() nobody serves events: run what is queued, up to
@@ -959,17 +1129,23 @@ class Server:
             if rc <= 0:
                 break
             self._drain()
+            self._drain_logs()  # else wait() reports the lines at once again
 
     def _drain(self, limit: int = 0) -> int:
         """Takes queued events (all, or up to limit) and runs handlers."""
         out = self._ev_out
         info = self._ev_info
-        next_event = lib.wsnpy_next_event
+        next_event = lib.wsn_server_next_event
+        get_info = lib.wsn_event_get_info
         n = 0
         with self._dispatch_lock:
             srv = self._srv
             while not limit or n < limit:
-                rc = next_event(srv, out, info)
+                rc = next_event(srv, out)
+                if rc == 0:
+                    rc = get_info(out[0], info)
+                    if rc:  # pragma: no cover - only for a NULL or a bad size
+                        lib.wsn_event_free(out[0])
                 if rc:
                     if rc == lib.WSN_EAGAIN:
                         break
@@ -983,8 +1159,9 @@ class Server:
         return n
 
     def _handle_event(self, ev: Any, info: Any) -> bool:
-        """Converts one event taken by wsnpy_next_event (and frees it), then
-        runs its handler. Returns True for STOPPED."""
+        """Converts one event taken by wsn_server_next_event, its fields in
+        info (wsn_event_get_info), and frees it; then runs its handler.
+        Returns True for STOPPED."""
         client: Optional[Client] = None
         msg: Optional[IncomingMessage] = None
         cid = ""
