@@ -28,7 +28,8 @@ typedef enum wsn_status {
     WSN_ELIMIT = -12,
     WSN_EIO = -13,
     WSN_ENOSPC = -14,
-    WSN_EAGAIN = -15
+    WSN_EAGAIN = -15,
+    WSN_EUNSUPPORTED = -16
 } wsn_status;
 
 const char *wsn_strerror(int code);
