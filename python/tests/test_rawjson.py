@@ -126,7 +126,7 @@ def test_publish_invalid_rawjson(harness, bad):
 
 def test_many_queued_events_in_order(make_harness):
     """Events queued while the handler is slow are all dispatched, in order,
-    with their own fields (one wsnpy_event_info reused per event)."""
+    with their own fields (one wsn_event_info reused per event)."""
     h = make_harness()
     gate = queue.Queue()
     first = []
