@@ -2,15 +2,18 @@
 # The ABI of libwsnotify, recorded and checked with libabigail (Debian
 # package abigail-tools).
 #
-#   scripts/abi.sh record LIB   writes abi/libwsnotify-<version>.abi from LIB
-#                               (a library built with debug info: the default
-#                               RelWithDebInfo build/libwsnotify.so). Refuses
-#                               to change a baseline that exists: a released
-#                               ABI never changes.
-#   scripts/abi.sh check LIB    compares LIB with every baseline in abi/ of
-#                               the same SONAME. Additions (functions,
-#                               variables, enumerators) pass; a function or
-#                               variable removed or changed fails.
+#   scripts/abi.sh record LIB [INCLUDE_DIR]
+#       writes abi/libwsnotify-<version>.abi from LIB (a library built with
+#       debug info: the default RelWithDebInfo build/libwsnotify.so), and
+#       abi/libwsnotify-<version>.enums, every enumerator of the header in
+#       INCLUDE_DIR (default include/: the header LIB was built from).
+#       Refuses to change a baseline that exists: a released ABI never
+#       changes.
+#   scripts/abi.sh check LIB
+#       compares LIB with every baseline in abi/ of the same SONAME, and
+#       include/ with their enumerators. Additions (functions, variables,
+#       enumerators) pass; a function or variable removed or changed, or an
+#       enumerator removed or renumbered, fails.
 #
 # Only what include/ defines counts: the layout of an opaque struct (defined
 # in core/) is the core's business, not the ABI's. Growing wsn_event_info
@@ -24,13 +27,16 @@ abidir="$root/abi"
 headers="$root/include"
 
 usage() {
-    echo "usage: $0 record|check LIB" >&2
+    echo "usage: $0 record LIB [INCLUDE_DIR] | check LIB" >&2
     exit 2
 }
 
-[ $# -eq 2 ] || usage
+[ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$1" = record ]; } || usage
 verb="$1"
 lib="$2"
+if [ $# -eq 3 ]; then
+    headers="$(cd "$3" && pwd)"
+fi
 [ -f "$lib" ] || { echo "abi: no such library: $lib" >&2; exit 2; }
 for tool in abidw abidiff; do
     command -v "$tool" >/dev/null 2>&1 || {
@@ -63,18 +69,19 @@ soname_of_abi() {
     sed -n "1s/.* soname='\([^']*\)'.*/\1/p" "$1"
 }
 
-record() {
-    local version out tmp
-    version="$(lib_version "$lib")"
-    out="$abidir/libwsnotify-$version.abi"
-    mkdir -p "$abidir"
-    tmp="$(mktemp)"
-    abidw "${abidw_opts[@]}" --out-file "$tmp" "$lib"
-    if ! grep -q "<function-decl name='wsn_version'" "$tmp"; then
-        rm -f "$tmp"
-        echo "abi: $lib has no debug info for wsn_version: build it with -g (RelWithDebInfo)" >&2
-        exit 1
-    fi
+# "NAME = value" for every enumerator of the header in $1, sorted. An enum
+# that no signature uses (wsn_status: calls return int) is not in the
+# library's ABI as libabigail sees it, yet its numbers are what every
+# binding hard-codes from wsnotify_ffi.h.
+enumerators() {
+    python3 "$root/scripts/gen_ffi_header.py" --header "$1/wsnotify.h" --stdout |
+        sed -n 's/^ *\(WSN_[A-Z0-9_]*\) = \(-\{0,1\}[0-9]*\),\{0,1\}$/\1 = \2/p' |
+        LC_ALL=C sort
+}
+
+# keep TMP OUT: OUT becomes TMP unless it exists (then it must be equal).
+keep() {
+    local tmp="$1" out="$2" version="$3"
     if [ -f "$out" ]; then
         if cmp -s "$tmp" "$out"; then
             rm -f "$tmp"
@@ -89,6 +96,40 @@ record() {
     chmod 644 "$tmp"
     mv "$tmp" "$out"
     echo "abi: recorded $out"
+}
+
+record() {
+    local version tmp
+    version="$(lib_version "$lib")"
+    mkdir -p "$abidir"
+    tmp="$(mktemp)"
+    abidw "${abidw_opts[@]}" --out-file "$tmp" "$lib"
+    if ! grep -q "<function-decl name='wsn_version'" "$tmp"; then
+        rm -f "$tmp"
+        echo "abi: $lib has no debug info for wsn_version: build it with -g (RelWithDebInfo)" >&2
+        exit 1
+    fi
+    keep "$tmp" "$abidir/libwsnotify-$version.abi" "$version"
+    tmp="$(mktemp)"
+    enumerators "$headers" >"$tmp"
+    if ! grep -q '^WSN_EINVAL = -1$' "$tmp"; then
+        rm -f "$tmp"
+        echo "abi: no enumerators read from $headers/wsnotify.h" >&2
+        exit 1
+    fi
+    keep "$tmp" "$abidir/libwsnotify-$version.enums" "$version"
+}
+
+# 0 when include/ keeps every enumerator of the baseline with its value.
+check_enums() {
+    local enums="$1" gone
+    gone="$(LC_ALL=C comm -23 "$enums" <(enumerators "$headers"))"
+    if [ -n "$gone" ]; then
+        echo "abi: INCOMPATIBLE with $(basename "$enums"): enumerators removed or renumbered:"
+        sed 's/^/  was /' <<<"$gone"
+        return 1
+    fi
+    echo "abi: every enumerator of $(basename "$enums") kept"
 }
 
 # A suppression of the structs the header declares opaque (typedef struct
@@ -140,6 +181,12 @@ check() {
         n=$((n + 1))
         echo "== $(basename "$base") vs $lib"
         check_one "$base" || failed=1
+        if [ -f "${base%.abi}.enums" ]; then
+            check_enums "${base%.abi}.enums" || failed=1
+        else
+            echo "abi: no ${base%.abi}.enums"
+            failed=1
+        fi
     done
     if [ "$n" -eq 0 ]; then
         echo "abi: no baseline for $soname in $abidir"
