@@ -60,8 +60,11 @@ if (cd "$pydir" && "$py" -m build --outdir "$work/dist" >"$work/build.log" 2>&1)
     else
         bad "the sdist lacks csrc/ (the C core and wsnotify_ffi.h)"
     fi
+    # (a file, not a pipe into grep -q: with pipefail, grep quitting early
+    # would fail the listing with SIGPIPE now and then)
+    "$py" -m zipfile -l "$wheel" >"$work/wheel.list"
     if grep -q '^[^/]*/LICENSE$' "$work/sdist.list" &&
-        "$py" -m zipfile -l "$wheel" | grep -q 'dist-info/licenses/LICENSE '; then
+        grep -q 'dist-info/licenses/LICENSE ' "$work/wheel.list"; then
         ok "the sdist and the wheel carry LICENSE"
     else
         bad "LICENSE missing from the sdist or the wheel"
