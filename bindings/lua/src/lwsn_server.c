@@ -317,43 +317,34 @@ static int srv_publish(lua_State *L) {
                 "publish");
 }
 
+/* The arguments publish_with_type and publish_to_client share, from index
+ * `at` on: channel, value, type, message_id, reply_to_id. */
+static int publish_typed(lua_State *L, lwsn_server *u, wsn_client *c, int at,
+                         const char *what) {
+    int bad = 0;
+    const char *ch = cstr_arg(L, at, &bad);
+    luaL_checkany(L, at + 1);
+    wsn_message_type t = type_arg(L, at + 2);
+    const char *mid = opt_cstr_arg(L, at + 3, &bad);
+    const char *rid = opt_cstr_arg(L, at + 4, &bad);
+    size_t len;
+    const void *data = payload_arg(L, at + 1, t, &len);
+    BAD_IF(bad, what);
+    return done(L, u->srv,
+                wsn_server_publish_ex(u->srv, c, ch, t, data, len, mid, rid,
+                                      u->flags),
+                what);
+}
+
 /* publish_with_type(channel, value, type, message_id, reply_to_id) */
 static int srv_publish_with_type(lua_State *L) {
-    lwsn_server *u = check_u(L);
-    wsn_server *srv = u->srv;
-    int bad = 0;
-    const char *ch = cstr_arg(L, 2, &bad);
-    luaL_checkany(L, 3);
-    wsn_message_type t = type_arg(L, 4);
-    const char *mid = opt_cstr_arg(L, 5, &bad);
-    const char *rid = opt_cstr_arg(L, 6, &bad);
-    size_t len;
-    const void *data = payload_arg(L, 3, t, &len);
-    BAD_IF(bad, "publish_with_type");
-    return done(L, srv,
-                wsn_server_publish_ex(srv, NULL, ch, t, data, len, mid, rid,
-                                      u->flags),
-                "publish_with_type");
+    return publish_typed(L, check_u(L), NULL, 2, "publish_with_type");
 }
 
 /* publish_to_client(client, channel, value, type, message_id, reply_to_id) */
 static int srv_publish_to_client(lua_State *L) {
     lwsn_server *u = check_u(L);
-    wsn_server *srv = u->srv;
-    wsn_client *c = lwsn_client_check(L, 2);
-    int bad = 0;
-    const char *ch = cstr_arg(L, 3, &bad);
-    luaL_checkany(L, 4);
-    wsn_message_type t = type_arg(L, 5);
-    const char *mid = opt_cstr_arg(L, 6, &bad);
-    const char *rid = opt_cstr_arg(L, 7, &bad);
-    size_t len;
-    const void *data = payload_arg(L, 4, t, &len);
-    BAD_IF(bad, "publish_to_client");
-    return done(L, srv,
-                wsn_server_publish_ex(srv, c, ch, t, data, len, mid, rid,
-                                      u->flags),
-                "publish_to_client");
+    return publish_typed(L, u, lwsn_client_check(L, 2), 3, "publish_to_client");
 }
 
 /* send_raw(client, data, type): type "text" (default) or "binary". */
