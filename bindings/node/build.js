@@ -93,6 +93,14 @@ function pkgModules(root) {
   return mods.length ? mods : DEFAULT_PKG_MODULES;
 }
 
+// A relocatable .pc gives libdir as ${pcfiledir}/../../lib: as an rpath
+// that would stop resolving once the pkgconfig folder is gone (removing
+// a -dev package removes it), so the rpath is the folder's real path.
+function canonical(dir) {
+  if (!dir) return dir;
+  try { return fs.realpathSync(dir); } catch { return path.resolve(dir); }
+}
+
 function run(cmd, args) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: 'inherit' });
@@ -121,7 +129,7 @@ async function main() {
     '-fvisibility=hidden', '-pthread', ...extraC];
   if (system) {
     cflagsLib = pkgConfig(['--cflags', 'wsnotify']);
-    const libdir = pkgConfig(['--variable=libdir', 'wsnotify'])[0];
+    const libdir = canonical(pkgConfig(['--variable=libdir', 'wsnotify'])[0]);
     libs = [...pkgConfig(['--libs', 'wsnotify']),
       ...(libdir ? [`-Wl,-rpath,${libdir}`] : [])];
   } else {
