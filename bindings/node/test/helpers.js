@@ -22,8 +22,10 @@ function within(promise, what, ms = TIMEOUT) {
 
 // Every 'connect' / 'disconnect' of a server, awaitable in order.
 class Harness {
-  constructor(server) {
+  constructor(server, options = {}) {
     this.server = server;
+    this.host = options.host || '127.0.0.1';
+    this.path = options.path || '/ws';
     this.connects = new Queue();
     this.disconnects = new Queue();
     this.peers = [];
@@ -31,7 +33,10 @@ class Harness {
     server.on('disconnect', (c) => this.disconnects.push(c));
   }
 
-  get url() { return `ws://127.0.0.1:${this.server.port}/ws`; }
+  get url() {
+    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
+    return `ws://${host}:${this.server.port}${this.path}`;
+  }
 
   // A connected peer and the server's Client for it.
   async connect(protocols = undefined, opts = {}) {
@@ -101,7 +106,7 @@ function env(channel, type, messageText, mid, rid) {
 async function harness(t, options = {}) {
   const server = new Server({ host: '127.0.0.1', port: 0, ...options });
   await server.start();
-  const h = new Harness(server);
+  const h = new Harness(server, options);
   t.after(() => h.close());
   return h;
 }

@@ -1,11 +1,10 @@
 'use strict';
 // Limits and refusals a user configures: origins, readLimit (1009),
-// maxClients, and the page served from staticDir.
+// maxClients.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
-const path = require('node:path');
 const WebSocket = require('ws');
 const { harness, Peer, within } = require('./helpers');
 
@@ -56,13 +55,4 @@ test('maxClients refuses the next connection', async (t) => {
   third.ws.terminate();
   assert.match(answer, /^refused [45]\d\d$/);
   assert.equal(h.server.connectedClients(), 2);
-});
-
-test('staticDir serves the page at /', async (t) => {
-  const dir = path.resolve(__dirname, '..', '..', '..', 'examples', 'chat');
-  const h = await harness(t, { staticDir: dir });
-  const res = await fetch(`http://127.0.0.1:${h.server.port}/`);
-  assert.equal(res.status, 200);
-  assert.match(await res.text(), /id="log"/);
-  assert.equal((await fetch(`http://127.0.0.1:${h.server.port}/nope.html`)).status, 404);
 });

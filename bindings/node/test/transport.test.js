@@ -28,7 +28,7 @@ test('host ::1: served over [::1]', async (t) => {
     return;
   }
   const h = await harness(t, { host: '::1' });
-  Object.defineProperty(h, 'url', { value: `ws://[::1]:${h.server.port}/ws` });
+  assert.equal(h.url, `ws://[::1]:${h.server.port}/ws`);
   const [ws, c] = await h.connect();
   assert.equal(c.remoteAddress, '::1');
   h.server.subscribe(c, 'v6');
