@@ -1,6 +1,7 @@
 'use strict';
 // Options that shape the I/O: an IPv6 listener, the write-coalescing
-// window, a read buffer smaller than the messages.
+// window, a read buffer smaller than the messages; a deflate offer is
+// declined (the engine refuses permessage-deflate).
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -82,4 +83,18 @@ test('readBuffer 128: a message 40 times larger is reassembled, in order', async
   assert.equal((await inbox.next('message 1')).message, 1);
   assert.equal((await inbox.next('message 2')).message, 2);
   assert.equal(inbox.items.length, 0);
+});
+
+test('a permessage-deflate offer is declined; large messages go both ways', async (t) => {
+  const h = await harness(t);
+  const inbox = new Queue();
+  h.server.on('message', (client, msg) => inbox.push(msg));
+  const [ws, c] = await h.connect(undefined, { perMessageDeflate: true });
+  assert.equal(ws.ws.extensions, '');
+  const text = 'compressible '.repeat(1000);
+  h.server.subscribe(c, 'c');
+  await h.server.publish('c', { t: text });
+  assert.equal(await ws.nextEnvelope(), env('c', 'json', JSON.stringify({ t: text })));
+  ws.send({ type: 'json', channel: 'c', message: text });
+  assert.equal((await inbox.next('the message')).message, text);
 });
