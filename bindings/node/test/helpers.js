@@ -92,6 +92,19 @@ class Peer {
   closeResult(what = 'close') { return within(this.closed, what); }
 }
 
+// 'open', or 'refused <status>' when the server answers the upgrade with
+// an HTTP error; the socket is closed either way.
+async function upgradeAnswer(url, protocols = undefined, opts = {}) {
+  const ws = new WebSocket(url, protocols, opts);
+  ws.on('error', () => {});
+  const answer = await within(Promise.race([
+    once(ws, 'unexpected-response').then(([, res]) => `refused ${res.statusCode}`),
+    once(ws, 'open').then(() => 'open'),
+  ]), `the upgrade answer of ${url}`);
+  ws.terminate();
+  return answer;
+}
+
 function normTime(text) {
   return String(text).replace(/"time":"[^"]*"/, '"time":"T"');
 }
@@ -111,4 +124,6 @@ async function harness(t, options = {}) {
   return h;
 }
 
-module.exports = { harness, Harness, Queue, Peer, within, env, normTime, TIMEOUT, WebSocket };
+module.exports = {
+  harness, Harness, Queue, Peer, within, env, normTime, upgradeAnswer, TIMEOUT, WebSocket,
+};

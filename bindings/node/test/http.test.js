@@ -7,9 +7,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { once } = require('node:events');
-const WebSocket = require('ws');
-const { harness, within } = require('./helpers');
+const { harness, upgradeAnswer } = require('./helpers');
 
 function base(h) { return `http://127.0.0.1:${h.server.port}`; }
 
@@ -41,14 +39,7 @@ test('staticDir: index, a file, a missing file, the endpoint beside them', async
 
 test('path: a wrong one is refused, a custom one served', async (t) => {
   const h = await harness(t);
-  const wrong = new WebSocket(`ws://127.0.0.1:${h.server.port}/other`);
-  wrong.on('error', () => {});
-  const answer = await within(Promise.race([
-    once(wrong, 'unexpected-response').then(([, res]) => `refused ${res.statusCode}`),
-    once(wrong, 'open').then(() => 'open'),
-  ]), 'the upgrade on a wrong path');
-  wrong.terminate();
-  assert.match(answer, /^refused [45]\d\d$/);
+  assert.match(await upgradeAnswer(`ws://127.0.0.1:${h.server.port}/other`), /^refused [45]\d\d$/);
   assert.equal(h.server.connectedClients(), 0);
   const custom = await harness(t, { path: '/events' });
   assert.equal(custom.url, `ws://127.0.0.1:${custom.server.port}/events`);

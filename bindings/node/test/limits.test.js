@@ -4,31 +4,21 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
-const WebSocket = require('ws');
-const { harness, Peer, within } = require('./helpers');
+const { harness, upgradeAnswer } = require('./helpers');
 
-// The HTTP status of an upgrade (101 when accepted).
-async function upgradeStatus(h, headers) {
-  const ws = new WebSocket(h.url, { headers });
-  const [status] = await within(Promise.race([
-    once(ws, 'upgrade').then(([res]) => [res.statusCode]),
-    once(ws, 'unexpected-response').then(([, res]) => [res.statusCode]),
-  ]), 'an upgrade answer');
-  ws.terminate();
-  return status;
-}
+// 'open', or 'refused <status>', for an upgrade with these headers.
+const upgradeStatus = (h, headers) => upgradeAnswer(h.url, undefined, { headers });
 
 test('origins: same origin by default, an allow list, or any', async (t) => {
   const h = await harness(t);
   const p = h.server.port;
-  assert.equal(await upgradeStatus(h, { Origin: `http://127.0.0.1:${p}` }), 101);
-  assert.equal(await upgradeStatus(h, { Origin: 'http://evil.example' }), 403);
+  assert.equal(await upgradeStatus(h, { Origin: `http://127.0.0.1:${p}` }), 'open');
+  assert.equal(await upgradeStatus(h, { Origin: 'http://evil.example' }), 'refused 403');
   const list = await harness(t, { allowedOrigins: ['https://a.example', 'https://b.example'] });
-  assert.equal(await upgradeStatus(list, { Origin: 'https://b.example' }), 101);
-  assert.equal(await upgradeStatus(list, { Origin: 'https://c.example' }), 403);
+  assert.equal(await upgradeStatus(list, { Origin: 'https://b.example' }), 'open');
+  assert.equal(await upgradeStatus(list, { Origin: 'https://c.example' }), 'refused 403');
   const any = await harness(t, { allowedOrigins: '*' });
-  assert.equal(await upgradeStatus(any, { Origin: 'http://evil.example' }), 101);
+  assert.equal(await upgradeStatus(any, { Origin: 'http://evil.example' }), 'open');
 });
 
 test('readLimit: over it 1009, within it delivered', async (t) => {
@@ -47,12 +37,6 @@ test('maxClients refuses the next connection', async (t) => {
   const h = await harness(t, { maxClients: 2 });
   await h.connect();
   await h.connect();
-  const third = new Peer(new WebSocket(h.url));
-  const answer = await within(Promise.race([
-    once(third.ws, 'unexpected-response').then(([, res]) => `refused ${res.statusCode}`),
-    once(third.ws, 'open').then(() => 'open'),
-  ]), 'the third connection');
-  third.ws.terminate();
-  assert.match(answer, /^refused [45]\d\d$/);
+  assert.match(await upgradeAnswer(h.url), /^refused [45]\d\d$/);
   assert.equal(h.server.connectedClients(), 2);
 });

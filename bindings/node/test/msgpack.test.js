@@ -5,11 +5,9 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { once } = require('node:events');
 const { encode, decode } = require('@msgpack/msgpack');
-const WebSocket = require('ws');
 const { MessageType } = require('..');
-const { harness, Queue, env, within } = require('./helpers');
+const { harness, Queue, env, upgradeAnswer } = require('./helpers');
 
 const MP = 'wsnotify.msgpack';
 const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
@@ -35,14 +33,7 @@ test('negotiated: msgpack, json after an unknown one, an unknown one alone refus
   const [ws2, c2] = await h.connect(['foo', 'wsnotify.json']);
   assert.equal(ws2.ws.protocol, 'wsnotify.json');
   assert.equal(c2.subprotocol, 'wsnotify.json');
-  const refused = new WebSocket(h.url, ['foo']);
-  refused.on('error', () => {});
-  const answer = await within(Promise.race([
-    once(refused, 'unexpected-response').then(([, res]) => `refused ${res.statusCode}`),
-    once(refused, 'open').then(() => 'open'),
-  ]), 'the upgrade with an unknown subprotocol');
-  refused.terminate();
-  assert.equal(answer, 'refused 400');
+  assert.equal(await upgradeAnswer(h.url, ['foo']), 'refused 400');
   assert.equal(h.server.connectedClients(), 2);
 });
 
