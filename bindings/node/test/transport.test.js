@@ -1,7 +1,8 @@
 'use strict';
 // Options that shape the I/O: an IPv6 listener, the write-coalescing
-// window, a read buffer smaller than the messages; a deflate offer is
-// declined (the engine refuses permessage-deflate).
+// window, a read buffer smaller than the messages, the process-wide
+// memory switches off; a deflate offer is declined (the engine refuses
+// permessage-deflate).
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -97,4 +98,20 @@ test('a permessage-deflate offer is declined; large messages go both ways', asyn
   assert.equal(await ws.nextEnvelope(), env('c', 'json', JSON.stringify({ t: text })));
   ws.send({ type: 'json', channel: 'c', message: text });
   assert.equal((await inbox.next('the message')).message, text);
+});
+
+test('rxBufferPool and mallocTrim off: a 200 kB message in, a reply out', async (t) => {
+  for (const opts of [{ rxBufferPool: false }, { mallocTrim: false },
+    { rxBufferPool: false, mallocTrim: false }]) {
+    const h = await harness(t, opts);
+    const inbox = new Queue();
+    h.server.on('message', (client, msg) => inbox.push([client, msg]));
+    const [ws] = await h.connect();
+    const big = 'y'.repeat(200000);
+    ws.send(`{"type":"text","message":"${big}"}`);
+    const [c, msg] = await inbox.next('the large message');
+    assert.equal(msg.message, big);
+    await h.server.publishToClient(c, '', { len: msg.message.length });
+    assert.equal(await ws.nextEnvelope(), env('', 'json', '{"len":200000}'));
+  }
 });
