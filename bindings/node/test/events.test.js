@@ -5,7 +5,9 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { MessageType, RawJSON, IncomingMessage, jsonGetString } = require('..');
-const { harness, Queue, env } = require('./helpers');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const { harness, Queue, env, TIMEOUT } = require('./helpers');
 
 function messages(server) {
   const q = new Queue();
@@ -33,6 +35,25 @@ test('a JSON message: type, channel, decoded value, raw, ids', async (t) => {
   h.server.subscribe(c, 'room');
   await h.server.publish('room', msg.raw);
   assert.equal(await ws.nextEnvelope(), env('room', 'json', '{"a":[1,2],"b":"x"}'));
+});
+
+test('events queued while the JS thread is blocked arrive in order, each with its fields', async (t) => {
+  const h = await harness(t);
+  const inbox = messages(h.server);
+  const N = 300;
+  // A child process connects, sends N messages and closes while this
+  // thread is blocked: the events wait in the core's queue.
+  execFileSync(process.execPath, [path.join(__dirname, 'fixtures', 'connect-close.js'),
+    h.url, '1', String(N)], { timeout: TIMEOUT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const c = await h.connects.next('connect');
+  for (let i = 0; i < N; i++) {
+    const [client, msg] = await inbox.next(`message ${i}`);
+    assert.equal(client, c);
+    assert.deepEqual([msg.channel, msg.message, msg.messageId, msg.replyToId, msg.raw.toString(), msg.clientId],
+      [`ch${i}`, { i }, `m${i}`, i % 2 ? '' : `r${i}`, `{"i":${i}}`, c.id]);
+  }
+  assert.equal(await h.disconnects.next('disconnect'), c);
+  assert.equal(inbox.items.length, 0);
 });
 
 test('text and binary messages', async (t) => {

@@ -135,3 +135,22 @@ test('clientList and connectedClients follow connections', async (t) => {
   assert.equal(c2.connected, true);
   assert.deepEqual(await ws1.closeResult(), { code: 1000, reason: '' });
 });
+
+test('one publish reaches each of 200 subscribers exactly once', async (t) => {
+  const h = await harness(t);
+  const N = 200;
+  const peers = [];
+  for (let i = 0; i < N; i++) {
+    const [peer, c] = await h.connect();
+    h.server.subscribe(c, 'all');
+    peers.push(peer);
+  }
+  await h.server.publish('all', { hello: 'everyone' });
+  await h.server.publish('all', 'end');
+  for (const peer of peers) {
+    assert.equal(await peer.nextEnvelope(), env('all', 'json', '{"hello":"everyone"}'));
+    assert.equal(await peer.nextEnvelope(), env('all', 'json', '"end"'));
+    assert.equal(peer.messages.items.length, 0);
+  }
+  assert.equal(h.server.connectedClients(), N);
+});
