@@ -82,7 +82,8 @@ export interface ServerOptions {
   closeGrace?: number;
   /** '' = same origin, '*' = any, else exact origins. */
   allowedOrigins?: string | string[];
-  eventsOnIoThread?: boolean;
+  /** Only false: handlers run on the JS thread (true throws RangeError). */
+  eventsOnIoThread?: false;
   eventQueueLimit?: number;
   maxChannelName?: number;
   maxMetadataBytes?: number;

@@ -186,6 +186,12 @@ function coreOptions(options) {
     if (snake === undefined) {
       throw new TypeError(`unknown option '${key}' (options: ${optionNames().join(', ')}, logger)`);
     }
+    // On the I/O thread the core hands events to C handlers and never
+    // queues them: this binding has none, so every event would be lost.
+    if (key === 'eventsOnIoThread' && value === true) {
+      throw new RangeError('option eventsOnIoThread: true is not supported by the Node ' +
+        'binding: handlers run on the JS thread, never on the core\'s I/O thread');
+    }
     let v = value;
     if (key === 'allowedOrigins' && Array.isArray(v)) v = v.join(',');
     if (key === 'logLevel' && typeof v === 'string') {

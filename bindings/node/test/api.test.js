@@ -58,6 +58,12 @@ test('unknown options are TypeErrors, bad values RangeErrors or TypeErrors', () 
   assert.ok(s instanceof Server);
 });
 
+test('eventsOnIoThread true is refused: its events would reach no JS handler', () => {
+  assert.throws(() => new Server({ eventsOnIoThread: true }),
+    (e) => e instanceof RangeError && /eventsOnIoThread: true is not supported/.test(e.message));
+  new Server({ eventsOnIoThread: false });
+});
+
 test('start: port 0 picks a free port; start twice and a port in use fail with the code', async (t) => {
   const s = new Server({ host: '127.0.0.1', port: 0 });
   assert.equal(s.port, -1);
