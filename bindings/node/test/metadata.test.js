@@ -91,3 +91,16 @@ test('remoteAddress and subprotocol', async (t) => {
   assert.equal(c2.subprotocol, 'wsnotify.json');
   assert.notEqual(c2.id, c.id);
 });
+
+test('edge values: NaN, infinities, int64 bounds, empty text and bytes', async (t) => {
+  const h = await harness(t);
+  const [, c] = await h.connect();
+  const values = [
+    ['nan', NaN], ['inf', Infinity], ['-inf', -Infinity], ['tiny', -0.25], ['huge', 1e300],
+    ['max', 2n ** 63n - 1n], ['min', -(2n ** 63n)], ['empty', ''], ['emoji', 'é😀'],
+    ['none', Buffer.alloc(0)], ['zeros', Buffer.from([0, 0xff, 0])],
+  ];
+  for (const [k, v] of values) c.setMetadata(k, v);
+  for (const [k, v] of values) assert.deepEqual(c.getMetadata(k), v, k);
+  assert.ok(Number.isNaN(c.metadata.nan));
+});
