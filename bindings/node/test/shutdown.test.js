@@ -94,3 +94,28 @@ test('a shutdown timeout cuts a client that reads nothing', async (t) => {
   const { messages } = await untilClose(stuck);
   assert.ok(messages.length < 1000, `${messages.length} of 1000 arrived`);
 });
+
+// Block mode with a small send queue: many publishes wait for room when
+// shutdown comes. Each settles, none hangs: accepted ones arrive, in
+// order; any other fails with WSN_ECLOSED. (Seen here: shutdown's drain
+// takes all 20000, so the ECLOSED branch is allowed, not forced.)
+test('shutdown while publishes wait for room', async (t) => {
+  const h = await harness(t, { sendBuffer: 4 });
+  const [ws, c] = await h.connect();
+  h.server.subscribe(c, 'c');
+  const N = 20000;
+  const outcomes = [];
+  for (let i = 0; i < N; i++) {
+    outcomes.push(h.server.publish('c', i).then(() => 'ok', (e) => e.code));
+  }
+  const first = await ws.next('the first message'); // publishing is under way
+  assert.equal(await h.server.shutdown(5000), true);
+  const settled = await Promise.all(outcomes);
+  const accepted = [];
+  settled.forEach((o, i) => { if (o === 'ok') accepted.push(i); });
+  assert.deepEqual([...new Set(settled)].sort(), accepted.length < N ? ['WSN_ECLOSED', 'ok'] : ['ok']);
+  const { messages, code, reason } = await untilClose(ws);
+  assert.deepEqual([code, reason], [1001, 'server shutdown']);
+  const got = [first, ...messages].map((m) => JSON.parse(m).message);
+  assert.deepEqual(got, accepted);
+});
