@@ -46,11 +46,11 @@ def version():
 
 def c_source_files(root):
     """(source path, path relative to csrc/) of everything the bundled
-    build needs: core/*.c, core/*.h, include/*.h, CMakeLists.txt (which
+    build needs: core/**/*.c, core/**/*.h, include/*.h, CMakeLists.txt (which
     names the pkg-config modules the core links), LICENSE if any."""
     files = []
-    for pattern in ("core/*.c", "core/*.h", "include/*.h"):
-        for p in sorted(glob.glob(os.path.join(root, pattern))):
+    for pattern in ("core/**/*.c", "core/**/*.h", "include/*.h"):
+        for p in sorted(glob.glob(os.path.join(root, pattern), recursive=True)):
             files.append((p, os.path.relpath(p, root)))
     for name in ("CMakeLists.txt", "LICENSE", "LICENSE.md", "LICENSE.txt"):
         p = os.path.join(root, name)

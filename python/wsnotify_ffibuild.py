@@ -52,8 +52,10 @@ def source_root() -> str:
 
 
 def core_sources(root: str) -> list:
-    """Every core/*.c, sorted: new files join the build by themselves."""
-    srcs = sorted(glob.glob(os.path.join(root, "core", "*.c")))
+    """Every .c under core/ (its layer folders), sorted: new files join the
+    build by themselves."""
+    srcs = sorted(glob.glob(os.path.join(root, "core", "**", "*.c"),
+                            recursive=True))
     if not srcs:
         raise RuntimeError(
             f"no C sources in {os.path.join(root, 'core')}: the core is "

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 // Builds build/wsnotify.node: the Node-API addon (src/*.c) with the C core
-// (core/*.c) compiled in, by calling the C compiler directly. No node-gyp:
+// (every .c under core/) compiled in, by calling the C compiler directly. No node-gyp:
 // it would download Node's headers; Node-API's headers come from the
 // node-api-headers package or the local Node install instead, so the
 // build works offline.
@@ -25,6 +25,18 @@ const path = require('node:path');
 const HERE = __dirname;
 const OUT = path.join(HERE, 'build');
 const NAPI_VERSION = 8; // Node >= 12.22/14.17/16: every Node from 18 on
+
+// Every file under dir, as paths relative to it, sorted (Node 18.0's
+// readdirSync has no `recursive`).
+function walk(dir, rel = '') {
+  const out = [];
+  for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+    const r = path.join(rel, e.name);
+    if (e.isDirectory()) out.push(...walk(dir, r));
+    else out.push(r);
+  }
+  return out.sort();
+}
 
 // The warnings CMakeLists.txt gives the core (WSN_WARNINGS).
 const WARNINGS = ['-Wall', '-Wextra', '-Wshadow', '-Wconversion',
@@ -137,13 +149,16 @@ async function main() {
     const mods = pkgModules(root);
     cflagsLib = [`-I${path.join(root, 'include')}`, ...pkgConfig(['--cflags', ...mods])];
     libs = pkgConfig(['--libs', ...mods]);
+    // core/ has a folder per layer; its includes name the folder, so
+    // core/ is the one include directory.
     const coreDir = path.join(root, 'core');
-    for (const f of fs.readdirSync(coreDir).sort()) {
-      if (f.endsWith('.c')) {
-        units.push([path.join(coreDir, f), path.join(OUT, 'core', f + '.o'),
+    for (const rel of walk(coreDir)) {
+      const f = path.join(coreDir, rel);
+      if (rel.endsWith('.c')) {
+        units.push([f, path.join(OUT, 'core', rel.split(path.sep).join('-') + '.o'),
           [...base, ...warn, `-I${coreDir}`, ...cflagsLib]]);
-      } else if (f.endsWith('.h')) {
-        headers.push(path.join(coreDir, f));
+      } else if (rel.endsWith('.h')) {
+        headers.push(f);
       }
     }
     headers.push(path.join(root, 'include', 'wsnotify.h'));

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
-// `npm pack` runs this first: the C core the addon compiles (core/*.c,
-// core/*.h, include/*.h, CMakeLists.txt for the pkg-config modules) is
+// `npm pack` runs this first: the C core the addon compiles (core/**/*.c,
+// core/**/*.h, include/*.h, CMakeLists.txt for the pkg-config modules) is
 // copied into csrc/, so the tarball builds anywhere, as Python's sdist
 // does. `--clean` (postpack) removes the copy again.
 
@@ -20,10 +20,15 @@ if (!fs.existsSync(path.join(REPO, 'include', 'wsnotify.h'))) {
   process.exit(1);
 }
 const pick = { core: /\.[ch]$/, include: /\.h$/ };
-for (const [dir, re] of Object.entries(pick)) {
+// Copies the files of dir (and of its folders: core/ has one per layer)
+// whose names match re.
+function copyTree(dir, re) {
   fs.mkdirSync(path.join(CSRC, dir), { recursive: true });
-  for (const f of fs.readdirSync(path.join(REPO, dir))) {
-    if (re.test(f)) fs.copyFileSync(path.join(REPO, dir, f), path.join(CSRC, dir, f));
+  for (const e of fs.readdirSync(path.join(REPO, dir), { withFileTypes: true })) {
+    const rel = path.join(dir, e.name);
+    if (e.isDirectory()) copyTree(rel, re);
+    else if (re.test(e.name)) fs.copyFileSync(path.join(REPO, rel), path.join(CSRC, rel));
   }
 }
+for (const [dir, re] of Object.entries(pick)) copyTree(dir, re);
 fs.copyFileSync(path.join(REPO, 'CMakeLists.txt'), path.join(CSRC, 'CMakeLists.txt'));

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined)
-# from core/*.c and conformance/fuzz/fuzz_*.c. Needs clang and its
+# from every .c under core/ and conformance/fuzz/fuzz_*.c. Needs clang and its
 # libFuzzer runtime (Debian: clang-14 + libclang-rt-14-dev).
 #
 #   conformance/fuzz/build.sh OUTDIR        -> OUTDIR/fuzz_<target>
@@ -21,9 +21,11 @@ flags=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
 objs=()
 # Any header may change a struct every object shares (server.h): an object
 # older than the newest header is rebuilt, or the targets mix layouts.
-newest_header="$(ls -t "$root"/core/*.h "$root"/include/*.h | head -n 1)"
-for src in "$root"/core/*.c; do
-    obj="$out/obj/$(basename "${src%.c}").o"
+newest_header="$(ls -t $(find "$root/core" -name '*.h') "$root"/include/*.h | head -n 1)"
+while IFS= read -r src; do
+    rel="${src#"$root"/core/}"
+    obj="$out/obj/${rel//\//-}"
+    obj="${obj%.c}.o"
     if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$here/build.sh" -nt "$obj" ] ||
         [ "$newest_header" -nt "$obj" ]; then
         # shellcheck disable=SC2086
@@ -31,7 +33,7 @@ for src in "$root"/core/*.c; do
             -c "$src" -o "$obj"
     fi
     objs+=("$obj")
-done
+done < <(find "$root/core" -name '*.c' | sort)
 for src in "$here"/fuzz_*.c; do
     name="$(basename "${src%.c}")"
     # shellcheck disable=SC2086

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "codec_json.h"
+#include "engine/codec_json.h"
 #include "fuzz_common.h"
 
 #define MAX_PARTS 8

@@ -18,10 +18,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "codec_json.h"
+#include "engine/codec_json.h"
 #include "fuzz_common.h"
-#include "json_scan.h"
-#include "text.h"
+#include "engine/json_scan.h"
+#include "util/text.h"
 
 static char *canonical_of(json_t *v)
 {

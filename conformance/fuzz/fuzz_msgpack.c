@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "codec_msgpack.h"
+#include "engine/codec_msgpack.h"
 #include "fuzz_common.h"
-#include "text.h"
+#include "util/text.h"
 
 /* 1 when the top-level map has channel/message_id/reply_to_id as a str
  * with a NUL byte in it (msgpack-c's own reading). */

@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "fuzz_common.h"
-#include "origin.h"
+#include "transport/origin.h"
 
 static int ref_in_list(const char *list, const char *origin)
 {

@@ -1,0 +1,296 @@
+/* The I/O thread's side of delivery: per-client bounded queues, fan-out to
+ * a channel, backpressure, and closing a client politely. */
+#include "shell/commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned ring_slot(const wsn_client *c, unsigned index)
+{
+    return (c->ring_head + index) % c->ring_cap;
+}
+
+/* Doubles the queue (up to send_buffer), keeping the order. */
+static int ring_grow(wsn_client *c)
+{
+    unsigned cap = c->ring_cap ? c->ring_cap * 2 : 8;
+    if (cap > c->srv->send_buffer)
+        cap = c->srv->send_buffer;
+    wsn_frame **ring = malloc(cap * sizeof(*ring));
+    if (!ring)
+        return -1;
+    for (unsigned i = 0; i < c->ring_len; i++)
+        ring[i] = c->ring[ring_slot(c, i)];
+    free(c->ring);
+    c->ring = ring;
+    c->ring_cap = cap;
+    c->ring_head = 0;
+    return 0;
+}
+
+static int ring_has_room(wsn_client *c)
+{
+    if (c->ring_len < c->ring_cap)
+        return 1;
+    return c->ring_cap < c->srv->send_buffer && !ring_grow(c);
+}
+
+wsn_frame *wsni_client_queue_peek(wsn_client *c, unsigned index)
+{
+    return index < c->ring_len ? c->ring[ring_slot(c, index)] : NULL;
+}
+
+void wsni_client_queue_pop(wsn_client *c, unsigned count)
+{
+    while (count-- && c->ring_len) {
+        wsni_frame_unref(c->ring[c->ring_head]);
+        c->ring[c->ring_head] = NULL;
+        c->ring_head = (c->ring_head + 1) % c->ring_cap;
+        c->ring_len--;
+    }
+}
+
+static void ring_push(wsn_client *c, wsn_frame *f)
+{
+    c->ring[ring_slot(c, c->ring_len)] = f;
+    c->ring_len++;
+}
+
+static void unstall(wsn_client *c)
+{
+    if (!c->stalled)
+        return;
+    lws_sul_cancel(&c->deadline_sul);
+    wsn_server *srv = c->srv;
+    pthread_mutex_lock(&srv->lock);
+    c->stalled = 0;
+    srv->stalled_clients--;
+    wsni_server_room_update(srv);
+    /* A sender to this one client may go on even while others stall. */
+    if (srv->publish_waiters)
+        pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void wsni_client_refill_from_overflow(wsn_client *c)
+{
+    while (c->overflow_head && ring_has_room(c)) {
+        frame_node *n = c->overflow_head;
+        c->overflow_head = n->next;
+        if (!c->overflow_head)
+            c->overflow_tail = NULL;
+        ring_push(c, n->frame);
+        free(n);
+    }
+    if (!c->overflow_head)
+        unstall(c);
+}
+
+void wsni_client_queue_clear(wsn_client *c)
+{
+    wsni_client_queue_pop(c, c->ring_len);
+    while (c->overflow_head) {
+        frame_node *n = c->overflow_head;
+        c->overflow_head = n->next;
+        wsni_frame_unref(n->frame);
+        free(n);
+    }
+    c->overflow_tail = NULL;
+    unstall(c);
+}
+
+void wsni_client_request_write_now(wsn_client *c)
+{
+    if (c->wsi && !c->write_requested) {
+        c->write_requested = 1;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+static void flush_writes(lws_sorted_usec_list_t *sul)
+{
+    wsn_server *srv = lws_container_of(sul, wsn_server, flush_sul);
+    srv->flush_armed = 0;
+    for (size_t i = 0; i < srv->flush_len; i++) {
+        wsn_client *c = srv->flush_list[i];
+        if (!c)
+            continue;
+        c->flush_slot = 0;
+        if (c->wsi)
+            lws_callback_on_writable(c->wsi);
+    }
+    srv->flush_len = 0;
+}
+
+void wsni_client_flush_forget(wsn_client *c)
+{
+    if (c->flush_slot) {
+        c->srv->flush_list[c->flush_slot - 1] = NULL;
+        c->flush_slot = 0;
+    }
+}
+
+/* While the server is busy writing (it wrote within the coalescing
+ * window), write requests wait for one flush at most a window away, so a
+ * client's frames from several publishes leave in one send. A server that
+ * has been quiet writes at once: no added delay at low rates. */
+void wsni_client_request_write(wsn_client *c)
+{
+    wsn_server *srv = c->srv;
+    if (!c->wsi || c->write_requested)
+        return;
+    if (!srv->flush_delay_us || lws_now_usecs() - srv->last_write >= srv->flush_delay_us) {
+        wsni_client_request_write_now(c);
+        return;
+    }
+    if (srv->flush_len == srv->flush_cap) {
+        size_t cap = srv->flush_cap ? srv->flush_cap * 2 : 256;
+        wsn_client **p = realloc(srv->flush_list, cap * sizeof(*p));
+        if (!p) {
+            wsni_client_request_write_now(c);
+            return;
+        }
+        srv->flush_list = p;
+        srv->flush_cap = cap;
+    }
+    c->write_requested = 1;
+    srv->flush_list[srv->flush_len++] = c;
+    c->flush_slot = (int)srv->flush_len;
+    if (!srv->flush_armed) {
+        srv->flush_armed = 1;
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &srv->flush_sul, flush_writes,
+                         srv->flush_delay_us);
+    }
+}
+
+void wsni_client_kill(wsn_client *c)
+{
+    if (c->wsi)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void close_grace_expired(lws_sorted_usec_list_t *sul)
+{
+    wsn_client *c = lws_container_of(sul, wsn_client, deadline_sul);
+    wsni_log(c->srv, WSN_LOG_INFO, "client %s: close frame not sent within close_grace, dropping",
+            c->id);
+    wsni_client_kill(c);
+}
+
+void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue)
+{
+    if (!c->wsi || c->closing)
+        return;
+    c->closing = 1;
+    c->close_code = code;
+    /* A close reason is at most 123 bytes on the wire. */
+    c->close_reason = strndup(reason, 123);
+    if (discard_queue) {
+        /* A dropped client gets no more data: only the close frame, and
+         * close_grace for it to leave before the socket is cut. */
+        wsni_client_queue_clear(c);
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline_sul, close_grace_expired,
+                         c->srv->close_grace_ms * LWS_US_PER_MS);
+    }
+    wsni_client_request_write(c);
+}
+
+static void drop_for_backpressure(wsn_client *c)
+{
+    const char *reason = opt_str(c->srv->opts, WSN_OPT_BACKPRESSURE_REASON);
+    wsni_log(c->srv, WSN_LOG_WARN, "client %s: send queue full, closing (%s)", c->id, reason);
+    wsni_client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, reason, 1);
+}
+
+static void stall_expired(lws_sorted_usec_list_t *sul)
+{
+    wsn_client *c = lws_container_of(sul, wsn_client, deadline_sul);
+    if (c->stalled)
+        drop_for_backpressure(c);
+}
+
+int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
+{
+    if (!c->wsi || c->closing)
+        return WSN_OK;
+    if (!c->overflow_head && ring_has_room(c)) {
+        ring_push(c, frame_ref(f));
+        wsni_client_request_write(c);
+        return WSN_OK;
+    }
+    if (srv->drop_on_backpressure) {
+        drop_for_backpressure(c);
+        return WSN_OK;
+    }
+    if (!may_wait)
+        return WSN_EBACKPRESSURE;
+    /* Block mode: keep the frame in order behind the full queue; while any
+     * client is stalled, publishers wait before queueing more, so this list
+     * holds at most the commands already queued. */
+    frame_node *n = malloc(sizeof(*n));
+    if (!n) {
+        drop_for_backpressure(c);
+        return WSN_ENOMEM;
+    }
+    n->frame = frame_ref(f);
+    n->next = NULL;
+    if (c->overflow_tail)
+        c->overflow_tail->next = n;
+    else
+        c->overflow_head = n;
+    c->overflow_tail = n;
+    if (!c->stalled) {
+        pthread_mutex_lock(&srv->lock);
+        c->stalled = 1;
+        srv->stalled_clients++;
+        wsni_server_room_update(srv);
+        pthread_mutex_unlock(&srv->lock);
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline_sul, stall_expired,
+                         srv->write_wait_ms * LWS_US_PER_MS);
+    }
+    return WSN_OK;
+}
+
+int wsni_outgoing_prepare(wsn_server *srv, outgoing *o)
+{
+    for (int fmt = 0; fmt < FORMAT_COUNT; fmt++)
+        if (atomic_load_explicit(&srv->format_clients[fmt], memory_order_relaxed) &&
+            !wsni_outgoing_frame(o, (enum wire_format)fmt))
+            return WSN_ENOMEM;
+    return WSN_OK;
+}
+
+int wsni_deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait)
+{
+    wsn_frame *f = wsni_outgoing_frame(o, c->format);
+    if (!f) {
+        wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: encoding failed", c->id);
+        return WSN_ENOMEM;
+    }
+    return wsni_deliver_frame(srv, c, f, may_wait);
+}
+
+int wsni_deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *const *outs, size_t count,
+                           int may_wait)
+{
+    channel_entry *ch = wsni_registry_find(&srv->reg, name);
+    if (!ch)
+        return WSN_OK;
+    int rc = WSN_OK;
+    membership *m, *tmp;
+    HASH_ITER(hh_chan, ch->members, m, tmp)
+    {
+        for (size_t i = 0; i < count; i++) {
+            int r = wsni_deliver_to_client(srv, m->client, outs[i], may_wait);
+            if (r)
+                rc = r;
+        }
+    }
+    return rc;
+}
+
+int wsni_deliver_to_channel(wsn_server *srv, const char *name, outgoing *o, int may_wait)
+{
+    return wsni_deliver_run_to_channel(srv, name, &o, 1, may_wait);
+}

@@ -1,0 +1,159 @@
+#include "engine/outgoing.h"
+
+#include "engine/codec_json.h"
+#include "engine/codec_msgpack.h"
+#include "util/text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+wsn_frame *wsni_outgoing_frame(outgoing *o, enum wire_format fmt)
+{
+    if (!o->frames[fmt])
+        o->frames[fmt] = o->encode(o, fmt);
+    return o->frames[fmt];
+}
+
+void wsni_outgoing_free(outgoing *o)
+{
+    if (!o)
+        return;
+    for (int i = 0; i < FORMAT_COUNT; i++)
+        if (o->frames[i])
+            wsni_frame_unref(o->frames[i]);
+    o->destroy(o);
+}
+
+/* --- plain messages ----------------------------------------------------- */
+
+static wsn_frame *message_encode(outgoing *o, enum wire_format fmt)
+{
+    message_out *m = (message_out *)o;
+    if (fmt == FORMAT_MSGPACK)
+        return wsni_msgpack_envelope_frame(m->channel, m->type, m->time, m->value, m->value_len,
+                                      m->message_id, m->reply_to_id);
+    strbuf value, env;
+    wsni_strbuf_init(&value);
+    wsni_strbuf_init(&env);
+    const char *text = m->value;
+    size_t text_len = m->value_len;
+    if (m->type != WSN_TYPE_JSON) {
+        wsni_json_message_value(m->type, m->value, m->value_len, &value);
+        text = value.data ? value.data : "";
+        text_len = value.len;
+    }
+    /* Built in a scratch buffer, then copied into a frame of the exact
+     * size: strbuf grows in powers of two, and queued frames are most of a
+     * busy server's memory (adopting the scratch buffer as the frame left
+     * the drop-mode soak 8-13% over its idle baseline instead of 3-8%). */
+    wsn_frame *f = NULL;
+    if (!value.failed && !wsni_strbuf_reserve(&env, text_len + strlen(m->channel) +
+                                                    strlen(m->message_id) +
+                                                    strlen(m->reply_to_id) + 128)) {
+        wsni_json_envelope(&env, m->channel, m->type, m->time, text, text_len, m->message_id,
+                      m->reply_to_id);
+        if (!env.failed)
+            f = wsni_frame_from(env.data, env.len, 0);
+    }
+    wsni_strbuf_free(&value);
+    wsni_strbuf_free(&env);
+    return f;
+}
+
+static void message_destroy(outgoing *o) { free(o); }
+
+outgoing *wsni_message_out_new(const char *channel, wsn_message_type type, const void *value,
+                          size_t len, int minify, const char *message_id,
+                          const char *reply_to_id)
+{
+    channel = channel ? channel : "";
+    message_id = message_id ? message_id : "";
+    reply_to_id = reply_to_id ? reply_to_id : "";
+    size_t channel_size = strlen(channel) + 1, mid_size = strlen(message_id) + 1,
+           rid_size = strlen(reply_to_id) + 1;
+    /* One allocation: the struct, then its strings and the value. */
+    message_out *m = malloc(sizeof(*m) + channel_size + mid_size + rid_size + len + 1);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof(*m));
+    m->base.encode = message_encode;
+    m->base.destroy = message_destroy;
+    m->type = type;
+    char *p = (char *)(m + 1);
+    m->channel = memcpy(p, channel, channel_size);
+    p += channel_size;
+    m->message_id = memcpy(p, message_id, mid_size);
+    p += mid_size;
+    m->reply_to_id = memcpy(p, reply_to_id, rid_size);
+    p += rid_size;
+    m->value = p;
+    if (minify)
+        m->value_len = wsni_json_minify(p, value, len);
+    else {
+        if (len)
+            memcpy(p, value, len);
+        m->value_len = len;
+    }
+    p[m->value_len] = 0;
+    wsni_time_rfc3339nano(m->time);
+    return &m->base;
+}
+
+/* --- raw frames ------------------------------------------------------------ */
+
+static wsn_frame *raw_encode(outgoing *o, enum wire_format fmt)
+{
+    (void)fmt;
+    return o->frames[FORMAT_JSON] ? frame_ref(o->frames[FORMAT_JSON]) : NULL;
+}
+
+static void plain_destroy(outgoing *o) { free(o); }
+
+outgoing *wsni_raw_out_new(wsn_frame *frame)
+{
+    outgoing *o = calloc(1, sizeof(*o));
+    if (!o) {
+        wsni_frame_unref(frame);
+        return NULL;
+    }
+    o->encode = raw_encode;
+    o->destroy = plain_destroy;
+    o->frames[FORMAT_JSON] = frame;
+    return o;
+}
+
+/* --- error replies ----------------------------------------------------------- */
+
+typedef struct error_out {
+    outgoing base;
+    char client_id[24];
+    const char *error; /* static text */
+    char time[40];
+} error_out;
+
+static wsn_frame *error_encode(outgoing *o, enum wire_format fmt)
+{
+    error_out *e = (error_out *)o;
+    if (fmt == FORMAT_MSGPACK)
+        return wsni_msgpack_error_frame(e->client_id, e->error, e->time);
+    strbuf sb;
+    wsni_strbuf_init(&sb);
+    wsni_json_error_payload(&sb, e->client_id, e->error, e->time);
+    wsn_frame *f = sb.failed ? NULL : wsni_frame_from(sb.data, sb.len, 0);
+    wsni_strbuf_free(&sb);
+    return f;
+}
+
+outgoing *wsni_error_out_new(const char *client_id, const char *error)
+{
+    error_out *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->base.encode = error_encode;
+    e->base.destroy = plain_destroy;
+    snprintf(e->client_id, sizeof(e->client_id), "%s", client_id);
+    e->error = error;
+    wsni_time_rfc3339nano(e->time);
+    return &e->base;
+}

@@ -1,0 +1,257 @@
+#include "shell/commands.h"
+
+#include "engine/batch.h"
+
+#include <errno.h>
+#include <string.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Publish commands queued at most; beyond this publishers wait (both
+ * modes), so a publisher faster than the I/O thread cannot grow memory
+ * without bound. */
+#define COMMAND_QUEUE_LIMIT 16384
+/* Consecutive publishes to one channel delivered in one walk, at most. */
+#define PUBLISH_RUN_MAX 64
+
+command *wsni_command_new(enum command_kind kind)
+{
+    command *cmd = calloc(1, sizeof(*cmd));
+    if (cmd)
+        cmd->kind = kind;
+    return cmd;
+}
+
+void wsni_command_free(command *cmd)
+{
+    if (!cmd)
+        return;
+    wsn_client_release(cmd->client);
+    free(cmd->channel);
+    wsni_outgoing_free(cmd->out);
+    free(cmd->batch_key);
+    wsni_batch_free(cmd->batch);
+    free(cmd);
+}
+
+static int is_publish(const command *cmd)
+{
+    return cmd->kind == CMD_PUBLISH || cmd->kind == CMD_SEND || cmd->kind == CMD_BATCH_FLUSH;
+}
+
+static void deadline_after(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Lock held. Room as wsn_server_room_fd() documents it. */
+static int has_room(const wsn_server *srv)
+{
+    return srv->state != SRV_RUNNING ||
+           (!srv->stalled_clients && srv->cmd_publishes < COMMAND_QUEUE_LIMIT);
+}
+
+void wsni_server_room_update(wsn_server *srv)
+{
+    int open = has_room(srv);
+    if (open == srv->room_open)
+        return;
+    srv->room_open = open;
+    uint64_t value = 1;
+    ssize_t n;
+    /* write adds one to a zero counter; read takes it back to zero. Both
+     * only on a flip, so the counter is 0 or 1 and never blocks. */
+    do
+        n = open ? write(srv->room_fd, &value, sizeof(value))
+                 : read(srv->room_fd, &value, sizeof(value));
+    while (n < 0 && errno == EINTR);
+}
+
+/* Lock held. A message to one client needs room in that client only: it
+ * adds nothing to another client's overflow, so a stalled subscriber need
+ * not hold up a reply to someone else. */
+static int has_room_for(const wsn_server *srv, const command *cmd)
+{
+    if (cmd->kind != CMD_SEND)
+        return has_room(srv);
+    return srv->state != SRV_RUNNING ||
+           (!cmd->client->stalled && srv->cmd_publishes < COMMAND_QUEUE_LIMIT);
+}
+
+/* Waits (lock held) while publishing would overfill: a stalled client in
+ * block mode, or a full command queue. */
+static int wait_for_room(wsn_server *srv, const command *cmd)
+{
+    struct timespec deadline;
+    deadline_after(&deadline, srv->write_wait_ms);
+    srv->publish_waiters++;
+    int rc = WSN_OK;
+    while (!has_room_for(srv, cmd)) {
+        if (pthread_cond_timedwait(&srv->cond, &srv->lock, &deadline) == ETIMEDOUT) {
+            if (!has_room_for(srv, cmd))
+                rc = WSN_ETIMEDOUT;
+            break;
+        }
+    }
+    srv->publish_waiters--;
+    return rc;
+}
+
+int wsni_command_publish_admission(wsn_server *srv, int flags)
+{
+    pthread_mutex_lock(&srv->lock);
+    int rc = WSN_OK;
+    if (srv->state != SRV_RUNNING)
+        rc = WSN_ECLOSED;
+    else if ((flags & WSN_PUBLISH_NONBLOCK) && !has_room(srv) && !wsni_server_on_io_thread(srv))
+        rc = WSN_EAGAIN;
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
+}
+
+int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
+{
+    if (wsni_server_on_io_thread(srv)) {
+        pthread_mutex_lock(&srv->lock);
+        int running = srv->state == SRV_RUNNING || cmd->kind == CMD_SHUTDOWN ||
+                      cmd->kind == CMD_RESUME_RX;
+        pthread_mutex_unlock(&srv->lock);
+        int rc = WSN_ECLOSED;
+        if (running) {
+            /* Commands queued before this call keep their place. */
+            wsni_server_run_commands(srv);
+            rc = wsni_command_apply(srv, cmd, 0);
+        }
+        wsni_command_free(cmd);
+        return rc;
+    }
+    pthread_mutex_lock(&srv->lock);
+    int rc = WSN_OK;
+    if (is_publish(cmd) && srv->state == SRV_RUNNING && !(flags & SUBMIT_NO_ROOM_CHECK)) {
+        /* Nothing of a refused message is queued: the caller keeps it. */
+        if (!has_room_for(srv, cmd))
+            rc = (flags & WSN_PUBLISH_NONBLOCK) ? WSN_EAGAIN : wait_for_room(srv, cmd);
+    }
+    if (!rc && srv->state != SRV_RUNNING &&
+        !(cmd->kind == CMD_SHUTDOWN || (cmd->kind == CMD_RESUME_RX && srv->ctx_alive)))
+        rc = WSN_ECLOSED;
+    if (!rc && !srv->ctx_alive)
+        rc = WSN_ECLOSED;
+    if (rc) {
+        pthread_mutex_unlock(&srv->lock);
+        wsni_command_free(cmd);
+        if (rc == WSN_ETIMEDOUT)
+            wsni_set_error(srv, "publish waited write_wait (%lld ms) for a slow client and gave up",
+                      (long long)srv->write_wait_ms);
+        return rc;
+    }
+    int was_empty = srv->cmd_head == NULL;
+    if (srv->cmd_tail)
+        srv->cmd_tail->next = cmd;
+    else
+        srv->cmd_head = cmd;
+    srv->cmd_tail = cmd;
+    if (is_publish(cmd) && ++srv->cmd_publishes == COMMAND_QUEUE_LIMIT)
+        wsni_server_room_update(srv);
+    /* Only the first command needs a wake-up: the I/O thread takes the whole
+     * list when it wakes. Called under the lock so the context cannot be
+     * destroyed in between (ctx_alive is cleared under it). */
+    if (was_empty)
+        lws_cancel_service(srv->ctx);
+    pthread_mutex_unlock(&srv->lock);
+    return WSN_OK;
+}
+
+/* Publishes in a row to one channel are delivered together (order kept:
+ * only consecutive ones, so a client in two channels still gets every
+ * message in publish order). Frees the run; returns the command after it. */
+static command *apply_publish_run(wsn_server *srv, command *first)
+{
+    outgoing *outs[PUBLISH_RUN_MAX] = {0};
+    size_t count = 0;
+    command *after = first;
+    while (after && count < PUBLISH_RUN_MAX && after->kind == CMD_PUBLISH &&
+           !strcmp(after->channel, first->channel)) {
+        outs[count++] = after->out;
+        after = after->next;
+    }
+    wsni_deliver_run_to_channel(srv, first->channel, outs, count, 1);
+    while (first != after) {
+        command *next = first->next;
+        wsni_command_free(first);
+        first = next;
+    }
+    return after;
+}
+
+int wsni_commands_pending(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    int pending = srv->cmd_head != NULL;
+    pthread_mutex_unlock(&srv->lock);
+    return pending;
+}
+
+void wsni_server_run_commands(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    command *cmd = srv->cmd_head;
+    srv->cmd_head = srv->cmd_tail = NULL;
+    size_t publishes = srv->cmd_publishes;
+    srv->cmd_publishes = 0;
+    wsni_server_room_update(srv);
+    if (publishes && srv->publish_waiters)
+        pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+    while (cmd) {
+        command *next = cmd->next;
+        if (cmd->kind == CMD_PUBLISH && next && next->kind == CMD_PUBLISH &&
+            !strcmp(next->channel, cmd->channel)) {
+            cmd = apply_publish_run(srv, cmd);
+            continue;
+        }
+        wsni_command_apply(srv, cmd, 1);
+        wsni_command_free(cmd);
+        cmd = next;
+    }
+}
+
+int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
+{
+    switch (cmd->kind) {
+    case CMD_PUBLISH:
+        return wsni_deliver_to_channel(srv, cmd->channel, cmd->out, may_wait);
+    case CMD_SEND:
+        if (!atomic_load(&cmd->client->connected))
+            return WSN_EGONE;
+        return wsni_deliver_to_client(srv, cmd->client, cmd->out, may_wait);
+    case CMD_SUBSCRIBE:
+        if (!atomic_load(&cmd->client->connected))
+            return WSN_EGONE;
+        return wsni_registry_subscribe(&srv->reg, cmd->client, cmd->channel);
+    case CMD_UNSUBSCRIBE:
+        wsni_registry_unsubscribe(&srv->reg, cmd->client, cmd->channel);
+        return WSN_OK;
+    case CMD_SHUTDOWN:
+        wsni_loop_begin_shutdown(srv, cmd->arg);
+        return WSN_OK;
+    case CMD_RESUME_RX:
+        wsni_loop_pause_rx(srv, 0);
+        return WSN_OK;
+    case CMD_BATCH_ARM:
+        return wsni_batch_arm(srv, cmd->batch_key, cmd->batch_key_len, cmd->batch_generation, cmd->arg);
+    case CMD_BATCH_FLUSH: {
+        struct batch *b = cmd->batch;
+        cmd->batch = NULL;
+        return wsni_batch_deliver(srv, b);
+    }
+    }
+    return WSN_EINVAL;
+}

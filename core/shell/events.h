@@ -1,0 +1,74 @@
+/* Events travelling from the I/O thread to the host: a FIFO (one lock,
+ * pointer moves only) with an eventfd that is readable while it is not
+ * empty. Per-client order holds because there is one queue. Log lines
+ * for a host without a logger (WSN_OPT_LOG_QUEUE) share the lock and the
+ * fd: a host drains both where it drains events. */
+#ifndef WSN_EVENTS_H
+#define WSN_EVENTS_H
+
+#include "engine/codec_json.h"
+#include "wsnotify.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct wsn_event {
+    struct wsn_event *next;
+    wsn_event_type kind;
+    wsn_client *client; /* a reference, NULL for STOPPED */
+    incoming msg;       /* MESSAGE only */
+};
+
+typedef struct log_line {
+    struct log_line *next;
+    wsn_log_level level;
+    size_t len;
+    char text[]; /* NUL-terminated */
+} log_line;
+
+typedef struct event_queue {
+    pthread_mutex_t lock;
+    struct wsn_event *head, *tail; /* lock */
+    size_t messages;               /* lock: MESSAGE events queued */
+    int stopped_taken;             /* lock */
+    size_t pause_at;               /* const: MESSAGE events that pause reads */
+    int paused;                    /* lock: reads from clients are paused */
+    int signal_due;                /* lock: pushed with the wake-up deferred */
+    int fd;                        /* eventfd; const */
+    int fd_readable;               /* lock: the eventfd's counter is nonzero */
+    log_line *log_head, *log_tail; /* lock */
+    size_t log_count;              /* lock */
+    size_t log_cap;                /* const: WSN_OPT_LOG_QUEUE, 0 = off */
+    uint64_t logs_dropped;         /* lock */
+} event_queue;
+
+int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap);
+/* Frees every queued event and the fd. */
+void wsni_event_queue_destroy(event_queue *q);
+/* Appends. Returns 1 when reads must pause now: the MESSAGE backlog
+ * reached pause_at. With defer, the fd is not made readable yet but by
+ * the next wsni_event_queue_flush: the I/O thread wakes the host once per loop
+ * pass, not once per message (with both threads on one core every wake-up
+ * preempted the I/O thread, so the host took one event per switch). */
+int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer);
+/* Makes the fd readable if deferred pushes left events queued. */
+void wsni_event_queue_flush(event_queue *q);
+/* Takes the oldest event. Returns 0 with *out, WSN_EAGAIN, or WSN_ECLOSED
+ * once STOPPED was taken. *resume is set to 1 when paused reads must
+ * resume now: the backlog fell to half of pause_at. */
+int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume);
+/* Drops queued events without running them (server teardown). */
+void wsni_event_queue_clear(event_queue *q);
+
+struct wsn_event *wsni_event_new(wsn_event_type kind, wsn_client *client);
+
+/* Queues a copy of a log line, or counts it dropped when log_cap lines
+ * are queued already (any thread). */
+void wsni_event_queue_push_log(event_queue *q, wsn_log_level level, const char *text, size_t len);
+/* wsn_server_next_log's contract. */
+int wsni_event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, size_t cap,
+                        size_t *len);
+/* Whether events or log lines wait (any thread). */
+int wsni_event_queue_ready(event_queue *q, int *closed);
+
+#endif

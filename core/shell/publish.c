@@ -1,0 +1,246 @@
+/* The caller's side of pub/sub: validate, encode once in the caller's
+ * thread, and hand a command to the I/O thread. */
+#include "engine/codec_json.h"
+#include "shell/commands.h"
+#include "engine/json_scan.h"
+#include "util/text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Ids travel in every envelope; keep them to a sane size. */
+#define MAX_ID_LENGTH 1024
+
+static int check_channel(wsn_server *srv, const char *channel, int allow_empty)
+{
+    if (!channel)
+        return WSN_EINVAL;
+    if (!*channel) {
+        if (allow_empty)
+            return WSN_OK;
+        wsni_set_error(srv, "channel name is empty");
+        return WSN_EINVAL;
+    }
+    size_t len = strlen(channel);
+    if (len > srv->max_channel_name) {
+        wsni_set_error(srv, "channel name is %zu bytes, max_channel_name is %zu", len,
+                  srv->max_channel_name);
+        return WSN_ELIMIT;
+    }
+    if (!wsni_utf8_valid((const unsigned char *)channel, len)) {
+        wsni_set_error(srv, "channel name is not valid UTF-8");
+        return WSN_EINVAL;
+    }
+    return WSN_OK;
+}
+
+static int check_id(wsn_server *srv, const char *id)
+{
+    if (!id)
+        return WSN_OK;
+    size_t len = strlen(id);
+    if (len > MAX_ID_LENGTH) {
+        wsni_set_error(srv, "message id is %zu bytes, the limit is %d", len, MAX_ID_LENGTH);
+        return WSN_ELIMIT;
+    }
+    if (!wsni_utf8_valid((const unsigned char *)id, len)) {
+        wsni_set_error(srv, "message id is not valid UTF-8");
+        return WSN_EINVAL;
+    }
+    return WSN_OK;
+}
+
+/* Validates the payload and makes the message; encoding happens after. */
+static int make_message(wsn_server *srv, const char *channel, wsn_message_type type,
+                        const void *data, size_t len, const char *message_id,
+                        const char *reply_to_id, outgoing **out)
+{
+    int rc;
+    *out = NULL;
+    if ((rc = check_id(srv, message_id)) || (rc = check_id(srv, reply_to_id)))
+        return rc;
+    if (!data && len)
+        return WSN_EINVAL;
+    switch (type) {
+    case WSN_TYPE_JSON:
+        if (!data || !wsni_json_scan_valid(data, len)) {
+            wsni_set_error(srv, "message is not valid JSON");
+            return WSN_EJSON;
+        }
+        break;
+    case WSN_TYPE_TEXT:
+        if (!wsni_utf8_valid(data, len)) {
+            wsni_set_error(srv, "text message is not valid UTF-8");
+            return WSN_EINVAL;
+        }
+        break;
+    case WSN_TYPE_BINARY:
+        break;
+    default:
+        wsni_set_error(srv, "unknown message type %d", (int)type);
+        return WSN_EINVAL;
+    }
+    *out = wsni_message_out_new(channel, type, data ? data : "", len, type == WSN_TYPE_JSON, message_id,
+                           reply_to_id);
+    return *out ? WSN_OK : WSN_ENOMEM;
+}
+
+/* A stopped server answers WSN_ECLOSED before a gone client WSN_EGONE:
+ * after shutdown every client is gone, and the server is the cause. */
+static int check_client(wsn_server *srv, wsn_client *c)
+{
+    if (!c || c->srv != srv)
+        return WSN_EINVAL;
+    pthread_mutex_lock(&srv->lock);
+    int running = srv->state == SRV_RUNNING;
+    pthread_mutex_unlock(&srv->lock);
+    if (!running)
+        return WSN_ECLOSED;
+    if (!atomic_load(&c->connected))
+        return WSN_EGONE;
+    return WSN_OK;
+}
+
+static int channel_command(wsn_server *srv, enum command_kind kind, wsn_client *c,
+                           const char *channel)
+{
+    if (!srv)
+        return WSN_EINVAL;
+    int rc;
+    if ((rc = check_client(srv, c)) || (rc = check_channel(srv, channel, 0)))
+        return rc;
+    command *cmd = wsni_command_new(kind);
+    if (!cmd || !(cmd->channel = strdup(channel))) {
+        wsni_command_free(cmd);
+        return WSN_ENOMEM;
+    }
+    cmd->client = wsn_client_retain(c);
+    return wsni_command_submit(srv, cmd, 0);
+}
+
+WSN_API int wsn_server_subscribe(wsn_server *srv, wsn_client *c, const char *channel)
+{
+    return channel_command(srv, CMD_SUBSCRIBE, c, channel);
+}
+
+WSN_API int wsn_server_unsubscribe(wsn_server *srv, wsn_client *c, const char *channel)
+{
+    int rc = channel_command(srv, CMD_UNSUBSCRIBE, c, channel);
+    /* Leaving a channel after the client left is not an error worth raising. */
+    return rc == WSN_EGONE ? WSN_OK : rc;
+}
+
+static int check_flags(int flags)
+{
+    return flags & ~WSN_PUBLISH_NONBLOCK ? WSN_EINVAL : WSN_OK;
+}
+
+static int publish_channel(wsn_server *srv, const char *channel, wsn_message_type type,
+                           const void *data, size_t len, const char *message_id,
+                           const char *reply_to_id, int flags)
+{
+    int rc = check_channel(srv, channel, 0);
+    if (rc)
+        return rc;
+    command *cmd = wsni_command_new(CMD_PUBLISH);
+    if (!cmd)
+        return WSN_ENOMEM;
+    if (!(cmd->channel = strdup(channel))) {
+        wsni_command_free(cmd);
+        return WSN_ENOMEM;
+    }
+    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
+        (rc = wsni_outgoing_prepare(srv, cmd->out))) {
+        wsni_command_free(cmd);
+        return rc;
+    }
+    return wsni_command_submit(srv, cmd, flags);
+}
+
+static int publish_client(wsn_server *srv, wsn_client *c, const char *channel,
+                          wsn_message_type type, const void *data, size_t len,
+                          const char *message_id, const char *reply_to_id, int flags)
+{
+    int rc;
+    if ((rc = check_client(srv, c)) || (rc = check_channel(srv, channel, 1)))
+        return rc;
+    command *cmd = wsni_command_new(CMD_SEND);
+    if (!cmd)
+        return WSN_ENOMEM;
+    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
+        (rc = wsni_outgoing_frame(cmd->out, c->format) ? WSN_OK : WSN_ENOMEM)) {
+        wsni_command_free(cmd);
+        return rc;
+    }
+    cmd->client = wsn_client_retain(c);
+    return wsni_command_submit(srv, cmd, flags);
+}
+
+WSN_API int wsn_server_publish_ex(wsn_server *srv, wsn_client *client, const char *channel,
+                                  wsn_message_type type, const void *data, size_t len,
+                                  const char *message_id, const char *reply_to_id, int flags)
+{
+    if (!srv || check_flags(flags))
+        return WSN_EINVAL;
+    if (client)
+        return publish_client(srv, client, channel, type, data, len, message_id, reply_to_id,
+                              flags);
+    return publish_channel(srv, channel, type, data, len, message_id, reply_to_id, flags);
+}
+
+WSN_API int wsn_server_publish(wsn_server *srv, const char *channel, const char *json)
+{
+    if (!json)
+        return WSN_EINVAL;
+    return wsn_server_publish_ex(srv, NULL, channel, WSN_TYPE_JSON, json, strlen(json), NULL,
+                                 NULL, 0);
+}
+
+WSN_API int wsn_server_publish_with_type(wsn_server *srv, const char *channel,
+                                         wsn_message_type type, const void *data, size_t len,
+                                         const char *message_id, const char *reply_to_id)
+{
+    return wsn_server_publish_ex(srv, NULL, channel, type, data, len, message_id, reply_to_id,
+                                 0);
+}
+
+WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *c, const char *channel,
+                                         wsn_message_type type, const void *data, size_t len,
+                                         const char *message_id, const char *reply_to_id)
+{
+    if (!c)
+        return WSN_EINVAL;
+    return wsn_server_publish_ex(srv, c, channel, type, data, len, message_id, reply_to_id, 0);
+}
+
+WSN_API int wsn_server_send_raw_ex(wsn_server *srv, wsn_client *c, wsn_message_type type,
+                                   const void *data, size_t len, int flags)
+{
+    if (!srv || (!data && len) || check_flags(flags))
+        return WSN_EINVAL;
+    int rc = check_client(srv, c);
+    if (rc)
+        return rc;
+    if (type != WSN_TYPE_TEXT && type != WSN_TYPE_BINARY) {
+        wsni_set_error(srv, "raw frames are text or binary");
+        return WSN_EINVAL;
+    }
+    if (type == WSN_TYPE_TEXT && !wsni_utf8_valid(data, len)) {
+        wsni_set_error(srv, "text frame is not valid UTF-8");
+        return WSN_EINVAL;
+    }
+    command *cmd = wsni_command_new(CMD_SEND);
+    wsn_frame *f = cmd ? wsni_frame_from(data, len, type == WSN_TYPE_BINARY) : NULL;
+    if (!f || !(cmd->out = wsni_raw_out_new(f))) {
+        wsni_command_free(cmd);
+        return WSN_ENOMEM;
+    }
+    cmd->client = wsn_client_retain(c);
+    return wsni_command_submit(srv, cmd, flags);
+}
+
+WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *c, wsn_message_type type,
+                                const void *data, size_t len)
+{
+    return wsn_server_send_raw_ex(srv, c, type, data, len, 0);
+}

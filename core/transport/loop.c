@@ -1,0 +1,849 @@
+/* The I/O thread: the lws context, its callback, the write path and the
+ * keepalive timers. Everything here runs on the I/O thread. */
+#include "engine/batch.h"
+#include "engine/codec_json.h"
+#include "engine/codec_msgpack.h"
+#include "shell/commands.h"
+#include "transport/keepalive.h"
+#include "transport/memory.h"
+#include "transport/origin.h"
+#include "transport/rx_buffers.h"
+#include "transport/rx_quiet.h"
+#include "util/text.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* One raw write carries up to this many bytes of queued frames; lws's send
+ * cap (tx_packet_size) matches, so it is one send() per writable pass. */
+#define COALESCE_BYTES (256 * 1024)
+/* lws reads each socket into one per-thread buffer of this size per pass;
+ * bigger means a busy publisher's messages are taken in fewer passes. */
+#ifndef PT_SERV_BUF
+#define PT_SERV_BUF (64 * 1024)
+#endif
+/* A loop pass that wrote to fewer clients than this applies the publishes
+ * queued meanwhile at once (see io_main). */
+#define EARLY_COMMANDS_MAX_WRITES 32
+/* Raw writes per WRITEABLE callback before yielding to other clients. */
+#define WRITE_PASSES 4
+/* Below this many clients at the peak, memory is not worth giving back. */
+#define TRIM_MIN_PEAK 32
+
+struct pss {
+    wsn_client *client; /* the registry's reference; NULL until ESTABLISHED */
+    int deflate;        /* permessage-deflate accepted during the handshake */
+    int in_message;     /* a fragmented message is being received */
+    int health;         /* an HTTP /healthz body is due */
+};
+
+void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
+{
+    if (srv->events_on_io_thread && ev->kind != WSN_EVENT_STOPPED) {
+        handler h = srv->handlers[ev->kind];
+        if (h.fn)
+            h.fn(h.user, srv, ev);
+        wsn_event_free(ev);
+        return;
+    }
+    if (srv->events_on_io_thread) {
+        handler h = srv->handlers[ev->kind];
+        if (h.fn)
+            h.fn(h.user, srv, ev);
+    }
+    /* The queue decides under its lock, so the host's resume decision
+     * (taken under the same lock) can never be missed. */
+    if (wsni_event_queue_push(&srv->events, ev, srv->in_service)) {
+        wsni_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
+                srv->event_queue_limit);
+        wsni_loop_pause_rx(srv, 1);
+    }
+}
+
+void wsni_loop_pause_rx(wsn_server *srv, int pause)
+{
+    if (srv->rx_paused == pause)
+        return;
+    srv->rx_paused = pause;
+    /* The id table is written only on this thread, so reading it here
+     * needs no lock. */
+    wsn_client *c, *tmp;
+    HASH_ITER(hh, srv->clients_by_id, c, tmp)
+    {
+        if (c->wsi)
+            lws_rx_flow_control(c->wsi, !pause);
+    }
+}
+
+static void emit_client_event(wsn_server *srv, wsn_event_type kind, wsn_client *c)
+{
+    wsn_event *ev = wsni_event_new(kind, c);
+    if (ev)
+        wsni_loop_emit(srv, ev);
+    else
+        wsni_log(srv, WSN_LOG_ERROR, "client %s: event lost: out of memory", c->id);
+}
+
+/* --- handshake ----------------------------------------------------------- */
+
+static char *header_copy(struct lws *wsi, enum lws_token_indexes token)
+{
+    int len = lws_hdr_total_length(wsi, token);
+    if (len <= 0)
+        return NULL;
+    char *buf = malloc((size_t)len + 1);
+    if (buf && lws_hdr_copy(wsi, buf, len + 1, token) < 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int refuse(struct lws *wsi, unsigned int status, const char *why)
+{
+    if (lws_return_http_status(wsi, status, why))
+        return -1;
+    return 1;
+}
+
+/* lws drops a client whose every offered subprotocol is unknown without a
+ * word; we answer 400 instead. No header at all means JSON. */
+static int subprotocol_supported(struct lws *wsi)
+{
+    char *offer = header_copy(wsi, WSI_TOKEN_PROTOCOL);
+    if (!offer)
+        return 1;
+    int found = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(offer, ", \t", &save); tok && !found;
+         tok = strtok_r(NULL, ", \t", &save))
+        found = !strcmp(tok, "wsnotify.json") || !strcmp(tok, "wsnotify.msgpack");
+    free(offer);
+    return found;
+}
+
+static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
+{
+    if (srv->draining)
+        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server shutting down");
+    char *uri = header_copy(wsi, WSI_TOKEN_GET_URI);
+    if (!uri)
+        return refuse(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "WebSocket upgrade needs GET");
+    int right_path = !strcmp(uri, opt_str(srv->opts, WSN_OPT_PATH));
+    free(uri);
+    if (!right_path)
+        return refuse(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+    if (srv->max_clients && srv->connected >= srv->max_clients) {
+        wsni_log(srv, WSN_LOG_WARN, "max_clients (%d) reached: upgrade refused", srv->max_clients);
+        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many clients");
+    }
+    if (!subprotocol_supported(wsi))
+        return refuse(wsi, HTTP_STATUS_BAD_REQUEST,
+                      "unsupported subprotocol: offer wsnotify.json or wsnotify.msgpack");
+    /* With no extension to accept, lws 4.1.6 reads an extension offer to
+     * its end, gives up at byte 255 and drops the connection unanswered
+     * (lws_extension_server_handshake): answer instead. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) >= 255)
+        return refuse(wsi, HTTP_STATUS_BAD_REQUEST,
+                      "Sec-WebSocket-Extensions over 254 bytes (no extension is supported)");
+    char *origin = header_copy(wsi, WSI_TOKEN_ORIGIN);
+    char *host = header_copy(wsi, WSI_TOKEN_HOST);
+    int ok;
+    if (srv->opts->origin_fn)
+        ok = srv->opts->origin_fn(srv->opts->origin_user, origin, host) != 0;
+    else
+        ok = wsni_origin_allowed(opt_str(srv->opts, WSN_OPT_ALLOWED_ORIGINS), origin, host);
+    if (!ok)
+        wsni_log(srv, WSN_LOG_WARN, "origin %s refused (host %s)", origin ? origin : "(none)",
+                host ? host : "(none)");
+    free(origin);
+    free(host);
+    return ok ? 0 : refuse(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+}
+
+static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
+{
+    if (srv->draining)
+        return -1;
+    wsn_client *c = wsni_client_new(srv);
+    if (!c) {
+        wsni_log(srv, WSN_LOG_ERROR, "out of memory accepting a client");
+        return -1;
+    }
+    c->wsi = wsi;
+    c->rx_buffer = wsni_rx_pool_take_new(&srv->rx_pool);
+    c->deflate = pss->deflate;
+    lws_get_peer_simple(wsi, c->remote, sizeof(c->remote));
+    const struct lws_protocols *proto = lws_get_protocol(wsi);
+    c->format = proto && proto->id == 2 ? FORMAT_MSGPACK : FORMAT_JSON;
+    c->subprotocol = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 && proto ? proto->name : "";
+    atomic_store(&c->connected, 1);
+    atomic_fetch_add(&srv->format_clients[c->format], 1);
+    pss->client = c;
+    pthread_mutex_lock(&srv->lock);
+    HASH_ADD_KEYPTR(hh, srv->clients_by_id, c->id, strlen(c->id), c);
+    srv->connected++;
+    pthread_mutex_unlock(&srv->lock);
+    if (srv->connected > srv->peak_since_trim)
+        srv->peak_since_trim = srv->connected;
+    wsni_keepalive_add(srv, c);
+    if (srv->rx_paused)
+        lws_rx_flow_control(wsi, 0);
+    wsni_log(srv, WSN_LOG_DEBUG, "client %s connected from %s", c->id, c->remote);
+    emit_client_event(srv, WSN_EVENT_CONNECT, c);
+    return 0;
+}
+
+/* After many clients leave, glibc keeps their freed memory mapped; give it
+ * back so a server's footprint follows its load (the soak measures this). */
+static void give_back_now(lws_sorted_usec_list_t *sul)
+{
+    wsn_server *srv = lws_container_of(sul, wsn_server, trim_sul);
+    if (!srv->connected) /* the biggest writes touched it to its end */
+        wsni_memory_discard(srv->coalesce, LWS_PRE + srv->coalesce_cap);
+    if (srv->malloc_trim)
+        wsni_memory_give_back();
+    wsni_rx_pool_trim(&srv->rx_pool);
+    srv->peak_since_trim = srv->connected;
+}
+
+static void give_back_memory(wsn_server *srv)
+{
+    int now = srv->connected;
+    if (!srv->ctx_alive) /* CLOSED during lws_context_destroy */
+        return;
+    /* At zero always (the last <= TRIM_MIN_PEAK clients' memory too);
+     * otherwise below half the peak since the last time. */
+    if (now && (srv->peak_since_trim < TRIM_MIN_PEAK || now > srv->peak_since_trim / 2))
+        return;
+    /* Later, from the loop: lws frees this client's wsi (and we release
+     * the client) only after CLOSED returns; repeated calls coalesce. */
+    lws_sul_schedule(srv->ctx, 0, &srv->trim_sul, give_back_now, 100 * LWS_US_PER_MS);
+}
+
+static void on_closed(wsn_server *srv, struct pss *pss)
+{
+    wsn_client *c = pss->client;
+    if (!c)
+        return; /* refused during the handshake: never a client */
+    pss->client = NULL;
+    wsni_keepalive_remove(srv, c);
+    wsni_rx_quiet_remove(srv, c);
+    lws_sul_cancel(&c->deadline_sul);
+    wsni_client_flush_forget(c);
+    atomic_store(&c->connected, 0);
+    atomic_fetch_sub(&srv->format_clients[c->format], 1);
+    wsni_registry_remove_client(&srv->reg, c);
+    wsni_client_queue_clear(c);
+    if (c->inflight) {
+        wsni_frame_unref(c->inflight);
+        c->inflight = NULL;
+    }
+    c->wsi = NULL;
+    c->rx_buffer = NULL; /* lws frees it with the wsi */
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_cap = c->rx_len = 0;
+    wsni_client_forget(c);
+    give_back_memory(srv);
+    wsni_log(srv, WSN_LOG_DEBUG, "client %s disconnected", c->id);
+    emit_client_event(srv, WSN_EVENT_DISCONNECT, c);
+    wsn_client_release(c);
+    if (srv->draining && !srv->connected && !srv->stop) {
+        srv->stop = 1;
+        /* Not while lws_context_destroy() runs: the context is going. */
+        if (srv->ctx_alive)
+            lws_cancel_service(srv->ctx);
+    }
+}
+
+/* --- receiving ------------------------------------------------------------ */
+
+static void reply_error(wsn_server *srv, wsn_client *c, const char *error)
+{
+    outgoing *o = wsni_error_out_new(c->id, error);
+    if (o) {
+        wsni_deliver_to_client(srv, c, o, 0);
+        wsni_outgoing_free(o);
+    }
+}
+
+static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char *data,
+                             size_t len)
+{
+    wsn_event *ev = wsni_event_new(WSN_EVENT_MESSAGE, c);
+    if (!ev) {
+        wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
+        return;
+    }
+    int msgpack_envelope = c->rx_binary && c->format == FORMAT_MSGPACK;
+    if ((c->rx_binary && !msgpack_envelope) || srv->raw_incoming) {
+        ev->msg.type = c->rx_binary ? WSN_TYPE_BINARY : WSN_TYPE_TEXT;
+        ev->msg.channel = strdup("");
+        ev->msg.message_id = strdup("");
+        ev->msg.reply_to_id = strdup("");
+        ev->msg.payload = malloc(len + 1);
+        if (!ev->msg.channel || !ev->msg.message_id || !ev->msg.reply_to_id || !ev->msg.payload) {
+            wsn_event_free(ev);
+            return;
+        }
+        if (len)
+            memcpy(ev->msg.payload, data, len);
+        ev->msg.payload[len] = 0;
+        ev->msg.payload_len = len;
+    } else {
+        const char *error = NULL;
+        const unsigned char *rx = data ? data : (const unsigned char *)"";
+        int rc = msgpack_envelope
+                     ? wsni_msgpack_parse_incoming(rx, len, &ev->msg, &error)
+                     : wsni_json_parse_incoming((const char *)rx, len, &ev->msg, &error);
+        if (rc) {
+            wsn_event_free(ev);
+            reply_error(srv, c, error);
+            return;
+        }
+    }
+    wsni_loop_emit(srv, ev);
+}
+
+static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const void *in,
+                      size_t len)
+{
+    wsn_client *c = pss->client;
+    if (!c)
+        return 0;
+    if (!pss->in_message) {
+        pss->in_message = 1;
+        c->rx_len = 0;
+        c->rx_binary = lws_frame_is_binary(wsi);
+    }
+    /* The frame header already tells how much more is coming: refuse an
+     * oversize message before waiting for (or buffering) its bytes. */
+    if (c->rx_len + len + lws_remaining_packet_payload(wsi) > srv->read_limit) {
+        static const char reason[] = "message too big";
+        wsni_log(srv, WSN_LOG_INFO, "client %s: message over read_limit (%zu)", c->id,
+                srv->read_limit);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
+                         sizeof(reason) - 1);
+        return -1;
+    }
+    int whole = !c->rx_len && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+    if (whole) {
+        /* The common case, a message in one piece: no copy, and no buffer
+         * kept per client (it was a kilobyte for every idle subscriber). */
+        pss->in_message = 0;
+        message_complete(srv, c, (const unsigned char *)in, len);
+        return 0;
+    }
+    if (c->rx_len + len > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 1024;
+        while (cap < c->rx_len + len)
+            cap *= 2;
+        unsigned char *p = realloc(c->rx, cap + 1);
+        if (!p)
+            return -1;
+        c->rx = p;
+        c->rx_cap = cap;
+    }
+    if (len) {
+        memcpy(c->rx + c->rx_len, in, len);
+        c->rx_len += len;
+    }
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return 0;
+    pss->in_message = 0;
+    message_complete(srv, c, c->rx, c->rx_len);
+    c->rx_len = 0;
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_cap = 0;
+    return 0;
+}
+
+/* --- writing ---------------------------------------------------------------- */
+
+/* Several queued frames, pre-built and unmasked, leave in one raw write. */
+static int write_coalesced(wsn_server *srv, wsn_client *c, struct lws *wsi)
+{
+    for (int pass = 0; pass < WRITE_PASSES && c->ring_len; pass++) {
+        if (pass && lws_send_pipe_choked(wsi))
+            break;
+        wsn_frame *first = wsni_client_queue_peek(c, 0);
+        if (first->wire_len > srv->coalesce_cap) {
+            if (lws_write(wsi, first->wire, first->wire_len, LWS_WRITE_RAW) < 0)
+                return -1;
+            wsni_client_queue_pop(c, 1);
+        } else {
+            unsigned char *out = srv->coalesce + LWS_PRE;
+            size_t total = 0;
+            unsigned n = 0;
+            wsn_frame *f;
+            while ((f = wsni_client_queue_peek(c, n)) && total + f->wire_len <= srv->coalesce_cap) {
+                memcpy(out + total, f->wire, f->wire_len);
+                total += f->wire_len;
+                n++;
+            }
+            if (lws_write(wsi, out, total, LWS_WRITE_RAW) < 0)
+                return -1;
+            wsni_client_queue_pop(c, n);
+        }
+        wsni_client_refill_from_overflow(c);
+    }
+    return 0;
+}
+
+/* permessage-deflate: lws frames and compresses; one message per pass, and
+ * the frame stays referenced while lws may still read it. */
+static int write_one(wsn_client *c, struct lws *wsi)
+{
+    wsn_frame *f = wsni_client_queue_peek(c, 0);
+    if (lws_write(wsi, f->payload, f->payload_len, f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
+        0)
+        return -1;
+    c->inflight = frame_ref(f);
+    wsni_client_queue_pop(c, 1);
+    wsni_client_refill_from_overflow(c);
+    return 0;
+}
+
+static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
+{
+    wsn_client *c = pss->client;
+    if (!c)
+        return 0;
+    c->write_requested = 0;
+    if (c->inflight) {
+        wsni_frame_unref(c->inflight);
+        c->inflight = NULL;
+    }
+    if (c->need_ping) {
+        /* lws reports no RECEIVE_PONG for an empty pong, and a conforming
+         * client echoes the ping's payload: so the ping carries one. It is
+         * ASCII because lws runs a pong through the UTF-8 check of a text
+         * message that came before it. */
+        unsigned char ping[LWS_PRE + 4];
+        memcpy(ping + LWS_PRE, "wsn!", 4);
+        if (lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
+            return -1;
+        c->need_ping = 0;
+        if (lws_send_pipe_choked(wsi)) {
+            wsni_client_request_write_now(c);
+            return 0;
+        }
+    }
+    if (c->ring_len) {
+        if ((c->deflate ? write_one(c, wsi) : write_coalesced(srv, c, wsi)) < 0)
+            return -1;
+        srv->last_write = lws_now_usecs();
+        srv->pass_writes++;
+    }
+    if (c->ring_len) {
+        wsni_client_request_write_now(c);
+    } else if (c->closing) {
+        if (lws_send_pipe_choked(wsi)) {
+            wsni_client_request_write_now(c);
+        } else {
+            const char *why = c->close_reason ? c->close_reason : "";
+            lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
+                             strlen(why));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- HTTP: /healthz ------------------------------------------------------- */
+
+static int health_headers(struct lws *wsi, struct pss *pss)
+{
+    unsigned char buf[LWS_PRE + 256];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain", 2, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    pss->health = 1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int health_body(struct lws *wsi, struct pss *pss)
+{
+    unsigned char buf[LWS_PRE + 2];
+    pss->health = 0;
+    memcpy(buf + LWS_PRE, "ok", 2);
+    if (lws_write(wsi, buf + LWS_PRE, 2, LWS_WRITE_HTTP_FINAL) != 2)
+        return 1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int is_health_request(struct lws *wsi)
+{
+    char *uri = header_copy(wsi, WSI_TOKEN_GET_URI);
+    int yes = uri && !strcmp(uri, "/healthz");
+    free(uri);
+    return yes;
+}
+
+/* --- the callback: one for every protocol (LWS-NOTES §6) ------------------- */
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct pss *pss = user;
+    struct lws_context *ctx = lws_get_context(wsi);
+    wsn_server *srv = ctx ? lws_context_user(ctx) : NULL;
+    if (!srv)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+        /* Broadcast to every protocol: act once. Always return 0 here. */
+        const struct lws_protocols *proto = lws_get_protocol(wsi);
+        if (proto && proto->id == 1)
+            wsni_server_run_commands(srv);
+        return 0;
+    }
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return srv->draining ? 1 : 0;
+    case LWS_CALLBACK_RAW_ADOPT:
+        /* lws turns a request it will not serve as HTTP (CONNECT) into a
+         * raw socket bound to our protocol, which would stay open until
+         * the peer gives up: we serve no raw sockets. */
+        return -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* A close body of one byte cannot hold a code (RFC 6455 §5.5.1);
+         * lws would echo it. */
+        if (len == 1) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, NULL, 0);
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(srv, wsi);
+    case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+        if (pss)
+            pss->deflate = 1;
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        return pss ? on_established(srv, wsi, pss) : -1;
+    case LWS_CALLBACK_RECEIVE:
+        return pss ? on_receive(srv, wsi, pss, in, len) : 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss && pss->client) {
+            wsni_keepalive_pong(srv, pss->client);
+            wsni_rx_quiet_note(srv, pss->client);
+        }
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return pss ? on_writeable(srv, wsi, pss) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (pss)
+            on_closed(srv, pss);
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        if (pss && is_health_request(wsi))
+            return health_headers(wsi, pss);
+        break;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (pss && pss->health)
+            return health_body(wsi, pss);
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* --- shutdown --------------------------------------------------------------- */
+
+static void shutdown_final(lws_sorted_usec_list_t *sul)
+{
+    wsn_server *srv = lws_container_of(sul, wsn_server, shutdown_final_sul);
+    srv->stop = 1;
+    lws_cancel_service(srv->ctx);
+}
+
+static void shutdown_deadline(lws_sorted_usec_list_t *sul)
+{
+    wsn_server *srv = lws_container_of(sul, wsn_server, shutdown_sul);
+    if (!srv->connected)
+        return;
+    wsni_log(srv, WSN_LOG_WARN, "shutdown timeout: dropping %d client(s)", srv->connected);
+    pthread_mutex_lock(&srv->lock);
+    srv->clients_cut = 1;
+    pthread_mutex_unlock(&srv->lock);
+    wsn_client *c, *tmp;
+    HASH_ITER(hh, srv->clients_by_id, c, tmp) { wsni_client_kill(c); }
+    /* Killed connections close on the next pass; stop regardless soon. */
+    lws_sul_schedule(srv->ctx, 0, &srv->shutdown_final_sul, shutdown_final, 100 * LWS_US_PER_MS);
+}
+
+void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
+{
+    if (srv->draining)
+        return;
+    srv->draining = 1;
+    wsni_log(srv, WSN_LOG_INFO, "shutting down: %d client(s)", srv->connected);
+    /* Accepted batches go out before their subscribers are closed. */
+    wsni_batch_flush_all(srv);
+    wsn_client *c, *tmp;
+    HASH_ITER(hh, srv->clients_by_id, c, tmp)
+    {
+        wsni_client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown", 0);
+    }
+    if (!srv->connected) {
+        srv->stop = 1;
+        lws_cancel_service(srv->ctx);
+        return;
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->shutdown_sul, shutdown_deadline,
+                     timeout_ms * LWS_US_PER_MS);
+}
+
+/* --- the thread --------------------------------------------------------------- */
+
+static void fill_context_info(wsn_server *srv, struct lws_context_creation_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    srv->protocols[0] = (struct lws_protocols){
+        .name = "wsnotify.json",
+        .callback = callback,
+        .per_session_data_size = sizeof(struct pss),
+        /* lws reads at most this much from a socket per pass, delivers
+         * messages in chunks of it (reassembled up to read_limit) and
+         * allocates it for every connection. */
+        .rx_buffer_size = (size_t)opt_int(srv->opts, WSN_OPT_READ_BUFFER),
+        .id = 1,
+        .tx_packet_size = COALESCE_BYTES,
+    };
+    srv->protocols[1] = srv->protocols[0];
+    srv->protocols[1].name = "wsnotify.msgpack";
+    srv->protocols[1].id = 2;
+    memset(&srv->protocols[2], 0, sizeof(srv->protocols[2]));
+    /* Clients that name no subprotocol get JSON. */
+    srv->pvo_default = (struct lws_protocol_vhost_options){NULL, NULL, "default", "1"};
+    srv->pvo_json = (struct lws_protocol_vhost_options){NULL, &srv->pvo_default, "wsnotify.json", ""};
+    info->pvo = &srv->pvo_json;
+    info->protocols = srv->protocols;
+
+    const char *dir = opt_str(srv->opts, WSN_OPT_STATIC_DIR);
+    srv->mount_health = (struct lws_http_mount){
+        .mountpoint = "/healthz",
+        .origin_protocol = LWSMPRO_CALLBACK,
+        .protocol = "wsnotify.json",
+        .mountpoint_len = 8,
+    };
+    if (dir && *dir) {
+        srv->mount_static = (struct lws_http_mount){
+            .mountpoint = "/",
+            .origin = dir,
+            .def = "index.html",
+            .origin_protocol = LWSMPRO_FILE,
+            .mountpoint_len = 1,
+        };
+        srv->mount_health.mount_next = &srv->mount_static;
+    }
+    info->mounts = &srv->mount_health;
+
+    const char *host = opt_str(srv->opts, WSN_OPT_HOST);
+    int any = !*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+    info->iface = any ? NULL : host;
+    info->port = (int)opt_int(srv->opts, WSN_OPT_PORT);
+    info->options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (!strchr(host, ':'))
+        info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info->user = srv;
+    info->vhost_name = "default";
+    info->pt_serv_buf_size = PT_SERV_BUF;
+    /* A zero hangup turns lws's own idle timer off (without a policy lws
+     * would ping at 300 s): keepalive.c pings instead, with one timer for
+     * all clients where lws would insert one per client into a sorted list. */
+    srv->retry = (lws_retry_bo_t){
+        .secs_since_valid_ping = 0,
+        .secs_since_valid_hangup = 0,
+    };
+    info->retry_and_idle_policy = &srv->retry;
+    if (srv->compression) {
+        srv->extensions[0] = (struct lws_extension){
+            "permessage-deflate", lws_extension_callback_pm_deflate,
+            "permessage-deflate; client_no_context_takeover; client_max_window_bits"};
+        memset(&srv->extensions[1], 0, sizeof(srv->extensions[1]));
+        info->extensions = srv->extensions;
+    }
+}
+
+/* lws reports a failed bind only in its log; find the errno ourselves. */
+static void describe_bind_failure(wsn_server *srv)
+{
+    const char *host = opt_str(srv->opts, WSN_OPT_HOST);
+    int port = (int)opt_int(srv->opts, WSN_OPT_PORT);
+    const char *why = "lws could not create the listener";
+    int fd = socket(strchr(host, ':') ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        int rc = -1;
+        if (strchr(host, ':')) {
+            struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+            if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1)
+                rc = bind(fd, (struct sockaddr *)&a6, sizeof(a6));
+        } else {
+            struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+            if (!*host || inet_pton(AF_INET, host, &a4.sin_addr) == 1)
+                rc = bind(fd, (struct sockaddr *)&a4, sizeof(a4));
+            else
+                errno = EADDRNOTAVAIL;
+        }
+        if (rc < 0)
+            why = strerror(errno);
+        close(fd);
+    }
+    wsni_set_error(srv, "cannot listen on %s:%d: %s", host, port, why);
+    wsni_log(srv, WSN_LOG_ERROR, "cannot listen on %s:%d: %s", host, port, why);
+}
+
+static void finish_pending_commands(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    command *cmd = srv->cmd_head;
+    srv->cmd_head = srv->cmd_tail = NULL;
+    srv->cmd_publishes = 0;
+    wsni_server_room_update(srv);
+    pthread_mutex_unlock(&srv->lock);
+    while (cmd) {
+        command *next = cmd->next;
+        wsni_command_free(cmd);
+        cmd = next;
+    }
+}
+
+static void *io_main(void *arg)
+{
+    wsn_server *srv = arg;
+    /* Named for top, gdb and perf (15 characters at most). */
+    pthread_setname_np(pthread_self(), "wsnotify-io");
+    struct lws_context_creation_info info;
+    fill_context_info(srv, &info);
+    /* lws logs process-wide with no server context; ours go through the
+     * host's logger instead. WSN_LWS_LOG=1 shows lws's own for debugging. */
+    const char *lws_log = getenv("WSN_LWS_LOG");
+    lws_set_log_level(lws_log && *lws_log == '1' ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
+
+    /* Without a pool, lws's allocator is left as the host has it. */
+    if (srv->rx_buffer_pool && wsni_rx_buffers_install() != 0) {
+        srv->rx_buffer_pool = 0;
+        wsni_log(srv, WSN_LOG_WARN, "lws's allocator was replaced by the host: receive buffers "
+                                   "come from malloc (set rx_buffer_pool=0 to say so)");
+    }
+    wsni_rx_pool_attach(srv->rx_buffer_pool ? &srv->rx_pool : NULL);
+    struct lws_context *ctx = lws_create_context(&info);
+    pthread_mutex_lock(&srv->lock);
+    if (!ctx) {
+        pthread_mutex_unlock(&srv->lock);
+        wsni_rx_pool_attach(NULL);
+        wsni_rx_pool_destroy(&srv->rx_pool);
+        describe_bind_failure(srv);
+        pthread_mutex_lock(&srv->lock);
+        srv->start_result = WSN_EIO;
+        srv->state = SRV_STOPPED;
+        srv->io_done = 1;
+        pthread_cond_broadcast(&srv->cond);
+        pthread_mutex_unlock(&srv->lock);
+        struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
+        if (ev)
+            wsni_event_queue_push(&srv->events, ev, 0);
+        return NULL;
+    }
+    srv->ctx = ctx;
+    srv->ctx_alive = 1;
+    srv->vhost = lws_get_vhost_by_name(ctx, "default");
+    srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : -1;
+    srv->state = SRV_RUNNING;
+    srv->start_result = WSN_OK;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+    wsni_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), srv->port);
+    wsni_log(srv, WSN_LOG_DEBUG, "receive buffers %s",
+            srv->rx_buffer_pool ? "in page slots (rx_buffer_pool)" : "from malloc");
+
+    srv->in_service = 1;
+    while (!srv->stop) {
+        srv->pass_writes = 0;
+        int rc = lws_service(ctx, 0);
+        wsni_event_queue_flush(&srv->events);
+        if (rc < 0)
+            break;
+        /* A host thread on this core runs as soon as it is woken, so its
+         * publishes are often queued by now. With few clients written to
+         * in the pass, taking them here sends them in the very next pass
+         * (which also takes the wake-up), not one pass later: 1 subscriber,
+         * 64 B, W 20 went from 148 k to 200 k deliveries/s. A pass that
+         * wrote to many clients is fanning out, and there letting publishes
+         * gather for a pass means more frames per send (at 1,000
+         * subscribers, 1 KiB, taking them early cost 23%). */
+        if (srv->pass_writes < EARLY_COMMANDS_MAX_WRITES && wsni_commands_pending(srv))
+            wsni_server_run_commands(srv);
+    }
+    srv->in_service = 0;
+    wsni_event_queue_flush(&srv->events);
+
+    lws_sul_cancel(&srv->trim_sul);
+    wsni_batch_timers_clear(srv);
+    wsni_keepalive_stop(srv);
+    pthread_mutex_lock(&srv->lock);
+    srv->ctx_alive = 0;
+    pthread_mutex_unlock(&srv->lock);
+    wsni_rx_quiet_stop(srv); /* after ctx_alive: closing clients list no more */
+    /* Closes what is left; their CLOSED callbacks emit DISCONNECT events. */
+    lws_context_destroy(ctx);
+    wsni_rx_pool_attach(NULL);
+    wsni_rx_pool_destroy(&srv->rx_pool); /* lws freed every wsi and its buffer */
+    srv->draining = 1;
+    finish_pending_commands(srv);
+    wsni_registry_clear(&srv->reg);
+
+    pthread_mutex_lock(&srv->lock);
+    srv->ctx = NULL;
+    srv->state = SRV_STOPPED;
+    srv->io_done = 1;
+    srv->stalled_clients = 0;
+    wsni_server_room_update(srv);
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+
+    struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
+    if (ev)
+        wsni_loop_emit(srv, ev);
+    return NULL;
+}
+
+int wsni_loop_start(wsn_server *srv)
+{
+    srv->coalesce_cap = COALESCE_BYTES;
+    srv->flush_delay_us = opt_int(srv->opts, WSN_OPT_COALESCE_WINDOW) * LWS_US_PER_MS;
+    srv->coalesce = malloc(LWS_PRE + COALESCE_BYTES);
+    if (!srv->coalesce)
+        return WSN_ENOMEM;
+    /* The I/O thread takes no asynchronous signals (it inherits this mask):
+     * the host's handlers then run on the host's threads, where a
+     * wsn_server_wait returns on EINTR, and never race the host's main
+     * thread from ours. Faults (SIGSEGV and the like) stay deliverable. */
+    sigset_t async, old;
+    sigfillset(&async);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&async, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &async, &old);
+    /* io_tid must be set before the thread can look at it. */
+    pthread_mutex_lock(&srv->lock);
+    int rc = pthread_create(&srv->io_tid, NULL, io_main, srv);
+    pthread_mutex_unlock(&srv->lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc ? WSN_ENOMEM : WSN_OK;
+}

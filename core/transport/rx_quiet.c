@@ -1,0 +1,106 @@
+/* A client joins the list when its buffer is written and leaves it when the
+ * buffer is released. Each tick clears the "written since" flag of the
+ * clients that have it and releases the others, so a buffer goes back after
+ * one to two periods without pongs, and a client that keeps answering
+ * pings costs one flag store per pong and a visit per tick. */
+#include "transport/rx_quiet.h"
+
+#include "transport/rx_buffers.h"
+#include "shell/server.h"
+
+#include <stdlib.h>
+
+/* Short enough that a crowd of subscribers is lean again a few seconds
+ * after a keepalive round; each tick costs a loop pass (a poll over every
+ * socket with lws's default loop), and the timer runs only while some
+ * client is listed. */
+#define RX_QUIET_PERIOD_US (2 * LWS_US_PER_SEC)
+
+static void tick(lws_sorted_usec_list_t *sul);
+
+static void arm(wsn_server *srv)
+{
+    if (!srv->rx_quiet_armed) {
+        srv->rx_quiet_armed = 1;
+        lws_sul_schedule(srv->ctx, 0, &srv->rx_quiet_sul, tick, RX_QUIET_PERIOD_US);
+    }
+}
+
+void wsni_rx_quiet_note(wsn_server *srv, wsn_client *c)
+{
+    c->rx_recent = true;
+    if (c->rx_quiet_slot || !c->rx_buffer || c->deflate || !srv->ctx_alive)
+        return; /* listed already; nothing to give back; see tick(); closing */
+    if (srv->rx_quiet_len == srv->rx_quiet_cap) {
+        size_t cap = srv->rx_quiet_cap ? srv->rx_quiet_cap * 2 : 64;
+        wsn_client **list = realloc(srv->rx_quiet, cap * sizeof(*list));
+        if (!list)
+            return; /* its pages stay resident: memory, not correctness */
+        srv->rx_quiet = list;
+        srv->rx_quiet_cap = cap;
+    }
+    srv->rx_quiet[srv->rx_quiet_len++] = c;
+    c->rx_quiet_slot = (unsigned)srv->rx_quiet_len;
+    arm(srv);
+}
+
+static void unlist(wsn_server *srv, wsn_client *c)
+{
+    size_t i = c->rx_quiet_slot - 1;
+    wsn_client *last = srv->rx_quiet[--srv->rx_quiet_len];
+    srv->rx_quiet[i] = last;
+    last->rx_quiet_slot = (unsigned)i + 1;
+    c->rx_quiet_slot = 0;
+}
+
+void wsni_rx_quiet_remove(wsn_server *srv, wsn_client *c)
+{
+    if (c->rx_quiet_slot)
+        unlist(srv, c);
+}
+
+/* lws keeps a control frame's payload in the buffer across passes until
+ * the frame ends, so a buffer is free to release only when no payload is
+ * outstanding. Clients with permessage-deflate are never
+ * listed: the inflater works through the same buffer and may hold output
+ * there between passes. */
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    wsn_server *srv = lws_container_of(sul, wsn_server, rx_quiet_sul);
+    srv->rx_quiet_armed = 0;
+    /* Released together (wsni_rx_pool_release merges neighbours); without
+     * room for the list, one at a time. */
+    uintptr_t *quiet = malloc(srv->rx_quiet_len * sizeof(*quiet) + 1);
+    size_t quiet_len = 0;
+    for (size_t i = srv->rx_quiet_len; i-- > 0;) {
+        wsn_client *c = srv->rx_quiet[i];
+        if (c->rx_recent) {
+            c->rx_recent = false;
+            continue;
+        }
+        if (!c->wsi || lws_remaining_packet_payload(c->wsi))
+            continue;
+        uintptr_t one = (uintptr_t)c->rx_buffer;
+        if (quiet)
+            quiet[quiet_len++] = one;
+        else
+            wsni_rx_pool_release(&srv->rx_pool, &one, 1);
+        unlist(srv, c);
+    }
+    if (quiet_len)
+        wsni_rx_pool_release(&srv->rx_pool, quiet, quiet_len);
+    free(quiet);
+    if (srv->rx_quiet_len)
+        arm(srv);
+}
+
+void wsni_rx_quiet_stop(wsn_server *srv)
+{
+    lws_sul_cancel(&srv->rx_quiet_sul);
+    srv->rx_quiet_armed = 0;
+    for (size_t i = 0; i < srv->rx_quiet_len; i++)
+        srv->rx_quiet[i]->rx_quiet_slot = 0;
+    free(srv->rx_quiet);
+    srv->rx_quiet = NULL;
+    srv->rx_quiet_len = srv->rx_quiet_cap = 0;
+}
