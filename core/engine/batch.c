@@ -3,6 +3,7 @@
 #include "engine/codec_json.h"
 #include "engine/codec_msgpack.h"
 #include "shell/commands.h"
+#include "util/base64.h"
 #include "util/text.h"
 
 #include <stdlib.h>
@@ -30,7 +31,7 @@ struct batch {
 };
 
 struct batch_timer {
-    lws_sorted_usec_list_t sul;
+    wsni_timer timer;
     wsn_server *srv;
     char *key;
     size_t key_len;
@@ -342,7 +343,7 @@ static wsn_frame *encode_batch_msgpack(const struct batch *b, const char *time)
             size_t b64len = e->value_len - 2;
             char *raw = malloc(b64len + 1);
             int n = raw && b64len < INT32_MAX
-                        ? lws_b64_decode_string_len(e->value + 1, (int)b64len, raw, (int)b64len + 1)
+                        ? (int)wsni_base64_decode(e->value + 1, b64len, raw)
                         : -1;
             if (n < 0) {
                 sb.failed = 1;
@@ -458,9 +459,9 @@ static struct batch *take_batch(wsn_server *srv, const char *key, size_t key_len
     return b;
 }
 
-static void ttl_expired(lws_sorted_usec_list_t *sul)
+static void ttl_expired(wsni_timer *tm)
 {
-    struct batch_timer *t = lws_container_of(sul, struct batch_timer, sul);
+    struct batch_timer *t = wsni_container_of(tm, struct batch_timer, timer);
     wsn_server *srv = t->srv;
     struct batch *b = take_batch(srv, t->key, t->key_len, t->generation);
     timer_unlink(srv, t);
@@ -484,14 +485,14 @@ int wsni_batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t ge
     if (t->next)
         t->next->prev = t;
     srv->batch_timers = t;
-    lws_sul_schedule(srv->ctx, 0, &t->sul, ttl_expired, ttl_ms * LWS_US_PER_MS);
+    wsni_timer_arm(srv, &t->timer, ttl_expired, ttl_ms * 1000);
     return WSN_OK;
 }
 
 void wsni_batch_timers_clear(wsn_server *srv)
 {
     while (srv->batch_timers) {
-        lws_sul_cancel(&srv->batch_timers->sul);
+        wsni_timer_cancel(srv, &srv->batch_timers->timer);
         timer_unlink(srv, srv->batch_timers);
     }
 }

@@ -1,10 +1,10 @@
 #include "engine/codec_json.h"
 
 #include "engine/json_scan.h"
+#include "util/base64.h"
 #include "util/text.h"
 
 #include <jansson.h>
-#include <libwebsockets.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,18 +157,11 @@ static void append_base64(strbuf *out, const void *data, size_t len)
         return;
     }
     size_t b64len = (len + 2) / 3 * 4;
-    /* lws wants slack beyond the encoded length and its NUL. */
-    if (wsni_strbuf_reserve(out, b64len + 8))
+    /* The quotes and the encoder's NUL. */
+    if (wsni_strbuf_reserve(out, b64len + 3))
         return;
     out->data[out->len++] = '"';
-    if (len) {
-        int n = lws_b64_encode_string(data, (int)len, out->data + out->len, (int)b64len + 6);
-        if (n < 0) {
-            out->failed = 1;
-            return;
-        }
-        out->len += (size_t)n;
-    }
+    out->len += wsni_base64_encode(data, len, out->data + out->len);
     out->data[out->len++] = '"';
     out->data[out->len] = '\0';
 }
@@ -301,7 +294,7 @@ static long put_decoded_payload(wsn_message_type type, const json_span *m, char 
     size_t b64_len = wsni_json_scan_unescape(m->text, m->len, b64);
     long n = -1;
     if (b64_len <= INT32_MAX && wsni_base64_std_valid(b64, b64_len))
-        n = lws_b64_decode_string_len(b64, (int)b64_len, dst, (int)b64_len + 1);
+        n = wsni_base64_decode(b64, b64_len, dst);
     free(b64);
     if (n >= 0)
         dst[n] = '\0';

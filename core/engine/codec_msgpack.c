@@ -3,7 +3,6 @@
 #include "util/text.h"
 
 #include <jansson.h>
-#include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -61,8 +61,8 @@ static void unstall(wsn_client *c)
 {
     if (!c->stalled)
         return;
-    lws_sul_cancel(&c->deadline_sul);
     wsn_server *srv = c->srv;
+    wsni_timer_cancel(srv, &c->deadline_timer);
     pthread_mutex_lock(&srv->lock);
     c->stalled = 0;
     srv->stalled_clients--;
@@ -104,13 +104,13 @@ void wsni_client_request_write_now(wsn_client *c)
 {
     if (c->wsi && !c->write_requested) {
         c->write_requested = 1;
-        lws_callback_on_writable(c->wsi);
+        c->srv->transport->want_write(c);
     }
 }
 
-static void flush_writes(lws_sorted_usec_list_t *sul)
+static void flush_writes(wsni_timer *tm)
 {
-    wsn_server *srv = lws_container_of(sul, wsn_server, flush_sul);
+    wsn_server *srv = wsni_container_of(tm, wsn_server, flush_timer);
     srv->flush_armed = 0;
     for (size_t i = 0; i < srv->flush_len; i++) {
         wsn_client *c = srv->flush_list[i];
@@ -118,7 +118,7 @@ static void flush_writes(lws_sorted_usec_list_t *sul)
             continue;
         c->flush_slot = 0;
         if (c->wsi)
-            lws_callback_on_writable(c->wsi);
+            srv->transport->want_write(c);
     }
     srv->flush_len = 0;
 }
@@ -140,7 +140,7 @@ void wsni_client_request_write(wsn_client *c)
     wsn_server *srv = c->srv;
     if (!c->wsi || c->write_requested)
         return;
-    if (!srv->flush_delay_us || lws_now_usecs() - srv->last_write >= srv->flush_delay_us) {
+    if (!srv->flush_delay_us || wsni_now_us(srv) - srv->last_write >= srv->flush_delay_us) {
         wsni_client_request_write_now(c);
         return;
     }
@@ -159,20 +159,18 @@ void wsni_client_request_write(wsn_client *c)
     c->flush_slot = (int)srv->flush_len;
     if (!srv->flush_armed) {
         srv->flush_armed = 1;
-        lws_sul_schedule(lws_get_context(c->wsi), 0, &srv->flush_sul, flush_writes,
-                         srv->flush_delay_us);
+        wsni_timer_arm(srv, &srv->flush_timer, flush_writes, srv->flush_delay_us);
     }
 }
 
 void wsni_client_kill(wsn_client *c)
 {
-    if (c->wsi)
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    c->srv->transport->cut(c);
 }
 
-static void close_grace_expired(lws_sorted_usec_list_t *sul)
+static void close_grace_expired(wsni_timer *tm)
 {
-    wsn_client *c = lws_container_of(sul, wsn_client, deadline_sul);
+    wsn_client *c = wsni_container_of(tm, wsn_client, deadline_timer);
     wsni_log(c->srv, WSN_LOG_INFO, "client %s: close frame not sent within close_grace, dropping",
             c->id);
     wsni_client_kill(c);
@@ -190,8 +188,8 @@ void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, i
         /* A dropped client gets no more data: only the close frame, and
          * close_grace for it to leave before the socket is cut. */
         wsni_client_queue_clear(c);
-        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline_sul, close_grace_expired,
-                         c->srv->close_grace_ms * LWS_US_PER_MS);
+        wsni_timer_arm(c->srv, &c->deadline_timer, close_grace_expired,
+                       c->srv->close_grace_ms * 1000);
     }
     wsni_client_request_write(c);
 }
@@ -200,12 +198,12 @@ static void drop_for_backpressure(wsn_client *c)
 {
     const char *reason = opt_str(c->srv->opts, WSN_OPT_BACKPRESSURE_REASON);
     wsni_log(c->srv, WSN_LOG_WARN, "client %s: send queue full, closing (%s)", c->id, reason);
-    wsni_client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, reason, 1);
+    wsni_client_begin_close(c, 1001 /* going away */, reason, 1);
 }
 
-static void stall_expired(lws_sorted_usec_list_t *sul)
+static void stall_expired(wsni_timer *tm)
 {
-    wsn_client *c = lws_container_of(sul, wsn_client, deadline_sul);
+    wsn_client *c = wsni_container_of(tm, wsn_client, deadline_timer);
     if (c->stalled)
         drop_for_backpressure(c);
 }
@@ -246,8 +244,7 @@ int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wai
         srv->stalled_clients++;
         wsni_server_room_update(srv);
         pthread_mutex_unlock(&srv->lock);
-        lws_sul_schedule(lws_get_context(c->wsi), 0, &c->deadline_sul, stall_expired,
-                         srv->write_wait_ms * LWS_US_PER_MS);
+        wsni_timer_arm(srv, &c->deadline_timer, stall_expired, srv->write_wait_ms * 1000);
     }
     return WSN_OK;
 }

@@ -1,6 +1,6 @@
 #include "engine/frame.h"
 
-#include <libwebsockets.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +15,7 @@ static size_t header_len(size_t len)
     return 10;
 }
 
-static size_t frame_headroom(void) { return sizeof(wsn_frame) + LWS_PRE + WS_MAX_HEADER; }
+static size_t frame_headroom(void) { return sizeof(wsn_frame) + WSNI_FRAME_PRE + WS_MAX_HEADER; }
 
 /* Sets up the frame at the start of an allocation laid out as frame.h says,
  * payload already in place or to be written. */

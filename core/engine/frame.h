@@ -1,11 +1,15 @@
 /* An immutable, reference-counted WebSocket frame, built once per publish
  * and shared by every subscriber's queue. Layout of the allocation:
- *   [LWS_PRE headroom][up to 10 header bytes, right-aligned][payload][NUL]
+ *   [WSNI_FRAME_PRE headroom][up to 10 header bytes, right-aligned][payload][NUL]
  * `wire` points at the first header byte: a server frame is unmasked, so
  * the same bytes go to every client (coalesced raw writes); `payload` has
- * LWS_PRE bytes before it for the ordinary lws_write() path. */
+ * WSNI_FRAME_PRE bytes before it for the transport's one-message write
+ * path (lws_write() wants LWS_PRE there; the lws transport checks that
+ * the two agree). */
 #ifndef WSN_FRAME_H
 #define WSN_FRAME_H
+
+#define WSNI_FRAME_PRE 16
 
 #include <stdatomic.h>
 #include <stddef.h>

@@ -45,8 +45,8 @@ static wsn_frame *message_encode(outgoing *o, enum wire_format fmt)
     }
     /* Built in a scratch buffer, then copied into a frame of the exact
      * size: strbuf grows in powers of two, and queued frames are most of a
-     * busy server's memory (adopting the scratch buffer as the frame left
-     * the drop-mode soak 8-13% over its idle baseline instead of 3-8%). */
+     * busy server's memory (docs/architecture.md, "Measurements behind the
+     * code"). */
     wsn_frame *f = NULL;
     if (!value.failed && !wsni_strbuf_reserve(&env, text_len + strlen(m->channel) +
                                                     strlen(m->message_id) +

@@ -1,4 +1,5 @@
 #include "shell/commands.h"
+#include "transport/loop.h"
 
 #include "engine/batch.h"
 
@@ -164,7 +165,7 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
      * list when it wakes. Called under the lock so the context cannot be
      * destroyed in between (ctx_alive is cleared under it). */
     if (was_empty)
-        lws_cancel_service(srv->ctx);
+        wsni_loop_wake(srv);
     pthread_mutex_unlock(&srv->lock);
     return WSN_OK;
 }

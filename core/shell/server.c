@@ -1,6 +1,7 @@
 /* Server lifecycle, handlers and the host's side of events. */
 #include "engine/batch.h"
 #include "shell/commands.h"
+#include "transport/loop.h"
 #include "util/strlist.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ void wsni_server_unref(wsn_server *srv)
     wsn_options_free(srv->opts);
     free(srv->coalesce);
     free(srv->flush_list);
+    wsni_loop_release(srv);
     free(srv);
 }
 
@@ -75,7 +77,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     /* Refused here, before anything runs, and not quietly turned off: the
      * host chose the pool (the default) and learns why it cannot have it. */
     if (!rc && opt_int(copy, WSN_OPT_RX_BUFFER_POOL) &&
-        !wsni_rx_lws_version_supported(lws_get_library_version(), why, sizeof(why)))
+        !wsni_loop_rx_pool_supported(why, sizeof(why)))
         rc = WSN_EUNSUPPORTED;
     if (rc) {
         copy_error(errbuf, errbuf_len, why);
@@ -92,6 +94,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
         return WSN_ENOMEM;
     }
     atomic_init(&srv->refs, 1);
+    srv->transport = &wsni_lws_transport;
     srv->opts = copy;
     srv->write_wait_ms = opt_int(copy, WSN_OPT_WRITE_WAIT);
     srv->pong_wait_ms = opt_int(copy, WSN_OPT_PONG_WAIT);

@@ -9,14 +9,19 @@
 #include "shell/options.h"
 #include "engine/outgoing.h"
 #include "engine/registry.h"
-#include "transport/rx_buffers.h"
+#include "engine/transport.h"
 #include "wsnotify.h"
 
-#include <libwebsockets.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <uthash.h>
+
+/* The transport's objects, seen here only as pointers. */
+struct lws;
+struct lws_context;
+struct lws_vhost;
+struct wsni_lws;
 
 enum server_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
 
@@ -57,10 +62,10 @@ struct wsn_client {
     size_t rx_len, rx_cap;
     /* io: keepalive.c's lists, in order of last ping and of last pong */
     wsn_client *ping_prev, *ping_next, *pong_prev, *pong_next;
-    lws_usec_t last_pong, last_ping;
+    int64_t last_pong, last_ping;
     /* One timer for two deadlines that never overlap: write_wait while
      * stalled, then close_grace once dropped (dropping ends the stall). */
-    lws_sorted_usec_list_t deadline_sul;
+    wsni_timer deadline_timer;
     char *close_reason;   /* set with closing */
     atomic_int connected; /* written by io, read anywhere */
     uint16_t close_code;
@@ -85,6 +90,7 @@ typedef struct command command;
 
 struct wsn_server {
     atomic_int refs; /* the host's, plus one per client object alive */
+    const wsni_transport *transport; /* const: what the engine calls the network through */
 
     /* const after wsn_server_new */
     wsn_options *opts;
@@ -133,7 +139,7 @@ struct wsn_server {
     /* io */
     struct lws_vhost *vhost;
     registry reg;
-    unsigned char *coalesce; /* LWS_PRE + coalesce_cap bytes */
+    unsigned char *coalesce; /* WSNI_FRAME_PRE + coalesce_cap bytes */
     size_t coalesce_cap;
     int stop;
     int draining;
@@ -144,29 +150,26 @@ struct wsn_server {
     wsn_client **flush_list; /* clients whose write request waits for the flush */
     size_t flush_len, flush_cap;
     int flush_armed;
-    lws_sorted_usec_list_t flush_sul;
+    wsni_timer flush_timer;
     int64_t flush_delay_us;
-    lws_usec_t last_write; /* when data last left for any client */
-    lws_sorted_usec_list_t shutdown_sul;
+    int64_t last_write; /* when data last left for any client */
+    wsni_timer shutdown_timer;
     /* keepalive.c: clients by last ping and by last pong, one timer */
     wsn_client *ping_head, *ping_tail, *pong_head, *pong_tail;
-    lws_sorted_usec_list_t keepalive_sul;
-    lws_usec_t keepalive_due; /* when the timer fires; 0 = not armed */
+    wsni_timer keepalive_timer;
+    int64_t keepalive_due; /* when the timer fires; 0 = not armed */
     int peak_since_trim;      /* most clients connected since the last malloc_trim */
-    lws_sorted_usec_list_t trim_sul; /* io: wsni_memory_give_back() once clients left */
+    wsni_timer trim_timer; /* io: wsni_memory_give_back() once clients left */
     /* rx_quiet.c: clients whose receive buffer was written since released */
     wsn_client **rx_quiet;
     size_t rx_quiet_len, rx_quiet_cap;
     int rx_quiet_armed;
-    lws_sorted_usec_list_t rx_quiet_sul;
-    rx_pool rx_pool; /* io: lws's receive buffers (rx_buffers.c) */
-    lws_sorted_usec_list_t shutdown_final_sul;
+    wsni_timer rx_quiet_timer;
+    wsni_timer shutdown_final_timer;
     struct batch_timer *batch_timers; /* armed ttl timers */
-    struct lws_protocols protocols[3];
-    struct lws_protocol_vhost_options pvo_default, pvo_json;
-    struct lws_http_mount mount_static, mount_health;
-    struct lws_extension extensions[2];
-    lws_retry_bo_t retry;
+    /* The lws transport's own state (transport/lws_state.h): its context
+     * setup and the receive-buffer pool. Made by wsni_loop_start. */
+    struct wsni_lws *lws;
 };
 
 /* server.c */
@@ -217,10 +220,18 @@ void wsni_client_queue_pop(wsn_client *c, unsigned count);
 void wsni_client_refill_from_overflow(wsn_client *c);
 void wsni_client_kill(wsn_client *c);
 
-/* loop.c */
-int wsni_loop_start(wsn_server *srv);
-void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms);
-void wsni_loop_pause_rx(wsn_server *srv, int pause);
-void wsni_loop_emit(wsn_server *srv, wsn_event *ev);
+/* The engine's timers and clock, through the server's transport. */
+static inline void wsni_timer_arm(wsn_server *srv, wsni_timer *t, wsni_timer_fn fn,
+                                  int64_t delay_us)
+{
+    srv->transport->timer_arm(srv, t, fn, delay_us);
+}
+
+static inline void wsni_timer_cancel(wsn_server *srv, wsni_timer *t)
+{
+    srv->transport->timer_cancel(t);
+}
+
+static inline int64_t wsni_now_us(wsn_server *srv) { return srv->transport->now_us(srv); }
 
 #endif

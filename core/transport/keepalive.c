@@ -1,14 +1,15 @@
 /* Keepalive for every client of a server with one lws timer.
  *
  * lws keeps timers in one sorted linked list, so a timer per client costs
- * a walk over all the others at each (re)arm: with 10,000 clients that was
- * a fifth of the server's CPU while they connected. Every client shares the
+ * a walk over all the others at each (re)arm (measured in
+ * docs/architecture.md, "Keepalive"). Every client shares the
  * same ping_period and pong_wait, so ordering clients by the time of their
  * last ping (and, separately, of their last pong) also orders their
  * deadlines. Two FIFO lists keep that order with O(1) updates: a client
  * moves to the tail when it is pinged (or answers), and the one timer only
  * ever needs to look at the heads. Everything here runs on the I/O thread. */
 #include "transport/keepalive.h"
+#include "transport/lws_state.h"
 
 #include "shell/server.h"
 
@@ -62,15 +63,15 @@ static void append_pong(wsn_server *srv, wsn_client *c)
 
 static lws_usec_t ping_period_us(const wsn_server *srv)
 {
-    return srv->ping_period_ms * LWS_US_PER_MS;
+    return srv->ping_period_ms * 1000;
 }
 
 static lws_usec_t pong_wait_us(const wsn_server *srv)
 {
-    return srv->pong_wait_ms * LWS_US_PER_MS;
+    return srv->pong_wait_ms * 1000;
 }
 
-static void tick(lws_sorted_usec_list_t *sul);
+static void tick(wsni_timer *tm);
 
 /* Arms the timer for the earliest deadline of the two list heads. */
 static void arm(wsn_server *srv, lws_usec_t now)
@@ -84,7 +85,7 @@ static void arm(wsn_server *srv, lws_usec_t now)
             due = pong_due;
     }
     if (!due) {
-        lws_sul_cancel(&srv->keepalive_sul);
+        wsni_timer_cancel(srv, &srv->keepalive_timer);
         srv->keepalive_due = 0;
         return;
     }
@@ -94,12 +95,12 @@ static void arm(wsn_server *srv, lws_usec_t now)
     if (delay < LWS_US_PER_MS)
         delay = LWS_US_PER_MS;
     srv->keepalive_due = now + delay;
-    lws_sul_schedule(srv->ctx, 0, &srv->keepalive_sul, tick, delay);
+    wsni_timer_arm(srv, &srv->keepalive_timer, tick, delay);
 }
 
-static void tick(lws_sorted_usec_list_t *sul)
+static void tick(wsni_timer *tm)
 {
-    wsn_server *srv = lws_container_of(sul, wsn_server, keepalive_sul);
+    wsn_server *srv = wsni_container_of(tm, wsn_server, keepalive_timer);
     lws_usec_t now = lws_now_usecs();
     srv->keepalive_due = 0;
     wsn_client *c;
@@ -149,6 +150,6 @@ void wsni_keepalive_remove(wsn_server *srv, wsn_client *c)
 
 void wsni_keepalive_stop(wsn_server *srv)
 {
-    lws_sul_cancel(&srv->keepalive_sul);
+    wsni_timer_cancel(srv, &srv->keepalive_timer);
     srv->keepalive_due = 0;
 }

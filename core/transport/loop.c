@@ -5,6 +5,7 @@
 #include "engine/codec_msgpack.h"
 #include "shell/commands.h"
 #include "transport/keepalive.h"
+#include "transport/lws_state.h"
 #include "transport/memory.h"
 #include "transport/origin.h"
 #include "transport/rx_buffers.h"
@@ -177,7 +178,7 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
         return -1;
     }
     c->wsi = wsi;
-    c->rx_buffer = wsni_rx_pool_take_new(&srv->rx_pool);
+    c->rx_buffer = wsni_rx_pool_take_new(&srv->lws->rx_pool);
     c->deflate = pss->deflate;
     lws_get_peer_simple(wsi, c->remote, sizeof(c->remote));
     const struct lws_protocols *proto = lws_get_protocol(wsi);
@@ -202,14 +203,14 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
 
 /* After many clients leave, glibc keeps their freed memory mapped; give it
  * back so a server's footprint follows its load (the soak measures this). */
-static void give_back_now(lws_sorted_usec_list_t *sul)
+static void give_back_now(wsni_timer *tm)
 {
-    wsn_server *srv = lws_container_of(sul, wsn_server, trim_sul);
+    wsn_server *srv = wsni_container_of(tm, wsn_server, trim_timer);
     if (!srv->connected) /* the biggest writes touched it to its end */
         wsni_memory_discard(srv->coalesce, LWS_PRE + srv->coalesce_cap);
     if (srv->malloc_trim)
         wsni_memory_give_back();
-    wsni_rx_pool_trim(&srv->rx_pool);
+    wsni_rx_pool_trim(&srv->lws->rx_pool);
     srv->peak_since_trim = srv->connected;
 }
 
@@ -224,7 +225,7 @@ static void give_back_memory(wsn_server *srv)
         return;
     /* Later, from the loop: lws frees this client's wsi (and we release
      * the client) only after CLOSED returns; repeated calls coalesce. */
-    lws_sul_schedule(srv->ctx, 0, &srv->trim_sul, give_back_now, 100 * LWS_US_PER_MS);
+    wsni_timer_arm(srv, &srv->trim_timer, give_back_now, 100 * 1000);
 }
 
 static void on_closed(wsn_server *srv, struct pss *pss)
@@ -235,7 +236,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     pss->client = NULL;
     wsni_keepalive_remove(srv, c);
     wsni_rx_quiet_remove(srv, c);
-    lws_sul_cancel(&c->deadline_sul);
+    wsni_timer_cancel(c->srv, &c->deadline_timer);
     wsni_client_flush_forget(c);
     atomic_store(&c->connected, 0);
     atomic_fetch_sub(&srv->format_clients[c->format], 1);
@@ -562,16 +563,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 /* --- shutdown --------------------------------------------------------------- */
 
-static void shutdown_final(lws_sorted_usec_list_t *sul)
+static void shutdown_final(wsni_timer *tm)
 {
-    wsn_server *srv = lws_container_of(sul, wsn_server, shutdown_final_sul);
+    wsn_server *srv = wsni_container_of(tm, wsn_server, shutdown_final_timer);
     srv->stop = 1;
     lws_cancel_service(srv->ctx);
 }
 
-static void shutdown_deadline(lws_sorted_usec_list_t *sul)
+static void shutdown_deadline(wsni_timer *tm)
 {
-    wsn_server *srv = lws_container_of(sul, wsn_server, shutdown_sul);
+    wsn_server *srv = wsni_container_of(tm, wsn_server, shutdown_timer);
     if (!srv->connected)
         return;
     wsni_log(srv, WSN_LOG_WARN, "shutdown timeout: dropping %d client(s)", srv->connected);
@@ -581,7 +582,7 @@ static void shutdown_deadline(lws_sorted_usec_list_t *sul)
     wsn_client *c, *tmp;
     HASH_ITER(hh, srv->clients_by_id, c, tmp) { wsni_client_kill(c); }
     /* Killed connections close on the next pass; stop regardless soon. */
-    lws_sul_schedule(srv->ctx, 0, &srv->shutdown_final_sul, shutdown_final, 100 * LWS_US_PER_MS);
+    wsni_timer_arm(srv, &srv->shutdown_final_timer, shutdown_final, 100 * 1000);
 }
 
 void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
@@ -602,8 +603,7 @@ void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
         lws_cancel_service(srv->ctx);
         return;
     }
-    lws_sul_schedule(srv->ctx, 0, &srv->shutdown_sul, shutdown_deadline,
-                     timeout_ms * LWS_US_PER_MS);
+    wsni_timer_arm(srv, &srv->shutdown_timer, shutdown_deadline, timeout_ms * 1000);
 }
 
 /* --- the thread --------------------------------------------------------------- */
@@ -611,7 +611,7 @@ void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
 static void fill_context_info(wsn_server *srv, struct lws_context_creation_info *info)
 {
     memset(info, 0, sizeof(*info));
-    srv->protocols[0] = (struct lws_protocols){
+    srv->lws->protocols[0] = (struct lws_protocols){
         .name = "wsnotify.json",
         .callback = callback,
         .per_session_data_size = sizeof(struct pss),
@@ -622,34 +622,34 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
         .id = 1,
         .tx_packet_size = COALESCE_BYTES,
     };
-    srv->protocols[1] = srv->protocols[0];
-    srv->protocols[1].name = "wsnotify.msgpack";
-    srv->protocols[1].id = 2;
-    memset(&srv->protocols[2], 0, sizeof(srv->protocols[2]));
+    srv->lws->protocols[1] = srv->lws->protocols[0];
+    srv->lws->protocols[1].name = "wsnotify.msgpack";
+    srv->lws->protocols[1].id = 2;
+    memset(&srv->lws->protocols[2], 0, sizeof(srv->lws->protocols[2]));
     /* Clients that name no subprotocol get JSON. */
-    srv->pvo_default = (struct lws_protocol_vhost_options){NULL, NULL, "default", "1"};
-    srv->pvo_json = (struct lws_protocol_vhost_options){NULL, &srv->pvo_default, "wsnotify.json", ""};
-    info->pvo = &srv->pvo_json;
-    info->protocols = srv->protocols;
+    srv->lws->pvo_default = (struct lws_protocol_vhost_options){NULL, NULL, "default", "1"};
+    srv->lws->pvo_json = (struct lws_protocol_vhost_options){NULL, &srv->lws->pvo_default, "wsnotify.json", ""};
+    info->pvo = &srv->lws->pvo_json;
+    info->protocols = srv->lws->protocols;
 
     const char *dir = opt_str(srv->opts, WSN_OPT_STATIC_DIR);
-    srv->mount_health = (struct lws_http_mount){
+    srv->lws->mount_health = (struct lws_http_mount){
         .mountpoint = "/healthz",
         .origin_protocol = LWSMPRO_CALLBACK,
         .protocol = "wsnotify.json",
         .mountpoint_len = 8,
     };
     if (dir && *dir) {
-        srv->mount_static = (struct lws_http_mount){
+        srv->lws->mount_static = (struct lws_http_mount){
             .mountpoint = "/",
             .origin = dir,
             .def = "index.html",
             .origin_protocol = LWSMPRO_FILE,
             .mountpoint_len = 1,
         };
-        srv->mount_health.mount_next = &srv->mount_static;
+        srv->lws->mount_health.mount_next = &srv->lws->mount_static;
     }
-    info->mounts = &srv->mount_health;
+    info->mounts = &srv->lws->mount_health;
 
     const char *host = opt_str(srv->opts, WSN_OPT_HOST);
     int any = !*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
@@ -664,17 +664,17 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
     /* A zero hangup turns lws's own idle timer off (without a policy lws
      * would ping at 300 s): keepalive.c pings instead, with one timer for
      * all clients where lws would insert one per client into a sorted list. */
-    srv->retry = (lws_retry_bo_t){
+    srv->lws->retry = (lws_retry_bo_t){
         .secs_since_valid_ping = 0,
         .secs_since_valid_hangup = 0,
     };
-    info->retry_and_idle_policy = &srv->retry;
+    info->retry_and_idle_policy = &srv->lws->retry;
     if (srv->compression) {
-        srv->extensions[0] = (struct lws_extension){
+        srv->lws->extensions[0] = (struct lws_extension){
             "permessage-deflate", lws_extension_callback_pm_deflate,
             "permessage-deflate; client_no_context_takeover; client_max_window_bits"};
-        memset(&srv->extensions[1], 0, sizeof(srv->extensions[1]));
-        info->extensions = srv->extensions;
+        memset(&srv->lws->extensions[1], 0, sizeof(srv->lws->extensions[1]));
+        info->extensions = srv->lws->extensions;
     }
 }
 
@@ -741,13 +741,13 @@ static void *io_main(void *arg)
         wsni_log(srv, WSN_LOG_WARN, "lws's allocator was replaced by the host: receive buffers "
                                    "come from malloc (set rx_buffer_pool=0 to say so)");
     }
-    wsni_rx_pool_attach(srv->rx_buffer_pool ? &srv->rx_pool : NULL);
+    wsni_rx_pool_attach(srv->rx_buffer_pool ? &srv->lws->rx_pool : NULL);
     struct lws_context *ctx = lws_create_context(&info);
     pthread_mutex_lock(&srv->lock);
     if (!ctx) {
         pthread_mutex_unlock(&srv->lock);
         wsni_rx_pool_attach(NULL);
-        wsni_rx_pool_destroy(&srv->rx_pool);
+        wsni_rx_pool_destroy(&srv->lws->rx_pool);
         describe_bind_failure(srv);
         pthread_mutex_lock(&srv->lock);
         srv->start_result = WSN_EIO;
@@ -782,18 +782,17 @@ static void *io_main(void *arg)
         /* A host thread on this core runs as soon as it is woken, so its
          * publishes are often queued by now. With few clients written to
          * in the pass, taking them here sends them in the very next pass
-         * (which also takes the wake-up), not one pass later: 1 subscriber,
-         * 64 B, W 20 went from 148 k to 200 k deliveries/s. A pass that
+         * (which also takes the wake-up), not one pass later. A pass that
          * wrote to many clients is fanning out, and there letting publishes
-         * gather for a pass means more frames per send (at 1,000
-         * subscribers, 1 KiB, taking them early cost 23%). */
+         * gather for a pass means more frames per send. Both measured:
+         * docs/architecture.md, "Measurements behind the code". */
         if (srv->pass_writes < EARLY_COMMANDS_MAX_WRITES && wsni_commands_pending(srv))
             wsni_server_run_commands(srv);
     }
     srv->in_service = 0;
     wsni_event_queue_flush(&srv->events);
 
-    lws_sul_cancel(&srv->trim_sul);
+    wsni_timer_cancel(srv, &srv->trim_timer);
     wsni_batch_timers_clear(srv);
     wsni_keepalive_stop(srv);
     pthread_mutex_lock(&srv->lock);
@@ -803,7 +802,7 @@ static void *io_main(void *arg)
     /* Closes what is left; their CLOSED callbacks emit DISCONNECT events. */
     lws_context_destroy(ctx);
     wsni_rx_pool_attach(NULL);
-    wsni_rx_pool_destroy(&srv->rx_pool); /* lws freed every wsi and its buffer */
+    wsni_rx_pool_destroy(&srv->lws->rx_pool); /* lws freed every wsi and its buffer */
     srv->draining = 1;
     finish_pending_commands(srv);
     wsni_registry_clear(&srv->reg);
@@ -823,10 +822,28 @@ static void *io_main(void *arg)
     return NULL;
 }
 
+int wsni_loop_rx_pool_supported(char *why, size_t why_len)
+{
+    return wsni_rx_lws_version_supported(lws_get_library_version(), why, why_len);
+}
+
+void wsni_loop_wake(wsn_server *srv)
+{
+    lws_cancel_service(srv->ctx);
+}
+
+void wsni_loop_release(wsn_server *srv)
+{
+    free(srv->lws);
+    srv->lws = NULL;
+}
+
 int wsni_loop_start(wsn_server *srv)
 {
+    if (!srv->lws && !(srv->lws = calloc(1, sizeof(*srv->lws))))
+        return WSN_ENOMEM;
     srv->coalesce_cap = COALESCE_BYTES;
-    srv->flush_delay_us = opt_int(srv->opts, WSN_OPT_COALESCE_WINDOW) * LWS_US_PER_MS;
+    srv->flush_delay_us = opt_int(srv->opts, WSN_OPT_COALESCE_WINDOW) * 1000;
     srv->coalesce = malloc(LWS_PRE + COALESCE_BYTES);
     if (!srv->coalesce)
         return WSN_ENOMEM;

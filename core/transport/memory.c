@@ -2,11 +2,11 @@
  * docs/conformance.md): glibc gives each thread a cache ("tcache") of up
  * to 7 freed chunks per size class up to 1032 bytes. The arena counts
  * those chunks as in use, so malloc_trim cannot release the pages they sit
- * on, and neither can a shrink of the arena's top. After 2,000 clients
+ * on, and neither can a shrink of the arena's top. After many clients
  * have come and gone, the I/O thread's cache holds chunks of the last
- * clients to leave, scattered across the ~12 MB its arena grew to; with
- * the free fragments next to them they kept about 450 KB resident (RSS
- * +15% over the idle server instead of under +10%).
+ * clients to leave, scattered across its grown arena, and with the free
+ * fragments next to them they keep pages resident (figures in
+ * docs/architecture.md, "Measurements behind the code").
  *
  * glibc has no call to flush a thread's cache (only thread exit does), so
  * we cycle it: per size class, 14 mallocs take the cached chunks out of
@@ -14,7 +14,7 @@
  * 14 in address order refills the cache with the 7 lowest-addressed ones
  * (the cache takes the first 7 frees of a class) and hands the rest back
  * to their arenas, where they coalesce and malloc_trim releases them. (A
- * variant that kept the 7 fresh chunks instead left 2-3% more RSS in the
+ * variant that kept the 7 fresh chunks instead left more RSS in the
  * soak's block mode.) Then malloc_trim(0), and one free of a 64 KiB block
  * so that glibc also trims the top of the caller's arena, which
  * malloc_trim leaves alone in every arena but the main one. Only plain

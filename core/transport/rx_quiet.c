@@ -5,7 +5,7 @@
  * pings costs one flag store per pong and a visit per tick. */
 #include "transport/rx_quiet.h"
 
-#include "transport/rx_buffers.h"
+#include "transport/lws_state.h"
 #include "shell/server.h"
 
 #include <stdlib.h>
@@ -16,13 +16,13 @@
  * client is listed. */
 #define RX_QUIET_PERIOD_US (2 * LWS_US_PER_SEC)
 
-static void tick(lws_sorted_usec_list_t *sul);
+static void tick(wsni_timer *tm);
 
 static void arm(wsn_server *srv)
 {
     if (!srv->rx_quiet_armed) {
         srv->rx_quiet_armed = 1;
-        lws_sul_schedule(srv->ctx, 0, &srv->rx_quiet_sul, tick, RX_QUIET_PERIOD_US);
+        wsni_timer_arm(srv, &srv->rx_quiet_timer, tick, RX_QUIET_PERIOD_US);
     }
 }
 
@@ -64,9 +64,9 @@ void wsni_rx_quiet_remove(wsn_server *srv, wsn_client *c)
  * outstanding. Clients with permessage-deflate are never
  * listed: the inflater works through the same buffer and may hold output
  * there between passes. */
-static void tick(lws_sorted_usec_list_t *sul)
+static void tick(wsni_timer *tm)
 {
-    wsn_server *srv = lws_container_of(sul, wsn_server, rx_quiet_sul);
+    wsn_server *srv = wsni_container_of(tm, wsn_server, rx_quiet_timer);
     srv->rx_quiet_armed = 0;
     /* Released together (wsni_rx_pool_release merges neighbours); without
      * room for the list, one at a time. */
@@ -84,11 +84,11 @@ static void tick(lws_sorted_usec_list_t *sul)
         if (quiet)
             quiet[quiet_len++] = one;
         else
-            wsni_rx_pool_release(&srv->rx_pool, &one, 1);
+            wsni_rx_pool_release(&srv->lws->rx_pool, &one, 1);
         unlist(srv, c);
     }
     if (quiet_len)
-        wsni_rx_pool_release(&srv->rx_pool, quiet, quiet_len);
+        wsni_rx_pool_release(&srv->lws->rx_pool, quiet, quiet_len);
     free(quiet);
     if (srv->rx_quiet_len)
         arm(srv);
@@ -96,7 +96,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 
 void wsni_rx_quiet_stop(wsn_server *srv)
 {
-    lws_sul_cancel(&srv->rx_quiet_sul);
+    wsni_timer_cancel(srv, &srv->rx_quiet_timer);
     srv->rx_quiet_armed = 0;
     for (size_t i = 0; i < srv->rx_quiet_len; i++)
         srv->rx_quiet[i]->rx_quiet_slot = 0;

@@ -1,0 +1,48 @@
+/* What the engine asks of the network, and all it may ask: it includes no
+ * libwebsockets header. The lws transport (transport/lws_transport.c)
+ * implements this; engine tests implement it with a recorder.
+ *
+ * Owns: the interface and the timer record. Every call is made on the I/O
+ * thread (the thread that runs the transport's loop). */
+#ifndef WSN_ENGINE_TRANSPORT_H
+#define WSN_ENGINE_TRANSPORT_H
+
+#include "wsnotify.h"
+
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Room for the transport's own timer record (lws 4.1's sorted usec list
+ * entry is 48 bytes on 64-bit; the lws transport checks it fits). */
+#define WSNI_TIMER_IMPL_SIZE 64
+
+typedef struct wsni_timer wsni_timer;
+typedef void (*wsni_timer_fn)(wsni_timer *t);
+
+/* Embedded in the object it serves; the callback finds that object with
+ * wsni_container_of. Zeroed = not armed. */
+struct wsni_timer {
+    alignas(max_align_t) unsigned char impl[WSNI_TIMER_IMPL_SIZE]; /* first: the transport's */
+    wsni_timer_fn fn;
+};
+
+#define wsni_container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+typedef struct wsni_transport {
+    /* Tell the transport that c has frames queued (or a close pending):
+     * it calls back when c's socket can take them. */
+    void (*want_write)(wsn_client *c);
+    /* Cut c's connection now, without a close frame (a polite close is
+     * the engine's: wsni_client_begin_close queues it behind the data). */
+    void (*cut)(wsn_client *c);
+    /* Run fn(t) once after delay_us; re-arming replaces the deadline. */
+    void (*timer_arm)(wsn_server *srv, wsni_timer *t, wsni_timer_fn fn, int64_t delay_us);
+    /* Forget t if armed; harmless if not. */
+    void (*timer_cancel)(wsni_timer *t);
+    /* Monotonic microseconds, the clock of timer_arm. */
+    int64_t (*now_us)(wsn_server *srv);
+} wsni_transport;
+
+#endif

@@ -1,0 +1,426 @@
+/*
+ * The engine without sockets: a server that is never started gets a fake
+ * transport that records write requests, cuts and timers, and has a clock
+ * the test moves. Clients are engine objects marked connected; nothing
+ * listens, nothing sleeps, and a timer fires only when the test says so.
+ *
+ * Covers subscribe / publish fan-out, publish runs, drop and block
+ * backpressure (with their deadlines), the coalescing flush timer and the
+ * polite close that keeps the queue (what shutdown does to every client).
+ */
+#include "testutil.h"
+
+#include "engine/outgoing.h"
+#include "engine/registry.h"
+#include "shell/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_RECORDS 64
+
+static struct {
+    wsn_client *writes[MAX_RECORDS];
+    size_t n_writes;
+    wsn_client *cuts[MAX_RECORDS];
+    size_t n_cuts;
+    wsni_timer *armed[MAX_RECORDS];
+    wsni_timer_fn fns[MAX_RECORDS];
+    int64_t due[MAX_RECORDS];
+    size_t n_armed;
+    int64_t now;
+} fake;
+
+static void fake_want_write(wsn_client *c)
+{
+    CHECK(fake.n_writes < MAX_RECORDS);
+    fake.writes[fake.n_writes++] = c;
+}
+
+static void fake_cut(wsn_client *c)
+{
+    CHECK(fake.n_cuts < MAX_RECORDS);
+    fake.cuts[fake.n_cuts++] = c;
+}
+
+static int armed_index(const wsni_timer *t)
+{
+    for (size_t i = 0; i < fake.n_armed; i++)
+        if (fake.armed[i] == t)
+            return (int)i;
+    return -1;
+}
+
+static void fake_timer_cancel(wsni_timer *t)
+{
+    int i = armed_index(t);
+    if (i < 0)
+        return;
+    fake.n_armed--;
+    fake.armed[i] = fake.armed[fake.n_armed];
+    fake.fns[i] = fake.fns[fake.n_armed];
+    fake.due[i] = fake.due[fake.n_armed];
+}
+
+static void fake_timer_arm(wsn_server *srv, wsni_timer *t, wsni_timer_fn fn, int64_t delay_us)
+{
+    (void)srv;
+    fake_timer_cancel(t);
+    CHECK(fake.n_armed < MAX_RECORDS);
+    fake.armed[fake.n_armed] = t;
+    fake.fns[fake.n_armed] = fn;
+    fake.due[fake.n_armed] = fake.now + delay_us;
+    fake.n_armed++;
+}
+
+static int64_t fake_now(wsn_server *srv)
+{
+    (void)srv;
+    return fake.now;
+}
+
+static const wsni_transport fake_transport = {
+    .want_write = fake_want_write,
+    .cut = fake_cut,
+    .timer_arm = fake_timer_arm,
+    .timer_cancel = fake_timer_cancel,
+    .now_us = fake_now,
+};
+
+/* Moves the clock to the timer's deadline and runs it, as a loop would. */
+static void fire(wsni_timer *t)
+{
+    int i = armed_index(t);
+    CHECK_MSG(i >= 0, "timer %p is not armed", (void *)t);
+    wsni_timer_fn fn = fake.fns[i];
+    fake.now = fake.due[i];
+    fake_timer_cancel(t);
+    fn(t);
+}
+
+static size_t count_writes(const wsn_client *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fake.n_writes; i++)
+        n += fake.writes[i] == c;
+    return n;
+}
+
+/* Any non-NULL connection handle: the engine only asks whether there is one. */
+static struct lws *const CONNECTED = (struct lws *)(uintptr_t)0x1000;
+
+static wsn_server *engine_new(int send_buffer, int drop, int coalesce_ms)
+{
+    memset(&fake, 0, sizeof(fake));
+    fake.now = 1000000;
+    wsn_options *o = wsn_options_new();
+    CHECK(o);
+    CHECK_OK(wsn_options_set_int(o, WSN_OPT_SEND_BUFFER, send_buffer));
+    CHECK_OK(wsn_options_set_int(o, WSN_OPT_DROP_ON_BACKPRESSURE, drop));
+    CHECK_OK(wsn_options_set_int(o, WSN_OPT_WRITE_WAIT, 500));
+    CHECK_OK(wsn_options_set_int(o, WSN_OPT_CLOSE_GRACE, 200));
+    wsn_server *srv = NULL;
+    CHECK_OK(wsn_server_new(o, &srv, NULL, 0));
+    wsn_options_free(o);
+    srv->transport = &fake_transport;
+    srv->flush_delay_us = (int64_t)coalesce_ms * 1000;
+    return srv;
+}
+
+static wsn_client *client_new(wsn_server *srv)
+{
+    wsn_client *c = wsni_client_new(srv);
+    CHECK(c);
+    c->format = FORMAT_JSON;
+    c->wsi = CONNECTED;
+    return c;
+}
+
+/* What a disconnect does to the engine's side of a client. */
+static void client_gone(wsn_server *srv, wsn_client *c)
+{
+    wsni_client_flush_forget(c);
+    wsni_client_queue_clear(c);
+    wsni_registry_remove_client(&srv->reg, c);
+    c->wsi = NULL;
+    wsni_timer_cancel(srv, &c->deadline_timer);
+    free(c->close_reason);
+    c->close_reason = NULL;
+    wsn_client_release(c);
+}
+
+static void engine_free(wsn_server *srv)
+{
+    wsni_registry_clear(&srv->reg);
+    wsn_server_free(srv);
+}
+
+static outgoing *text_out(const char *channel, const char *text)
+{
+    outgoing *o = wsni_message_out_new(channel, WSN_TYPE_TEXT, text, strlen(text), 0, NULL, NULL);
+    CHECK(o);
+    return o;
+}
+
+/* The queued frame's JSON text carries the message as its "message". */
+static void check_queued(wsn_client *c, unsigned index, const char *text)
+{
+    wsn_frame *f = wsni_client_queue_peek(c, index);
+    CHECK_MSG(f, "client %s: nothing queued at %u", c->id, index);
+    char want[128];
+    snprintf(want, sizeof(want), "\"message\":\"%s\"", text);
+    CHECK_MSG(strstr((const char *)f->payload, want), "queued %s, want %s", f->payload, want);
+}
+
+static void test_publish_fans_out(void)
+{
+    wsn_server *srv = engine_new(8, 1, 0);
+    wsn_client *a = client_new(srv), *b = client_new(srv), *other = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, a, "news"));
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, b, "news"));
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, other, "sport"));
+
+    outgoing *o = text_out("news", "hello");
+    CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
+    wsni_outgoing_free(o);
+
+    CHECK_EQ(a->ring_len, 1);
+    CHECK_EQ(b->ring_len, 1);
+    CHECK_EQ(other->ring_len, 0);
+    check_queued(a, 0, "hello");
+    /* One frame shared by both queues: encoded once. */
+    CHECK(wsni_client_queue_peek(a, 0) == wsni_client_queue_peek(b, 0));
+    CHECK_EQ(count_writes(a), 1);
+    CHECK_EQ(count_writes(b), 1);
+    CHECK_EQ(count_writes(other), 0);
+
+    /* Unsubscribed: the next publish passes it by. */
+    wsni_registry_unsubscribe(&srv->reg, b, "news");
+    o = text_out("news", "again");
+    CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
+    wsni_outgoing_free(o);
+    CHECK_EQ(a->ring_len, 2);
+    CHECK_EQ(b->ring_len, 1);
+    check_queued(a, 1, "again");
+    /* A write is asked for once until the transport reports it done. */
+    CHECK_EQ(count_writes(a), 1);
+
+    wsni_client_queue_pop(a, 2);
+    CHECK_EQ(a->ring_len, 0);
+    CHECK_EQ(fake.n_cuts, 0);
+    CHECK_EQ(fake.n_armed, 0);
+    client_gone(srv, a);
+    client_gone(srv, b);
+    client_gone(srv, other);
+    engine_free(srv);
+}
+
+static void test_publish_run_keeps_order(void)
+{
+    wsn_server *srv = engine_new(8, 1, 0);
+    wsn_client *a = client_new(srv), *b = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, a, "news"));
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, b, "news"));
+    outgoing *outs[3] = {text_out("news", "m1"), text_out("news", "m2"), text_out("news", "m3")};
+    CHECK_OK(wsni_deliver_run_to_channel(srv, "news", outs, 3, 1));
+    for (int i = 0; i < 3; i++)
+        wsni_outgoing_free(outs[i]);
+    const char *want[] = {"m1", "m2", "m3"};
+    for (unsigned i = 0; i < 3; i++) {
+        check_queued(a, i, want[i]);
+        check_queued(b, i, want[i]);
+    }
+    CHECK_EQ(count_writes(a), 1);
+    CHECK_EQ(count_writes(b), 1);
+    client_gone(srv, a);
+    client_gone(srv, b);
+    engine_free(srv);
+}
+
+static void test_drop_closes_full_client(void)
+{
+    wsn_server *srv = engine_new(2, 1, 0);
+    wsn_client *slow = client_new(srv), *fast = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, slow, "news"));
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, fast, "news"));
+    const char *texts[] = {"1", "2", "3"};
+    for (int i = 0; i < 3; i++) {
+        outgoing *o = text_out("news", texts[i]);
+        CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
+        wsni_outgoing_free(o);
+        /* The fast one writes everything as soon as asked. */
+        wsni_client_queue_pop(fast, fast->ring_len);
+        fast->write_requested = 0;
+    }
+    /* The third found the slow queue full: dropped, queue discarded, a
+     * 1001 close with the backpressure reason due. */
+    CHECK(slow->closing);
+    CHECK_EQ(slow->close_code, 1001);
+    CHECK_STR(slow->close_reason, "going away: backpressure");
+    CHECK_EQ(slow->ring_len, 0);
+    CHECK(!fast->closing);
+    CHECK_EQ(count_writes(fast), 3);
+    /* Nothing more is queued for a closing client. */
+    outgoing *o = text_out("news", "4");
+    CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
+    wsni_outgoing_free(o);
+    CHECK_EQ(slow->ring_len, 0);
+    CHECK_EQ(fast->ring_len, 1);
+    /* The close frame gets close_grace to leave; then the socket is cut. */
+    CHECK_EQ(fake.n_cuts, 0);
+    CHECK(armed_index(&slow->deadline_timer) >= 0);
+    int64_t armed_at = fake.now;
+    fire(&slow->deadline_timer);
+    CHECK_EQ(fake.now - armed_at, 200 * 1000);
+    CHECK_EQ(fake.n_cuts, 1);
+    CHECK(fake.cuts[0] == slow);
+    client_gone(srv, slow);
+    client_gone(srv, fast);
+    engine_free(srv);
+}
+
+static void test_block_overflows_then_drains(void)
+{
+    wsn_server *srv = engine_new(2, 0, 0);
+    wsn_client *c = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, c, "news"));
+    const char *texts[] = {"1", "2", "3", "4"};
+    for (int i = 0; i < 4; i++) {
+        outgoing *o = text_out("news", texts[i]);
+        CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
+        wsni_outgoing_free(o);
+    }
+    /* Two in the queue, two waiting in order; the client is stalled and
+     * publishers see no room. */
+    CHECK_EQ(c->ring_len, 2);
+    CHECK(c->overflow_head && c->overflow_head->next && !c->overflow_head->next->next);
+    CHECK(c->stalled);
+    CHECK_EQ(srv->stalled_clients, 1);
+    CHECK(!c->closing);
+    CHECK(armed_index(&c->deadline_timer) >= 0);
+    /* A caller that may not wait (the I/O thread itself) is told at once. */
+    outgoing *o = text_out("news", "5");
+    CHECK_RC(wsni_deliver_to_channel(srv, "news", o, 0), WSN_EBACKPRESSURE);
+    wsni_outgoing_free(o);
+
+    /* The transport wrote both: the waiting ones move up, in order, and
+     * the stall (and its deadline) ends. */
+    wsni_client_queue_pop(c, 2);
+    wsni_client_refill_from_overflow(c);
+    CHECK_EQ(c->ring_len, 2);
+    check_queued(c, 0, "3");
+    check_queued(c, 1, "4");
+    CHECK(!c->stalled);
+    CHECK_EQ(srv->stalled_clients, 0);
+    CHECK(armed_index(&c->deadline_timer) < 0);
+    CHECK(!c->closing);
+    client_gone(srv, c);
+    engine_free(srv);
+}
+
+static void test_block_stall_deadline_drops(void)
+{
+    wsn_server *srv = engine_new(1, 0, 0);
+    wsn_client *c = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, c, "news"));
+    for (int i = 0; i < 2; i++) {
+        outgoing *o = text_out("news", "x");
+        CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
+        wsni_outgoing_free(o);
+    }
+    CHECK(c->stalled);
+    int64_t stalled_at = fake.now;
+    /* Still stalled after write_wait: dropped like in drop mode. */
+    fire(&c->deadline_timer);
+    CHECK_EQ(fake.now - stalled_at, 500 * 1000);
+    CHECK(c->closing);
+    CHECK_EQ(c->close_code, 1001);
+    CHECK_EQ(c->ring_len, 0);
+    CHECK(!c->overflow_head);
+    CHECK(!c->stalled);
+    CHECK_EQ(srv->stalled_clients, 0);
+    /* The same timer now holds close_grace. */
+    CHECK(armed_index(&c->deadline_timer) >= 0);
+    client_gone(srv, c);
+    engine_free(srv);
+}
+
+static void test_coalesce_waits_for_flush(void)
+{
+    wsn_server *srv = engine_new(8, 1, 5);
+    wsn_client *a = client_new(srv), *b = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, a, "news"));
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, b, "news"));
+    /* Quiet server: the first write is asked for at once. */
+    srv->last_write = fake.now - 10 * 1000;
+    outgoing *o = text_out("news", "first");
+    CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
+    wsni_outgoing_free(o);
+    CHECK_EQ(count_writes(a), 1);
+    CHECK_EQ(fake.n_armed, 0);
+    /* Busy server (wrote just now): requests wait for one flush. */
+    wsni_client_queue_pop(a, 1);
+    wsni_client_queue_pop(b, 1);
+    a->write_requested = b->write_requested = 0;
+    srv->last_write = fake.now;
+    const char *texts[] = {"p1", "p2"};
+    for (int i = 0; i < 2; i++) {
+        o = text_out("news", texts[i]);
+        CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
+        wsni_outgoing_free(o);
+    }
+    CHECK_EQ(count_writes(a), 1);
+    CHECK_EQ(count_writes(b), 1);
+    CHECK_EQ(a->ring_len, 2);
+    CHECK(armed_index(&srv->flush_timer) >= 0);
+    int64_t before = fake.now;
+    fire(&srv->flush_timer);
+    CHECK_EQ(fake.now - before, 5 * 1000);
+    /* One request each for both frames. */
+    CHECK_EQ(count_writes(a), 2);
+    CHECK_EQ(count_writes(b), 2);
+    client_gone(srv, a);
+    client_gone(srv, b);
+    engine_free(srv);
+}
+
+static void test_polite_close_keeps_queue(void)
+{
+    wsn_server *srv = engine_new(8, 1, 0);
+    wsn_client *c = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, c, "news"));
+    outgoing *o = text_out("news", "last words");
+    CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
+    wsni_outgoing_free(o);
+    c->write_requested = 0;
+    /* What shutdown does to each client: the queue leaves first, then the
+     * close frame; no deadline, no cut. */
+    wsni_client_begin_close(c, 1001, "server shutdown", 0);
+    CHECK(c->closing);
+    CHECK_EQ(c->close_code, 1001);
+    CHECK_STR(c->close_reason, "server shutdown");
+    CHECK_EQ(c->ring_len, 1);
+    check_queued(c, 0, "last words");
+    CHECK_EQ(count_writes(c), 2);
+    CHECK_EQ(fake.n_armed, 0);
+    CHECK_EQ(fake.n_cuts, 0);
+    /* A second close changes nothing. */
+    wsni_client_begin_close(c, 1008, "other", 1);
+    CHECK_EQ(c->close_code, 1001);
+    CHECK_EQ(c->ring_len, 1);
+    client_gone(srv, c);
+    engine_free(srv);
+}
+
+static const tu_test tests[] = {
+    {"publish_fans_out", test_publish_fans_out},
+    {"publish_run_keeps_order", test_publish_run_keeps_order},
+    {"drop_closes_full_client", test_drop_closes_full_client},
+    {"block_overflows_then_drains", test_block_overflows_then_drains},
+    {"block_stall_deadline_drops", test_block_stall_deadline_drops},
+    {"coalesce_waits_for_flush", test_coalesce_waits_for_flush},
+    {"polite_close_keeps_queue", test_polite_close_keeps_queue},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) { return tu_main(tests, argc, argv); }
