@@ -1,14 +1,38 @@
-/* Batched publishing (publish_wait). The table of pending batches is
- * shared under srv->batch_lock so callers get their answer (and limit
- * errors) at once; timers live on the I/O thread and find their batch by
- * key and generation, so a cancelled or flushed batch is never touched by
- * a late timer. */
+/* Batched publishing (publish_wait): the batch, its encoding and its
+ * delivery; the caller side, which fills the table, is
+ * shell/publish_wait.c. The table of pending batches is shared under
+ * srv->batch_lock so callers get their answer (and limit errors) at once;
+ * timers live on the I/O thread and find their batch by key and
+ * generation, so a cancelled or flushed batch is never touched by a late
+ * timer. */
 #ifndef WSN_BATCH_H
 #define WSN_BATCH_H
 
-#include "shell/server.h"
+#include "engine/objects.h"
 
-struct batch;
+#include <uthash.h>
+
+/* One pending message of a batch; de-duplicated by its canonical text. */
+typedef struct batch_entry {
+    char *canonical; /* the de-duplication key; also the hash key */
+    char *value;     /* what goes on the wire: JSON value or raw text */
+    size_t value_len;
+    struct batch_entry *next; /* arrival order */
+    UT_hash_handle hh;
+} batch_entry;
+
+struct batch {
+    char *key; /* channel NUL ident(8 bytes) */
+    size_t key_len;
+    char *channel;
+    char *name;
+    wsn_message_type type;
+    uint64_t generation;
+    batch_entry *seen; /* hash of entries by canonical text */
+    batch_entry *first, *last;
+    size_t count, bytes;
+    UT_hash_handle hh;
+};
 
 void wsni_batch_free(struct batch *b);
 /* io: arms the ttl timer of the batch (key, generation). */

@@ -1,6 +1,6 @@
 /* The I/O thread's side of delivery: per-client bounded queues, fan-out to
  * a channel, backpressure, and closing a client politely. */
-#include "shell/commands.h"
+#include "engine/objects.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +66,7 @@ static void unstall(wsn_client *c)
     pthread_mutex_lock(&srv->lock);
     c->stalled = 0;
     srv->stalled_clients--;
-    wsni_server_room_update(srv);
+    wsni_room_update(srv);
     /* A sender to this one client may go on even while others stall. */
     if (srv->publish_waiters)
         pthread_cond_broadcast(&srv->cond);
@@ -196,7 +196,7 @@ void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, i
 
 static void drop_for_backpressure(wsn_client *c)
 {
-    const char *reason = opt_str(c->srv->opts, WSN_OPT_BACKPRESSURE_REASON);
+    const char *reason = c->srv->backpressure_reason;
     wsni_log(c->srv, WSN_LOG_WARN, "client %s: send queue full, closing (%s)", c->id, reason);
     wsni_client_begin_close(c, 1001 /* going away */, reason, 1);
 }
@@ -242,7 +242,7 @@ int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wai
         pthread_mutex_lock(&srv->lock);
         c->stalled = 1;
         srv->stalled_clients++;
-        wsni_server_room_update(srv);
+        wsni_room_update(srv);
         pthread_mutex_unlock(&srv->lock);
         wsni_timer_arm(srv, &c->deadline_timer, stall_expired, srv->write_wait_ms * 1000);
     }

@@ -1,6 +1,6 @@
 /* Typed per-client metadata. Guarded by the client's own lock, so hosts
  * may read and write it from any thread; values are copied in and out. */
-#include "shell/server.h"
+#include "engine/objects.h"
 #include "util/strlist.h"
 #include "util/text.h"
 

@@ -1,6 +1,6 @@
 #include "engine/registry.h"
 
-#include "shell/server.h"
+#include "engine/objects.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -43,6 +43,15 @@ typedef struct wsni_transport {
     void (*timer_cancel)(wsni_timer *t);
     /* Monotonic microseconds, the clock of timer_arm. */
     int64_t (*now_us)(wsn_server *srv);
+
+    /* Asked by the shell's command queue, never by the engine (a
+     * transport for engine tests may leave them NULL): */
+    /* Lock held: wake the I/O thread to take the queued commands. */
+    void (*wake)(wsn_server *srv);
+    /* io: refuse new clients, flush, close everyone, end the loop. */
+    void (*begin_shutdown)(wsn_server *srv, int64_t timeout_ms);
+    /* io: stop (1) or resume (0) reading from every client. */
+    void (*pause_rx)(wsn_server *srv, int pause);
 } wsni_transport;
 
 #endif

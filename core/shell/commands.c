@@ -1,5 +1,4 @@
 #include "shell/commands.h"
-#include "transport/loop.h"
 
 #include "engine/batch.h"
 
@@ -9,10 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Publish commands queued at most; beyond this publishers wait (both
- * modes), so a publisher faster than the I/O thread cannot grow memory
- * without bound. */
-#define COMMAND_QUEUE_LIMIT 16384
 /* Consecutive publishes to one channel delivered in one walk, at most. */
 #define PUBLISH_RUN_MAX 64
 
@@ -52,38 +47,15 @@ static void deadline_after(struct timespec *ts, int64_t ms)
     }
 }
 
-/* Lock held. Room as wsn_server_room_fd() documents it. */
-static int has_room(const wsn_server *srv)
-{
-    return srv->state != SRV_RUNNING ||
-           (!srv->stalled_clients && srv->cmd_publishes < COMMAND_QUEUE_LIMIT);
-}
-
-void wsni_server_room_update(wsn_server *srv)
-{
-    int open = has_room(srv);
-    if (open == srv->room_open)
-        return;
-    srv->room_open = open;
-    uint64_t value = 1;
-    ssize_t n;
-    /* write adds one to a zero counter; read takes it back to zero. Both
-     * only on a flip, so the counter is 0 or 1 and never blocks. */
-    do
-        n = open ? write(srv->room_fd, &value, sizeof(value))
-                 : read(srv->room_fd, &value, sizeof(value));
-    while (n < 0 && errno == EINTR);
-}
-
 /* Lock held. A message to one client needs room in that client only: it
  * adds nothing to another client's overflow, so a stalled subscriber need
  * not hold up a reply to someone else. */
 static int has_room_for(const wsn_server *srv, const command *cmd)
 {
     if (cmd->kind != CMD_SEND)
-        return has_room(srv);
+        return wsni_room_open(srv);
     return srv->state != SRV_RUNNING ||
-           (!cmd->client->stalled && srv->cmd_publishes < COMMAND_QUEUE_LIMIT);
+           (!cmd->client->stalled && srv->cmd_publishes < WSNI_COMMAND_QUEUE_LIMIT);
 }
 
 /* Waits (lock held) while publishing would overfill: a stalled client in
@@ -111,7 +83,7 @@ int wsni_command_publish_admission(wsn_server *srv, int flags)
     int rc = WSN_OK;
     if (srv->state != SRV_RUNNING)
         rc = WSN_ECLOSED;
-    else if ((flags & WSN_PUBLISH_NONBLOCK) && !has_room(srv) && !wsni_server_on_io_thread(srv))
+    else if ((flags & WSN_PUBLISH_NONBLOCK) && !wsni_room_open(srv) && !wsni_server_on_io_thread(srv))
         rc = WSN_EAGAIN;
     pthread_mutex_unlock(&srv->lock);
     return rc;
@@ -127,7 +99,7 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
         int rc = WSN_ECLOSED;
         if (running) {
             /* Commands queued before this call keep their place. */
-            wsni_server_run_commands(srv);
+            wsni_commands_run(srv);
             rc = wsni_command_apply(srv, cmd, 0);
         }
         wsni_command_free(cmd);
@@ -159,13 +131,13 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
     else
         srv->cmd_head = cmd;
     srv->cmd_tail = cmd;
-    if (is_publish(cmd) && ++srv->cmd_publishes == COMMAND_QUEUE_LIMIT)
-        wsni_server_room_update(srv);
+    if (is_publish(cmd) && ++srv->cmd_publishes == WSNI_COMMAND_QUEUE_LIMIT)
+        wsni_room_update(srv);
     /* Only the first command needs a wake-up: the I/O thread takes the whole
      * list when it wakes. Called under the lock so the context cannot be
      * destroyed in between (ctx_alive is cleared under it). */
     if (was_empty)
-        wsni_loop_wake(srv);
+        srv->transport->wake(srv);
     pthread_mutex_unlock(&srv->lock);
     return WSN_OK;
 }
@@ -200,14 +172,14 @@ int wsni_commands_pending(wsn_server *srv)
     return pending;
 }
 
-void wsni_server_run_commands(wsn_server *srv)
+void wsni_commands_run(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->lock);
     command *cmd = srv->cmd_head;
     srv->cmd_head = srv->cmd_tail = NULL;
     size_t publishes = srv->cmd_publishes;
     srv->cmd_publishes = 0;
-    wsni_server_room_update(srv);
+    wsni_room_update(srv);
     if (publishes && srv->publish_waiters)
         pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
@@ -241,10 +213,10 @@ int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
         wsni_registry_unsubscribe(&srv->reg, cmd->client, cmd->channel);
         return WSN_OK;
     case CMD_SHUTDOWN:
-        wsni_loop_begin_shutdown(srv, cmd->arg);
+        srv->transport->begin_shutdown(srv, cmd->arg);
         return WSN_OK;
     case CMD_RESUME_RX:
-        wsni_loop_pause_rx(srv, 0);
+        srv->transport->pause_rx(srv, 0);
         return WSN_OK;
     case CMD_BATCH_ARM:
         return wsni_batch_arm(srv, cmd->batch_key, cmd->batch_key_len, cmd->batch_generation, cmd->arg);

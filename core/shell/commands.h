@@ -49,9 +49,10 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags);
  * WSN_PUBLISH_NONBLOCK and there is no room now (any thread). */
 int wsni_command_publish_admission(wsn_server *srv, int flags);
 
-/* Lock held: room (see wsn_server_room_fd) may have changed; the room fd
- * is written only when it flips, so this costs a compare otherwise. */
-void wsni_server_room_update(wsn_server *srv);
+/* Moves every queued command out and applies it (io). */
+void wsni_commands_run(wsn_server *srv);
+/* Whether commands wait for the I/O thread (any thread). */
+int wsni_commands_pending(wsn_server *srv);
 
 /* Applies one command on the I/O thread. may_wait: the caller could be
  * made to wait, so a full client in block mode gets an overflow entry. */

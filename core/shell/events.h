@@ -40,9 +40,13 @@ typedef struct event_queue {
     size_t log_count;              /* lock */
     size_t log_cap;                /* const: WSN_OPT_LOG_QUEUE, 0 = off */
     uint64_t logs_dropped;         /* lock */
+    /* const: frees an event the host never took (wsn_event_free, given by
+     * the server, so the queue needs nothing of clients) */
+    void (*free_event)(struct wsn_event *ev);
 } event_queue;
 
-int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap);
+int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap,
+                          void (*free_event)(struct wsn_event *ev));
 /* Frees every queued event and the fd. */
 void wsni_event_queue_destroy(event_queue *q);
 /* Appends. Returns 1 when reads must pause now: the MESSAGE backlog

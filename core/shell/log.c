@@ -1,24 +1,15 @@
-/* Logging through the host's callback, and the per-server last error. */
+/* Where log lines go (the host's callback or the pulled queue), the
+ * pulled-log calls, and the per-server last error. */
 #include "shell/server.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-void wsni_log(wsn_server *srv, wsn_log_level level, const char *fmt, ...)
+void wsni_log_sink(wsn_server *srv, wsn_log_level level, const char *msg)
 {
-    if (level == WSN_LOG_NONE || level > opt_int(srv->opts, WSN_OPT_LOG_LEVEL))
-        return;
-    if (!srv->opts->log_fn && !srv->events.log_cap)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     if (!srv->opts->log_fn) {
-        size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
-        wsni_event_queue_push_log(&srv->events, level, msg, len);
+        wsni_event_queue_push_log(srv->events, level, msg, strlen(msg));
         return;
     }
     /* The header promises one call at a time per server. */
@@ -32,16 +23,16 @@ WSN_API int wsn_server_next_log(wsn_server *srv, wsn_log_level *level, char *buf
 {
     if (!srv || !level || !len)
         return WSN_EINVAL;
-    return wsni_event_queue_pop_log(&srv->events, level, buf, cap, len);
+    return wsni_event_queue_pop_log(srv->events, level, buf, cap, len);
 }
 
 WSN_API uint64_t wsn_server_logs_dropped(wsn_server *srv)
 {
     if (!srv)
         return 0;
-    pthread_mutex_lock(&srv->events.lock);
-    uint64_t dropped = srv->events.logs_dropped;
-    pthread_mutex_unlock(&srv->events.lock);
+    pthread_mutex_lock(&srv->events->lock);
+    uint64_t dropped = srv->events->logs_dropped;
+    pthread_mutex_unlock(&srv->events->lock);
     return dropped;
 }
 

@@ -12,33 +12,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-void wsni_server_ref(wsn_server *srv) { atomic_fetch_add_explicit(&srv->refs, 1, memory_order_relaxed); }
-
-void wsni_server_unref(wsn_server *srv)
-{
-    if (atomic_fetch_sub_explicit(&srv->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    wsni_batch_table_clear(srv);
-    wsni_event_queue_destroy(&srv->events);
-    close(srv->room_fd);
-    pthread_mutex_destroy(&srv->lock);
-    pthread_cond_destroy(&srv->cond);
-    pthread_mutex_destroy(&srv->err_lock);
-    pthread_mutex_destroy(&srv->log_lock);
-    pthread_mutex_destroy(&srv->batch_lock);
-    wsn_options_free(srv->opts);
-    free(srv->coalesce);
-    free(srv->flush_list);
-    wsni_loop_release(srv);
-    free(srv);
-}
-
-int wsni_server_on_io_thread(const wsn_server *srv)
-{
-    /* io_tid is written before start() returns and never again. */
-    return srv->start_called && pthread_equal(pthread_self(), srv->io_tid);
-}
-
 static void copy_error(char *errbuf, size_t len, const char *msg)
 {
     if (errbuf && len)
@@ -118,16 +91,24 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     /* Room is open until a publish finds none: the fd starts readable. */
     srv->room_open = 1;
     srv->room_fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (srv->room_fd < 0 || wsni_event_queue_init(&srv->events, srv->event_queue_limit,
-                                               (size_t)opt_int(copy, WSN_OPT_LOG_QUEUE))) {
+    srv->events = calloc(1, sizeof(*srv->events));
+    if (srv->room_fd < 0 || !srv->events ||
+        wsni_event_queue_init(srv->events, srv->event_queue_limit,
+                              (size_t)opt_int(copy, WSN_OPT_LOG_QUEUE), wsn_event_free)) {
         /* Nothing else holds resources yet. */
         if (srv->room_fd >= 0)
             close(srv->room_fd);
+        free(srv->events);
         wsn_options_free(copy);
         free(srv);
         copy_error(errbuf, errbuf_len, "cannot create an eventfd");
         return WSN_ENOMEM;
     }
+    srv->backpressure_reason = opt_str(copy, WSN_OPT_BACKPRESSURE_REASON);
+    srv->log_sink = wsni_log_sink;
+    srv->log_level = copy->log_fn || srv->events->log_cap
+                         ? (int)opt_int(copy, WSN_OPT_LOG_LEVEL)
+                         : WSN_LOG_NONE;
     srv->state = SRV_NEW;
     srv->port = -1;
     *out = srv;
@@ -209,7 +190,7 @@ static void emit_stopped_without_loop(wsn_server *srv)
 {
     struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
     if (ev)
-        wsni_event_queue_push(&srv->events, ev, 0);
+        wsni_event_queue_push(srv->events, ev, 0);
 }
 
 WSN_API int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms)
@@ -226,7 +207,7 @@ WSN_API int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms)
     if (srv->state == SRV_RUNNING) {
         command *cmd = wsni_command_new(CMD_SHUTDOWN);
         srv->state = SRV_DRAINING;
-        wsni_server_room_update(srv);
+        wsni_room_update(srv);
         /* Publishers waiting for room give up now. */
         pthread_cond_broadcast(&srv->cond);
         pthread_mutex_unlock(&srv->lock);
@@ -257,7 +238,7 @@ WSN_API void wsn_server_free(wsn_server *srv)
     }
     wsn_server_shutdown(srv, srv->write_wait_ms);
     /* Events nobody will take hold client references, which hold ours. */
-    wsni_event_queue_clear(&srv->events);
+    wsni_event_queue_clear(srv->events);
     wsni_server_unref(srv);
 }
 
@@ -300,7 +281,7 @@ WSN_API int wsn_server_client_list(wsn_server *srv, wsn_strlist **out)
 
 /* --- events, host side -------------------------------------------------- */
 
-WSN_API int wsn_server_event_fd(wsn_server *srv) { return srv ? srv->events.fd : -1; }
+WSN_API int wsn_server_event_fd(wsn_server *srv) { return srv ? srv->events->fd : -1; }
 
 WSN_API int wsn_server_room_fd(wsn_server *srv) { return srv ? srv->room_fd : -1; }
 
@@ -308,10 +289,10 @@ WSN_API int wsn_server_wait(wsn_server *srv, int timeout_ms)
 {
     if (!srv)
         return WSN_EINVAL;
-    struct pollfd pfd = {.fd = srv->events.fd, .events = POLLIN};
+    struct pollfd pfd = {.fd = srv->events->fd, .events = POLLIN};
     for (;;) {
         int closed;
-        int ready = wsni_event_queue_ready(&srv->events, &closed);
+        int ready = wsni_event_queue_ready(srv->events, &closed);
         if (ready)
             return 1;
         if (closed)
@@ -342,7 +323,7 @@ WSN_API int wsn_server_next_event(wsn_server *srv, wsn_event **out)
         return WSN_EINVAL;
     *out = NULL;
     int resume = 0;
-    int rc = wsni_event_queue_pop(&srv->events, out, &resume);
+    int rc = wsni_event_queue_pop(srv->events, out, &resume);
     if (resume)
         resume_rx(srv);
     return rc;

@@ -1,237 +1,29 @@
-/* The two central objects, shared by the files of the core. Each field
- * says which thread owns it: "lock" = srv->lock, "io" = the I/O thread only,
- * "const" = set before other threads can see the object. */
-#ifndef WSN_SERVER_H
-#define WSN_SERVER_H
+/* The shell's own calls on the server and client objects (defined in
+ * engine/objects.h): lifetime, the I/O thread's identity, client objects,
+ * the last error.
+ *
+ * Owns (declarations): lifetime.c, client.c, errors in log.c. */
+#ifndef WSN_SHELL_SERVER_H
+#define WSN_SHELL_SERVER_H
 
+#include "engine/objects.h"
 #include "shell/events.h"
-#include "engine/frame.h"
 #include "shell/options.h"
-#include "engine/outgoing.h"
-#include "engine/registry.h"
-#include "engine/transport.h"
-#include "wsnotify.h"
 
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdatomic.h>
-#include <uthash.h>
-
-/* The transport's objects, seen here only as pointers. */
-struct lws;
-struct lws_context;
-struct lws_vhost;
-struct wsni_lws;
-
-enum server_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
-
-typedef struct frame_node {
-    struct frame_node *next;
-    wsn_frame *frame;
-} frame_node;
-
-struct meta_entry;
-struct batch;
-struct batch_timer;
-
-/* Laid out without holes: 10,000 idle clients are 10,000 of these. */
-struct wsn_client {
-    atomic_int refs;
-    enum wire_format format; /* const */
-    wsn_server *srv;       /* const; holds a server reference */
-    char id[24];           /* const */
-    char remote[48];       /* const: INET6_ADDRSTRLEN fits */
-    const char *subprotocol; /* const: "" or a name in srv->protocols */
-
-    pthread_mutex_t meta_lock;
-    struct meta_entry *meta; /* meta_lock */
-    size_t meta_bytes;       /* meta_lock */
-
-    UT_hash_handle hh; /* srv->clients_by_id, lock */
-
-    /* io: the connection and its outgoing queue */
-    struct lws *wsi;
-    wsn_frame **ring; /* grows on demand up to send_buffer slots */
-    unsigned ring_head, ring_len, ring_cap;
-    int flush_slot;       /* index in srv->flush_list + 1, 0 when not there */
-    frame_node *overflow_head, *overflow_tail; /* block mode: waits for room */
-    wsn_frame *inflight;  /* deflate may still read it until next WRITEABLE */
-    membership *subs;
-    void *rx_buffer;      /* lws's receive buffer when in a slot of its own */
-    unsigned char *rx;    /* message being reassembled */
-    size_t rx_len, rx_cap;
-    /* io: keepalive.c's lists, in order of last ping and of last pong */
-    wsn_client *ping_prev, *ping_next, *pong_prev, *pong_next;
-    int64_t last_pong, last_ping;
-    /* One timer for two deadlines that never overlap: write_wait while
-     * stalled, then close_grace once dropped (dropping ends the stall). */
-    wsni_timer deadline_timer;
-    char *close_reason;   /* set with closing */
-    atomic_int connected; /* written by io, read anywhere */
-    uint16_t close_code;
-    bool stalled;         /* written by io under srv->lock; publishers read it
-                             under the lock */
-    bool write_requested; /* io flags from here on */
-    bool deflate;         /* permessage-deflate negotiated */
-    bool rx_binary;
-    bool need_ping;
-    bool keepalive_linked;
-    bool closing;         /* close frame pending: write what remains, then close */
-    bool rx_recent;       /* rx_quiet.c: rx_buffer written since the last tick */
-    unsigned rx_quiet_slot; /* index in srv->rx_quiet + 1, 0 when not there */
-};
-
-typedef struct handler {
-    wsn_event_fn fn;
-    void *user;
-} handler;
-
-typedef struct command command;
-
-struct wsn_server {
-    atomic_int refs; /* the host's, plus one per client object alive */
-    const wsni_transport *transport; /* const: what the engine calls the network through */
-
-    /* const after wsn_server_new */
-    wsn_options *opts;
-    int64_t write_wait_ms, pong_wait_ms, ping_period_ms, close_grace_ms;
-    size_t read_limit, max_channel_name, max_metadata_bytes;
-    unsigned send_buffer;
-    int drop_on_backpressure, events_on_io_thread, max_clients, compression, raw_incoming;
-    int malloc_trim;    /* WSN_OPT_MALLOC_TRIM */
-    int rx_buffer_pool; /* WSN_OPT_RX_BUFFER_POOL; io clears it when unsafe */
-    size_t event_queue_limit;
-    handler handlers[WSN_EVENT_STOPPED + 1]; /* const once started */
-
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    enum server_state state;  /* lock */
-    int start_called;         /* lock */
-    int start_result;         /* lock; 1 = still starting */
-    int port;                 /* lock */
-    int io_done;              /* lock: the I/O thread has finished */
-    int join_claimed, joined; /* lock */
-    int clients_cut;          /* lock: shutdown had to drop connections */
-    pthread_t io_tid;         /* const once start_called */
-    struct lws_context *ctx;  /* lock: lws_cancel_service only while ctx_alive */
-    int ctx_alive;            /* lock */
-    command *cmd_head, *cmd_tail; /* lock */
-    size_t cmd_publishes;     /* lock: publish commands queued */
-    int publish_waiters;      /* lock */
-    int stalled_clients;      /* lock */
-    int room_fd;              /* const: eventfd, readable while room_open */
-    int room_open;            /* lock: see wsn_server_room_fd */
-    wsn_client *clients_by_id; /* lock */
-    int connected;            /* lock */
-    atomic_int format_clients[FORMAT_COUNT]; /* io writes; publishers read */
-
-    event_queue events;
-
-    pthread_mutex_t err_lock;
-    char last_error[256]; /* err_lock */
-    pthread_mutex_t log_lock;
-
-    pthread_mutex_t batch_lock;
-    struct batch *batches;       /* batch_lock: pending batches by key */
-    uint64_t batch_generation;   /* batch_lock */
-    size_t max_pending_batches, max_batch_messages, max_batch_bytes; /* const */
-
-    /* io */
-    struct lws_vhost *vhost;
-    registry reg;
-    unsigned char *coalesce; /* WSNI_FRAME_PRE + coalesce_cap bytes */
-    size_t coalesce_cap;
-    int stop;
-    int draining;
-    int rx_paused;
-    unsigned pass_writes;  /* I/O thread: clients written to in this loop pass */
-    int in_service;        /* I/O thread: inside the service loop, where the host
-                            * is woken once per pass (wsni_event_queue_flush) */
-    wsn_client **flush_list; /* clients whose write request waits for the flush */
-    size_t flush_len, flush_cap;
-    int flush_armed;
-    wsni_timer flush_timer;
-    int64_t flush_delay_us;
-    int64_t last_write; /* when data last left for any client */
-    wsni_timer shutdown_timer;
-    /* keepalive.c: clients by last ping and by last pong, one timer */
-    wsn_client *ping_head, *ping_tail, *pong_head, *pong_tail;
-    wsni_timer keepalive_timer;
-    int64_t keepalive_due; /* when the timer fires; 0 = not armed */
-    int peak_since_trim;      /* most clients connected since the last malloc_trim */
-    wsni_timer trim_timer; /* io: wsni_memory_give_back() once clients left */
-    /* rx_quiet.c: clients whose receive buffer was written since released */
-    wsn_client **rx_quiet;
-    size_t rx_quiet_len, rx_quiet_cap;
-    int rx_quiet_armed;
-    wsni_timer rx_quiet_timer;
-    wsni_timer shutdown_final_timer;
-    struct batch_timer *batch_timers; /* armed ttl timers */
-    /* The lws transport's own state (transport/lws_state.h): its context
-     * setup and the receive-buffer pool. Made by wsni_loop_start. */
-    struct wsni_lws *lws;
-};
-
-/* server.c */
+/* lifetime.c */
 void wsni_server_ref(wsn_server *srv);
+/* Drops a reference; the last one frees the server (any thread). */
 void wsni_server_unref(wsn_server *srv);
 int wsni_server_on_io_thread(const wsn_server *srv);
-/* Moves every queued command out and applies it (io). */
-void wsni_server_run_commands(wsn_server *srv);
-/* Whether commands wait for the I/O thread (any thread). */
-int wsni_commands_pending(wsn_server *srv);
-/* Wakes publishers waiting for room (io). */
-void server_note_progress(wsn_server *srv);
 
 /* log.c */
-void wsni_log(wsn_server *srv, wsn_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 void wsni_set_error(wsn_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* metadata.c */
-void wsni_metadata_clear(wsn_client *c);
+/* The log sink of every server: the host's logger, else the pulled queue. */
+void wsni_log_sink(wsn_server *srv, wsn_log_level level, const char *msg);
 
 /* client.c */
 wsn_client *wsni_client_new(wsn_server *srv);
 /* Takes the client out of the id table (io, at disconnect). */
 void wsni_client_forget(wsn_client *c);
-
-/* delivery.c (io) */
-int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait);
-int wsni_deliver_to_channel(wsn_server *srv, const char *channel, outgoing *o, int may_wait);
-/* Several publishes to one channel, in order: each member's queue gets all
- * of them in one visit. With many subscribers one walk over the members
- * per run, not per message, keeps the cache misses per delivery down. */
-int wsni_deliver_run_to_channel(wsn_server *srv, const char *channel, outgoing *const *outs,
-                           size_t count, int may_wait);
-int wsni_deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait);
-/* Encodes, in the caller's thread, the formats that clients use now. */
-int wsni_outgoing_prepare(wsn_server *srv, outgoing *o);
-void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue);
-void wsni_client_queue_clear(wsn_client *c);
-void wsni_client_request_write(wsn_client *c);
-/* Asks lws for WRITEABLE now (a write pass already under way). */
-void wsni_client_request_write_now(wsn_client *c);
-/* Forgets a pending delayed write request (the client is closing). */
-void wsni_client_flush_forget(wsn_client *c);
-/* Queue ops used by the writer. */
-wsn_frame *wsni_client_queue_peek(wsn_client *c, unsigned index);
-void wsni_client_queue_pop(wsn_client *c, unsigned count);
-void wsni_client_refill_from_overflow(wsn_client *c);
-void wsni_client_kill(wsn_client *c);
-
-/* The engine's timers and clock, through the server's transport. */
-static inline void wsni_timer_arm(wsn_server *srv, wsni_timer *t, wsni_timer_fn fn,
-                                  int64_t delay_us)
-{
-    srv->transport->timer_arm(srv, t, fn, delay_us);
-}
-
-static inline void wsni_timer_cancel(wsn_server *srv, wsni_timer *t)
-{
-    srv->transport->timer_cancel(t);
-}
-
-static inline int64_t wsni_now_us(wsn_server *srv) { return srv->transport->now_us(srv); }
 
 #endif

@@ -60,7 +60,7 @@ void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
     }
     /* The queue decides under its lock, so the host's resume decision
      * (taken under the same lock) can never be missed. */
-    if (wsni_event_queue_push(&srv->events, ev, srv->in_service)) {
+    if (wsni_event_queue_push(srv->events, ev, srv->in_service)) {
         wsni_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
                 srv->event_queue_limit);
         wsni_loop_pause_rx(srv, 1);
@@ -507,7 +507,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* Broadcast to every protocol: act once. Always return 0 here. */
         const struct lws_protocols *proto = lws_get_protocol(wsi);
         if (proto && proto->id == 1)
-            wsni_server_run_commands(srv);
+            wsni_commands_run(srv);
         return 0;
     }
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
@@ -714,7 +714,7 @@ static void finish_pending_commands(wsn_server *srv)
     command *cmd = srv->cmd_head;
     srv->cmd_head = srv->cmd_tail = NULL;
     srv->cmd_publishes = 0;
-    wsni_server_room_update(srv);
+    wsni_room_update(srv);
     pthread_mutex_unlock(&srv->lock);
     while (cmd) {
         command *next = cmd->next;
@@ -748,6 +748,8 @@ static void *io_main(void *arg)
         pthread_mutex_unlock(&srv->lock);
         wsni_rx_pool_attach(NULL);
         wsni_rx_pool_destroy(&srv->lws->rx_pool);
+        free(srv->lws);
+        srv->lws = NULL;
         describe_bind_failure(srv);
         pthread_mutex_lock(&srv->lock);
         srv->start_result = WSN_EIO;
@@ -757,7 +759,7 @@ static void *io_main(void *arg)
         pthread_mutex_unlock(&srv->lock);
         struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
         if (ev)
-            wsni_event_queue_push(&srv->events, ev, 0);
+            wsni_event_queue_push(srv->events, ev, 0);
         return NULL;
     }
     srv->ctx = ctx;
@@ -776,7 +778,7 @@ static void *io_main(void *arg)
     while (!srv->stop) {
         srv->pass_writes = 0;
         int rc = lws_service(ctx, 0);
-        wsni_event_queue_flush(&srv->events);
+        wsni_event_queue_flush(srv->events);
         if (rc < 0)
             break;
         /* A host thread on this core runs as soon as it is woken, so its
@@ -787,10 +789,10 @@ static void *io_main(void *arg)
          * gather for a pass means more frames per send. Both measured:
          * docs/architecture.md, "Measurements behind the code". */
         if (srv->pass_writes < EARLY_COMMANDS_MAX_WRITES && wsni_commands_pending(srv))
-            wsni_server_run_commands(srv);
+            wsni_commands_run(srv);
     }
     srv->in_service = 0;
-    wsni_event_queue_flush(&srv->events);
+    wsni_event_queue_flush(srv->events);
 
     wsni_timer_cancel(srv, &srv->trim_timer);
     wsni_batch_timers_clear(srv);
@@ -803,6 +805,8 @@ static void *io_main(void *arg)
     lws_context_destroy(ctx);
     wsni_rx_pool_attach(NULL);
     wsni_rx_pool_destroy(&srv->lws->rx_pool); /* lws freed every wsi and its buffer */
+    free(srv->lws); /* lws holds no pointer into it any more */
+    srv->lws = NULL;
     srv->draining = 1;
     finish_pending_commands(srv);
     wsni_registry_clear(&srv->reg);
@@ -812,7 +816,7 @@ static void *io_main(void *arg)
     srv->state = SRV_STOPPED;
     srv->io_done = 1;
     srv->stalled_clients = 0;
-    wsni_server_room_update(srv);
+    wsni_room_update(srv);
     pthread_cond_broadcast(&srv->cond);
     pthread_mutex_unlock(&srv->lock);
 
@@ -832,20 +836,15 @@ void wsni_loop_wake(wsn_server *srv)
     lws_cancel_service(srv->ctx);
 }
 
-void wsni_loop_release(wsn_server *srv)
-{
-    free(srv->lws);
-    srv->lws = NULL;
-}
-
 int wsni_loop_start(wsn_server *srv)
 {
-    if (!srv->lws && !(srv->lws = calloc(1, sizeof(*srv->lws))))
-        return WSN_ENOMEM;
     srv->coalesce_cap = COALESCE_BYTES;
     srv->flush_delay_us = opt_int(srv->opts, WSN_OPT_COALESCE_WINDOW) * 1000;
     srv->coalesce = malloc(LWS_PRE + COALESCE_BYTES);
     if (!srv->coalesce)
+        return WSN_ENOMEM;
+    /* Freed by the I/O thread when it ends. */
+    if (!(srv->lws = calloc(1, sizeof(*srv->lws))))
         return WSN_ENOMEM;
     /* The I/O thread takes no asynchronous signals (it inherits this mask):
      * the host's handlers then run on the host's threads, where a
@@ -862,5 +861,10 @@ int wsni_loop_start(wsn_server *srv)
     int rc = pthread_create(&srv->io_tid, NULL, io_main, srv);
     pthread_mutex_unlock(&srv->lock);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc ? WSN_ENOMEM : WSN_OK;
+    if (rc) {
+        free(srv->lws);
+        srv->lws = NULL;
+        return WSN_ENOMEM;
+    }
+    return WSN_OK;
 }

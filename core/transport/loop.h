@@ -15,8 +15,6 @@ extern const wsni_transport wsni_lws_transport;
 
 /* Starts the I/O thread; returns when it serves or failed to (any thread). */
 int wsni_loop_start(wsn_server *srv);
-/* Frees the transport's per-server state (server teardown). */
-void wsni_loop_release(wsn_server *srv);
 /* Lock held: wakes the I/O thread to take the command queue. */
 void wsni_loop_wake(wsn_server *srv);
 /* io: refuses new clients, flushes, closes everyone, ends the loop. */

@@ -3,7 +3,7 @@
 #include "transport/lws_state.h"
 
 #include "engine/frame.h"
-#include "shell/server.h"
+#include "engine/objects.h"
 
 #include <assert.h>
 
@@ -54,4 +54,7 @@ const wsni_transport wsni_lws_transport = {
     .timer_arm = timer_arm,
     .timer_cancel = timer_cancel,
     .now_us = now_us,
+    .wake = wsni_loop_wake,
+    .begin_shutdown = wsni_loop_begin_shutdown,
+    .pause_rx = wsni_loop_pause_rx,
 };

@@ -1,0 +1,34 @@
+/* The server object's lifetime: the host's reference plus one per live
+ * client object; the last one frees what every layer left in it. */
+#include "engine/batch.h"
+#include "shell/server.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+void wsni_server_ref(wsn_server *srv) { atomic_fetch_add_explicit(&srv->refs, 1, memory_order_relaxed); }
+
+void wsni_server_unref(wsn_server *srv)
+{
+    if (atomic_fetch_sub_explicit(&srv->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    wsni_batch_table_clear(srv);
+    wsni_event_queue_destroy(srv->events);
+    free(srv->events);
+    close(srv->room_fd);
+    pthread_mutex_destroy(&srv->lock);
+    pthread_cond_destroy(&srv->cond);
+    pthread_mutex_destroy(&srv->err_lock);
+    pthread_mutex_destroy(&srv->log_lock);
+    pthread_mutex_destroy(&srv->batch_lock);
+    wsn_options_free(srv->opts);
+    free(srv->coalesce);
+    free(srv->flush_list);
+    free(srv);
+}
+
+int wsni_server_on_io_thread(const wsn_server *srv)
+{
+    /* io_tid is written before start() returns and never again. */
+    return srv->start_called && pthread_equal(pthread_self(), srv->io_tid);
+}
