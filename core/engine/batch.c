@@ -14,7 +14,7 @@ struct batch_timer {
     char *key;
     size_t key_len;
     uint64_t generation;
-    struct batch_timer *prev, *next;
+    wsni_list_node node; /* in srv->batch_timers */
 };
 
 void wsni_batch_free(struct batch *b)
@@ -180,12 +180,7 @@ int wsni_batch_deliver(wsn_server *srv, struct batch *b)
 
 static void timer_unlink(wsn_server *srv, struct batch_timer *t)
 {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        srv->batch_timers = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    wsni_list_remove(&srv->batch_timers, &t->node);
     free(t->key);
     free(t);
 }
@@ -229,19 +224,17 @@ int wsni_batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t ge
     t->key_len = key_len;
     t->generation = generation;
     t->srv = srv;
-    t->next = srv->batch_timers;
-    if (t->next)
-        t->next->prev = t;
-    srv->batch_timers = t;
+    wsni_list_append(&srv->batch_timers, &t->node);
     wsni_timer_arm(srv, &t->timer, ttl_expired, ttl_ms * 1000);
     return WSN_OK;
 }
 
 void wsni_batch_timers_clear(wsn_server *srv)
 {
-    while (srv->batch_timers) {
-        wsni_timer_cancel(srv, &srv->batch_timers->timer);
-        timer_unlink(srv, srv->batch_timers);
+    struct batch_timer *t;
+    while ((t = wsni_list_first(&srv->batch_timers, struct batch_timer, node))) {
+        wsni_timer_cancel(srv, &t->timer);
+        timer_unlink(srv, t);
     }
 }
 

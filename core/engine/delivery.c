@@ -2,9 +2,20 @@
  * a channel, backpressure, and closing a client politely. */
 #include "engine/objects.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The ring's invariant: len entries from head, within a capacity that
+ * never exceeds send_buffer (checked in debug builds at every change). */
+static void ring_check(const wsn_client *c)
+{
+    assert(c->ring_len <= c->ring_cap);
+    assert(c->ring_cap <= c->srv->send_buffer);
+    assert(!c->ring_cap || c->ring_head < c->ring_cap);
+    (void)c;
+}
 
 static unsigned ring_slot(const wsn_client *c, unsigned index)
 {
@@ -26,6 +37,7 @@ static int ring_grow(wsn_client *c)
     c->ring = ring;
     c->ring_cap = cap;
     c->ring_head = 0;
+    ring_check(c);
     return 0;
 }
 
@@ -49,10 +61,12 @@ void wsni_client_queue_pop(wsn_client *c, unsigned count)
         c->ring_head = (c->ring_head + 1) % c->ring_cap;
         c->ring_len--;
     }
+    ring_check(c);
 }
 
 static void ring_push(wsn_client *c, wsn_frame *f)
 {
+    assert(c->ring_len < c->ring_cap);
     c->ring[ring_slot(c, c->ring_len)] = f;
     c->ring_len++;
 }
@@ -65,6 +79,7 @@ static void unstall(wsn_client *c)
     wsni_timer_cancel(srv, &c->deadline_timer);
     pthread_mutex_lock(&srv->lock);
     c->stalled = 0;
+    assert(srv->stalled_clients > 0);
     srv->stalled_clients--;
     wsni_room_update(srv);
     /* A sender to this one client may go on even while others stall. */

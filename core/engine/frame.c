@@ -1,5 +1,6 @@
 #include "engine/frame.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,10 @@ wsn_frame *wsni_frame_from(const void *data, size_t len, int binary)
 
 void wsni_frame_unref(wsn_frame *f)
 {
-    if (f && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+    if (!f)
+        return;
+    int before = atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
+    assert(before > 0 && "frame reference dropped twice");
+    if (before == 1)
         free(f);
 }

@@ -67,7 +67,7 @@ struct wsn_client {
     unsigned char *rx;    /* message being reassembled */
     size_t rx_len, rx_cap;
     /* io: keepalive.c's lists, in order of last ping and of last pong */
-    wsn_client *ping_prev, *ping_next, *pong_prev, *pong_next;
+    wsni_list_node ping_node, pong_node;
     int64_t last_pong, last_ping;
     /* One timer for two deadlines that never overlap: write_wait while
      * stalled, then close_grace once dropped (dropping ends the stall). */
@@ -166,7 +166,7 @@ struct wsn_server {
     int64_t last_write; /* when data last left for any client */
     wsni_timer shutdown_timer;
     /* keepalive.c: clients by last ping and by last pong, one timer */
-    wsn_client *ping_head, *ping_tail, *pong_head, *pong_tail;
+    wsni_list ping_list, pong_list; /* of wsn_client, by ping_node / pong_node */
     wsni_timer keepalive_timer;
     int64_t keepalive_due; /* when the timer fires; 0 = not armed */
     int peak_since_trim;      /* most clients connected since the last malloc_trim */
@@ -177,7 +177,7 @@ struct wsn_server {
     int rx_quiet_armed;
     wsni_timer rx_quiet_timer;
     wsni_timer shutdown_final_timer;
-    struct batch_timer *batch_timers; /* armed ttl timers */
+    wsni_list batch_timers; /* io: armed ttl timers (batch.c) */
     /* The lws transport's own state (transport/lws_state.h): its context
      * setup and the receive-buffer pool. Made by wsni_loop_start. */
     struct wsni_lws *lws;

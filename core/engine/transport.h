@@ -7,6 +7,7 @@
 #ifndef WSN_ENGINE_TRANSPORT_H
 #define WSN_ENGINE_TRANSPORT_H
 
+#include "util/list.h"
 #include "wsnotify.h"
 
 #include <stdalign.h>
@@ -21,14 +22,11 @@ typedef struct wsni_timer wsni_timer;
 typedef void (*wsni_timer_fn)(wsni_timer *t);
 
 /* Embedded in the object it serves; the callback finds that object with
- * wsni_container_of. Zeroed = not armed. */
+ * wsni_container_of (util/list.h). Zeroed = not armed. */
 struct wsni_timer {
     alignas(max_align_t) unsigned char impl[WSNI_TIMER_IMPL_SIZE]; /* first: the transport's */
     wsni_timer_fn fn;
 };
-
-#define wsni_container_of(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 typedef struct wsni_transport {
     /* Tell the transport that c has frames queued (or a close pending):

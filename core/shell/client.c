@@ -1,6 +1,7 @@
 /* Client handles: reference counting, identity, and the id table. */
 #include "shell/server.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,11 @@ WSN_API wsn_client *wsn_client_retain(wsn_client *c)
 
 WSN_API void wsn_client_release(wsn_client *c)
 {
-    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+    if (!c)
+        return;
+    int before = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+    assert(before > 0 && "client released more often than retained");
+    if (before != 1)
         return;
     /* The queue is empty by now: the I/O thread clears it at disconnect. */
     wsn_server *srv = c->srv;

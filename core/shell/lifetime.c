@@ -3,6 +3,7 @@
 #include "engine/batch.h"
 #include "shell/server.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -10,7 +11,9 @@ void wsni_server_ref(wsn_server *srv) { atomic_fetch_add_explicit(&srv->refs, 1,
 
 void wsni_server_unref(wsn_server *srv)
 {
-    if (atomic_fetch_sub_explicit(&srv->refs, 1, memory_order_acq_rel) != 1)
+    int before = atomic_fetch_sub_explicit(&srv->refs, 1, memory_order_acq_rel);
+    assert(before > 0 && "server reference dropped twice");
+    if (before != 1)
         return;
     wsni_batch_table_clear(srv);
     wsni_event_queue_destroy(srv->events);

@@ -13,52 +13,14 @@
 
 #include "shell/server.h"
 
-static void unlink_ping(wsn_server *srv, wsn_client *c)
+static wsn_client *first_by_ping(wsn_server *srv)
 {
-    if (c->ping_prev)
-        c->ping_prev->ping_next = c->ping_next;
-    else
-        srv->ping_head = c->ping_next;
-    if (c->ping_next)
-        c->ping_next->ping_prev = c->ping_prev;
-    else
-        srv->ping_tail = c->ping_prev;
-    c->ping_prev = c->ping_next = NULL;
+    return wsni_list_first(&srv->ping_list, wsn_client, ping_node);
 }
 
-static void append_ping(wsn_server *srv, wsn_client *c)
+static wsn_client *first_by_pong(wsn_server *srv)
 {
-    c->ping_prev = srv->ping_tail;
-    c->ping_next = NULL;
-    if (srv->ping_tail)
-        srv->ping_tail->ping_next = c;
-    else
-        srv->ping_head = c;
-    srv->ping_tail = c;
-}
-
-static void unlink_pong(wsn_server *srv, wsn_client *c)
-{
-    if (c->pong_prev)
-        c->pong_prev->pong_next = c->pong_next;
-    else
-        srv->pong_head = c->pong_next;
-    if (c->pong_next)
-        c->pong_next->pong_prev = c->pong_prev;
-    else
-        srv->pong_tail = c->pong_prev;
-    c->pong_prev = c->pong_next = NULL;
-}
-
-static void append_pong(wsn_server *srv, wsn_client *c)
-{
-    c->pong_prev = srv->pong_tail;
-    c->pong_next = NULL;
-    if (srv->pong_tail)
-        srv->pong_tail->pong_next = c;
-    else
-        srv->pong_head = c;
-    srv->pong_tail = c;
+    return wsni_list_first(&srv->pong_list, wsn_client, pong_node);
 }
 
 static lws_usec_t ping_period_us(const wsn_server *srv)
@@ -77,10 +39,11 @@ static void tick(wsni_timer *tm);
 static void arm(wsn_server *srv, lws_usec_t now)
 {
     lws_usec_t due = 0;
-    if (srv->ping_head)
-        due = srv->ping_head->last_ping + ping_period_us(srv);
-    if (srv->pong_head) {
-        lws_usec_t pong_due = srv->pong_head->last_pong + pong_wait_us(srv);
+    wsn_client *by_ping = first_by_ping(srv), *by_pong = first_by_pong(srv);
+    if (by_ping)
+        due = by_ping->last_ping + ping_period_us(srv);
+    if (by_pong) {
+        lws_usec_t pong_due = by_pong->last_pong + pong_wait_us(srv);
         if (!due || pong_due < due)
             due = pong_due;
     }
@@ -104,16 +67,16 @@ static void tick(wsni_timer *tm)
     lws_usec_t now = lws_now_usecs();
     srv->keepalive_due = 0;
     wsn_client *c;
-    while ((c = srv->pong_head) && now - c->last_pong >= pong_wait_us(srv)) {
+    while ((c = first_by_pong(srv)) && now - c->last_pong >= pong_wait_us(srv)) {
         wsni_log(srv, WSN_LOG_INFO, "client %s: no pong within pong_wait, dropping", c->id);
         wsni_keepalive_remove(srv, c);
         wsni_client_kill(c);
     }
-    while ((c = srv->ping_head) && now - c->last_ping >= ping_period_us(srv)) {
+    while ((c = first_by_ping(srv)) && now - c->last_ping >= ping_period_us(srv)) {
         c->need_ping = 1;
         c->last_ping = now;
-        unlink_ping(srv, c);
-        append_ping(srv, c);
+        wsni_list_remove(&srv->ping_list, &c->ping_node);
+        wsni_list_append(&srv->ping_list, &c->ping_node);
         wsni_client_request_write(c);
     }
     arm(srv, now);
@@ -124,8 +87,8 @@ void wsni_keepalive_add(wsn_server *srv, wsn_client *c)
     lws_usec_t now = lws_now_usecs();
     c->last_ping = c->last_pong = now;
     c->keepalive_linked = 1;
-    append_ping(srv, c);
-    append_pong(srv, c);
+    wsni_list_append(&srv->ping_list, &c->ping_node);
+    wsni_list_append(&srv->pong_list, &c->pong_node);
     arm(srv, now);
 }
 
@@ -135,8 +98,8 @@ void wsni_keepalive_pong(wsn_server *srv, wsn_client *c)
         return;
     c->last_pong = lws_now_usecs();
     /* A later deadline for this client never makes the armed timer late. */
-    unlink_pong(srv, c);
-    append_pong(srv, c);
+    wsni_list_remove(&srv->pong_list, &c->pong_node);
+    wsni_list_append(&srv->pong_list, &c->pong_node);
 }
 
 void wsni_keepalive_remove(wsn_server *srv, wsn_client *c)
@@ -144,8 +107,8 @@ void wsni_keepalive_remove(wsn_server *srv, wsn_client *c)
     if (!c->keepalive_linked)
         return;
     c->keepalive_linked = 0;
-    unlink_ping(srv, c);
-    unlink_pong(srv, c);
+    wsni_list_remove(&srv->ping_list, &c->ping_node);
+    wsni_list_remove(&srv->pong_list, &c->pong_node);
 }
 
 void wsni_keepalive_stop(wsn_server *srv)
