@@ -293,7 +293,7 @@ static void test_block_overflows_then_drains(void)
     /* Two in the queue, two waiting in order; the client is stalled and
      * publishers see no room. */
     CHECK_EQ(c->ring_len, 2);
-    CHECK(c->overflow_head && c->overflow_head->next && !c->overflow_head->next->next);
+    CHECK(c->overflow.head && c->overflow.head->next && !c->overflow.head->next->next);
     CHECK(c->stalled);
     CHECK_EQ(srv->stalled_clients, 1);
     CHECK(!c->closing);
@@ -336,7 +336,7 @@ static void test_block_stall_deadline_drops(void)
     CHECK(c->closing);
     CHECK_EQ(c->close_code, 1001);
     CHECK_EQ(c->ring_len, 0);
-    CHECK(!c->overflow_head);
+    CHECK(!c->overflow.head);
     CHECK(!c->stalled);
     CHECK_EQ(srv->stalled_clients, 0);
     /* The same timer now holds close_grace. */

@@ -88,30 +88,33 @@ static void unstall(wsn_client *c)
     pthread_mutex_unlock(&srv->lock);
 }
 
+/* The oldest frame waiting behind the full queue, or NULL. */
+static frame_node *first_waiting(wsn_client *c)
+{
+    return wsni_list_first(&c->overflow, frame_node, node);
+}
+
 void wsni_client_refill_from_overflow(wsn_client *c)
 {
-    while (c->overflow_head && ring_has_room(c)) {
-        frame_node *n = c->overflow_head;
-        c->overflow_head = n->next;
-        if (!c->overflow_head)
-            c->overflow_tail = NULL;
+    frame_node *n;
+    while ((n = first_waiting(c)) && ring_has_room(c)) {
+        wsni_list_remove(&c->overflow, &n->node);
         ring_push(c, n->frame);
         free(n);
     }
-    if (!c->overflow_head)
+    if (!c->overflow.head)
         unstall(c);
 }
 
 void wsni_client_queue_clear(wsn_client *c)
 {
     wsni_client_queue_pop(c, c->ring_len);
-    while (c->overflow_head) {
-        frame_node *n = c->overflow_head;
-        c->overflow_head = n->next;
+    frame_node *n;
+    while ((n = first_waiting(c))) {
+        wsni_list_remove(&c->overflow, &n->node);
         wsni_frame_unref(n->frame);
         free(n);
     }
-    c->overflow_tail = NULL;
     unstall(c);
 }
 
@@ -227,7 +230,7 @@ int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wai
 {
     if (!c->wsi || c->closing)
         return WSN_OK;
-    if (!c->overflow_head && ring_has_room(c)) {
+    if (!c->overflow.head && ring_has_room(c)) {
         ring_push(c, frame_ref(f));
         wsni_client_request_write(c);
         return WSN_OK;
@@ -241,18 +244,13 @@ int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wai
     /* Block mode: keep the frame in order behind the full queue; while any
      * client is stalled, publishers wait before queueing more, so this list
      * holds at most the commands already queued. */
-    frame_node *n = malloc(sizeof(*n));
+    frame_node *n = calloc(1, sizeof(*n));
     if (!n) {
         drop_for_backpressure(c);
         return WSN_ENOMEM;
     }
     n->frame = frame_ref(f);
-    n->next = NULL;
-    if (c->overflow_tail)
-        c->overflow_tail->next = n;
-    else
-        c->overflow_head = n;
-    c->overflow_tail = n;
+    wsni_list_append(&c->overflow, &n->node);
     if (!c->stalled) {
         pthread_mutex_lock(&srv->lock);
         c->stalled = 1;

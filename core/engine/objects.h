@@ -32,7 +32,7 @@ struct event_queue;
 enum server_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
 
 typedef struct frame_node {
-    struct frame_node *next;
+    wsni_list_node node; /* in the client's overflow */
     wsn_frame *frame;
 } frame_node;
 
@@ -60,7 +60,7 @@ struct wsn_client {
     wsn_frame **ring; /* grows on demand up to send_buffer slots */
     unsigned ring_head, ring_len, ring_cap;
     int flush_slot;       /* index in srv->flush_list + 1, 0 when not there */
-    frame_node *overflow_head, *overflow_tail; /* block mode: waits for room */
+    wsni_list overflow; /* of frame_node; block mode: waits for room */
     wsn_frame *inflight;  /* deflate may still read it until next WRITEABLE */
     membership *subs;
     void *rx_buffer;      /* lws's receive buffer when in a slot of its own */
