@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Issue 16 item 8: hash flooding of the channel table.
+
+Channels live in a uthash table hashed with HASH_JEN and no key, so names
+that land in the bucket of "general" can be computed offline
+(jen_collide.c, built here with the system uthash.h, the one the core
+uses). For each kind of names (colliding, then random of the same shape),
+on a fresh server:
+
+1. a client on "general" measures broadcast throughput (--bcasts
+   broadcasts, --window outstanding, each echoed back to it);
+2. an attacker subscribes to --names channels (--window outstanding)
+   while an innocent client in another room measures its round trips;
+   the wall time and the server's CPU time for that are recorded;
+3. "general" throughput again.
+
+  python3 conformance/hostile/hash_flood.py [--names 20000] \\
+      -- build/examples/wsnotify-chat --port 0
+
+Prints one JSON line."""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from hostile_lib import Client, Server, emit, envelope, frame, percentile, server_args
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def colliding_names(target, count, bits):
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "jen_collide")
+        subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "jen_collide.c")], check=True)
+        out = subprocess.run([exe, target, str(count), str(bits)], check=True,
+                             capture_output=True, text=True, timeout=600)
+    return out.stdout.split(), out.stderr.strip()
+
+
+def random_names(count, like):
+    # the same shape as the colliding ones: a letter and hex digits
+    width = max(len(n) for n in like) - 1
+    return ["c" + os.urandom(8).hex()[:width] for _ in range(count)]
+
+
+def pipelined(client, messages, window, done):
+    """Sends messages keeping at most window unanswered; done(msg) says
+    whether a received message answers one. Returns the seconds taken."""
+    t0 = time.monotonic()
+    sent = answered = 0
+    while answered < len(messages):
+        while sent < len(messages) and sent - answered < window:
+            client.send_raw(messages[sent])
+            sent += 1
+        m = client.recv_json()
+        if m is None:
+            raise ConnectionError("closed by the server")
+        if done(m):
+            answered += 1
+    return time.monotonic() - t0
+
+
+def general_throughput(port, count, window):
+    c = Client(port, timeout=120.0)
+    try:
+        c.subscribe("general")
+        wire = [frame(0x1, envelope("general", {"action": "broadcast", "n": i})) for i in range(count)]
+        secs = pipelined(c, wire, window, lambda m: m.get("channel") == "general"
+                         and isinstance(m.get("message"), dict) and "n" in m["message"])
+        return round(count / secs)
+    finally:
+        c.close()
+
+
+def room_round_trips(port, stop, rtts):
+    c = Client(port, timeout=300.0)
+    try:
+        c.subscribe("room")
+        seq = 0
+        while not stop.is_set():
+            seq += 1
+            t0 = time.monotonic()
+            c.send_text(envelope("room", {"action": "broadcast", "seq": seq}))
+            while True:
+                m = c.recv_json()
+                msg = m.get("message") if m else None
+                if m is None or (isinstance(msg, dict) and msg.get("seq") == seq):
+                    break
+            rtts.append(time.monotonic() - t0)
+            time.sleep(0.01)  # a chat user, not a flooder
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        c.close()
+
+
+def one_kind(cmd, names, args):
+    srv = Server(cmd)
+    out = {}
+    try:
+        out["general_per_s_before"] = general_throughput(srv.port, args.bcasts, args.window)
+        stop = threading.Event()
+        rtts = []
+        th = threading.Thread(target=room_round_trips, args=(srv.port, stop, rtts), daemon=True)
+        th.start()
+        att = Client(srv.port, timeout=args.timeout)
+        wire = [frame(0x1, envelope(n, {"action": "subscribe", "channel": n})) for n in names]
+        cpu0 = srv.cpu_s()
+        try:
+            out["subscribe_s"] = round(pipelined(att, wire, args.window, lambda m: isinstance(
+                m.get("message"), dict) and m["message"].get("status") in ("subscribed", "error")), 2)
+        except (ConnectionError, OSError) as e:
+            out["subscribe_error"] = f"{type(e).__name__}: {e}"
+        out["subscribe_cpu_s"] = round(srv.cpu_s() - cpu0, 2)
+        stop.set()
+        th.join(args.timeout)
+        srt = sorted(rtts)
+        out["room_round_trips"] = len(srt)
+        out["room_median_ms"] = round(statistics.median(srt) * 1000, 1) if srt else None
+        out["room_p99_ms"] = round(percentile(srt, 99) * 1000, 1) if srt else None
+        out["room_max_ms"] = round(srt[-1] * 1000, 1) if srt else None
+        # the attacker stays subscribed: its channels stay in the table
+        out["general_per_s_after"] = general_throughput(srv.port, args.bcasts, args.window)
+        att.close()
+    finally:
+        out["server_exit"] = srv.stop()
+    return out
+
+
+def main():
+    own, cmd = server_args(sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--names", type=int, default=20000)
+    ap.add_argument("--bits", type=int, default=10, help="low hash bits matched (2^bits buckets)")
+    ap.add_argument("--bcasts", type=int, default=5000, help="broadcasts per throughput reading")
+    ap.add_argument("--window", type=int, default=200, help="requests outstanding")
+    ap.add_argument("--timeout", type=float, default=300.0, help="bound on one phase, s")
+    args = ap.parse_args(own)
+    if not cmd:
+        ap.error("give the chat server command after --")
+
+    t0 = time.monotonic()
+    bad, gen_note = colliding_names("general", args.names, args.bits)
+    result = {"item": 8, "test": "hash_flood", "server": " ".join(cmd), "names": len(bad),
+              "generator": gen_note, "generate_s": round(time.monotonic() - t0, 1)}
+    for kind, names in (("colliding", bad), ("random", random_names(args.names, bad))):
+        for k, v in one_kind(cmd, names, args).items():
+            result[f"{kind}_{k}"] = v
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
