@@ -9,7 +9,9 @@ partial: --conns connections (default 300) each send a frame header
   message. RSS is read once all are sent and after --hold seconds.
 
 queue: item 5's slow reader blocks the chat's handler thread (block mode),
-  while --flooders connections send ~1 MB broadcasts as fast as the server
+  (--slow-count 16 KiB broadcasts per connection, enough to fill its
+  send_buffer, so that its own messages leave the event queue to the
+  others), while --flooders connections send ~1 MB broadcasts as fast as the server
   reads them, up to --queue-mb in all: the event queue is bounded at 4,096
   events, not bytes. RSS is sampled for --duration seconds, then the
   attackers leave and RSS is sampled for --after seconds more (whether the
@@ -95,7 +97,7 @@ def queue_attack(srv, args):
     stop = threading.Event()
     slow = {"connections": 0, "sent": 0, "dropped": 0}
     threads = [threading.Thread(target=slow_reader, daemon=True,
-                                args=(srv.port, stop, slow, 16384, 4096))]
+                                args=(srv.port, stop, slow, 16384, 4096, args.slow_count))]
     threads[0].start()
     time.sleep(args.lead)  # give the slow reader time to fill its queue
     stats = {"bytes": 0, "sent": 0, "errors": [], "lock": threading.Lock()}
@@ -137,6 +139,9 @@ def main():
     ap.add_argument("--flooders", type=int, default=8, help="queue: flooding connections")
     ap.add_argument("--msg-bytes", type=int, default=1_000_000, help="queue: broadcast size")
     ap.add_argument("--queue-mb", type=int, default=1200, help="queue: MiB sent in all, at most")
+    ap.add_argument("--slow-count", type=int, default=400,
+                    help="queue: broadcasts per slow-reader connection: enough to block the "
+                         "handler, few enough to leave the event queue to the flooders")
     ap.add_argument("--lead", type=float, default=1.0, help="queue: slow reader alone first, s")
     ap.add_argument("--duration", type=float, default=10.0, help="queue: attack time, s")
     ap.add_argument("--after", type=float, default=5.0, help="RSS watched after the attackers leave, s")

@@ -43,7 +43,7 @@ class Server:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         # Its own process group, so that a wrapper script (run-chat.sh)
         # and what it execs are one PID to stop.
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
                                      errors="replace", preexec_fn=preexec,
                                      start_new_session=True)

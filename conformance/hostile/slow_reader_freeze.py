@@ -25,7 +25,9 @@ import time
 from hostile_lib import Client, Server, emit, envelope, frame, percentile, server_args
 
 
-def attacker(port, stop, stats, msg_bytes, rcvbuf):
+def attacker(port, stop, stats, msg_bytes, rcvbuf, count=None):
+    """count: broadcasts per connection (None: until dropped), then it
+    only holds the connection, still reading nothing."""
     text = "x" * msg_bytes
     while not stop.is_set():
         c = None
@@ -37,8 +39,14 @@ def attacker(port, stop, stats, msg_bytes, rcvbuf):
             data = envelope(chan, {"action": "broadcast", "text": text})
             wire = frame(0x1, data)
             c.sock.settimeout(0.2)
-            while c.send_until(wire, stop):
+            sent = 0
+            while (count is None or sent < count) and c.send_until(wire, stop):
                 stats["sent"] += 1
+                sent += 1
+            # A bounded attacker holds on; the server's drop shows up as an
+            # error on the next send only, so it gets a pong now and then.
+            while not stop.wait(0.5):
+                c.send_until(frame(0xA, b""), stop)
         except (ConnectionError, OSError):
             stats["dropped"] += 1
             time.sleep(0.05)
