@@ -26,6 +26,22 @@ class Tally:
         return cond
 
 
+def read_startup_port(proc, lines, start_timeout, pattern=r"http://[^:]+:(\d+)/"):
+    """Reads proc's output (kept in lines) until its startup line names the
+    port it listens on; returns the port, or None if the process ended or
+    start_timeout passed first."""
+    deadline = time.monotonic() + start_timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(pattern, line)
+        if m:
+            return int(m.group(1))
+    return None
+
+
 class ChatServer:
     """Starts the example with --port 0 and reads the port it chose from its
     startup line; its output is drained meanwhile so a full pipe never
@@ -38,17 +54,7 @@ class ChatServer:
                    "--static-dir", os.path.join(ROOT, "examples", "chat")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = []
-        self.port = None
-        deadline = time.monotonic() + start_timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            m = re.search(r"http://[^:]+:(\d+)/", line)
-            if m:
-                self.port = int(m.group(1))
-                break
+        self.port = read_startup_port(self.proc, self.lines, start_timeout)
         if self.port is None:
             self.proc.kill()
             raise RuntimeError("server did not start:\n" + "".join(self.lines)

@@ -12,7 +12,7 @@
 #   4. tsan       TSan in build-tsan/       + ctest + chat smoke
 #   5. python     pip install ./python + pytest python/tests (if python/ exists)
 #                 + smoke_msgpack.py against examples/python/chat.py
-#   6. node       bindings/node/test.sh: the Node-API addon, node --test, and
+#   6. node       bindings/node/test.sh: the Node-API addon, node --test; then
 #                 the chat smoke tests against examples/node/chat.js
 #   7. lua        bindings/lua/test.sh: LuaJIT, Lua 5.4 and 5.1 specs, the
 #                 OpenResty example, and the chat smoke tests against
@@ -416,6 +416,12 @@ binding_step() {
 }
 
 binding_step node "$root/bindings/node/test.sh" "$T_NODE" count_node
+# The Node chat example through the same smoke tests as the C and Python
+# ones (bindings/node/test.sh built the addon it loads).
+if [ "${WSN_SKIP_NODE:-0}" != 1 ] && [ -f "$root/bindings/node/build/wsnotify.node" ]; then
+    smoke_step node-chat smoke_chat.py "$root/examples/node/chat.js"
+    smoke_step node-msgpack smoke_msgpack.py "$root/examples/node/chat.js"
+fi
 binding_step lua "$root/bindings/lua/test.sh" "$T_LUA" count_plain
 
 # Browser end-to-end tests of the chat page (e2e/run.sh installs its own

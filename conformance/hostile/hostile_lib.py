@@ -8,7 +8,6 @@ Loopback only. Every process started here is stopped by its PID."""
 import base64
 import json
 import os
-import re
 import resource
 import signal
 import socket
@@ -19,6 +18,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from chat_harness import read_startup_port  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -48,17 +49,8 @@ class Server:
                                      errors="replace", preexec_fn=preexec,
                                      start_new_session=True)
         self.lines = []
-        self.port = None
-        deadline = time.monotonic() + start_timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            m = re.search(r"chat server on http://[^ ]*:(\d+)/", line)
-            if m:
-                self.port = int(m.group(1))
-                break
+        self.port = read_startup_port(self.proc, self.lines, start_timeout,
+                                      r"chat server on http://[^ ]*:(\d+)/")
         if self.port is None:
             self.stop()
             raise RuntimeError("server did not start: " + " ".join(cmd) + "\n"
