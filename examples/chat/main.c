@@ -14,6 +14,14 @@
  * request's message_id); "broadcast" publishes the message object to every
  * subscriber of the envelope's channel.
  *
+ * No client can make the handler wait for another (docs/api.md, "Slow
+ * clients and handlers"): a browser that stops reading is closed once its
+ * queue is full (drop_on_backpressure; close 1001 "going away:
+ * backpressure"), and every publish is WSN_PUBLISH_NONBLOCK. One the
+ * engine refuses for room (then only when the server as a whole is
+ * behind) is not retried: the sender gets {"status":"error",...} and may
+ * send again.
+ *
  * Handlers run on this program's main thread (the default queued-event
  * mode): main() waits on the server's event queue with a bounded timeout
  * and dispatches; SIGINT/SIGTERM set a flag that the loop checks, then the
@@ -146,34 +154,50 @@ static void on_disconnect(void *user, wsn_server *srv, const wsn_event *ev) {
                wsn_event_client_id(ev), wsn_server_connected_clients(srv));
 }
 
-/* Sends one JSON value to one client; logs a failure. */
-static void reply(wsn_server *srv, wsn_client *client, const char *channel,
-                  json_t *value, const char *reply_to) {
+/* A publish refused for room is the server being behind, many at once:
+ * a line for each would flood the log, so they are debug lines. */
+static void log_failure(const struct chat *app, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_failure(const struct chat *app, int rc, const char *fmt, ...) {
+    if (rc == WSN_EAGAIN && !app->verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_line("chat", rc == WSN_EAGAIN ? "DEBUG" : "INFO", fmt, ap);
+    va_end(ap);
+}
+
+/* Sends one JSON value to one client, never waiting for room; logs a
+ * failure. */
+static void reply(const struct chat *app, wsn_server *srv, wsn_client *client,
+                  const char *channel, json_t *value, const char *reply_to) {
     char *text = json_dumps(value, JSON_COMPACT);
     if (!text) {
         chat_log("out of memory encoding a reply");
         return;
     }
-    int rc = wsn_server_publish_to_client(srv, client, channel, WSN_TYPE_JSON,
-                                          text, strlen(text), NULL, reply_to);
+    int rc = wsn_server_publish_ex(srv, client, channel, WSN_TYPE_JSON, text,
+                                   strlen(text), NULL, reply_to,
+                                   WSN_PUBLISH_NONBLOCK);
     if (rc != WSN_OK)
-        chat_log("reply to %s failed: %s", wsn_client_id(client),
-                 wsn_strerror(rc));
+        log_failure(app, rc, "reply to %s failed: %s", wsn_client_id(client),
+                    wsn_strerror(rc));
     free(text);
 }
 
 /* Unlike the Go original, which only logs, tells the client why its
  * request failed: {"status":"error","channel":...,"error":...}. The
  * envelope's channel is "": the channel name may be what was wrong. */
-static void reply_error(wsn_server *srv, wsn_client *client,
-                        const char *channel, int rc, const char *reply_to) {
+static void reply_error(const struct chat *app, wsn_server *srv,
+                        wsn_client *client, const char *channel, int rc,
+                        const char *reply_to) {
     json_t *err = json_pack("{s:s, s:s, s:s}", "status", "error", "channel",
                             channel, "error", wsn_strerror(rc));
     if (!err) {
         chat_log("out of memory building an error reply");
         return;
     }
-    reply(srv, client, "", err, reply_to);
+    reply(app, srv, client, "", err, reply_to);
     json_decref(err);
 }
 
@@ -207,7 +231,7 @@ static void handle_subscribe(const struct chat *app, wsn_server *srv,
     if (rc != WSN_OK) {
         chat_log("subscription failed for %s to '%s': %s",
                  wsn_client_id(client), channel, wsn_strerror(rc));
-        reply_error(srv, client, channel, rc, msg_id);
+        reply_error(app, srv, client, channel, rc, msg_id);
         free(channel);
         return;
     }
@@ -217,7 +241,7 @@ static void handle_subscribe(const struct chat *app, wsn_server *srv,
     json_t *ok = json_pack("{s:s, s:s}", "status", "subscribed", "channel",
                            channel);
     if (ok)
-        reply(srv, client, channel, ok, msg_id);
+        reply(app, srv, client, channel, ok, msg_id);
     else
         chat_log("out of memory building a reply");
     json_decref(ok);
@@ -226,18 +250,21 @@ static void handle_subscribe(const struct chat *app, wsn_server *srv,
 
 /* Forwards the message as the client sent it: the engine has validated
  * it, and re-encoding it here would lose what jansson cannot hold (integers
- * beyond 64 bits) and cost a parse and a dump per broadcast. */
-static void handle_broadcast(wsn_server *srv, wsn_client *client,
-                             const wsn_event *ev, const char *payload) {
+ * beyond 64 bits) and cost a parse and a dump per broadcast. Never waits
+ * for room: a refused broadcast was not accepted, and the sender is told. */
+static void handle_broadcast(const struct chat *app, wsn_server *srv,
+                             wsn_client *client, const wsn_event *ev,
+                             const char *payload, size_t len) {
     const char *channel = wsn_event_channel(ev);
     if (!channel || !*channel)
         return; /* the envelope names the channel; none: nothing to do */
 
-    int rc = wsn_server_publish(srv, channel, payload);
+    int rc = wsn_server_publish_ex(srv, NULL, channel, WSN_TYPE_JSON, payload,
+                                   len, NULL, NULL, WSN_PUBLISH_NONBLOCK);
     if (rc != WSN_OK) {
-        chat_log("broadcast from %s to '%s' failed: %s",
-                 wsn_client_id(client), channel, wsn_strerror(rc));
-        reply_error(srv, client, channel, rc, wsn_event_message_id(ev));
+        log_failure(app, rc, "broadcast from %s to '%s' failed: %s",
+                    wsn_client_id(client), channel, wsn_strerror(rc));
+        reply_error(app, srv, client, channel, rc, wsn_event_message_id(ev));
     }
 }
 
@@ -270,7 +297,7 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
     if (strcmp(action, "subscribe") == 0)
         handle_subscribe(app, srv, client, ev, payload, len);
     else if (strcmp(action, "broadcast") == 0)
-        handle_broadcast(srv, client, ev, payload);
+        handle_broadcast(app, srv, client, ev, payload, len);
 }
 
 /* ---- command line ------------------------------------------------------ */
@@ -449,6 +476,9 @@ int main(int argc, char **argv) {
     rc |= set_str(opts, WSN_OPT_HOST, cfg.host);
     rc |= set_int(opts, WSN_OPT_PORT, cfg.port);
     rc |= set_str(opts, WSN_OPT_PATH, "/ws");
+    /* Browsers are not trusted to read: one that stops is closed when its
+     * queue is full. Block mode would make every publish wait for it. */
+    rc |= set_int(opts, WSN_OPT_DROP_ON_BACKPRESSURE, 1);
     rc |= set_str(opts, WSN_OPT_STATIC_DIR, static_dir);
     rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
                   cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);

@@ -15,6 +15,13 @@
 -- request's message_id); "broadcast" publishes the message object to every
 -- subscriber of the envelope's channel.
 --
+-- No client can make the handlers wait for another (docs/api.md, "Slow
+-- clients and handlers"): a browser that stops reading is closed once its
+-- queue is full (drop_on_backpressure; close 1001 "going away:
+-- backpressure"), and publishes never wait for room (nonblocking): one the
+-- engine refuses (then only when the server as a whole is behind) is not
+-- retried, the sender gets {"status":"error",...} and may send again.
+--
 -- Handlers run on this program's Lua thread (server:run() waits on the
 -- engine's event queue and dispatches); SIGINT/SIGTERM end run(), the
 -- server shuts down gracefully (every client gets close 1001) and the
@@ -139,6 +146,10 @@ local function make_server(cfg, static_dir)
     local server, err = wsnotify.new_server{
         host = cfg.host, port = cfg.port, path = "/ws",
         static_dir = static_dir,
+        -- Browsers are not trusted to read: one that stops is closed when
+        -- its queue is full (block mode would make every publish wait for
+        -- it), and no publish waits for room.
+        drop_on_backpressure = true, nonblocking = true,
         log_level = verbose and 4 or 3,
     }
     if not server then return nil, err end

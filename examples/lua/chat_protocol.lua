@@ -2,6 +2,10 @@
 -- engine: examples/lua/chat.lua (standalone) and examples/openresty
 -- (inside nginx). See examples/lua/chat.lua for the protocol.
 --
+-- Both hosts make their server with drop_on_backpressure and nonblocking
+-- (docs/api.md, "Slow clients and handlers"): no client can make these
+-- handlers wait for another.
+--
 --   require("chat_protocol").attach(server, log)
 --
 -- log(level, fmt, ...) writes a line; level is "INFO" or "DEBUG" (DEBUG
@@ -15,12 +19,20 @@ function M.attach(server, log, verbose)
         if verbose then log("DEBUG", fmt, ...) end
     end
 
+    -- The host's server is nonblocking: a publish the engine refuses for
+    -- room (WSN_EAGAIN: the server as a whole is behind) is not retried.
+    -- Such refusals come many at once, and a line for each would flood the
+    -- log: they are debug lines.
+    local function log_failure(code, fmt, ...)
+        if code == "WSN_EAGAIN" then debug_log(fmt, ...) else log("INFO", fmt, ...) end
+    end
+
     -- Replies are written as text, not from a Lua table, so that their keys
     -- come in the C example's order.
     local function reply(server, client, channel, json, reply_to)
-        local ok, err = server:publish_to_client(client, channel, json, "json",
-                                                 nil, reply_to)
-        if not ok then log("INFO", "reply to %s failed: %s", client.id, err) end
+        local ok, err, code = server:publish_to_client(client, channel, json,
+                                                       "json", nil, reply_to)
+        if not ok then log_failure(code, "reply to %s failed: %s", client.id, err) end
     end
 
     -- Unlike the Go original, which only logs, tells the client why its
@@ -48,13 +60,14 @@ function M.attach(server, log, verbose)
     end
 
     -- Forwards the message as the client sent it (msg.raw, which the engine
-    -- validated): no decode and encode per broadcast.
+    -- validated): no decode and encode per broadcast. A broadcast that was
+    -- not accepted (no room included) is answered with the error.
     local function handle_broadcast(server, client, msg)
         if msg.channel == "" then return end
         local ok, err, code = server:publish(msg.channel, msg.raw)
         if not ok then
-            log("INFO", "broadcast from %s to '%s' failed: %s", client.id,
-                msg.channel, err)
+            log_failure(code, "broadcast from %s to '%s' failed: %s", client.id,
+                        msg.channel, err)
             reply_error(server, client, msg.channel, code, msg.message_id)
         end
     end

@@ -16,6 +16,13 @@
 // request's message_id); "broadcast" publishes the message object to every
 // subscriber of the envelope's channel.
 //
+// No client can make the handlers wait for another (docs/api.md, "Slow
+// clients and handlers"): a browser that stops reading is closed once its
+// queue is full (dropOnBackpressure; close 1001 "going away:
+// backpressure"), and the binding's publishes never block the JS thread:
+// one the engine refuses for room (then only when the server as a whole
+// is behind) waits, in call order, until the room fd says to try again.
+//
 // SIGINT/SIGTERM shut the server down gracefully (every client gets close
 // 1001) and the program exits 0: once the server has stopped, nothing
 // keeps the process alive.
@@ -118,6 +125,9 @@ function makeServer(cfg, staticDir) {
     port: cfg.port,
     path: '/ws',
     staticDir,
+    // Browsers are not trusted to read: one that stops is closed when its
+    // queue is full. Block mode would make every publish wait for it.
+    dropOnBackpressure: true,
     logLevel: cfg.verbose ? LogLevel.DEBUG : LogLevel.INFO,
     logger: (level, line) => log('wsnotify', level, line),
   });

@@ -15,6 +15,13 @@ with {"status":"subscribed","channel":...} (reply_to_id = the request's
 message_id); "broadcast" publishes the message object to every subscriber
 of the envelope's channel.
 
+No client can make the handlers wait for another (docs/api.md, "Slow
+clients and handlers"): a browser that stops reading is closed once its
+queue is full (drop_on_backpressure; close 1001 "going away:
+backpressure"), and publishes never wait for room (nonblocking=True): one
+the engine refuses (then only when the server as a whole is behind) is not
+retried, the sender gets {"status":"error",...} and may send again.
+
 Handlers run on the main thread (server.serve_forever()); SIGINT/SIGTERM
 shut the server down gracefully (every client gets close 1001) and the
 program exits 0.
@@ -86,8 +93,12 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 
 def make_server(host: str, port: int, static_dir: Path,
                 verbose: bool = False) -> Server:
+    # Browsers are not trusted to read: one that stops is closed when its
+    # queue is full (block mode would make every publish wait for it), and
+    # no publish waits for room.
     server = Server(host=host, port=port, path="/ws",
                     static_dir=str(static_dir),
+                    drop_on_backpressure=True, nonblocking=True,
                     log_level=LogLevel.DEBUG if verbose else LogLevel.INFO)
 
     @server.on_connect
@@ -157,8 +168,18 @@ def handle_broadcast(server: Server, client: Client,
         # msg.message back to JSON.
         server.publish(msg.channel, msg.raw)
     except (ValueError, wsnotify.WsnotifyError) as e:
-        log.info("broadcast from %s to '%s' failed: %s", client.id,
-                 msg.channel, e)
+        log_failure(e, "broadcast from %s to '%s' failed: %s", client.id,
+                    msg.channel, e)
+        # It was not accepted: the sender is told, as the C example does.
+        reply(server, client, "", {"status": "error", "channel": msg.channel,
+                                   "error": reason(e)}, msg.message_id)
+
+
+def log_failure(e: Exception, fmt: str, *args: object) -> None:
+    """Refusals for room come many at once when the server is behind: a
+    line for each would flood the log, so they are debug lines."""
+    level = logging.DEBUG if isinstance(e, wsnotify.NoRoomError) else logging.INFO
+    log.log(level, fmt, *args)
 
 
 def reply(server: Server, client: Client, channel: str, value: object,
@@ -167,7 +188,7 @@ def reply(server: Server, client: Client, channel: str, value: object,
         server.publish_to_client(client, channel, value, MessageType.JSON,
                                  reply_to_id=reply_to)
     except (ValueError, wsnotify.WsnotifyError) as e:
-        log.info("reply to %s failed: %s", client.id, e)
+        log_failure(e, "reply to %s failed: %s", client.id, e)
 
 
 def main(argv: Optional[list] = None) -> int:

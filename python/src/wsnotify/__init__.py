@@ -20,7 +20,7 @@ server.serve()``), never on the core's threads.
 from ._core import (C_VERSION, C_VERSION_INFO, C_VERSION_NUMBER,
                     HEADER_VERSION, SUPPORTED_MAJOR)
 from ._errors import (BackpressureError, ClientGoneError, InvalidArgumentError,
-                      LimitError, ListenError, NotFoundError,
+                      LimitError, ListenError, NoRoomError, NotFoundError,
                       ServerClosedError, StateError, UnsupportedError,
                       WsnotifyError,
                       WsnotifyMemoryError, WsnotifyTimeoutError,
@@ -46,7 +46,7 @@ __all__ = [
     "LogLevel", "Channel", "Duration", "default_options", "option_names",
     "WsnotifyError", "InvalidArgumentError", "ServerClosedError",
     "ClientGoneError", "BackpressureError", "WsnotifyTimeoutError",
-    "LimitError", "StateError", "ListenError", "WsnotifyTypeError",
+    "LimitError", "StateError", "ListenError", "NoRoomError", "WsnotifyTypeError",
     "NotFoundError", "WsnotifyMemoryError", "UnsupportedError", "strerror",
     "error_name",
     "C_VERSION_NUMBER", "HEADER_VERSION", "SUPPORTED_MAJOR",

@@ -41,6 +41,13 @@ class BackpressureError(WsnotifyError):
     """A subscriber's send queue was full (WSN_EBACKPRESSURE)."""
 
 
+class NoRoomError(WsnotifyError):
+    """A publish of a ``Server(nonblocking=True)`` found no room
+    (WSN_EAGAIN): a client it would reach is stalled (block mode) or the
+    core's command queue is full. Nothing was queued; the caller still
+    owns the message and may retry once ``room_fileno()`` is readable."""
+
+
 class WsnotifyTimeoutError(WsnotifyError, TimeoutError):
     """Waited the configured time and gave up (WSN_ETIMEDOUT)."""
 
@@ -85,6 +92,7 @@ _BY_CODE: Dict[int, Type[WsnotifyError]] = {
     lib.WSN_ECLOSED: ServerClosedError,
     lib.WSN_EGONE: ClientGoneError,
     lib.WSN_EBACKPRESSURE: BackpressureError,
+    lib.WSN_EAGAIN: NoRoomError,
     lib.WSN_ETIMEDOUT: WsnotifyTimeoutError,
     lib.WSN_ENOTFOUND: NotFoundError,
     lib.WSN_ETYPE: WsnotifyTypeError,

@@ -428,6 +428,13 @@ class Server:
       1000 lines here unless given; lines beyond are dropped and counted)
       and they are forwarded on the thread that serves events, never on the
       core's threads.
+    * ``nonblocking=True``: the publish calls (``publish``,
+      ``publish_with_type``, ``publish_to_client``, ``send_raw``,
+      ``publish_wait*``) never wait for room: where they would wait (a
+      stalled client in block mode, a full command queue) they raise
+      :class:`NoRoomError` at once with nothing queued. For handlers that
+      must never wait on another client (the chat examples); on asyncio
+      use the ``*_async`` calls instead.
 
     Handlers (``on_message``, ``on_connect``, ``on_disconnect``) run on the
     thread that serves events: :meth:`serve_forever`, :meth:`serve` (asyncio)
@@ -451,6 +458,11 @@ class Server:
         if res.opts == ffi.NULL:
             raise MemoryError("wsn_options_new")
         options = dict(options, host=host, port=port)
+        nonblocking = options.pop("nonblocking", False)
+        if not isinstance(nonblocking, bool):
+            raise TypeError("nonblocking must be a bool")
+        # The flags of every synchronous publish call.
+        self._flags = lib.WSN_PUBLISH_NONBLOCK if nonblocking else 0
         options.setdefault("log_queue", _LOG_QUEUE_LINES)
         if options.get("events_on_io_thread"):
             raise ValueError(
@@ -703,9 +715,17 @@ class Server:
         In block mode (the default) a publish waits while a client is
         stalled (its send queue full), up to ``write_wait``, without holding
         the GIL; on an asyncio loop use :meth:`publish_async`, which never
-        waits on the loop's thread."""
+        waits on the loop's thread. With ``nonblocking=True`` it raises
+        :class:`NoRoomError` instead of waiting."""
         ch = _channel(channel)
-        rc = lib.wsn_server_publish(self._srv, ch, _dumps(message))
+        if self._flags:
+            data = _dumps(message)
+            rc = lib.wsn_server_publish_ex(self._srv, ffi.NULL, ch,
+                                           lib.WSN_TYPE_JSON,
+                                           ffi.from_buffer(data), len(data),
+                                           ffi.NULL, ffi.NULL, self._flags)
+        else:
+            rc = lib.wsn_server_publish(self._srv, ch, _dumps(message))
         if rc:
             check(rc, f"publish({channel!r})")
 
@@ -717,7 +737,7 @@ class Server:
         what = f"publish_with_type({channel!r})"
         check(lib.wsn_server_publish_ex(*self._publish_args(
             what, None, channel, message, message_type, message_id,
-            reply_to_id), 0), what)
+            reply_to_id), self._flags), what)
 
     def publish_to_client(self, client: Union[Client, str], channel: str,
                           message: Any,
@@ -728,7 +748,7 @@ class Server:
         what = f"publish_to_client({channel!r})"
         check(lib.wsn_server_publish_ex(*self._publish_args(
             what, client, channel, message, message_type, message_id,
-            reply_to_id), 0), what)
+            reply_to_id), self._flags), what)
 
     def send_raw(self, client: Union[Client, str],
                  data: Union[str, bytes, bytearray, memoryview],
@@ -739,7 +759,8 @@ class Server:
         (TEXT or BINARY)."""
         what = "send_raw()"
         check(lib.wsn_server_send_raw_ex(
-            *self._raw_args(what, client, data, message_type), 0), what)
+            *self._raw_args(what, client, data, message_type), self._flags),
+            what)
 
     def _publish_args(self, what: str, client: Union[Client, str, None],
                       channel: str, message: Any,
@@ -780,8 +801,8 @@ class Server:
         first call for a key fixes its name, type and ttl."""
         what = f"publish_wait({channel!r}, ident={ident!r})"
         check(lib.wsn_server_publish_wait_ex(*self._batch_args(
-            channel, _dumps(message), MessageType.JSON, ident, name, ttl), 0),
-            what)
+            channel, _dumps(message), MessageType.JSON, ident, name, ttl),
+            self._flags), what)
 
     def publish_wait_with_type(self, channel: str, message: Any,
                                message_type: Union[MessageType, str],
@@ -791,7 +812,8 @@ class Server:
         what = f"publish_wait_with_type({channel!r}, ident={ident!r})"
         mt = _message_type(message_type)
         check(lib.wsn_server_publish_wait_ex(*self._batch_args(
-            channel, _payload(message, mt), mt, ident, name, ttl), 0), what)
+            channel, _payload(message, mt), mt, ident, name, ttl),
+            self._flags), what)
 
     def publish_wait_string(self, channel: str, text: str, ident: int,
                             name: str, ttl: Duration) -> None:
@@ -799,8 +821,8 @@ class Server:
         ``name + "\\n\\n" + "\\n".join(texts)``."""
         what = f"publish_wait_string({channel!r}, ident={ident!r})"
         check(lib.wsn_server_publish_wait_ex(*self._batch_args(
-            channel, _cstr(text, "text"), MessageType.TEXT, ident, name, ttl), 0),
-            what)
+            channel, _cstr(text, "text"), MessageType.TEXT, ident, name, ttl),
+            self._flags), what)
 
     def _batch_args(self, channel: str, data: bytes, mt: MessageType,
                     ident: int, name: str, ttl: Duration) -> tuple:
