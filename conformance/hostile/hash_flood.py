@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Issue 16 item 8: hash flooding of the channel table.
+"""Issue 16 item 8: hash flooding of the channel table, and subscriptions
+without a cap.
 
-Channels live in a uthash table hashed with HASH_JEN and no key, so names
-that land in the bucket of "general" can be computed offline
+flood: channels live in a uthash table hashed with HASH_JEN and no key, so
+names that land in the bucket of "general" can be computed offline
 (jen_collide.c, built here with the system uthash.h, the one the core
 uses). For each kind of names (colliding, then random of the same shape),
 on a fresh server:
@@ -14,10 +15,22 @@ on a fresh server:
    the wall time and the server's CPU time for that are recorded;
 3. "general" throughput again.
 
-  python3 conformance/hostile/hash_flood.py [--names 20000] \\
+cap: one client subscribes to --sub-cap + --cap-extra distinct channels
+(--window outstanding), on a fresh server.
+
+  python3 conformance/hostile/hash_flood.py [--mode both] [--names 20000] \\
       -- build/examples/wsnotify-chat --port 0
 
-Prints one JSON line."""
+The bounds (exit 1 when one breaks):
+
+* flood: subscribing the colliding names costs the server at most
+  --max-ratio (3) times the CPU time the random ones cost (20,000 names:
+  8x before a keyed hash; about 1x with one, whose key the names were not
+  computed for);
+* cap: exactly the first --sub-cap (1,024) subscriptions succeed and the
+  --cap-extra (16) beyond get an error reply; the client stays served.
+
+--expect-fail: see hostile_lib.run_check. Prints one JSON line."""
 
 import argparse
 import os
@@ -28,7 +41,8 @@ import tempfile
 import threading
 import time
 
-from hostile_lib import Client, Server, emit, envelope, frame, percentile, server_args
+from hostile_lib import (Client, Server, emit, envelope, frame, percentile, run_check,
+                         server_args, verdict)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -133,27 +147,99 @@ def one_kind(cmd, names, args):
     return out
 
 
-def main():
-    own, cmd = server_args(sys.argv[1:])
+def subscription_cap(cmd, args):
+    """Subscribes one client to cap + extra channels; counts the answers."""
+    srv = Server(cmd)
+    out = {}
+    try:
+        c = Client(srv.port, timeout=args.timeout)
+        names = [f"cap-{i}" for i in range(args.sub_cap + args.cap_extra)]
+        wire = [frame(0x1, envelope(n, {"action": "subscribe", "channel": n}, f"s{i}"))
+                for i, n in enumerate(names)]
+        answers = {}
+
+        def done(m):
+            msg = m.get("message")
+            if isinstance(msg, dict) and msg.get("status") in ("subscribed", "error"):
+                answers[m.get("reply_to_id")] = msg
+                return True
+            return False
+
+        cpu0 = srv.cpu_s()
+        out["cap_subscribe_s"] = round(pipelined(c, wire, args.window, done), 2)
+        out["cap_subscribe_cpu_s"] = round(srv.cpu_s() - cpu0, 2)
+        status = [answers.get(f"s{i}", {}).get("status") for i in range(len(names))]
+        out["cap_subscribed"] = status.count("subscribed")
+        out["cap_refused"] = status.count("error")
+        refused = [i for i, st in enumerate(status) if st == "error"]
+        out["cap_first_refused"] = refused[0] if refused else None
+        out["cap_refusal"] = answers.get(f"s{refused[0]}") if refused else None
+        out["cap_all_first_accepted"] = all(st == "subscribed" for st in status[:args.sub_cap])
+        try:
+            c.subscribe(names[0])  # already a member: still served
+            out["cap_client_still_served"] = True
+        except (ConnectionError, OSError):
+            out["cap_client_still_served"] = False
+        c.close()
+    finally:
+        out["cap_server_exit"] = srv.stop()
+    return out
+
+
+def main(argv):
+    own, cmd = server_args(argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mode", choices=["flood", "cap", "both"], default="both")
     ap.add_argument("--names", type=int, default=20000)
     ap.add_argument("--bits", type=int, default=10, help="low hash bits matched (2^bits buckets)")
     ap.add_argument("--bcasts", type=int, default=5000, help="broadcasts per throughput reading")
     ap.add_argument("--window", type=int, default=200, help="requests outstanding")
     ap.add_argument("--timeout", type=float, default=300.0, help="bound on one phase, s")
+    ap.add_argument("--max-ratio", type=float, default=3.0,
+                    help="flood: server CPU for colliding names / for random ones, at most")
+    ap.add_argument("--sub-cap", type=int, default=1024, help="cap: subscriptions per client")
+    ap.add_argument("--cap-extra", type=int, default=16, help="cap: subscriptions beyond it")
+    ap.add_argument("--expect-fail", action="store_true")
     args = ap.parse_args(own)
     if not cmd:
         ap.error("give the chat server command after --")
+    return run_check(lambda: check(args, cmd), args.expect_fail)
 
-    t0 = time.monotonic()
-    bad, gen_note = colliding_names("general", args.names, args.bits)
-    result = {"item": 8, "test": "hash_flood", "server": " ".join(cmd), "names": len(bad),
-              "generator": gen_note, "generate_s": round(time.monotonic() - t0, 1)}
-    for kind, names in (("colliding", bad), ("random", random_names(args.names, bad))):
-        for k, v in one_kind(cmd, names, args).items():
-            result[f"{kind}_{k}"] = v
+
+def check(args, cmd):
+    result = {"item": 8, "test": "hash_flood", "server": " ".join(cmd)}
+    failures = []
+    if args.mode in ("flood", "both"):
+        t0 = time.monotonic()
+        bad, gen_note = colliding_names("general", args.names, args.bits)
+        result.update({"names": len(bad), "generator": gen_note,
+                       "generate_s": round(time.monotonic() - t0, 1)})
+        for kind, names in (("colliding", bad), ("random", random_names(args.names, bad))):
+            for k, v in one_kind(cmd, names, args).items():
+                result[f"{kind}_{k}"] = v
+        for kind in ("colliding", "random"):
+            if f"{kind}_subscribe_error" in result:
+                failures.append(f"flood: {kind} names: {result[kind + '_subscribe_error']}")
+        bad_cpu, good_cpu = result["colliding_subscribe_cpu_s"], result["random_subscribe_cpu_s"]
+        # CPU time is read in clock ticks (10 ms): the random names' time
+        # counts as at least one tick.
+        ratio = bad_cpu / max(good_cpu, 0.01)
+        result["cpu_ratio"] = round(ratio, 1)
+        if ratio > args.max_ratio:
+            failures.append(f"flood: colliding names cost {ratio:.1f}x the CPU of random ones "
+                            f"(> {args.max_ratio:g}x)")
+    if args.mode in ("cap", "both"):
+        result.update(subscription_cap(cmd, args))
+        want = f"{args.sub_cap} subscribed, {args.cap_extra} refused"
+        got = f"{result['cap_subscribed']} subscribed, {result['cap_refused']} refused"
+        if not result["cap_all_first_accepted"] or result["cap_refused"] != args.cap_extra:
+            failures.append(f"cap: {got}, want {want}")
+        if not result["cap_client_still_served"]:
+            failures.append("cap: the client was not served after its refused subscriptions")
+    status = verdict(result, failures)
     emit(result)
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -70,10 +70,15 @@ class Server:
         return self.proc.pid
 
     def rss_mib(self):
-        return rss_mib(self.pid)
+        """RSS of the server: of every process of its session (a wrapper
+        such as run-chat.sh or examples/openresty/run.sh and the nginx it
+        runs are one server)."""
+        return sum(rss_mib(p) for p in session_pids(self.pid))
 
     def cpu_s(self):
-        return cpu_seconds(self.pid)
+        """CPU seconds of every process of its session so far (those that
+        have exited no longer count)."""
+        return sum(cpu_seconds(p) for p in session_pids(self.pid))
 
     def alive(self):
         return self.proc.poll() is None
@@ -103,18 +108,40 @@ class Server:
         return rc
 
 
+def session_pids(sid):
+    """The processes of session sid (the server's own first)."""
+    pids = [sid]
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == sid:
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[3]) == sid:  # field 6: session id
+            pids.append(int(name))
+    return pids
+
+
 def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass  # gone meanwhile
     return 0.0
 
 
 def cpu_seconds(pid):
     """utime + stime of every thread of pid, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # gone meanwhile
     # fields[0] is field 3 (state): utime is field 14, stime 15
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
