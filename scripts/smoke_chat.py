@@ -8,6 +8,8 @@ Starts the built binary on a free port, then, over real sockets:
   - a broadcast from one reaches both, and not a client of another channel;
   - a subscribe to an invalid channel gets an error reply;
   - a frame that is not JSON gets the error envelope;
+  - a client that stops reading while it broadcasts to itself is closed
+    for backpressure, and the others are still served;
   - SIGTERM (then, in a second run, SIGINT) stops the server with exit
     status 0 and every client sees close 1001 "server shutdown".
 
@@ -16,11 +18,15 @@ Exits 0 when every check passed; prints "N passed, N failed" last.
 """
 
 import asyncio
+import base64
 import json
 import os
 import re
 import signal
+import socket
+import struct
 import sys
+import time
 import urllib.request
 
 try:  # websockets >= 13
@@ -48,6 +54,97 @@ async def nothing_within(ws, seconds):
         return msg
     except asyncio.TimeoutError:
         return None
+
+
+def slow_reader(port, max_sends=2000, payload=16384):
+    """A raw client with a small receive window subscribes to a channel of
+    its own and broadcasts 16 KiB messages to it without reading, until a
+    send fails or max_sends; then reads until the connection ends. Returns
+    (sends, how it ended: "1001 <reason>", another code, or "eof"); None
+    when the connection did not end (bounded: 10 s of reading)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1024)
+    s.settimeout(TIMEOUT)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+
+    def frame(obj):
+        data = json.dumps(obj).encode()  # masked with a zero key: as is
+        n = len(data)
+        head = (struct.pack("!BB", 0x81, 0x80 | n) if n < 126 else
+                struct.pack("!BBH", 0x81, 0x80 | 126, n))
+        return head + b"\0\0\0\0" + data
+
+    s.sendall(frame({"type": "json", "channel": "slow",
+                     "message": {"action": "subscribe", "channel": "slow"}}))
+    wire = frame({"type": "json", "channel": "slow",
+                  "message": {"action": "broadcast", "text": "x" * payload}})
+    sends = 0
+    try:
+        for sends in range(1, max_sends + 1):
+            s.sendall(wire)
+    except OSError:
+        pass  # the server closed it: what follows reads how
+    buf = b""
+    in_header = True  # the 101 response comes first
+    deadline = time.monotonic() + 10
+    s.settimeout(1.0)
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(1 << 20)
+        except TimeoutError:
+            continue
+        except OSError:
+            return sends, "eof"
+        if not chunk:
+            return sends, "eof"
+        buf += chunk
+        if in_header:
+            if b"\r\n\r\n" not in buf:
+                continue
+            buf = buf.split(b"\r\n\r\n", 1)[1]
+            in_header = False
+        while len(buf) >= 2:  # skip data frames, stop at a close frame
+            n, off = buf[1] & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n, off = struct.unpack("!H", buf[2:4])[0], 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n, off = struct.unpack("!Q", buf[2:10])[0], 10
+            if len(buf) < off + n:
+                break
+            if buf[0] & 0x0F == 0x8:
+                body = buf[off:off + n]
+                return sends, f"{struct.unpack('!H', body[:2])[0]} {body[2:].decode()}"
+            buf = buf[off + n:]
+    return sends, None
+
+
+async def logged(srv, text, timeout=TIMEOUT):
+    """Whether the server printed a line holding text within timeout (its
+    output is read by another thread)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(text in line for line in srv.lines):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def broadcast(sender, receivers, text):
+    """sender broadcasts text to "room"; [(name, the envelope each of
+    receivers, {name: ws}, gets next)]."""
+    await sender.send(json.dumps({
+        "type": "json", "channel": "room",
+        "message": {"action": "broadcast", "text": text}}))
+    return [(name, await recv_json(ws)) for name, ws in receivers.items()]
 
 
 async def scenario(srv, sig):
@@ -94,11 +191,7 @@ async def scenario(srv, sig):
     check(await nothing_within(b, 0.3) is None,
           "a subscribe confirmation goes to the sender alone")
 
-    await a.send(json.dumps({
-        "type": "json", "channel": "room",
-        "message": {"action": "broadcast", "text": "hello from a"}}))
-    for name, ws in (("a", a), ("b", b)):
-        env = await recv_json(ws)
+    for name, env in await broadcast(a, {"a": a, "b": b}, "hello from a"):
         check(env.get("channel") == "room" and env.get("type") == "json"
               and env.get("message") == {"action": "broadcast",
                                          "text": "hello from a"}
@@ -130,6 +223,18 @@ async def scenario(srv, sig):
                              "message": {"action": "dance"}}))
     check(await nothing_within(a, 0.3) is None,
           "broadcast without channel / unknown action are ignored")
+
+    # A client that stops reading is closed, and nobody waits for it. It
+    # sees the close frame if it reads within close_grace, else the cut.
+    sends, ended = await asyncio.to_thread(slow_reader, srv.port)
+    check(ended in ("1001 going away: backpressure", "eof"),
+          f"a client that stops reading is closed ({ended!r} after {sends} broadcasts)")
+    check(await logged(srv, "send queue full, closing (going away: backpressure)"),
+          "the server logged why it closed the slow client")
+    for name, env in await broadcast(a, {"a": a, "b": b}, "after the slow one"):
+        check(env.get("message") == {"action": "broadcast",
+                                     "text": "after the slow one"},
+              f"client {name} is still served: {env}")
 
     # Graceful stop.
     rc = await asyncio.to_thread(srv.stop, sig)
