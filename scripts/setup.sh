@@ -54,6 +54,11 @@ pkg_installed() {
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
+    # OpenResty's LuaJIT (luajit2, which bindings/lua/setup.sh installs for
+    # nginx's Lua module) conflicts with Debian's luajit and gives the same
+    # luajit command: installing luajit over it would remove the nginx
+    # module again on every run.
+    [ "$p" = luajit ] && pkg_installed luajit2 && continue
     pkg_installed "$p" || missing+=("$p")
 done
 
