@@ -96,7 +96,7 @@ def servers() -> dict[str, Server]:
     chat_help = help_text([str(chat)]) if chat else ""
     out["wsnotify-chat"] = Server(
         "wsnotify-chat", "examples/chat (C): the chat example as shipped (default flags: "
-        "startup and failures logged, nothing per message)",
+        "startup and failures logged, nothing per message; drop_on_backpressure)",
         chat_cmd,
         compression_flag="--compression" if "--compression" in chat_help else None,
         available=lambda: (chat is not None, f"no chat binary under {b}/examples"))
@@ -148,7 +148,7 @@ def servers() -> dict[str, Server]:
                                   "(pip install ./python)"
     out["py-chat"] = Server(
         "py-chat", "examples/python/chat.py: the chat example on the wsnotify Python "
-        "binding (default flags: nothing logged per message)",
+        "binding (default flags: nothing logged per message; drop_on_backpressure)",
         [py, str(pychat), "--port", "{port}"], available=pychat_ok,
         compression_flag="--compression" if pychat.exists() and "--compression" in
         pychat.read_text() else None,
@@ -186,7 +186,7 @@ def servers() -> dict[str, Server]:
     addon = ROOT / "bindings" / "node" / "build" / "wsnotify.node"
     out["node-chat"] = Server(
         "node-chat", "examples/node/chat.js: the chat example on the wsnotify Node "
-        "binding (default flags: nothing logged per message)",
+        "binding (default flags: nothing logged per message; drop_on_backpressure)",
         [node, str(nodechat), "--port", "{port}"],
         available=lambda: (addon.exists() and shutil.which("node"),
                            "node or bindings/node/build/wsnotify.node missing "
