@@ -1,6 +1,6 @@
 """Server(nonblocking=True): the synchronous publish calls never wait for
 room; where they would (a stalled block-mode client) they raise NoRoomError
-with nothing queued (C: test_publish_nonblock)."""
+with nothing queued (C: tests/test_nonblock.c)."""
 
 from __future__ import annotations
 
