@@ -23,8 +23,6 @@
 
 /* The transport's objects, seen here only as pointers. */
 struct lws;
-struct lws_context;
-struct lws_vhost;
 struct wsni_lws;
 /* The shell's event queue (shell/events.h). */
 struct event_queue;
@@ -124,8 +122,7 @@ struct wsn_server {
     int join_claimed, joined; /* lock */
     int clients_cut;          /* lock: shutdown had to drop connections */
     pthread_t io_tid;         /* const once start_called */
-    struct lws_context *ctx;  /* lock: lws_cancel_service only while ctx_alive */
-    int ctx_alive;            /* lock */
+    int ctx_alive;            /* lock: the transport may be woken */
     command *cmd_head, *cmd_tail; /* lock */
     size_t cmd_publishes;     /* lock: publish commands queued */
     int publish_waiters;      /* lock */
@@ -148,38 +145,18 @@ struct wsn_server {
     size_t max_pending_batches, max_batch_messages, max_batch_bytes; /* const */
 
     /* io */
-    struct lws_vhost *vhost;
     registry reg;
-    unsigned char *coalesce; /* WSNI_FRAME_PRE + coalesce_cap bytes */
-    size_t coalesce_cap;
-    int stop;
-    int draining;
-    int rx_paused;
-    unsigned pass_writes;  /* I/O thread: clients written to in this loop pass */
-    int in_service;        /* I/O thread: inside the service loop, where the host
-                            * is woken once per pass (wsni_event_queue_flush) */
     wsn_client **flush_list; /* clients whose write request waits for the flush */
     size_t flush_len, flush_cap;
     int flush_armed;
     wsni_timer flush_timer;
     int64_t flush_delay_us;
     int64_t last_write; /* when data last left for any client */
-    wsni_timer shutdown_timer;
-    /* keepalive.c: clients by last ping and by last pong, one timer */
-    wsni_list ping_list, pong_list; /* of wsn_client, by ping_node / pong_node */
-    wsni_timer keepalive_timer;
-    int64_t keepalive_due; /* when the timer fires; 0 = not armed */
-    int peak_since_trim;      /* most clients connected since the last malloc_trim */
-    wsni_timer trim_timer; /* io: wsni_memory_give_back() once clients left */
-    /* rx_quiet.c: clients whose receive buffer was written since released */
-    wsn_client **rx_quiet;
-    size_t rx_quiet_len, rx_quiet_cap;
-    int rx_quiet_armed;
-    wsni_timer rx_quiet_timer;
-    wsni_timer shutdown_final_timer;
     wsni_list batch_timers; /* io: armed ttl timers (batch.c) */
-    /* The lws transport's own state (transport/lws_state.h): its context
-     * setup and the receive-buffer pool. Made by wsni_loop_start. */
+    /* The lws transport's own state (transport/lws_state.h): its context,
+     * the coalesce buffer, keepalive's lists, the quiet-buffer list, its
+     * timers and the receive-buffer pool. Made by wsni_loop_start, freed
+     * by the I/O thread as it ends; no other layer reads it. */
     struct wsni_lws *lws;
 };
 

@@ -25,7 +25,6 @@ void wsni_server_unref(wsn_server *srv)
     pthread_mutex_destroy(&srv->log_lock);
     pthread_mutex_destroy(&srv->batch_lock);
     wsn_options_free(srv->opts);
-    free(srv->coalesce);
     free(srv->flush_list);
     free(srv);
 }

@@ -15,12 +15,12 @@
 
 static wsn_client *first_by_ping(wsn_server *srv)
 {
-    return wsni_list_first(&srv->ping_list, wsn_client, ping_node);
+    return wsni_list_first(&srv->lws->ping_list, wsn_client, ping_node);
 }
 
 static wsn_client *first_by_pong(wsn_server *srv)
 {
-    return wsni_list_first(&srv->pong_list, wsn_client, pong_node);
+    return wsni_list_first(&srv->lws->pong_list, wsn_client, pong_node);
 }
 
 static lws_usec_t ping_period_us(const wsn_server *srv)
@@ -48,24 +48,24 @@ static void arm(wsn_server *srv, lws_usec_t now)
             due = pong_due;
     }
     if (!due) {
-        wsni_timer_cancel(srv, &srv->keepalive_timer);
-        srv->keepalive_due = 0;
+        wsni_timer_cancel(srv, &srv->lws->keepalive_timer);
+        srv->lws->keepalive_due = 0;
         return;
     }
-    if (srv->keepalive_due && srv->keepalive_due <= due)
+    if (srv->lws->keepalive_due && srv->lws->keepalive_due <= due)
         return; /* armed early enough: the tick re-arms */
     lws_usec_t delay = due - now;
     if (delay < LWS_US_PER_MS)
         delay = LWS_US_PER_MS;
-    srv->keepalive_due = now + delay;
-    wsni_timer_arm(srv, &srv->keepalive_timer, tick, delay);
+    srv->lws->keepalive_due = now + delay;
+    wsni_timer_arm(srv, &srv->lws->keepalive_timer, tick, delay);
 }
 
 static void tick(wsni_timer *tm)
 {
-    wsn_server *srv = wsni_container_of(tm, wsn_server, keepalive_timer);
+    wsn_server *srv = wsni_container_of(tm, struct wsni_lws, keepalive_timer)->srv;
     lws_usec_t now = lws_now_usecs();
-    srv->keepalive_due = 0;
+    srv->lws->keepalive_due = 0;
     wsn_client *c;
     while ((c = first_by_pong(srv)) && now - c->last_pong >= pong_wait_us(srv)) {
         wsni_log(srv, WSN_LOG_INFO, "client %s: no pong within pong_wait, dropping", c->id);
@@ -75,8 +75,8 @@ static void tick(wsni_timer *tm)
     while ((c = first_by_ping(srv)) && now - c->last_ping >= ping_period_us(srv)) {
         c->need_ping = 1;
         c->last_ping = now;
-        wsni_list_remove(&srv->ping_list, &c->ping_node);
-        wsni_list_append(&srv->ping_list, &c->ping_node);
+        wsni_list_remove(&srv->lws->ping_list, &c->ping_node);
+        wsni_list_append(&srv->lws->ping_list, &c->ping_node);
         wsni_client_request_write(c);
     }
     arm(srv, now);
@@ -87,8 +87,8 @@ void wsni_keepalive_add(wsn_server *srv, wsn_client *c)
     lws_usec_t now = lws_now_usecs();
     c->last_ping = c->last_pong = now;
     c->keepalive_linked = 1;
-    wsni_list_append(&srv->ping_list, &c->ping_node);
-    wsni_list_append(&srv->pong_list, &c->pong_node);
+    wsni_list_append(&srv->lws->ping_list, &c->ping_node);
+    wsni_list_append(&srv->lws->pong_list, &c->pong_node);
     arm(srv, now);
 }
 
@@ -98,8 +98,8 @@ void wsni_keepalive_pong(wsn_server *srv, wsn_client *c)
         return;
     c->last_pong = lws_now_usecs();
     /* A later deadline for this client never makes the armed timer late. */
-    wsni_list_remove(&srv->pong_list, &c->pong_node);
-    wsni_list_append(&srv->pong_list, &c->pong_node);
+    wsni_list_remove(&srv->lws->pong_list, &c->pong_node);
+    wsni_list_append(&srv->lws->pong_list, &c->pong_node);
 }
 
 void wsni_keepalive_remove(wsn_server *srv, wsn_client *c)
@@ -107,12 +107,12 @@ void wsni_keepalive_remove(wsn_server *srv, wsn_client *c)
     if (!c->keepalive_linked)
         return;
     c->keepalive_linked = 0;
-    wsni_list_remove(&srv->ping_list, &c->ping_node);
-    wsni_list_remove(&srv->pong_list, &c->pong_node);
+    wsni_list_remove(&srv->lws->ping_list, &c->ping_node);
+    wsni_list_remove(&srv->lws->pong_list, &c->pong_node);
 }
 
 void wsni_keepalive_stop(wsn_server *srv)
 {
-    wsni_timer_cancel(srv, &srv->keepalive_timer);
-    srv->keepalive_due = 0;
+    wsni_timer_cancel(srv, &srv->lws->keepalive_timer);
+    srv->lws->keepalive_due = 0;
 }

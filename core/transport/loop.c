@@ -60,7 +60,7 @@ void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
     }
     /* The queue decides under its lock, so the host's resume decision
      * (taken under the same lock) can never be missed. */
-    if (wsni_event_queue_push(srv->events, ev, srv->in_service)) {
+    if (wsni_event_queue_push(srv->events, ev, srv->lws->in_service)) {
         wsni_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
                 srv->event_queue_limit);
         wsni_loop_pause_rx(srv, 1);
@@ -69,9 +69,9 @@ void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
 
 void wsni_loop_pause_rx(wsn_server *srv, int pause)
 {
-    if (srv->rx_paused == pause)
+    if (srv->lws->rx_paused == pause)
         return;
-    srv->rx_paused = pause;
+    srv->lws->rx_paused = pause;
     /* The id table is written only on this thread, so reading it here
      * needs no lock. */
     wsn_client *c, *tmp;
@@ -131,7 +131,7 @@ static int subprotocol_supported(struct lws *wsi)
 
 static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
 {
-    if (srv->draining)
+    if (srv->lws->draining)
         return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server shutting down");
     char *uri = header_copy(wsi, WSI_TOKEN_GET_URI);
     if (!uri)
@@ -170,7 +170,7 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
 
 static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
 {
-    if (srv->draining)
+    if (srv->lws->draining)
         return -1;
     wsn_client *c = wsni_client_new(srv);
     if (!c) {
@@ -191,10 +191,10 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
     HASH_ADD_KEYPTR(hh, srv->clients_by_id, c->id, strlen(c->id), c);
     srv->connected++;
     pthread_mutex_unlock(&srv->lock);
-    if (srv->connected > srv->peak_since_trim)
-        srv->peak_since_trim = srv->connected;
+    if (srv->connected > srv->lws->peak_since_trim)
+        srv->lws->peak_since_trim = srv->connected;
     wsni_keepalive_add(srv, c);
-    if (srv->rx_paused)
+    if (srv->lws->rx_paused)
         lws_rx_flow_control(wsi, 0);
     wsni_log(srv, WSN_LOG_DEBUG, "client %s connected from %s", c->id, c->remote);
     emit_client_event(srv, WSN_EVENT_CONNECT, c);
@@ -205,13 +205,13 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
  * back so a server's footprint follows its load (the soak measures this). */
 static void give_back_now(wsni_timer *tm)
 {
-    wsn_server *srv = wsni_container_of(tm, wsn_server, trim_timer);
+    wsn_server *srv = wsni_container_of(tm, struct wsni_lws, trim_timer)->srv;
     if (!srv->connected) /* the biggest writes touched it to its end */
-        wsni_memory_discard(srv->coalesce, LWS_PRE + srv->coalesce_cap);
+        wsni_memory_discard(srv->lws->coalesce, LWS_PRE + srv->lws->coalesce_cap);
     if (srv->malloc_trim)
         wsni_memory_give_back();
     wsni_rx_pool_trim(&srv->lws->rx_pool);
-    srv->peak_since_trim = srv->connected;
+    srv->lws->peak_since_trim = srv->connected;
 }
 
 static void give_back_memory(wsn_server *srv)
@@ -221,11 +221,11 @@ static void give_back_memory(wsn_server *srv)
         return;
     /* At zero always (the last <= TRIM_MIN_PEAK clients' memory too);
      * otherwise below half the peak since the last time. */
-    if (now && (srv->peak_since_trim < TRIM_MIN_PEAK || now > srv->peak_since_trim / 2))
+    if (now && (srv->lws->peak_since_trim < TRIM_MIN_PEAK || now > srv->lws->peak_since_trim / 2))
         return;
     /* Later, from the loop: lws frees this client's wsi (and we release
      * the client) only after CLOSED returns; repeated calls coalesce. */
-    wsni_timer_arm(srv, &srv->trim_timer, give_back_now, 100 * 1000);
+    wsni_timer_arm(srv, &srv->lws->trim_timer, give_back_now, 100 * 1000);
 }
 
 static void on_closed(wsn_server *srv, struct pss *pss)
@@ -256,11 +256,11 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     wsni_log(srv, WSN_LOG_DEBUG, "client %s disconnected", c->id);
     emit_client_event(srv, WSN_EVENT_DISCONNECT, c);
     wsn_client_release(c);
-    if (srv->draining && !srv->connected && !srv->stop) {
-        srv->stop = 1;
+    if (srv->lws->draining && !srv->connected && !srv->lws->stop) {
+        srv->lws->stop = 1;
         /* Not while lws_context_destroy() runs: the context is going. */
         if (srv->ctx_alive)
-            lws_cancel_service(srv->ctx);
+            lws_cancel_service(srv->lws->ctx);
     }
 }
 
@@ -376,16 +376,16 @@ static int write_coalesced(wsn_server *srv, wsn_client *c, struct lws *wsi)
         if (pass && lws_send_pipe_choked(wsi))
             break;
         wsn_frame *first = wsni_client_queue_peek(c, 0);
-        if (first->wire_len > srv->coalesce_cap) {
+        if (first->wire_len > srv->lws->coalesce_cap) {
             if (lws_write(wsi, first->wire, first->wire_len, LWS_WRITE_RAW) < 0)
                 return -1;
             wsni_client_queue_pop(c, 1);
         } else {
-            unsigned char *out = srv->coalesce + LWS_PRE;
+            unsigned char *out = srv->lws->coalesce + LWS_PRE;
             size_t total = 0;
             unsigned n = 0;
             wsn_frame *f;
-            while ((f = wsni_client_queue_peek(c, n)) && total + f->wire_len <= srv->coalesce_cap) {
+            while ((f = wsni_client_queue_peek(c, n)) && total + f->wire_len <= srv->lws->coalesce_cap) {
                 memcpy(out + total, f->wire, f->wire_len);
                 total += f->wire_len;
                 n++;
@@ -442,7 +442,7 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
         if ((c->deflate ? write_one(c, wsi) : write_coalesced(srv, c, wsi)) < 0)
             return -1;
         srv->last_write = lws_now_usecs();
-        srv->pass_writes++;
+        srv->lws->pass_writes++;
     }
     if (c->ring_len) {
         wsni_client_request_write_now(c);
@@ -511,7 +511,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     }
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-        return srv->draining ? 1 : 0;
+        return srv->lws->draining ? 1 : 0;
     case LWS_CALLBACK_RAW_ADOPT:
         /* lws turns a request it will not serve as HTTP (CONNECT) into a
          * raw socket bound to our protocol, which would stay open until
@@ -565,14 +565,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 static void shutdown_final(wsni_timer *tm)
 {
-    wsn_server *srv = wsni_container_of(tm, wsn_server, shutdown_final_timer);
-    srv->stop = 1;
-    lws_cancel_service(srv->ctx);
+    wsn_server *srv = wsni_container_of(tm, struct wsni_lws, shutdown_final_timer)->srv;
+    srv->lws->stop = 1;
+    lws_cancel_service(srv->lws->ctx);
 }
 
 static void shutdown_deadline(wsni_timer *tm)
 {
-    wsn_server *srv = wsni_container_of(tm, wsn_server, shutdown_timer);
+    wsn_server *srv = wsni_container_of(tm, struct wsni_lws, shutdown_timer)->srv;
     if (!srv->connected)
         return;
     wsni_log(srv, WSN_LOG_WARN, "shutdown timeout: dropping %d client(s)", srv->connected);
@@ -582,14 +582,14 @@ static void shutdown_deadline(wsni_timer *tm)
     wsn_client *c, *tmp;
     HASH_ITER(hh, srv->clients_by_id, c, tmp) { wsni_client_kill(c); }
     /* Killed connections close on the next pass; stop regardless soon. */
-    wsni_timer_arm(srv, &srv->shutdown_final_timer, shutdown_final, 100 * 1000);
+    wsni_timer_arm(srv, &srv->lws->shutdown_final_timer, shutdown_final, 100 * 1000);
 }
 
 void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
 {
-    if (srv->draining)
+    if (srv->lws->draining)
         return;
-    srv->draining = 1;
+    srv->lws->draining = 1;
     wsni_log(srv, WSN_LOG_INFO, "shutting down: %d client(s)", srv->connected);
     /* Accepted batches go out before their subscribers are closed. */
     wsni_batch_flush_all(srv);
@@ -599,11 +599,11 @@ void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
         wsni_client_begin_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown", 0);
     }
     if (!srv->connected) {
-        srv->stop = 1;
-        lws_cancel_service(srv->ctx);
+        srv->lws->stop = 1;
+        lws_cancel_service(srv->lws->ctx);
         return;
     }
-    wsni_timer_arm(srv, &srv->shutdown_timer, shutdown_deadline, timeout_ms * 1000);
+    wsni_timer_arm(srv, &srv->lws->shutdown_timer, shutdown_deadline, timeout_ms * 1000);
 }
 
 /* --- the thread --------------------------------------------------------------- */
@@ -723,6 +723,13 @@ static void finish_pending_commands(wsn_server *srv)
     }
 }
 
+static void lws_state_free(wsn_server *srv)
+{
+    free(srv->lws->coalesce);
+    free(srv->lws);
+    srv->lws = NULL;
+}
+
 static void *io_main(void *arg)
 {
     wsn_server *srv = arg;
@@ -748,8 +755,7 @@ static void *io_main(void *arg)
         pthread_mutex_unlock(&srv->lock);
         wsni_rx_pool_attach(NULL);
         wsni_rx_pool_destroy(&srv->lws->rx_pool);
-        free(srv->lws);
-        srv->lws = NULL;
+        lws_state_free(srv);
         describe_bind_failure(srv);
         pthread_mutex_lock(&srv->lock);
         srv->start_result = WSN_EIO;
@@ -762,10 +768,10 @@ static void *io_main(void *arg)
             wsni_event_queue_push(srv->events, ev, 0);
         return NULL;
     }
-    srv->ctx = ctx;
+    srv->lws->ctx = ctx;
     srv->ctx_alive = 1;
-    srv->vhost = lws_get_vhost_by_name(ctx, "default");
-    srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : -1;
+    srv->lws->vhost = lws_get_vhost_by_name(ctx, "default");
+    srv->port = srv->lws->vhost ? lws_get_vhost_listen_port(srv->lws->vhost) : -1;
     srv->state = SRV_RUNNING;
     srv->start_result = WSN_OK;
     pthread_cond_broadcast(&srv->cond);
@@ -774,9 +780,9 @@ static void *io_main(void *arg)
     wsni_log(srv, WSN_LOG_DEBUG, "receive buffers %s",
             srv->rx_buffer_pool ? "in page slots (rx_buffer_pool)" : "from malloc");
 
-    srv->in_service = 1;
-    while (!srv->stop) {
-        srv->pass_writes = 0;
+    srv->lws->in_service = 1;
+    while (!srv->lws->stop) {
+        srv->lws->pass_writes = 0;
         int rc = lws_service(ctx, 0);
         wsni_event_queue_flush(srv->events);
         if (rc < 0)
@@ -788,13 +794,13 @@ static void *io_main(void *arg)
          * wrote to many clients is fanning out, and there letting publishes
          * gather for a pass means more frames per send. Both measured:
          * docs/architecture.md, "Measurements behind the code". */
-        if (srv->pass_writes < EARLY_COMMANDS_MAX_WRITES && wsni_commands_pending(srv))
+        if (srv->lws->pass_writes < EARLY_COMMANDS_MAX_WRITES && wsni_commands_pending(srv))
             wsni_commands_run(srv);
     }
-    srv->in_service = 0;
+    srv->lws->in_service = 0;
     wsni_event_queue_flush(srv->events);
 
-    wsni_timer_cancel(srv, &srv->trim_timer);
+    wsni_timer_cancel(srv, &srv->lws->trim_timer);
     wsni_batch_timers_clear(srv);
     wsni_keepalive_stop(srv);
     pthread_mutex_lock(&srv->lock);
@@ -805,14 +811,11 @@ static void *io_main(void *arg)
     lws_context_destroy(ctx);
     wsni_rx_pool_attach(NULL);
     wsni_rx_pool_destroy(&srv->lws->rx_pool); /* lws freed every wsi and its buffer */
-    free(srv->lws); /* lws holds no pointer into it any more */
-    srv->lws = NULL;
-    srv->draining = 1;
+    srv->lws->draining = 1;
     finish_pending_commands(srv);
     wsni_registry_clear(&srv->reg);
 
     pthread_mutex_lock(&srv->lock);
-    srv->ctx = NULL;
     srv->state = SRV_STOPPED;
     srv->io_done = 1;
     srv->stalled_clients = 0;
@@ -823,6 +826,9 @@ static void *io_main(void *arg)
     struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
     if (ev)
         wsni_loop_emit(srv, ev);
+    /* lws holds no pointer into it any more, and no other thread reads it
+     * once ctx_alive is 0; the host joins this thread before freeing srv. */
+    lws_state_free(srv);
     return NULL;
 }
 
@@ -833,19 +839,22 @@ int wsni_loop_rx_pool_supported(char *why, size_t why_len)
 
 void wsni_loop_wake(wsn_server *srv)
 {
-    lws_cancel_service(srv->ctx);
+    lws_cancel_service(srv->lws->ctx);
 }
 
 int wsni_loop_start(wsn_server *srv)
 {
-    srv->coalesce_cap = COALESCE_BYTES;
     srv->flush_delay_us = opt_int(srv->opts, WSN_OPT_COALESCE_WINDOW) * 1000;
-    srv->coalesce = malloc(LWS_PRE + COALESCE_BYTES);
-    if (!srv->coalesce)
-        return WSN_ENOMEM;
     /* Freed by the I/O thread when it ends. */
     if (!(srv->lws = calloc(1, sizeof(*srv->lws))))
         return WSN_ENOMEM;
+    srv->lws->srv = srv;
+    srv->lws->coalesce_cap = COALESCE_BYTES;
+    srv->lws->coalesce = malloc(LWS_PRE + COALESCE_BYTES);
+    if (!srv->lws->coalesce) {
+        lws_state_free(srv);
+        return WSN_ENOMEM;
+    }
     /* The I/O thread takes no asynchronous signals (it inherits this mask):
      * the host's handlers then run on the host's threads, where a
      * wsn_server_wait returns on EINTR, and never race the host's main
@@ -862,8 +871,7 @@ int wsni_loop_start(wsn_server *srv)
     pthread_mutex_unlock(&srv->lock);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
-        free(srv->lws);
-        srv->lws = NULL;
+        lws_state_free(srv);
         return WSN_ENOMEM;
     }
     return WSN_OK;

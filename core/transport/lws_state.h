@@ -1,11 +1,14 @@
-/* The lws transport's per-server state that only lws code reads: the
- * structures lws_create_context keeps pointers to (so they live as long as
- * the server) and the receive-buffer pool. wsn_server holds a pointer to
- * it, so the engine and the shell never see an lws type.
+/* The lws transport's per-server state, which only transport code reads
+ * or writes: the context and the structures lws_create_context keeps
+ * pointers to, the coalesce buffer, keepalive's and rx_quiet's client
+ * lists, the loop's flags and the transport's own timers, the
+ * receive-buffer pool. wsn_server holds a pointer to it, so the engine and
+ * the shell never see an lws type.
  *
  * Owns: struct wsni_lws; the lws implementation of the engine's transport
- * interface (wsni_lws_transport). Thread: the I/O thread, after
- * wsni_loop_start made it. */
+ * interface (wsni_lws_transport). Thread: the I/O thread, from
+ * wsni_loop_start until the I/O thread ends (ctx: read under srv->lock
+ * by wake() while srv->ctx_alive). */
 #ifndef WSN_TRANSPORT_LWS_STATE_H
 #define WSN_TRANSPORT_LWS_STATE_H
 
@@ -16,6 +19,30 @@
 #include <libwebsockets.h>
 
 struct wsni_lws {
+    wsn_server *srv; /* const: the server this serves (timer callbacks find it) */
+    struct lws_context *ctx; /* lws_cancel_service from other threads only while
+                              * srv->ctx_alive, under srv->lock */
+    struct lws_vhost *vhost;
+    unsigned char *coalesce; /* LWS_PRE + coalesce_cap bytes */
+    size_t coalesce_cap;
+    int stop;
+    int draining;
+    int rx_paused;
+    unsigned pass_writes; /* clients written to in this loop pass */
+    int in_service;       /* inside the service loop, where the host is woken
+                           * once per pass (wsni_event_queue_flush) */
+    wsni_timer shutdown_timer, shutdown_final_timer;
+    /* keepalive.c: clients by last ping and by last pong, one timer */
+    wsni_list ping_list, pong_list; /* of wsn_client, by ping_node / pong_node */
+    wsni_timer keepalive_timer;
+    int64_t keepalive_due; /* when the timer fires; 0 = not armed */
+    int peak_since_trim;   /* most clients connected since the last malloc_trim */
+    wsni_timer trim_timer; /* wsni_memory_give_back() once clients left */
+    /* rx_quiet.c: clients whose receive buffer was written since released */
+    wsn_client **rx_quiet;
+    size_t rx_quiet_len, rx_quiet_cap;
+    int rx_quiet_armed;
+    wsni_timer rx_quiet_timer;
     struct lws_protocols protocols[3];
     struct lws_protocol_vhost_options pvo_default, pvo_json;
     struct lws_http_mount mount_static, mount_health;

@@ -34,7 +34,7 @@ static void fired(lws_sorted_usec_list_t *sul)
 static void timer_arm(wsn_server *srv, wsni_timer *t, wsni_timer_fn fn, int64_t delay_us)
 {
     t->fn = fn;
-    lws_sul_schedule(srv->ctx, 0, (lws_sorted_usec_list_t *)(void *)t->impl, fired, delay_us);
+    lws_sul_schedule(srv->lws->ctx, 0, (lws_sorted_usec_list_t *)(void *)t->impl, fired, delay_us);
 }
 
 static void timer_cancel(wsni_timer *t)

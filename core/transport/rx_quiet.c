@@ -20,9 +20,9 @@ static void tick(wsni_timer *tm);
 
 static void arm(wsn_server *srv)
 {
-    if (!srv->rx_quiet_armed) {
-        srv->rx_quiet_armed = 1;
-        wsni_timer_arm(srv, &srv->rx_quiet_timer, tick, RX_QUIET_PERIOD_US);
+    if (!srv->lws->rx_quiet_armed) {
+        srv->lws->rx_quiet_armed = 1;
+        wsni_timer_arm(srv, &srv->lws->rx_quiet_timer, tick, RX_QUIET_PERIOD_US);
     }
 }
 
@@ -31,24 +31,24 @@ void wsni_rx_quiet_note(wsn_server *srv, wsn_client *c)
     c->rx_recent = true;
     if (c->rx_quiet_slot || !c->rx_buffer || c->deflate || !srv->ctx_alive)
         return; /* listed already; nothing to give back; see tick(); closing */
-    if (srv->rx_quiet_len == srv->rx_quiet_cap) {
-        size_t cap = srv->rx_quiet_cap ? srv->rx_quiet_cap * 2 : 64;
-        wsn_client **list = realloc(srv->rx_quiet, cap * sizeof(*list));
+    if (srv->lws->rx_quiet_len == srv->lws->rx_quiet_cap) {
+        size_t cap = srv->lws->rx_quiet_cap ? srv->lws->rx_quiet_cap * 2 : 64;
+        wsn_client **list = realloc(srv->lws->rx_quiet, cap * sizeof(*list));
         if (!list)
             return; /* its pages stay resident: memory, not correctness */
-        srv->rx_quiet = list;
-        srv->rx_quiet_cap = cap;
+        srv->lws->rx_quiet = list;
+        srv->lws->rx_quiet_cap = cap;
     }
-    srv->rx_quiet[srv->rx_quiet_len++] = c;
-    c->rx_quiet_slot = (unsigned)srv->rx_quiet_len;
+    srv->lws->rx_quiet[srv->lws->rx_quiet_len++] = c;
+    c->rx_quiet_slot = (unsigned)srv->lws->rx_quiet_len;
     arm(srv);
 }
 
 static void unlist(wsn_server *srv, wsn_client *c)
 {
     size_t i = c->rx_quiet_slot - 1;
-    wsn_client *last = srv->rx_quiet[--srv->rx_quiet_len];
-    srv->rx_quiet[i] = last;
+    wsn_client *last = srv->lws->rx_quiet[--srv->lws->rx_quiet_len];
+    srv->lws->rx_quiet[i] = last;
     last->rx_quiet_slot = (unsigned)i + 1;
     c->rx_quiet_slot = 0;
 }
@@ -66,14 +66,14 @@ void wsni_rx_quiet_remove(wsn_server *srv, wsn_client *c)
  * there between passes. */
 static void tick(wsni_timer *tm)
 {
-    wsn_server *srv = wsni_container_of(tm, wsn_server, rx_quiet_timer);
-    srv->rx_quiet_armed = 0;
+    wsn_server *srv = wsni_container_of(tm, struct wsni_lws, rx_quiet_timer)->srv;
+    srv->lws->rx_quiet_armed = 0;
     /* Released together (wsni_rx_pool_release merges neighbours); without
      * room for the list, one at a time. */
-    uintptr_t *quiet = malloc(srv->rx_quiet_len * sizeof(*quiet) + 1);
+    uintptr_t *quiet = malloc(srv->lws->rx_quiet_len * sizeof(*quiet) + 1);
     size_t quiet_len = 0;
-    for (size_t i = srv->rx_quiet_len; i-- > 0;) {
-        wsn_client *c = srv->rx_quiet[i];
+    for (size_t i = srv->lws->rx_quiet_len; i-- > 0;) {
+        wsn_client *c = srv->lws->rx_quiet[i];
         if (c->rx_recent) {
             c->rx_recent = false;
             continue;
@@ -90,17 +90,17 @@ static void tick(wsni_timer *tm)
     if (quiet_len)
         wsni_rx_pool_release(&srv->lws->rx_pool, quiet, quiet_len);
     free(quiet);
-    if (srv->rx_quiet_len)
+    if (srv->lws->rx_quiet_len)
         arm(srv);
 }
 
 void wsni_rx_quiet_stop(wsn_server *srv)
 {
-    wsni_timer_cancel(srv, &srv->rx_quiet_timer);
-    srv->rx_quiet_armed = 0;
-    for (size_t i = 0; i < srv->rx_quiet_len; i++)
-        srv->rx_quiet[i]->rx_quiet_slot = 0;
-    free(srv->rx_quiet);
-    srv->rx_quiet = NULL;
-    srv->rx_quiet_len = srv->rx_quiet_cap = 0;
+    wsni_timer_cancel(srv, &srv->lws->rx_quiet_timer);
+    srv->lws->rx_quiet_armed = 0;
+    for (size_t i = 0; i < srv->lws->rx_quiet_len; i++)
+        srv->lws->rx_quiet[i]->rx_quiet_slot = 0;
+    free(srv->lws->rx_quiet);
+    srv->lws->rx_quiet = NULL;
+    srv->lws->rx_quiet_len = srv->lws->rx_quiet_cap = 0;
 }
