@@ -106,9 +106,6 @@ static size_t count_writes(const wsn_client *c)
     return n;
 }
 
-/* Any non-NULL connection handle: the engine only asks whether there is one. */
-static struct lws *const CONNECTED = (struct lws *)(uintptr_t)0x1000;
-
 static wsn_server *engine_new(int send_buffer, int drop, int coalesce_ms)
 {
     memset(&fake, 0, sizeof(fake));
@@ -132,18 +129,14 @@ static wsn_client *client_new(wsn_server *srv)
     wsn_client *c = wsni_client_new(srv);
     CHECK(c);
     c->format = FORMAT_JSON;
-    c->wsi = CONNECTED;
+    wsni_client_attach(c);
     return c;
 }
 
 /* What a disconnect does to the engine's side of a client. */
-static void client_gone(wsn_server *srv, wsn_client *c)
+static void client_gone(wsn_client *c)
 {
-    wsni_client_flush_forget(c);
-    wsni_client_queue_clear(c);
-    wsni_registry_remove_client(&srv->reg, c);
-    c->wsi = NULL;
-    wsni_timer_cancel(srv, &c->deadline_timer);
+    wsni_client_detach(c);
     free(c->close_reason);
     c->close_reason = NULL;
     wsn_client_release(c);
@@ -209,9 +202,9 @@ static void test_publish_fans_out(void)
     CHECK_EQ(a->ring_len, 0);
     CHECK_EQ(fake.n_cuts, 0);
     CHECK_EQ(fake.n_armed, 0);
-    client_gone(srv, a);
-    client_gone(srv, b);
-    client_gone(srv, other);
+    client_gone(a);
+    client_gone(b);
+    client_gone(other);
     engine_free(srv);
 }
 
@@ -232,8 +225,8 @@ static void test_publish_run_keeps_order(void)
     }
     CHECK_EQ(count_writes(a), 1);
     CHECK_EQ(count_writes(b), 1);
-    client_gone(srv, a);
-    client_gone(srv, b);
+    client_gone(a);
+    client_gone(b);
     engine_free(srv);
 }
 
@@ -274,8 +267,8 @@ static void test_drop_closes_full_client(void)
     CHECK_EQ(fake.now - armed_at, 200 * 1000);
     CHECK_EQ(fake.n_cuts, 1);
     CHECK(fake.cuts[0] == slow);
-    client_gone(srv, slow);
-    client_gone(srv, fast);
+    client_gone(slow);
+    client_gone(fast);
     engine_free(srv);
 }
 
@@ -314,7 +307,7 @@ static void test_block_overflows_then_drains(void)
     CHECK_EQ(srv->stalled_clients, 0);
     CHECK(armed_index(&c->deadline_timer) < 0);
     CHECK(!c->closing);
-    client_gone(srv, c);
+    client_gone(c);
     engine_free(srv);
 }
 
@@ -341,7 +334,7 @@ static void test_block_stall_deadline_drops(void)
     CHECK_EQ(srv->stalled_clients, 0);
     /* The same timer now holds close_grace. */
     CHECK(armed_index(&c->deadline_timer) >= 0);
-    client_gone(srv, c);
+    client_gone(c);
     engine_free(srv);
 }
 
@@ -379,8 +372,8 @@ static void test_coalesce_waits_for_flush(void)
     /* One request each for both frames. */
     CHECK_EQ(count_writes(a), 2);
     CHECK_EQ(count_writes(b), 2);
-    client_gone(srv, a);
-    client_gone(srv, b);
+    client_gone(a);
+    client_gone(b);
     engine_free(srv);
 }
 
@@ -408,7 +401,7 @@ static void test_polite_close_keeps_queue(void)
     wsni_client_begin_close(c, 1008, "other", 1);
     CHECK_EQ(c->close_code, 1001);
     CHECK_EQ(c->ring_len, 1);
-    client_gone(srv, c);
+    client_gone(c);
     engine_free(srv);
 }
 

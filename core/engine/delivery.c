@@ -120,7 +120,7 @@ void wsni_client_queue_clear(wsn_client *c)
 
 void wsni_client_request_write_now(wsn_client *c)
 {
-    if (c->wsi && !c->write_requested) {
+    if (c->attached && !c->write_requested) {
         c->write_requested = 1;
         c->srv->transport->want_write(c);
     }
@@ -135,7 +135,7 @@ static void flush_writes(wsni_timer *tm)
         if (!c)
             continue;
         c->flush_slot = 0;
-        if (c->wsi)
+        if (c->attached)
             srv->transport->want_write(c);
     }
     srv->flush_len = 0;
@@ -156,7 +156,7 @@ void wsni_client_flush_forget(wsn_client *c)
 void wsni_client_request_write(wsn_client *c)
 {
     wsn_server *srv = c->srv;
-    if (!c->wsi || c->write_requested)
+    if (!c->attached || c->write_requested)
         return;
     if (!srv->flush_delay_us || wsni_now_us(srv) - srv->last_write >= srv->flush_delay_us) {
         wsni_client_request_write_now(c);
@@ -196,7 +196,7 @@ static void close_grace_expired(wsni_timer *tm)
 
 void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue)
 {
-    if (!c->wsi || c->closing)
+    if (!c->attached || c->closing)
         return;
     c->closing = 1;
     c->close_code = code;
@@ -228,7 +228,7 @@ static void stall_expired(wsni_timer *tm)
 
 int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
 {
-    if (!c->wsi || c->closing)
+    if (!c->attached || c->closing)
         return WSN_OK;
     if (!c->overflow.head && ring_has_room(c)) {
         ring_push(c, frame_ref(f));
@@ -303,4 +303,23 @@ int wsni_deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *con
 int wsni_deliver_to_channel(wsn_server *srv, const char *name, outgoing *o, int may_wait)
 {
     return wsni_deliver_run_to_channel(srv, name, &o, 1, may_wait);
+}
+
+void wsni_client_attach(wsn_client *c)
+{
+    c->attached = 1;
+    atomic_store(&c->connected, 1);
+    atomic_fetch_add(&c->srv->format_clients[c->format], 1);
+}
+
+void wsni_client_detach(wsn_client *c)
+{
+    wsn_server *srv = c->srv;
+    wsni_timer_cancel(srv, &c->deadline_timer);
+    wsni_client_flush_forget(c);
+    atomic_store(&c->connected, 0);
+    atomic_fetch_sub(&srv->format_clients[c->format], 1);
+    wsni_registry_remove_client(&srv->reg, c);
+    wsni_client_queue_clear(c);
+    c->attached = 0;
 }

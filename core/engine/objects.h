@@ -17,12 +17,13 @@
 #include "wsnotify.h"
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <uthash.h>
 
-/* The transport's objects, seen here only as pointers. */
-struct lws;
+/* The transport's per-server state, seen here only as a pointer. */
 struct wsni_lws;
 /* The shell's event queue (shell/events.h). */
 struct event_queue;
@@ -53,20 +54,12 @@ struct wsn_client {
 
     UT_hash_handle hh; /* srv->clients_by_id, lock */
 
-    /* io: the connection and its outgoing queue */
-    struct lws *wsi;
+    /* io: the outgoing queue (delivery.c) */
     wsn_frame **ring; /* grows on demand up to send_buffer slots */
     unsigned ring_head, ring_len, ring_cap;
     int flush_slot;       /* index in srv->flush_list + 1, 0 when not there */
     wsni_list overflow; /* of frame_node; block mode: waits for room */
-    wsn_frame *inflight;  /* deflate may still read it until next WRITEABLE */
     membership *subs;
-    void *rx_buffer;      /* lws's receive buffer when in a slot of its own */
-    unsigned char *rx;    /* message being reassembled */
-    size_t rx_len, rx_cap;
-    /* io: keepalive.c's lists, in order of last ping and of last pong */
-    wsni_list_node ping_node, pong_node;
-    int64_t last_pong, last_ping;
     /* One timer for two deadlines that never overlap: write_wait while
      * stalled, then close_grace once dropped (dropping ends the stall). */
     wsni_timer deadline_timer;
@@ -75,14 +68,13 @@ struct wsn_client {
     uint16_t close_code;
     bool stalled;         /* written by io under srv->lock; publishers read it
                              under the lock */
-    bool write_requested; /* io flags from here on */
-    bool deflate;         /* permessage-deflate negotiated */
-    bool rx_binary;
-    bool need_ping;
-    bool keepalive_linked;
+    bool attached;        /* io: between wsni_client_attach and _detach */
+    bool write_requested; /* io: the transport was asked and has not served it */
     bool closing;         /* close frame pending: write what remains, then close */
-    bool rx_recent;       /* rx_quiet.c: rx_buffer written since the last tick */
-    unsigned rx_quiet_slot; /* index in srv->rx_quiet + 1, 0 when not there */
+    /* The transport's part of the connection (its socket, reassembly,
+     * keepalive links, ...): its own struct, which only it reads, kept
+     * here so that an idle client stays one allocation. */
+    alignas(WSNI_CONN_IMPL_ALIGN) unsigned char transport_part[WSNI_CONN_IMPL_SIZE];
 };
 
 typedef struct handler {
@@ -201,6 +193,28 @@ wsn_frame *wsni_client_queue_peek(wsn_client *c, unsigned index);
 void wsni_client_queue_pop(wsn_client *c, unsigned count);
 void wsni_client_refill_from_overflow(wsn_client *c);
 void wsni_client_kill(wsn_client *c);
+/* The transport's calls when a connection begins (c->format set) and
+ * ends: the engine's side of it (connected, the format count, the queue,
+ * the memberships, the deadline and flush slot). */
+void wsni_client_attach(wsn_client *c);
+void wsni_client_detach(wsn_client *c);
+
+/* The transport serves c's write request now (a later want_write is a new
+ * one) and reads what is left to send. */
+static inline void wsni_client_write_granted(wsn_client *c) { c->write_requested = 0; }
+static inline unsigned wsni_client_queued(const wsn_client *c) { return c->ring_len; }
+/* Whether a close frame is due once the queue is empty, and with what. */
+static inline int wsni_client_close_due(const wsn_client *c, uint16_t *code, const char **reason)
+{
+    if (!c->closing)
+        return 0;
+    *code = c->close_code;
+    *reason = c->close_reason ? c->close_reason : "";
+    return 1;
+}
+/* Data left for a client at now_us (the clock of transport->now_us): the
+ * coalescing window measures from here. */
+static inline void wsni_server_wrote(wsn_server *srv, int64_t now_us) { srv->last_write = now_us; }
 
 /* The engine's timers and clock, through the server's transport. */
 static inline void wsni_timer_arm(wsn_server *srv, wsni_timer *t, wsni_timer_fn fn,

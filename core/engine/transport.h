@@ -18,6 +18,12 @@
  * entry is 48 bytes on 64-bit; the lws transport checks it fits). */
 #define WSNI_TIMER_IMPL_SIZE 64
 
+/* Room for the transport's part of a client (the lws transport's struct
+ * wsni_conn; it checks it fits), embedded in wsn_client so that an idle
+ * connection stays one allocation. */
+#define WSNI_CONN_IMPL_SIZE 104
+#define WSNI_CONN_IMPL_ALIGN 8
+
 typedef struct wsni_timer wsni_timer;
 typedef void (*wsni_timer_fn)(wsni_timer *t);
 

@@ -33,6 +33,15 @@ wsn_client *wsni_client_new(wsn_server *srv)
     return c;
 }
 
+void wsni_client_register(wsn_client *c)
+{
+    wsn_server *srv = c->srv;
+    pthread_mutex_lock(&srv->lock);
+    HASH_ADD_KEYPTR(hh, srv->clients_by_id, c->id, strlen(c->id), c);
+    srv->connected++;
+    pthread_mutex_unlock(&srv->lock);
+}
+
 void wsni_client_forget(wsn_client *c)
 {
     wsn_server *srv = c->srv;
@@ -57,12 +66,12 @@ WSN_API void wsn_client_release(wsn_client *c)
     assert(before > 0 && "client released more often than retained");
     if (before != 1)
         return;
-    /* The queue is empty by now: the I/O thread clears it at disconnect. */
+    /* The queue and the transport's part are empty by now: the I/O thread
+     * clears them at disconnect. */
     wsn_server *srv = c->srv;
     wsni_metadata_clear(c);
     pthread_mutex_destroy(&c->meta_lock);
     free(c->ring);
-    free(c->rx);
     free(c->close_reason);
     free(c);
     wsni_server_unref(srv);

@@ -23,6 +23,8 @@ void wsni_log_sink(wsn_server *srv, wsn_log_level level, const char *msg);
 
 /* client.c */
 wsn_client *wsni_client_new(wsn_server *srv);
+/* Puts the client into the id table and the count (io, at connect). */
+void wsni_client_register(wsn_client *c);
 /* Takes the client out of the id table (io, at disconnect). */
 void wsni_client_forget(wsn_client *c);
 

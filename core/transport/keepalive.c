@@ -15,12 +15,12 @@
 
 static wsn_client *first_by_ping(wsn_server *srv)
 {
-    return wsni_list_first(&srv->lws->ping_list, wsn_client, ping_node);
+    return wsni_conn_client(wsni_list_first(&srv->lws->ping_list, struct wsni_conn, ping_node));
 }
 
 static wsn_client *first_by_pong(wsn_server *srv)
 {
-    return wsni_list_first(&srv->lws->pong_list, wsn_client, pong_node);
+    return wsni_conn_client(wsni_list_first(&srv->lws->pong_list, struct wsni_conn, pong_node));
 }
 
 static lws_usec_t ping_period_us(const wsn_server *srv)
@@ -41,9 +41,9 @@ static void arm(wsn_server *srv, lws_usec_t now)
     lws_usec_t due = 0;
     wsn_client *by_ping = first_by_ping(srv), *by_pong = first_by_pong(srv);
     if (by_ping)
-        due = by_ping->last_ping + ping_period_us(srv);
+        due = wsni_conn_of(by_ping)->last_ping + ping_period_us(srv);
     if (by_pong) {
-        lws_usec_t pong_due = by_pong->last_pong + pong_wait_us(srv);
+        lws_usec_t pong_due = wsni_conn_of(by_pong)->last_pong + pong_wait_us(srv);
         if (!due || pong_due < due)
             due = pong_due;
     }
@@ -67,16 +67,16 @@ static void tick(wsni_timer *tm)
     lws_usec_t now = lws_now_usecs();
     srv->lws->keepalive_due = 0;
     wsn_client *c;
-    while ((c = first_by_pong(srv)) && now - c->last_pong >= pong_wait_us(srv)) {
+    while ((c = first_by_pong(srv)) && now - wsni_conn_of(c)->last_pong >= pong_wait_us(srv)) {
         wsni_log(srv, WSN_LOG_INFO, "client %s: no pong within pong_wait, dropping", c->id);
         wsni_keepalive_remove(srv, c);
         wsni_client_kill(c);
     }
-    while ((c = first_by_ping(srv)) && now - c->last_ping >= ping_period_us(srv)) {
-        c->need_ping = 1;
-        c->last_ping = now;
-        wsni_list_remove(&srv->lws->ping_list, &c->ping_node);
-        wsni_list_append(&srv->lws->ping_list, &c->ping_node);
+    while ((c = first_by_ping(srv)) && now - wsni_conn_of(c)->last_ping >= ping_period_us(srv)) {
+        wsni_conn_of(c)->need_ping = 1;
+        wsni_conn_of(c)->last_ping = now;
+        wsni_list_remove(&srv->lws->ping_list, &wsni_conn_of(c)->ping_node);
+        wsni_list_append(&srv->lws->ping_list, &wsni_conn_of(c)->ping_node);
         wsni_client_request_write(c);
     }
     arm(srv, now);
@@ -85,30 +85,30 @@ static void tick(wsni_timer *tm)
 void wsni_keepalive_add(wsn_server *srv, wsn_client *c)
 {
     lws_usec_t now = lws_now_usecs();
-    c->last_ping = c->last_pong = now;
-    c->keepalive_linked = 1;
-    wsni_list_append(&srv->lws->ping_list, &c->ping_node);
-    wsni_list_append(&srv->lws->pong_list, &c->pong_node);
+    wsni_conn_of(c)->last_ping = wsni_conn_of(c)->last_pong = now;
+    wsni_conn_of(c)->keepalive_linked = 1;
+    wsni_list_append(&srv->lws->ping_list, &wsni_conn_of(c)->ping_node);
+    wsni_list_append(&srv->lws->pong_list, &wsni_conn_of(c)->pong_node);
     arm(srv, now);
 }
 
 void wsni_keepalive_pong(wsn_server *srv, wsn_client *c)
 {
-    if (!c->keepalive_linked)
+    if (!wsni_conn_of(c)->keepalive_linked)
         return;
-    c->last_pong = lws_now_usecs();
+    wsni_conn_of(c)->last_pong = lws_now_usecs();
     /* A later deadline for this client never makes the armed timer late. */
-    wsni_list_remove(&srv->lws->pong_list, &c->pong_node);
-    wsni_list_append(&srv->lws->pong_list, &c->pong_node);
+    wsni_list_remove(&srv->lws->pong_list, &wsni_conn_of(c)->pong_node);
+    wsni_list_append(&srv->lws->pong_list, &wsni_conn_of(c)->pong_node);
 }
 
 void wsni_keepalive_remove(wsn_server *srv, wsn_client *c)
 {
-    if (!c->keepalive_linked)
+    if (!wsni_conn_of(c)->keepalive_linked)
         return;
-    c->keepalive_linked = 0;
-    wsni_list_remove(&srv->lws->ping_list, &c->ping_node);
-    wsni_list_remove(&srv->lws->pong_list, &c->pong_node);
+    wsni_conn_of(c)->keepalive_linked = 0;
+    wsni_list_remove(&srv->lws->ping_list, &wsni_conn_of(c)->ping_node);
+    wsni_list_remove(&srv->lws->pong_list, &wsni_conn_of(c)->pong_node);
 }
 
 void wsni_keepalive_stop(wsn_server *srv)

@@ -77,8 +77,8 @@ void wsni_loop_pause_rx(wsn_server *srv, int pause)
     wsn_client *c, *tmp;
     HASH_ITER(hh, srv->clients_by_id, c, tmp)
     {
-        if (c->wsi)
-            lws_rx_flow_control(c->wsi, !pause);
+        if (wsni_conn_of(c)->wsi)
+            lws_rx_flow_control(wsni_conn_of(c)->wsi, !pause);
     }
 }
 
@@ -177,20 +177,16 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
         wsni_log(srv, WSN_LOG_ERROR, "out of memory accepting a client");
         return -1;
     }
-    c->wsi = wsi;
-    c->rx_buffer = wsni_rx_pool_take_new(&srv->lws->rx_pool);
-    c->deflate = pss->deflate;
+    wsni_conn_of(c)->wsi = wsi;
+    wsni_conn_of(c)->rx_buffer = wsni_rx_pool_take_new(&srv->lws->rx_pool);
+    wsni_conn_of(c)->deflate = pss->deflate;
     lws_get_peer_simple(wsi, c->remote, sizeof(c->remote));
     const struct lws_protocols *proto = lws_get_protocol(wsi);
     c->format = proto && proto->id == 2 ? FORMAT_MSGPACK : FORMAT_JSON;
     c->subprotocol = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0 && proto ? proto->name : "";
-    atomic_store(&c->connected, 1);
-    atomic_fetch_add(&srv->format_clients[c->format], 1);
+    wsni_client_attach(c);
     pss->client = c;
-    pthread_mutex_lock(&srv->lock);
-    HASH_ADD_KEYPTR(hh, srv->clients_by_id, c->id, strlen(c->id), c);
-    srv->connected++;
-    pthread_mutex_unlock(&srv->lock);
+    wsni_client_register(c);
     if (srv->connected > srv->lws->peak_since_trim)
         srv->lws->peak_since_trim = srv->connected;
     wsni_keepalive_add(srv, c);
@@ -236,21 +232,16 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     pss->client = NULL;
     wsni_keepalive_remove(srv, c);
     wsni_rx_quiet_remove(srv, c);
-    wsni_timer_cancel(c->srv, &c->deadline_timer);
-    wsni_client_flush_forget(c);
-    atomic_store(&c->connected, 0);
-    atomic_fetch_sub(&srv->format_clients[c->format], 1);
-    wsni_registry_remove_client(&srv->reg, c);
-    wsni_client_queue_clear(c);
-    if (c->inflight) {
-        wsni_frame_unref(c->inflight);
-        c->inflight = NULL;
+    wsni_client_detach(c);
+    if (wsni_conn_of(c)->inflight) {
+        wsni_frame_unref(wsni_conn_of(c)->inflight);
+        wsni_conn_of(c)->inflight = NULL;
     }
-    c->wsi = NULL;
-    c->rx_buffer = NULL; /* lws frees it with the wsi */
-    free(c->rx);
-    c->rx = NULL;
-    c->rx_cap = c->rx_len = 0;
+    wsni_conn_of(c)->wsi = NULL;
+    wsni_conn_of(c)->rx_buffer = NULL; /* lws frees it with the wsi */
+    free(wsni_conn_of(c)->rx);
+    wsni_conn_of(c)->rx = NULL;
+    wsni_conn_of(c)->rx_cap = wsni_conn_of(c)->rx_len = 0;
     wsni_client_forget(c);
     give_back_memory(srv);
     wsni_log(srv, WSN_LOG_DEBUG, "client %s disconnected", c->id);
@@ -283,9 +274,9 @@ static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char
         wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
         return;
     }
-    int msgpack_envelope = c->rx_binary && c->format == FORMAT_MSGPACK;
-    if ((c->rx_binary && !msgpack_envelope) || srv->raw_incoming) {
-        ev->msg.type = c->rx_binary ? WSN_TYPE_BINARY : WSN_TYPE_TEXT;
+    int msgpack_envelope = wsni_conn_of(c)->rx_binary && c->format == FORMAT_MSGPACK;
+    if ((wsni_conn_of(c)->rx_binary && !msgpack_envelope) || srv->raw_incoming) {
+        ev->msg.type = wsni_conn_of(c)->rx_binary ? WSN_TYPE_BINARY : WSN_TYPE_TEXT;
         ev->msg.channel = strdup("");
         ev->msg.message_id = strdup("");
         ev->msg.reply_to_id = strdup("");
@@ -321,12 +312,12 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
         return 0;
     if (!pss->in_message) {
         pss->in_message = 1;
-        c->rx_len = 0;
-        c->rx_binary = lws_frame_is_binary(wsi);
+        wsni_conn_of(c)->rx_len = 0;
+        wsni_conn_of(c)->rx_binary = lws_frame_is_binary(wsi);
     }
     /* The frame header already tells how much more is coming: refuse an
      * oversize message before waiting for (or buffering) its bytes. */
-    if (c->rx_len + len + lws_remaining_packet_payload(wsi) > srv->read_limit) {
+    if (wsni_conn_of(c)->rx_len + len + lws_remaining_packet_payload(wsi) > srv->read_limit) {
         static const char reason[] = "message too big";
         wsni_log(srv, WSN_LOG_INFO, "client %s: message over read_limit (%zu)", c->id,
                 srv->read_limit);
@@ -334,7 +325,7 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
                          sizeof(reason) - 1);
         return -1;
     }
-    int whole = !c->rx_len && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+    int whole = !wsni_conn_of(c)->rx_len && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
     if (whole) {
         /* The common case, a message in one piece: no copy, and no buffer
          * kept per client (it was a kilobyte for every idle subscriber). */
@@ -342,28 +333,28 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
         message_complete(srv, c, (const unsigned char *)in, len);
         return 0;
     }
-    if (c->rx_len + len > c->rx_cap) {
-        size_t cap = c->rx_cap ? c->rx_cap : 1024;
-        while (cap < c->rx_len + len)
+    if (wsni_conn_of(c)->rx_len + len > wsni_conn_of(c)->rx_cap) {
+        size_t cap = wsni_conn_of(c)->rx_cap ? wsni_conn_of(c)->rx_cap : 1024;
+        while (cap < wsni_conn_of(c)->rx_len + len)
             cap *= 2;
-        unsigned char *p = realloc(c->rx, cap + 1);
+        unsigned char *p = realloc(wsni_conn_of(c)->rx, cap + 1);
         if (!p)
             return -1;
-        c->rx = p;
-        c->rx_cap = cap;
+        wsni_conn_of(c)->rx = p;
+        wsni_conn_of(c)->rx_cap = cap;
     }
     if (len) {
-        memcpy(c->rx + c->rx_len, in, len);
-        c->rx_len += len;
+        memcpy(wsni_conn_of(c)->rx + wsni_conn_of(c)->rx_len, in, len);
+        wsni_conn_of(c)->rx_len += len;
     }
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
     pss->in_message = 0;
-    message_complete(srv, c, c->rx, c->rx_len);
-    c->rx_len = 0;
-    free(c->rx);
-    c->rx = NULL;
-    c->rx_cap = 0;
+    message_complete(srv, c, wsni_conn_of(c)->rx, wsni_conn_of(c)->rx_len);
+    wsni_conn_of(c)->rx_len = 0;
+    free(wsni_conn_of(c)->rx);
+    wsni_conn_of(c)->rx = NULL;
+    wsni_conn_of(c)->rx_cap = 0;
     return 0;
 }
 
@@ -372,7 +363,7 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
 /* Several queued frames, pre-built and unmasked, leave in one raw write. */
 static int write_coalesced(wsn_server *srv, wsn_client *c, struct lws *wsi)
 {
-    for (int pass = 0; pass < WRITE_PASSES && c->ring_len; pass++) {
+    for (int pass = 0; pass < WRITE_PASSES && wsni_client_queued(c); pass++) {
         if (pass && lws_send_pipe_choked(wsi))
             break;
         wsn_frame *first = wsni_client_queue_peek(c, 0);
@@ -407,7 +398,7 @@ static int write_one(wsn_client *c, struct lws *wsi)
     if (lws_write(wsi, f->payload, f->payload_len, f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
         0)
         return -1;
-    c->inflight = frame_ref(f);
+    wsni_conn_of(c)->inflight = frame_ref(f);
     wsni_client_queue_pop(c, 1);
     wsni_client_refill_from_overflow(c);
     return 0;
@@ -418,12 +409,12 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
     wsn_client *c = pss->client;
     if (!c)
         return 0;
-    c->write_requested = 0;
-    if (c->inflight) {
-        wsni_frame_unref(c->inflight);
-        c->inflight = NULL;
+    wsni_client_write_granted(c);
+    if (wsni_conn_of(c)->inflight) {
+        wsni_frame_unref(wsni_conn_of(c)->inflight);
+        wsni_conn_of(c)->inflight = NULL;
     }
-    if (c->need_ping) {
+    if (wsni_conn_of(c)->need_ping) {
         /* lws reports no RECEIVE_PONG for an empty pong, and a conforming
          * client echoes the ping's payload: so the ping carries one. It is
          * ASCII because lws runs a pong through the UTF-8 check of a text
@@ -432,27 +423,27 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
         memcpy(ping + LWS_PRE, "wsn!", 4);
         if (lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
             return -1;
-        c->need_ping = 0;
+        wsni_conn_of(c)->need_ping = 0;
         if (lws_send_pipe_choked(wsi)) {
             wsni_client_request_write_now(c);
             return 0;
         }
     }
-    if (c->ring_len) {
-        if ((c->deflate ? write_one(c, wsi) : write_coalesced(srv, c, wsi)) < 0)
+    uint16_t code;
+    const char *why;
+    if (wsni_client_queued(c)) {
+        if ((wsni_conn_of(c)->deflate ? write_one(c, wsi) : write_coalesced(srv, c, wsi)) < 0)
             return -1;
-        srv->last_write = lws_now_usecs();
+        wsni_server_wrote(srv, lws_now_usecs());
         srv->lws->pass_writes++;
     }
-    if (c->ring_len) {
+    if (wsni_client_queued(c)) {
         wsni_client_request_write_now(c);
-    } else if (c->closing) {
+    } else if (wsni_client_close_due(c, &code, &why)) {
         if (lws_send_pipe_choked(wsi)) {
             wsni_client_request_write_now(c);
         } else {
-            const char *why = c->close_reason ? c->close_reason : "";
-            lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
-                             strlen(why));
+            lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
             return -1;
         }
     }

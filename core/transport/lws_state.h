@@ -17,6 +17,41 @@
 #include "transport/rx_buffers.h"
 
 #include <libwebsockets.h>
+#include <stdbool.h>
+
+/* The transport's part of a client, embedded in wsn_client
+ * (transport_part): only transport code reads or writes it. io only. */
+struct wsni_conn {
+    struct lws *wsi;      /* NULL once closed */
+    wsn_frame *inflight;  /* deflate may still read it until next WRITEABLE */
+    void *rx_buffer;      /* lws's receive buffer when in a slot of its own */
+    unsigned char *rx;    /* message being reassembled */
+    size_t rx_len, rx_cap;
+    /* keepalive.c's lists, in order of last ping and of last pong */
+    wsni_list_node ping_node, pong_node;
+    int64_t last_pong, last_ping;
+    unsigned rx_quiet_slot; /* index in rx_quiet + 1, 0 when not there */
+    /* Bits, so that the struct fits WSNI_CONN_IMPL_SIZE with no padding:
+     * 10,000 idle clients are 10,000 of these. */
+    bool deflate : 1; /* permessage-deflate negotiated */
+    bool rx_binary : 1;
+    bool need_ping : 1;
+    bool keepalive_linked : 1;
+    bool rx_recent : 1; /* rx_quiet.c: rx_buffer written since the last tick */
+};
+static_assert(sizeof(struct wsni_conn) <= WSNI_CONN_IMPL_SIZE,
+              "WSNI_CONN_IMPL_SIZE (engine/transport.h) too small");
+static_assert(alignof(struct wsni_conn) <= WSNI_CONN_IMPL_ALIGN, "wsni_conn alignment");
+
+static inline struct wsni_conn *wsni_conn_of(wsn_client *c)
+{
+    return (struct wsni_conn *)(void *)c->transport_part;
+}
+
+static inline wsn_client *wsni_conn_client(struct wsni_conn *conn)
+{
+    return conn ? wsni_container_of(conn, wsn_client, transport_part) : NULL;
+}
 
 struct wsni_lws {
     wsn_server *srv; /* const: the server this serves (timer callbacks find it) */

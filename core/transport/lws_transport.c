@@ -15,14 +15,14 @@ static_assert(WSNI_FRAME_PRE == LWS_PRE, "frame headroom is lws's LWS_PRE");
 
 static void want_write(wsn_client *c)
 {
-    if (c->wsi)
-        lws_callback_on_writable(c->wsi);
+    if (wsni_conn_of(c)->wsi)
+        lws_callback_on_writable(wsni_conn_of(c)->wsi);
 }
 
 static void cut(wsn_client *c)
 {
-    if (c->wsi)
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    if (wsni_conn_of(c)->wsi)
+        lws_set_timeout(wsni_conn_of(c)->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 static void fired(lws_sorted_usec_list_t *sul)

@@ -28,8 +28,8 @@ static void arm(wsn_server *srv)
 
 void wsni_rx_quiet_note(wsn_server *srv, wsn_client *c)
 {
-    c->rx_recent = true;
-    if (c->rx_quiet_slot || !c->rx_buffer || c->deflate || !srv->ctx_alive)
+    wsni_conn_of(c)->rx_recent = true;
+    if (wsni_conn_of(c)->rx_quiet_slot || !wsni_conn_of(c)->rx_buffer || wsni_conn_of(c)->deflate || !srv->ctx_alive)
         return; /* listed already; nothing to give back; see tick(); closing */
     if (srv->lws->rx_quiet_len == srv->lws->rx_quiet_cap) {
         size_t cap = srv->lws->rx_quiet_cap ? srv->lws->rx_quiet_cap * 2 : 64;
@@ -40,22 +40,22 @@ void wsni_rx_quiet_note(wsn_server *srv, wsn_client *c)
         srv->lws->rx_quiet_cap = cap;
     }
     srv->lws->rx_quiet[srv->lws->rx_quiet_len++] = c;
-    c->rx_quiet_slot = (unsigned)srv->lws->rx_quiet_len;
+    wsni_conn_of(c)->rx_quiet_slot = (unsigned)srv->lws->rx_quiet_len;
     arm(srv);
 }
 
 static void unlist(wsn_server *srv, wsn_client *c)
 {
-    size_t i = c->rx_quiet_slot - 1;
+    size_t i = wsni_conn_of(c)->rx_quiet_slot - 1;
     wsn_client *last = srv->lws->rx_quiet[--srv->lws->rx_quiet_len];
     srv->lws->rx_quiet[i] = last;
-    last->rx_quiet_slot = (unsigned)i + 1;
-    c->rx_quiet_slot = 0;
+    wsni_conn_of(last)->rx_quiet_slot = (unsigned)i + 1;
+    wsni_conn_of(c)->rx_quiet_slot = 0;
 }
 
 void wsni_rx_quiet_remove(wsn_server *srv, wsn_client *c)
 {
-    if (c->rx_quiet_slot)
+    if (wsni_conn_of(c)->rx_quiet_slot)
         unlist(srv, c);
 }
 
@@ -74,13 +74,13 @@ static void tick(wsni_timer *tm)
     size_t quiet_len = 0;
     for (size_t i = srv->lws->rx_quiet_len; i-- > 0;) {
         wsn_client *c = srv->lws->rx_quiet[i];
-        if (c->rx_recent) {
-            c->rx_recent = false;
+        if (wsni_conn_of(c)->rx_recent) {
+            wsni_conn_of(c)->rx_recent = false;
             continue;
         }
-        if (!c->wsi || lws_remaining_packet_payload(c->wsi))
+        if (!wsni_conn_of(c)->wsi || lws_remaining_packet_payload(wsni_conn_of(c)->wsi))
             continue;
-        uintptr_t one = (uintptr_t)c->rx_buffer;
+        uintptr_t one = (uintptr_t)wsni_conn_of(c)->rx_buffer;
         if (quiet)
             quiet[quiet_len++] = one;
         else
@@ -99,7 +99,7 @@ void wsni_rx_quiet_stop(wsn_server *srv)
     wsni_timer_cancel(srv, &srv->lws->rx_quiet_timer);
     srv->lws->rx_quiet_armed = 0;
     for (size_t i = 0; i < srv->lws->rx_quiet_len; i++)
-        srv->lws->rx_quiet[i]->rx_quiet_slot = 0;
+        wsni_conn_of(srv->lws->rx_quiet[i])->rx_quiet_slot = 0;
     free(srv->lws->rx_quiet);
     srv->lws->rx_quiet = NULL;
     srv->lws->rx_quiet_len = srv->lws->rx_quiet_cap = 0;
