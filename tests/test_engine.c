@@ -5,15 +5,22 @@
  * listens, nothing sleeps, and a timer fires only when the test says so.
  *
  * Covers subscribe / publish fan-out, publish runs, drop and block
- * backpressure (with their deadlines), the coalescing flush timer and the
- * polite close that keeps the queue (what shutdown does to every client).
+ * backpressure (with their deadlines), the coalescing flush timer, the
+ * polite close that keeps the queue (what shutdown does to every client),
+ * and the broker seam: every publish kind through the in-process broker,
+ * and a recording broker that sees encoded frames and first/last-member
+ * notices.
  */
 #include "testutil.h"
 
+#include "engine/batch.h"
+#include "engine/broker.h"
 #include "engine/outgoing.h"
 #include "engine/registry.h"
+#include "shell/commands.h"
 #include "shell/server.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -405,6 +412,174 @@ static void test_polite_close_keeps_queue(void)
     engine_free(srv);
 }
 
+/* Every publish kind, as the shell's commands apply it, goes through the
+ * in-process broker and reaches each member exactly once. */
+static void test_local_broker_delivers_once(void)
+{
+    wsn_server *srv = engine_new(16, 1, 0);
+    CHECK(srv->broker == &wsni_local_broker);
+    wsn_client *a = client_new(srv), *b = client_new(srv), *other = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, a, "news"));
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, a, "news")); /* twice: still one member */
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, b, "news"));
+
+    command *cmd = wsni_command_new(CMD_PUBLISH);
+    CHECK(cmd && (cmd->channel = strdup("news")));
+    cmd->out = text_out("news", "p1");
+    CHECK_OK(wsni_command_apply(srv, cmd, 1));
+    wsni_command_free(cmd);
+
+    cmd = wsni_command_new(CMD_SEND);
+    CHECK(cmd);
+    cmd->client = wsn_client_retain(b);
+    cmd->out = text_out("", "to-b");
+    CHECK_OK(wsni_command_apply(srv, cmd, 1));
+    wsni_command_free(cmd);
+
+    struct batch *bt = calloc(1, sizeof(*bt));
+    batch_entry *e = calloc(1, sizeof(*e));
+    CHECK(bt && e);
+    CHECK((bt->channel = strdup("news")) && (bt->name = strdup("tick")));
+    CHECK((e->canonical = strdup("\"b1\"")) && (e->v.value = strdup("\"b1\"")));
+    e->v.value_len = strlen(e->v.value);
+    bt->type = WSN_TYPE_JSON;
+    wsni_list_append(&bt->values, &e->v.node);
+    bt->count = 1;
+    bt->bytes = e->v.value_len;
+    cmd = wsni_command_new(CMD_BATCH_FLUSH);
+    CHECK(cmd);
+    cmd->batch = bt;
+    CHECK_OK(wsni_command_apply(srv, cmd, 1));
+    wsni_command_free(cmd);
+
+    CHECK_EQ(a->ring_len, 2);
+    CHECK_EQ(b->ring_len, 3);
+    CHECK_EQ(other->ring_len, 0);
+    check_queued(a, 0, "p1");
+    check_queued(b, 0, "p1");
+    check_queued(b, 1, "to-b");
+    CHECK(strstr((const char *)wsni_client_queue_peek(a, 1)->payload, "b1"));
+    CHECK(wsni_client_queue_peek(a, 1) == wsni_client_queue_peek(b, 2));
+    client_gone(a);
+    client_gone(b);
+    client_gone(other);
+    engine_free(srv);
+}
+
+/* A broker that records what it is given, as a Redis one would see it. */
+static struct {
+    char channel[32];
+    char payloads[8][128];
+    wsn_frame *frames[8];
+    size_t n_frames;
+    size_t n_to_client;
+    char first[4][32], last[4][32];
+    size_t n_first, n_last;
+} rec;
+
+static int rec_publish(wsn_server *srv, const char *channel, outgoing *const *outs, size_t count,
+                       int may_wait)
+{
+    (void)srv;
+    (void)may_wait;
+    snprintf(rec.channel, sizeof(rec.channel), "%s", channel);
+    for (size_t i = 0; i < count; i++) {
+        CHECK(rec.n_frames < 8);
+        /* Encoded already (or on first ask): the broker sends these bytes. */
+        wsn_frame *f = wsni_outgoing_frame(outs[i], FORMAT_JSON);
+        CHECK(f);
+        snprintf(rec.payloads[rec.n_frames], sizeof(rec.payloads[0]), "%s", f->payload);
+        /* Kept past the call, as an asynchronous broker would. */
+        rec.frames[rec.n_frames++] = frame_ref(f);
+    }
+    return WSN_OK;
+}
+
+static int rec_publish_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait)
+{
+    rec.n_to_client++;
+    return wsni_deliver_to_client(srv, c, o, may_wait);
+}
+
+static void rec_first(wsn_server *srv, const char *channel)
+{
+    (void)srv;
+    CHECK(rec.n_first < 4);
+    snprintf(rec.first[rec.n_first++], sizeof(rec.first[0]), "%s", channel);
+}
+
+static void rec_last(wsn_server *srv, const char *channel)
+{
+    (void)srv;
+    CHECK(rec.n_last < 4);
+    snprintf(rec.last[rec.n_last++], sizeof(rec.last[0]), "%s", channel);
+}
+
+static const wsni_broker recording_broker = {
+    .publish = rec_publish,
+    .publish_to_client = rec_publish_to_client,
+    .channel_first = rec_first,
+    .channel_last = rec_last,
+};
+
+static void test_broker_sees_frames_and_members(void)
+{
+    memset(&rec, 0, sizeof(rec));
+    wsn_server *srv = engine_new(16, 1, 0);
+    wsni_broker_use(srv, &recording_broker);
+    wsn_client *a = client_new(srv), *b = client_new(srv);
+
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, a, "news"));
+    CHECK_EQ(rec.n_first, 1);
+    CHECK_STR(rec.first[0], "news");
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, b, "news"));
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, a, "news"));
+    CHECK_EQ(rec.n_first, 1); /* not the first any more */
+    wsni_registry_unsubscribe(&srv->reg, a, "news");
+    CHECK_EQ(rec.n_last, 0); /* b is still there */
+
+    outgoing *outs[2] = {text_out("news", "r1"), text_out("news", "r2")};
+    CHECK_OK(wsni_broker_publish(srv, "news", outs, 2, 1));
+    wsni_outgoing_free(outs[0]);
+    wsni_outgoing_free(outs[1]);
+    CHECK_STR(rec.channel, "news");
+    CHECK_EQ(rec.n_frames, 2);
+    CHECK(strstr(rec.payloads[0], "\"message\":\"r1\""));
+    CHECK(strstr(rec.payloads[1], "\"message\":\"r2\""));
+    /* The broker decides about delivery: nothing was queued locally. */
+    CHECK_EQ(b->ring_len, 0);
+    CHECK_EQ(count_writes(b), 0);
+
+    /* What comes back from the broker is delivered once per member. */
+    for (size_t i = 0; i < rec.n_frames; i++) {
+        outgoing *back = wsni_raw_out_new(rec.frames[i]);
+        CHECK(back);
+        CHECK_OK(wsni_deliver_to_channel(srv, "news", back, 1));
+        wsni_outgoing_free(back);
+    }
+    CHECK_EQ(b->ring_len, 2);
+    CHECK_EQ(a->ring_len, 0);
+    check_queued(b, 0, "r1");
+    check_queued(b, 1, "r2");
+
+    outgoing *o = text_out("", "direct");
+    CHECK_OK(wsni_broker_publish_to_client(srv, a, o, 1));
+    wsni_outgoing_free(o);
+    CHECK_EQ(rec.n_to_client, 1);
+    check_queued(a, 0, "direct");
+
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, a, "sport"));
+    CHECK_EQ(rec.n_first, 2);
+    CHECK_STR(rec.first[1], "sport");
+    client_gone(b); /* the last member of news leaves by disconnecting */
+    CHECK_EQ(rec.n_last, 1);
+    CHECK_STR(rec.last[0], "news");
+    client_gone(a);
+    CHECK_EQ(rec.n_last, 2);
+    CHECK_STR(rec.last[1], "sport");
+    engine_free(srv);
+}
+
 static const tu_test tests[] = {
     {"publish_fans_out", test_publish_fans_out},
     {"publish_run_keeps_order", test_publish_run_keeps_order},
@@ -413,6 +588,8 @@ static const tu_test tests[] = {
     {"block_stall_deadline_drops", test_block_stall_deadline_drops},
     {"coalesce_waits_for_flush", test_coalesce_waits_for_flush},
     {"polite_close_keeps_queue", test_polite_close_keeps_queue},
+    {"local_broker_delivers_once", test_local_broker_delivers_once},
+    {"broker_sees_frames_and_members", test_broker_sees_frames_and_members},
     {NULL, NULL},
 };
 

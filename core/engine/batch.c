@@ -1,8 +1,6 @@
 #include "engine/batch.h"
 
-#include "engine/codec_json.h"
-#include "engine/codec_msgpack.h"
-#include "util/base64.h"
+#include "engine/broker.h"
 #include "util/text.h"
 
 #include <stdlib.h>
@@ -22,13 +20,13 @@ void wsni_batch_free(struct batch *b)
     if (!b)
         return;
     HASH_CLEAR(hh, b->seen); /* the table first: its head is an entry */
-    batch_entry *e = b->first;
-    while (e) {
-        batch_entry *next = e->next;
+    wsni_list_node *n;
+    while ((n = b->values.head)) {
+        wsni_list_remove(&b->values, n);
+        batch_entry *e = wsni_container_of(n, batch_entry, v.node);
         free(e->canonical);
-        free(e->value);
+        free(e->v.value);
         free(e);
-        e = next;
     }
     free(b->key);
     free(b->channel);
@@ -42,114 +40,18 @@ typedef struct batch_out {
     char time[40];
 } batch_out;
 
-/* name "\n\n" messages joined by "\n": the text batch's payload. */
-static void joined_text(const struct batch *b, strbuf *text)
-{
-    wsni_strbuf_append_str(text, b->name);
-    wsni_strbuf_append(text, "\n\n", 2);
-    for (const batch_entry *e = b->first; e; e = e->next) {
-        if (e != b->first)
-            wsni_strbuf_append_char(text, '\n');
-        wsni_strbuf_append(text, e->value, e->value_len);
-    }
-}
-
-static wsn_frame *encode_batch_msgpack(const struct batch *b, const char *time)
-{
-    strbuf sb;
-    msgpack_packer pk;
-    wsni_strbuf_init(&sb);
-    wsni_msgpack_packer_to_strbuf(&pk, &sb);
-    msgpack_pack_map(&pk, 4);
-    wsni_msgpack_pack_cstr(&pk, "channel", 7);
-    wsni_msgpack_pack_cstr(&pk, b->channel, strlen(b->channel));
-    wsni_msgpack_pack_cstr(&pk, "type", 4);
-    const char *type = b->type == WSN_TYPE_TEXT ? "text" : "json";
-    wsni_msgpack_pack_cstr(&pk, type, strlen(type));
-    wsni_msgpack_pack_cstr(&pk, "time", 4);
-    wsni_msgpack_pack_cstr(&pk, time, strlen(time));
-    wsni_msgpack_pack_cstr(&pk, "message", 7);
-    if (b->type == WSN_TYPE_TEXT) {
-        strbuf text;
-        wsni_strbuf_init(&text);
-        joined_text(b, &text);
-        wsni_msgpack_pack_cstr(&pk, text.data ? text.data : "", text.len);
-        if (text.failed)
-            sb.failed = 1;
-        wsni_strbuf_free(&text);
-    } else {
-        msgpack_pack_map(&pk, 2);
-        wsni_msgpack_pack_cstr(&pk, "messages", 8);
-        msgpack_pack_array(&pk, b->count);
-        for (const batch_entry *e = b->first; e; e = e->next) {
-            if (b->type == WSN_TYPE_JSON) {
-                if (wsni_msgpack_pack_json_text(&pk, e->value, e->value_len))
-                    sb.failed = 1;
-                continue;
-            }
-            /* Binary entries hold "base64" for JSON; MessagePack gets bin. */
-            size_t b64len = e->value_len - 2;
-            char *raw = malloc(b64len + 1);
-            int n = raw && b64len < INT32_MAX
-                        ? (int)wsni_base64_decode(e->value + 1, b64len, raw)
-                        : -1;
-            if (n < 0) {
-                sb.failed = 1;
-                n = 0;
-            }
-            msgpack_pack_bin(&pk, (size_t)n);
-            msgpack_pack_bin_body(&pk, raw, (size_t)n);
-            free(raw);
-        }
-        wsni_msgpack_pack_cstr(&pk, "name", 4);
-        wsni_msgpack_pack_cstr(&pk, b->name, strlen(b->name));
-    }
-    wsn_frame *f = sb.failed ? NULL : wsni_frame_from(sb.data, sb.len, 1);
-    wsni_strbuf_free(&sb);
-    return f;
-}
-
-static wsn_frame *encode_batch_json(const struct batch *b, const char *time)
-{
-    strbuf msg, env;
-    wsni_strbuf_init(&msg);
-    wsni_strbuf_init(&env);
-    wsn_message_type wire_type = WSN_TYPE_JSON;
-    if (b->type == WSN_TYPE_TEXT) {
-        strbuf text;
-        wsni_strbuf_init(&text);
-        joined_text(b, &text);
-        wsni_json_append_string(&msg, text.data ? text.data : "", text.len);
-        if (text.failed)
-            msg.failed = 1;
-        wsni_strbuf_free(&text);
-        wire_type = WSN_TYPE_TEXT;
-    } else {
-        wsni_strbuf_append_str(&msg, "{\"messages\":[");
-        for (const batch_entry *e = b->first; e; e = e->next) {
-            if (e != b->first)
-                wsni_strbuf_append_char(&msg, ',');
-            wsni_strbuf_append(&msg, e->value, e->value_len);
-        }
-        wsni_strbuf_append_str(&msg, "],\"name\":");
-        wsni_json_append_string(&msg, b->name, strlen(b->name));
-        wsni_strbuf_append_char(&msg, '}');
-    }
-    wsni_json_envelope(&env, b->channel, wire_type, time, msg.data ? msg.data : "null", msg.len, NULL,
-                  NULL);
-    wsn_frame *f = NULL;
-    if (!msg.failed && !env.failed)
-        f = wsni_frame_from(env.data, env.len, 0);
-    wsni_strbuf_free(&msg);
-    wsni_strbuf_free(&env);
-    return f;
-}
-
 static wsn_frame *batch_encode(outgoing *o, enum wire_format fmt)
 {
     batch_out *bo = (batch_out *)o;
-    return fmt == FORMAT_MSGPACK ? encode_batch_msgpack(bo->batch, bo->time)
-                                 : encode_batch_json(bo->batch, bo->time);
+    const struct batch *bt = bo->batch;
+    wsni_batch_wire wire = {
+        .channel = bt->channel,
+        .name = bt->name,
+        .type = bt->type,
+        .count = bt->count,
+        .values = &bt->values,
+    };
+    return wsni_codec_of(fmt)->batch(&wire, bo->time);
 }
 
 static void batch_out_destroy(outgoing *o)
@@ -173,7 +75,8 @@ int wsni_batch_deliver(wsn_server *srv, struct batch *b)
     bo->base.destroy = batch_out_destroy;
     bo->batch = b;
     wsni_time_rfc3339nano(bo->time);
-    int rc = wsni_deliver_to_channel(srv, b->channel, &bo->base, 1);
+    outgoing *o = &bo->base;
+    int rc = wsni_broker_publish(srv, b->channel, &o, 1, 1);
     wsni_outgoing_free(&bo->base);
     return rc;
 }

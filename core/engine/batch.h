@@ -8,16 +8,15 @@
 #ifndef WSN_BATCH_H
 #define WSN_BATCH_H
 
+#include "engine/codec.h"
 #include "engine/objects.h"
 
 #include <uthash.h>
 
 /* One pending message of a batch; de-duplicated by its canonical text. */
 typedef struct batch_entry {
-    char *canonical; /* the de-duplication key; also the hash key */
-    char *value;     /* what goes on the wire: JSON value or raw text */
-    size_t value_len;
-    struct batch_entry *next; /* arrival order */
+    wsni_batch_value v; /* what goes on the wire, in the batch's values */
+    char *canonical;    /* the de-duplication key; also the hash key */
     UT_hash_handle hh;
 } batch_entry;
 
@@ -29,7 +28,7 @@ struct batch {
     wsn_message_type type;
     uint64_t generation;
     batch_entry *seen; /* hash of entries by canonical text */
-    batch_entry *first, *last;
+    wsni_list values; /* of batch_entry (by v.node), arrival order */
     size_t count, bytes;
     UT_hash_handle hh;
 };

@@ -242,19 +242,6 @@ int wsni_json_append_real(strbuf *out, double v)
     return 0;
 }
 
-void wsni_incoming_clear(incoming *in)
-{
-    if (in->storage) {
-        free(in->storage);
-    } else {
-        free(in->channel);
-        free(in->payload);
-        free(in->message_id);
-        free(in->reply_to_id);
-    }
-    memset(in, 0, sizeof(*in));
-}
-
 static int is_null(const json_span *m) { return !m->text || *m->text == 'n'; }
 
 /* Room for a member's decoded string and its NUL (never longer than its
@@ -401,3 +388,105 @@ char *wsni_json_canonical(const char *text, size_t len)
     json_decref(v);
     return s;
 }
+
+/* --- the codec ------------------------------------------------------------ */
+
+static wsn_frame *json_envelope_frame(const char *channel, wsn_message_type type, const char *time,
+                                      const char *value, size_t value_len, const char *message_id,
+                                      const char *reply_to_id)
+{
+    strbuf text, env;
+    wsni_strbuf_init(&text);
+    wsni_strbuf_init(&env);
+    if (type != WSN_TYPE_JSON) {
+        wsni_json_message_value(type, value, value_len, &text);
+        value = text.data ? text.data : "";
+        value_len = text.len;
+    }
+    /* Built in a scratch buffer, then copied into a frame of the exact
+     * size: strbuf grows in powers of two, and queued frames are most of a
+     * busy server's memory (docs/architecture.md, "Measurements behind the
+     * code"). */
+    wsn_frame *f = NULL;
+    if (!text.failed && !wsni_strbuf_reserve(&env, value_len + strlen(channel) +
+                                                       strlen(message_id) + strlen(reply_to_id) +
+                                                       128)) {
+        wsni_json_envelope(&env, channel, type, time, value, value_len, message_id, reply_to_id);
+        if (!env.failed)
+            f = wsni_frame_from(env.data, env.len, 0);
+    }
+    wsni_strbuf_free(&text);
+    wsni_strbuf_free(&env);
+    return f;
+}
+
+static wsn_frame *json_error_frame(const char *client_id, const char *error, const char *time)
+{
+    strbuf sb;
+    wsni_strbuf_init(&sb);
+    wsni_json_error_payload(&sb, client_id, error, time);
+    wsn_frame *f = sb.failed ? NULL : wsni_frame_from(sb.data, sb.len, 0);
+    wsni_strbuf_free(&sb);
+    return f;
+}
+
+void wsni_batch_joined_text(const wsni_batch_wire *b, strbuf *text)
+{
+    wsni_strbuf_append_str(text, b->name);
+    wsni_strbuf_append(text, "\n\n", 2);
+    for (const wsni_list_node *n = b->values->head; n; n = n->next) {
+        const wsni_batch_value *v = wsni_container_of(n, wsni_batch_value, node);
+        if (n != b->values->head)
+            wsni_strbuf_append_char(text, '\n');
+        wsni_strbuf_append(text, v->value, v->value_len);
+    }
+}
+
+static wsn_frame *json_batch_frame(const wsni_batch_wire *b, const char *time)
+{
+    strbuf msg, env;
+    wsni_strbuf_init(&msg);
+    wsni_strbuf_init(&env);
+    wsn_message_type wire_type = WSN_TYPE_JSON;
+    if (b->type == WSN_TYPE_TEXT) {
+        strbuf text;
+        wsni_strbuf_init(&text);
+        wsni_batch_joined_text(b, &text);
+        wsni_json_append_string(&msg, text.data ? text.data : "", text.len);
+        if (text.failed)
+            msg.failed = 1;
+        wsni_strbuf_free(&text);
+        wire_type = WSN_TYPE_TEXT;
+    } else {
+        wsni_strbuf_append_str(&msg, "{\"messages\":[");
+        for (const wsni_list_node *n = b->values->head; n; n = n->next) {
+            const wsni_batch_value *v = wsni_container_of(n, wsni_batch_value, node);
+            if (n != b->values->head)
+                wsni_strbuf_append_char(&msg, ',');
+            wsni_strbuf_append(&msg, v->value, v->value_len);
+        }
+        wsni_strbuf_append_str(&msg, "],\"name\":");
+        wsni_json_append_string(&msg, b->name, strlen(b->name));
+        wsni_strbuf_append_char(&msg, '}');
+    }
+    wsni_json_envelope(&env, b->channel, wire_type, time, msg.data ? msg.data : "null", msg.len,
+                       NULL, NULL);
+    wsn_frame *f = NULL;
+    if (!msg.failed && !env.failed)
+        f = wsni_frame_from(env.data, env.len, 0);
+    wsni_strbuf_free(&msg);
+    wsni_strbuf_free(&env);
+    return f;
+}
+
+static int json_parse(const unsigned char *data, size_t len, incoming *out, const char **error)
+{
+    return wsni_json_parse_incoming((const char *)data, len, out, error);
+}
+
+const wsni_codec wsni_codec_json = {
+    .envelope = json_envelope_frame,
+    .error = json_error_frame,
+    .batch = json_batch_frame,
+    .parse = json_parse,
+};

@@ -1,8 +1,10 @@
-/* The JSON wire format: outgoing envelopes, incoming client envelopes and
- * the error payload. Pure functions, callable from any thread. */
+/* The JSON wire format: the codec wsni_codec_json (engine/codec.h) and
+ * the JSON helpers the shell and the MessagePack codec share. Pure
+ * functions, callable from any thread. */
 #ifndef WSN_CODEC_JSON_H
 #define WSN_CODEC_JSON_H
 
+#include "engine/codec.h"
 #include "util/strbuf.h"
 
 #include <jansson.h>
@@ -36,22 +38,12 @@ void wsni_json_envelope(strbuf *out, const char *channel, wsn_message_type type,
  * original marshals a map). */
 void wsni_json_error_payload(strbuf *out, const char *client_id, const char *error, const char *time);
 
-/* A client's message, decoded. Strings are owned (each its own allocation,
- * or all in storage), never NULL. */
-typedef struct incoming {
-    void *storage; /* when set, the fields point into it and only it is freed */
-    wsn_message_type type;
-    char *channel;
-    unsigned char *payload; /* NUL-terminated */
-    size_t payload_len;
-    char *message_id;
-    char *reply_to_id;
-} incoming;
-
 /* Parses a client text frame. Returns 0, or nonzero with *error set to the
  * text for the error payload ("invalid JSON format", ...). */
 int wsni_json_parse_incoming(const char *text, size_t len, incoming *out, const char **error);
-void wsni_incoming_clear(incoming *in);
+
+/* A text batch's payload: name "\n\n" messages joined by "\n". */
+void wsni_batch_joined_text(const wsni_batch_wire *b, strbuf *text);
 
 /* Canonical text of JSON (sorted keys, compact) for de-duplication; NULL
  * if text is not JSON. Caller frees. */

@@ -1,5 +1,6 @@
 #include "engine/codec_msgpack.h"
 
+#include "util/base64.h"
 #include "util/text.h"
 
 #include <jansson.h>
@@ -383,3 +384,68 @@ int wsni_msgpack_parse_incoming(const unsigned char *data, size_t len, incoming 
     }
     return 0;
 }
+
+/* --- the codec ------------------------------------------------------------ */
+
+static wsn_frame *msgpack_batch_frame(const wsni_batch_wire *b, const char *time)
+{
+    strbuf sb;
+    msgpack_packer pk;
+    wsni_strbuf_init(&sb);
+    wsni_msgpack_packer_to_strbuf(&pk, &sb);
+    msgpack_pack_map(&pk, 4);
+    wsni_msgpack_pack_cstr(&pk, "channel", 7);
+    wsni_msgpack_pack_cstr(&pk, b->channel, strlen(b->channel));
+    wsni_msgpack_pack_cstr(&pk, "type", 4);
+    const char *type = b->type == WSN_TYPE_TEXT ? "text" : "json";
+    wsni_msgpack_pack_cstr(&pk, type, strlen(type));
+    wsni_msgpack_pack_cstr(&pk, "time", 4);
+    wsni_msgpack_pack_cstr(&pk, time, strlen(time));
+    wsni_msgpack_pack_cstr(&pk, "message", 7);
+    if (b->type == WSN_TYPE_TEXT) {
+        strbuf text;
+        wsni_strbuf_init(&text);
+        wsni_batch_joined_text(b, &text);
+        wsni_msgpack_pack_cstr(&pk, text.data ? text.data : "", text.len);
+        if (text.failed)
+            sb.failed = 1;
+        wsni_strbuf_free(&text);
+    } else {
+        msgpack_pack_map(&pk, 2);
+        wsni_msgpack_pack_cstr(&pk, "messages", 8);
+        msgpack_pack_array(&pk, b->count);
+        for (const wsni_list_node *at = b->values->head; at; at = at->next) {
+            const wsni_batch_value *e = wsni_container_of(at, wsni_batch_value, node);
+            if (b->type == WSN_TYPE_JSON) {
+                if (wsni_msgpack_pack_json_text(&pk, e->value, e->value_len))
+                    sb.failed = 1;
+                continue;
+            }
+            /* Binary entries hold "base64" for JSON; MessagePack gets bin. */
+            size_t b64len = e->value_len - 2;
+            char *raw = malloc(b64len + 1);
+            int n = raw && b64len < INT32_MAX
+                        ? (int)wsni_base64_decode(e->value + 1, b64len, raw)
+                        : -1;
+            if (n < 0) {
+                sb.failed = 1;
+                n = 0;
+            }
+            msgpack_pack_bin(&pk, (size_t)n);
+            msgpack_pack_bin_body(&pk, raw, (size_t)n);
+            free(raw);
+        }
+        wsni_msgpack_pack_cstr(&pk, "name", 4);
+        wsni_msgpack_pack_cstr(&pk, b->name, strlen(b->name));
+    }
+    wsn_frame *f = sb.failed ? NULL : wsni_frame_from(sb.data, sb.len, 1);
+    wsni_strbuf_free(&sb);
+    return f;
+}
+
+const wsni_codec wsni_codec_msgpack = {
+    .envelope = wsni_msgpack_envelope_frame,
+    .error = wsni_msgpack_error_frame,
+    .batch = msgpack_batch_frame,
+    .parse = wsni_msgpack_parse_incoming,
+};

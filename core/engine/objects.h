@@ -83,10 +83,12 @@ typedef struct handler {
 } handler;
 
 typedef struct command command;
+typedef struct wsni_broker wsni_broker;
 
 struct wsn_server {
     atomic_int refs; /* the host's, plus one per client object alive */
     const wsni_transport *transport; /* const: what the engine calls the network through */
+    const wsni_broker *broker; /* const: where publishes go (engine/broker.h) */
 
     /* const after wsn_server_new */
     wsn_options *opts;

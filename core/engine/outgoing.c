@@ -1,7 +1,6 @@
 #include "engine/outgoing.h"
 
 #include "engine/codec_json.h"
-#include "engine/codec_msgpack.h"
 #include "util/text.h"
 
 #include <stdio.h>
@@ -30,35 +29,8 @@ void wsni_outgoing_free(outgoing *o)
 static wsn_frame *message_encode(outgoing *o, enum wire_format fmt)
 {
     message_out *m = (message_out *)o;
-    if (fmt == FORMAT_MSGPACK)
-        return wsni_msgpack_envelope_frame(m->channel, m->type, m->time, m->value, m->value_len,
-                                      m->message_id, m->reply_to_id);
-    strbuf value, env;
-    wsni_strbuf_init(&value);
-    wsni_strbuf_init(&env);
-    const char *text = m->value;
-    size_t text_len = m->value_len;
-    if (m->type != WSN_TYPE_JSON) {
-        wsni_json_message_value(m->type, m->value, m->value_len, &value);
-        text = value.data ? value.data : "";
-        text_len = value.len;
-    }
-    /* Built in a scratch buffer, then copied into a frame of the exact
-     * size: strbuf grows in powers of two, and queued frames are most of a
-     * busy server's memory (docs/architecture.md, "Measurements behind the
-     * code"). */
-    wsn_frame *f = NULL;
-    if (!value.failed && !wsni_strbuf_reserve(&env, text_len + strlen(m->channel) +
-                                                    strlen(m->message_id) +
-                                                    strlen(m->reply_to_id) + 128)) {
-        wsni_json_envelope(&env, m->channel, m->type, m->time, text, text_len, m->message_id,
-                      m->reply_to_id);
-        if (!env.failed)
-            f = wsni_frame_from(env.data, env.len, 0);
-    }
-    wsni_strbuf_free(&value);
-    wsni_strbuf_free(&env);
-    return f;
+    return wsni_codec_of(fmt)->envelope(m->channel, m->type, m->time, m->value, m->value_len,
+                                        m->message_id, m->reply_to_id);
 }
 
 static void message_destroy(outgoing *o) { free(o); }
@@ -135,14 +107,7 @@ typedef struct error_out {
 static wsn_frame *error_encode(outgoing *o, enum wire_format fmt)
 {
     error_out *e = (error_out *)o;
-    if (fmt == FORMAT_MSGPACK)
-        return wsni_msgpack_error_frame(e->client_id, e->error, e->time);
-    strbuf sb;
-    wsni_strbuf_init(&sb);
-    wsni_json_error_payload(&sb, e->client_id, e->error, e->time);
-    wsn_frame *f = sb.failed ? NULL : wsni_frame_from(sb.data, sb.len, 0);
-    wsni_strbuf_free(&sb);
-    return f;
+    return wsni_codec_of(fmt)->error(e->client_id, e->error, e->time);
 }
 
 outgoing *wsni_error_out_new(const char *client_id, const char *error)

@@ -5,10 +5,9 @@
 #ifndef WSN_OUTGOING_H
 #define WSN_OUTGOING_H
 
+#include "engine/codec.h"
 #include "engine/frame.h"
 #include "wsnotify.h"
-
-enum wire_format { FORMAT_JSON = 0, FORMAT_MSGPACK = 1, FORMAT_COUNT };
 
 typedef struct outgoing outgoing;
 struct outgoing {

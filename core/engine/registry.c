@@ -45,6 +45,8 @@ int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name)
     if (c->subs)
         c->subs->client_prev = m;
     c->subs = m;
+    if (r->watch && HASH_CNT(hh_chan, ch->members) == 1)
+        r->watch(r->watch_user, ch->name, 1);
     return WSN_OK;
 }
 
@@ -60,6 +62,8 @@ static void drop_membership(registry *r, membership *m)
         m->client_next->client_prev = m->client_prev;
     free(m);
     if (!ch->members) {
+        if (r->watch)
+            r->watch(r->watch_user, ch->name, 0);
         HASH_DEL(r->channels, ch);
         free(ch->name);
         free(ch);

@@ -27,6 +27,10 @@ struct channel_entry {
 
 typedef struct registry {
     channel_entry *channels;
+    /* Told when a channel gets its first member (first = 1) and when it
+     * loses its last (0); NULL: nobody listens (engine/broker.c sets it). */
+    void (*watch)(void *user, const char *channel, int first);
+    void *watch_user;
 } registry;
 
 int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name);

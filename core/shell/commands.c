@@ -1,6 +1,7 @@
 #include "shell/commands.h"
 
 #include "engine/batch.h"
+#include "engine/broker.h"
 
 #include <errno.h>
 #include <string.h>
@@ -155,7 +156,7 @@ static command *apply_publish_run(wsn_server *srv, command *first)
         outs[count++] = after->out;
         after = after->next;
     }
-    wsni_deliver_run_to_channel(srv, first->channel, outs, count, 1);
+    wsni_broker_publish(srv, first->channel, outs, count, 1);
     while (first != after) {
         command *next = first->next;
         wsni_command_free(first);
@@ -200,11 +201,11 @@ int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
 {
     switch (cmd->kind) {
     case CMD_PUBLISH:
-        return wsni_deliver_to_channel(srv, cmd->channel, cmd->out, may_wait);
+        return wsni_broker_publish(srv, cmd->channel, &cmd->out, 1, may_wait);
     case CMD_SEND:
         if (!atomic_load(&cmd->client->connected))
             return WSN_EGONE;
-        return wsni_deliver_to_client(srv, cmd->client, cmd->out, may_wait);
+        return wsni_broker_publish_to_client(srv, cmd->client, cmd->out, may_wait);
     case CMD_SUBSCRIBE:
         if (!atomic_load(&cmd->client->connected))
             return WSN_EGONE;

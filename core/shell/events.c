@@ -1,5 +1,6 @@
 #include "shell/events.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,13 +15,13 @@ int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap,
 {
     q->pause_at = pause_at;
     q->free_event = free_event;
-    q->log_head = q->log_tail = NULL;
+    q->log_lines = (wsni_list){0};
     q->log_count = 0;
     q->log_cap = log_cap;
     q->logs_dropped = 0;
     q->fd_readable = 0;
     q->paused = 0;
-    q->head = q->tail = NULL;
+    q->events = (wsni_list){0};
     q->messages = 0;
     q->stopped_taken = 0;
     q->signal_due = 0;
@@ -34,26 +35,33 @@ int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap,
     return WSN_OK;
 }
 
+/* Lock held: the counts agree with the lists (debug builds). */
+static void check_counts(const event_queue *q)
+{
+    assert((q->events.head || q->messages == 0) && "MESSAGE count without events");
+    assert((q->log_lines.head != NULL) == (q->log_count != 0) && "log count off");
+    assert(q->log_count <= q->log_cap && "more log lines than log_cap");
+    (void)q;
+}
+
 void wsni_event_queue_clear(event_queue *q)
 {
     pthread_mutex_lock(&q->lock);
-    struct wsn_event *ev = q->head;
-    q->head = q->tail = NULL;
+    wsni_list events = q->events, lines = q->log_lines;
+    q->events = (wsni_list){0};
     q->messages = 0;
-    log_line *line = q->log_head;
-    q->log_head = q->log_tail = NULL;
+    q->log_lines = (wsni_list){0};
     q->log_count = 0;
     sync_fd(q);
     pthread_mutex_unlock(&q->lock);
-    while (ev) {
-        struct wsn_event *next = ev->next;
-        q->free_event(ev);
-        ev = next;
+    wsni_list_node *n;
+    while ((n = events.head)) {
+        wsni_list_remove(&events, n);
+        q->free_event(wsni_container_of(n, struct wsn_event, node));
     }
-    while (line) {
-        log_line *next = line->next;
-        free(line);
-        line = next;
+    while ((n = lines.head)) {
+        wsni_list_remove(&lines, n);
+        free(wsni_container_of(n, log_line, node));
     }
 }
 
@@ -69,7 +77,7 @@ void wsni_event_queue_destroy(event_queue *q)
  * a log line is queued; it is written only when that flips. */
 static void sync_fd(event_queue *q)
 {
-    int want = (q->head && !q->signal_due) || q->log_head;
+    int want = (q->events.head && !q->signal_due) || q->log_lines.head;
     if (want == q->fd_readable)
         return;
     q->fd_readable = want;
@@ -82,19 +90,15 @@ static void sync_fd(event_queue *q)
 
 int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
 {
-    ev->next = NULL;
     pthread_mutex_lock(&q->lock);
-    if (q->tail)
-        q->tail->next = ev;
-    else {
-        q->head = ev;
+    if (!q->events.head)
         q->signal_due = defer;
-    }
-    q->tail = ev;
+    wsni_list_append(&q->events, &ev->node);
     sync_fd(q);
     int pause = 0;
     if (ev->kind == WSN_EVENT_MESSAGE && ++q->messages >= q->pause_at && !q->paused)
         pause = q->paused = 1;
+    check_counts(q);
     pthread_mutex_unlock(&q->lock);
     return pause;
 }
@@ -111,20 +115,20 @@ void wsni_event_queue_flush(event_queue *q)
 int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)
 {
     pthread_mutex_lock(&q->lock);
-    struct wsn_event *ev = q->head;
+    struct wsn_event *ev = wsni_list_first(&q->events, struct wsn_event, node);
     if (!ev) {
         int rc = q->stopped_taken ? WSN_ECLOSED : WSN_EAGAIN;
         pthread_mutex_unlock(&q->lock);
         return rc;
     }
-    q->head = ev->next;
-    if (!q->head) {
-        q->tail = NULL;
+    wsni_list_remove(&q->events, &ev->node);
+    if (!q->events.head)
         q->signal_due = 0;
-    }
     sync_fd(q);
-    if (ev->kind == WSN_EVENT_MESSAGE)
+    if (ev->kind == WSN_EVENT_MESSAGE) {
+        assert(q->messages > 0 && "MESSAGE count below zero");
         q->messages--;
+    }
     if (ev->kind == WSN_EVENT_STOPPED)
         q->stopped_taken = 1;
     *resume = 0;
@@ -132,8 +136,8 @@ int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)
         q->paused = 0;
         *resume = 1;
     }
+    check_counts(q);
     pthread_mutex_unlock(&q->lock);
-    ev->next = NULL;
     *out = ev;
     return WSN_OK;
 }
@@ -148,18 +152,15 @@ void wsni_event_queue_push_log(event_queue *q, wsn_log_level level, const char *
         free(line);
         return;
     }
-    line->next = NULL;
+    line->node = (wsni_list_node){0};
     line->level = level;
     line->len = len;
     memcpy(line->text, text, len);
     line->text[len] = '\0';
-    if (q->log_tail)
-        q->log_tail->next = line;
-    else
-        q->log_head = line;
-    q->log_tail = line;
+    wsni_list_append(&q->log_lines, &line->node);
     q->log_count++;
     sync_fd(q);
+    check_counts(q);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -167,7 +168,7 @@ int wsni_event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, si
                         size_t *len)
 {
     pthread_mutex_lock(&q->lock);
-    log_line *line = q->log_head;
+    log_line *line = wsni_list_first(&q->log_lines, log_line, node);
     if (!line) {
         pthread_mutex_unlock(&q->lock);
         return WSN_EAGAIN;
@@ -177,11 +178,11 @@ int wsni_event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, si
         pthread_mutex_unlock(&q->lock);
         return WSN_ENOSPC;
     }
-    q->log_head = line->next;
-    if (!q->log_head)
-        q->log_tail = NULL;
+    wsni_list_remove(&q->log_lines, &line->node);
+    assert(q->log_count > 0 && "log count below zero");
     q->log_count--;
     sync_fd(q);
+    check_counts(q);
     pthread_mutex_unlock(&q->lock);
     *level = line->level;
     memcpy(buf, line->text, line->len + 1);
@@ -192,7 +193,7 @@ int wsni_event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, si
 int wsni_event_queue_ready(event_queue *q, int *closed)
 {
     pthread_mutex_lock(&q->lock);
-    int ready = q->head != NULL || q->log_head != NULL;
+    int ready = q->events.head != NULL || q->log_lines.head != NULL;
     *closed = q->stopped_taken;
     pthread_mutex_unlock(&q->lock);
     return ready;

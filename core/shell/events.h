@@ -6,21 +6,22 @@
 #ifndef WSN_EVENTS_H
 #define WSN_EVENTS_H
 
-#include "engine/codec_json.h"
+#include "engine/incoming.h"
+#include "util/list.h"
 #include "wsnotify.h"
 
 #include <pthread.h>
 #include <stdint.h>
 
 struct wsn_event {
-    struct wsn_event *next;
+    wsni_list_node node; /* in the queue's events */
     wsn_event_type kind;
     wsn_client *client; /* a reference, NULL for STOPPED */
     incoming msg;       /* MESSAGE only */
 };
 
 typedef struct log_line {
-    struct log_line *next;
+    wsni_list_node node; /* in the queue's log lines */
     wsn_log_level level;
     size_t len;
     char text[]; /* NUL-terminated */
@@ -28,7 +29,7 @@ typedef struct log_line {
 
 typedef struct event_queue {
     pthread_mutex_t lock;
-    struct wsn_event *head, *tail; /* lock */
+    wsni_list events;              /* lock: of struct wsn_event, oldest first */
     size_t messages;               /* lock: MESSAGE events queued */
     int stopped_taken;             /* lock */
     size_t pause_at;               /* const: MESSAGE events that pause reads */
@@ -36,8 +37,8 @@ typedef struct event_queue {
     int signal_due;                /* lock: pushed with the wake-up deferred */
     int fd;                        /* eventfd; const */
     int fd_readable;               /* lock: the eventfd's counter is nonzero */
-    log_line *log_head, *log_tail; /* lock */
-    size_t log_count;              /* lock */
+    wsni_list log_lines;           /* lock: of log_line, oldest first */
+    size_t log_count;              /* lock: lines in log_lines */
     size_t log_cap;                /* const: WSN_OPT_LOG_QUEUE, 0 = off */
     uint64_t logs_dropped;         /* lock */
     /* const: frees an event the host never took (wsn_event_free, given by

@@ -3,6 +3,7 @@
  * srv->batch_lock, and the commands that arm a batch's ttl or flush it.
  * The batch itself, its encoding and delivery are engine/batch.c. */
 #include "engine/batch.h"
+#include "engine/codec_json.h"
 #include "shell/commands.h"
 #include "util/text.h"
 
@@ -81,14 +82,14 @@ static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type t
     batch_entry *e = calloc(1, sizeof(*e));
     if (!e)
         return WSN_ENOMEM;
-    if ((rc = prepare_value(type, data, len, &e->value, &e->value_len, &e->canonical))) {
+    if ((rc = prepare_value(type, data, len, &e->v.value, &e->v.value_len, &e->canonical))) {
         free(e);
         return rc;
     }
     size_t key_len;
     char *key = make_key(channel, ident, &key_len);
     if (!key) {
-        free(e->value);
+        free(e->v.value);
         free(e->canonical);
         free(e);
         return WSN_ENOMEM;
@@ -131,13 +132,9 @@ static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type t
     HASH_FIND_STR(b->seen, e->canonical, dup);
     if (!dup) {
         HASH_ADD_KEYPTR(hh, b->seen, e->canonical, strlen(e->canonical), e);
-        if (b->last)
-            b->last->next = e;
-        else
-            b->first = e;
-        b->last = e;
+        wsni_list_append(&b->values, &e->v.node);
         b->count++;
-        b->bytes += e->value_len;
+        b->bytes += e->v.value_len;
         e = NULL;
         if (b->count >= srv->max_batch_messages || b->bytes >= srv->max_batch_bytes) {
             flush = wsni_command_new(CMD_BATCH_FLUSH);
@@ -151,7 +148,7 @@ out_locked:
     pthread_mutex_unlock(&srv->batch_lock);
     free(key);
     if (e) {
-        free(e->value);
+        free(e->v.value);
         free(e->canonical);
         free(e);
     }

@@ -1,5 +1,6 @@
 /* Server lifecycle, handlers and the host's side of events. */
 #include "engine/batch.h"
+#include "engine/broker.h"
 #include "shell/commands.h"
 #include "transport/loop.h"
 #include "util/strlist.h"
@@ -68,6 +69,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     }
     atomic_init(&srv->refs, 1);
     srv->transport = &wsni_lws_transport;
+    wsni_broker_use(srv, &wsni_local_broker);
     srv->opts = copy;
     srv->write_wait_ms = opt_int(copy, WSN_OPT_WRITE_WAIT);
     srv->pong_wait_ms = opt_int(copy, WSN_OPT_PONG_WAIT);

@@ -1,8 +1,7 @@
 /* The I/O thread: the lws context, its callback, the write path and the
  * keepalive timers. Everything here runs on the I/O thread. */
 #include "engine/batch.h"
-#include "engine/codec_json.h"
-#include "engine/codec_msgpack.h"
+#include "engine/codec.h"
 #include "shell/commands.h"
 #include "transport/keepalive.h"
 #include "transport/lws_state.h"
@@ -292,9 +291,8 @@ static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char
     } else {
         const char *error = NULL;
         const unsigned char *rx = data ? data : (const unsigned char *)"";
-        int rc = msgpack_envelope
-                     ? wsni_msgpack_parse_incoming(rx, len, &ev->msg, &error)
-                     : wsni_json_parse_incoming((const char *)rx, len, &ev->msg, &error);
+        int rc = wsni_codec_of(msgpack_envelope ? FORMAT_MSGPACK : FORMAT_JSON)
+                     ->parse(rx, len, &ev->msg, &error);
         if (rc) {
             wsn_event_free(ev);
             reply_error(srv, c, error);
