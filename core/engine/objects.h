@@ -117,7 +117,7 @@ struct wsn_server {
     int clients_cut;          /* lock: shutdown had to drop connections */
     pthread_t io_tid;         /* const once start_called */
     int ctx_alive;            /* lock: the transport may be woken */
-    command *cmd_head, *cmd_tail; /* lock */
+    wsni_list commands;       /* lock: of command (shell/commands.h), FIFO */
     size_t cmd_publishes;     /* lock: publish commands queued */
     int publish_waiters;      /* lock */
     int stalled_clients;      /* lock */
@@ -168,6 +168,9 @@ int wsni_room_open(const wsn_server *srv);
 /* Lock held: room may have changed; the room fd is written only when it
  * flips, so this costs a compare otherwise. */
 void wsni_room_update(wsn_server *srv);
+
+/* Lock held: no client is stalled any more (the I/O thread has ended). */
+static inline void wsni_stalls_reset(wsn_server *srv) { srv->stalled_clients = 0; }
 
 /* metadata.c */
 void wsni_metadata_clear(wsn_client *c);

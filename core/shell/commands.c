@@ -3,6 +3,7 @@
 #include "engine/batch.h"
 #include "engine/broker.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include <stdlib.h>
@@ -126,12 +127,8 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
                       (long long)srv->write_wait_ms);
         return rc;
     }
-    int was_empty = srv->cmd_head == NULL;
-    if (srv->cmd_tail)
-        srv->cmd_tail->next = cmd;
-    else
-        srv->cmd_head = cmd;
-    srv->cmd_tail = cmd;
+    int was_empty = srv->commands.head == NULL;
+    wsni_list_append(&srv->commands, &cmd->node);
     if (is_publish(cmd) && ++srv->cmd_publishes == WSNI_COMMAND_QUEUE_LIMIT)
         wsni_room_update(srv);
     /* Only the first command needs a wake-up: the I/O thread takes the whole
@@ -143,57 +140,81 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
     return WSN_OK;
 }
 
+static command *command_at(wsni_list_node *n)
+{
+    return n ? wsni_container_of(n, command, node) : NULL;
+}
+
 /* Publishes in a row to one channel are delivered together (order kept:
  * only consecutive ones, so a client in two channels still gets every
- * message in publish order). Frees the run; returns the command after it. */
-static command *apply_publish_run(wsn_server *srv, command *first)
+ * message in publish order). Takes the run out of list and frees it. */
+static void apply_publish_run(wsn_server *srv, wsni_list *list)
 {
     outgoing *outs[PUBLISH_RUN_MAX] = {0};
     size_t count = 0;
-    command *after = first;
-    while (after && count < PUBLISH_RUN_MAX && after->kind == CMD_PUBLISH &&
-           !strcmp(after->channel, first->channel)) {
-        outs[count++] = after->out;
-        after = after->next;
-    }
+    command *first = command_at(list->head);
+    for (command *at = first; at && count < PUBLISH_RUN_MAX && at->kind == CMD_PUBLISH &&
+                              !strcmp(at->channel, first->channel);
+         at = command_at(at->node.next))
+        outs[count++] = at->out;
     wsni_broker_publish(srv, first->channel, outs, count, 1);
-    while (first != after) {
-        command *next = first->next;
-        wsni_command_free(first);
-        first = next;
+    while (count--) {
+        command *done = command_at(list->head);
+        wsni_list_remove(list, &done->node);
+        wsni_command_free(done);
     }
-    return after;
+}
+
+/* Lock held: takes the whole queue; publishers waiting for room may go. */
+static wsni_list take_all(wsn_server *srv)
+{
+    wsni_list list = srv->commands;
+    srv->commands = (wsni_list){0};
+    size_t publishes = srv->cmd_publishes;
+    assert((list.head || publishes == 0) && "publish count without commands");
+    srv->cmd_publishes = 0;
+    wsni_room_update(srv);
+    if (publishes && srv->publish_waiters)
+        pthread_cond_broadcast(&srv->cond);
+    return list;
 }
 
 int wsni_commands_pending(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->lock);
-    int pending = srv->cmd_head != NULL;
+    int pending = srv->commands.head != NULL;
     pthread_mutex_unlock(&srv->lock);
     return pending;
+}
+
+void wsni_commands_drop(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    wsni_list list = take_all(srv);
+    pthread_mutex_unlock(&srv->lock);
+    command *cmd;
+    while ((cmd = command_at(list.head))) {
+        wsni_list_remove(&list, &cmd->node);
+        wsni_command_free(cmd);
+    }
 }
 
 void wsni_commands_run(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->lock);
-    command *cmd = srv->cmd_head;
-    srv->cmd_head = srv->cmd_tail = NULL;
-    size_t publishes = srv->cmd_publishes;
-    srv->cmd_publishes = 0;
-    wsni_room_update(srv);
-    if (publishes && srv->publish_waiters)
-        pthread_cond_broadcast(&srv->cond);
+    wsni_list list = take_all(srv);
     pthread_mutex_unlock(&srv->lock);
-    while (cmd) {
-        command *next = cmd->next;
+    command *cmd;
+    while ((cmd = command_at(list.head))) {
+        command *next = command_at(cmd->node.next);
         if (cmd->kind == CMD_PUBLISH && next && next->kind == CMD_PUBLISH &&
             !strcmp(next->channel, cmd->channel)) {
-            cmd = apply_publish_run(srv, cmd);
+            apply_publish_run(srv, &list);
             continue;
         }
+        wsni_list_remove(&list, &cmd->node);
         wsni_command_apply(srv, cmd, 1);
         wsni_command_free(cmd);
-        cmd = next;
     }
 }
 

@@ -19,7 +19,7 @@ enum command_kind {
 
 
 struct command {
-    struct command *next;
+    wsni_list_node node; /* in srv->commands */
     enum command_kind kind;
     wsn_client *client; /* a reference */
     char *channel;      /* owned */
@@ -49,6 +49,8 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags);
  * WSN_PUBLISH_NONBLOCK and there is no room now (any thread). */
 int wsni_command_publish_admission(wsn_server *srv, int flags);
 
+/* Frees every queued command unapplied (io, the loop has ended). */
+void wsni_commands_drop(wsn_server *srv);
 /* Moves every queued command out and applies it (io). */
 void wsni_commands_run(wsn_server *srv);
 /* Whether commands wait for the I/O thread (any thread). */

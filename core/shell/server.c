@@ -72,6 +72,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     wsni_broker_use(srv, &wsni_local_broker);
     srv->opts = copy;
     srv->write_wait_ms = opt_int(copy, WSN_OPT_WRITE_WAIT);
+    srv->flush_delay_us = opt_int(copy, WSN_OPT_COALESCE_WINDOW) * 1000;
     srv->pong_wait_ms = opt_int(copy, WSN_OPT_PONG_WAIT);
     srv->ping_period_ms = opt_int(copy, WSN_OPT_PING_PERIOD);
     srv->close_grace_ms = opt_int(copy, WSN_OPT_CLOSE_GRACE);

@@ -15,6 +15,13 @@ void wsni_server_ref(wsn_server *srv);
 /* Drops a reference; the last one frees the server (any thread). */
 void wsni_server_unref(wsn_server *srv);
 int wsni_server_on_io_thread(const wsn_server *srv);
+/* The transport's reports on the server's life (its I/O thread; each
+ * takes srv->lock and wakes the threads waiting on srv->cond). */
+void wsni_server_started(wsn_server *srv, int port); /* running: wake() may be called */
+void wsni_server_start_failed(wsn_server *srv);
+void wsni_server_ctx_closing(wsn_server *srv);       /* wake() may no longer be called */
+void wsni_server_note_clients_cut(wsn_server *srv);  /* shutdown had to drop clients */
+void wsni_server_io_ended(wsn_server *srv);
 
 /* log.c */
 void wsni_set_error(wsn_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -565,9 +565,7 @@ static void shutdown_deadline(wsni_timer *tm)
     if (!srv->connected)
         return;
     wsni_log(srv, WSN_LOG_WARN, "shutdown timeout: dropping %d client(s)", srv->connected);
-    pthread_mutex_lock(&srv->lock);
-    srv->clients_cut = 1;
-    pthread_mutex_unlock(&srv->lock);
+    wsni_server_note_clients_cut(srv);
     wsn_client *c, *tmp;
     HASH_ITER(hh, srv->clients_by_id, c, tmp) { wsni_client_kill(c); }
     /* Killed connections close on the next pass; stop regardless soon. */
@@ -697,20 +695,6 @@ static void describe_bind_failure(wsn_server *srv)
     wsni_log(srv, WSN_LOG_ERROR, "cannot listen on %s:%d: %s", host, port, why);
 }
 
-static void finish_pending_commands(wsn_server *srv)
-{
-    pthread_mutex_lock(&srv->lock);
-    command *cmd = srv->cmd_head;
-    srv->cmd_head = srv->cmd_tail = NULL;
-    srv->cmd_publishes = 0;
-    wsni_room_update(srv);
-    pthread_mutex_unlock(&srv->lock);
-    while (cmd) {
-        command *next = cmd->next;
-        wsni_command_free(cmd);
-        cmd = next;
-    }
-}
 
 static void lws_state_free(wsn_server *srv)
 {
@@ -739,33 +723,24 @@ static void *io_main(void *arg)
     }
     wsni_rx_pool_attach(srv->rx_buffer_pool ? &srv->lws->rx_pool : NULL);
     struct lws_context *ctx = lws_create_context(&info);
-    pthread_mutex_lock(&srv->lock);
     if (!ctx) {
-        pthread_mutex_unlock(&srv->lock);
         wsni_rx_pool_attach(NULL);
         wsni_rx_pool_destroy(&srv->lws->rx_pool);
         lws_state_free(srv);
         describe_bind_failure(srv);
-        pthread_mutex_lock(&srv->lock);
-        srv->start_result = WSN_EIO;
-        srv->state = SRV_STOPPED;
-        srv->io_done = 1;
-        pthread_cond_broadcast(&srv->cond);
-        pthread_mutex_unlock(&srv->lock);
+        wsni_server_start_failed(srv);
         struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
         if (ev)
             wsni_event_queue_push(srv->events, ev, 0);
         return NULL;
     }
+    /* Set before the shell marks the context alive (under its lock): only
+     * then may another thread's wake() read it. */
     srv->lws->ctx = ctx;
-    srv->ctx_alive = 1;
     srv->lws->vhost = lws_get_vhost_by_name(ctx, "default");
-    srv->port = srv->lws->vhost ? lws_get_vhost_listen_port(srv->lws->vhost) : -1;
-    srv->state = SRV_RUNNING;
-    srv->start_result = WSN_OK;
-    pthread_cond_broadcast(&srv->cond);
-    pthread_mutex_unlock(&srv->lock);
-    wsni_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), srv->port);
+    int port = srv->lws->vhost ? lws_get_vhost_listen_port(srv->lws->vhost) : -1;
+    wsni_server_started(srv, port);
+    wsni_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), port);
     wsni_log(srv, WSN_LOG_DEBUG, "receive buffers %s",
             srv->rx_buffer_pool ? "in page slots (rx_buffer_pool)" : "from malloc");
 
@@ -792,25 +767,17 @@ static void *io_main(void *arg)
     wsni_timer_cancel(srv, &srv->lws->trim_timer);
     wsni_batch_timers_clear(srv);
     wsni_keepalive_stop(srv);
-    pthread_mutex_lock(&srv->lock);
-    srv->ctx_alive = 0;
-    pthread_mutex_unlock(&srv->lock);
+    wsni_server_ctx_closing(srv);
     wsni_rx_quiet_stop(srv); /* after ctx_alive: closing clients list no more */
     /* Closes what is left; their CLOSED callbacks emit DISCONNECT events. */
     lws_context_destroy(ctx);
     wsni_rx_pool_attach(NULL);
     wsni_rx_pool_destroy(&srv->lws->rx_pool); /* lws freed every wsi and its buffer */
     srv->lws->draining = 1;
-    finish_pending_commands(srv);
+    wsni_commands_drop(srv);
     wsni_registry_clear(&srv->reg);
 
-    pthread_mutex_lock(&srv->lock);
-    srv->state = SRV_STOPPED;
-    srv->io_done = 1;
-    srv->stalled_clients = 0;
-    wsni_room_update(srv);
-    pthread_cond_broadcast(&srv->cond);
-    pthread_mutex_unlock(&srv->lock);
+    wsni_server_io_ended(srv);
 
     struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
     if (ev)
@@ -833,7 +800,6 @@ void wsni_loop_wake(wsn_server *srv)
 
 int wsni_loop_start(wsn_server *srv)
 {
-    srv->flush_delay_us = opt_int(srv->opts, WSN_OPT_COALESCE_WINDOW) * 1000;
     /* Freed by the I/O thread when it ends. */
     if (!(srv->lws = calloc(1, sizeof(*srv->lws))))
         return WSN_ENOMEM;
