@@ -1,10 +1,12 @@
 /* The two central objects, wsn_server and wsn_client, and the engine's
  * calls on them. Each field says which thread owns it: "lock" =
  * srv->lock, "io" = the I/O thread only, "const" = set before other
- * threads can see the object. Every layer still sees every field (the
- * split into an engine, a transport and a shell part is not done; see
- * docs/architecture.md, "Layers"); what the shell and the transport keep
- * here is typed without their headers.
+ * threads can see the object. The fields here are the engine's and the
+ * shell's (the lock, state, command and event queues, errors); the
+ * transport's part is its own struct, a pointer in wsn_server (struct
+ * wsni_lws) and an opaque transport_part in wsn_client (struct
+ * wsni_conn), both in transport/lws_state.h. A layer changes another's
+ * fields only through that layer's calls (docs/architecture.md, "Layers").
  *
  * Owns (declarations): delivery.c, room.c, log.c, metadata.c. */
 #ifndef WSN_ENGINE_OBJECTS_H
