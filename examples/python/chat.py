@@ -116,13 +116,19 @@ def make_server(host: str, port: int, static_dir: Path,
 
     @server.on_message
     def on_message(client: Client, msg: IncomingMessage) -> None:
-        log.debug("message from %s: type=%s, channel=%s", client.id,
-                  msg.type, msg.channel)
-        # The chat protocol is JSON objects with an "action".
-        if msg.type is not MessageType.JSON or not isinstance(msg.message,
-                                                              dict):
+        if verbose:
+            log.debug("message from %s: type=%s, channel=%s", client.id,
+                      msg.type, msg.channel)
+        # The chat protocol is JSON objects with a string "action". Only
+        # that member is read here, without decoding the message (as the C
+        # example does): a broadcast is forwarded as received (msg.raw), so
+        # msg.message is never built for it. Anything else is ignored.
+        if msg.type is not MessageType.JSON:
             return
-        action = msg.message.get("action")
+        try:
+            action = wsnotify.json_get_string(msg.raw, "action")
+        except wsnotify.WsnotifyError:
+            return  # not an object, no "action", or not a string
         if action == "subscribe":
             handle_subscribe(server, client, msg)
         elif action == "broadcast":

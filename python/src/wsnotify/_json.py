@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Union
+import threading
+from typing import Any, Dict, Union
 
 from ._core import ffi, lib
 from ._errors import check
@@ -21,21 +22,48 @@ def json_get_string(text: _Text, key: str) -> str:
     JSON object, ``NotFoundError`` if it has no member ``key``, and
     ``WsnotifyTypeError`` if that member is not a string.
     """
-    if isinstance(text, str):
+    if isinstance(text, bytes):
+        data = text  # bytes and RawJSON (msg.raw) go in as they are
+    elif isinstance(text, str):
         data = text.encode("utf-8")
-    elif isinstance(text, (bytes, bytearray, memoryview)):
+    elif isinstance(text, (bytearray, memoryview)):
         data = bytes(text)
     else:
         raise TypeError("text must be str or bytes-like, not "
                         f"{type(text).__name__}")
+    try:
+        k = _KEYS.get(key) or _key(key)
+    except TypeError:  # unhashable
+        k = _key(key)
+    # Decoding never lengthens a string: the text's size is always enough.
+    # The output buffer is the calling thread's own, kept between calls,
+    # and the length comes back as the result: a handler dispatching on
+    # "action" calls this once per message, and allocating the two cells
+    # cost more than the scan.
+    n = len(data)
+    out = getattr(_tls, "buf", None)
+    if out is None or len(out) <= n:
+        out = ffi.new("char[]", max(n + 1, 256))
+        if n < 65536:  # a bigger one is not kept
+            _tls.buf = out
+    rc = _get_string(data, n, k, out, len(out))
+    if rc < 0:
+        check(int(rc), f"json_get_string({key!r})")
+    return _unpack(out, rc).decode("utf-8")
+
+
+_tls = threading.local()
+_get_string = lib.wsnpy_json_get_string
+_unpack = ffi.unpack
+_KEYS: Dict[str, bytes] = {}
+
+
+def _key(key: Any) -> bytes:
     if not isinstance(key, str):
         raise TypeError(f"key must be a str, not {type(key).__name__}")
     if "\0" in key:
         raise ValueError("key must not contain NUL")
-    # Decoding never lengthens a string: the text's size is always enough.
-    cap = len(data) + 1
-    out = ffi.new("char[]", cap)
-    n = ffi.new("size_t *")
-    check(lib.wsn_json_get_string(data, len(data), key.encode("utf-8"), out,
-                                  cap, n), f"json_get_string({key!r})")
-    return ffi.buffer(out, int(n[0]))[:].decode("utf-8")
+    k = key.encode("utf-8")
+    if type(key) is str and len(_KEYS) < 256:
+        _KEYS[key] = k
+    return k

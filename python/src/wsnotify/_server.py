@@ -7,6 +7,7 @@ import atexit
 import inspect
 import json
 import logging
+import struct
 import threading
 import weakref
 from datetime import timedelta
@@ -17,8 +18,8 @@ from ._client import Client, take_strlist
 from ._core import ffi, lib
 from ._errors import (ClientGoneError, InvalidArgumentError, ServerClosedError,
                       check, make_error, strerror)
-from ._types import (Duration, IncomingMessage, MessageType, RawJSON,
-                     duration_ms)
+from ._types import (_UNDECODED, Duration, IncomingMessage, MessageType,
+                     RawJSON, duration_ms)
 
 __all__ = ["Server", "default_options", "option_names"]
 
@@ -192,18 +193,20 @@ def _wsnpy_origin_cb(user: Any, origin: Any, host: Any) -> int:
 # ---------------------------------------------------------------------------
 
 class _Resources:
-    __slots__ = ("srv", "opts", "origin_handle", "logs")
+    __slots__ = ("srv", "opts", "origin_handle", "logs", "batch")
 
     def __init__(self) -> None:
         self.srv: Any = ffi.NULL
         self.opts: Any = ffi.NULL
         self.origin_handle: Any = None
         self.logs: Optional[_CoreLog] = None
+        self.batch = _Batch()
 
     def free(self) -> None:
         # Safe here: no Python reference to the server is left, so no
         # thread can be inside a call on it. The shutdown comes first so
         # that its log lines are forwarded before the queue goes.
+        self.batch.release()  # events taken but never handled
         if self.srv != ffi.NULL:
             if self.logs is not None:
                 lib.wsn_server_shutdown(self.srv, self.logs.write_wait_ms)
@@ -287,9 +290,20 @@ def _dumps(value: Any) -> bytes:
                       allow_nan=False).encode("utf-8")
 
 
-# Decodes a message's JSON text. The core hands compact JSON (the client's
-# text without whitespace), so raw_decode skips json.loads' whitespace scans.
-_json_decode = json.JSONDecoder().raw_decode
+# Channel names the hot paths (publish, and the messages' channels) have
+# already checked and encoded: one dict lookup instead of three checks and
+# an encode per call. Bounded: cleared when full.
+_CHANNELS: Dict[str, bytes] = {}
+_CHANNELS_MAX = 4096
+
+
+def _channel_fast(channel: Any) -> bytes:
+    ch = _channel(channel)
+    if type(channel) is str:
+        if len(_CHANNELS) >= _CHANNELS_MAX:
+            _CHANNELS.clear()
+        _CHANNELS[channel] = ch
+    return ch
 
 
 def _channel(channel: Any, allow_empty: bool = False) -> bytes:
@@ -362,44 +376,70 @@ def _ttl_ms(ttl: Any) -> int:
     return ms
 
 
-def _s(p: Any) -> str:
-    return "" if p == ffi.NULL else ffi.string(p).decode("utf-8", "replace")
+# The message types by their C values (wsn_message_type: 0, 1, 2).
+_MTYPES = tuple(MessageType.from_c(i) for i in range(3))
+_JSON = MessageType.JSON
+_BINARY = MessageType.BINARY
+_EV_MESSAGE = lib.WSN_EVENT_MESSAGE
+_new_rawjson = bytes.__new__
 
 
-def _message(info: Any, cid: str) -> IncomingMessage:
-    """The IncomingMessage of a MESSAGE event (wsn_event_info)."""
+def _message_from_info(info: Any, cid: str) -> IncomingMessage:
+    """The IncomingMessage of a MESSAGE event read through wsn_event_info:
+    the way for a message that did not fit in the batch's arena."""
     mt = MessageType.from_c(info.type)
     n = info.payload_len
-    value: Any
-    if mt is MessageType.JSON:
-        if n:
-            raw: bytes = bytes.__new__(RawJSON, ffi.buffer(info.payload, n))
-            text = raw.decode("utf-8", "replace")
-            try:
-                value, end = _json_decode(text)
-                if end != len(text):
-                    value = json.loads(text)
-            except ValueError:
-                try:
-                    value = json.loads(text)
-                except ValueError:  # the core validates it; keep the text
-                    value = text
-        else:
-            raw, value = RawJSON(b""), None
-    else:
-        raw = ffi.buffer(info.payload, n)[:] if n else b""
-        value = raw.decode("utf-8", "replace") if mt is MessageType.TEXT \
-            else raw
-    return IncomingMessage(mt, _s1(info.channel), value,
+    raw = ffi.unpack(ffi.cast("char *", info.payload), n) if n else b""
+    if mt is _JSON:
+        raw = _new_rawjson(RawJSON, raw)
+    return IncomingMessage(mt, _s1(info.channel),
+                           raw if mt is _BINARY else _UNDECODED,
                            _s1(info.message_id), _s1(info.reply_to_id), cid,
                            raw)
 
 
 def _s1(p: Any) -> str:
-    """_s for the event's strings, which are mostly "" (no decode then)."""
+    """An event's string, which is mostly "" (no decode then)."""
     if p == ffi.NULL or p[0] == b"\0":
         return ""
     return ffi.string(p).decode("utf-8", "replace")
+
+
+# Events are taken up to _BATCH_MAX at a time by the binding's C helper
+# (wsnpy_take_events in wsnotify_ffibuild.py): one C call per batch, each
+# message's fields as integers in one record, its strings and payload in
+# one arena that Python copies once and slices.
+_BATCH_MAX = 256
+_ARENA_BYTES = 256 * 1024
+_REC = struct.Struct(f"{lib.WSNPY_REC}q")
+_rec_unpack = _REC.unpack_from
+_REC_BYTES = _REC.size
+
+
+class _Batch:
+    """The events of one wsnpy_take_events call: taken, not yet freed.
+    Handlers may dispatch again (nested drains): the position lives here,
+    so a nested drain goes on where the outer one stopped."""
+
+    __slots__ = ("evs", "rec", "recbuf", "arena", "used", "count", "pos",
+                 "blob")
+
+    def __init__(self) -> None:
+        self.evs = ffi.new("wsn_event *[]", _BATCH_MAX)
+        self.rec = ffi.new("int64_t[]", _BATCH_MAX * lib.WSNPY_REC)
+        self.recbuf = ffi.buffer(self.rec)
+        self.arena = ffi.new("char[]", _ARENA_BYTES)
+        self.used = ffi.new("size_t *")
+        self.count = 0  # events taken
+        self.pos = 0    # the next one to handle
+        self.blob = b""
+
+    def release(self) -> None:
+        """Frees the events (they hold their clients' references)."""
+        if self.count:
+            lib.wsnpy_free_events(self.evs, self.count)
+            self.count = self.pos = 0
+            self.blob = b""
 
 
 # ---------------------------------------------------------------------------
@@ -487,6 +527,9 @@ class Server:
                 raise ValueError(f"invalid server options: {detail or strerror(rc)}")
             raise make_error(rc, "Server()", detail)
         res.srv = out[0]
+        # The handle itself for the hot paths: it is freed only by the
+        # finalizer, once no reference to this Server is left.
+        self._srvp = res.srv
         self._option_values = _read_options(res.opts)
         res.logs = _CoreLog(self._logger, int(
             self._option_values["write_wait"].total_seconds() * 1000))
@@ -496,6 +539,9 @@ class Server:
         self._on_connect: Optional[ClientHandler] = None
         self._on_disconnect: Optional[ClientHandler] = None
         self._clients: Dict[str, Client] = {}
+        # The same Client objects by their handle's address, for the
+        # batched events (a Client retains its handle: no address reuse).
+        self._by_ptr: Dict[int, Client] = {}
         self._dispatch_lock = threading.RLock()
         self._state_lock = threading.Lock()
         self._started = False
@@ -513,7 +559,6 @@ class Server:
                                  List["asyncio.Future[None]"]] = {}
         # Filled by wsn_event_get_info; used under _dispatch_lock only, and
         # read completely before a handler runs (handlers may dispatch).
-        self._ev_out = ffi.new("wsn_event **")
         self._ev_info = ffi.new("wsn_event_info *")
         self._ev_info.size = ffi.sizeof("wsn_event_info")
 
@@ -717,15 +762,14 @@ class Server:
         the GIL; on an asyncio loop use :meth:`publish_async`, which never
         waits on the loop's thread. With ``nonblocking=True`` it raises
         :class:`NoRoomError` instead of waiting."""
-        ch = _channel(channel)
-        if self._flags:
-            data = _dumps(message)
-            rc = lib.wsn_server_publish_ex(self._srv, ffi.NULL, ch,
-                                           lib.WSN_TYPE_JSON,
-                                           ffi.from_buffer(data), len(data),
-                                           ffi.NULL, ffi.NULL, self._flags)
-        else:
-            rc = lib.wsn_server_publish(self._srv, ch, _dumps(message))
+        try:
+            ch = _CHANNELS.get(channel) or _channel_fast(channel)
+        except TypeError:  # unhashable: _channel() says what is wrong
+            ch = _channel(channel)
+        # A RawJSON goes as it is (msg.raw forwarded): the core validates
+        # it, and with its length given a NUL is refused as invalid JSON.
+        data = message if type(message) is RawJSON else _dumps(message)
+        rc = lib.wsnpy_publish(self._srvp, ch, data, len(data), self._flags)
         if rc:
             check(rc, f"publish({channel!r})")
 
@@ -1154,54 +1198,102 @@ class Server:
             self._drain_logs()  # else wait() reports the lines at once again
 
     def _drain(self, limit: int = 0) -> int:
-        """Takes queued events (all, or up to limit) and runs handlers."""
-        out = self._ev_out
-        info = self._ev_info
-        next_event = lib.wsn_server_next_event
-        get_info = lib.wsn_event_get_info
+        """Takes queued events (all, or up to limit) and runs handlers.
+
+        The per-message path is inlined here (it runs for every message a
+        client sends): one record unpacked, slices of the batch's blob, one
+        IncomingMessage, the handler. A handler may dispatch again: the
+        batch's position lives in the batch, so a nested drain goes on
+        where this one stopped, and this one re-reads it."""
         n = 0
+        b = self._res.batch
+        recbuf = b.recbuf
+        by_ptr = self._by_ptr
         with self._dispatch_lock:
-            srv = self._srv
-            while not limit or n < limit:
-                rc = next_event(srv, out)
-                if rc == 0:
-                    rc = get_info(out[0], info)
-                    if rc:  # pragma: no cover - only for a NULL or a bad size
-                        lib.wsn_event_free(out[0])
-                if rc:
-                    if rc == lib.WSN_EAGAIN:
-                        break
-                    if rc == lib.WSN_ECLOSED:
-                        self._on_stopped()
-                        break
-                    check(rc, "next_event")
-                n += 1
-                if self._handle_event(out[0], info):
-                    break
+            try:
+                while not limit or n < limit:
+                    i = b.pos
+                    if i >= b.count:
+                        if not self._take(b, min(limit - n, _BATCH_MAX)
+                                          if limit else _BATCH_MAX):
+                            break
+                        i = 0
+                    b.pos = i + 1
+                    n += 1
+                    (kind, mtype, cptr, choff, chlen, poff, plen, moff, mlen,
+                     roff, rlen) = _rec_unpack(recbuf, i * _REC_BYTES)
+                    client = by_ptr.get(cptr) if kind == _EV_MESSAGE else None
+                    if client is None or poff < 0:
+                        # connect, disconnect, stopped; a message too big
+                        # for the arena
+                        if self._handle_event(b.evs[i], cptr):
+                            break
+                        continue
+                    blob = b.blob
+                    mt = _MTYPES[mtype]
+                    raw = blob[poff:poff + plen]
+                    if mt is _JSON:
+                        raw = _new_rawjson(RawJSON, raw)
+                    msg = IncomingMessage(
+                        mt, blob[choff:choff + chlen].decode("utf-8", "replace")
+                        if chlen else "", raw if mt is _BINARY else _UNDECODED,
+                        blob[moff:moff + mlen].decode("utf-8", "replace")
+                        if mlen else "",
+                        blob[roff:roff + rlen].decode("utf-8", "replace")
+                        if rlen else "", client._id, raw)
+                    fn = self._on_message
+                    if fn is None:
+                        continue
+                    try:
+                        res = fn(client, msg)
+                        if res is not None and inspect.isawaitable(res):
+                            self._schedule("message", res)
+                    except Exception:
+                        log.exception("wsnotify: %s handler %r raised",
+                                      "message", fn)
+            finally:
+                if b.pos >= b.count:
+                    b.release()
         return n
 
-    def _handle_event(self, ev: Any, info: Any) -> bool:
-        """Converts one event taken by wsn_server_next_event, its fields in
-        info (wsn_event_get_info), and frees it; then runs its handler.
-        Returns True for STOPPED."""
+    def _take(self, b: _Batch, max_events: int) -> int:
+        """Fills b with up to max_events queued events; 0 when none."""
+        b.release()
+        rc = lib.wsnpy_take_events(self._srvp, max_events, b.evs, b.rec,
+                                   b.arena, _ARENA_BYTES, b.used)
+        if rc > 0:
+            used = b.used[0]
+            b.blob = ffi.unpack(b.arena, used) if used else b""
+            b.count = rc
+            b.pos = 0
+            return rc
+        if rc == lib.WSN_ECLOSED:
+            self._on_stopped()
+        elif rc:
+            check(rc, "next_event")
+        return 0
+
+    def _handle_event(self, ev: Any, cptr: int) -> bool:
+        """Converts one event through wsn_event_get_info (the batch frees
+        it later), then runs its handler. Returns True for STOPPED."""
+        info = self._ev_info
+        check(lib.wsn_event_get_info(ev, info), "event_get_info")
         client: Optional[Client] = None
         msg: Optional[IncomingMessage] = None
         cid = ""
         kind = info.kind
-        try:
-            if kind != lib.WSN_EVENT_STOPPED:
-                cid = ffi.string(info.client_id).decode("utf-8", "replace")
-                client = self._clients.get(cid)
-                if client is None:
-                    cp = info.client
-                    if cp != ffi.NULL:
-                        client = Client(cp)
-                        if kind != lib.WSN_EVENT_DISCONNECT:
-                            self._clients[cid] = client
-                if kind == lib.WSN_EVENT_MESSAGE:
-                    msg = _message(info, cid)
-        finally:
-            lib.wsn_event_free(ev)
+        if kind != lib.WSN_EVENT_STOPPED:
+            cid = ffi.string(info.client_id).decode("utf-8", "replace")
+            client = self._clients.get(cid)
+            if client is None:
+                cp = info.client
+                if cp != ffi.NULL:
+                    client = Client(cp)
+                    if kind != lib.WSN_EVENT_DISCONNECT:
+                        self._clients[cid] = client
+                        self._by_ptr[cptr] = client
+            if kind == lib.WSN_EVENT_MESSAGE:
+                msg = _message_from_info(info, cid)
 
         if kind == lib.WSN_EVENT_MESSAGE:
             if client is not None:
@@ -1220,6 +1312,7 @@ class Server:
                 self._run("disconnect", self._on_disconnect, client)
             finally:
                 self._clients.pop(cid, None)
+                self._by_ptr.pop(cptr, None)
         return False
 
     def _run(self, what: str, fn: Optional[Callable[..., Any]],
@@ -1257,6 +1350,7 @@ class Server:
     def _on_stopped(self) -> None:
         self._stopped.set()
         self._clients.clear()
+        self._by_ptr.clear()
         fut = self._stop_future
         if fut is not None and not fut.done():
             fut.set_result(None)

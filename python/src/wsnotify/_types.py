@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import json
 import math
-from dataclasses import dataclass, field
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any, NewType, Union
 
 from ._core import lib
@@ -88,7 +89,6 @@ class RawJSON(bytes):
         return f"RawJSON({bytes.__repr__(self)})"
 
 
-@dataclass(frozen=True)
 class IncomingMessage:
     """A message a client sent.
 
@@ -99,15 +99,103 @@ class IncomingMessage:
     string escapes as the client wrote them; publish it to forward the
     message without re-encoding), UTF-8 text for ``TEXT``, the
     bytes for ``BINARY``.
+
+    ``message`` is decoded from ``raw`` on first access and kept: a handler
+    that forwards ``raw`` or reads one field with :func:`json_get_string`
+    never pays for decoding. The message owns its ``raw`` bytes (a copy,
+    not a view of the core's memory), so a message kept after its handler
+    returned (stored, or read by a coroutine later) stays valid and still
+    decodes.
+
+    Read-only, compared by value (``raw`` does not take part), like the
+    frozen dataclass it was before 0.2: ``IncomingMessage(type, channel,
+    message, message_id="", reply_to_id="", client_id="", raw=b"")``.
     """
 
-    type: MessageType
-    channel: str
-    message: Any
-    message_id: str = ""
-    reply_to_id: str = ""
-    client_id: str = ""
-    raw: bytes = field(default=b"", repr=False, compare=False)
+    __slots__ = ("_type", "_channel", "_message", "_message_id",
+                 "_reply_to_id", "_client_id", "_raw")
+
+    def __init__(self, type: MessageType, channel: str, message: Any,
+                 message_id: str = "", reply_to_id: str = "",
+                 client_id: str = "", raw: bytes = b"") -> None:
+        self._type = type
+        self._channel = channel
+        self._message = message
+        self._message_id = message_id
+        self._reply_to_id = reply_to_id
+        self._client_id = client_id
+        self._raw = raw
+
+    # Properties without setters: assigning raises AttributeError.
+    type = property(attrgetter("_type"))
+    channel = property(attrgetter("_channel"))
+    message_id = property(attrgetter("_message_id"))
+    reply_to_id = property(attrgetter("_reply_to_id"))
+    client_id = property(attrgetter("_client_id"))
+    raw = property(attrgetter("_raw"))
+
+    @property
+    def message(self) -> Any:
+        m = self._message
+        if m is _UNDECODED:
+            m = self._message = decode_payload(self._type, self._raw)
+        return m
+
+    def _fields(self) -> tuple:
+        return (self._type, self._channel, self.message, self._message_id,
+                self._reply_to_id, self._client_id)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"IncomingMessage(type={self._type!r}, "
+                f"channel={self._channel!r}, message={self.message!r}, "
+                f"message_id={self._message_id!r}, "
+                f"reply_to_id={self._reply_to_id!r}, "
+                f"client_id={self._client_id!r})")
+
+
+class _Undecoded:
+    """The value of IncomingMessage._message until message is read."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<undecoded>"
+
+
+_UNDECODED: Any = _Undecoded()
+
+# The core hands compact JSON (the client's text without whitespace), so
+# raw_decode skips json.loads' whitespace scans.
+_json_decode = json.JSONDecoder().raw_decode
+
+
+def decode_payload(mtype: MessageType, raw: bytes) -> Any:
+    """IncomingMessage.message from its raw payload."""
+    if mtype is MessageType.JSON:
+        if not raw:
+            return None
+        text = raw.decode("utf-8", "replace")
+        try:
+            value, end = _json_decode(text)
+            if end == len(text):
+                return value
+            return json.loads(text)
+        except ValueError:
+            try:
+                return json.loads(text)
+            except ValueError:  # the core validates it; keep the text
+                return text
+    if mtype is MessageType.TEXT:
+        return raw.decode("utf-8", "replace")
+    return raw
 
 
 def duration_ms(value: Any, what: str) -> int:
