@@ -422,7 +422,7 @@ class _Batch:
     so a nested drain goes on where the outer one stopped."""
 
     __slots__ = ("evs", "rec", "recbuf", "arena", "used", "count", "pos",
-                 "blob")
+                 "blob", "view")
 
     def __init__(self) -> None:
         self.evs = ffi.new("wsn_event *[]", _BATCH_MAX)
@@ -433,6 +433,7 @@ class _Batch:
         self.count = 0  # events taken
         self.pos = 0    # the next one to handle
         self.blob = b""
+        self.view = memoryview(b"")
 
     def release(self) -> None:
         """Frees the events (they hold their clients' references)."""
@@ -440,6 +441,7 @@ class _Batch:
             lib.wsnpy_free_events(self.evs, self.count)
             self.count = self.pos = 0
             self.blob = b""
+            self.view = memoryview(b"")
 
 
 # ---------------------------------------------------------------------------
@@ -1231,9 +1233,10 @@ class Server:
                         continue
                     blob = b.blob
                     mt = _MTYPES[mtype]
-                    raw = blob[poff:poff + plen]
-                    if mt is _JSON:
-                        raw = _new_rawjson(RawJSON, raw)
+                    if mt is _JSON:  # one copy: from a view of the blob
+                        raw = _new_rawjson(RawJSON, b.view[poff:poff + plen])
+                    else:
+                        raw = blob[poff:poff + plen]
                     msg = IncomingMessage(
                         mt, blob[choff:choff + chlen].decode("utf-8", "replace")
                         if chlen else "", raw if mt is _BINARY else _UNDECODED,
@@ -1264,6 +1267,7 @@ class Server:
         if rc > 0:
             used = b.used[0]
             b.blob = ffi.unpack(b.arena, used) if used else b""
+            b.view = memoryview(b.blob)
             b.count = rc
             b.pos = 0
             return rc
