@@ -5,6 +5,7 @@ read, and what that means for a message kept after its handler returned."""
 from __future__ import annotations
 
 import json
+import queue
 import threading
 
 import pytest
@@ -57,6 +58,21 @@ def test_message_read_after_handler_returned(harness):
     assert (b.type, b.message, b.raw) == (MessageType.BINARY, b"\x00\xffbin",
                                           b"\x00\xffbin")
     assert [m.message for m in kept[3:]] == list(range(50))
+
+
+def test_undecoded_message_survives_pickle_and_copy(harness):
+    import copy
+    import pickle
+    kept = []
+    harness.message_hook = lambda client, msg: kept.append(msg)
+    ws, c = harness.connect()
+    ws.send('{"type":"json","channel":"c","message":{"a":[1,"x"]}}')
+    harness.next_message()
+    for m in (pickle.loads(pickle.dumps(kept[0])), copy.deepcopy(kept[0]),
+              copy.copy(kept[0])):
+        assert m.message == {"a": [1, "x"]}
+        assert m.raw == b'{"a":[1,"x"]}' and type(m.raw) is RawJSON
+        assert m == kept[0]
 
 
 def test_message_is_read_only_and_compares_by_value():
@@ -112,37 +128,46 @@ class _Stop(BaseException):
 
 
 def test_events_of_a_batch_survive_a_handler_leaving_the_loop():
-    # A BaseException from a handler ends dispatch_events() in the middle
-    # of a batch; the events already taken but not handled are handled by
-    # the next dispatch, in order, none lost or repeated.
+    # A BaseException from a handler ends serve_forever() in the middle of
+    # a batch. The events already taken but not handled no longer show on
+    # the event fd; serving again handles them at once, in order, none lost
+    # or repeated, without waiting for new traffic.
     server = Server(port=0)
-    seen = []
+    seen: "queue.Queue" = queue.Queue()
 
     @server.on_message
     def on_message(client, msg):
-        seen.append(msg.message)
+        seen.put(msg.message)
         if msg.message == 3:
             raise _Stop()
 
     server.start()
     try:
         ws = ws_connect(server.url)
-        for i in range(10):
-            ws.send(json.dumps({"type": "json", "message": i}))
-        ws.send('{"type":"json","message":"last"}')
-        stopped = False
-        for _ in range(1000):
-            if seen and seen[-1] == "last":
-                break
-            try:
-                server.dispatch_events(TIMEOUT)
-            except _Stop:
-                stopped = True
-        assert stopped
-        assert seen == list(range(10)) + ["last"]
+        # one frame holding every message, so that they are queued together
+        ws.socket.sendall(b"".join(
+            _masked_text(json.dumps({"type": "json", "message": m}))
+            for m in list(range(10)) + ["last"]))
+        with pytest.raises(_Stop):
+            server.serve_forever()
+        got = [seen.get(timeout=TIMEOUT) for _ in range(4)]
+        t = threading.Thread(target=server.serve_forever, daemon=True)
+        t.start()
+        got += [seen.get(timeout=TIMEOUT) for _ in range(7)]
+        assert got == list(range(10)) + ["last"]
+        assert seen.empty()
         ws.close()
     finally:
         server.shutdown(5)
+    t.join(TIMEOUT)
+    assert not t.is_alive()
+
+
+def _masked_text(text: str) -> bytes:
+    """A masked text frame (mask 0: the payload goes as it is)."""
+    data = text.encode()
+    assert len(data) < 126
+    return bytes([0x81, 0x80 | len(data), 0, 0, 0, 0]) + data
 
 
 def test_handler_may_dispatch_again(harness_unserved):

@@ -1044,7 +1044,7 @@ class Server:
             ms = max(0, duration_ms(timeout, "timeout"))
         if self._stopped.is_set():
             return 0
-        rc = lib.wsn_server_wait(self._srv, ms)
+        rc = self._wait(ms)
         if rc < 0 and rc != lib.WSN_ECLOSED:
             check(rc, "dispatch_events()")
         n = self._drain()
@@ -1064,7 +1064,7 @@ class Server:
         try:
             while not self._stopped.is_set():
                 try:
-                    rc = lib.wsn_server_wait(self._srv, _WAIT_SLICE_MS)
+                    rc = self._wait(_WAIT_SLICE_MS)
                     if rc == lib.WSN_ECLOSED:
                         self._stopped.set()
                         break
@@ -1158,7 +1158,14 @@ class Server:
         self._drain_logs()
 
     def _on_readable(self) -> None:
-        self._drain(_DRAIN_BATCH)
+        try:
+            self._drain(_DRAIN_BATCH)
+        finally:
+            # events a raising handler left in the batch: the fd does not
+            # show them
+            b = self._res.batch
+            if b.pos < b.count and self._loop is not None:
+                self._loop.call_soon(self._on_readable)
         self._drain_logs()
 
     # -- internals ------------------------------------------------------------
@@ -1190,7 +1197,7 @@ class Server:
         # After shutdown() nobody serves events: run what is queued, up to
         # STOPPED. Bounded: stop when a slice passes without an event.
         while not self._stopped.is_set():
-            rc = lib.wsn_server_wait(self._srv, 1000)
+            rc = self._wait(1000)
             if rc == lib.WSN_ECLOSED:
                 self._stopped.set()
                 break
@@ -1198,6 +1205,15 @@ class Server:
                 break
             self._drain()
             self._drain_logs()  # else wait() reports the lines at once again
+
+    def _wait(self, ms: int) -> int:
+        """wsn_server_wait, where events already taken but not handled (a
+        handler raised through the loop mid-batch) count as ready: the
+        event fd no longer shows them."""
+        b = self._res.batch
+        if b.pos < b.count:
+            return 1
+        return lib.wsn_server_wait(self._srvp, ms)
 
     def _drain(self, limit: int = 0) -> int:
         """Takes queued events (all, or up to limit) and runs handlers.

@@ -169,6 +169,9 @@ class _Undecoded:
     def __repr__(self) -> str:
         return "<undecoded>"
 
+    def __reduce__(self) -> str:
+        return "_UNDECODED"  # one object, also through pickle and copy
+
 
 _UNDECODED: Any = _Undecoded()
 
