@@ -55,7 +55,7 @@ if (cd "$pydir" && "$py" -m build --outdir "$work/dist" >"$work/build.log" 2>&1)
     tar tzf "$sdist" >"$work/sdist.list"
     if grep -q '/csrc/include/wsnotify.h$' "$work/sdist.list" &&
         grep -q '/csrc/include/wsnotify_ffi.h$' "$work/sdist.list" &&
-        grep -q '/csrc/core/server.c$' "$work/sdist.list"; then
+        grep -q '/csrc/core/shell/server.c$' "$work/sdist.list"; then
         ok "sdist and wheel built; the sdist carries the C core"
     else
         bad "the sdist lacks csrc/ (the C core and wsnotify_ffi.h)"
