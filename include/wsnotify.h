@@ -50,7 +50,7 @@ extern "C" {
 /* ==== Version ========================================================== */
 
 #define WSN_VERSION_MAJOR 0
-#define WSN_VERSION_MINOR 2
+#define WSN_VERSION_MINOR 3
 #define WSN_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH */
 #define WSN_VERSION_NUMBER                                                    \
@@ -661,6 +661,47 @@ typedef struct wsn_event_info {
  * smaller than the 0.2 struct. Any thread that holds the event.
  * Since 0.2. */
 WSN_API int wsn_event_get_info(const wsn_event *ev, wsn_event_info *info);
+
+/* Events in batches, for hosts where each call across the FFI costs more
+ * than the work behind it (Python's cffi, LuaJIT, N-API): one call takes
+ * up to max events and describes each in a record of 64-bit fields, with
+ * the strings and payload of every MESSAGE copied back to back into one
+ * buffer of the caller's, so the host copies that buffer once and slices
+ * it. docs/architecture.md, "How a binding consumes events".
+ *
+ * Every field is 8 bytes (the client is a pointer: 8 bytes on the 64-bit
+ * platforms we build for), so a binding may read the records as one array
+ * of int64. Offsets index the arena; strings there are not NUL-terminated.
+ * Fields that do not apply to the kind are 0. Since 0.3. */
+typedef struct wsn_event_record {
+    int64_t kind;               /* wsn_event_type */
+    int64_t type;               /* wsn_message_type: MESSAGE only, else WSN_TYPE_JSON */
+    wsn_client *client;         /* borrowed from events[i]; NULL for STOPPED */
+    int64_t channel_offset, channel_len;
+    /* -1: this message did not fit in what was left of the arena; it ends
+     * the batch and is read with wsn_event_get_info(events[i]). */
+    int64_t payload_offset, payload_len;
+    int64_t message_id_offset, message_id_len;
+    int64_t reply_to_id_offset, reply_to_id_len;
+} wsn_event_record; /* grows only at the end */
+
+/* Takes up to max queued events: events[i] gets each (free them with
+ * wsn_events_free or one by one with wsn_event_free), records[i] its
+ * description. record_size is sizeof(wsn_event_record) of the caller's
+ * header: records are written at that stride, so the struct may grow at its
+ * end without breaking older callers. A batch ends early after STOPPED and
+ * after a message that did not fit in the arena. *arena_used gets the bytes
+ * written to arena. Returns the number of events taken (0: none queued),
+ * WSN_ECLOSED once STOPPED was taken earlier and nothing is left, WSN_EINVAL
+ * for NULL pointers, max < 1 or a record_size smaller than the 0.3 struct.
+ * Any one thread at a time, like wsn_server_next_event. Since 0.3. */
+WSN_API int wsn_server_take_events(wsn_server *srv, wsn_event **events,
+                                   wsn_event_record *records, size_t record_size, int max,
+                                   void *arena, size_t arena_cap, size_t *arena_used);
+
+/* Frees count events taken by wsn_server_take_events and sets each slot to
+ * NULL (NULL slots are skipped). Since 0.3. */
+WSN_API void wsn_events_free(wsn_event **events, int count);
 
 /* Takes the oldest queued log line (WSN_OPT_LOG_QUEUE > 0 and no logger):
  * 0 with the line NUL-terminated in buf, *len its length and *level its

@@ -155,27 +155,12 @@ extern "Python" int _wsnpy_origin_cb(void *user, const char *origin,
                                      const char *host);
 """
 
-# The binding's own C: events taken in batches. Python pays for every
-# call into C and for every cdata field it reads (docs/architecture.md,
-# "How a binding consumes events"), so one call takes up to max queued
-# events and lays each MESSAGE event out as WSNPY_REC integers in rec,
-# with its strings and payload copied back to back into arena:
-#   kind, type, client (the handle as an integer), channel offset, length,
-#   payload offset, length, message_id offset, length, reply_to_id offset,
-#   length.
-# Offsets index arena; Python copies arena[0:*used] into one bytes object
-# and slices it. Other kinds carry kind and client only. A message that
-# does not fit in what is left of arena gets payload offset -1 and ends
-# the batch: Python reads that one through wsn_event_get_info. Events are
-# only taken here, not freed: they hold their client's reference until
-# wsnpy_free_events(), so Python can still wrap a client it has not seen.
-# Only the public API is used, so this works against an installed
-# libwsnotify too. Built with the extension, never exported.
+# Two argument shims, no logic: cffi passes bytes for char * but not for
+# the core's const void *, and wants a size_t cell for an out-length that
+# Python would otherwise allocate per call. Events in batches are the
+# core's own call (wsn_server_take_events, since 0.3). Built with the
+# extension, never exported.
 BINDING_CDEF = r"""
-#define WSNPY_REC 11
-int wsnpy_take_events(wsn_server *srv, int max, wsn_event **evs,
-                      int64_t *rec, char *arena, size_t cap, size_t *used);
-void wsnpy_free_events(wsn_event **evs, int n);
 int wsnpy_publish(wsn_server *srv, const char *channel, const char *json,
                   size_t len, int flags);
 int64_t wsnpy_json_get_string(const char *json, size_t len, const char *key,
@@ -184,79 +169,9 @@ int64_t wsnpy_json_get_string(const char *json, size_t len, const char *key,
 
 BINDING_SOURCE = r"""
 #include <stdint.h>
-#include <string.h>
-
-#define WSNPY_REC 11
-
-static int wsnpy_put(const char *s, size_t n, char *arena, size_t *u,
-                     int64_t *off, int64_t *len)
-{
-    *off = (int64_t)*u;
-    *len = (int64_t)n;
-    memcpy(arena + *u, s, n);
-    *u += n;
-    return 0;
-}
-
-/* Returns the number of events taken (0: none queued), or a negative
- * wsnotify code (WSN_ECLOSED after STOPPED) when none was taken. */
-static int wsnpy_take_events(wsn_server *srv, int max, wsn_event **evs,
-                             int64_t *rec, char *arena, size_t cap,
-                             size_t *used)
-{
-    int n = 0;
-    size_t u = 0;
-    *used = 0;
-    while (n < max) {
-        wsn_event *ev = NULL;
-        int rc = wsn_server_next_event(srv, &ev);
-        if (rc != 0) {
-            if (n == 0)
-                return rc == WSN_EAGAIN ? 0 : rc;
-            break;
-        }
-        wsn_event_info info;
-        int64_t *r = rec + (size_t)n * WSNPY_REC;
-        memset(r, 0, WSNPY_REC * sizeof *r);
-        evs[n++] = ev;
-        info.size = sizeof info;
-        if (wsn_event_get_info(ev, &info) != 0) {
-            r[5] = -1; /* cannot happen: Python asks the event itself */
-            break;
-        }
-        r[0] = (int64_t)info.kind;
-        r[1] = (int64_t)info.type;
-        r[2] = (int64_t)(intptr_t)info.client;
-        if (info.kind == WSN_EVENT_STOPPED)
-            break;
-        if (info.kind != WSN_EVENT_MESSAGE)
-            continue;
-        size_t cl = strlen(info.channel), ml = strlen(info.message_id);
-        size_t rl = strlen(info.reply_to_id);
-        if (cl + ml + rl + info.payload_len > cap - u) {
-            r[5] = -1;
-            break;
-        }
-        wsnpy_put(info.channel, cl, arena, &u, &r[3], &r[4]);
-        wsnpy_put((const char *)info.payload, info.payload_len, arena, &u,
-                  &r[5], &r[6]);
-        wsnpy_put(info.message_id, ml, arena, &u, &r[7], &r[8]);
-        wsnpy_put(info.reply_to_id, rl, arena, &u, &r[9], &r[10]);
-    }
-    *used = u;
-    return n;
-}
-
-static void wsnpy_free_events(wsn_event **evs, int n)
-{
-    for (int i = 0; i < n; i++) {
-        wsn_event_free(evs[i]);
-        evs[i] = NULL;
-    }
-}
 
 /* publish() of JSON text with its length: one call, and bytes go in as
- * they are (cffi takes bytes for char *, not for void *). */
+ * they are. */
 static int wsnpy_publish(wsn_server *srv, const char *channel,
                          const char *json, size_t len, int flags)
 {
@@ -280,10 +195,10 @@ static int64_t wsnpy_json_get_string(const char *json, size_t len,
 # then the binding's helpers.
 SOURCE = '#include "wsnotify.h"\n' + BINDING_SOURCE
 
-# The oldest header this binding can be built from: 0.2 brought the calls
-# it needs (wsn_event_get_info, wsn_server_next_log, the NONBLOCK publishes
-# and the room fd).
-MIN_VERSION = (0, 2)
+# The oldest header this binding can be built from: 0.3 brought events in
+# batches (wsn_server_take_events); 0.2 wsn_event_get_info,
+# wsn_server_next_log, the NONBLOCK publishes and the room fd.
+MIN_VERSION = (0, 3)
 
 
 def read_version(header_text: str) -> str:

@@ -877,6 +877,172 @@ static void test_event_info_every_kind(void)
     wsn_server_free(srv);
 }
 
+/* ---- events taken in batches ------------------------------------------ */
+
+#define BATCH_MAX 8
+
+typedef struct batch {
+    wsn_event *evs[BATCH_MAX];
+    wsn_event_record recs[BATCH_MAX];
+    char arena[256];
+    size_t used;
+} batch;
+
+/* Waits for events and takes one batch (at most max) with an arena of cap
+ * bytes; returns what wsn_server_take_events returned. */
+static int take_batch(wsn_server *srv, batch *b, int max, size_t cap)
+{
+    int rc;
+    for (int tries = 0; tries < 100; tries++) {
+        rc = wsn_server_take_events(srv, b->evs, b->recs, sizeof(wsn_event_record), max,
+                                    b->arena, cap, &b->used);
+        if (rc != 0)
+            return rc;
+        if (wsn_server_wait(srv, TU_TIMEOUT / 10) < 0)
+            break;
+    }
+    return 0;
+}
+
+static void check_span(const batch *b, int64_t off, int64_t len, const char *want)
+{
+    CHECK(off >= 0 && len >= 0 && (size_t)(off + len) <= b->used);
+    CHECK_MEM(b->arena + off, (size_t)len, want, strlen(want));
+}
+
+static void test_take_events_batch(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    batch b;
+    wsc *w = tu_connect(wsn_server_port(srv));
+    unsigned char bin[3] = {0, 1, 255};
+    int rc, got = 0;
+
+    /* Refusals, before anything is taken. */
+    CHECK_RC(wsn_server_take_events(srv, b.evs, b.recs, sizeof(wsn_event_record) - 8, 1,
+                                    b.arena, sizeof b.arena, &b.used),
+             WSN_EINVAL);
+    CHECK_RC(wsn_server_take_events(srv, b.evs, b.recs, sizeof(wsn_event_record) + 4, 1,
+                                    b.arena, sizeof b.arena, &b.used),
+             WSN_EINVAL);
+    CHECK_RC(wsn_server_take_events(srv, b.evs, b.recs, sizeof(wsn_event_record), 0,
+                                    b.arena, sizeof b.arena, &b.used),
+             WSN_EINVAL);
+    CHECK_RC(wsn_server_take_events(srv, b.evs, b.recs, sizeof(wsn_event_record), 1, NULL,
+                                    sizeof b.arena, &b.used),
+             WSN_EINVAL);
+
+    CHECK_EQ(take_batch(srv, &b, BATCH_MAX, sizeof b.arena), 1);
+    CHECK_EQ(b.recs[0].kind, WSN_EVENT_CONNECT);
+    CHECK(b.recs[0].client == wsn_event_client(b.evs[0]));
+    CHECK_EQ(b.recs[0].payload_len, 0);
+    CHECK_EQ(b.used, 0);
+    wsn_client *c = wsn_client_retain(b.recs[0].client);
+    wsn_events_free(b.evs, 1);
+    CHECK(b.evs[0] == NULL);
+
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"channel\":\"ch\",\"message\":{\"a\":1},"
+                               "\"message_id\":\"m1\",\"reply_to_id\":\"r1\"}"));
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"text\",\"channel\":\"t\",\"message\":\"hi\"}"));
+    CHECK_WSC(wsc_send_binary(w, bin, sizeof bin));
+    /* One message per call (max 1), then the rest as they come: the
+     * records say exactly what each event says. */
+    rc = take_batch(srv, &b, 1, sizeof b.arena);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(b.recs[0].kind, WSN_EVENT_MESSAGE);
+    CHECK_EQ(b.recs[0].type, WSN_TYPE_JSON);
+    CHECK(b.recs[0].client == c);
+    check_span(&b, b.recs[0].channel_offset, b.recs[0].channel_len, "ch");
+    check_span(&b, b.recs[0].payload_offset, b.recs[0].payload_len, "{\"a\":1}");
+    check_span(&b, b.recs[0].message_id_offset, b.recs[0].message_id_len, "m1");
+    check_span(&b, b.recs[0].reply_to_id_offset, b.recs[0].reply_to_id_len, "r1");
+    CHECK_EQ(b.used, 2 + 7 + 2 + 2);
+    wsn_events_free(b.evs, rc);
+    while (got < 2) {
+        rc = take_batch(srv, &b, BATCH_MAX, sizeof b.arena);
+        CHECK(rc >= 1 && rc <= 2 - got);
+        for (int i = 0; i < rc; i++, got++) {
+            const wsn_event_record *r = &b.recs[i];
+            CHECK_EQ(r->kind, WSN_EVENT_MESSAGE);
+            if (got == 0) {
+                CHECK_EQ(r->type, WSN_TYPE_TEXT);
+                check_span(&b, r->channel_offset, r->channel_len, "t");
+                check_span(&b, r->payload_offset, r->payload_len, "hi");
+                CHECK_EQ(r->message_id_len, 0);
+            } else {
+                CHECK_EQ(r->type, WSN_TYPE_BINARY);
+                CHECK_EQ(r->channel_len, 0);
+                CHECK(r->payload_offset >= 0 && r->payload_len == 3);
+                CHECK_MEM(b.arena + r->payload_offset, 3, bin, 3);
+            }
+        }
+        wsn_events_free(b.evs, rc);
+    }
+
+    /* A message that does not fit in the arena ends the batch, marked -1,
+     * and is read from its event. */
+    CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"channel\":\"ch\",\"message\":[1,2,3,4]}"));
+    CHECK_EQ(take_batch(srv, &b, BATCH_MAX, 8), 1);
+    CHECK_EQ(b.recs[0].payload_offset, -1);
+    CHECK_EQ(b.used, 0);
+    {
+        wsn_event_info info;
+        info.size = sizeof info;
+        CHECK_OK(wsn_event_get_info(b.evs[0], &info));
+        CHECK_MEM(info.payload, info.payload_len, "[1,2,3,4]", 9);
+    }
+    wsn_events_free(b.evs, 1);
+
+    /* A caller with a bigger record (a later header): written at its
+     * stride, its later fields left alone. */
+    {
+        struct later {
+            wsn_event_record r;
+            int64_t more[2];
+        } big[2];
+        wsn_event *evs[2] = {NULL, NULL};
+        memset(big, 0x5a, sizeof big);
+        CHECK_WSC(wsc_send_text(w, "{\"type\":\"text\",\"channel\":\"x\",\"message\":\"a\"}"));
+        CHECK_WSC(wsc_send_text(w, "{\"type\":\"text\",\"channel\":\"y\",\"message\":\"b\"}"));
+        int n = 0;
+        while (n < 2) {
+            rc = wsn_server_take_events(srv, evs + n, &big[n].r, sizeof big[0], 2 - n,
+                                        b.arena, sizeof b.arena, &b.used);
+            CHECK(rc >= 0);
+            if (rc == 0)
+                CHECK(wsn_server_wait(srv, TU_TIMEOUT) == 1);
+            else
+                CHECK_MEM(b.arena + big[n].r.payload_offset, 1, n == 0 ? "a" : "b", 1);
+            n += rc;
+        }
+        CHECK_EQ(big[1].r.kind, WSN_EVENT_MESSAGE);
+        for (int i = 0; i < 2; i++)
+            CHECK(big[i].more[0] == 0x5a5a5a5a5a5a5a5a && big[i].more[1] == big[i].more[0]);
+        wsn_events_free(evs, 2);
+    }
+
+    /* The batch ends after STOPPED; then the stream is closed. */
+    wsc_free(w);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    rc = take_batch(srv, &b, BATCH_MAX, sizeof b.arena);
+    if (rc == 1 && b.recs[0].kind == WSN_EVENT_DISCONNECT) {
+        wsn_events_free(b.evs, 1);
+        rc = take_batch(srv, &b, BATCH_MAX, sizeof b.arena);
+    } else if (rc == 2) {
+        CHECK_EQ(b.recs[0].kind, WSN_EVENT_DISCONNECT);
+    }
+    CHECK(rc >= 1);
+    CHECK_EQ(b.recs[rc - 1].kind, WSN_EVENT_STOPPED);
+    CHECK(b.recs[rc - 1].client == NULL);
+    wsn_events_free(b.evs, rc);
+    CHECK_RC(wsn_server_take_events(srv, b.evs, b.recs, sizeof(wsn_event_record), BATCH_MAX,
+                                    b.arena, sizeof b.arena, &b.used),
+             WSN_ECLOSED);
+    wsn_events_free(NULL, 3);
+    wsn_client_release(c);
+    wsn_server_free(srv);
+}
+
 /* ---- log lines taken like events -------------------------------------- */
 
 static int event_fd_readable(wsn_server *srv, int timeout_ms)
@@ -1033,6 +1199,7 @@ static const tu_test tests[] = {
     {"read_buffer_small", test_read_buffer_small},
     {"send_raw", test_send_raw},
     {"event_info_every_kind", test_event_info_every_kind},
+    {"take_events_batch", test_take_events_batch},
     {"log_queue_drained", test_log_queue_drained},
     {"log_queue_overflow", test_log_queue_overflow},
     {NULL, NULL},

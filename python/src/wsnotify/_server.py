@@ -405,19 +405,21 @@ def _s1(p: Any) -> str:
     return ffi.string(p).decode("utf-8", "replace")
 
 
-# Events are taken up to _BATCH_MAX at a time by the binding's C helper
-# (wsnpy_take_events in wsnotify_ffibuild.py): one C call per batch, each
-# message's fields as integers in one record, its strings and payload in
-# one arena that Python copies once and slices.
+# Events are taken up to _BATCH_MAX at a time by wsn_server_take_events:
+# one C call per batch, each event described by one record of 64-bit fields
+# (read here as integers in one unpack), its strings and payload in one
+# arena that Python copies once and slices.
 _BATCH_MAX = 256
 _ARENA_BYTES = 256 * 1024
-_REC = struct.Struct(f"{lib.WSNPY_REC}q")
+_REC_FIELDS = 11
+_REC = struct.Struct(f"{_REC_FIELDS}q")
+assert ffi.sizeof("wsn_event_record") == _REC.size, "wsn_event_record is not 11 int64"
 _rec_unpack = _REC.unpack_from
 _REC_BYTES = _REC.size
 
 
 class _Batch:
-    """The events of one wsnpy_take_events call: taken, not yet freed.
+    """The events of one wsn_server_take_events call: taken, not yet freed.
     Handlers may dispatch again (nested drains): the position lives here,
     so a nested drain goes on where the outer one stopped."""
 
@@ -426,7 +428,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.evs = ffi.new("wsn_event *[]", _BATCH_MAX)
-        self.rec = ffi.new("int64_t[]", _BATCH_MAX * lib.WSNPY_REC)
+        self.rec = ffi.new("wsn_event_record[]", _BATCH_MAX)
         self.recbuf = ffi.buffer(self.rec)
         self.arena = ffi.new("char[]", _ARENA_BYTES)
         self.used = ffi.new("size_t *")
@@ -438,7 +440,7 @@ class _Batch:
     def release(self) -> None:
         """Frees the events (they hold their clients' references)."""
         if self.count:
-            lib.wsnpy_free_events(self.evs, self.count)
+            lib.wsn_events_free(self.evs, self.count)
             self.count = self.pos = 0
             self.blob = b""
             self.view = memoryview(b"")
@@ -1278,8 +1280,9 @@ class Server:
     def _take(self, b: _Batch, max_events: int) -> int:
         """Fills b with up to max_events queued events; 0 when none."""
         b.release()
-        rc = lib.wsnpy_take_events(self._srvp, max_events, b.evs, b.rec,
-                                   b.arena, _ARENA_BYTES, b.used)
+        rc = lib.wsn_server_take_events(self._srvp, b.evs, b.rec, _REC_BYTES,
+                                        max_events, b.arena, _ARENA_BYTES,
+                                        b.used)
         if rc > 0:
             used = b.used[0]
             b.blob = ffi.unpack(b.arena, used) if used else b""
