@@ -5,7 +5,7 @@
 --   luarocks make WSNOTIFY_INCDIR=../../include WSNOTIFY_LIBDIR=../../build
 rockspec_format = "3.0"
 package = "wsnotify"
-version = "0.2.0-1"
+version = "0.3.0-1"
 source = {
    url = "git+file://../..",
 }
