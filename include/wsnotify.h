@@ -118,7 +118,11 @@ typedef enum wsn_option {
     WSN_OPT_PORT = 2,                 /* int 0..65535, 8080; 0 = any free port */
     WSN_OPT_PATH = 3,                 /* string, WebSocket path, "/ws" */
     WSN_OPT_STATIC_DIR = 4,           /* string, files served at /, "" = none */
-    WSN_OPT_WRITE_WAIT = 5,           /* duration ms, 10000 */
+    WSN_OPT_WRITE_WAIT = 5,           /* duration ms, 10000: a publisher's
+                                         wait for room (block mode), and the
+                                         most a queued message may wait to
+                                         be written before its client is
+                                         closed (1001, both modes) */
     WSN_OPT_PONG_WAIT = 6,            /* duration ms, 60000 */
     WSN_OPT_PING_PERIOD = 7,          /* duration ms, 54000; < pong_wait */
     WSN_OPT_READ_LIMIT = 8,           /* int bytes, 1 MiB; largest message in */
@@ -177,12 +181,18 @@ typedef enum wsn_option {
                                          own buffers from malloc (measured:
                                          +4 KiB resident per idle client at
                                          the default read_buffer). Since 0.2 */
-    WSN_OPT_MALLOC_TRIM = 29          /* bool, 1: once clients have left,
+    WSN_OPT_MALLOC_TRIM = 29,         /* bool, 1: once clients have left,
                                          the I/O thread hands free heap
                                          pages back to the system
                                          (malloc_trim: process-wide, about
                                          a millisecond). 0 = never; the
                                          heap stays at its peak. Since 0.2 */
+    WSN_OPT_SEND_BUFFER_BYTES = 30    /* int bytes 0..2^40, 1 MiB: a
+                                         client's queue is also full when
+                                         the frames in it reach this many
+                                         bytes (one bigger frame still goes
+                                         to an empty queue); 0 = counted in
+                                         messages only. Since 0.3 */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;

@@ -100,6 +100,7 @@ static void test_option_defaults(void)
         {WSN_OPT_LOG_QUEUE, 0},
         {WSN_OPT_RX_BUFFER_POOL, 1},
         {WSN_OPT_MALLOC_TRIM, 1},
+        {WSN_OPT_SEND_BUFFER_BYTES, 1048576},
     };
     static const struct {
         wsn_option id;
@@ -163,6 +164,7 @@ static const struct {
     {"log_queue", WSN_OPT_LOG_QUEUE, WSN_OPTTYPE_INT},
     {"rx_buffer_pool", WSN_OPT_RX_BUFFER_POOL, WSN_OPTTYPE_BOOL},
     {"malloc_trim", WSN_OPT_MALLOC_TRIM, WSN_OPTTYPE_BOOL},
+    {"send_buffer_bytes", WSN_OPT_SEND_BUFFER_BYTES, WSN_OPTTYPE_INT},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 

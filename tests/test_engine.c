@@ -113,13 +113,15 @@ static size_t count_writes(const wsn_client *c)
     return n;
 }
 
-static wsn_server *engine_new(int send_buffer, int drop, int coalesce_ms)
+static wsn_server *engine_new_bytes(int send_buffer, int64_t send_buffer_bytes, int drop,
+                                    int coalesce_ms)
 {
     memset(&fake, 0, sizeof(fake));
     fake.now = 1000000;
     wsn_options *o = wsn_options_new();
     CHECK(o);
     CHECK_OK(wsn_options_set_int(o, WSN_OPT_SEND_BUFFER, send_buffer));
+    CHECK_OK(wsn_options_set_int(o, WSN_OPT_SEND_BUFFER_BYTES, send_buffer_bytes));
     CHECK_OK(wsn_options_set_int(o, WSN_OPT_DROP_ON_BACKPRESSURE, drop));
     CHECK_OK(wsn_options_set_int(o, WSN_OPT_WRITE_WAIT, 500));
     CHECK_OK(wsn_options_set_int(o, WSN_OPT_CLOSE_GRACE, 200));
@@ -129,6 +131,11 @@ static wsn_server *engine_new(int send_buffer, int drop, int coalesce_ms)
     srv->transport = &fake_transport;
     srv->flush_delay_us = (int64_t)coalesce_ms * 1000;
     return srv;
+}
+
+static wsn_server *engine_new(int send_buffer, int drop, int coalesce_ms)
+{
+    return engine_new_bytes(send_buffer, 1 << 20, drop, coalesce_ms);
 }
 
 static wsn_client *client_new(wsn_server *srv)
@@ -208,7 +215,10 @@ static void test_publish_fans_out(void)
     wsni_client_queue_pop(a, 2);
     CHECK_EQ(a->ring_len, 0);
     CHECK_EQ(fake.n_cuts, 0);
-    CHECK_EQ(fake.n_armed, 0);
+    /* Only the two queues' write_wait deadlines, no close_grace. */
+    CHECK_EQ(fake.n_armed, 2);
+    CHECK_EQ(a->deadline, DEADLINE_AGE);
+    CHECK_EQ(b->deadline, DEADLINE_AGE);
     client_gone(a);
     client_gone(b);
     client_gone(other);
@@ -304,7 +314,7 @@ static void test_block_overflows_then_drains(void)
     wsni_outgoing_free(o);
 
     /* The transport wrote both: the waiting ones move up, in order, and
-     * the stall (and its deadline) ends. */
+     * the stall ends (the queue's write_wait deadline stays, for them). */
     wsni_client_queue_pop(c, 2);
     wsni_client_refill_from_overflow(c);
     CHECK_EQ(c->ring_len, 2);
@@ -312,7 +322,8 @@ static void test_block_overflows_then_drains(void)
     check_queued(c, 1, "4");
     CHECK(!c->stalled);
     CHECK_EQ(srv->stalled_clients, 0);
-    CHECK(armed_index(&c->deadline_timer) < 0);
+    CHECK(armed_index(&c->deadline_timer) >= 0);
+    CHECK_EQ(c->deadline, DEADLINE_AGE);
     CHECK(!c->closing);
     client_gone(c);
     engine_free(srv);
@@ -357,7 +368,7 @@ static void test_coalesce_waits_for_flush(void)
     CHECK_OK(wsni_deliver_to_channel(srv, "news", o, 1));
     wsni_outgoing_free(o);
     CHECK_EQ(count_writes(a), 1);
-    CHECK_EQ(fake.n_armed, 0);
+    CHECK(armed_index(&srv->flush_timer) < 0);
     /* Busy server (wrote just now): requests wait for one flush. */
     wsni_client_queue_pop(a, 1);
     wsni_client_queue_pop(b, 1);
@@ -394,7 +405,7 @@ static void test_polite_close_keeps_queue(void)
     wsni_outgoing_free(o);
     c->write_requested = 0;
     /* What shutdown does to each client: the queue leaves first, then the
-     * close frame; no deadline, no cut. */
+     * close frame; no close_grace, no cut (the queue keeps its write_wait). */
     wsni_client_begin_close(c, 1001, "server shutdown", 0);
     CHECK(c->closing);
     CHECK_EQ(c->close_code, 1001);
@@ -402,7 +413,8 @@ static void test_polite_close_keeps_queue(void)
     CHECK_EQ(c->ring_len, 1);
     check_queued(c, 0, "last words");
     CHECK_EQ(count_writes(c), 2);
-    CHECK_EQ(fake.n_armed, 0);
+    CHECK_EQ(fake.n_armed, 1);
+    CHECK_EQ(c->deadline, DEADLINE_AGE);
     CHECK_EQ(fake.n_cuts, 0);
     /* A second close changes nothing. */
     wsni_client_begin_close(c, 1008, "other", 1);
@@ -580,6 +592,191 @@ static void test_broker_sees_frames_and_members(void)
     engine_free(srv);
 }
 
+/* A text of n 'x' (n < 4096), for frames of a known size. */
+static const char *xs(size_t n)
+{
+    static char buf[4096];
+    CHECK(n < sizeof(buf));
+    memset(buf, 'x', n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void publish_text(wsn_server *srv, const char *channel, const char *text)
+{
+    outgoing *o = text_out(channel, text);
+    CHECK_OK(wsni_deliver_to_channel(srv, channel, o, 1));
+    wsni_outgoing_free(o);
+}
+
+/* Drop mode: the queue is full at send_buffer_bytes, whatever its count. */
+static void test_bytes_bound_drops(void)
+{
+    /* 400-byte messages are 400-500 bytes on the wire: two fit in 1,000
+     * bytes, a third does not; 256 slots never fill. */
+    wsn_server *srv = engine_new_bytes(256, 1000, 1, 0);
+    wsn_client *c = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, c, "news"));
+    publish_text(srv, "news", xs(400));
+    publish_text(srv, "news", xs(400));
+    CHECK_EQ(c->ring_len, 2);
+    size_t two = c->ring_bytes;
+    CHECK(two > 800 && two <= 1000);
+    CHECK(!c->closing);
+    publish_text(srv, "news", xs(400));
+    CHECK(c->closing);
+    CHECK_EQ(c->close_code, 1001);
+    CHECK_STR(c->close_reason, "going away: backpressure");
+    CHECK_EQ(c->ring_len, 0);
+    CHECK_EQ(c->ring_bytes, 0);
+    CHECK_EQ(c->deadline, DEADLINE_GRACE);
+    client_gone(c);
+    engine_free(srv);
+}
+
+/* One frame bigger than the bound still goes to a client that has read
+ * everything; nothing goes behind it until it has left. */
+static void test_bytes_bound_big_frame_alone(void)
+{
+    wsn_server *srv = engine_new_bytes(256, 1000, 1, 0);
+    wsn_client *c = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, c, "news"));
+    publish_text(srv, "news", xs(3000));
+    CHECK_EQ(c->ring_len, 1);
+    CHECK(c->ring_bytes > 3000);
+    CHECK(!c->closing);
+    wsni_client_queue_pop(c, 1);
+    CHECK_EQ(c->ring_bytes, 0);
+    publish_text(srv, "news", xs(3000));
+    CHECK_EQ(c->ring_len, 1);
+    CHECK(!c->closing);
+    publish_text(srv, "news", "small");
+    CHECK(c->closing);
+    client_gone(c);
+    engine_free(srv);
+}
+
+/* Block mode: a byte-full queue stalls like a count-full one, and refills
+ * by bytes as frames leave. */
+static void test_bytes_bound_blocks(void)
+{
+    wsn_server *srv = engine_new_bytes(256, 1000, 0, 0);
+    wsn_client *c = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, c, "news"));
+    for (int i = 0; i < 3; i++)
+        publish_text(srv, "news", xs(400));
+    CHECK_EQ(c->ring_len, 2);
+    CHECK(c->overflow.head && !c->overflow.head->next);
+    CHECK(c->stalled);
+    CHECK_EQ(srv->stalled_clients, 1);
+    wsni_client_queue_pop(c, 1);
+    wsni_client_refill_from_overflow(c);
+    CHECK_EQ(c->ring_len, 2);
+    CHECK(!c->overflow.head);
+    CHECK(!c->stalled);
+    CHECK_EQ(srv->stalled_clients, 0);
+    client_gone(c);
+    engine_free(srv);
+}
+
+/* write_wait counts from when the oldest frame still queued was queued, in
+ * drop mode too: a client that reads slowly but keeps up stays; one whose
+ * oldest frame has waited write_wait (500 ms here) is closed, 1001. */
+static void test_write_wait_from_oldest_frame(void)
+{
+    wsn_server *srv = engine_new(256, 1, 0);
+    wsn_client *c = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, c, "news"));
+    int64_t t0 = fake.now;
+    publish_text(srv, "news", "1");
+    CHECK_EQ(c->deadline, DEADLINE_AGE);
+    int i = armed_index(&c->deadline_timer);
+    CHECK(i >= 0);
+    CHECK_EQ(fake.due[i] - t0, 500 * 1000);
+    /* A second frame at +300 ms arms nothing more. */
+    fake.now = t0 + 300 * 1000;
+    publish_text(srv, "news", "2");
+    CHECK_EQ(fake.n_armed, 1);
+    /* The first leaves at +400 ms; at +500 ms the oldest is 200 ms old:
+     * the deadline moves to the second's, +800 ms. */
+    fake.now = t0 + 400 * 1000;
+    wsni_client_queue_pop(c, 1);
+    fire(&c->deadline_timer);
+    CHECK(!c->closing);
+    i = armed_index(&c->deadline_timer);
+    CHECK(i >= 0);
+    CHECK_EQ(fake.due[i] - t0, 800 * 1000);
+    /* The second leaves and a third comes at +700 ms: at +800 ms the
+     * oldest is the third, 100 ms old. */
+    wsni_client_queue_pop(c, 1);
+    fake.now = t0 + 700 * 1000;
+    publish_text(srv, "news", "3");
+    fire(&c->deadline_timer);
+    CHECK(!c->closing);
+    i = armed_index(&c->deadline_timer);
+    CHECK_EQ(fake.due[i] - t0, 1200 * 1000);
+    /* Nothing leaves: at +1200 ms the third has waited write_wait. */
+    fire(&c->deadline_timer);
+    CHECK_EQ(fake.now - t0, 1200 * 1000);
+    CHECK(c->closing);
+    CHECK_EQ(c->close_code, 1001);
+    CHECK_STR(c->close_reason, "going away: backpressure");
+    CHECK_EQ(c->ring_len, 0);
+    /* Then close_grace (200 ms) for the close frame, and the cut. */
+    CHECK_EQ(c->deadline, DEADLINE_GRACE);
+    fire(&c->deadline_timer);
+    CHECK_EQ(fake.now - t0, 1400 * 1000);
+    CHECK_EQ(fake.n_cuts, 1);
+    CHECK(fake.cuts[0] == c);
+    client_gone(c);
+    engine_free(srv);
+}
+
+/* A deadline that finds the queue empty is not armed again until a frame
+ * is queued; that frame gets its full write_wait. */
+static void test_write_wait_idle_queue(void)
+{
+    wsn_server *srv = engine_new(256, 1, 0);
+    wsn_client *c = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, c, "news"));
+    int64_t t0 = fake.now;
+    publish_text(srv, "news", "1");
+    wsni_client_queue_pop(c, 1);
+    fire(&c->deadline_timer);
+    CHECK(armed_index(&c->deadline_timer) < 0);
+    CHECK_EQ(c->deadline, DEADLINE_NONE);
+    fake.now = t0 + 2000 * 1000;
+    publish_text(srv, "news", "2");
+    int i = armed_index(&c->deadline_timer);
+    CHECK(i >= 0);
+    CHECK_EQ(fake.due[i] - fake.now, 500 * 1000);
+    CHECK(!c->closing);
+    client_gone(c);
+    CHECK(armed_index(&c->deadline_timer) < 0);
+    engine_free(srv);
+}
+
+/* Block mode's stall ends in a drop when the oldest queued frame, not the
+ * stall, has waited write_wait. */
+static void test_block_deadline_from_oldest_frame(void)
+{
+    wsn_server *srv = engine_new(1, 0, 0);
+    wsn_client *c = client_new(srv);
+    CHECK_OK(wsni_registry_subscribe(&srv->reg, c, "news"));
+    int64_t t0 = fake.now;
+    publish_text(srv, "news", "1");
+    fake.now = t0 + 300 * 1000;
+    publish_text(srv, "news", "2");
+    CHECK(c->stalled);
+    fire(&c->deadline_timer);
+    CHECK_EQ(fake.now - t0, 500 * 1000);
+    CHECK(c->closing);
+    CHECK(!c->stalled);
+    CHECK_EQ(srv->stalled_clients, 0);
+    client_gone(c);
+    engine_free(srv);
+}
+
 static const tu_test tests[] = {
     {"publish_fans_out", test_publish_fans_out},
     {"publish_run_keeps_order", test_publish_run_keeps_order},
@@ -588,6 +785,12 @@ static const tu_test tests[] = {
     {"block_stall_deadline_drops", test_block_stall_deadline_drops},
     {"coalesce_waits_for_flush", test_coalesce_waits_for_flush},
     {"polite_close_keeps_queue", test_polite_close_keeps_queue},
+    {"bytes_bound_drops", test_bytes_bound_drops},
+    {"bytes_bound_big_frame_alone", test_bytes_bound_big_frame_alone},
+    {"bytes_bound_blocks", test_bytes_bound_blocks},
+    {"write_wait_from_oldest_frame", test_write_wait_from_oldest_frame},
+    {"write_wait_idle_queue", test_write_wait_idle_queue},
+    {"block_deadline_from_oldest_frame", test_block_deadline_from_oldest_frame},
     {"local_broker_delivers_once", test_local_broker_delivers_once},
     {"broker_sees_frames_and_members", test_broker_sees_frames_and_members},
     {NULL, NULL},

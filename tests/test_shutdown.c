@@ -402,6 +402,9 @@ static void test_shutdown_timeout_cuts(void)
     memset(pad, 'p', 65536);
     pad[65536] = '\0';
     tu_set_int(o, WSN_OPT_SEND_BUFFER, 1024);
+    /* All 13 MB queued at once (no byte bound), so that shutdown, not
+     * backpressure, is what meets them. */
+    tu_set_int(o, WSN_OPT_SEND_BUFFER_BYTES, 0);
     srv = tu_server(o);
     memset(&co, 0, sizeof co);
     co.port = wsn_server_port(srv);

@@ -14,10 +14,11 @@ static void ring_check(const wsn_client *c)
     assert(c->ring_len <= c->ring_cap);
     assert(c->ring_cap <= c->srv->send_buffer);
     assert(!c->ring_cap || c->ring_head < c->ring_cap);
+    assert(c->ring_len || !c->ring_bytes);
     (void)c;
 }
 
-static unsigned ring_slot(const wsn_client *c, unsigned index)
+static unsigned ring_slot_of(const wsn_client *c, unsigned index)
 {
     return (c->ring_head + index) % c->ring_cap;
 }
@@ -28,11 +29,11 @@ static int ring_grow(wsn_client *c)
     unsigned cap = c->ring_cap ? c->ring_cap * 2 : 8;
     if (cap > c->srv->send_buffer)
         cap = c->srv->send_buffer;
-    wsn_frame **ring = malloc(cap * sizeof(*ring));
+    ring_slot *ring = malloc(cap * sizeof(*ring));
     if (!ring)
         return -1;
     for (unsigned i = 0; i < c->ring_len; i++)
-        ring[i] = c->ring[ring_slot(c, i)];
+        ring[i] = c->ring[ring_slot_of(c, i)];
     free(c->ring);
     c->ring = ring;
     c->ring_cap = cap;
@@ -41,8 +42,14 @@ static int ring_grow(wsn_client *c)
     return 0;
 }
 
-static int ring_has_room(wsn_client *c)
+/* Room for f: a free slot (send_buffer frames) and, unless the queue is
+ * empty, room for its bytes (send_buffer_bytes), so that one frame bigger
+ * than the byte bound still goes to a client that has read everything. */
+static int ring_has_room(wsn_client *c, const wsn_frame *f)
 {
+    size_t cap_bytes = c->srv->send_buffer_bytes;
+    if (c->ring_len && cap_bytes && c->ring_bytes + f->wire_len > cap_bytes)
+        return 0;
     if (c->ring_len < c->ring_cap)
         return 1;
     return c->ring_cap < c->srv->send_buffer && !ring_grow(c);
@@ -50,25 +57,43 @@ static int ring_has_room(wsn_client *c)
 
 wsn_frame *wsni_client_queue_peek(wsn_client *c, unsigned index)
 {
-    return index < c->ring_len ? c->ring[ring_slot(c, index)] : NULL;
+    return index < c->ring_len ? c->ring[ring_slot_of(c, index)].frame : NULL;
 }
 
 void wsni_client_queue_pop(wsn_client *c, unsigned count)
 {
     while (count-- && c->ring_len) {
-        wsni_frame_unref(c->ring[c->ring_head]);
-        c->ring[c->ring_head] = NULL;
+        ring_slot *s = &c->ring[c->ring_head];
+        assert(c->ring_bytes >= s->frame->wire_len);
+        c->ring_bytes -= s->frame->wire_len;
+        wsni_frame_unref(s->frame);
+        s->frame = NULL;
         c->ring_head = (c->ring_head + 1) % c->ring_cap;
         c->ring_len--;
     }
     ring_check(c);
 }
 
-static void ring_push(wsn_client *c, wsn_frame *f)
+static void deadline_fired(wsni_timer *tm);
+
+static void ring_push(wsn_client *c, wsn_frame *f, int64_t queued_at)
 {
     assert(c->ring_len < c->ring_cap);
-    c->ring[ring_slot(c, c->ring_len)] = f;
+    ring_slot *s = &c->ring[ring_slot_of(c, c->ring_len)];
+    s->frame = f;
+    s->queued_at = queued_at;
     c->ring_len++;
+    c->ring_bytes += f->wire_len;
+    /* The queue stopped being empty: its oldest frame has write_wait to
+     * leave. Armed once; when it fires it looks at whichever frame is
+     * oldest then, so a client that keeps reading costs one timer per
+     * write_wait, not one per frame. */
+    if (c->deadline == DEADLINE_NONE) {
+        c->deadline = DEADLINE_AGE;
+        wsn_server *srv = c->srv;
+        int64_t delay = srv->write_wait_ms * 1000 - (wsni_now_us(srv) - queued_at);
+        wsni_timer_arm(srv, &c->deadline_timer, deadline_fired, delay > 0 ? delay : 0);
+    }
 }
 
 static void unstall(wsn_client *c)
@@ -76,7 +101,6 @@ static void unstall(wsn_client *c)
     if (!c->stalled)
         return;
     wsn_server *srv = c->srv;
-    wsni_timer_cancel(srv, &c->deadline_timer);
     pthread_mutex_lock(&srv->lock);
     c->stalled = 0;
     assert(srv->stalled_clients > 0);
@@ -97,9 +121,9 @@ static frame_node *first_waiting(wsn_client *c)
 void wsni_client_refill_from_overflow(wsn_client *c)
 {
     frame_node *n;
-    while ((n = first_waiting(c)) && ring_has_room(c)) {
+    while ((n = first_waiting(c)) && ring_has_room(c, n->frame)) {
         wsni_list_remove(&c->overflow, &n->node);
-        ring_push(c, n->frame);
+        ring_push(c, n->frame, n->queued_at);
         free(n);
     }
     if (!c->overflow.head)
@@ -186,12 +210,39 @@ void wsni_client_kill(wsn_client *c)
     c->srv->transport->cut(c);
 }
 
-static void close_grace_expired(wsni_timer *tm)
+static void drop_for_backpressure(wsn_client *c, const char *why);
+
+/* deadline_timer: close_grace ran out for a dropped client's close frame,
+ * or the oldest queued frame may have waited write_wait. */
+static void deadline_fired(wsni_timer *tm)
 {
     wsn_client *c = wsni_container_of(tm, wsn_client, deadline_timer);
-    wsni_log(c->srv, WSN_LOG_INFO, "client %s: close frame not sent within close_grace, dropping",
-            c->id);
-    wsni_client_kill(c);
+    wsn_server *srv = c->srv;
+    enum client_deadline was = (enum client_deadline)c->deadline;
+    c->deadline = DEADLINE_NONE;
+    if (was == DEADLINE_GRACE) {
+        wsni_log(srv, WSN_LOG_INFO, "client %s: close frame not sent within close_grace, dropping",
+                 c->id);
+        wsni_client_kill(c);
+        return;
+    }
+    if (!c->ring_len)
+        return; /* everything left; the next frame arms it again */
+    int64_t age = wsni_now_us(srv) - c->ring[c->ring_head].queued_at;
+    int64_t limit = srv->write_wait_ms * 1000;
+    if (age < limit) {
+        c->deadline = DEADLINE_AGE;
+        wsni_timer_arm(srv, &c->deadline_timer, deadline_fired, limit - age);
+        return;
+    }
+    if (c->closing) {
+        /* A polite close (shutdown) waits behind data that cannot leave. */
+        wsni_log(srv, WSN_LOG_INFO, "client %s: queue not written within write_wait, dropping",
+                 c->id);
+        wsni_client_kill(c);
+        return;
+    }
+    drop_for_backpressure(c, "oldest queued message older than write_wait");
 }
 
 void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue)
@@ -206,50 +257,47 @@ void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, i
         /* A dropped client gets no more data: only the close frame, and
          * close_grace for it to leave before the socket is cut. */
         wsni_client_queue_clear(c);
-        wsni_timer_arm(c->srv, &c->deadline_timer, close_grace_expired,
+        c->deadline = DEADLINE_GRACE;
+        wsni_timer_arm(c->srv, &c->deadline_timer, deadline_fired,
                        c->srv->close_grace_ms * 1000);
     }
     wsni_client_request_write(c);
 }
 
-static void drop_for_backpressure(wsn_client *c)
+static void drop_for_backpressure(wsn_client *c, const char *why)
 {
     const char *reason = c->srv->backpressure_reason;
-    wsni_log(c->srv, WSN_LOG_WARN, "client %s: send queue full, closing (%s)", c->id, reason);
+    wsni_log(c->srv, WSN_LOG_WARN, "client %s: %s, closing (%s)", c->id, why, reason);
     wsni_client_begin_close(c, 1001 /* going away */, reason, 1);
 }
 
-static void stall_expired(wsni_timer *tm)
-{
-    wsn_client *c = wsni_container_of(tm, wsn_client, deadline_timer);
-    if (c->stalled)
-        drop_for_backpressure(c);
-}
-
-int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
+static int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait, int64_t now)
 {
     if (!c->attached || c->closing)
         return WSN_OK;
-    if (!c->overflow.head && ring_has_room(c)) {
-        ring_push(c, frame_ref(f));
+    if (!c->overflow.head && ring_has_room(c, f)) {
+        ring_push(c, frame_ref(f), now);
         wsni_client_request_write(c);
         return WSN_OK;
     }
     if (srv->drop_on_backpressure) {
-        drop_for_backpressure(c);
+        drop_for_backpressure(c, "send queue full");
         return WSN_OK;
     }
     if (!may_wait)
         return WSN_EBACKPRESSURE;
     /* Block mode: keep the frame in order behind the full queue; while any
      * client is stalled, publishers wait before queueing more, so this list
-     * holds at most the commands already queued. */
+     * holds at most the commands already queued. The queue's deadline is
+     * already armed: the stall ends in a drop once its oldest frame has
+     * waited write_wait. */
     frame_node *n = calloc(1, sizeof(*n));
     if (!n) {
-        drop_for_backpressure(c);
+        drop_for_backpressure(c, "out of memory for its queue");
         return WSN_ENOMEM;
     }
     n->frame = frame_ref(f);
+    n->queued_at = now;
     wsni_list_append(&c->overflow, &n->node);
     if (!c->stalled) {
         pthread_mutex_lock(&srv->lock);
@@ -257,9 +305,13 @@ int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wai
         srv->stalled_clients++;
         wsni_room_update(srv);
         pthread_mutex_unlock(&srv->lock);
-        wsni_timer_arm(srv, &c->deadline_timer, stall_expired, srv->write_wait_ms * 1000);
     }
     return WSN_OK;
+}
+
+int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
+{
+    return deliver_frame(srv, c, f, may_wait, wsni_now_us(srv));
 }
 
 int wsni_outgoing_prepare(wsn_server *srv, outgoing *o)
@@ -271,14 +323,19 @@ int wsni_outgoing_prepare(wsn_server *srv, outgoing *o)
     return WSN_OK;
 }
 
-int wsni_deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait)
+static int deliver_outgoing(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait, int64_t now)
 {
     wsn_frame *f = wsni_outgoing_frame(o, c->format);
     if (!f) {
         wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: encoding failed", c->id);
         return WSN_ENOMEM;
     }
-    return wsni_deliver_frame(srv, c, f, may_wait);
+    return deliver_frame(srv, c, f, may_wait, now);
+}
+
+int wsni_deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait)
+{
+    return deliver_outgoing(srv, c, o, may_wait, wsni_now_us(srv));
 }
 
 int wsni_deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *const *outs, size_t count,
@@ -288,11 +345,13 @@ int wsni_deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *con
     if (!ch)
         return WSN_OK;
     int rc = WSN_OK;
+    /* One clock reading per run, not per member: the frames' queue times. */
+    int64_t now = wsni_now_us(srv);
     membership *m, *tmp;
     HASH_ITER(hh_chan, ch->members, m, tmp)
     {
         for (size_t i = 0; i < count; i++) {
-            int r = wsni_deliver_to_client(srv, m->client, outs[i], may_wait);
+            int r = deliver_outgoing(srv, m->client, outs[i], may_wait, now);
             if (r)
                 rc = r;
         }
@@ -316,6 +375,7 @@ void wsni_client_detach(wsn_client *c)
 {
     wsn_server *srv = c->srv;
     wsni_timer_cancel(srv, &c->deadline_timer);
+    c->deadline = DEADLINE_NONE;
     wsni_client_flush_forget(c);
     atomic_store(&c->connected, 0);
     atomic_fetch_sub(&srv->format_clients[c->format], 1);

@@ -35,7 +35,18 @@ enum server_state { SRV_NEW, SRV_RUNNING, SRV_DRAINING, SRV_STOPPED };
 typedef struct frame_node {
     wsni_list_node node; /* in the client's overflow */
     wsn_frame *frame;
+    int64_t queued_at; /* transport clock, us: when its publish was applied */
 } frame_node;
+
+/* A slot of a client's send queue: the frame and when it was queued, so
+ * write_wait measures the age of the oldest frame still waiting. */
+typedef struct ring_slot {
+    wsn_frame *frame;
+    int64_t queued_at;
+} ring_slot;
+
+/* What deadline_timer is armed for (delivery.c). */
+enum client_deadline { DEADLINE_NONE, DEADLINE_AGE, DEADLINE_GRACE };
 
 struct meta_entry;
 struct batch;
@@ -57,13 +68,16 @@ struct wsn_client {
     UT_hash_handle hh; /* srv->clients_by_id, lock */
 
     /* io: the outgoing queue (delivery.c) */
-    wsn_frame **ring; /* grows on demand up to send_buffer slots */
+    ring_slot *ring; /* grows on demand up to send_buffer slots */
     unsigned ring_head, ring_len, ring_cap;
     int flush_slot;       /* index in srv->flush_list + 1, 0 when not there */
+    size_t ring_bytes;    /* wire bytes of the frames in ring (send_buffer_bytes) */
     wsni_list overflow; /* of frame_node; block mode: waits for room */
     membership *subs;
-    /* One timer for two deadlines that never overlap: write_wait while
-     * stalled, then close_grace once dropped (dropping ends the stall). */
+    /* One timer for two deadlines that never overlap: write_wait for the
+     * oldest queued frame (checked lazily: armed when the queue stops
+     * being empty, re-armed for the next oldest when it fires), then
+     * close_grace once dropped (dropping empties the queue). */
     wsni_timer deadline_timer;
     char *close_reason;   /* set with closing */
     atomic_int connected; /* written by io, read anywhere */
@@ -73,6 +87,7 @@ struct wsn_client {
     bool attached;        /* io: between wsni_client_attach and _detach */
     bool write_requested; /* io: the transport was asked and has not served it */
     bool closing;         /* close frame pending: write what remains, then close */
+    unsigned char deadline; /* io: enum client_deadline */
     /* The transport's part of the connection (its socket, reassembly,
      * keepalive links, ...): its own struct, which only it reads, kept
      * here so that an idle client stays one allocation. */
@@ -97,6 +112,7 @@ struct wsn_server {
     int64_t write_wait_ms, pong_wait_ms, ping_period_ms, close_grace_ms;
     size_t read_limit, max_channel_name, max_metadata_bytes;
     unsigned send_buffer;
+    size_t send_buffer_bytes; /* 0 = frames only */
     int drop_on_backpressure, events_on_io_thread, max_clients, compression, raw_incoming;
     int malloc_trim;    /* WSN_OPT_MALLOC_TRIM */
     int rx_buffer_pool; /* WSN_OPT_RX_BUFFER_POOL; io clears it when unsafe */

@@ -80,6 +80,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     srv->max_channel_name = (size_t)opt_int(copy, WSN_OPT_MAX_CHANNEL_NAME);
     srv->max_metadata_bytes = (size_t)opt_int(copy, WSN_OPT_MAX_METADATA_BYTES);
     srv->send_buffer = (unsigned)opt_int(copy, WSN_OPT_SEND_BUFFER);
+    srv->send_buffer_bytes = (size_t)opt_int(copy, WSN_OPT_SEND_BUFFER_BYTES);
     srv->drop_on_backpressure = (int)opt_int(copy, WSN_OPT_DROP_ON_BACKPRESSURE);
     srv->events_on_io_thread = (int)opt_int(copy, WSN_OPT_EVENTS_ON_IO_THREAD);
     srv->max_clients = (int)opt_int(copy, WSN_OPT_MAX_CLIENTS);
