@@ -187,12 +187,17 @@ typedef enum wsn_option {
                                          (malloc_trim: process-wide, about
                                          a millisecond). 0 = never; the
                                          heap stays at its peak. Since 0.2 */
-    WSN_OPT_SEND_BUFFER_BYTES = 30    /* int bytes 0..2^40, 1 MiB: a
+    WSN_OPT_SEND_BUFFER_BYTES = 30,   /* int bytes 0..2^40, 1 MiB: a
                                          client's queue is also full when
                                          the frames in it reach this many
                                          bytes (one bigger frame still goes
                                          to an empty queue); 0 = counted in
                                          messages only. Since 0.3 */
+    WSN_OPT_MAX_SUBSCRIPTIONS = 31    /* int 0..10000000, 1024: channels
+                                         one client may be in;
+                                         wsn_server_subscribe() beyond it
+                                         returns WSN_ELIMIT. 0 = no bound.
+                                         Since 0.3 */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;
@@ -323,7 +328,10 @@ WSN_API size_t wsn_server_last_error(wsn_server *srv, char *buf, size_t cap);
 
 /* Adds the client to a channel. Subscribing twice is a no-op. Returns 0,
  * WSN_EINVAL (empty or not UTF-8 channel), WSN_ELIMIT (longer than
- * WSN_OPT_MAX_CHANNEL_NAME), WSN_EGONE, WSN_ECLOSED (checked first). Takes effect before any publish made after it returns, from
+ * WSN_OPT_MAX_CHANNEL_NAME, or the client is in WSN_OPT_MAX_SUBSCRIPTIONS
+ * channels already, counting subscribes not yet applied; at that bound a
+ * second subscribe to one of its channels is refused too), WSN_EGONE,
+ * WSN_ECLOSED (checked first). Takes effect before any publish made after it returns, from
  * any thread. Since 0.1. */
 WSN_API int wsn_server_subscribe(wsn_server *srv, wsn_client *client,
                                  const char *channel);

@@ -82,7 +82,8 @@ typedef enum wsn_option {
     WSN_OPT_LOG_QUEUE = 27,
     WSN_OPT_RX_BUFFER_POOL = 28,
     WSN_OPT_MALLOC_TRIM = 29,
-    WSN_OPT_SEND_BUFFER_BYTES = 30
+    WSN_OPT_SEND_BUFFER_BYTES = 30,
+    WSN_OPT_MAX_SUBSCRIPTIONS = 31
 } wsn_option;
 
 typedef enum wsn_option_type {

@@ -37,6 +37,7 @@ APT_PACKAGES=(
     libwebsockets-dev
     libjansson-dev
     libmsgpack-dev
+    libsodium-dev
     uthash-dev
     zlib1g-dev
     abigail-tools

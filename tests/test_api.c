@@ -101,6 +101,7 @@ static void test_option_defaults(void)
         {WSN_OPT_RX_BUFFER_POOL, 1},
         {WSN_OPT_MALLOC_TRIM, 1},
         {WSN_OPT_SEND_BUFFER_BYTES, 1048576},
+        {WSN_OPT_MAX_SUBSCRIPTIONS, 1024},
     };
     static const struct {
         wsn_option id;
@@ -165,6 +166,7 @@ static const struct {
     {"rx_buffer_pool", WSN_OPT_RX_BUFFER_POOL, WSN_OPTTYPE_BOOL},
     {"malloc_trim", WSN_OPT_MALLOC_TRIM, WSN_OPTTYPE_BOOL},
     {"send_buffer_bytes", WSN_OPT_SEND_BUFFER_BYTES, WSN_OPTTYPE_INT},
+    {"max_subscriptions", WSN_OPT_MAX_SUBSCRIPTIONS, WSN_OPTTYPE_INT},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 

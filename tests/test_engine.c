@@ -86,7 +86,10 @@ static int64_t fake_now(wsn_server *srv)
     return fake.now;
 }
 
+static void fake_wake(wsn_server *srv) { (void)srv; }
+
 static const wsni_transport fake_transport = {
+    .wake = fake_wake,
     .want_write = fake_want_write,
     .cut = fake_cut,
     .timer_arm = fake_timer_arm,
@@ -777,6 +780,81 @@ static void test_block_deadline_from_oldest_frame(void)
     engine_free(srv);
 }
 
+/* The host's subscribe calls as a running server takes them: queued, then
+ * applied when the test runs the queue (as the I/O thread would). */
+static void as_running(wsn_server *srv, int running)
+{
+    srv->state = running ? SRV_RUNNING : SRV_NEW;
+    srv->ctx_alive = running;
+}
+
+/* max_subscriptions counts memberships plus subscribes not yet applied:
+ * the host hears WSN_ELIMIT at once, a duplicate gives its slot back when
+ * applied, and so does an unsubscribe. */
+static void test_subscription_bound(void)
+{
+    wsn_server *srv = engine_new(16, 1, 0);
+    srv->max_subscriptions = 3;
+    wsn_client *c = client_new(srv);
+    as_running(srv, 1);
+    CHECK_OK(wsn_server_subscribe(srv, c, "a"));
+    CHECK_OK(wsn_server_subscribe(srv, c, "a"));
+    CHECK_EQ(atomic_load(&c->sub_slots), 2);
+    wsni_commands_run(srv);
+    CHECK_EQ(atomic_load(&c->sub_slots), 1);
+    CHECK_OK(wsn_server_subscribe(srv, c, "b"));
+    CHECK_OK(wsn_server_subscribe(srv, c, "c"));
+    /* Before the queue runs: the pending ones count. */
+    CHECK_RC(wsn_server_subscribe(srv, c, "d"), WSN_ELIMIT);
+    char err[256];
+    wsn_server_last_error(srv, err, sizeof(err));
+    CHECK(strstr(err, "max_subscriptions (3)"));
+    wsni_commands_run(srv);
+    CHECK_EQ(atomic_load(&c->sub_slots), 3);
+    CHECK(wsni_registry_find(&srv->reg, "c"));
+    CHECK(!wsni_registry_find(&srv->reg, "d"));
+    /* At the bound, a channel it is in is refused too (documented). */
+    CHECK_RC(wsn_server_subscribe(srv, c, "a"), WSN_ELIMIT);
+    CHECK_OK(wsn_server_unsubscribe(srv, c, "c"));
+    CHECK_OK(wsn_server_unsubscribe(srv, c, "never"));
+    wsni_commands_run(srv);
+    CHECK_EQ(atomic_load(&c->sub_slots), 2);
+    CHECK_OK(wsn_server_subscribe(srv, c, "d"));
+    wsni_commands_run(srv);
+    CHECK(wsni_registry_find(&srv->reg, "d"));
+    CHECK_EQ(atomic_load(&c->sub_slots), 3);
+    as_running(srv, 0);
+    client_gone(c);
+    engine_free(srv);
+}
+
+/* The tables' hash is keyed (util/hash.h): not uthash's own, and stable
+ * within the process. */
+static void test_hash_is_keyed(void)
+{
+    unsigned jen = 0;
+    HASH_JEN("general", 7U, jen);
+    uint32_t h = wsni_hash("general", 7);
+    CHECK(h != jen);
+    CHECK_EQ(wsni_hash("general", 7), h);
+    CHECK(wsni_hash("generam", 7) != h);
+    /* uthash uses it: a table finds what was added. */
+    wsn_server *srv = engine_new(16, 1, 0);
+    wsn_client *c = client_new(srv);
+    char name[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "ch%d", i);
+        CHECK_OK(wsni_registry_subscribe(&srv->reg, c, name));
+    }
+    for (int i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "ch%d", i);
+        CHECK(wsni_registry_find(&srv->reg, name));
+    }
+    CHECK_EQ(HASH_COUNT(srv->reg.channels), 1000);
+    client_gone(c);
+    engine_free(srv);
+}
+
 static const tu_test tests[] = {
     {"publish_fans_out", test_publish_fans_out},
     {"publish_run_keeps_order", test_publish_run_keeps_order},
@@ -791,6 +869,8 @@ static const tu_test tests[] = {
     {"write_wait_from_oldest_frame", test_write_wait_from_oldest_frame},
     {"write_wait_idle_queue", test_write_wait_idle_queue},
     {"block_deadline_from_oldest_frame", test_block_deadline_from_oldest_frame},
+    {"subscription_bound", test_subscription_bound},
+    {"hash_is_keyed", test_hash_is_keyed},
     {"local_broker_delivers_once", test_local_broker_delivers_once},
     {"broker_sees_frames_and_members", test_broker_sees_frames_and_members},
     {NULL, NULL},

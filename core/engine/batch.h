@@ -11,7 +11,7 @@
 #include "engine/codec.h"
 #include "engine/objects.h"
 
-#include <uthash.h>
+#include "util/hash.h"
 
 /* One pending message of a batch; de-duplicated by its canonical text. */
 typedef struct batch_entry {

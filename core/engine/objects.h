@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdatomic.h>
-#include <uthash.h>
+#include "util/hash.h"
 
 /* The transport's per-server state, seen here only as a pointer. */
 struct wsni_lws;
@@ -81,6 +81,10 @@ struct wsn_client {
     wsni_timer deadline_timer;
     char *close_reason;   /* set with closing */
     atomic_int connected; /* written by io, read anywhere */
+    /* Memberships plus subscribes accepted and not yet applied: the
+     * shell's count against max_subscriptions (shell/publish.c takes a
+     * slot, shell/commands.c gives it back when applying adds nothing). */
+    atomic_uint sub_slots;
     uint16_t close_code;
     bool stalled;         /* written by io under srv->lock; publishers read it
                              under the lock */
@@ -111,6 +115,7 @@ struct wsn_server {
     wsn_options *opts;
     int64_t write_wait_ms, pong_wait_ms, ping_period_ms, close_grace_ms;
     size_t read_limit, max_channel_name, max_metadata_bytes;
+    unsigned max_subscriptions; /* per client; 0 = unbounded */
     unsigned send_buffer;
     size_t send_buffer_bytes; /* 0 = frames only */
     int drop_on_backpressure, events_on_io_thread, max_clients, compression, raw_incoming;

@@ -20,8 +20,9 @@ channel_entry *wsni_registry_find(registry *r, const char *name)
     return ch;
 }
 
-int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name)
+int wsni_registry_join(registry *r, wsn_client *c, const char *name, int *joined)
 {
+    *joined = 0;
     channel_entry *ch = wsni_registry_find(r, name);
     if (!ch) {
         ch = calloc(1, sizeof(*ch));
@@ -36,8 +37,14 @@ int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name)
     if (m)
         return WSN_OK;
     m = calloc(1, sizeof(*m));
-    if (!m)
+    if (!m) {
+        if (!ch->members) { /* made just now: no empty channel stays */
+            HASH_DEL(r->channels, ch);
+            free(ch->name);
+            free(ch);
+        }
         return WSN_ENOMEM;
+    }
     m->client = c;
     m->chan = ch;
     HASH_ADD(hh_chan, ch->members, client, sizeof(m->client), m);
@@ -47,7 +54,14 @@ int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name)
     c->subs = m;
     if (r->watch && HASH_CNT(hh_chan, ch->members) == 1)
         r->watch(r->watch_user, ch->name, 1);
+    *joined = 1;
     return WSN_OK;
+}
+
+int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name)
+{
+    int joined;
+    return wsni_registry_join(r, c, name, &joined);
 }
 
 static void drop_membership(registry *r, membership *m)
@@ -70,15 +84,22 @@ static void drop_membership(registry *r, membership *m)
     }
 }
 
-void wsni_registry_unsubscribe(registry *r, wsn_client *c, const char *name)
+int wsni_registry_leave(registry *r, wsn_client *c, const char *name)
 {
     channel_entry *ch = wsni_registry_find(r, name);
     if (!ch)
-        return;
+        return 0;
     membership *m = NULL;
     HASH_FIND(hh_chan, ch->members, &c, sizeof(c), m);
-    if (m)
-        drop_membership(r, m);
+    if (!m)
+        return 0;
+    drop_membership(r, m);
+    return 1;
+}
+
+void wsni_registry_unsubscribe(registry *r, wsn_client *c, const char *name)
+{
+    (void)wsni_registry_leave(r, c, name);
 }
 
 void wsni_registry_remove_client(registry *r, wsn_client *c)

@@ -8,7 +8,7 @@
 
 #include "wsnotify.h"
 
-#include <uthash.h>
+#include "util/hash.h"
 
 typedef struct channel_entry channel_entry;
 
@@ -35,6 +35,11 @@ typedef struct registry {
 
 int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name);
 void wsni_registry_unsubscribe(registry *r, wsn_client *c, const char *name);
+/* The same, saying whether a membership was made (*joined = 1; 0: c was a
+ * member already) or one was dropped (returns 1; 0: c was not a member):
+ * the shell's per-client subscription count follows them. */
+int wsni_registry_join(registry *r, wsn_client *c, const char *name, int *joined);
+int wsni_registry_leave(registry *r, wsn_client *c, const char *name);
 void wsni_registry_remove_client(registry *r, wsn_client *c);
 channel_entry *wsni_registry_find(registry *r, const char *name);
 void wsni_registry_clear(registry *r);

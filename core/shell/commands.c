@@ -227,12 +227,17 @@ int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
         if (!atomic_load(&cmd->client->connected))
             return WSN_EGONE;
         return wsni_broker_publish_to_client(srv, cmd->client, cmd->out, may_wait);
-    case CMD_SUBSCRIBE:
-        if (!atomic_load(&cmd->client->connected))
-            return WSN_EGONE;
-        return wsni_registry_subscribe(&srv->reg, cmd->client, cmd->channel);
+    case CMD_SUBSCRIBE: {
+        int joined = 0, rc = WSN_EGONE;
+        if (atomic_load(&cmd->client->connected))
+            rc = wsni_registry_join(&srv->reg, cmd->client, cmd->channel, &joined);
+        if (!joined && srv->max_subscriptions)
+            atomic_fetch_sub(&cmd->client->sub_slots, 1); /* its slot back */
+        return rc;
+    }
     case CMD_UNSUBSCRIBE:
-        wsni_registry_unsubscribe(&srv->reg, cmd->client, cmd->channel);
+        if (wsni_registry_leave(&srv->reg, cmd->client, cmd->channel) && srv->max_subscriptions)
+            atomic_fetch_sub(&cmd->client->sub_slots, 1);
         return WSN_OK;
     case CMD_SHUTDOWN:
         srv->transport->begin_shutdown(srv, cmd->arg);

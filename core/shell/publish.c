@@ -118,9 +118,28 @@ static int channel_command(wsn_server *srv, enum command_kind kind, wsn_client *
     return wsni_command_submit(srv, cmd, 0);
 }
 
+/* A subscribe takes one of the client's max_subscriptions slots before it
+ * is queued, so that the host hears WSN_ELIMIT at once; applying it gives
+ * the slot back when it added no membership (shell/commands.c). At the
+ * bound, subscribing again to a channel the client is in is refused as
+ * well: whether it is a member is known only on the I/O thread. */
 WSN_API int wsn_server_subscribe(wsn_server *srv, wsn_client *c, const char *channel)
 {
-    return channel_command(srv, CMD_SUBSCRIBE, c, channel);
+    if (!srv || !c)
+        return WSN_EINVAL;
+    unsigned cap = srv->max_subscriptions;
+    if (cap && atomic_fetch_add(&c->sub_slots, 1) >= cap) {
+        atomic_fetch_sub(&c->sub_slots, 1);
+        int rc = check_client(srv, c);
+        if (rc)
+            return rc;
+        wsni_set_error(srv, "client %s is in max_subscriptions (%u) channels", c->id, cap);
+        return WSN_ELIMIT;
+    }
+    int rc = channel_command(srv, CMD_SUBSCRIBE, c, channel);
+    if (rc && cap)
+        atomic_fetch_sub(&c->sub_slots, 1);
+    return rc;
 }
 
 WSN_API int wsn_server_unsubscribe(wsn_server *srv, wsn_client *c, const char *channel)

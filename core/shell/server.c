@@ -79,6 +79,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     srv->read_limit = (size_t)opt_int(copy, WSN_OPT_READ_LIMIT);
     srv->max_channel_name = (size_t)opt_int(copy, WSN_OPT_MAX_CHANNEL_NAME);
     srv->max_metadata_bytes = (size_t)opt_int(copy, WSN_OPT_MAX_METADATA_BYTES);
+    srv->max_subscriptions = (unsigned)opt_int(copy, WSN_OPT_MAX_SUBSCRIPTIONS);
     srv->send_buffer = (unsigned)opt_int(copy, WSN_OPT_SEND_BUFFER);
     srv->send_buffer_bytes = (size_t)opt_int(copy, WSN_OPT_SEND_BUFFER_BYTES);
     srv->drop_on_backpressure = (int)opt_int(copy, WSN_OPT_DROP_ON_BACKPRESSURE);
