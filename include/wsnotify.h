@@ -193,10 +193,23 @@ typedef enum wsn_option {
                                          bytes (one bigger frame still goes
                                          to an empty queue); 0 = counted in
                                          messages only. Since 0.3 */
-    WSN_OPT_MAX_SUBSCRIPTIONS = 31    /* int 0..10000000, 1024: channels
+    WSN_OPT_MAX_SUBSCRIPTIONS = 31,   /* int 0..10000000, 1024: channels
                                          one client may be in;
                                          wsn_server_subscribe() beyond it
                                          returns WSN_ELIMIT. 0 = no bound.
+                                         Since 0.3 */
+    WSN_OPT_EVENT_QUEUE_BYTES = 32,   /* int bytes 0..2^40, 16 MiB: reading
+                                         from clients also pauses while
+                                         the queued message events hold
+                                         this many bytes (resumes at half);
+                                         0 = counted in events only.
+                                         Since 0.3 */
+    WSN_OPT_MAX_PARTIAL_BYTES = 33    /* int bytes 0..2^40, 64 MiB: what
+                                         all clients' messages still being
+                                         reassembled may hold together; a
+                                         client whose message would go
+                                         beyond is closed with 1013 (try
+                                         again later). 0 = no bound.
                                          Since 0.3 */
 } wsn_option;
 

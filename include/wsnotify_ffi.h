@@ -83,7 +83,9 @@ typedef enum wsn_option {
     WSN_OPT_RX_BUFFER_POOL = 28,
     WSN_OPT_MALLOC_TRIM = 29,
     WSN_OPT_SEND_BUFFER_BYTES = 30,
-    WSN_OPT_MAX_SUBSCRIPTIONS = 31
+    WSN_OPT_MAX_SUBSCRIPTIONS = 31,
+    WSN_OPT_EVENT_QUEUE_BYTES = 32,
+    WSN_OPT_MAX_PARTIAL_BYTES = 33
 } wsn_option;
 
 typedef enum wsn_option_type {

@@ -102,6 +102,8 @@ static void test_option_defaults(void)
         {WSN_OPT_MALLOC_TRIM, 1},
         {WSN_OPT_SEND_BUFFER_BYTES, 1048576},
         {WSN_OPT_MAX_SUBSCRIPTIONS, 1024},
+        {WSN_OPT_EVENT_QUEUE_BYTES, 16777216},
+        {WSN_OPT_MAX_PARTIAL_BYTES, 67108864},
     };
     static const struct {
         wsn_option id;
@@ -167,6 +169,8 @@ static const struct {
     {"malloc_trim", WSN_OPT_MALLOC_TRIM, WSN_OPTTYPE_BOOL},
     {"send_buffer_bytes", WSN_OPT_SEND_BUFFER_BYTES, WSN_OPTTYPE_INT},
     {"max_subscriptions", WSN_OPT_MAX_SUBSCRIPTIONS, WSN_OPTTYPE_INT},
+    {"event_queue_bytes", WSN_OPT_EVENT_QUEUE_BYTES, WSN_OPTTYPE_INT},
+    {"max_partial_bytes", WSN_OPT_MAX_PARTIAL_BYTES, WSN_OPTTYPE_INT},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 

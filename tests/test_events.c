@@ -2,6 +2,7 @@
  * incoming envelopes, the error reply, ordering guarantees. */
 #define _GNU_SOURCE
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -695,6 +696,108 @@ static void test_event_queue_limit_pauses(void)
     wsn_options_free(o);
 }
 
+/* event_queue_bytes pauses reading by bytes (4,096 events would never
+ * fill here): every message still arrives, in order, and the pause says so
+ * in the log. */
+static atomic_int pause_lines;
+
+static void count_pause_lines(void *user, wsn_log_level level, const char *msg)
+{
+    (void)user;
+    (void)level;
+    if (strstr(msg, "pausing reads"))
+        atomic_fetch_add(&pause_lines, 1);
+}
+
+static void test_event_queue_bytes_pauses(void)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv;
+    wsc *w;
+    wsn_client *c;
+    int i, paused = 0;
+    char *pad = malloc(8192 + 1);
+    CHECK(pad);
+    memset(pad, 'p', 8192);
+    pad[8192] = '\0';
+    tu_set_int(o, WSN_OPT_EVENT_QUEUE_BYTES, 32768);
+    CHECK_OK(wsn_options_set_logger(o, count_pause_lines, NULL));
+    srv = tu_server(o);
+    c = tu_accept(srv, &w);
+    for (i = 0; i < 40; i++) {
+        char *msg = tu_strdupf("{\"type\":\"json\",\"message\":{\"i\":%d,\"p\":\"%s\"}}", i, pad);
+        CHECK_WSC(wsc_send_text(w, msg));
+        free(msg);
+    }
+    for (i = 0; i < 40; i++) {
+        wsn_event *ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+        char want[32];
+        snprintf(want, sizeof want, "{\"i\":%d,", i);
+        CHECK(strncmp((const char *)wsn_event_payload(ev, NULL), want, strlen(want)) == 0);
+        wsn_event_free(ev);
+    }
+    paused = atomic_load(&pause_lines);
+    CHECK(paused >= 1);
+    wsc_free(w);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+    wsn_options_free(o);
+    free(pad);
+}
+
+/* max_partial_bytes: two clients each start a 40 KB message in fragments
+ * (64 KiB of reassembly each) under a 64 KiB bound: whichever the server
+ * reads second is closed with 1013 (the host sees it leave), the other's
+ * message arrives whole once it sends the rest. */
+static void test_partial_bytes_bound(void)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv;
+    wsc *w[2];
+    wsn_client *c[2];
+    size_t half = 20000;
+    char *body = malloc(2 * half + 1);
+    CHECK(body);
+    memset(body, 'b', 2 * half);
+    body[2 * half] = '\0';
+    tu_set_int(o, WSN_OPT_MAX_PARTIAL_BYTES, 65536);
+    tu_set_int(o, WSN_OPT_RAW_INCOMING, 1);
+    srv = tu_server(o);
+    c[0] = tu_accept(srv, &w[0]);
+    c[1] = tu_accept(srv, &w[1]);
+    for (int i = 0; i < 2; i++) /* text, not final */
+        CHECK_WSC(wsc_send_frame_raw(w[i], 0x01, 1, body, 2 * half - 100));
+    wsn_event *ev = tu_expect_event(srv, WSN_EVENT_DISCONNECT, TU_TIMEOUT);
+    int kept = wsn_event_client(ev) == c[0];
+    CHECK(wsn_event_client(ev) == c[!kept]);
+    wsn_event_free(ev);
+    tu_expect_close(w[!kept], 1013, "server busy: try again later");
+    CHECK_WSC(wsc_send_frame_raw(w[kept], 0x80, 1, body, 100)); /* continuation, final */
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    size_t n = 0;
+    CHECK(wsn_event_payload(ev, &n));
+    CHECK_EQ(n, 2 * half);
+    CHECK(wsn_event_client(ev) == c[kept]);
+    wsn_event_free(ev);
+    /* The bound is free again: the same message from the other one passes. */
+    CHECK_WSC(wsc_send_frame_raw(w[kept], 0x01, 1, body, 2 * half - 100));
+    CHECK_WSC(wsc_send_frame_raw(w[kept], 0x80, 1, body, 100));
+    ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK(wsn_event_payload(ev, &n));
+    CHECK_EQ(n, 2 * half);
+    wsn_event_free(ev);
+    for (int i = 0; i < 2; i++) {
+        wsc_free(w[i]);
+        wsn_client_release(c[i]);
+    }
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+    wsn_options_free(o);
+    free(body);
+}
+
 /* raw_incoming: text frames reach the host as they are, no error replies. */
 static void test_raw_incoming(void)
 {
@@ -1195,6 +1298,8 @@ static const tu_test tests[] = {
     {"remote_address", test_remote_address},
     {"handler_publish_reply", test_handler_publish_reply},
     {"event_queue_limit_pauses", test_event_queue_limit_pauses},
+    {"event_queue_bytes_pauses", test_event_queue_bytes_pauses},
+    {"partial_bytes_bound", test_partial_bytes_bound},
     {"raw_incoming", test_raw_incoming},
     {"read_buffer_small", test_read_buffer_small},
     {"send_raw", test_send_raw},

@@ -122,6 +122,7 @@ struct wsn_server {
     int malloc_trim;    /* WSN_OPT_MALLOC_TRIM */
     int rx_buffer_pool; /* WSN_OPT_RX_BUFFER_POOL; io clears it when unsafe */
     size_t event_queue_limit;
+    size_t max_partial_bytes; /* WSN_OPT_MAX_PARTIAL_BYTES; 0 = no bound */
     const char *backpressure_reason; /* const: in opts */
     /* const: lines above log_level go to log_sink (the shell's: the host's
      * logger or the pulled log queue); WSN_LOG_NONE when neither is set. */

@@ -23,6 +23,8 @@ int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap,
     q->paused = 0;
     q->events = (wsni_list){0};
     q->messages = 0;
+    q->bytes = 0;
+    q->pause_bytes = 0;
     q->stopped_taken = 0;
     q->signal_due = 0;
     q->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -50,6 +52,7 @@ void wsni_event_queue_clear(event_queue *q)
     wsni_list events = q->events, lines = q->log_lines;
     q->events = (wsni_list){0};
     q->messages = 0;
+    q->bytes = 0;
     q->log_lines = (wsni_list){0};
     q->log_count = 0;
     sync_fd(q);
@@ -88,6 +91,16 @@ static void sync_fd(event_queue *q)
     while (n < 0 && errno == EINTR);
 }
 
+size_t wsni_event_bytes(const struct wsn_event *ev)
+{
+    return sizeof(*ev) + ev->msg.payload_len;
+}
+
+static int over_bytes(const event_queue *q, size_t limit)
+{
+    return q->pause_bytes && q->bytes >= limit;
+}
+
 int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
 {
     pthread_mutex_lock(&q->lock);
@@ -96,8 +109,12 @@ int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
     wsni_list_append(&q->events, &ev->node);
     sync_fd(q);
     int pause = 0;
-    if (ev->kind == WSN_EVENT_MESSAGE && ++q->messages >= q->pause_at && !q->paused)
-        pause = q->paused = 1;
+    if (ev->kind == WSN_EVENT_MESSAGE) {
+        q->messages++;
+        q->bytes += wsni_event_bytes(ev);
+        if ((q->messages >= q->pause_at || over_bytes(q, q->pause_bytes)) && !q->paused)
+            pause = q->paused = 1;
+    }
     check_counts(q);
     pthread_mutex_unlock(&q->lock);
     return pause;
@@ -128,11 +145,13 @@ int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)
     if (ev->kind == WSN_EVENT_MESSAGE) {
         assert(q->messages > 0 && "MESSAGE count below zero");
         q->messages--;
+        assert(q->bytes >= wsni_event_bytes(ev) && "MESSAGE bytes below zero");
+        q->bytes -= wsni_event_bytes(ev);
     }
     if (ev->kind == WSN_EVENT_STOPPED)
         q->stopped_taken = 1;
     *resume = 0;
-    if (q->paused && q->messages <= q->pause_at / 2) {
+    if (q->paused && q->messages <= q->pause_at / 2 && !over_bytes(q, q->pause_bytes / 2 + 1)) {
         q->paused = 0;
         *resume = 1;
     }

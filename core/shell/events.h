@@ -31,8 +31,10 @@ typedef struct event_queue {
     pthread_mutex_t lock;
     wsni_list events;              /* lock: of struct wsn_event, oldest first */
     size_t messages;               /* lock: MESSAGE events queued */
+    size_t bytes;                  /* lock: what those hold (wsni_event_bytes) */
     int stopped_taken;             /* lock */
     size_t pause_at;               /* const: MESSAGE events that pause reads */
+    size_t pause_bytes;            /* const: their bytes that do; 0 = none */
     int paused;                    /* lock: reads from clients are paused */
     int signal_due;                /* lock: pushed with the wake-up deferred */
     int fd;                        /* eventfd; const */
@@ -50,8 +52,16 @@ int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap,
                           void (*free_event)(struct wsn_event *ev));
 /* Frees every queued event and the fd. */
 void wsni_event_queue_destroy(event_queue *q);
+/* What a MESSAGE event counts against pause_bytes: its payload and the
+ * event itself. */
+size_t wsni_event_bytes(const struct wsn_event *ev);
+/* Sets the byte bound (WSN_OPT_EVENT_QUEUE_BYTES) before first use. */
+static inline void wsni_event_queue_set_bytes(event_queue *q, size_t pause_bytes)
+{
+    q->pause_bytes = pause_bytes;
+}
 /* Appends. Returns 1 when reads must pause now: the MESSAGE backlog
- * reached pause_at. With defer, the fd is not made readable yet but by
+ * reached pause_at events or pause_bytes bytes. With defer, the fd is not made readable yet but by
  * the next wsni_event_queue_flush: the I/O thread wakes the host once per loop
  * pass, not once per message (with both threads on one core every wake-up
  * preempted the I/O thread, so the host took one event per switch). */
@@ -60,7 +70,7 @@ int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer);
 void wsni_event_queue_flush(event_queue *q);
 /* Takes the oldest event. Returns 0 with *out, WSN_EAGAIN, or WSN_ECLOSED
  * once STOPPED was taken. *resume is set to 1 when paused reads must
- * resume now: the backlog fell to half of pause_at. */
+ * resume now: the backlog fell to half of pause_at and of pause_bytes. */
 int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume);
 /* Drops queued events without running them (server teardown). */
 void wsni_event_queue_clear(event_queue *q);

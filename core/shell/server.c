@@ -90,6 +90,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     srv->malloc_trim = (int)opt_int(copy, WSN_OPT_MALLOC_TRIM);
     srv->rx_buffer_pool = (int)opt_int(copy, WSN_OPT_RX_BUFFER_POOL);
     srv->event_queue_limit = (size_t)opt_int(copy, WSN_OPT_EVENT_QUEUE_LIMIT);
+    srv->max_partial_bytes = (size_t)opt_int(copy, WSN_OPT_MAX_PARTIAL_BYTES);
     srv->max_pending_batches = (size_t)opt_int(copy, WSN_OPT_MAX_PENDING_BATCHES);
     srv->max_batch_messages = (size_t)opt_int(copy, WSN_OPT_MAX_BATCH_MESSAGES);
     srv->max_batch_bytes = (size_t)opt_int(copy, WSN_OPT_MAX_BATCH_BYTES);
@@ -109,6 +110,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
         copy_error(errbuf, errbuf_len, "cannot create an eventfd");
         return WSN_ENOMEM;
     }
+    wsni_event_queue_set_bytes(srv->events, (size_t)opt_int(copy, WSN_OPT_EVENT_QUEUE_BYTES));
     srv->backpressure_reason = opt_str(copy, WSN_OPT_BACKPRESSURE_REASON);
     srv->log_sink = wsni_log_sink;
     srv->log_level = copy->log_fn || srv->events->log_cap

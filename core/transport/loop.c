@@ -35,6 +35,8 @@
 #define WRITE_PASSES 4
 /* Below this many clients at the peak, memory is not worth giving back. */
 #define TRIM_MIN_PEAK 32
+/* Partial messages holding this much count as a spike worth a trim. */
+#define SPIKE_PARTIAL_BYTES (16u << 20)
 
 struct pss {
     wsn_client *client; /* the registry's reference; NULL until ESTABLISHED */
@@ -60,8 +62,11 @@ void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
     /* The queue decides under its lock, so the host's resume decision
      * (taken under the same lock) can never be missed. */
     if (wsni_event_queue_push(srv->events, ev, srv->lws->in_service)) {
-        wsni_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
-                srv->event_queue_limit);
+        wsni_log(srv, WSN_LOG_WARN,
+                 "events waiting for the host reached event_queue_limit (%zu) or "
+                 "event_queue_bytes: pausing reads",
+                 srv->event_queue_limit);
+        srv->lws->spike = 1;
         wsni_loop_pause_rx(srv, 1);
     }
 }
@@ -207,6 +212,8 @@ static void give_back_now(wsni_timer *tm)
         wsni_memory_give_back();
     wsni_rx_pool_trim(&srv->lws->rx_pool);
     srv->lws->peak_since_trim = srv->connected;
+    srv->lws->spike = 0;
+    srv->lws->trimmed_at = lws_now_usecs();
 }
 
 static void give_back_memory(wsn_server *srv)
@@ -215,12 +222,48 @@ static void give_back_memory(wsn_server *srv)
     if (!srv->ctx_alive) /* CLOSED during lws_context_destroy */
         return;
     /* At zero always (the last <= TRIM_MIN_PEAK clients' memory too);
-     * otherwise below half the peak since the last time. */
-    if (now && (srv->lws->peak_since_trim < TRIM_MIN_PEAK || now > srv->lws->peak_since_trim / 2))
+     * otherwise below half the peak since the last time, or after a
+     * spike in bytes (a full event queue, many partial messages: a few
+     * clients can pin hundreds of MiB, issue 16 item 7), at most once a
+     * second. */
+    int64_t delay = 100 * 1000;
+    if (now && srv->lws->spike) {
+        int64_t next = srv->lws->trimmed_at + LWS_US_PER_SEC - lws_now_usecs();
+        if (next > delay)
+            delay = next;
+    } else if (now && (srv->lws->peak_since_trim < TRIM_MIN_PEAK ||
+                       now > srv->lws->peak_since_trim / 2)) {
         return;
+    }
     /* Later, from the loop: lws frees this client's wsi (and we release
      * the client) only after CLOSED returns; repeated calls coalesce. */
-    wsni_timer_arm(srv, &srv->lws->trim_timer, give_back_now, 100 * 1000);
+    wsni_timer_arm(srv, &srv->lws->trim_timer, give_back_now, delay);
+}
+
+/* At most one line a second, so that the refusals are no log flood. */
+static void partial_refused_log(wsn_server *srv, wsn_client *c)
+{
+    struct wsni_lws *l = srv->lws;
+    lws_usec_t now = lws_now_usecs();
+    l->partial_refused++;
+    if (now - l->partial_logged_at < LWS_US_PER_SEC)
+        return;
+    wsni_log(srv, WSN_LOG_WARN,
+             "client %s: messages being received hold max_partial_bytes (%zu): closed with "
+             "1013 (%u such clients since the last line)",
+             c->id, srv->max_partial_bytes, l->partial_refused);
+    l->partial_logged_at = now;
+    l->partial_refused = 0;
+}
+
+/* Frees c's reassembly buffer and takes it off the server's partial bytes. */
+static void rx_release(wsn_server *srv, wsn_client *c)
+{
+    struct wsni_conn *conn = wsni_conn_of(c);
+    srv->lws->partial_bytes -= conn->rx_cap;
+    free(conn->rx);
+    conn->rx = NULL;
+    conn->rx_cap = conn->rx_len = 0;
 }
 
 static void on_closed(wsn_server *srv, struct pss *pss)
@@ -238,9 +281,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     }
     wsni_conn_of(c)->wsi = NULL;
     wsni_conn_of(c)->rx_buffer = NULL; /* lws frees it with the wsi */
-    free(wsni_conn_of(c)->rx);
-    wsni_conn_of(c)->rx = NULL;
-    wsni_conn_of(c)->rx_cap = wsni_conn_of(c)->rx_len = 0;
+    rx_release(srv, c);
     wsni_client_forget(c);
     give_back_memory(srv);
     wsni_log(srv, WSN_LOG_DEBUG, "client %s disconnected", c->id);
@@ -335,9 +376,23 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
         size_t cap = wsni_conn_of(c)->rx_cap ? wsni_conn_of(c)->rx_cap : 1024;
         while (cap < wsni_conn_of(c)->rx_len + len)
             cap *= 2;
+        size_t grow = cap - wsni_conn_of(c)->rx_cap;
+        if (srv->max_partial_bytes && srv->lws->partial_bytes + grow > srv->max_partial_bytes) {
+            /* Many clients each holding part of a big message would pin
+             * memory until they finish (issue 16 item 7): the one that
+             * would go beyond the server's bound is asked to come back. */
+            static const char reason[] = "server busy: try again later";
+            partial_refused_log(srv, c);
+            lws_close_reason(wsi, (enum lws_close_status)1013, (unsigned char *)reason,
+                             sizeof(reason) - 1);
+            return -1;
+        }
         unsigned char *p = realloc(wsni_conn_of(c)->rx, cap + 1);
         if (!p)
             return -1;
+        srv->lws->partial_bytes += grow;
+        if (srv->lws->partial_bytes >= SPIKE_PARTIAL_BYTES)
+            srv->lws->spike = 1;
         wsni_conn_of(c)->rx = p;
         wsni_conn_of(c)->rx_cap = cap;
     }
@@ -349,10 +404,7 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
         return 0;
     pss->in_message = 0;
     message_complete(srv, c, wsni_conn_of(c)->rx, wsni_conn_of(c)->rx_len);
-    wsni_conn_of(c)->rx_len = 0;
-    free(wsni_conn_of(c)->rx);
-    wsni_conn_of(c)->rx = NULL;
-    wsni_conn_of(c)->rx_cap = 0;
+    rx_release(srv, c);
     return 0;
 }
 

@@ -63,6 +63,9 @@ struct wsni_lws {
     int stop;
     int draining;
     int rx_paused;
+    size_t partial_bytes; /* reassembly buffers of every client (max_partial_bytes) */
+    int64_t partial_logged_at; /* the last max_partial_bytes line (rate limit) */
+    unsigned partial_refused;  /* refusals since that line */
     unsigned pass_writes; /* clients written to in this loop pass */
     int in_service;       /* inside the service loop, where the host is woken
                            * once per pass (wsni_event_queue_flush) */
@@ -72,6 +75,8 @@ struct wsni_lws {
     wsni_timer keepalive_timer;
     int64_t keepalive_due; /* when the timer fires; 0 = not armed */
     int peak_since_trim;   /* most clients connected since the last malloc_trim */
+    int spike;             /* bytes peaked (reads paused, big partials) since then */
+    int64_t trimmed_at;    /* lws_now_usecs() of the last give-back */
     wsni_timer trim_timer; /* wsni_memory_give_back() once clients left */
     /* rx_quiet.c: clients whose receive buffer was written since released */
     wsn_client **rx_quiet;
