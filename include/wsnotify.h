@@ -144,7 +144,9 @@ typedef enum wsn_option {
                                          before reading from clients pauses */
     WSN_OPT_MAX_CHANNEL_NAME = 17,    /* int bytes, 256 */
     WSN_OPT_MAX_METADATA_BYTES = 18,  /* int bytes per client, 65536 */
-    WSN_OPT_MAX_CLIENTS = 19,         /* int, 0 = unlimited */
+    WSN_OPT_MAX_CLIENTS = 19,         /* int, 0: beyond it upgrades get
+                                         503; 0 = what RLIMIT_NOFILE
+                                         leaves (docs/api.md; 0.2: none) */
     WSN_OPT_MAX_PENDING_BATCHES = 20, /* int, 10000 (batching) */
     WSN_OPT_MAX_BATCH_MESSAGES = 21,  /* int, 10000 per batch (batching) */
     WSN_OPT_MAX_BATCH_BYTES = 22,     /* int, 1 MiB per batch (batching) */

@@ -13,10 +13,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -133,6 +135,20 @@ static int subprotocol_supported(struct lws *wsi)
     return found;
 }
 
+/* Counts an event; returns how many to report (this one included) when a
+ * line is due, at most once a second, else 0. */
+static unsigned ratelog_due(wsni_ratelog *r)
+{
+    lws_usec_t now = lws_now_usecs();
+    r->count++;
+    if (r->at && now - r->at < LWS_US_PER_SEC)
+        return 0;
+    unsigned n = r->count;
+    r->at = now;
+    r->count = 0;
+    return n;
+}
+
 static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
 {
     if (srv->lws->draining)
@@ -144,8 +160,12 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
     free(uri);
     if (!right_path)
         return refuse(wsi, HTTP_STATUS_NOT_FOUND, NULL);
-    if (srv->max_clients && srv->connected >= srv->max_clients) {
-        wsni_log(srv, WSN_LOG_WARN, "max_clients (%d) reached: upgrade refused", srv->max_clients);
+    if (srv->lws->client_cap && srv->connected >= srv->lws->client_cap) {
+        unsigned n = ratelog_due(&srv->lws->clients_log);
+        if (n)
+            wsni_log(srv, WSN_LOG_WARN, "%d clients (%s): %u upgrades refused with 503",
+                     srv->lws->client_cap,
+                     srv->max_clients ? "max_clients" : "what RLIMIT_NOFILE leaves", n);
         return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many clients");
     }
     if (!subprotocol_supported(wsi))
@@ -240,20 +260,14 @@ static void give_back_memory(wsn_server *srv)
     wsni_timer_arm(srv, &srv->lws->trim_timer, give_back_now, delay);
 }
 
-/* At most one line a second, so that the refusals are no log flood. */
 static void partial_refused_log(wsn_server *srv, wsn_client *c)
 {
-    struct wsni_lws *l = srv->lws;
-    lws_usec_t now = lws_now_usecs();
-    l->partial_refused++;
-    if (now - l->partial_logged_at < LWS_US_PER_SEC)
-        return;
-    wsni_log(srv, WSN_LOG_WARN,
-             "client %s: messages being received hold max_partial_bytes (%zu): closed with "
-             "1013 (%u such clients since the last line)",
-             c->id, srv->max_partial_bytes, l->partial_refused);
-    l->partial_logged_at = now;
-    l->partial_refused = 0;
+    unsigned n = ratelog_due(&srv->lws->partial_log);
+    if (n)
+        wsni_log(srv, WSN_LOG_WARN,
+                 "client %s: messages being received hold max_partial_bytes (%zu): closed with "
+                 "1013 (%u such clients since the last line)",
+                 c->id, srv->max_partial_bytes, n);
 }
 
 /* Frees c's reassembly buffer and takes it off the server's partial bytes. */
@@ -551,8 +565,21 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             wsni_commands_run(srv);
         return 0;
     }
-    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-        return srv->lws->draining ? 1 : 0;
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
+        if (srv->lws->draining)
+            return 1;
+        int fd = (int)(lws_intptr_t)in;
+        if (srv->lws->fd_refuse_at && fd >= srv->lws->fd_refuse_at) {
+            unsigned n = ratelog_due(&srv->lws->fds_log);
+            if (n)
+                wsni_log(srv, WSN_LOG_WARN,
+                         "file descriptors nearly exhausted (RLIMIT_NOFILE): %u connections "
+                         "closed at accept",
+                         n);
+            return 1;
+        }
+        return 0;
+    }
     case LWS_CALLBACK_RAW_ADOPT:
         /* lws turns a request it will not serve as HTTP (CONNECT) into a
          * raw socket bound to our protocol, which would stay open until
@@ -748,6 +775,26 @@ static void describe_bind_failure(wsn_server *srv)
 }
 
 
+/* The bounds that keep the server off EMFILE, from the soft descriptor
+ * limit: sockets numbered within the last max(8, limit/64) are closed at
+ * accept (the kernel hands out the lowest free number, so a high one means
+ * few are left), and unless max_clients says otherwise, clients take at
+ * most what the limit leaves after a reserve of max(32, limit/16) for the
+ * host's own files and connections that never upgrade. */
+static void fd_bounds(wsn_server *srv)
+{
+    struct rlimit rl;
+    srv->lws->client_cap = srv->max_clients;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX)
+        return;
+    int limit = (int)rl.rlim_cur;
+    int edge = limit / 64 > 8 ? limit / 64 : 8;
+    int reserve = limit / 16 > 32 ? limit / 16 : 32;
+    srv->lws->fd_refuse_at = limit > edge ? limit - edge : 0;
+    if (!srv->max_clients && limit > reserve)
+        srv->lws->client_cap = limit - reserve;
+}
+
 static void lws_state_free(wsn_server *srv)
 {
     free(srv->lws->coalesce);
@@ -762,6 +809,7 @@ static void *io_main(void *arg)
     pthread_setname_np(pthread_self(), "wsnotify-io");
     struct lws_context_creation_info info;
     fill_context_info(srv, &info);
+    fd_bounds(srv);
     /* lws logs process-wide with no server context; ours go through the
      * host's logger instead. WSN_LWS_LOG=1 shows lws's own for debugging. */
     const char *lws_log = getenv("WSN_LWS_LOG");

@@ -53,6 +53,11 @@ static inline wsn_client *wsni_conn_client(struct wsni_conn *conn)
     return conn ? wsni_container_of(conn, wsn_client, transport_part) : NULL;
 }
 
+typedef struct wsni_ratelog {
+    int64_t at;     /* lws_now_usecs() of the last line */
+    unsigned count; /* events since that line */
+} wsni_ratelog;
+
 struct wsni_lws {
     wsn_server *srv; /* const: the server this serves (timer callbacks find it) */
     struct lws_context *ctx; /* lws_cancel_service from other threads only while
@@ -64,8 +69,17 @@ struct wsni_lws {
     int draining;
     int rx_paused;
     size_t partial_bytes; /* reassembly buffers of every client (max_partial_bytes) */
-    int64_t partial_logged_at; /* the last max_partial_bytes line (rate limit) */
-    unsigned partial_refused;  /* refusals since that line */
+    /* Refusals are logged at most once a second, with a count (a client
+     * must not be able to flood the log): partial messages, max_clients,
+     * descriptors. */
+    wsni_ratelog partial_log, clients_log, fds_log;
+    /* From RLIMIT_NOFILE at start: upgrades beyond client_cap get 503
+     * (max_clients, or the descriptors left for clients when that is 0);
+     * an accepted socket numbered fd_refuse_at or above is closed at once,
+     * so that accept() never meets EMFILE (lws 4.1 retries it without
+     * pause: a spin). 0 = no bound. */
+    int client_cap;
+    int fd_refuse_at;
     unsigned pass_writes; /* clients written to in this loop pass */
     int in_service;       /* inside the service loop, where the host is woken
                            * once per pass (wsni_event_queue_flush) */
