@@ -195,7 +195,8 @@ def test_serve_forever_ctrl_c():
 def test_shutdown_timeout_cuts_stuck_client(make_harness):
     """A client that reads nothing cannot take what was queued for it:
     shutdown gives up after its timeout, cuts it and says so."""
-    h = make_harness(send_buffer=1024)
+    # No byte bound on its queue: all 4.8 MiB wait for shutdown to meet.
+    h = make_harness(send_buffer=1024, send_buffer_bytes=0)
     s = h.server
     stuck, sc = h.raw_connected(rcvbuf=4096)
     s.subscribe(sc, "c")

@@ -79,7 +79,8 @@ test('shutdown from a message handler', async (t) => {
 // hold for a peer that reads nothing: the server's send buffer stops at
 // tcp_wmem's 4 MiB, and the peer's receive window grows only as it reads.
 test('a shutdown timeout cuts a client that reads nothing', async (t) => {
-  const h = await harness(t, { sendBuffer: 1024 });
+  // No byte bound on its queue: all 16 MiB wait for shutdown to meet.
+  const h = await harness(t, { sendBuffer: 1024, sendBufferBytes: 0 });
   const [stuck, c] = await h.connect();
   stuck.ws.pause();
   h.server.subscribe(c, 'c');
