@@ -112,8 +112,10 @@ int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
     if (ev->kind == WSN_EVENT_MESSAGE) {
         q->messages++;
         q->bytes += wsni_event_bytes(ev);
-        if ((q->messages >= q->pause_at || over_bytes(q, q->pause_bytes)) && !q->paused)
+        if (!q->paused && q->messages >= q->pause_at)
             pause = q->paused = 1;
+        else if (!q->paused && over_bytes(q, q->pause_bytes))
+            pause = 2, q->paused = 1;
     }
     check_counts(q);
     pthread_mutex_unlock(&q->lock);

@@ -60,8 +60,8 @@ static inline void wsni_event_queue_set_bytes(event_queue *q, size_t pause_bytes
 {
     q->pause_bytes = pause_bytes;
 }
-/* Appends. Returns 1 when reads must pause now: the MESSAGE backlog
- * reached pause_at events or pause_bytes bytes. With defer, the fd is not made readable yet but by
+/* Appends. Returns nonzero when reads must pause now: 1 when the MESSAGE
+ * backlog reached pause_at events, 2 when it reached pause_bytes bytes. With defer, the fd is not made readable yet but by
  * the next wsni_event_queue_flush: the I/O thread wakes the host once per loop
  * pass, not once per message (with both threads on one core every wake-up
  * preempted the I/O thread, so the host took one event per switch). */

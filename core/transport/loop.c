@@ -63,11 +63,14 @@ void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
     }
     /* The queue decides under its lock, so the host's resume decision
      * (taken under the same lock) can never be missed. */
-    if (wsni_event_queue_push(srv->events, ev, srv->lws->in_service)) {
-        wsni_log(srv, WSN_LOG_WARN,
-                 "events waiting for the host reached event_queue_limit (%zu) or "
-                 "event_queue_bytes: pausing reads",
-                 srv->event_queue_limit);
+    int pause = wsni_event_queue_push(srv->events, ev, srv->lws->in_service);
+    if (pause) {
+        if (pause == 1)
+            wsni_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
+                     srv->event_queue_limit);
+        else
+            wsni_log(srv, WSN_LOG_WARN,
+                     "events waiting for the host hold event_queue_bytes: pausing reads");
         srv->lws->spike = 1;
         wsni_loop_pause_rx(srv, 1);
     }

@@ -30,7 +30,9 @@ describe("ABI 0.2", function()
     end)
 
     it("refuses a publish without room instead of waiting", function()
-        local server = H.server{nonblocking = true, send_buffer = 4, write_wait = 30}
+        -- write_wait also bounds how long a queued message may wait (0.3):
+        -- long enough that the client is still there when it reads.
+        local server = H.server{nonblocking = true, send_buffer = 4, write_wait = 5000}
         local ws, c = H.connect_pair(server)
         server:subscribe(c, "c")
         local room = server:room_fd()
