@@ -144,9 +144,11 @@ typedef enum wsn_option {
                                          before reading from clients pauses */
     WSN_OPT_MAX_CHANNEL_NAME = 17,    /* int bytes, 256 */
     WSN_OPT_MAX_METADATA_BYTES = 18,  /* int bytes per client, 65536 */
-    WSN_OPT_MAX_CLIENTS = 19,         /* int, 0: beyond it upgrades get
-                                         503; 0 = what RLIMIT_NOFILE
-                                         leaves (docs/api.md; 0.2: none) */
+    WSN_OPT_MAX_CLIENTS = 19,         /* int, 0: upgrades beyond it get
+                                         503. 0 = derived at start from the
+                                         soft RLIMIT_NOFILE, minus a reserve
+                                         (docs/api.md); before 0.3, 0 meant
+                                         no bound */
     WSN_OPT_MAX_PENDING_BATCHES = 20, /* int, 10000 (batching) */
     WSN_OPT_MAX_BATCH_MESSAGES = 21,  /* int, 10000 per batch (batching) */
     WSN_OPT_MAX_BATCH_BYTES = 22,     /* int, 1 MiB per batch (batching) */
@@ -726,14 +728,18 @@ typedef struct wsn_event_record {
  * after a message that did not fit in the arena. *arena_used gets the bytes
  * written to arena. Returns the number of events taken (0: none queued),
  * WSN_ECLOSED once STOPPED was taken earlier and nothing is left, WSN_EINVAL
- * for NULL pointers, max < 1 or a record_size smaller than the 0.3 struct.
- * Any one thread at a time, like wsn_server_next_event. Since 0.3. */
+ * for NULL srv, events, records or arena_used, NULL arena with a non-zero
+ * arena_cap, max < 1, or a record_size smaller than the 0.3 struct or not a
+ * multiple of 8. Any thread, like wsn_server_next_event: two threads taking
+ * at once each get a disjoint share of the queue, in queue order within
+ * each batch. Since 0.3. */
 WSN_API int wsn_server_take_events(wsn_server *srv, wsn_event **events,
                                    wsn_event_record *records, size_t record_size, int max,
                                    void *arena, size_t arena_cap, size_t *arena_used);
 
 /* Frees count events taken by wsn_server_take_events and sets each slot to
- * NULL (NULL slots are skipped). Since 0.3. */
+ * NULL (NULL slots and a NULL array are skipped). Any thread that holds the
+ * events. Since 0.3. */
 WSN_API void wsn_events_free(wsn_event **events, int count);
 
 /* Takes the oldest queued log line (WSN_OPT_LOG_QUEUE > 0 and no logger):
