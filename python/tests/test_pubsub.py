@@ -304,3 +304,21 @@ def test_subprotocol_json(harness):
     ws2, c2 = harness.connect()
     assert ws2.subprotocol is None
     assert c2.subprotocol == ""
+
+
+def test_subscription_cap(make_harness):
+    """max_subscriptions (0.3) through the binding: the third channel is
+    refused at once with LimitError, a channel already joined counts, and
+    the two joined still get their publishes."""
+    h = make_harness(max_subscriptions=2)
+    ws, c = h.connect()
+    s = h.server
+    s.subscribe(c, "a")
+    s.subscribe(c, "b")
+    with pytest.raises(LimitError, match="configured size limit exceeded"):
+        s.subscribe(c, "c")
+    s.publish("c", 0)
+    s.publish("a", 1)
+    s.publish("b", 2)
+    expect_envelope(ws, env("a", "json", "1"))
+    expect_envelope(ws, env("b", "json", "2"))

@@ -154,3 +154,17 @@ test('one publish reaches each of 200 subscribers exactly once', async (t) => {
   }
   assert.equal(h.server.connectedClients(), N);
 });
+
+test('maxSubscriptions (0.3): the channel beyond the cap is refused with WSN_ELIMIT', async (t) => {
+  const h = await harness(t, { maxSubscriptions: 2 });
+  const [ws, c] = await h.connect();
+  const s = h.server;
+  s.subscribe(c, 'a');
+  s.subscribe(c, 'b');
+  assert.throws(() => s.subscribe(c, 'c'), (e) => e instanceof WsnotifyError && e.code === 'WSN_ELIMIT');
+  await s.publish('c', 0);
+  await s.publish('a', 1);
+  await s.publish('b', 2);
+  assert.deepEqual([JSON.parse(await ws.next()), JSON.parse(await ws.next())].map((m) => [m.channel, m.message]),
+    [['a', 1], ['b', 2]]);
+});
