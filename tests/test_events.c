@@ -1146,6 +1146,97 @@ static void test_take_events_batch(void)
     wsn_server_free(srv);
 }
 
+/* Two threads take from one server at once (any thread may call it): each
+ * message reaches exactly one of them, and within each batch in the order
+ * sent. */
+#define TAKE_THREADS_MESSAGES 400
+
+typedef struct taker {
+    wsn_server *srv;
+    atomic_int *taken; /* messages taken by both */
+    int got[TAKE_THREADS_MESSAGES];
+    int ngot;
+    int out_of_order; /* batches whose messages were not ascending */
+    int failed;       /* an unexpected return code */
+} taker;
+
+static void *take_thread(void *arg)
+{
+    taker *t = arg;
+    wsn_event *evs[8];
+    wsn_event_record recs[8];
+    char arena[512];
+    size_t used;
+    int idle = 0; /* a lost message ends the wait after ~10 s, not never */
+    while (atomic_load(t->taken) < TAKE_THREADS_MESSAGES && idle < 200) {
+        int n = wsn_server_take_events(t->srv, evs, recs, sizeof recs[0], 8, arena,
+                                       sizeof arena, &used);
+        if (n < 0) {
+            t->failed = n;
+            break;
+        }
+        if (n == 0) {
+            idle++;
+            wsn_server_wait(t->srv, 50);
+            continue;
+        }
+        idle = 0;
+        int last = -1;
+        for (int i = 0; i < n; i++) {
+            if (recs[i].kind != WSN_EVENT_MESSAGE || recs[i].payload_offset < 0)
+                continue;
+            int v = atoi(arena + recs[i].payload_offset);
+            if (v <= last)
+                t->out_of_order++;
+            last = v;
+            if (t->ngot < TAKE_THREADS_MESSAGES)
+                t->got[t->ngot++] = v;
+            atomic_fetch_add(t->taken, 1);
+        }
+        wsn_events_free(evs, n);
+    }
+    return NULL;
+}
+
+static void test_take_events_two_threads(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    atomic_int taken = 0;
+    static taker t[2];
+    pthread_t tid[2];
+    static char seen[TAKE_THREADS_MESSAGES];
+    memset(t, 0, sizeof t);
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < 2; i++) {
+        t[i].srv = srv;
+        t[i].taken = &taken;
+        CHECK(pthread_create(&tid[i], NULL, take_thread, &t[i]) == 0);
+    }
+    for (int i = 0; i < TAKE_THREADS_MESSAGES; i++) {
+        char text[80];
+        snprintf(text, sizeof text, "{\"type\":\"json\",\"channel\":\"c\",\"message\":%d}", i);
+        CHECK_WSC(wsc_send_text(w, text));
+    }
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_join(tid[i], NULL) == 0);
+    CHECK_EQ(t[0].failed, 0);
+    CHECK_EQ(t[1].failed, 0);
+    CHECK_EQ(t[0].out_of_order + t[1].out_of_order, 0);
+    CHECK_EQ(t[0].ngot + t[1].ngot, TAKE_THREADS_MESSAGES);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < t[i].ngot; j++) {
+            int v = t[i].got[j];
+            CHECK(v >= 0 && v < TAKE_THREADS_MESSAGES && !seen[v]);
+            seen[v] = 1;
+        }
+    wsc_free(w);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
 /* ---- log lines taken like events -------------------------------------- */
 
 static int event_fd_readable(wsn_server *srv, int timeout_ms)
@@ -1305,6 +1396,7 @@ static const tu_test tests[] = {
     {"send_raw", test_send_raw},
     {"event_info_every_kind", test_event_info_every_kind},
     {"take_events_batch", test_take_events_batch},
+    {"take_events_two_threads", test_take_events_two_threads},
     {"log_queue_drained", test_log_queue_drained},
     {"log_queue_overflow", test_log_queue_overflow},
     {NULL, NULL},
