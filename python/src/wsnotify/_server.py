@@ -413,7 +413,10 @@ _BATCH_MAX = 256
 _ARENA_BYTES = 256 * 1024
 _REC_FIELDS = 11
 _REC = struct.Struct(f"{_REC_FIELDS}q")
-assert ffi.sizeof("wsn_event_record") == _REC.size, "wsn_event_record is not 11 int64"
+if ffi.sizeof("wsn_event_record") != _REC.size:  # pragma: no cover - 32-bit
+    # Records are read as 11 int64; python -O would drop an assert.
+    raise ImportError("wsnotify: wsn_event_record is %d bytes, not 11 int64 "
+                      "(a 64-bit platform is needed)" % ffi.sizeof("wsn_event_record"))
 _rec_unpack = _REC.unpack_from
 _REC_BYTES = _REC.size
 
