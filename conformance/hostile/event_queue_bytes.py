@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 
-from hostile_lib import (Client, Server, emit, envelope, frame, run_check, server_args,
+from hostile_lib import (Client, Server, emit, envelope, frame, parse_and_run, server_args,
                          verdict)
 from slow_reader_freeze import attacker as slow_reader
 
@@ -231,11 +231,7 @@ def main(argv):
                     help="RSS growth bound (default: 96 partial, 64 queue)")
     ap.add_argument("--max-residual-mib", type=float, default=16.0)
     ap.add_argument("--no-rss", action="store_true", help="no RSS bounds (sanitizer builds)")
-    ap.add_argument("--expect-fail", action="store_true")
-    args = ap.parse_args(own)
-    if not cmd:
-        ap.error("give the chat server command after --")
-    return run_check(lambda: check(args, cmd), args.expect_fail)
+    return parse_and_run(ap, own, cmd, check)
 
 
 def check(args, cmd):

@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 
-from hostile_lib import Client, Server, emit, run_check, server_args, verdict
+from hostile_lib import Client, Server, emit, parse_and_run, server_args, verdict
 
 
 def count_accepts(pid, seconds):
@@ -101,11 +101,7 @@ def main(argv):
     ap.add_argument("--max-cpu", type=float, default=0.1, help="cores at the limit, at most")
     ap.add_argument("--max-log-lines", type=int, default=10, help="lines in the window, at most")
     ap.add_argument("--strace", action="store_true", help="also count accept() calls (strace -c)")
-    ap.add_argument("--expect-fail", action="store_true")
-    args = ap.parse_args(own)
-    if not cmd:
-        ap.error("give the chat server command after --")
-    return run_check(lambda: check(args, cmd), args.expect_fail)
+    return parse_and_run(ap, own, cmd, check)
 
 
 def check(args, cmd):

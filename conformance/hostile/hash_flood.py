@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 
-from hostile_lib import (Client, Server, emit, envelope, frame, percentile, run_check,
+from hostile_lib import (Client, Server, emit, envelope, frame, percentile, parse_and_run,
                          server_args, verdict)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -232,11 +232,7 @@ def main(argv):
                     help="flood: server CPU for colliding names / for random ones, at most")
     ap.add_argument("--sub-cap", type=int, default=1024, help="cap: subscriptions per client")
     ap.add_argument("--cap-extra", type=int, default=16, help="cap: subscriptions beyond it")
-    ap.add_argument("--expect-fail", action="store_true")
-    args = ap.parse_args(own)
-    if not cmd:
-        ap.error("give the chat server command after --")
-    return run_check(lambda: check(args, cmd), args.expect_fail)
+    return parse_and_run(ap, own, cmd, check)
 
 
 def check(args, cmd):

@@ -188,6 +188,16 @@ def run_check(main, expect_fail=False):
     return status
 
 
+def parse_and_run(ap, own, cmd, check):
+    """The end of every check's main(): --expect-fail, the chat server
+    command after --, and check(args, cmd) under run_check."""
+    ap.add_argument("--expect-fail", action="store_true")
+    args = ap.parse_args(own)
+    if not cmd:
+        ap.error("give the chat server command after --")
+    return run_check(lambda: check(args, cmd), args.expect_fail)
+
+
 # ---- an attack in a process of its own -------------------------------------
 
 def _attack_main(target, port, stop, out, stats, args):

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 
-from hostile_lib import (Client, Server, emit, envelope, frame, run_check, server_args,
+from hostile_lib import (Client, Server, emit, envelope, frame, parse_and_run, server_args,
                          verdict)
 
 
@@ -81,11 +81,7 @@ def main(argv):
     ap.add_argument("--max-growth-mib", type=float, default=64.0)
     ap.add_argument("--max-residual-mib", type=float, default=16.0)
     ap.add_argument("--no-rss", action="store_true", help="no RSS bounds (sanitizer builds)")
-    ap.add_argument("--expect-fail", action="store_true")
-    args = ap.parse_args(own)
-    if not cmd:
-        ap.error("give the chat server command after --")
-    return run_check(lambda: check(args, cmd), args.expect_fail)
+    return parse_and_run(ap, own, cmd, check)
 
 
 def check(args, cmd):
