@@ -1185,7 +1185,13 @@ static void *take_thread(void *arg)
         for (int i = 0; i < n; i++) {
             if (recs[i].kind != WSN_EVENT_MESSAGE || recs[i].payload_offset < 0)
                 continue;
-            int v = atoi(arena + recs[i].payload_offset);
+            /* Arena strings are not NUL-terminated: bytes past this one
+             * may be the rest of an earlier batch. */
+            char text[24] = {0};
+            int64_t len = recs[i].payload_len;
+            memcpy(text, arena + recs[i].payload_offset,
+                   (size_t)(len < (int64_t)sizeof text ? len : (int64_t)sizeof text - 1));
+            int v = atoi(text);
             if (v <= last)
                 t->out_of_order++;
             last = v;
