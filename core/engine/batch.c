@@ -88,16 +88,15 @@ static void timer_unlink(wsn_server *srv, struct batch_timer *t)
     free(t);
 }
 
-/* Takes the batch of key out of the table if it is still the same batch
- * (generation): a timer must never deliver a batch started after a cancel
- * or an early flush of its predecessor. */
-static struct batch *take_batch(wsn_server *srv, const char *key, size_t key_len,
-                                uint64_t generation)
+/* A timer must never deliver a batch started after a cancel or an early
+ * flush of its predecessor: hence the generation. */
+struct batch *wsni_batch_take(wsn_server *srv, const char *key, size_t key_len,
+                              uint64_t generation)
 {
     pthread_mutex_lock(&srv->batch_lock);
     struct batch *b = NULL;
     HASH_FIND(hh, srv->batches, key, key_len, b);
-    if (b && b->generation == generation)
+    if (b && (!generation || b->generation == generation))
         HASH_DELETE(hh, srv->batches, b);
     else
         b = NULL;
@@ -105,11 +104,84 @@ static struct batch *take_batch(wsn_server *srv, const char *key, size_t key_len
     return b;
 }
 
+size_t wsni_batch_pending(wsn_server *srv)
+{
+    pthread_mutex_lock(&srv->batch_lock);
+    size_t n = HASH_COUNT(srv->batches);
+    pthread_mutex_unlock(&srv->batch_lock);
+    return n;
+}
+
+static struct batch *batch_start(wsn_server *srv, const char *key, size_t key_len,
+                                 const char *channel, const char *name, wsn_message_type type)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    if (!b || !(b->key = malloc(key_len)) || !(b->channel = strdup(channel)) ||
+        !(b->name = strdup(name))) {
+        wsni_batch_free(b);
+        return NULL;
+    }
+    memcpy(b->key, key, key_len);
+    b->key_len = key_len;
+    b->type = type;
+    b->generation = ++srv->batch_generation;
+    HASH_ADD_KEYPTR(hh, srv->batches, b->key, b->key_len, b);
+    return b;
+}
+
+int wsni_batch_add(wsn_server *srv, const char *key, size_t key_len, const char *channel,
+                   const char *name, wsn_message_type type, batch_entry *e, int may_take_full,
+                   wsni_batch_added *added)
+{
+    int rc = WSN_OK;
+    added->started = 0;
+    added->full = NULL;
+    pthread_mutex_lock(&srv->batch_lock);
+    struct batch *b = NULL;
+    HASH_FIND(hh, srv->batches, key, key_len, b);
+    if (!b) {
+        if (HASH_COUNT(srv->batches) >= srv->max_pending_batches)
+            rc = WSN_ELIMIT;
+        else if (!(b = batch_start(srv, key, key_len, channel, name, type)))
+            rc = WSN_ENOMEM;
+        else
+            added->started = b->generation;
+    } else if (b->type != type) {
+        /* The first call fixed the type: a message of another type would
+         * not fit the delivered shape. */
+        rc = WSN_ETYPE;
+    }
+    if (rc) {
+        pthread_mutex_unlock(&srv->batch_lock);
+        return rc;
+    }
+    batch_entry *dup = NULL;
+    HASH_FIND_STR(b->seen, e->canonical, dup);
+    if (dup) {
+        pthread_mutex_unlock(&srv->batch_lock);
+        free(e->v.value);
+        free(e->canonical);
+        free(e);
+        return WSN_OK;
+    }
+    HASH_ADD_KEYPTR(hh, b->seen, e->canonical, strlen(e->canonical), e);
+    wsni_list_append(&b->values, &e->v.node);
+    b->count++;
+    b->bytes += e->v.value_len;
+    if (may_take_full &&
+        (b->count >= srv->max_batch_messages || b->bytes >= srv->max_batch_bytes)) {
+        HASH_DELETE(hh, srv->batches, b);
+        added->full = b;
+    }
+    pthread_mutex_unlock(&srv->batch_lock);
+    return WSN_OK;
+}
+
 static void ttl_expired(wsni_timer *tm)
 {
     struct batch_timer *t = wsni_container_of(tm, struct batch_timer, timer);
     wsn_server *srv = t->srv;
-    struct batch *b = take_batch(srv, t->key, t->key_len, t->generation);
+    struct batch *b = wsni_batch_take(srv, t->key, t->key_len, t->generation);
     timer_unlink(srv, t);
     wsni_batch_deliver(srv, b);
 }
@@ -121,7 +193,7 @@ int wsni_batch_arm(wsn_server *srv, const char *key, size_t key_len, uint64_t ge
     if (!t || !(t->key = malloc(key_len))) {
         free(t);
         /* Without a timer the batch would wait forever: deliver it now. */
-        return wsni_batch_deliver(srv, take_batch(srv, key, key_len, generation));
+        return wsni_batch_deliver(srv, wsni_batch_take(srv, key, key_len, generation));
     }
     memcpy(t->key, key, key_len);
     t->key_len = key_len;

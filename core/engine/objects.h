@@ -120,7 +120,6 @@ struct wsn_server {
     size_t send_buffer_bytes; /* 0 = frames only */
     int drop_on_backpressure, events_on_io_thread, max_clients, compression, raw_incoming;
     int malloc_trim;    /* WSN_OPT_MALLOC_TRIM */
-    int rx_buffer_pool; /* WSN_OPT_RX_BUFFER_POOL; io clears it when unsafe */
     size_t event_queue_limit;
     size_t max_partial_bytes; /* WSN_OPT_MAX_PARTIAL_BYTES; 0 = no bound */
     const char *backpressure_reason; /* const: in opts */

@@ -1,12 +1,14 @@
 /* The caller side of batched publishing (wsn_server_publish_wait and
- * friends): validation, adding to the pending batch under
- * srv->batch_lock, and the commands that arm a batch's ttl or flush it.
- * The batch itself, its encoding and delivery are engine/batch.c. */
+ * friends): validation, the wire value and de-duplication key of a
+ * message, and the commands that arm a batch's ttl or flush it. The table
+ * of pending batches, the batch, its encoding and delivery are
+ * engine/batch.c. */
 #include "engine/batch.h"
 #include "engine/codec_json.h"
 #include "shell/commands.h"
 #include "util/text.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,78 +97,49 @@ static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type t
         return WSN_ENOMEM;
     }
 
-    command *arm = NULL, *flush = NULL;
-    pthread_mutex_lock(&srv->batch_lock);
-    struct batch *b = NULL;
-    HASH_FIND(hh, srv->batches, key, key_len, b);
-    if (!b) {
-        if (HASH_COUNT(srv->batches) >= srv->max_pending_batches) {
-            rc = WSN_ELIMIT;
-            goto out_locked;
-        }
-        b = calloc(1, sizeof(*b));
-        arm = wsni_command_new(CMD_BATCH_ARM);
-        if (!b || !arm || !(b->channel = strdup(channel)) || !(b->name = strdup(name)) ||
-            !(arm->batch_key = malloc(key_len))) {
-            rc = WSN_ENOMEM;
-            wsni_batch_free(b);
-            goto out_locked;
-        }
-        b->key = key;
-        b->key_len = key_len;
-        key = NULL;
-        b->type = type;
-        b->generation = ++srv->batch_generation;
-        memcpy(arm->batch_key, b->key, key_len);
-        arm->batch_key_len = key_len;
-        arm->batch_generation = b->generation;
-        arm->arg = ttl_ms;
-        HASH_ADD_KEYPTR(hh, srv->batches, b->key, b->key_len, b);
-    } else if (b->type != type) {
-        /* The first call fixed the type: a message of another type would
-         * not fit the delivered shape. */
-        rc = WSN_ETYPE;
-        goto out_locked;
-    }
-    batch_entry *dup = NULL;
-    HASH_FIND_STR(b->seen, e->canonical, dup);
-    if (!dup) {
-        HASH_ADD_KEYPTR(hh, b->seen, e->canonical, strlen(e->canonical), e);
-        wsni_list_append(&b->values, &e->v.node);
-        b->count++;
-        b->bytes += e->v.value_len;
-        e = NULL;
-        if (b->count >= srv->max_batch_messages || b->bytes >= srv->max_batch_bytes) {
-            flush = wsni_command_new(CMD_BATCH_FLUSH);
-            if (flush) {
-                HASH_DELETE(hh, srv->batches, b);
-                flush->batch = b;
-            }
-        }
-    }
-out_locked:
-    pthread_mutex_unlock(&srv->batch_lock);
-    free(key);
-    if (e) {
+    /* Both commands exist before the message joins the table: once in, a
+     * batch that cannot be armed or flushed would wait forever or be lost
+     * with other callers' messages in it. */
+    command *arm = wsni_command_new(CMD_BATCH_ARM);
+    command *flush = wsni_command_new(CMD_BATCH_FLUSH);
+    wsni_batch_added added;
+    if (!arm || !flush)
+        rc = WSN_ENOMEM;
+    else
+        rc = wsni_batch_add(srv, key, key_len, channel, name, type, e, 1, &added);
+    if (rc) {
+        free(key);
         free(e->v.value);
         free(e->canonical);
         free(e);
-    }
-    if (rc) {
         wsni_command_free(arm);
+        wsni_command_free(flush);
         return rc;
     }
-    /* A batch flushed at once still gets its (now harmless) timer command
-     * only if it was new; the timer finds another generation and stops. */
-    if (arm && (rc = wsni_command_submit(srv, arm, 0)))
-        return rc;
+    flush->batch = added.full;
+    if (added.started) {
+        arm->batch_key = key;
+        arm->batch_key_len = key_len;
+        arm->batch_generation = added.started;
+        arm->arg = ttl_ms;
+        /* A batch flushed at once still gets its (now harmless) timer; the
+         * timer finds another generation and stops. */
+        if ((rc = wsni_command_submit(srv, arm, 0))) {
+            wsni_command_free(flush);
+            return rc;
+        }
+    } else {
+        free(key);
+        wsni_command_free(arm);
+    }
+    if (!added.full) {
+        wsni_command_free(flush);
+        return WSN_OK;
+    }
     /* Non-blocking: room was there a moment ago; a flush that finds none
      * now is queued all the same (batches are bounded by the batch
      * limits), rather than losing the batch or waiting. */
-    if (flush)
-        return wsni_command_submit(srv, flush,
-                              (flags & WSN_PUBLISH_NONBLOCK) ? SUBMIT_NO_ROOM_CHECK : 0);
-    return WSN_OK;
+    return wsni_command_submit(srv, flush, (flags & WSN_PUBLISH_NONBLOCK) ? SUBMIT_NO_ROOM_CHECK : 0);
 }
 
 WSN_API int wsn_server_publish_wait(wsn_server *srv, const char *channel, const char *json,
@@ -213,12 +186,7 @@ WSN_API int wsn_server_cancel_pending_messages(wsn_server *srv, const char *chan
     char *key = make_key(channel, ident, &key_len);
     if (!key)
         return WSN_ENOMEM;
-    pthread_mutex_lock(&srv->batch_lock);
-    struct batch *b = NULL;
-    HASH_FIND(hh, srv->batches, key, key_len, b);
-    if (b)
-        HASH_DELETE(hh, srv->batches, b);
-    pthread_mutex_unlock(&srv->batch_lock);
+    struct batch *b = wsni_batch_take(srv, key, key_len, 0);
     free(key);
     wsni_batch_free(b);
     return WSN_OK;
@@ -228,10 +196,8 @@ WSN_API int wsn_server_pending_batches(wsn_server *srv)
 {
     if (!srv)
         return WSN_EINVAL;
-    pthread_mutex_lock(&srv->batch_lock);
-    unsigned n = HASH_COUNT(srv->batches);
-    pthread_mutex_unlock(&srv->batch_lock);
-    return (int)n;
+    size_t n = wsni_batch_pending(srv);
+    return n > INT_MAX ? INT_MAX : (int)n;
 }
 
 /* --- the I/O thread's side -------------------------------------------- */

@@ -88,7 +88,6 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
     srv->compression = (int)opt_int(copy, WSN_OPT_COMPRESSION);
     srv->raw_incoming = (int)opt_int(copy, WSN_OPT_RAW_INCOMING);
     srv->malloc_trim = (int)opt_int(copy, WSN_OPT_MALLOC_TRIM);
-    srv->rx_buffer_pool = (int)opt_int(copy, WSN_OPT_RX_BUFFER_POOL);
     srv->event_queue_limit = (size_t)opt_int(copy, WSN_OPT_EVENT_QUEUE_LIMIT);
     srv->max_partial_bytes = (size_t)opt_int(copy, WSN_OPT_MAX_PARTIAL_BYTES);
     srv->max_pending_batches = (size_t)opt_int(copy, WSN_OPT_MAX_PENDING_BATCHES);

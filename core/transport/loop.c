@@ -819,12 +819,13 @@ static void *io_main(void *arg)
     lws_set_log_level(lws_log && *lws_log == '1' ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0, NULL);
 
     /* Without a pool, lws's allocator is left as the host has it. */
-    if (srv->rx_buffer_pool && wsni_rx_buffers_install() != 0) {
-        srv->rx_buffer_pool = 0;
+    srv->lws->rx_pool_on = (int)opt_int(srv->opts, WSN_OPT_RX_BUFFER_POOL);
+    if (srv->lws->rx_pool_on && wsni_rx_buffers_install() != 0) {
+        srv->lws->rx_pool_on = 0;
         wsni_log(srv, WSN_LOG_WARN, "lws's allocator was replaced by the host: receive buffers "
                                    "come from malloc (set rx_buffer_pool=0 to say so)");
     }
-    wsni_rx_pool_attach(srv->rx_buffer_pool ? &srv->lws->rx_pool : NULL);
+    wsni_rx_pool_attach(srv->lws->rx_pool_on ? &srv->lws->rx_pool : NULL);
     struct lws_context *ctx = lws_create_context(&info);
     if (!ctx) {
         wsni_rx_pool_attach(NULL);
@@ -845,7 +846,7 @@ static void *io_main(void *arg)
     wsni_server_started(srv, port);
     wsni_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), port);
     wsni_log(srv, WSN_LOG_DEBUG, "receive buffers %s",
-            srv->rx_buffer_pool ? "in page slots (rx_buffer_pool)" : "from malloc");
+            srv->lws->rx_pool_on ? "in page slots (rx_buffer_pool)" : "from malloc");
 
     srv->lws->in_service = 1;
     while (!srv->lws->stop) {

@@ -103,6 +103,7 @@ struct wsni_lws {
     struct lws_extension extensions[2];
     lws_retry_bo_t retry;
     rx_pool rx_pool; /* io: lws's receive buffers (rx_buffers.c) */
+    int rx_pool_on;  /* the rx_buffer_pool option, off when the allocator hook could not go in */
 };
 
 #endif
