@@ -208,12 +208,23 @@ typedef enum wsn_option {
                                          this many bytes (resumes at half);
                                          0 = counted in events only.
                                          Since 0.3 */
-    WSN_OPT_MAX_PARTIAL_BYTES = 33    /* int bytes 0..2^40, 64 MiB: what
+    WSN_OPT_MAX_PARTIAL_BYTES = 33,   /* int bytes 0..2^40, 64 MiB: what
                                          all clients' messages still being
                                          reassembled may hold together; a
                                          client whose message would go
                                          beyond is closed with 1013 (try
                                          again later). 0 = no bound.
+                                         Since 0.3 */
+    WSN_OPT_CLIENT_EVENT_QUEUE = 34,  /* int 1..2^24, 64: message events of
+                                         one client waiting for the host
+                                         before reading from that client
+                                         alone pauses (resumes at half), so
+                                         one fast sender cannot hold the
+                                         queue ahead of everyone else.
+                                         Since 0.3 */
+    WSN_OPT_CLIENT_EVENT_QUEUE_BYTES = 35 /* int bytes 0..2^40, 1 MiB: the
+                                         same share counted in bytes;
+                                         0 = counted in events only.
                                          Since 0.3 */
 } wsn_option;
 

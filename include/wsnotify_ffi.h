@@ -85,7 +85,9 @@ typedef enum wsn_option {
     WSN_OPT_SEND_BUFFER_BYTES = 30,
     WSN_OPT_MAX_SUBSCRIPTIONS = 31,
     WSN_OPT_EVENT_QUEUE_BYTES = 32,
-    WSN_OPT_MAX_PARTIAL_BYTES = 33
+    WSN_OPT_MAX_PARTIAL_BYTES = 33,
+    WSN_OPT_CLIENT_EVENT_QUEUE = 34,
+    WSN_OPT_CLIENT_EVENT_QUEUE_BYTES = 35
 } wsn_option;
 
 typedef enum wsn_option_type {

@@ -104,6 +104,8 @@ static void test_option_defaults(void)
         {WSN_OPT_MAX_SUBSCRIPTIONS, 1024},
         {WSN_OPT_EVENT_QUEUE_BYTES, 16777216},
         {WSN_OPT_MAX_PARTIAL_BYTES, 67108864},
+        {WSN_OPT_CLIENT_EVENT_QUEUE, 64},
+        {WSN_OPT_CLIENT_EVENT_QUEUE_BYTES, 1048576},
     };
     static const struct {
         wsn_option id;
@@ -171,6 +173,8 @@ static const struct {
     {"max_subscriptions", WSN_OPT_MAX_SUBSCRIPTIONS, WSN_OPTTYPE_INT},
     {"event_queue_bytes", WSN_OPT_EVENT_QUEUE_BYTES, WSN_OPTTYPE_INT},
     {"max_partial_bytes", WSN_OPT_MAX_PARTIAL_BYTES, WSN_OPTTYPE_INT},
+    {"client_event_queue", WSN_OPT_CLIENT_EVENT_QUEUE, WSN_OPTTYPE_INT},
+    {"client_event_queue_bytes", WSN_OPT_CLIENT_EVENT_QUEUE_BYTES, WSN_OPTTYPE_INT},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 

@@ -696,6 +696,94 @@ static void test_event_queue_limit_pauses(void)
     wsn_options_free(o);
 }
 
+/* One client's share of the event queue (client_event_queue, _bytes): a
+ * flooder's reads pause at its share, so another client's message waits
+ * behind a few of the flooder's, not behind the whole flood; once the host
+ * takes them, the flooder resumes and loses nothing. */
+static void wait_pong(wsc *w)
+{
+    wsc_msg m;
+    for (;;) {
+        CHECK_WSC(wsc_recv_frame(w, &m, TU_TIMEOUT));
+        int pong = m.opcode == WSC_OP_PONG;
+        wsc_msg_clear(&m);
+        if (pong)
+            return;
+    }
+}
+
+static void client_share_case(wsn_option id, int64_t share, size_t pad_len, int flood,
+                              int most_ahead)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv;
+    wsc *wa, *wb;
+    wsn_client *ca, *cb;
+    int i, ahead = -1, next_a = 0;
+    char *pad = malloc(pad_len + 1);
+    CHECK(pad);
+    memset(pad, 'p', pad_len);
+    pad[pad_len] = '\0';
+    tu_set_int(o, id, share);
+    srv = tu_server(o);
+    ca = tu_accept(srv, &wa);
+    cb = tu_accept(srv, &wb);
+    for (i = 0; i < flood; i++) {
+        char *msg = tu_strdupf("{\"type\":\"json\",\"message\":{\"a\":%d,\"p\":\"%s\"}}", i, pad);
+        CHECK_WSC(wsc_send_text(wa, msg));
+        free(msg);
+    }
+    /* The server has started on the flood... */
+    wsn_event *ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+    CHECK(wsn_event_client(ev) == ca);
+    wsn_event_free(ev);
+    next_a = 1;
+    /* ...and B's message is queued once B's ping is answered. */
+    CHECK_WSC(wsc_send_text(wb, "{\"type\":\"json\",\"message\":\"b\"}"));
+    CHECK_WSC(wsc_send_ping(wb, "b", 1));
+    wait_pong(wb);
+    for (i = 0; ahead < 0 || next_a < flood; i++) {
+        ev = tu_expect_event(srv, WSN_EVENT_MESSAGE, TU_TIMEOUT);
+        const char *payload = (const char *)wsn_event_payload(ev, NULL);
+        if (wsn_event_client(ev) == cb) {
+            CHECK_STR(payload, "\"b\"");
+            ahead = i;
+        } else {
+            char want[32];
+            snprintf(want, sizeof want, "{\"a\":%d,", next_a++);
+            CHECK(strncmp(payload, want, strlen(want)) == 0);
+        }
+        wsn_event_free(ev);
+    }
+    CHECK_MSG(ahead <= most_ahead, "%d of the flood ahead of B's message (share %lld)", ahead,
+              (long long)share);
+    /* The flooder reads again: its ping is answered after the flood. */
+    CHECK_WSC(wsc_send_ping(wa, "a", 1));
+    wait_pong(wa);
+    wsc_free(wa);
+    wsc_free(wb);
+    tu_expect_disconnect_of(srv, wsn_client_id(ca), TU_TIMEOUT);
+    tu_expect_disconnect_of(srv, wsn_client_id(cb), TU_TIMEOUT);
+    wsn_client_release(ca);
+    wsn_client_release(cb);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+    wsn_options_free(o);
+    free(pad);
+}
+
+static void test_client_event_share(void)
+{
+    client_share_case(WSN_OPT_CLIENT_EVENT_QUEUE, 4, 8, 300, 4);
+}
+
+static void test_client_event_share_bytes(void)
+{
+    /* 1 KiB messages (with the event, just over 1 KiB each) against a
+     * 4 KiB share: at most four wait at a time. */
+    client_share_case(WSN_OPT_CLIENT_EVENT_QUEUE_BYTES, 4096, 1024, 100, 4);
+}
+
 /* event_queue_bytes pauses reading by bytes (4,096 events would never
  * fill here): every message still arrives, in order, and the pause says so
  * in the log. */
@@ -1396,6 +1484,8 @@ static const tu_test tests[] = {
     {"handler_publish_reply", test_handler_publish_reply},
     {"event_queue_limit_pauses", test_event_queue_limit_pauses},
     {"event_queue_bytes_pauses", test_event_queue_bytes_pauses},
+    {"client_event_share", test_client_event_share},
+    {"client_event_share_bytes", test_client_event_share_bytes},
     {"partial_bytes_bound", test_partial_bytes_bound},
     {"raw_incoming", test_raw_incoming},
     {"read_buffer_small", test_read_buffer_small},

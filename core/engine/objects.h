@@ -80,11 +80,17 @@ struct wsn_client {
      * close_grace once dropped (dropping empties the queue). */
     wsni_timer deadline_timer;
     char *close_reason;   /* set with closing */
+    size_t host_bytes;    /* see host_messages */
     atomic_int connected; /* written by io, read anywhere */
     /* Memberships plus subscribes accepted and not yet applied: the
      * shell's count against max_subscriptions (shell/publish.c takes a
      * slot, shell/commands.c gives it back when applying adds nothing). */
     atomic_uint sub_slots;
+    /* The shell's event queue: this client's MESSAGE events waiting for
+     * the host (with host_bytes), under that queue's lock
+     * (shell/events.c). At its share (client_event_queue, _bytes) reads
+     * from this client alone pause (host_paused). */
+    uint32_t host_messages;
     uint16_t close_code;
     bool stalled;         /* written by io under srv->lock; publishers read it
                              under the lock */
@@ -92,6 +98,7 @@ struct wsn_client {
     bool write_requested; /* io: the transport was asked and has not served it */
     bool closing;         /* close frame pending: write what remains, then close */
     unsigned char deadline; /* io: enum client_deadline */
+    bool host_paused;       /* see host_messages */
     /* The transport's part of the connection (its socket, reassembly,
      * keepalive links, ...): its own struct, which only it reads, kept
      * here so that an idle client stays one allocation. */

@@ -54,8 +54,12 @@ typedef struct wsni_transport {
     void (*wake)(wsn_server *srv);
     /* io: refuse new clients, flush, close everyone, end the loop. */
     void (*begin_shutdown)(wsn_server *srv, int64_t timeout_ms);
-    /* io: stop (1) or resume (0) reading from every client. */
+    /* io: stop (1) or resume (0) reading from every client (a client
+     * paused for its own share stays paused). */
     void (*pause_rx)(wsn_server *srv, int pause);
+    /* io: resume reading from c, paused for its share of the event queue,
+     * unless a later event paused it again or every client is paused. */
+    void (*resume_client_rx)(wsn_client *c);
 } wsni_transport;
 
 #endif

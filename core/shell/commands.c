@@ -33,6 +33,13 @@ void wsni_command_free(command *cmd)
     free(cmd);
 }
 
+/* Reads resume while the server drains too: the host taking its events
+ * during a shutdown must not leave a client it paused unread. */
+static int is_resume(const command *cmd)
+{
+    return cmd->kind == CMD_RESUME_RX || cmd->kind == CMD_RESUME_CLIENT_RX;
+}
+
 static int is_publish(const command *cmd)
 {
     return cmd->kind == CMD_PUBLISH || cmd->kind == CMD_SEND || cmd->kind == CMD_BATCH_FLUSH;
@@ -95,8 +102,7 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
 {
     if (wsni_server_on_io_thread(srv)) {
         pthread_mutex_lock(&srv->lock);
-        int running = srv->state == SRV_RUNNING || cmd->kind == CMD_SHUTDOWN ||
-                      cmd->kind == CMD_RESUME_RX;
+        int running = srv->state == SRV_RUNNING || cmd->kind == CMD_SHUTDOWN || is_resume(cmd);
         pthread_mutex_unlock(&srv->lock);
         int rc = WSN_ECLOSED;
         if (running) {
@@ -115,7 +121,7 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
             rc = (flags & WSN_PUBLISH_NONBLOCK) ? WSN_EAGAIN : wait_for_room(srv, cmd);
     }
     if (!rc && srv->state != SRV_RUNNING &&
-        !(cmd->kind == CMD_SHUTDOWN || (cmd->kind == CMD_RESUME_RX && srv->ctx_alive)))
+        !(cmd->kind == CMD_SHUTDOWN || (is_resume(cmd) && srv->ctx_alive)))
         rc = WSN_ECLOSED;
     if (!rc && !srv->ctx_alive)
         rc = WSN_ECLOSED;
@@ -244,6 +250,9 @@ int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
         return WSN_OK;
     case CMD_RESUME_RX:
         srv->transport->pause_rx(srv, 0);
+        return WSN_OK;
+    case CMD_RESUME_CLIENT_RX:
+        srv->transport->resume_client_rx(cmd->client);
         return WSN_OK;
     case CMD_BATCH_ARM:
         return wsni_batch_arm(srv, cmd->batch_key, cmd->batch_key_len, cmd->batch_generation, cmd->arg);

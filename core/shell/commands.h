@@ -13,6 +13,7 @@ enum command_kind {
     CMD_UNSUBSCRIBE, /* client, channel */
     CMD_SHUTDOWN,    /* arg = timeout ms */
     CMD_RESUME_RX,
+    CMD_RESUME_CLIENT_RX, /* client: its share of the event queue has room again */
     CMD_BATCH_ARM,   /* batch_key, arg = ttl ms: start the batch's timer */
     CMD_BATCH_FLUSH  /* batch: deliver it now (it reached a bound) */
 };

@@ -25,6 +25,8 @@ int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap,
     q->messages = 0;
     q->bytes = 0;
     q->pause_bytes = 0;
+    q->share_at = SIZE_MAX;
+    q->share_bytes = 0;
     q->stopped_taken = 0;
     q->signal_due = 0;
     q->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -110,16 +112,37 @@ int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
     sync_fd(q);
     int pause = 0;
     if (ev->kind == WSN_EVENT_MESSAGE) {
+        size_t bytes = wsni_event_bytes(ev);
         q->messages++;
-        q->bytes += wsni_event_bytes(ev);
+        q->bytes += bytes;
         if (!q->paused && q->messages >= q->pause_at)
-            pause = q->paused = 1;
+            pause = EVQ_PAUSE_ALL_COUNT, q->paused = 1;
         else if (!q->paused && over_bytes(q, q->pause_bytes))
-            pause = 2, q->paused = 1;
+            pause = EVQ_PAUSE_ALL_BYTES, q->paused = 1;
+        wsn_client *c = ev->client;
+        c->host_messages++;
+        c->host_bytes += bytes;
+        if (!c->host_paused && (c->host_messages >= q->share_at ||
+                                (q->share_bytes && c->host_bytes >= q->share_bytes))) {
+            c->host_paused = 1;
+            pause |= EVQ_PAUSE_CLIENT;
+        }
+        /* Clients' shares now pause them long before the whole backlog
+         * is full; a quarter of it is still a spike worth a trim. */
+        if (over_bytes(q, q->pause_bytes / 4))
+            pause |= EVQ_BIG;
     }
     check_counts(q);
     pthread_mutex_unlock(&q->lock);
     return pause;
+}
+
+int wsni_event_queue_client_paused(event_queue *q, const wsn_client *c)
+{
+    pthread_mutex_lock(&q->lock);
+    int paused = c->host_paused;
+    pthread_mutex_unlock(&q->lock);
+    return paused;
 }
 
 void wsni_event_queue_flush(event_queue *q)
@@ -144,18 +167,28 @@ int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)
     if (!q->events.head)
         q->signal_due = 0;
     sync_fd(q);
+    *resume = 0;
     if (ev->kind == WSN_EVENT_MESSAGE) {
+        size_t bytes = wsni_event_bytes(ev);
         assert(q->messages > 0 && "MESSAGE count below zero");
         q->messages--;
-        assert(q->bytes >= wsni_event_bytes(ev) && "MESSAGE bytes below zero");
-        q->bytes -= wsni_event_bytes(ev);
+        assert(q->bytes >= bytes && "MESSAGE bytes below zero");
+        q->bytes -= bytes;
+        wsn_client *c = ev->client;
+        assert(c->host_messages > 0 && c->host_bytes >= bytes && "client share below zero");
+        c->host_messages--;
+        c->host_bytes -= bytes;
+        if (c->host_paused && c->host_messages <= q->share_at / 2 &&
+            (!q->share_bytes || c->host_bytes <= q->share_bytes / 2)) {
+            c->host_paused = 0;
+            *resume |= EVQ_RESUME_CLIENT;
+        }
     }
     if (ev->kind == WSN_EVENT_STOPPED)
         q->stopped_taken = 1;
-    *resume = 0;
     if (q->paused && q->messages <= q->pause_at / 2 && !over_bytes(q, q->pause_bytes / 2 + 1)) {
         q->paused = 0;
-        *resume = 1;
+        *resume |= EVQ_RESUME_ALL;
     }
     check_counts(q);
     pthread_mutex_unlock(&q->lock);

@@ -1,12 +1,16 @@
 /* Events travelling from the I/O thread to the host: a FIFO (one lock,
  * pointer moves only) with an eventfd that is readable while it is not
- * empty. Per-client order holds because there is one queue. Log lines
+ * empty. Per-client order holds because there is one queue. Reads pause
+ * for every client when the whole backlog is too big, and for one client
+ * when its own share of it is (a fast sender would otherwise put its
+ * thousands of events ahead of everyone else's next one). Log lines
  * for a host without a logger (WSN_OPT_LOG_QUEUE) share the lock and the
  * fd: a host drains both where it drains events. */
 #ifndef WSN_EVENTS_H
 #define WSN_EVENTS_H
 
 #include "engine/incoming.h"
+#include "engine/objects.h"
 #include "util/list.h"
 #include "wsnotify.h"
 
@@ -35,6 +39,8 @@ typedef struct event_queue {
     int stopped_taken;             /* lock */
     size_t pause_at;               /* const: MESSAGE events that pause reads */
     size_t pause_bytes;            /* const: their bytes that do; 0 = none */
+    size_t share_at;               /* const: one client's MESSAGE events that pause its reads */
+    size_t share_bytes;            /* const: their bytes that do; 0 = none */
     int paused;                    /* lock: reads from clients are paused */
     int signal_due;                /* lock: pushed with the wake-up deferred */
     int fd;                        /* eventfd; const */
@@ -60,17 +66,41 @@ static inline void wsni_event_queue_set_bytes(event_queue *q, size_t pause_bytes
 {
     q->pause_bytes = pause_bytes;
 }
-/* Appends. Returns nonzero when reads must pause now: 1 when the MESSAGE
- * backlog reached pause_at events, 2 when it reached pause_bytes bytes. With defer, the fd is not made readable yet but by
- * the next wsni_event_queue_flush: the I/O thread wakes the host once per loop
- * pass, not once per message (with both threads on one core every wake-up
- * preempted the I/O thread, so the host took one event per switch). */
+/* Sets one client's share (WSN_OPT_CLIENT_EVENT_QUEUE, _BYTES) before
+ * first use. */
+static inline void wsni_event_queue_set_share(event_queue *q, size_t at, size_t bytes)
+{
+    q->share_at = at;
+    q->share_bytes = bytes;
+}
+
+/* What a push asks of the I/O thread (bits). */
+enum {
+    EVQ_PAUSE_ALL_COUNT = 1, /* the backlog reached pause_at: pause every client */
+    EVQ_PAUSE_ALL_BYTES = 2, /* the backlog reached pause_bytes: pause every client */
+    EVQ_PAUSE_CLIENT = 4,    /* the event's client reached its share: pause it */
+    EVQ_BIG = 8              /* the backlog holds a quarter of pause_bytes or more:
+                              * memory worth giving back once it is taken */
+};
+/* Appends; returns EVQ_* bits for the pauses due now. With defer, the fd
+ * is not made readable yet but by the next wsni_event_queue_flush: the I/O
+ * thread wakes the host once per loop pass, not once per message (with
+ * both threads on one core every wake-up preempted the I/O thread, so the
+ * host took one event per switch). */
 int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer);
+/* Whether c's reads are paused for its share (the I/O thread checks it
+ * before resuming c: a push after the host's resume may have paused it
+ * again). */
+int wsni_event_queue_client_paused(event_queue *q, const wsn_client *c);
 /* Makes the fd readable if deferred pushes left events queued. */
 void wsni_event_queue_flush(event_queue *q);
+/* What a pop asks of the I/O thread (bits). */
+enum {
+    EVQ_RESUME_ALL = 1,   /* the backlog fell to half of pause_at and of pause_bytes */
+    EVQ_RESUME_CLIENT = 2 /* the event's client fell to half of its share */
+};
 /* Takes the oldest event. Returns 0 with *out, WSN_EAGAIN, or WSN_ECLOSED
- * once STOPPED was taken. *resume is set to 1 when paused reads must
- * resume now: the backlog fell to half of pause_at and of pause_bytes. */
+ * once STOPPED was taken. *resume gets EVQ_RESUME_* bits. */
 int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume);
 /* Drops queued events without running them (server teardown). */
 void wsni_event_queue_clear(event_queue *q);

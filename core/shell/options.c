@@ -52,6 +52,8 @@ static const struct option_spec option_specs[WSN_OPTION_COUNT + 1] = {
     [WSN_OPT_MAX_SUBSCRIPTIONS] = {"max_subscriptions", WSN_OPTTYPE_INT, 1024, 0, 10000000, NULL},
     [WSN_OPT_EVENT_QUEUE_BYTES] = {"event_queue_bytes", WSN_OPTTYPE_INT, 16 << 20, 0, 1LL << 40, NULL},
     [WSN_OPT_MAX_PARTIAL_BYTES] = {"max_partial_bytes", WSN_OPTTYPE_INT, 64 << 20, 0, 1LL << 40, NULL},
+    [WSN_OPT_CLIENT_EVENT_QUEUE] = {"client_event_queue", WSN_OPTTYPE_INT, 64, 1, 1 << 24, NULL},
+    [WSN_OPT_CLIENT_EVENT_QUEUE_BYTES] = {"client_event_queue_bytes", WSN_OPTTYPE_INT, 1 << 20, 0, 1LL << 40, NULL},
 };
 
 static const struct option_spec *spec_of(wsn_option id)

@@ -110,6 +110,8 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
         return WSN_ENOMEM;
     }
     wsni_event_queue_set_bytes(srv->events, (size_t)opt_int(copy, WSN_OPT_EVENT_QUEUE_BYTES));
+    wsni_event_queue_set_share(srv->events, (size_t)opt_int(copy, WSN_OPT_CLIENT_EVENT_QUEUE),
+                               (size_t)opt_int(copy, WSN_OPT_CLIENT_EVENT_QUEUE_BYTES));
     srv->backpressure_reason = opt_str(copy, WSN_OPT_BACKPRESSURE_REASON);
     srv->log_sink = wsni_log_sink;
     srv->log_level = copy->log_fn || srv->events->log_cap
@@ -314,13 +316,22 @@ WSN_API int wsn_server_wait(wsn_server *srv, int timeout_ms)
     }
 }
 
-/* Reading from clients paused when the host fell behind; it resumes once
- * the host has taken half the backlog. */
-static void resume_rx(wsn_server *srv)
+/* Reading paused when the host fell behind (for every client, or for one
+ * client over its share); it resumes once the host has taken half. */
+static void resume_rx(wsn_server *srv, int resume, wsn_client *c)
 {
-    command *cmd = wsni_command_new(CMD_RESUME_RX);
-    if (cmd)
-        wsni_command_submit(srv, cmd, 0);
+    if (resume & EVQ_RESUME_CLIENT) {
+        command *cmd = wsni_command_new(CMD_RESUME_CLIENT_RX);
+        if (cmd) {
+            cmd->client = wsn_client_retain(c);
+            wsni_command_submit(srv, cmd, 0);
+        }
+    }
+    if (resume & EVQ_RESUME_ALL) {
+        command *cmd = wsni_command_new(CMD_RESUME_RX);
+        if (cmd)
+            wsni_command_submit(srv, cmd, 0);
+    }
 }
 
 WSN_API int wsn_server_next_event(wsn_server *srv, wsn_event **out)
@@ -331,7 +342,7 @@ WSN_API int wsn_server_next_event(wsn_server *srv, wsn_event **out)
     int resume = 0;
     int rc = wsni_event_queue_pop(srv->events, out, &resume);
     if (resume)
-        resume_rx(srv);
+        resume_rx(srv, resume, (*out)->client);
     return rc;
 }
 

@@ -63,9 +63,20 @@ void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
     }
     /* The queue decides under its lock, so the host's resume decision
      * (taken under the same lock) can never be missed. */
+    wsn_client *c = ev->client;
     int pause = wsni_event_queue_push(srv->events, ev, srv->lws->in_service);
-    if (pause) {
-        if (pause == 1)
+    if (pause & EVQ_BIG)
+        srv->lws->spike = 1;
+    if (pause & EVQ_PAUSE_CLIENT) {
+        /* ev may be taken and freed by now; c is still referenced by the
+         * caller (the connection holds it). */
+        struct wsni_conn *conn = wsni_conn_of(c);
+        conn->rx_held = 1;
+        if (conn->wsi && !srv->lws->rx_paused)
+            lws_rx_flow_control(conn->wsi, 0);
+    }
+    if (pause & (EVQ_PAUSE_ALL_COUNT | EVQ_PAUSE_ALL_BYTES)) {
+        if (pause & EVQ_PAUSE_ALL_COUNT)
             wsni_log(srv, WSN_LOG_WARN, "%zu events waiting for the host: pausing reads",
                      srv->event_queue_limit);
         else
@@ -82,13 +93,27 @@ void wsni_loop_pause_rx(wsn_server *srv, int pause)
         return;
     srv->lws->rx_paused = pause;
     /* The id table is written only on this thread, so reading it here
-     * needs no lock. */
+     * needs no lock. A client held for its own share stays paused. */
     wsn_client *c, *tmp;
     HASH_ITER(hh, srv->clients_by_id, c, tmp)
     {
-        if (wsni_conn_of(c)->wsi)
-            lws_rx_flow_control(wsni_conn_of(c)->wsi, !pause);
+        struct wsni_conn *conn = wsni_conn_of(c);
+        if (conn->wsi && !conn->rx_held)
+            lws_rx_flow_control(conn->wsi, !pause);
     }
+}
+
+void wsni_loop_resume_client_rx(wsn_client *c)
+{
+    struct wsni_conn *conn = wsni_conn_of(c);
+    wsn_server *srv = c->srv;
+    /* The host's resume and a later push that paused c again cross here:
+     * the queue's word is the last. */
+    if (!conn->rx_held || wsni_event_queue_client_paused(srv->events, c))
+        return;
+    conn->rx_held = 0;
+    if (conn->wsi && !srv->lws->rx_paused)
+        lws_rx_flow_control(conn->wsi, 1);
 }
 
 static void emit_client_event(wsn_server *srv, wsn_event_type kind, wsn_client *c)

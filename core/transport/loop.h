@@ -21,6 +21,7 @@ void wsni_loop_wake(wsn_server *srv);
 void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms);
 /* io: stops (1) or resumes (0) reading from every client. */
 void wsni_loop_pause_rx(wsn_server *srv, int pause);
+void wsni_loop_resume_client_rx(wsn_client *c);
 /* io: gives ev to the host (its handler on this thread, or the queue). */
 void wsni_loop_emit(wsn_server *srv, wsn_event *ev);
 /* Whether the lws linked in allows the receive-buffer pool; else 0 with

@@ -38,6 +38,7 @@ struct wsni_conn {
     bool need_ping : 1;
     bool keepalive_linked : 1;
     bool rx_recent : 1; /* rx_quiet.c: rx_buffer written since the last tick */
+    bool rx_held : 1;   /* reads paused for this client's share of the event queue */
 };
 static_assert(sizeof(struct wsni_conn) <= WSNI_CONN_IMPL_SIZE,
               "WSNI_CONN_IMPL_SIZE (engine/transport.h) too small");

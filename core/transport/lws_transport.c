@@ -57,4 +57,5 @@ const wsni_transport wsni_lws_transport = {
     .wake = wsni_loop_wake,
     .begin_shutdown = wsni_loop_begin_shutdown,
     .pause_rx = wsni_loop_pause_rx,
+    .resume_client_rx = wsni_loop_resume_client_rx,
 };
