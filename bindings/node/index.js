@@ -283,7 +283,27 @@ const EV_CONNECT = 1;
 const EV_MESSAGE = 2;
 const EV_DISCONNECT = 3;
 const EV_STOPPED = 4;
-const STRIDE = 7; // fields per event in a batch (src/events.c)
+// A batch of events (src/events.c take_events) is n records of int64
+// fields (wsn_event_record), read here as pairs of 32-bit words
+// (little-endian; the addon builds for 64-bit Linux only), and an arena
+// holding the strings and payloads of the batch's messages, both reused
+// from batch to batch: everything is read before the next batch.
+const REC_WORDS = cVersionInfo.eventRecordSize / 4;
+const R_KIND = 0;
+const R_TYPE = 2;
+const R_CLIENT_LO = 4;
+const R_CLIENT_HI = 5;
+const R_CHANNEL = 6; // offset, then length at +2
+const R_PAYLOAD = 10;
+const R_MESSAGE_ID = 14;
+const R_REPLY_TO_ID = 18;
+const TWO32 = 4294967296;
+
+// The arena's bytes [off, off + len) as a string (Buffer's utf8Slice
+// skips toString's argument checks where Node has it).
+const utf8 = typeof Buffer.prototype.utf8Slice === 'function'
+  ? (buf, off, len) => (len === 0 ? '' : buf.utf8Slice(off, off + len))
+  : (buf, off, len) => (len === 0 ? '' : buf.toString('utf8', off, off + len));
 
 /**
  * A WebSocket notification server: channels, pub/sub, batching.
@@ -307,7 +327,11 @@ class Server extends EventEmitter {
     this._logger = logger;
     this._waiting = []; // publishes refused for room, in call order
     this._writeWait = options.writeWait ?? defaultOptions().writeWait;
-    this._clients = new Map();
+    this._clients = new Map(); // id -> Client, connect to disconnect
+    this._byHandle = new Map(); // the handle's address -> the same Client
+    this._records = null; // the addon's records buffer, and views of it
+    this._words = null;
+    this._uwords = null;
     this._started = false;
     this._stopped = false;
     this._stoppedPromise = new Promise((resolve) => { this._resolveStopped = resolve; });
@@ -318,17 +342,20 @@ class Server extends EventEmitter {
     try {
       this._start();
     } finally {
-      if (!this._started) this._onLogs(this._native.takeLogs()); // why it failed
+      if (!this._started) { // why it failed
+        const logs = this._native.takeLogs();
+        if (logs !== undefined) this._onLogs(logs);
+      }
     }
   }
 
   _start() {
-    this._native.start((events, logs, room) => {
-      if (room) {
+    this._native.start((n, logs, records, arena, arenaUsed, connects, big) => {
+      if (n < 0) {
         this._retry();
       } else {
-        this._onLogs(logs);
-        this._onEvents(events);
+        if (logs !== undefined) this._onLogs(logs);
+        this._onEvents(n, records, arena, connects, big);
       }
     });
     this._started = true;
@@ -504,32 +531,60 @@ class Server extends EventEmitter {
     }
   }
 
-  _onEvents(batch) {
-    for (let i = 0; i < batch.length; i += STRIDE) {
-      const kind = batch[i];
-      const id = batch[i + 1];
+  // A client is found by its handle's address (a Client holds its
+  // handle, so the address is not reused while the Client is in the map).
+  _onEvents(n, records, arena, connects, big) {
+    if (this._records !== records) {
+      this._records = records;
+      this._words = new Int32Array(records);
+      this._uwords = new Uint32Array(records);
+    }
+    const w = this._words;
+    const u = this._uwords;
+    let c = 0;
+    for (let i = 0, o = 0; i < n; i++, o += REC_WORDS) {
+      const kind = w[o + R_KIND];
+      const ptr = w[o + R_CLIENT_HI] * TWO32 + u[o + R_CLIENT_LO];
       try {
         if (kind === EV_MESSAGE) {
-          const client = this._clients.get(id);
+          const client = this._byHandle.get(ptr);
           if (client === undefined) continue;
-          const msg = new IncomingMessage(TYPE_NAME[batch[i + 2]], batch[i + 3],
-            batch[i + 4], batch[i + 5], batch[i + 6], id);
+          const type = TYPE_NAME[w[o + R_TYPE]];
+          const off = w[o + R_PAYLOAD];
+          let msg;
+          if (off >= 0) {
+            const len = w[o + R_PAYLOAD + 2];
+            msg = new IncomingMessage(type,
+              utf8(arena, w[o + R_CHANNEL], w[o + R_CHANNEL + 2]),
+              type === 'binary' ? Buffer.from(arena.subarray(off, off + len))
+                : utf8(arena, off, len),
+              utf8(arena, w[o + R_MESSAGE_ID], w[o + R_MESSAGE_ID + 2]),
+              utf8(arena, w[o + R_REPLY_TO_ID], w[o + R_REPLY_TO_ID + 2]), client.id);
+          } else { // did not fit in the arena: the addon made its values
+            msg = new IncomingMessage(type, big[0], big[1], big[2], big[3], client.id);
+          }
           this.emit('message', client, msg);
         } else if (kind === EV_CONNECT) {
-          const client = new Client(batch[i + 4], id);
+          const nc = connects[c++];
+          const id = connects[c++];
+          if (nc === undefined) continue;
+          const client = new Client(nc, id);
           this._clients.set(id, client);
+          this._byHandle.set(ptr, client);
           this.emit('connect', client);
         } else if (kind === EV_DISCONNECT) {
-          const client = this._clients.get(id);
+          const client = this._byHandle.get(ptr);
           if (client === undefined) continue;
           try {
             this.emit('disconnect', client);
           } finally {
-            this._clients.delete(id);
+            this._clients.delete(client.id);
+            this._byHandle.delete(ptr);
           }
         } else if (kind === EV_STOPPED) {
           this._stopped = true;
           this._clients.clear();
+          this._byHandle.clear();
           this._retry(); // what still waits for room now fails: WSN_ECLOSED
           try {
             this.emit('stopped');

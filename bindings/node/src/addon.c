@@ -270,8 +270,11 @@ static napi_value set_error_factory(napi_env env, napi_callback_info info) {
 
 static napi_value js_version(napi_env env, napi_callback_info info) {
     (void)info;
-    napi_value r, n, s, h;
+    napi_value r, n, s, h, rs;
     NW_CALL(env, napi_create_object(env, &r));
+    /* index.js reads the event records at this stride (events.c) */
+    napi_create_uint32(env, (uint32_t)sizeof(wsn_event_record), &rs);
+    napi_set_named_property(env, r, "eventRecordSize", rs);
     napi_create_int32(env, wsn_version(), &n);
     napi_create_string_utf8(env, wsn_version_string(), NAPI_AUTO_LENGTH, &s);
     napi_create_int32(env, WSN_VERSION_NUMBER, &h);

@@ -22,8 +22,9 @@
 /* Events per JS call: large enough that a busy server makes few calls,
  * small enough that timers and I/O of the JS thread get their turn. */
 #define EVENT_BATCH 512
-/* Fields per event in the array handed to JS (index.js reads them). */
-#define EVENT_STRIDE 7
+/* The strings and payloads of one batch; a message that does not fit ends
+ * the batch and reaches JS as values of its own (the "big" argument). */
+#define ARENA_BYTES (256 * 1024)
 /* Longest log line the core writes is 511 bytes. */
 #define LOG_LINE_MAX 512
 
@@ -87,73 +88,72 @@ static void *waiter_main(void *arg) {
     return NULL;
 }
 
-static napi_value str(napi_env env, const char *s, napi_value empty) {
+static napi_value str(napi_env env, const char *s) {
     napi_value v;
-    if (!*s)
-        return empty;
     napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
     return v;
 }
 
-/* [kind, clientId, type, channel, payload, messageId, replyToId, ...]
- * (payload: the NativeClient for CONNECT); sets *stopped on STOPPED. */
-static napi_value take_events(napi_env env, struct nserver *ns,
-                              bool *stopped) {
-    napi_value arr, empty, undef, v;
-    napi_create_array(env, &arr);
-    napi_create_string_utf8(env, "", 0, &empty);
-    napi_get_undefined(env, &undef);
+/* One wsn_server_take_events call into the records and arena JS holds
+ * (ns->rec, ns->arena: JS reads them in place, index.js _onEvents). What
+ * JS cannot read there comes as values: for each CONNECT, in order, its
+ * NativeClient and id in *connects; for a message that did not fit in the
+ * arena (it ends the batch), [channel, payload, messageId, replyToId] in
+ * *big. Returns the number of events taken (ns->evs, freed by the caller
+ * after JS ran: they hold their clients' references); sets *stopped on
+ * STOPPED or once it was taken before. */
+static int take_events(napi_env env, struct nserver *ns, size_t *used,
+                       napi_value *connects, napi_value *big, bool *stopped) {
+    int n = wsn_server_take_events(ns->srv, ns->evs, ns->rec, sizeof *ns->rec,
+                                   EVENT_BATCH, ns->arena, ARENA_BYTES, used);
+    if (n == WSN_ECLOSED)
+        *stopped = true;
+    if (n <= 0)
+        return 0;
     uint32_t k = 0;
-    for (int i = 0; i < EVENT_BATCH && !*stopped; i++) {
-        wsn_event *ev = NULL;
-        int rc = wsn_server_next_event(ns->srv, &ev);
-        if (rc == WSN_ECLOSED)
+    for (int i = 0; i < n; i++) {
+        const wsn_event_record *r = &ns->rec[i];
+        if (r->kind == WSN_EVENT_CONNECT) {
+            napi_value nc = r->client ? nw_client_wrap(env, r->client) : NULL;
+            if (!nc)
+                napi_get_undefined(env, &nc);
+            if (k == 0)
+                napi_create_array(env, connects);
+            napi_set_element(env, *connects, k++, nc);
+            napi_set_element(env, *connects, k++,
+                             str(env, wsn_client_id(r->client)));
+        } else if (r->kind == WSN_EVENT_STOPPED) {
             *stopped = true;
-        if (rc != WSN_OK)
-            break; /* WSN_EAGAIN: nothing more now */
-        wsn_event_info in;
-        memset(&in, 0, sizeof in);
-        in.size = sizeof in;
-        if (wsn_event_get_info(ev, &in) != WSN_OK) {
-            wsn_event_free(ev);
-            continue;
-        }
-        napi_value f[EVENT_STRIDE];
-        for (int j = 0; j < EVENT_STRIDE; j++)
-            f[j] = undef;
-        napi_create_int32(env, (int32_t)in.kind, &f[0]);
-        f[1] = str(env, in.client_id, empty);
-        if (in.kind == WSN_EVENT_MESSAGE) {
-            napi_create_int32(env, (int32_t)in.type, &f[2]);
-            f[3] = str(env, in.channel, empty);
+        } else if (r->kind == WSN_EVENT_MESSAGE && r->payload_offset < 0) {
+            wsn_event_info in;
+            memset(&in, 0, sizeof in);
+            in.size = sizeof in;
+            if (wsn_event_get_info(ns->evs[i], &in) != WSN_OK)
+                continue;
+            napi_value payload;
             if (in.type == WSN_TYPE_BINARY) {
                 void *dst;
                 napi_create_buffer_copy(env, in.payload_len, in.payload, &dst,
-                                        &f[4]);
+                                        &payload);
             } else {
                 napi_create_string_utf8(env, in.payload, in.payload_len,
-                                        &f[4]);
+                                        &payload);
             }
-            f[5] = str(env, in.message_id, empty);
-            f[6] = str(env, in.reply_to_id, empty);
-        } else if (in.kind == WSN_EVENT_CONNECT) {
-            if (in.client && (v = nw_client_wrap(env, in.client)) != NULL)
-                f[4] = v;
-        } else if (in.kind == WSN_EVENT_STOPPED) {
-            *stopped = true;
+            napi_create_array_with_length(env, 4, big);
+            napi_set_element(env, *big, 0, str(env, in.channel));
+            napi_set_element(env, *big, 1, payload);
+            napi_set_element(env, *big, 2, str(env, in.message_id));
+            napi_set_element(env, *big, 3, str(env, in.reply_to_id));
         }
-        wsn_event_free(ev);
-        for (int j = 0; j < EVENT_STRIDE; j++)
-            napi_set_element(env, arr, k++, f[j]);
     }
-    return arr;
+    return n;
 }
 
 /* [level, line, ...]: every queued log line, after a warning when lines
- * were dropped since the last call. */
+ * were dropped since the last call; undefined when there is none (the
+ * common case: no array made per batch). */
 napi_value nw_take_logs(napi_env env, struct nserver *ns) {
     napi_value arr, v;
-    napi_create_array(env, &arr);
     uint32_t k = 0;
     uint64_t dropped = wsn_server_logs_dropped(ns->srv);
     if (dropped > ns->logs_dropped) {
@@ -161,6 +161,7 @@ napi_value nw_take_logs(napi_env env, struct nserver *ns) {
         snprintf(text, sizeof text, "%llu log lines were dropped (log_queue full)",
                  (unsigned long long)(dropped - ns->logs_dropped));
         ns->logs_dropped = dropped;
+        napi_create_array(env, &arr);
         napi_create_int32(env, WSN_LOG_WARN, &v);
         napi_set_element(env, arr, k++, v);
         napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &v);
@@ -173,61 +174,110 @@ napi_value nw_take_logs(napi_env env, struct nserver *ns) {
         if (wsn_server_next_log(ns->srv, &level, line, sizeof line, &len) !=
             WSN_OK)
             break;
+        if (k == 0)
+            napi_create_array(env, &arr);
         napi_create_int32(env, (int32_t)level, &v);
         napi_set_element(env, arr, k++, v);
         napi_create_string_utf8(env, line, len, &v);
         napi_set_element(env, arr, k++, v);
     }
+    if (k == 0)
+        napi_get_undefined(env, &arr);
     return arr;
 }
 
-/* On the JS thread: onEvents(events, logs) or, for room, onEvents(null,
- * null, true). */
+/* On the JS thread: onEvents(count, logs, records, arena, arenaUsed,
+ * connects, big) (see take_events) or, for room, onEvents(-1). */
 static void deliver(napi_env env, napi_value js_cb, void *context,
                     void *data) {
     struct nserver *ns = context;
     if (!env || !ns->srv) /* torn down */
         return;
-    napi_value argv[3], undef;
+    napi_value argv[7], undef;
     napi_get_undefined(env, &undef);
     if (data == CALL_ROOM) {
-        napi_get_null(env, &argv[0]);
-        argv[1] = argv[0];
-        napi_get_boolean(env, true, &argv[2]);
-        napi_call_function(env, undef, js_cb, 3, argv, NULL);
+        napi_create_int32(env, -1, &argv[0]);
+        napi_call_function(env, undef, js_cb, 1, argv, NULL);
         return;
     }
     bool stopped = false;
-    argv[0] = take_events(env, ns, &stopped);
+    size_t used = 0;
+    argv[5] = argv[6] = undef;
+    int n = take_events(env, ns, &used, &argv[5], &argv[6], &stopped);
+    napi_create_int32(env, n, &argv[0]);
     argv[1] = nw_take_logs(env, ns);
+    napi_get_reference_value(env, ns->rec_ref, &argv[2]);
+    napi_get_reference_value(env, ns->arena_ref, &argv[3]);
+    napi_create_uint32(env, (uint32_t)used, &argv[4]);
     pthread_mutex_lock(&ns->mu);
     ns->pending = false;
     if (stopped)
         ns->stopped = true;
     pthread_mutex_unlock(&ns->mu);
     wake(ns);
-    napi_call_function(env, undef, js_cb, 2, argv, NULL);
+    napi_call_function(env, undef, js_cb, 7, argv, NULL);
+    wsn_events_free(ns->evs, n);
+}
+
+static void drop_buffers(napi_env env, struct nserver *ns) {
+    if (env && ns->rec_ref)
+        napi_delete_reference(env, ns->rec_ref);
+    if (env && ns->arena_ref)
+        napi_delete_reference(env, ns->arena_ref);
+    ns->rec_ref = ns->arena_ref = NULL;
+    ns->rec = NULL;
+    ns->arena = NULL;
+    free(ns->evs);
+    ns->evs = NULL;
 }
 
 static void ev_tsfn_finalize(napi_env env, void *data, void *hint) {
-    (void)env;
     (void)hint;
-    nw_events_join(data);
-    nw_server_unref(data);
+    struct nserver *ns = data;
+    nw_events_join(ns);
+    drop_buffers(env, ns); /* no deliver runs now */
+    nw_server_unref(ns);
+}
+
+/* The batch's records and arena as JS ArrayBuffers held by references:
+ * the core writes into them and JS reads them in place, no copy per
+ * batch. */
+static bool make_buffers(napi_env env, struct nserver *ns) {
+    napi_value rec, arena;
+    void *p, *q;
+    ns->evs = calloc(EVENT_BATCH, sizeof *ns->evs);
+    if (!ns->evs) {
+        nw_throw_code(env, WSN_ENOMEM, "start", NULL);
+        return false;
+    }
+    return nw_check(env, napi_create_arraybuffer(
+                             env, EVENT_BATCH * sizeof(wsn_event_record), &p,
+                             &rec)) &&
+           nw_check(env, napi_create_buffer(env, ARENA_BYTES, &q, &arena)) &&
+           nw_check(env, napi_create_reference(env, rec, 1, &ns->rec_ref)) &&
+           nw_check(env, napi_create_reference(env, arena, 1, &ns->arena_ref)) &&
+           ((ns->rec = p), (ns->arena = q), true);
 }
 
 bool nw_events_start(napi_env env, struct nserver *ns, napi_value on_events) {
     napi_value name;
+    if (!make_buffers(env, ns)) {
+        drop_buffers(env, ns);
+        return false;
+    }
     ns->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (ns->wake_fd < 0) {
+        drop_buffers(env, ns);
         nw_throw_code(env, WSN_ENOMEM, "start", "cannot make an eventfd");
         return false;
     }
     napi_create_string_utf8(env, "wsnotify events", NAPI_AUTO_LENGTH, &name);
     if (!nw_check(env, napi_create_threadsafe_function(
                            env, on_events, NULL, name, 0, 1, ns,
-                           ev_tsfn_finalize, ns, deliver, &ns->ev_tsfn)))
+                           ev_tsfn_finalize, ns, deliver, &ns->ev_tsfn))) {
+        drop_buffers(env, ns);
         return false;
+    }
     ns->refs++; /* dropped by ev_tsfn_finalize */
     if (pthread_create(&ns->waiter, NULL, waiter_main, ns) != 0) {
         napi_release_threadsafe_function(ns->ev_tsfn, napi_tsfn_abort);

@@ -27,6 +27,13 @@ struct nserver {
     int wake_fd; /* eventfd: wakes the waiter's poll(); -1 before start */
     napi_threadsafe_function ev_tsfn; /* held by the waiter */
 
+    /* JS thread: one batch of events (events.c take_events); rec and
+     * arena point into the JS buffers the two references hold. */
+    wsn_event **evs;
+    wsn_event_record *rec;
+    char *arena;
+    napi_ref rec_ref, arena_ref;
+
     /* shared with the waiter and the thread pool, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -72,6 +72,32 @@ test('text and binary messages', async (t) => {
   assert.equal(msg.channel, '');
 });
 
+test('messages larger than the batch arena (256 KiB) arrive whole, in order, between small ones', async (t) => {
+  const h = await harness(t);
+  const inbox = messages(h.server);
+  const [ws, c] = await h.connect();
+  const big = 'x'.repeat(300 * 1024);
+  const bytes = Buffer.alloc(300 * 1024, 7);
+  bytes[0] = 1;
+  bytes[bytes.length - 1] = 2;
+  ws.send({ type: 'json', channel: 'a', message: 1 });
+  ws.send({ type: 'json', channel: 'bïg', message: { big }, message_id: 'm2', reply_to_id: 'r2' });
+  ws.ws.send(bytes);
+  ws.send({ type: 'text', channel: 'z', message: 'é' });
+  let [client, msg] = await inbox.next('small message');
+  assert.equal(client, c);
+  assert.equal(msg.raw.toString(), '1');
+  [client, msg] = await inbox.next('big message');
+  assert.equal(client, c);
+  assert.deepEqual([msg.channel, msg.messageId, msg.replyToId, msg.clientId], ['bïg', 'm2', 'r2', c.id]);
+  assert.equal(msg.raw.toString(), JSON.stringify({ big }));
+  [, msg] = await inbox.next('big binary message');
+  assert.equal(msg.type, 'binary');
+  assert.ok(msg.message.equals(bytes));
+  [, msg] = await inbox.next('small message after');
+  assert.deepEqual([msg.type, msg.channel, msg.message], ['text', 'z', 'é']);
+});
+
 test('the same Client object in every event; disconnect after the last message', async (t) => {
   const h = await harness(t);
   const seen = [];
