@@ -101,6 +101,12 @@ export interface ServerOptions {
   mallocTrim?: boolean;
   /** Every core log line at or above logLevel. */
   logger?: (level: LogLevelName, line: string) => void;
+  /**
+   * Publishes that may wait for room at once (default 1024); one more
+   * rejects with WSN_ELIMIT. 0: a publish the core has no room for
+   * rejects at once.
+   */
+  publishQueueLimit?: number;
   /** Options a newer core adds. */
   [option: string]: unknown;
 }

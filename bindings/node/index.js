@@ -166,7 +166,11 @@ function own(args) {
 const OPTIONS = native.options(); // [{name, type, default, min, max}]
 const camel = (snake) => snake.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 const SNAKE_OF = new Map(OPTIONS.map((o) => [camel(o.name), o.name]));
-const JS_ONLY = new Set(['logger']);
+const JS_ONLY = new Set(['logger', 'publishQueueLimit']);
+
+/** Publishes that may wait for room at once, unless publishQueueLimit says. */
+const PUBLISH_QUEUE_LIMIT = 1024;
+const WSN_ELIMIT = -12; // wsnotify.h; codes are never renumbered
 
 /** Every core option by its camelCase name. */
 function optionNames() { return [...SNAKE_OF.keys()]; }
@@ -184,7 +188,8 @@ function coreOptions(options) {
     if (JS_ONLY.has(key) || value === undefined) continue;
     const snake = SNAKE_OF.get(key);
     if (snake === undefined) {
-      throw new TypeError(`unknown option '${key}' (options: ${optionNames().join(', ')}, logger)`);
+      throw new TypeError(`unknown option '${key}' (options: ${optionNames().join(', ')}, ` +
+        'logger, publishQueueLimit)');
     }
     // On the I/O thread the core hands events to C handlers and never
     // queues them: this binding has none, so every event would be lost.
@@ -323,9 +328,15 @@ class Server extends EventEmitter {
     if (logger !== undefined && typeof logger !== 'function') {
       throw new TypeError('option logger must be a function (level, line)');
     }
+    const limit = options.publishQueueLimit ?? PUBLISH_QUEUE_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new RangeError('option publishQueueLimit must be an integer >= 0, ' +
+        `not ${String(limit)}`);
+    }
     this._native = new native.NativeServer(coreOptions(options));
     this._logger = logger;
     this._waiting = []; // publishes refused for room, in call order
+    this._publishQueueLimit = limit;
     this._writeWait = options.writeWait ?? defaultOptions().writeWait;
     this._clients = new Map(); // id -> Client, connect to disconnect
     this._byHandle = new Map(); // the handle's address -> the same Client
@@ -381,8 +392,10 @@ class Server extends EventEmitter {
   // Every publish goes through here: the core is asked never to wait
   // (WSN_PUBLISH_NONBLOCK). Accepted: a resolved Promise. No room: the
   // call waits in order behind earlier refused ones until the core's room
-  // fd says to try again. Core errors reject; wrong arguments (TypeError,
-  // RangeError) are thrown where the call is made.
+  // fd says to try again, unless publishQueueLimit calls wait already:
+  // then it rejects with WSN_ELIMIT, so a stalled client cannot make the
+  // JS heap grow without bound. Core errors reject; wrong arguments
+  // (TypeError, RangeError) are thrown where the call is made.
   _submit(method, args) {
     if (this._waiting.length === 0) {
       let ok;
@@ -393,6 +406,12 @@ class Server extends EventEmitter {
         throw e;
       }
       if (ok) return RESOLVED;
+    }
+    const limit = this._publishQueueLimit;
+    if (this._waiting.length >= limit) {
+      return Promise.reject(new WsnotifyError(`${method}: ${native.strerror(WSN_ELIMIT)} ` +
+        `(${limit} publishes already wait for room: option publishQueueLimit) [WSN_ELIMIT]`,
+        'WSN_ELIMIT', WSN_ELIMIT));
     }
     return new Promise((resolve, reject) => {
       this._waiting.push({ method, args: own(args), resolve, reject });

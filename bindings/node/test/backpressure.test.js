@@ -103,3 +103,64 @@ test('block mode: publishing never blocks the JS thread; a reader on it keeps up
   await h.server.publishToClient(rc, 'end', 'done');
   assert.equal(JSON.parse(await reader.next()).channel, 'end');
 });
+
+// The JS thread is not given a turn between the publishes (no await), so
+// the room the core finds for them is what it had. With a limit, the
+// first refusal waits and so do the next limit - 1 (everything after a
+// waiting publish queues behind it, in order); every later one rejects
+// with WSN_ELIMIT at once. With 0 nothing waits: each refusal rejects and
+// the next publish tries the core again. Once the stalled peer reads, it
+// gets exactly the publishes that resolved, in order.
+for (const limit of [3, 0]) {
+  test(`publishQueueLimit ${limit}: publishes beyond it reject with WSN_ELIMIT`, async (t) => {
+    const h = await harness(t, { sendBuffer: 2, writeWait: 10000, publishQueueLimit: limit });
+    const [slow, sc] = await h.connect();
+    slow.ws.pause();
+    h.server.subscribe(sc, 'c');
+    const state = [];
+    const errors = [];
+    const published = [];
+    for (let i = 0; i < FLOOD; i++) {
+      state.push('pending');
+      published.push(h.server.publish('c', { i, p: PAYLOAD }).then(
+        () => { state[i] = 'resolved'; },
+        (e) => { state[i] = e.code; errors[i] = e; }));
+    }
+    // Microtasks only: settled now is what settled without room.
+    for (let k = 0; k < 3; k++) await null;
+    const firstRefused = state.findIndex((s) => s !== 'resolved');
+    assert.ok(firstRefused > 0, `no publish was accepted or none refused (${firstRefused})`);
+    if (limit > 0) {
+      assert.deepEqual(state.slice(firstRefused, firstRefused + limit), Array(limit).fill('pending'));
+      assert.deepEqual(state.slice(firstRefused + limit),
+        Array(FLOOD - firstRefused - limit).fill('WSN_ELIMIT'));
+    } else {
+      assert.equal(state[firstRefused], 'WSN_ELIMIT');
+      assert.deepEqual(state.filter((s) => s !== 'resolved' && s !== 'WSN_ELIMIT'), []);
+    }
+    const err = errors[state.indexOf('WSN_ELIMIT')];
+    assert.equal(err.code, 'WSN_ELIMIT');
+    assert.equal(err.errno, -12);
+    assert.match(err.message, new RegExp(`${limit} publishes already wait for room: option publishQueueLimit`));
+    // The peer reads again: what resolved, in order, and nothing else.
+    slow.ws.resume();
+    await Promise.all(published);
+    assert.equal(state.filter((s) => s === 'pending').length, 0);
+    const delivered = [];
+    state.forEach((s, i) => { if (s === 'resolved') delivered.push(i); });
+    assert.equal(delivered.length, FLOOD - state.filter((s) => s === 'WSN_ELIMIT').length);
+    for (const i of delivered) {
+      assert.equal(JSON.parse(await slow.next(`message ${i}`)).message.i, i);
+    }
+    await h.server.publish('c', 'end');
+    assert.equal(JSON.parse(await slow.next('end')).message, 'end');
+    assert.equal(sc.connected, true);
+  });
+}
+
+test('publishQueueLimit must be an integer >= 0', () => {
+  const { Server } = require('..');
+  for (const bad of [-1, 1.5, '3']) {
+    assert.throws(() => new Server({ port: 0, publishQueueLimit: bad }), RangeError);
+  }
+});
