@@ -163,6 +163,7 @@ function M.new_server(options)
     return setmetatable({
         _s = s,
         _clients = {},    -- id -> client object, connect to disconnect
+        _batch = {count = 0, pos = 0}, -- see dispatch
         _handlers = {},
         _logger = logger,
         _write_wait = write_wait,
@@ -245,6 +246,13 @@ local function run_handler(self, what, fn, a, b)
     end
 end
 
+-- Events come from the core in batches of up to EVENT_BATCH, one C call
+-- each (take_events: one wsn_server_take_events), as 8 fields per event
+-- in self._batch; the position lives there, not in the loop, so a handler
+-- that dispatches again goes on with the same batch.
+local EVENT_BATCH = 256
+local FIELDS = 8
+
 -- dispatch([max]): runs the handlers of up to max queued events (default:
 -- all queued now) on this thread, without waiting, and passes the
 -- engine's log lines to the logger. Returns the number of events taken.
@@ -253,22 +261,33 @@ function Server:dispatch(max)
     if s:closed() then return 0 end
     drain_logs(self)
     if self._stopped then return 0 end
+    local b = self._batch
     local n = 0
     while max == nil or max <= 0 or n < max do
-        local kind, client, cid, mtype, channel, payload, mid, rid =
-            s:next_event(clients)
-        if kind == nil then
-            if client ~= nil then error(client, 2) end -- a core failure
-            break
+        local i = b.pos
+        if i >= b.count then
+            -- never more than max asks for: a taken event no longer shows
+            -- on the event fd, so none may be left over
+            local want = EVENT_BATCH
+            if max ~= nil and max > 0 and max - n < want then want = max - n end
+            local got, err = s:take_events(clients, b, want)
+            if not got then
+                if got == false then self._stopped = true
+                elseif err ~= nil then error(err, 2) end -- a core failure
+                break
+            end
+            b.count, b.pos, i = got, 0, 0
         end
-        if kind == false then self._stopped = true; break end
+        b.pos = i + 1
         n = n + 1
+        local o = i * FIELDS
+        local kind, client, cid = b[o + 1], b[o + 2], b[o + 3]
         if kind == "message" then
             local fn = handlers.message
             if fn then
                 run_handler(self, "message", fn, client, setmetatable({
-                    type = mtype, channel = channel, raw = payload,
-                    message_id = mid, reply_to_id = rid, client_id = cid,
+                    type = b[o + 4], channel = b[o + 5], raw = b[o + 6],
+                    message_id = b[o + 7], reply_to_id = b[o + 8], client_id = cid,
                 }, message_mt))
             end
         elseif kind == "connect" then

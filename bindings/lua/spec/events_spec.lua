@@ -95,6 +95,42 @@ describe("events", function()
         ws:close()
     end)
 
+    it("larger than the batch arena (256 KiB) arrive whole, in order, between small ones", function()
+        local got = {}
+        server:on_message(function(c, msg) got[#got + 1] = msg end)
+        local ws, c = H.connect_pair(server)
+        local big = string.rep("x", 300 * 1024)
+        local bytes = "\1" .. string.rep("\7", 300 * 1024 - 2) .. "\2"
+        ws:send_envelope("a", 1)
+        ws:send_text('{"type":"json","channel":"b\195\175g","message":{"big":"' .. big
+                     .. '"},"message_id":"m2","reply_to_id":"r2"}')
+        ws:send_binary(bytes)
+        ws:send_text('{"type":"text","channel":"z","message":"\195\169"}')
+        assert.is_true(H.pump(server, function() return #got == 4 end))
+        assert.equal("1", got[1].raw)
+        assert.same({"b\195\175g", "m2", "r2", c.id},
+                    {got[2].channel, got[2].message_id, got[2].reply_to_id, got[2].client_id})
+        assert.equal('{"big":"' .. big .. '"}', got[2].raw)
+        assert.equal("binary", got[3].type)
+        assert.equal(bytes, got[3].raw)
+        assert.same({"text", "z", "\195\169"}, {got[4].type, got[4].channel, got[4].message})
+        ws:close()
+    end)
+
+    it("go on in a handler that dispatches again: each once, in order", function()
+        local seen = {}
+        server:on_message(function(c, msg)
+            seen[#seen + 1] = msg.raw
+            if msg.raw == "1" then server:dispatch() end
+        end)
+        local ws = H.connect_pair(server)
+        for i = 1, 5 do ws:send_envelope("room", i) end
+        assert.is_true(H.pump(server, function() return #seen == 5 end))
+        assert.same({"1", "2", "3", "4", "5"}, seen)
+        assert.equal(0, server:dispatch())
+        ws:close()
+    end)
+
     it("come as raw text with raw_incoming", function()
         server:close(1)
         server = H.server{raw_incoming = true}

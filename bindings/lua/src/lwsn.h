@@ -14,10 +14,13 @@
 #define LWSN_SERVER_MT "wsnotify.core.server"
 #define LWSN_CLIENT_MT "wsnotify.core.client"
 
+struct lwsn_batch;
+
 /* A server owned by Lua: NULL once closed (close() and __gc both free). */
 typedef struct lwsn_server {
     wsn_server *srv;
     int flags; /* wsn_publish_flags every publish passes */
+    struct lwsn_batch *batch; /* take_events' buffers, made on first use */
 } lwsn_server;
 
 /* One retained client handle: released by __gc, so a client object stays

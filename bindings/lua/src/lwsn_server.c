@@ -161,6 +161,7 @@ static int l_new_server(lua_State *L) {
     lwsn_server *u = lua_newuserdata(L, sizeof *u);
     u->srv = srv;
     u->flags = nonblocking ? WSN_PUBLISH_NONBLOCK : 0;
+    u->batch = NULL;
     luaL_getmetatable(L, LWSN_SERVER_MT);
     lua_setmetatable(L, -2);
     return 1;
@@ -264,6 +265,8 @@ static int srv_close(lua_State *L) {
     wsn_server *srv = u->srv;
     u->srv = NULL;
     wsn_server_free(srv);
+    free(u->batch);
+    u->batch = NULL;
     return 0;
 }
 
@@ -483,60 +486,108 @@ static int srv_wait(lua_State *L) {
 static const char *const kind_names[] = {"?", "connect", "message",
                                          "disconnect", "stopped"};
 
-/* next_event(clients) -> kind, client, client_id[, type, channel, payload,
- * message_id, reply_to_id] | nil (none queued) | false (stopped before).
- * clients maps ids to client objects: a client seen before is given back
- * as the same object, a new one is added (wsnotify.lua removes it after
- * its disconnect). */
-static int srv_next_event(lua_State *L) {
-    wsn_server *srv = check_srv(L);
+/* Events per take_events call, and the bytes of their strings and
+ * payloads; a message that does not fit ends the batch and is read from
+ * its event. */
+#define BATCH_MAX 256
+#define ARENA_BYTES (256 * 1024)
+#define FIELDS 8 /* per event in take_events' out table */
+
+struct lwsn_batch {
+    wsn_event *evs[BATCH_MAX];
+    wsn_event_record rec[BATCH_MAX];
+    char arena[ARENA_BYTES];
+};
+
+/* The client object of a borrowed handle: the one in clients (by id) or
+ * a new one, added there (wsnotify.lua removes it after its disconnect). */
+static void push_client(lua_State *L, int clients, wsn_client *c, const char *id) {
+    lua_getfield(L, clients, id);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lwsn_client_push(L, c);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, clients, id);
+    }
+}
+
+/* take_events(clients, out[, max]) -> n | nil (none queued) | false
+ * (stopped before) | nil, err, code. Takes up to max (default and at most
+ * 256) events in one core call (wsn_server_take_events) and writes event i
+ * (0-based) to out[8i+1 .. 8i+8]: kind, client, client_id, then for a
+ * message type, channel, payload, message_id, reply_to_id (nil for other
+ * kinds). A client is the same object from event to event (see
+ * push_client). */
+static int srv_take_events(lua_State *L) {
+    lwsn_server *u = check_u(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    wsn_event *ev = NULL;
-    int rc = wsn_server_next_event(srv, &ev);
-    if (rc == WSN_EAGAIN)
+    luaL_checktype(L, 3, LUA_TTABLE);
+    int max = (int)luaL_optinteger(L, 4, BATCH_MAX);
+    if (max < 1 || max > BATCH_MAX)
+        max = BATCH_MAX;
+    if (!u->batch && !(u->batch = malloc(sizeof *u->batch)))
+        return luaL_error(L, "out of memory");
+    struct lwsn_batch *b = u->batch;
+    size_t used = 0;
+    int n = wsn_server_take_events(u->srv, b->evs, b->rec, sizeof b->rec[0], max,
+                                   b->arena, sizeof b->arena, &used);
+    if (n == 0)
         return 0;
-    if (rc == WSN_ECLOSED) {
+    if (n == WSN_ECLOSED) {
         lua_pushboolean(L, 0);
         return 1;
     }
-    if (rc != WSN_OK)
-        return lwsn_fail_srv(L, rc, "next_event", srv);
-    wsn_event_info info;
-    memset(&info, 0, sizeof info);
-    info.size = sizeof info;
-    rc = wsn_event_get_info(ev, &info);
-    if (rc != WSN_OK) {
-        wsn_event_free(ev);
-        return lwsn_fail(L, rc, "next_event", NULL);
-    }
-    wsn_event_type kind = info.kind;
-    lua_pushstring(L, (kind >= WSN_EVENT_CONNECT && kind <= WSN_EVENT_STOPPED)
-                          ? kind_names[kind]
-                          : "?");
-    if (info.client) {
-        lua_getfield(L, 2, info.client_id);
-        if (lua_isnil(L, -1)) {
-            lua_pop(L, 1);
-            lwsn_client_push(L, info.client);
-            lua_pushvalue(L, -1);
-            lua_setfield(L, 2, info.client_id);
+    if (n < 0)
+        return lwsn_fail_srv(L, n, "take_events", u->srv);
+    for (int i = 0; i < n; i++) {
+        const wsn_event_record *r = &b->rec[i];
+        int at = i * FIELDS;
+        wsn_event_type kind = (wsn_event_type)r->kind;
+        lua_pushstring(L, (kind >= WSN_EVENT_CONNECT && kind <= WSN_EVENT_STOPPED)
+                              ? kind_names[kind]
+                              : "?");
+        lua_rawseti(L, 3, at + 1);
+        const char *id = r->client ? wsn_client_id(r->client) : "";
+        if (r->client)
+            push_client(L, 2, r->client, id);
+        else
+            lua_pushnil(L);
+        lua_rawseti(L, 3, at + 2);
+        lua_pushstring(L, id);
+        lua_rawseti(L, 3, at + 3);
+        if (kind != WSN_EVENT_MESSAGE) {
+            for (int f = 4; f <= FIELDS; f++) {
+                lua_pushnil(L);
+                lua_rawseti(L, 3, at + f);
+            }
+            continue;
         }
-    } else {
-        lua_pushnil(L);
+        const char *tn = wsn_message_type_name((wsn_message_type)r->type);
+        lua_pushstring(L, tn ? tn : "?");
+        lua_rawseti(L, 3, at + 4);
+        if (r->payload_offset >= 0) {
+            const char *a = b->arena;
+            lua_pushlstring(L, a + r->channel_offset, (size_t)r->channel_len);
+            lua_pushlstring(L, a + r->payload_offset, (size_t)r->payload_len);
+            lua_pushlstring(L, a + r->message_id_offset, (size_t)r->message_id_len);
+            lua_pushlstring(L, a + r->reply_to_id_offset, (size_t)r->reply_to_id_len);
+        } else { /* did not fit in the arena: the last of the batch */
+            wsn_event_info in;
+            memset(&in, 0, sizeof in);
+            in.size = sizeof in;
+            wsn_event_get_info(b->evs[i], &in); /* only fails for NULL */
+            lua_pushstring(L, in.channel);
+            lua_pushlstring(L, (const char *)in.payload, in.payload_len);
+            lua_pushstring(L, in.message_id);
+            lua_pushstring(L, in.reply_to_id);
+        }
+        for (int f = FIELDS; f >= 5; f--)
+            lua_rawseti(L, 3, at + f);
     }
-    lua_pushstring(L, info.client_id);
-    if (kind != WSN_EVENT_MESSAGE) {
-        wsn_event_free(ev);
-        return 3;
-    }
-    const char *tn = wsn_message_type_name(info.type);
-    lua_pushstring(L, tn ? tn : "?");
-    lua_pushstring(L, info.channel);
-    lua_pushlstring(L, (const char *)info.payload, info.payload_len);
-    lua_pushstring(L, info.message_id);
-    lua_pushstring(L, info.reply_to_id);
-    wsn_event_free(ev);
-    return 8;
+    /* the client objects hold their own references now */
+    wsn_events_free(b->evs, n);
+    lua_pushinteger(L, n);
+    return 1;
 }
 
 static const char *const level_names[] = {"none", "error", "warn", "info",
@@ -610,7 +661,7 @@ static const luaL_Reg server_methods[] = {
     {"client_list", srv_client_list},
     {"event_fd", srv_event_fd},
     {"wait", srv_wait},
-    {"next_event", srv_next_event},
+    {"take_events", srv_take_events},
     {"next_log", srv_next_log},
     {"logs_dropped", srv_logs_dropped},
     {"room_fd", srv_room_fd},
