@@ -30,7 +30,7 @@ build = {
    modules = {
       wsnotify = "wsnotify.lua",
       ["wsnotify.core"] = {
-         sources = { "src/lwsn_module.c", "src/lwsn_json.c",
+         sources = { "src/lwsn_module.c", "src/lwsn_util.c", "src/lwsn_json.c",
                      "src/lwsn_client.c", "src/lwsn_server.c" },
          libraries = { "wsnotify", "jansson", "dl" },
          incdirs = { "$(WSNOTIFY_INCDIR)", "$(JANSSON_INCDIR)" },
