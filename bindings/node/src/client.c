@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "addon.h"
+#include "client.h"
 
 static const napi_type_tag CLIENT_TAG = {0x77736e636c69656eULL,
                                          0x742d6e6f64652d31ULL};

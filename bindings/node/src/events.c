@@ -17,7 +17,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "client.h"
+#include "events.h"
 
 /* Events per JS call: large enough that a busy server makes few calls,
  * small enough that timers and I/O of the JS thread get their turn. */

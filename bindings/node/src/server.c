@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "events.h"
 #include "server.h"
 
 #define ERRBUF 512
@@ -60,16 +62,6 @@ static napi_value throw_rc(napi_env env, struct nserver *ns, int rc,
 }
 
 /* ---- teardown ----------------------------------------------------------- */
-
-void nw_server_unref(struct nserver *ns) {
-    if (--ns->refs > 0)
-        return;
-    if (ns->wake_fd >= 0)
-        close(ns->wake_fd);
-    pthread_mutex_destroy(&ns->mu);
-    pthread_cond_destroy(&ns->cv);
-    free(ns);
-}
 
 /* Stops the waiter, waits for shutdown calls on the thread pool, then
  * frees the engine (which shuts it down with write_wait if it runs). */

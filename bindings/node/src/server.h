@@ -1,60 +1,11 @@
 /*
- * The state behind one NativeServer, shared by server.c (calls from JS)
- * and events.c (the waiter thread that hands events and log lines to JS).
+ * NativeServer (server.c): one wsn_server for JS.
  */
 #ifndef WSN_NODE_SERVER_H
 #define WSN_NODE_SERVER_H
 
-#include <pthread.h>
-#include <stdbool.h>
+#include "util.h"
 
-#include "addon.h"
-
-struct nserver {
-    /* JS thread only */
-    napi_env env;
-    wsn_server *srv;           /* owned; freed by server_teardown() */
-    int64_t write_wait_ms;     /* what wsn_server_free() would wait */
-    uint64_t logs_dropped;     /* as last reported to JS */
-    bool waiter_started;
-    bool waiter_joined;
-    bool torn_down;
-    bool hook_added;
-    int refs; /* the JS wrapper, and the event function once made */
-
-    /* set before the waiter starts */
-    pthread_t waiter;
-    int wake_fd; /* eventfd: wakes the waiter's poll(); -1 before start */
-    napi_threadsafe_function ev_tsfn; /* held by the waiter */
-
-    /* JS thread: one batch of events (events.c take_events); rec and
-     * arena point into the JS buffers the two references hold. */
-    wsn_event **evs;
-    wsn_event_record *rec;
-    char *arena;
-    napi_ref rec_ref, arena_ref;
-
-    /* shared with the waiter and the thread pool, under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool pending;  /* a drain is queued for the JS thread */
-    bool want_room; /* a publish waits: poll the room fd */
-    bool stopped;  /* JS took the STOPPED event: the waiter ends */
-    bool closing;  /* the server is being freed: the waiter ends */
-    int busy;      /* shutdown calls running on the thread pool */
-};
-
-/* events.c */
-bool nw_events_start(napi_env env, struct nserver *ns, napi_value on_events);
-/* Asks for one room call once the room fd is readable; false when no
- * waiter runs (not started, or stopped). */
-bool nw_events_watch_room(struct nserver *ns);
-/* Ends the waiter (the environment is going). */
-void nw_events_stop(struct nserver *ns);
-void nw_events_join(struct nserver *ns);
-/* [level, line, ...] of the queued log lines (JS thread). */
-napi_value nw_take_logs(napi_env env, struct nserver *ns);
-/* server.c: drops one of ns->refs, freeing ns at zero (JS thread). */
-void nw_server_unref(struct nserver *ns);
+napi_value nw_server_class(napi_env env);
 
 #endif

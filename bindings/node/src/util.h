@@ -1,12 +1,12 @@
 /*
- * Shared declarations of the wsnotify Node-API addon: the per-environment
- * state and the small argument helpers every native class uses.
+ * What every file of the wsnotify Node-API addon uses (util.c): the
+ * per-environment state and the small argument helpers.
  *
  * Threads: everything here runs on the JS thread of one environment,
  * except what server.c says runs on its waiter thread.
  */
-#ifndef WSN_NODE_ADDON_H
-#define WSN_NODE_ADDON_H
+#ifndef WSN_NODE_UTIL_H
+#define WSN_NODE_UTIL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -68,13 +68,5 @@ napi_value nw_strlist_array(napi_env env, wsn_strlist *list);
 /* A method entry of napi_define_class. */
 #define NW_METHOD(name, fn)                                                    \
     {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
-
-/* Class registration, one per file. */
-napi_value nw_server_class(napi_env env);
-napi_value nw_client_class(napi_env env);
-/* Wraps a borrowed client handle in a new NativeClient (retained). */
-napi_value nw_client_wrap(napi_env env, wsn_client *borrowed);
-/* The retained handle of a NativeClient argument (TypeError otherwise). */
-wsn_client *nw_client_unwrap(napi_env env, napi_value v);
 
 #endif
