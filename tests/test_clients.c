@@ -1,8 +1,14 @@
-/* Client handles after disconnect, per-client metadata, max_clients. */
+/* Client handles after disconnect, per-client metadata, max_clients, the
+ * descriptor limit. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -440,6 +446,62 @@ static void test_max_clients(void)
     wsn_options_free(o);
 }
 
+/* A host that has used up every descriptor (issue 16 item 9): lws 4.1
+ * alone retried accept() on every poll, spinning, and the client waited
+ * unanswered. Now the waiting connection is taken with the spare
+ * descriptor and closed at once, with a log line; once the host gives
+ * descriptors back, clients are served again. */
+static atomic_int exhausted_lines;
+
+static void count_exhausted(void *user, wsn_log_level level, const char *msg)
+{
+    (void)user;
+    (void)level;
+    if (strstr(msg, "file descriptors exhausted"))
+        atomic_fetch_add(&exhausted_lines, 1);
+}
+
+static void test_host_fds_exhausted(void)
+{
+    enum { LIMIT = 256 };
+    struct rlimit saved, rl;
+    CHECK(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    rl = saved;
+    rl.rlim_cur = LIMIT;
+    CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    wsn_options *o = tu_opts();
+    CHECK_OK(wsn_options_set_logger(o, count_exhausted, NULL));
+    wsn_server *srv = tu_server(o);
+    int held[LIMIT], n = 0, fd;
+    while (n < LIMIT && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        held[n++] = fd;
+    CHECK_MSG(n < LIMIT && errno == EMFILE, "took %d descriptors, errno %d", n, errno);
+    /* One back, for the client's own socket: the server has none. */
+    close(held[--n]);
+    wsc_opts co;
+    memset(&co, 0, sizeof co);
+    co.port = wsn_server_port(srv);
+    wsc *w = NULL;
+    int status = 0;
+    int rc = wsc_connect(&co, &w, &status);
+    tu_note("connect with no descriptor left: %s", wsc_strerror(rc));
+    CHECK_MSG(rc == WSC_EOF || rc == WSC_EIO, "connect: %s (the connection should be closed "
+              "at accept, not left waiting)", wsc_strerror(rc));
+    wsc_free(w);
+    CHECK(atomic_load(&exhausted_lines) >= 1);
+    while (n)
+        close(held[--n]);
+    wsc *w2;
+    wsn_client *c = tu_accept(srv, &w2);
+    wsc_free(w2);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+    wsn_options_free(o);
+    CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+}
+
 static const tu_test tests[] = {
     {"gone_client", test_gone_client},
     {"metadata_types", test_metadata_types},
@@ -450,6 +512,7 @@ static const tu_test tests[] = {
     {"metadata_limit", test_metadata_limit},
     {"metadata_in_disconnect_handler", test_metadata_in_disconnect_handler},
     {"max_clients", test_max_clients},
+    {"host_fds_exhausted", test_host_fds_exhausted},
     {NULL, NULL},
 };
 

@@ -4,6 +4,7 @@
 #include "engine/codec.h"
 #include "shell/commands.h"
 #include "transport/keepalive.h"
+#include "transport/listener.h"
 #include "transport/lws_state.h"
 #include "transport/memory.h"
 #include "transport/origin.h"
@@ -163,20 +164,6 @@ static int subprotocol_supported(struct lws *wsi)
     return found;
 }
 
-/* Counts an event; returns how many to report (this one included) when a
- * line is due, at most once a second, else 0. */
-static unsigned ratelog_due(wsni_ratelog *r)
-{
-    lws_usec_t now = lws_now_usecs();
-    r->count++;
-    if (r->at && now - r->at < LWS_US_PER_SEC)
-        return 0;
-    unsigned n = r->count;
-    r->at = now;
-    r->count = 0;
-    return n;
-}
-
 static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
 {
     if (srv->lws->draining)
@@ -189,7 +176,7 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
     if (!right_path)
         return refuse(wsi, HTTP_STATUS_NOT_FOUND, NULL);
     if (srv->lws->client_cap && srv->connected >= srv->lws->client_cap) {
-        unsigned n = ratelog_due(&srv->lws->clients_log);
+        unsigned n = wsni_ratelog_due(&srv->lws->clients_log);
         if (n)
             wsni_log(srv, WSN_LOG_WARN, "%d clients (%s): %u upgrades refused with 503",
                      srv->lws->client_cap,
@@ -290,7 +277,7 @@ static void give_back_memory(wsn_server *srv)
 
 static void partial_refused_log(wsn_server *srv, wsn_client *c)
 {
-    unsigned n = ratelog_due(&srv->lws->partial_log);
+    unsigned n = wsni_ratelog_due(&srv->lws->partial_log);
     if (n)
         wsni_log(srv, WSN_LOG_WARN,
                  "client %s: messages being received hold max_partial_bytes (%zu): closed with "
@@ -593,21 +580,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             wsni_commands_run(srv);
         return 0;
     }
-    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: {
-        if (srv->lws->draining)
-            return 1;
-        int fd = (int)(lws_intptr_t)in;
-        if (srv->lws->fd_refuse_at && fd >= srv->lws->fd_refuse_at) {
-            unsigned n = ratelog_due(&srv->lws->fds_log);
-            if (n)
-                wsni_log(srv, WSN_LOG_WARN,
-                         "file descriptors nearly exhausted (RLIMIT_NOFILE): %u connections "
-                         "closed at accept",
-                         n);
-            return 1;
+    case LWS_CALLBACK_RAW_ADOPT_FILE:
+        return 0;
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (wsi == srv->lws->listen_wsi)
+            wsni_listener_ready(srv);
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        /* lws closes the descriptor itself after this. */
+        if (wsi == srv->lws->listen_wsi) {
+            srv->lws->listen_wsi = NULL;
+            srv->lws->listen_fd = -1;
         }
         return 0;
-    }
     case LWS_CALLBACK_RAW_ADOPT:
         /* lws turns a request it will not serve as HTTP (CONNECT) into a
          * raw socket bound to our protocol, which would stay open until
@@ -745,13 +730,10 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
     }
     info->mounts = &srv->lws->mount_health;
 
-    const char *host = opt_str(srv->opts, WSN_OPT_HOST);
-    int any = !*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
-    info->iface = any ? NULL : host;
-    info->port = (int)opt_int(srv->opts, WSN_OPT_PORT);
+    /* The listening socket is ours (listener.c): the vhost only serves
+     * the connections we hand it. */
+    info->port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info->options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-    if (!strchr(host, ':'))
-        info->options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info->user = srv;
     info->vhost_name = "default";
     info->pt_serv_buf_size = PT_SERV_BUF;
@@ -772,62 +754,21 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
     }
 }
 
-/* lws reports a failed bind only in its log; find the errno ourselves. */
-static void describe_bind_failure(wsn_server *srv)
-{
-    const char *host = opt_str(srv->opts, WSN_OPT_HOST);
-    int port = (int)opt_int(srv->opts, WSN_OPT_PORT);
-    const char *why = "lws could not create the listener";
-    int fd = socket(strchr(host, ':') ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        int rc = -1;
-        if (strchr(host, ':')) {
-            struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
-            if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1)
-                rc = bind(fd, (struct sockaddr *)&a6, sizeof(a6));
-        } else {
-            struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-            if (!*host || inet_pton(AF_INET, host, &a4.sin_addr) == 1)
-                rc = bind(fd, (struct sockaddr *)&a4, sizeof(a4));
-            else
-                errno = EADDRNOTAVAIL;
-        }
-        if (rc < 0)
-            why = strerror(errno);
-        close(fd);
-    }
-    wsni_set_error(srv, "cannot listen on %s:%d: %s", host, port, why);
-    wsni_log(srv, WSN_LOG_ERROR, "cannot listen on %s:%d: %s", host, port, why);
-}
-
-
-/* The bounds that keep the server off EMFILE, from the soft descriptor
- * limit: sockets numbered within the last max(8, limit/64) are closed at
- * accept (the kernel hands out the lowest free number, so a high one means
- * few are left), and unless max_clients says otherwise, clients take at
- * most what the limit leaves after a reserve of max(32, limit/16) for the
- * host's own files and connections that never upgrade. */
-static void fd_bounds(wsn_server *srv)
-{
-    struct rlimit rl;
-    srv->lws->client_cap = srv->max_clients;
-    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX)
-        return;
-    int limit = (int)rl.rlim_cur;
-    int edge = limit / 64 > 8 ? limit / 64 : 8;
-    int reserve = limit / 16 > 32 ? limit / 16 : 32;
-    srv->lws->fd_refuse_at = limit > edge ? limit - edge : 0;
-    if (!srv->max_clients && limit > reserve)
-        srv->lws->client_cap = limit - reserve;
-}
-
 static void lws_state_free(wsn_server *srv)
 {
     free(srv->lws->coalesce);
     free(srv->lws);
     srv->lws = NULL;
+}
+
+/* Before the loop ever served: the host's start returns the error. */
+static void io_start_failed(wsn_server *srv)
+{
+    lws_state_free(srv);
+    wsni_server_start_failed(srv);
+    struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
+    if (ev)
+        wsni_event_queue_push(srv->events, ev, 0);
 }
 
 static void *io_main(void *arg)
@@ -837,7 +778,11 @@ static void *io_main(void *arg)
     pthread_setname_np(pthread_self(), "wsnotify-io");
     struct lws_context_creation_info info;
     fill_context_info(srv, &info);
-    fd_bounds(srv);
+    int port;
+    if (wsni_listener_open(srv, &port) != 0) {
+        io_start_failed(srv);
+        return NULL;
+    }
     /* lws logs process-wide with no server context; ours go through the
      * host's logger instead. WSN_LWS_LOG=1 shows lws's own for debugging. */
     const char *lws_log = getenv("WSN_LWS_LOG");
@@ -853,21 +798,26 @@ static void *io_main(void *arg)
     wsni_rx_pool_attach(srv->lws->rx_pool_on ? &srv->lws->rx_pool : NULL);
     struct lws_context *ctx = lws_create_context(&info);
     if (!ctx) {
+        wsni_set_error(srv, "lws could not create its context");
+        wsni_log(srv, WSN_LOG_ERROR, "lws could not create its context");
         wsni_rx_pool_attach(NULL);
         wsni_rx_pool_destroy(&srv->lws->rx_pool);
-        lws_state_free(srv);
-        describe_bind_failure(srv);
-        wsni_server_start_failed(srv);
-        struct wsn_event *ev = wsni_event_new(WSN_EVENT_STOPPED, NULL);
-        if (ev)
-            wsni_event_queue_push(srv->events, ev, 0);
+        wsni_listener_close(srv);
+        io_start_failed(srv);
         return NULL;
     }
     /* Set before the shell marks the context alive (under its lock): only
      * then may another thread's wake() read it. */
     srv->lws->ctx = ctx;
     srv->lws->vhost = lws_get_vhost_by_name(ctx, "default");
-    int port = srv->lws->vhost ? lws_get_vhost_listen_port(srv->lws->vhost) : -1;
+    if (!srv->lws->vhost || wsni_listener_adopt(srv) != 0) {
+        lws_context_destroy(ctx);
+        wsni_rx_pool_attach(NULL);
+        wsni_rx_pool_destroy(&srv->lws->rx_pool);
+        wsni_listener_close(srv);
+        io_start_failed(srv);
+        return NULL;
+    }
     wsni_server_started(srv, port);
     wsni_log(srv, WSN_LOG_INFO, "listening on %s:%d", opt_str(srv->opts, WSN_OPT_HOST), port);
     wsni_log(srv, WSN_LOG_DEBUG, "receive buffers %s",
@@ -894,6 +844,7 @@ static void *io_main(void *arg)
     wsni_event_queue_flush(srv->events);
 
     wsni_timer_cancel(srv, &srv->lws->trim_timer);
+    wsni_timer_cancel(srv, &srv->lws->listen_timer);
     wsni_batch_timers_clear(srv);
     wsni_keepalive_stop(srv);
     wsni_server_ctx_closing(srv);
@@ -902,6 +853,7 @@ static void *io_main(void *arg)
     lws_context_destroy(ctx);
     wsni_rx_pool_attach(NULL);
     wsni_rx_pool_destroy(&srv->lws->rx_pool); /* lws freed every wsi and its buffer */
+    wsni_listener_close(srv);
     srv->lws->draining = 1;
     wsni_commands_drop(srv);
     wsni_registry_clear(&srv->reg);

@@ -59,6 +59,20 @@ typedef struct wsni_ratelog {
     unsigned count; /* events since that line */
 } wsni_ratelog;
 
+/* Counts an event; returns how many to report (this one included) when a
+ * line is due, at most once a second, else 0. */
+static inline unsigned wsni_ratelog_due(wsni_ratelog *r)
+{
+    lws_usec_t now = lws_now_usecs();
+    r->count++;
+    if (r->at && now - r->at < LWS_US_PER_SEC)
+        return 0;
+    unsigned n = r->count;
+    r->at = now;
+    r->count = 0;
+    return n;
+}
+
 struct wsni_lws {
     wsn_server *srv; /* const: the server this serves (timer callbacks find it) */
     struct lws_context *ctx; /* lws_cancel_service from other threads only while
@@ -81,6 +95,12 @@ struct wsni_lws {
      * pause: a spin). 0 = no bound. */
     int client_cap;
     int fd_refuse_at;
+    /* listener.c: our listening socket, lws's raw-file wsi that polls it
+     * (NULL until adopted and once lws closed it), the spare descriptor
+     * given up on EMFILE, and the timer that resumes a paused listener. */
+    int listen_fd, spare_fd;
+    struct lws *listen_wsi;
+    wsni_timer listen_timer;
     unsigned pass_writes; /* clients written to in this loop pass */
     int in_service;       /* inside the service loop, where the host is woken
                            * once per pass (wsni_event_queue_flush) */
