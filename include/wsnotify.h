@@ -85,8 +85,11 @@ typedef enum wsn_status {
     WSN_EIO = -13,          /* listening failed (address in use, ...) */
     WSN_ENOSPC = -14,       /* caller's buffer too small; size reported */
     WSN_EAGAIN = -15,       /* nothing available now; try again later */
-    WSN_EUNSUPPORTED = -16  /* not supported by this build or the
+    WSN_EUNSUPPORTED = -16, /* not supported by this build or the
                                libwebsockets it runs on (since 0.2) */
+    WSN_EBROKER = -17       /* the broker (WSN_OPT_BROKER) is down: the
+                               publish reached this server's subscribers
+                               only (since 0.3) */
 } wsn_status;
 
 /* Static English text for a code; never NULL. Since 0.1. */
@@ -222,10 +225,19 @@ typedef enum wsn_option {
                                          one fast sender cannot hold the
                                          queue ahead of everyone else.
                                          Since 0.3 */
-    WSN_OPT_CLIENT_EVENT_QUEUE_BYTES = 35 /* int bytes 0..2^40, 1 MiB: the
+    WSN_OPT_CLIENT_EVENT_QUEUE_BYTES = 35, /* int bytes 0..2^40, 1 MiB: the
                                          same share counted in bytes;
                                          0 = counted in events only.
                                          Since 0.3 */
+    WSN_OPT_BROKER = 36,              /* string, "": where publishes meet
+                                         the other servers of a cluster:
+                                         redis://[:password@]host[:port][/db]
+                                         or unix:/path/to/redis.sock
+                                         (docs/scale-out.md). "" = this
+                                         process only. Since 0.3 */
+    WSN_OPT_BROKER_SHARDED = 37       /* bool, 0: SPUBLISH/SSUBSCRIBE
+                                         (Redis 7 sharded pub/sub) instead
+                                         of PUBLISH/SUBSCRIBE. Since 0.3 */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;
@@ -627,7 +639,11 @@ typedef enum wsn_event_type {
     WSN_EVENT_CONNECT = 1,    /* a client completed the upgrade */
     WSN_EVENT_MESSAGE = 2,    /* a client sent a message */
     WSN_EVENT_DISCONNECT = 3, /* a client is gone (after its last message) */
-    WSN_EVENT_STOPPED = 4     /* the server stopped: the last event */
+    WSN_EVENT_STOPPED = 4,    /* the server stopped: the last event */
+    WSN_EVENT_BROKER = 5      /* the broker's state changed (since 0.3):
+                                 no client; wsn_event_channel() is the new
+                                 state's name ("up", "down", "connecting")
+                                 and the payload the reason ("" when up) */
 } wsn_event_type;
 
 /* A handler. ev and the client in it are borrowed for the call. */
@@ -767,6 +783,55 @@ WSN_API int wsn_server_next_log(wsn_server *srv, wsn_log_level *level,
 /* Lines dropped because the log queue was full (the newest are dropped:
  * the queue keeps the oldest), since the server was made. Since 0.2. */
 WSN_API uint64_t wsn_server_logs_dropped(wsn_server *srv);
+
+/* ==== Scale-out broker (WSN_OPT_BROKER, docs/scale-out.md) ============ */
+
+typedef enum wsn_broker_state {
+    WSN_BROKER_NONE = 0,       /* no broker configured: this process only */
+    WSN_BROKER_CONNECTING = 1, /* not yet up since start (or restart) */
+    WSN_BROKER_UP = 2,         /* connected and every channel subscribed */
+    WSN_BROKER_DOWN = 3        /* lost; reconnecting with backoff */
+} wsn_broker_state;
+
+/* What wsn_server_broker_state() reports. Counters count since start.
+ * The caller sets size to sizeof(wsn_broker_info); fields beyond it are
+ * left alone, so the struct may grow at its end. */
+typedef struct wsn_broker_info {
+    size_t size;          /* set by the caller */
+    int state;            /* wsn_broker_state */
+    char reason[128];     /* why not up ("" when up) */
+    char server_id[24];   /* this server's id in the cluster (hex) */
+    uint64_t sent;        /* publishes Redis acknowledged */
+    uint64_t refused;     /* publishes not sent because the broker was
+                             down (delivered on this server only) */
+    uint64_t unconfirmed; /* publishes written when the connection broke,
+                             before Redis acknowledged them: each reached
+                             the other servers or not */
+    uint64_t received;    /* messages from other servers delivered here */
+    uint64_t ignored;     /* broker messages not written by a wsnotify
+                             server (or too new a version): dropped */
+    uint64_t dropped;     /* arrived while this server's I/O thread was
+                             that far behind (bounded queue): dropped */
+    uint64_t reconnects;  /* times the broker came up again after down */
+} wsn_broker_info;
+
+/* The broker's state (wsn_broker_state, >= 0), and with info non-NULL its
+ * details. WSN_EINVAL for NULL srv or a size smaller than this struct.
+ * Any thread. Since 0.3. */
+WSN_API int wsn_server_broker_state(wsn_server *srv, wsn_broker_info *info);
+
+/* Sends one message to the client with this id, on this server or, with a
+ * broker, on any server of the cluster (the id names its server). Returns
+ * WSN_EGONE when the id is of this server and the client has gone;
+ * WSN_EBROKER when it is another server's and the broker is down; a client
+ * on another server that has gone is not reported (nothing comes back).
+ * Since 0.3. */
+WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_id,
+                                            const char *channel,
+                                            wsn_message_type type,
+                                            const void *data, size_t len,
+                                            const char *message_id,
+                                            const char *reply_to_id);
 
 /* ==== Utilities ======================================================== */
 

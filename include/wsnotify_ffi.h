@@ -29,7 +29,8 @@ typedef enum wsn_status {
     WSN_EIO = -13,
     WSN_ENOSPC = -14,
     WSN_EAGAIN = -15,
-    WSN_EUNSUPPORTED = -16
+    WSN_EUNSUPPORTED = -16,
+    WSN_EBROKER = -17
 } wsn_status;
 
 const char *wsn_strerror(int code);
@@ -87,7 +88,9 @@ typedef enum wsn_option {
     WSN_OPT_EVENT_QUEUE_BYTES = 32,
     WSN_OPT_MAX_PARTIAL_BYTES = 33,
     WSN_OPT_CLIENT_EVENT_QUEUE = 34,
-    WSN_OPT_CLIENT_EVENT_QUEUE_BYTES = 35
+    WSN_OPT_CLIENT_EVENT_QUEUE_BYTES = 35,
+    WSN_OPT_BROKER = 36,
+    WSN_OPT_BROKER_SHARDED = 37
 } wsn_option;
 
 typedef enum wsn_option_type {
@@ -295,7 +298,8 @@ typedef enum wsn_event_type {
     WSN_EVENT_CONNECT = 1,
     WSN_EVENT_MESSAGE = 2,
     WSN_EVENT_DISCONNECT = 3,
-    WSN_EVENT_STOPPED = 4
+    WSN_EVENT_STOPPED = 4,
+    WSN_EVENT_BROKER = 5
 } wsn_event_type;
 
 typedef void (*wsn_event_fn)(void *user, wsn_server *srv, const wsn_event *ev);
@@ -360,6 +364,42 @@ int wsn_server_next_log(wsn_server *srv, wsn_log_level *level,
                         char *buf, size_t cap, size_t *len);
 
 uint64_t wsn_server_logs_dropped(wsn_server *srv);
+
+/* ==== Scale-out broker (WSN_OPT_BROKER, docs/scale-out.md) ==== */
+
+typedef enum wsn_broker_state {
+    WSN_BROKER_NONE = 0,
+    WSN_BROKER_CONNECTING = 1,
+    WSN_BROKER_UP = 2,
+    WSN_BROKER_DOWN = 3
+} wsn_broker_state;
+
+typedef struct wsn_broker_info {
+    size_t size;
+    int state;
+    char reason[128];
+    char server_id[24];
+    uint64_t sent;
+    uint64_t refused;
+
+    uint64_t unconfirmed;
+
+    uint64_t received;
+    uint64_t ignored;
+
+    uint64_t dropped;
+
+    uint64_t reconnects;
+} wsn_broker_info;
+
+int wsn_server_broker_state(wsn_server *srv, wsn_broker_info *info);
+
+int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_id,
+                                    const char *channel,
+                                    wsn_message_type type,
+                                    const void *data, size_t len,
+                                    const char *message_id,
+                                    const char *reply_to_id);
 
 /* ==== Utilities ==== */
 

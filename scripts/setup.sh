@@ -22,8 +22,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages ----------------------------------------------------
-# Build: compiler, cmake, pkg-config and the four C libraries the engine
-# uses. Sanitizers: gcc's runtimes come with gcc; clang's with
+# Build: compiler, cmake, pkg-config and the five C libraries the engine
+# uses (hiredis for the broker); redis-server for the broker's tests. Sanitizers: gcc's runtimes come with gcc; clang's with
 # libclang-rt-14-dev. abigail-tools: abidw/abidiff for the ABI check
 # (scripts/abi.sh). luajit: its ffi.cdef reads include/wsnotify_ffi.h in
 # a ctest.
@@ -38,6 +38,8 @@ APT_PACKAGES=(
     libjansson-dev
     libmsgpack-dev
     libsodium-dev
+    libhiredis-dev
+    redis-server
     uthash-dev
     zlib1g-dev
     abigail-tools

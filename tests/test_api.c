@@ -106,6 +106,7 @@ static void test_option_defaults(void)
         {WSN_OPT_MAX_PARTIAL_BYTES, 67108864},
         {WSN_OPT_CLIENT_EVENT_QUEUE, 64},
         {WSN_OPT_CLIENT_EVENT_QUEUE_BYTES, 1048576},
+        {WSN_OPT_BROKER_SHARDED, 0},
     };
     static const struct {
         wsn_option id;
@@ -114,6 +115,7 @@ static void test_option_defaults(void)
         {WSN_OPT_HOST, "127.0.0.1"},
         {WSN_OPT_PATH, "/ws"},
         {WSN_OPT_STATIC_DIR, ""},
+        {WSN_OPT_BROKER, ""},
         {WSN_OPT_BACKPRESSURE_REASON, "going away: backpressure"},
         {WSN_OPT_ALLOWED_ORIGINS, ""},
     };
@@ -175,6 +177,8 @@ static const struct {
     {"max_partial_bytes", WSN_OPT_MAX_PARTIAL_BYTES, WSN_OPTTYPE_INT},
     {"client_event_queue", WSN_OPT_CLIENT_EVENT_QUEUE, WSN_OPTTYPE_INT},
     {"client_event_queue_bytes", WSN_OPT_CLIENT_EVENT_QUEUE_BYTES, WSN_OPTTYPE_INT},
+    {"broker", WSN_OPT_BROKER, WSN_OPTTYPE_STRING},
+    {"broker_sharded", WSN_OPT_BROKER_SHARDED, WSN_OPTTYPE_BOOL},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 

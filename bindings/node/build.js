@@ -41,7 +41,7 @@ function walk(dir, rel = '') {
 // The warnings CMakeLists.txt gives the core (WSN_WARNINGS).
 const WARNINGS = ['-Wall', '-Wextra', '-Wshadow', '-Wconversion',
   '-Wno-sign-conversion', '-Wstrict-prototypes', '-Wmissing-prototypes'];
-const DEFAULT_PKG_MODULES = ['libwebsockets', 'jansson', 'msgpack', 'libsodium'];
+const DEFAULT_PKG_MODULES = ['libwebsockets', 'jansson', 'msgpack', 'libsodium', 'hiredis'];
 
 function truthy(name) {
   return ['1', 'yes', 'true', 'on'].includes(
@@ -79,7 +79,7 @@ function pkgConfig(args) {
     throw new Error(`pkg-config ${args.join(' ')} failed: ` +
       `${(e.stderr || e.message || '').toString().trim()} (on Debian: ` +
       'apt-get install pkg-config libwebsockets-dev libjansson-dev ' +
-      'libmsgpack-dev libsodium-dev)');
+      'libmsgpack-dev libsodium-dev libhiredis-dev)');
   }
 }
 

@@ -26,6 +26,8 @@ static void channel_changed(void *user, const char *channel, int first)
 void wsni_broker_use(wsn_server *srv, const wsni_broker *b)
 {
     srv->broker = b;
+    /* Another server may have clients of any format: encode them all. */
+    srv->encode_all_formats = b != &wsni_local_broker;
     srv->reg.watch = b->channel_first || b->channel_last ? channel_changed : NULL;
     srv->reg.watch_user = srv;
 }

@@ -4,9 +4,9 @@
  * through the server's broker, with its message already encoded (the
  * outgoing's frames, built in the publisher's thread).
  *
- * The in-process broker (broker.c) is the default and the only one so
- * far: it delivers at once. A broker that spreads messages over several
- * servers (a Redis one, issue 19, would live in core/broker/) implements
+ * The in-process broker (broker.c) is the default: it delivers at once.
+ * A broker that spreads messages over several servers (the Redis one,
+ * core/broker/redis.c) implements
  * the same table: it sends the encoded frames out (taking references with
  * wsni_frame_ref, since the outgoing is freed when publish returns), and
  * hands what arrives from other servers, and its own messages when they
@@ -34,12 +34,38 @@ struct wsni_broker {
      * the broker does not care (the in-process one). */
     void (*channel_first)(wsn_server *srv, const char *channel);
     void (*channel_last)(wsn_server *srv, const char *channel);
+    /* Delivers what arrived from other servers; called whenever the I/O
+     * thread takes its commands (before them). NULL: nothing arrives. */
+    void (*drain)(wsn_server *srv);
+    /* A message to a client of another server, named by its id (o has
+     * every format encoded). NULL: there are no other servers. */
+    int (*publish_to_remote)(wsn_server *srv, const char *client_id, outgoing *o);
+    /* count publishes were kept on this server (the publisher was told
+     * the broker was down): counted, not sent. */
+    void (*kept_local)(wsn_server *srv, size_t count);
 };
 
 extern const wsni_broker wsni_local_broker;
 
 /* Installs b on srv (before start; the shell installs the local one). */
 void wsni_broker_use(wsn_server *srv, const wsni_broker *b);
+
+/* A publish made while the broker was down: this server's subscribers
+ * only, whatever the broker's state is by now, as the publisher was told. */
+static inline int wsni_broker_publish_here(wsn_server *srv, const char *channel,
+                                           outgoing *const *outs, size_t count, int may_wait)
+{
+    if (srv->broker->kept_local)
+        srv->broker->kept_local(srv, count);
+    return count == 1 ? wsni_deliver_to_channel(srv, channel, outs[0], may_wait)
+                      : wsni_deliver_run_to_channel(srv, channel, outs, count, may_wait);
+}
+
+static inline void wsni_broker_drain(wsn_server *srv)
+{
+    if (srv->broker->drain)
+        srv->broker->drain(srv);
+}
 
 /* The in-process broker is called directly: no indirect call on the
  * default path. */

@@ -317,7 +317,8 @@ int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wai
 int wsni_outgoing_prepare(wsn_server *srv, outgoing *o)
 {
     for (int fmt = 0; fmt < FORMAT_COUNT; fmt++)
-        if (atomic_load_explicit(&srv->format_clients[fmt], memory_order_relaxed) &&
+        if ((srv->encode_all_formats ||
+             atomic_load_explicit(&srv->format_clients[fmt], memory_order_relaxed)) &&
             !wsni_outgoing_frame(o, (enum wire_format)fmt))
             return WSN_ENOMEM;
     return WSN_OK;

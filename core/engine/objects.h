@@ -117,6 +117,10 @@ struct wsn_server {
     atomic_int refs; /* the host's, plus one per client object alive */
     const wsni_transport *transport; /* const: what the engine calls the network through */
     const wsni_broker *broker; /* const: where publishes go (engine/broker.h) */
+    void *broker_impl;         /* const pointer: the broker's own state (core/broker/) */
+    int encode_all_formats;    /* const: publishers encode every wire format */
+    char cluster_id[12];       /* const: "" or, with a broker, this server's id
+                                  in the cluster (in its clients' ids) */
 
     /* const after wsn_server_new */
     wsn_options *opts;
@@ -134,7 +138,7 @@ struct wsn_server {
      * logger or the pulled log queue); WSN_LOG_NONE when neither is set. */
     int log_level;
     void (*log_sink)(wsn_server *srv, wsn_log_level level, const char *msg);
-    handler handlers[WSN_EVENT_STOPPED + 1]; /* const once started */
+    handler handlers[WSN_EVENT_BROKER + 1]; /* const once started */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;

@@ -28,7 +28,13 @@ wsn_client *wsni_client_new(wsn_server *srv)
     c->srv = srv;
     wsni_server_ref(srv);
     unsigned long long n = atomic_fetch_add(&next_client_number, 1);
-    snprintf(c->id, sizeof(c->id), "c_%llu", n);
+    /* With a broker the id also names the server (c_<server id>_<n>): it
+     * must be unique across the cluster, and publish_to_client_id finds
+     * the server's inbox from it. */
+    if (srv->cluster_id[0])
+        snprintf(c->id, sizeof(c->id), "c_%s_%llu", srv->cluster_id, n);
+    else
+        snprintf(c->id, sizeof(c->id), "c_%llu", n);
     c->subprotocol = "";
     return c;
 }

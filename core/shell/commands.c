@@ -30,6 +30,7 @@ void wsni_command_free(command *cmd)
     wsni_outgoing_free(cmd->out);
     free(cmd->batch_key);
     wsni_batch_free(cmd->batch);
+    free(cmd->target);
     free(cmd);
 }
 
@@ -42,7 +43,8 @@ static int is_resume(const command *cmd)
 
 static int is_publish(const command *cmd)
 {
-    return cmd->kind == CMD_PUBLISH || cmd->kind == CMD_SEND || cmd->kind == CMD_BATCH_FLUSH;
+    return cmd->kind == CMD_PUBLISH || cmd->kind == CMD_SEND || cmd->kind == CMD_BATCH_FLUSH ||
+           cmd->kind == CMD_SEND_REMOTE;
 }
 
 static void deadline_after(struct timespec *ts, int64_t ms)
@@ -61,6 +63,8 @@ static void deadline_after(struct timespec *ts, int64_t ms)
  * not hold up a reply to someone else. */
 static int has_room_for(const wsn_server *srv, const command *cmd)
 {
+    if (cmd->kind == CMD_SEND_REMOTE)
+        return srv->state != SRV_RUNNING || srv->cmd_publishes < WSNI_COMMAND_QUEUE_LIMIT;
     if (cmd->kind != CMD_SEND)
         return wsni_room_open(srv);
     return srv->state != SRV_RUNNING ||
@@ -160,10 +164,13 @@ static void apply_publish_run(wsn_server *srv, wsni_list *list)
     size_t count = 0;
     command *first = command_at(list->head);
     for (command *at = first; at && count < PUBLISH_RUN_MAX && at->kind == CMD_PUBLISH &&
-                              !strcmp(at->channel, first->channel);
+                              at->arg == first->arg && !strcmp(at->channel, first->channel);
          at = command_at(at->node.next))
         outs[count++] = at->out;
-    wsni_broker_publish(srv, first->channel, outs, count, 1);
+    if (first->arg)
+        wsni_broker_publish_here(srv, first->channel, outs, count, 1);
+    else
+        wsni_broker_publish(srv, first->channel, outs, count, 1);
     while (count--) {
         command *done = command_at(list->head);
         wsni_list_remove(list, &done->node);
@@ -207,6 +214,8 @@ void wsni_commands_drop(wsn_server *srv)
 
 void wsni_commands_run(wsn_server *srv)
 {
+    /* What other servers published arrived before what is queued now. */
+    wsni_broker_drain(srv);
     pthread_mutex_lock(&srv->lock);
     wsni_list list = take_all(srv);
     pthread_mutex_unlock(&srv->lock);
@@ -214,7 +223,7 @@ void wsni_commands_run(wsn_server *srv)
     while ((cmd = command_at(list.head))) {
         command *next = command_at(cmd->node.next);
         if (cmd->kind == CMD_PUBLISH && next && next->kind == CMD_PUBLISH &&
-            !strcmp(next->channel, cmd->channel)) {
+            next->arg == cmd->arg && !strcmp(next->channel, cmd->channel)) {
             apply_publish_run(srv, &list);
             continue;
         }
@@ -228,7 +237,13 @@ int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
 {
     switch (cmd->kind) {
     case CMD_PUBLISH:
+        if (cmd->arg)
+            return wsni_broker_publish_here(srv, cmd->channel, &cmd->out, 1, may_wait);
         return wsni_broker_publish(srv, cmd->channel, &cmd->out, 1, may_wait);
+    case CMD_SEND_REMOTE:
+        return srv->broker->publish_to_remote
+                   ? srv->broker->publish_to_remote(srv, cmd->target, cmd->out)
+                   : WSN_EGONE;
     case CMD_SEND:
         if (!atomic_load(&cmd->client->connected))
             return WSN_EGONE;

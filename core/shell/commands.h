@@ -7,7 +7,8 @@
 #include "shell/server.h"
 
 enum command_kind {
-    CMD_PUBLISH,     /* channel, out */
+    CMD_PUBLISH,     /* channel, out; arg 1: this server only (the broker
+                        was down when it was published) */
     CMD_SEND,        /* client, out */
     CMD_SUBSCRIBE,   /* client, channel */
     CMD_UNSUBSCRIBE, /* client, channel */
@@ -15,7 +16,8 @@ enum command_kind {
     CMD_RESUME_RX,
     CMD_RESUME_CLIENT_RX, /* client: its share of the event queue has room again */
     CMD_BATCH_ARM,   /* batch_key, arg = ttl ms: start the batch's timer */
-    CMD_BATCH_FLUSH  /* batch: deliver it now (it reached a bound) */
+    CMD_BATCH_FLUSH, /* batch: deliver it now (it reached a bound) */
+    CMD_SEND_REMOTE  /* target (a client of another server), out */
 };
 
 
@@ -30,6 +32,7 @@ struct command {
     size_t batch_key_len;
     uint64_t batch_generation;
     struct batch *batch;  /* owned */
+    char *target;         /* owned: CMD_SEND_REMOTE's client id */
 };
 
 command *wsni_command_new(enum command_kind kind);

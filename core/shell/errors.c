@@ -25,6 +25,7 @@ static const struct {
     {WSN_ENOSPC, "WSN_ENOSPC", "buffer too small"},
     {WSN_EAGAIN, "WSN_EAGAIN", "nothing available yet"},
     {WSN_EUNSUPPORTED, "WSN_EUNSUPPORTED", "not supported by this build or its libwebsockets"},
+    {WSN_EBROKER, "WSN_EBROKER", "broker is down: delivered on this server only"},
 };
 
 WSN_API const char *wsn_strerror(int code)

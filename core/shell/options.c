@@ -54,6 +54,8 @@ static const struct option_spec option_specs[WSN_OPTION_COUNT + 1] = {
     [WSN_OPT_MAX_PARTIAL_BYTES] = {"max_partial_bytes", WSN_OPTTYPE_INT, 64 << 20, 0, 1LL << 40, NULL},
     [WSN_OPT_CLIENT_EVENT_QUEUE] = {"client_event_queue", WSN_OPTTYPE_INT, 64, 1, 1 << 24, NULL},
     [WSN_OPT_CLIENT_EVENT_QUEUE_BYTES] = {"client_event_queue_bytes", WSN_OPTTYPE_INT, 1 << 20, 0, 1LL << 40, NULL},
+    [WSN_OPT_BROKER] = {"broker", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
+    [WSN_OPT_BROKER_SHARDED] = {"broker_sharded", WSN_OPTTYPE_BOOL, 0, 0, 1, NULL},
 };
 
 static const struct option_spec *spec_of(wsn_option id)

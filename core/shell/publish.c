@@ -1,6 +1,7 @@
 /* The caller's side of pub/sub: validate, encode once in the caller's
  * thread, and hand a command to the I/O thread. */
 #include "engine/codec_json.h"
+#include "shell/cluster.h"
 #include "shell/commands.h"
 #include "engine/json_scan.h"
 #include "util/text.h"
@@ -173,7 +174,13 @@ static int publish_channel(wsn_server *srv, const char *channel, wsn_message_typ
         wsni_command_free(cmd);
         return rc;
     }
-    return wsni_command_submit(srv, cmd, flags);
+    /* Decided now, not when the I/O thread applies it: what the publisher
+     * is told is what happens (WSN_EBROKER: this server only). */
+    int here_only = wsni_cluster_publish_check(srv) == WSN_EBROKER;
+    cmd->arg = here_only;
+    if ((rc = wsni_command_submit(srv, cmd, flags)))
+        return rc;
+    return here_only ? WSN_EBROKER : WSN_OK;
 }
 
 static int publish_client(wsn_server *srv, wsn_client *c, const char *channel,
@@ -230,6 +237,51 @@ WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *c, const c
     if (!c)
         return WSN_EINVAL;
     return wsn_server_publish_ex(srv, c, channel, type, data, len, message_id, reply_to_id, 0);
+}
+
+/* A client id of this server is found in its table; one of another
+ * server (its id names that server) goes to that server's inbox. */
+WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_id,
+                                            const char *channel, wsn_message_type type,
+                                            const void *data, size_t len,
+                                            const char *message_id, const char *reply_to_id)
+{
+    if (!srv || !client_id || !client_id[0])
+        return WSN_EINVAL;
+    size_t own = strlen(srv->cluster_id);
+    int remote = srv->cluster_id[0] && !strncmp(client_id, "c_", 2) &&
+                 strncmp(client_id + 2, srv->cluster_id, own);
+    if (!remote) {
+        pthread_mutex_lock(&srv->lock);
+        wsn_client *c;
+        HASH_FIND(hh, srv->clients_by_id, client_id, strlen(client_id), c);
+        if (c)
+            wsn_client_retain(c);
+        pthread_mutex_unlock(&srv->lock);
+        if (!c)
+            return WSN_EGONE;
+        int rc = publish_client(srv, c, channel, type, data, len, message_id, reply_to_id, 0);
+        wsn_client_release(c);
+        return rc;
+    }
+    int rc;
+    if ((rc = check_channel(srv, channel, 1)))
+        return rc;
+    if (strlen(client_id) >= 64 || !wsni_utf8_valid_str(client_id))
+        return WSN_EINVAL;
+    if ((rc = wsni_cluster_publish_check(srv)))
+        return rc;
+    command *cmd = wsni_command_new(CMD_SEND_REMOTE);
+    if (!cmd || !(cmd->target = strdup(client_id))) {
+        wsni_command_free(cmd);
+        return WSN_ENOMEM;
+    }
+    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
+        (rc = wsni_outgoing_prepare(srv, cmd->out))) {
+        wsni_command_free(cmd);
+        return rc;
+    }
+    return wsni_command_submit(srv, cmd, 0);
 }
 
 WSN_API int wsn_server_send_raw_ex(wsn_server *srv, wsn_client *c, wsn_message_type type,

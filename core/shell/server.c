@@ -1,6 +1,7 @@
 /* Server lifecycle, handlers and the host's side of events. */
 #include "engine/batch.h"
 #include "engine/broker.h"
+#include "shell/cluster.h"
 #include "shell/commands.h"
 #include "transport/loop.h"
 #include "util/strlist.h"
@@ -119,6 +120,11 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
                          : WSN_LOG_NONE;
     srv->state = SRV_NEW;
     srv->port = -1;
+    if ((rc = wsni_cluster_setup(srv, why, sizeof(why)))) {
+        copy_error(errbuf, errbuf_len, why);
+        wsni_server_unref(srv);
+        return rc;
+    }
     *out = srv;
     return WSN_OK;
 }
@@ -126,7 +132,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
 WSN_API int wsn_server_set_handler(wsn_server *srv, wsn_event_type type, wsn_event_fn fn,
                                    void *user)
 {
-    if (!srv || type < WSN_EVENT_CONNECT || type > WSN_EVENT_STOPPED)
+    if (!srv || type < WSN_EVENT_CONNECT || type > WSN_EVENT_BROKER)
         return WSN_EINVAL;
     pthread_mutex_lock(&srv->lock);
     int started = srv->start_called;
@@ -153,6 +159,10 @@ WSN_API int wsn_server_start(wsn_server *srv)
     pthread_mutex_unlock(&srv->lock);
 
     int rc = wsni_loop_start(srv);
+    /* The broker thread connects while the loop starts: channels that get
+     * members meanwhile wait in its table. */
+    if (!rc && wsni_cluster_start(srv))
+        wsni_log(srv, WSN_LOG_ERROR, "broker: cannot start its thread: this server only");
     pthread_mutex_lock(&srv->lock);
     if (rc) {
         srv->start_result = rc;
@@ -245,6 +255,7 @@ WSN_API void wsn_server_free(wsn_server *srv)
         return;
     }
     wsn_server_shutdown(srv, srv->write_wait_ms);
+    wsni_cluster_end(srv);
     /* Events nobody will take hold client references, which hold ours. */
     wsni_event_queue_clear(srv->events);
     wsni_server_unref(srv);

@@ -2,6 +2,7 @@
  * keepalive timers. Everything here runs on the I/O thread. */
 #include "engine/batch.h"
 #include "engine/codec.h"
+#include "shell/cluster.h"
 #include "shell/commands.h"
 #include "transport/keepalive.h"
 #include "transport/listener.h"
@@ -46,6 +47,8 @@ struct pss {
     int deflate;        /* permessage-deflate accepted during the handshake */
     int in_message;     /* a fragmented message is being received */
     int health;         /* an HTTP /healthz body is due */
+    char *health_why;   /* malloc'd: the 503 body due (why the server is not
+                           healthy); freed when written or at close */
 };
 
 void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
@@ -531,11 +534,23 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
 
 /* --- HTTP: /healthz ------------------------------------------------------- */
 
-static int health_headers(struct lws *wsi, struct pss *pss)
+/* 503 with the reason while the server cannot reach the rest of its
+ * cluster (the broker is down): a load balancer takes it out, and an
+ * operator reads why. */
+static int health_headers(wsn_server *srv, struct lws *wsi, struct pss *pss)
 {
     unsigned char buf[LWS_PRE + 256];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
-    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain", 2, &p, end) ||
+    char why[192];
+    free(pss->health_why);
+    pss->health_why = NULL;
+    if (!wsni_cluster_healthy(srv, why, sizeof(why)) && !(pss->health_why = strdup(why)))
+        return 1;
+    const char *body = pss->health_why ? pss->health_why : "ok";
+    if (lws_add_http_common_headers(wsi,
+                                    pss->health_why ? HTTP_STATUS_SERVICE_UNAVAILABLE
+                                                    : HTTP_STATUS_OK,
+                                    "text/plain", strlen(body), &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
     pss->health = 1;
@@ -545,10 +560,14 @@ static int health_headers(struct lws *wsi, struct pss *pss)
 
 static int health_body(struct lws *wsi, struct pss *pss)
 {
-    unsigned char buf[LWS_PRE + 2];
+    unsigned char buf[LWS_PRE + 192];
     pss->health = 0;
-    memcpy(buf + LWS_PRE, "ok", 2);
-    if (lws_write(wsi, buf + LWS_PRE, 2, LWS_WRITE_HTTP_FINAL) != 2)
+    const char *body = pss->health_why ? pss->health_why : "ok";
+    size_t n = strlen(body);
+    memcpy(buf + LWS_PRE, body, n);
+    free(pss->health_why);
+    pss->health_why = NULL;
+    if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) != (int)n)
         return 1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -630,11 +649,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_HTTP:
         if (pss && is_health_request(wsi))
-            return health_headers(wsi, pss);
+            return health_headers(srv, wsi, pss);
         break;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (pss && pss->health)
             return health_body(wsi, pss);
+        break;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (pss) {
+            free(pss->health_why);
+            pss->health_why = NULL;
+        }
         break;
     default:
         break;
