@@ -21,7 +21,7 @@ from ._core import (C_VERSION, C_VERSION_INFO, C_VERSION_NUMBER,
                     HEADER_VERSION, SUPPORTED_MAJOR)
 from ._errors import (BackpressureError, ClientGoneError, InvalidArgumentError,
                       LimitError, ListenError, NoRoomError, NotFoundError,
-                      ServerClosedError, StateError, UnsupportedError,
+                      ServerClosedError, StateError, UnsupportedError, BrokerError,
                       WsnotifyError,
                       WsnotifyMemoryError, WsnotifyTimeoutError,
                       WsnotifyTypeError, error_name, strerror)
@@ -47,7 +47,8 @@ __all__ = [
     "WsnotifyError", "InvalidArgumentError", "ServerClosedError",
     "ClientGoneError", "BackpressureError", "WsnotifyTimeoutError",
     "LimitError", "StateError", "ListenError", "NoRoomError", "WsnotifyTypeError",
-    "NotFoundError", "WsnotifyMemoryError", "UnsupportedError", "strerror",
+    "NotFoundError", "WsnotifyMemoryError", "UnsupportedError", "BrokerError",
+    "strerror",
     "error_name",
     "C_VERSION_NUMBER", "HEADER_VERSION", "SUPPORTED_MAJOR",
 ]

@@ -85,6 +85,11 @@ class UnsupportedError(WsnotifyError):
     ``compression=True`` (WSN_EUNSUPPORTED)."""
 
 
+class BrokerError(WsnotifyError):
+    """The broker (``broker=``) is down: the publish reached this server's
+    subscribers only, not the other servers' (WSN_EBROKER)."""
+
+
 _BY_CODE: Dict[int, Type[WsnotifyError]] = {
     lib.WSN_EINVAL: InvalidArgumentError,
     lib.WSN_ENOMEM: WsnotifyMemoryError,
@@ -101,6 +106,7 @@ _BY_CODE: Dict[int, Type[WsnotifyError]] = {
     lib.WSN_ELIMIT: LimitError,
     lib.WSN_EIO: ListenError,
     lib.WSN_EUNSUPPORTED: UnsupportedError,
+    lib.WSN_EBROKER: BrokerError,
 }
 
 

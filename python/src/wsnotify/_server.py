@@ -381,6 +381,8 @@ _MTYPES = tuple(MessageType.from_c(i) for i in range(3))
 _JSON = MessageType.JSON
 _BINARY = MessageType.BINARY
 _EV_MESSAGE = lib.WSN_EVENT_MESSAGE
+_BROKER_STATES = {lib.WSN_BROKER_NONE: "none", lib.WSN_BROKER_CONNECTING: "connecting",
+                  lib.WSN_BROKER_UP: "up", lib.WSN_BROKER_DOWN: "down"}
 _new_rawjson = bytes.__new__
 
 
@@ -545,6 +547,7 @@ class Server:
         self._on_message: Optional[MessageHandler] = None
         self._on_connect: Optional[ClientHandler] = None
         self._on_disconnect: Optional[ClientHandler] = None
+        self._on_broker: Optional[Callable[[str, str], Any]] = None
         self._clients: Dict[str, Client] = {}
         # The same Client objects by their handle's address, for the
         # batched events (a Client retains its handle: no address reuse).
@@ -716,6 +719,37 @@ class Server:
         after it has left every channel."""
         self._on_disconnect = fn
 
+    def set_broker_handler(self, fn: Optional[Callable[[str, str], Any]]) -> None:
+        """``fn(state, reason)`` each time the broker's state changes
+        (``"up"``, ``"down"``, ``"connecting"``; reason ``""`` when up).
+        Only servers with ``broker=`` have one."""
+        self._on_broker = fn
+
+    def on_broker(self, fn: F) -> F:
+        """Decorator form of :meth:`set_broker_handler`."""
+        self.set_broker_handler(fn)
+        return fn
+
+    def broker_state(self) -> Dict[str, Any]:
+        """The broker's state: ``state`` ("none" without a broker, "up",
+        "down", "connecting"), ``reason``, ``server_id`` and the counters
+        ``sent``, ``refused``, ``unconfirmed``, ``received``, ``ignored``,
+        ``dropped``, ``reconnects`` (docs/scale-out.md)."""
+        info = ffi.new("wsn_broker_info *")
+        info.size = ffi.sizeof("wsn_broker_info")
+        rc = lib.wsn_server_broker_state(self._srv, info)
+        if rc < 0:
+            check(rc, "broker_state()")
+        out: Dict[str, Any] = {
+            "state": _BROKER_STATES.get(info.state, str(info.state)),
+            "reason": ffi.string(info.reason).decode("utf-8", "replace"),
+            "server_id": ffi.string(info.server_id).decode("utf-8", "replace"),
+        }
+        for k in ("sent", "refused", "unconfirmed", "received", "ignored",
+                  "dropped", "reconnects"):
+            out[k] = int(getattr(info, k))
+        return out
+
     def on_message(self, fn: F) -> F:
         """Decorator form of :meth:`set_message_handler`."""
         self.set_message_handler(fn)
@@ -800,6 +834,24 @@ class Server:
         check(lib.wsn_server_publish_ex(*self._publish_args(
             what, client, channel, message, message_type, message_id,
             reply_to_id), self._flags), what)
+
+    def publish_to_client_id(self, client_id: str, channel: str, message: Any,
+                             message_type: Union[MessageType, str] = MessageType.JSON,
+                             message_id: str = "", reply_to_id: str = "") -> None:
+        """Sends one message to the client with this id on any server of the
+        cluster (with ``broker=``; else on this server). Raises
+        ClientGoneError for a gone client of this server, BrokerError when
+        the id is another server's and the broker is down."""
+        what = f"publish_to_client_id({client_id!r})"
+        if not isinstance(client_id, str) or not client_id:
+            raise InvalidArgumentError(f"{what}: a client id is a non-empty str")
+        ch = _channel(channel, allow_empty=True)
+        mt = _message_type(message_type)
+        data = _payload(message, mt)
+        check(lib.wsn_server_publish_to_client_id(
+            self._srv, client_id.encode("utf-8"), ch, mt.c_value,
+            ffi.from_buffer(data), len(data), _opt_id(message_id, "message_id"),
+            _opt_id(reply_to_id, "reply_to_id")), what)
 
     def send_raw(self, client: Union[Client, str],
                  data: Union[str, bytes, bytearray, memoryview],
@@ -1328,6 +1380,12 @@ class Server:
         elif kind == lib.WSN_EVENT_STOPPED:
             self._on_stopped()
             return True
+        elif kind == lib.WSN_EVENT_BROKER:
+            self._run("broker", self._on_broker,
+                      ffi.string(info.channel).decode("utf-8", "replace"),
+                      ffi.unpack(ffi.cast("char *", info.payload),
+                                 info.payload_len).decode("utf-8", "replace"))
+            return False
         if client is None:  # pragma: no cover - the core always gives one
             log.error("wsnotify: event %d without a client", kind)
             return False
