@@ -124,6 +124,22 @@ export interface ServerEvents {
   disconnect: [client: Client];
   error: [err: Error];
   stopped: [];
+  broker: [state: BrokerStateName, reason: string];
+}
+
+export type BrokerStateName = 'none' | 'connecting' | 'up' | 'down';
+
+export interface BrokerState {
+  state: BrokerStateName;
+  reason: string;
+  serverId: string;
+  sent: number;
+  refused: number;
+  unconfirmed: number;
+  received: number;
+  ignored: number;
+  dropped: number;
+  reconnects: number;
 }
 
 export declare class Server extends EventEmitter {
@@ -137,6 +153,7 @@ export declare class Server extends EventEmitter {
   publish(channel: string, value: unknown): Promise<void>;
   publishWithType(channel: string, data: unknown, type?: MessageTypeName, ids?: PublishIds): Promise<void>;
   publishToClient(client: Client, channel: string, data: unknown, type?: MessageTypeName, ids?: PublishIds): Promise<void>;
+  publishToClientId(clientId: string, channel: string, data: unknown, type?: MessageTypeName, ids?: PublishIds): Promise<void>;
   publishWait(channel: string, value: unknown, ident: Ident, name: string, ttlMs: number): Promise<void>;
   publishWaitWithType(channel: string, data: unknown, type: MessageTypeName, ident: Ident, name: string, ttlMs: number): Promise<void>;
   publishWaitString(channel: string, text: string, ident: Ident, name: string, ttlMs: number): Promise<void>;
@@ -146,6 +163,7 @@ export declare class Server extends EventEmitter {
 
   connectedClients(): number;
   clientList(): string[];
+  brokerState(): BrokerState;
   getClient(id: string): Client | undefined;
 
   on<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => unknown): this;

@@ -288,6 +288,7 @@ const EV_CONNECT = 1;
 const EV_MESSAGE = 2;
 const EV_DISCONNECT = 3;
 const EV_STOPPED = 4;
+const EV_BROKER = 5;
 // A batch of events (src/events.c take_events) is n records of int64
 // fields (wsn_event_record), read here as pairs of 32-bit words
 // (little-endian; the addon builds for 64-bit Linux only), and an arena
@@ -477,6 +478,31 @@ class Server extends EventEmitter {
   }
 
   /**
+   * Sends one message to the client with this id on any server of the
+   * cluster (with the broker option; else on this server). Rejects with
+   * WSN_EGONE for a gone client of this server, WSN_EBROKER when the id is
+   * another server's and the broker is down.
+   */
+  publishToClientId(clientId, channel, data, type = MessageType.JSON, opts = undefined) {
+    const code = typeCode(type);
+    const body = payload(data, type, 'message');
+    const [mid, rid] = ids(opts);
+    try {
+      this._native.publishToClientId(clientId, channel, code, body, mid, rid);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * The broker's state: {state: 'none'|'connecting'|'up'|'down', reason,
+   * serverId, sent, refused, unconfirmed, received, ignored, dropped,
+   * reconnects}. A 'broker' event (state, reason) tells each change.
+   */
+  brokerState() { return this._native.brokerState(); }
+
+  /**
    * Adds a JSON value to the batch of (channel, ident): ttlMs after the
    * batch's first message the channel gets {"messages":[...],"name":name}
    * (identical messages kept once). The first call for a key fixes its
@@ -600,6 +626,10 @@ class Server extends EventEmitter {
             this._clients.delete(client.id);
             this._byHandle.delete(ptr);
           }
+        } else if (kind === EV_BROKER) {
+          const state = connects[c++];
+          const reason = connects[c++];
+          this.emit('broker', state, reason);
         } else if (kind === EV_STOPPED) {
           this._stopped = true;
           this._clients.clear();

@@ -98,7 +98,8 @@ static napi_value str(napi_env env, const char *s) {
 /* One wsn_server_take_events call into the records and arena JS holds
  * (ns->rec, ns->arena: JS reads them in place, index.js _onEvents). What
  * JS cannot read there comes as values: for each CONNECT, in order, its
- * NativeClient and id in *connects; for a message that did not fit in the
+ * NativeClient and id in *connects (and for each BROKER its state's name
+ * and reason, in the same list); for a message that did not fit in the
  * arena (it ends the batch), [channel, payload, messageId, replyToId] in
  * *big. Returns the number of events taken (ns->evs, freed by the caller
  * after JS ran: they hold their clients' references); sets *stopped on
@@ -125,6 +126,20 @@ static int take_events(napi_env env, struct nserver *ns, size_t *used,
                              str(env, wsn_client_id(r->client)));
         } else if (r->kind == WSN_EVENT_STOPPED) {
             *stopped = true;
+        } else if (r->kind == WSN_EVENT_BROKER) {
+            /* The record has no strings for it: the state's name and the
+             * reason join the CONNECT values, in order. */
+            wsn_event_info in;
+            memset(&in, 0, sizeof in);
+            in.size = sizeof in;
+            if (wsn_event_get_info(ns->evs[i], &in) != WSN_OK)
+                continue;
+            napi_value reason;
+            napi_create_string_utf8(env, in.payload, in.payload_len, &reason);
+            if (k == 0)
+                napi_create_array(env, connects);
+            napi_set_element(env, *connects, k++, str(env, in.channel));
+            napi_set_element(env, *connects, k++, reason);
         } else if (r->kind == WSN_EVENT_MESSAGE && r->payload_offset < 0) {
             wsn_event_info in;
             memset(&in, 0, sizeof in);

@@ -544,6 +544,72 @@ static napi_value js_client_list(napi_env env, napi_callback_info info) {
     return nw_strlist_array(env, list);
 }
 
+/* publishToClientId(id, channel, type, data, messageId, replyToId) =>
+ * true: to a client of any server of the cluster. */
+static napi_value js_publish_to_client_id(napi_env env, napi_callback_info info) {
+    napi_value argv[6];
+    struct nserver *ns = self_args(env, info, argv, 6);
+    if (!ns)
+        return NULL;
+    wsn_message_type type;
+    struct arg id = {0}, ch = {0}, data = {0}, mid = {0}, rid = {0};
+    napi_value r = NULL;
+    if (nw_arg_string(env, argv[0], "clientId", &id) &&
+        nw_arg_string(env, argv[1], "channel", &ch) && arg_type(env, argv[2], &type) &&
+        nw_arg_bytes(env, argv[3], "message", &data) &&
+        nw_arg_opt_string(env, argv[4], "messageId", &mid) &&
+        nw_arg_opt_string(env, argv[5], "replyToId", &rid)) {
+        int rc = wsn_server_publish_to_client_id(ns->srv, id.p, ch.p, type, data.p, data.len,
+                                                 mid.p, rid.p);
+        r = accepted(env, ns, rc, "publishToClientId");
+    }
+    nw_arg_free(&id);
+    nw_arg_free(&ch);
+    nw_arg_free(&data);
+    nw_arg_free(&mid);
+    nw_arg_free(&rid);
+    return r;
+}
+
+static void set_u64(napi_env env, napi_value obj, const char *key, uint64_t v) {
+    napi_value n;
+    napi_create_double(env, (double)v, &n);
+    napi_set_named_property(env, obj, key, n);
+}
+
+static void set_str(napi_env env, napi_value obj, const char *key, const char *v) {
+    napi_value s;
+    napi_create_string_utf8(env, v, NAPI_AUTO_LENGTH, &s);
+    napi_set_named_property(env, obj, key, s);
+}
+
+/* brokerState() => {state, reason, serverId, sent, refused, ...}. */
+static napi_value js_broker_state(napi_env env, napi_callback_info info) {
+    static const char *const names[] = {"none", "connecting", "up", "down"};
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    if (!ns)
+        return NULL;
+    wsn_broker_info bi;
+    memset(&bi, 0, sizeof bi);
+    bi.size = sizeof bi;
+    int rc = wsn_server_broker_state(ns->srv, &bi);
+    if (rc < 0)
+        return throw_rc(env, ns, rc, "brokerState");
+    napi_value obj;
+    napi_create_object(env, &obj);
+    set_str(env, obj, "state", rc < 4 ? names[rc] : "unknown");
+    set_str(env, obj, "reason", bi.reason);
+    set_str(env, obj, "serverId", bi.server_id);
+    set_u64(env, obj, "sent", bi.sent);
+    set_u64(env, obj, "refused", bi.refused);
+    set_u64(env, obj, "unconfirmed", bi.unconfirmed);
+    set_u64(env, obj, "received", bi.received);
+    set_u64(env, obj, "ignored", bi.ignored);
+    set_u64(env, obj, "dropped", bi.dropped);
+    set_u64(env, obj, "reconnects", bi.reconnects);
+    return obj;
+}
+
 napi_value nw_server_class(napi_env env) {
     napi_property_descriptor props[] = {
         NW_METHOD("start", js_start),
@@ -560,6 +626,8 @@ napi_value nw_server_class(napi_env env) {
         NW_METHOD("pendingBatches", js_pending_batches),
         NW_METHOD("connectedClients", js_connected_clients),
         NW_METHOD("clientList", js_client_list),
+        NW_METHOD("publishToClientId", js_publish_to_client_id),
+        NW_METHOD("brokerState", js_broker_state),
     };
     napi_value cls;
     NW_CALL(env, napi_define_class(env, "NativeServer", NAPI_AUTO_LENGTH,
