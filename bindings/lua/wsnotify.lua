@@ -219,6 +219,9 @@ end
 function Server:on_message(fn) self._handlers.message = fn; return fn end
 function Server:on_connect(fn) self._handlers.connect = fn; return fn end
 function Server:on_disconnect(fn) self._handlers.disconnect = fn; return fn end
+-- on_broker(function(state, reason)): the broker's state changed ("up",
+-- "down", "connecting"; reason "" when up). Servers with broker= only.
+function Server:on_broker(fn) self._handlers.broker = fn; return fn end
 
 local traceback = debug.traceback
 
@@ -297,6 +300,9 @@ function Server:dispatch(max)
             local fn = handlers.disconnect
             if fn then run_handler(self, "disconnect", fn, client) end
             clients[cid] = nil
+        elseif kind == "broker" then
+            local fn = handlers.broker
+            if fn then run_handler(self, "broker", fn, b[o + 4], b[o + 5]) end
         elseif kind == "stopped" then
             self._stopped = true
             break
@@ -397,6 +403,21 @@ function Server:publish_to_client(client, channel, value, mtype, message_id,
     return self._s:publish_to_client(c, channel, value, mtype, message_id,
                                      reply_to_id)
 end
+
+-- publish_to_client_id(client_id, channel, value, [type], [message_id],
+--                      [reply_to_id]): to the client with this id on any
+-- server of the cluster (with broker=); nil, err, "WSN_EBROKER" when it is
+-- another server's and the broker is down.
+function Server:publish_to_client_id(client_id, channel, value, mtype,
+                                     message_id, reply_to_id)
+    return self._s:publish_to_client_id(client_id, channel, value, mtype,
+                                        message_id, reply_to_id)
+end
+
+-- broker_state() -> {state = "none"|"connecting"|"up"|"down", reason,
+-- server_id, sent, refused, unconfirmed, received, ignored, dropped,
+-- reconnects} (docs/scale-out.md).
+function Server:broker_state() return self._s:broker_state() end
 
 -- send_raw(client, data, [type "text"|"binary"]): one frame, no envelope.
 function Server:send_raw(client, data, mtype)

@@ -350,6 +350,56 @@ static int srv_publish_to_client(lua_State *L) {
     return publish_typed(L, u, lwsn_client_check(L, 2), 3, "publish_to_client");
 }
 
+/* publish_to_client_id(id, channel, value, [type], [message_id],
+ * [reply_to_id]): to a client of any server of the cluster. */
+static int srv_publish_to_client_id(lua_State *L) {
+    lwsn_server *u = check_u(L);
+    int bad = 0;
+    const char *id = cstr_arg(L, 2, &bad);
+    const char *ch = cstr_arg(L, 3, &bad);
+    luaL_checkany(L, 4);
+    wsn_message_type t = type_arg(L, 5);
+    const char *mid = opt_cstr_arg(L, 6, &bad);
+    const char *rid = opt_cstr_arg(L, 7, &bad);
+    size_t len;
+    const void *data = payload_arg(L, 4, t, &len);
+    BAD_IF(bad, "publish_to_client_id");
+    return done(L, u->srv,
+                wsn_server_publish_to_client_id(u->srv, id, ch, t, data, len, mid, rid),
+                "publish_to_client_id");
+}
+
+/* broker_state() -> {state=, reason=, server_id=, sent=, refused=, ...}. */
+static int srv_broker_state(lua_State *L) {
+    static const char *const names[] = {"none", "connecting", "up", "down"};
+    wsn_server *srv = check_srv(L);
+    wsn_broker_info bi;
+    memset(&bi, 0, sizeof bi);
+    bi.size = sizeof bi;
+    int rc = wsn_server_broker_state(srv, &bi);
+    if (rc < 0)
+        return lwsn_fail_srv(L, rc, "broker_state", srv);
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, rc < 4 ? names[rc] : "?");
+    lua_setfield(L, -2, "state");
+    lua_pushstring(L, bi.reason);
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, bi.server_id);
+    lua_setfield(L, -2, "server_id");
+    const struct {
+        const char *name;
+        uint64_t v;
+    } counters[] = {{"sent", bi.sent},         {"refused", bi.refused},
+                    {"unconfirmed", bi.unconfirmed}, {"received", bi.received},
+                    {"ignored", bi.ignored},   {"dropped", bi.dropped},
+                    {"reconnects", bi.reconnects}};
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        lwsn_pushint64(L, (int64_t)counters[i].v);
+        lua_setfield(L, -2, counters[i].name);
+    }
+    return 1;
+}
+
 /* send_raw(client, data, type): type "text" (default) or "binary". */
 static int srv_send_raw(lua_State *L) {
     static const char *const names[] = {"text", "binary", NULL};
@@ -484,7 +534,7 @@ static int srv_wait(lua_State *L) {
 }
 
 static const char *const kind_names[] = {"?", "connect", "message",
-                                         "disconnect", "stopped"};
+                                         "disconnect", "stopped", "broker"};
 
 /* Events per take_events call, and the bytes of their strings and
  * payloads; a message that does not fit ends the batch and is read from
@@ -515,8 +565,8 @@ static void push_client(lua_State *L, int clients, wsn_client *c, const char *id
  * (stopped before) | nil, err, code. Takes up to max (default and at most
  * 256) events in one core call (wsn_server_take_events) and writes event i
  * (0-based) to out[8i+1 .. 8i+8]: kind, client, client_id, then for a
- * message type, channel, payload, message_id, reply_to_id (nil for other
- * kinds). A client is the same object from event to event (see
+ * message type, channel, payload, message_id, reply_to_id; for a broker
+ * event the state's name and the reason (nil for what does not apply). A client is the same object from event to event (see
  * push_client). */
 static int srv_take_events(lua_State *L) {
     lwsn_server *u = check_u(L);
@@ -543,7 +593,7 @@ static int srv_take_events(lua_State *L) {
         const wsn_event_record *r = &b->rec[i];
         int at = i * FIELDS;
         wsn_event_type kind = (wsn_event_type)r->kind;
-        lua_pushstring(L, (kind >= WSN_EVENT_CONNECT && kind <= WSN_EVENT_STOPPED)
+        lua_pushstring(L, (kind >= WSN_EVENT_CONNECT && kind <= WSN_EVENT_BROKER)
                               ? kind_names[kind]
                               : "?");
         lua_rawseti(L, 3, at + 1);
@@ -555,6 +605,21 @@ static int srv_take_events(lua_State *L) {
         lua_rawseti(L, 3, at + 2);
         lua_pushstring(L, id);
         lua_rawseti(L, 3, at + 3);
+        if (kind == WSN_EVENT_BROKER) { /* the state's name and the reason */
+            wsn_event_info in;
+            memset(&in, 0, sizeof in);
+            in.size = sizeof in;
+            wsn_event_get_info(b->evs[i], &in); /* only fails for NULL */
+            lua_pushstring(L, in.channel);
+            lua_rawseti(L, 3, at + 4);
+            lua_pushlstring(L, (const char *)in.payload, in.payload_len);
+            lua_rawseti(L, 3, at + 5);
+            for (int f = 6; f <= FIELDS; f++) {
+                lua_pushnil(L);
+                lua_rawseti(L, 3, at + f);
+            }
+            continue;
+        }
         if (kind != WSN_EVENT_MESSAGE) {
             for (int f = 4; f <= FIELDS; f++) {
                 lua_pushnil(L);
@@ -651,6 +716,8 @@ static const luaL_Reg server_methods[] = {
     {"publish", srv_publish},
     {"publish_with_type", srv_publish_with_type},
     {"publish_to_client", srv_publish_to_client},
+    {"publish_to_client_id", srv_publish_to_client_id},
+    {"broker_state", srv_broker_state},
     {"send_raw", srv_send_raw},
     {"publish_wait", srv_publish_wait},
     {"publish_wait_with_type", srv_publish_wait_with_type},
