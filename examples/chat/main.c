@@ -29,8 +29,11 @@
  * program exits 0.
  *
  *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
+ *                 [--broker URL]
  *
- * The port defaults to $WSN_PORT, else 8080. Startup, shutdown and
+ * The port defaults to $WSN_PORT, else 8080. With --broker (or
+ * $WSN_BROKER) redis://host:port, several chat servers share their rooms
+ * through Redis (docs/scale-out.md). Startup, shutdown and
  * failures are logged at info level; one line per connection and per
  * message only with --verbose (debug level), so that a busy server does
  * not spend its time writing its log. There is no --compression: the
@@ -148,6 +151,15 @@ static void on_connect(void *user, wsn_server *srv, const wsn_event *ev) {
                wsn_server_connected_clients(srv));
 }
 
+/* The broker's state changes: up, down (with why), connecting. */
+static void on_broker(void *user, wsn_server *srv, const wsn_event *ev) {
+    (void)user;
+    (void)srv;
+    size_t len = 0;
+    const char *reason = wsn_event_payload(ev, &len);
+    chat_log("broker %s%s%s", wsn_event_channel(ev), len ? ": " : "", reason);
+}
+
 static void on_disconnect(void *user, wsn_server *srv, const wsn_event *ev) {
     const struct chat *app = user;
     chat_debug(app, "client disconnected: %s (%d connected)",
@@ -259,9 +271,11 @@ static void handle_broadcast(const struct chat *app, wsn_server *srv,
     if (!channel || !*channel)
         return; /* the envelope names the channel; none: nothing to do */
 
+    /* WSN_EBROKER: Redis is down; this server's members got it, and the
+     * broker event has already said so. */
     int rc = wsn_server_publish_ex(srv, NULL, channel, WSN_TYPE_JSON, payload,
                                    len, NULL, NULL, WSN_PUBLISH_NONBLOCK);
-    if (rc != WSN_OK) {
+    if (rc != WSN_OK && rc != WSN_EBROKER) {
         log_failure(app, rc, "broadcast from %s to '%s' failed: %s",
                     wsn_client_id(client), channel, wsn_strerror(rc));
         reply_error(app, srv, client, channel, rc, wsn_event_message_id(ev));
@@ -307,12 +321,13 @@ struct config {
     int port;
     const char *static_dir;
     int verbose;
+    const char *broker; /* "" = this process only */
 };
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
             "usage: %s [--host ADDR] [--port N] [--static-dir DIR] "
-            "[--verbose]\n"
+            "[--verbose] [--broker URL]\n"
             "\n"
             "  --host ADDR        listen address (default 127.0.0.1;\n"
             "                     0.0.0.0 for every interface)\n"
@@ -321,7 +336,10 @@ static void usage(FILE *out, const char *argv0) {
             "  --static-dir DIR   folder holding index.html (default: the\n"
             "                     source folder this binary was built from)\n"
             "  --verbose          log at debug level: also one line per\n"
-            "                     connection and per message\n",
+            "                     connection and per message\n"
+            "  --broker URL       share rooms with other chat servers through\n"
+            "                     Redis: redis://127.0.0.1:6379 (default\n"
+            "                     $WSN_BROKER, else none)\n",
             argv0);
 }
 
@@ -402,6 +420,9 @@ static int parse_args(int argc, char **argv, struct config *cfg) {
         } else if (IS("--static-dir")) {
             NEED_VALUE();
             cfg->static_dir = val;
+        } else if (IS("--broker")) {
+            NEED_VALUE();
+            cfg->broker = val;
         } else if (IS("--verbose") || IS("-v")) {
             cfg->verbose = 1;
         } else {
@@ -433,7 +454,9 @@ static int set_str(wsn_options *o, wsn_option id, const char *v) {
 }
 
 int main(int argc, char **argv) {
-    struct config cfg = {"127.0.0.1", 8080, NULL, 0};
+    struct config cfg = {"127.0.0.1", 8080, NULL, 0, ""};
+    if (getenv("WSN_BROKER"))
+        cfg.broker = getenv("WSN_BROKER");
     const char *env_port = getenv("WSN_PORT");
     if (env_port && *env_port && parse_port(env_port, &cfg.port) != 0) {
         fprintf(stderr, "%s: bad WSN_PORT '%s'\n", argv[0], env_port);
@@ -480,6 +503,7 @@ int main(int argc, char **argv) {
      * queue is full. Block mode would make every publish wait for it. */
     rc |= set_int(opts, WSN_OPT_DROP_ON_BACKPRESSURE, 1);
     rc |= set_str(opts, WSN_OPT_STATIC_DIR, static_dir);
+    rc |= set_str(opts, WSN_OPT_BROKER, cfg.broker);
     rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
                   cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);
     if (rc == 0)
@@ -502,6 +526,7 @@ int main(int argc, char **argv) {
     wsn_server_set_handler(srv, WSN_EVENT_CONNECT, on_connect, &app);
     wsn_server_set_handler(srv, WSN_EVENT_MESSAGE, on_message, &app);
     wsn_server_set_handler(srv, WSN_EVENT_DISCONNECT, on_disconnect, &app);
+    wsn_server_set_handler(srv, WSN_EVENT_BROKER, on_broker, &app);
 
     rc = wsn_server_start(srv);
     if (rc != WSN_OK) {

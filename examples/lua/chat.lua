@@ -71,6 +71,7 @@ end
 
 local USAGE = [[
 usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
+       [--broker URL]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -80,6 +81,9 @@ usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
                      of this checkout)
   --verbose          log at debug level: also one line per
                      connection and per message
+  --broker URL       share rooms with other chat servers through
+                     Redis: redis://127.0.0.1:6379 (default
+                     $WSN_BROKER, else none)
 ]]
 
 local PROG = "chat.lua"
@@ -97,7 +101,8 @@ local function parse_port(text)
 end
 
 local function parse_args(argv)
-    local cfg = {host = "127.0.0.1", port = 8080, static_dir = nil}
+    local cfg = {host = "127.0.0.1", port = 8080, static_dir = nil,
+                 broker = os.getenv("WSN_BROKER") or ""}
     local env_port = os.getenv("WSN_PORT")
     if env_port and env_port ~= "" then
         cfg.port = parse_port(env_port) or fail(2, "bad WSN_PORT '%s'", env_port)
@@ -123,6 +128,8 @@ local function parse_args(argv)
             cfg.port = parse_port(v) or fail(2, "bad port '%s'", v)
         elseif name == "--static-dir" then
             cfg.static_dir = value()
+        elseif name == "--broker" then
+            cfg.broker = value()
         elseif name == "--verbose" or name == "-v" then
             verbose = true
         else
@@ -150,6 +157,7 @@ local function make_server(cfg, static_dir)
         -- its queue is full (block mode would make every publish wait for
         -- it), and no publish waits for room.
         drop_on_backpressure = true, nonblocking = true,
+        broker = cfg.broker,
         log_level = verbose and 4 or 3,
     }
     if not server then return nil, err end

@@ -65,12 +65,18 @@ function M.attach(server, log, verbose)
     local function handle_broadcast(server, client, msg)
         if msg.channel == "" then return end
         local ok, err, code = server:publish(msg.channel, msg.raw)
-        if not ok then
+        -- WSN_EBROKER: Redis is down; this server's members got it (the
+        -- broker handler said so).
+        if not ok and code ~= "WSN_EBROKER" then
             log_failure(code, "broadcast from %s to '%s' failed: %s", client.id,
                         msg.channel, err)
             reply_error(server, client, msg.channel, code, msg.message_id)
         end
     end
+
+    server:on_broker(function(state, why)
+        log("INFO", "broker %s%s", state, why ~= "" and ": " .. why or "")
+    end)
 
     server:on_connect(function(client)
         debug_log("client connected: %s from %s (%d connected)", client.id,

@@ -44,6 +44,7 @@ const SHUTDOWN_TIMEOUT_MS = 10000;
 const PROG = path.basename(process.argv[1] || 'chat.js');
 
 const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
+       [--broker URL]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -53,6 +54,9 @@ const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--ver
                      ${DEFAULT_STATIC_DIR})
   --verbose          log at debug level: also one line per
                      connection and per message
+  --broker URL       share rooms with other chat servers through
+                     Redis: redis://127.0.0.1:6379 (default
+                     $WSN_BROKER, else none)
 `;
 
 // Lines as the C and Python examples write them, on stderr. Channel names
@@ -78,7 +82,10 @@ function parsePort(text) {
 }
 
 function parseArgs(argv) {
-  const cfg = { host: '127.0.0.1', port: 8080, staticDir: undefined, verbose: false };
+  const cfg = {
+    host: '127.0.0.1', port: 8080, staticDir: undefined, verbose: false,
+    broker: process.env.WSN_BROKER || '',
+  };
   const envPort = process.env.WSN_PORT;
   if (envPort) {
     cfg.port = parsePort(envPort);
@@ -110,6 +117,7 @@ function parseArgs(argv) {
         break;
       }
       case '--static-dir': cfg.staticDir = need(); break;
+      case '--broker': cfg.broker = need(); break;
       case '-v': case '--verbose': cfg.verbose = true; break;
       default:
         process.stderr.write(`${PROG}: unknown argument '${arg}'\n${USAGE}`);
@@ -128,10 +136,12 @@ function makeServer(cfg, staticDir) {
     // Browsers are not trusted to read: one that stops is closed when its
     // queue is full. Block mode would make every publish wait for it.
     dropOnBackpressure: true,
+    broker: cfg.broker,
     logLevel: cfg.verbose ? LogLevel.DEBUG : LogLevel.INFO,
     logger: (level, line) => log('wsnotify', level, line),
   });
   const debug = (text) => { if (cfg.verbose) log('chat', 'debug', text); };
+  server.on('broker', (state, why) => log('chat', 'info', `broker ${state}${why ? `: ${why}` : ''}`));
 
   // Sends one JSON value to one client; a failure is logged.
   const reply = (client, channel, value, replyTo) => {
@@ -174,6 +184,8 @@ function makeServer(cfg, staticDir) {
       // msg.raw is the message's JSON text as received: forwarded as it
       // is, without encoding msg.message again.
       server.publish(msg.channel, msg.raw).catch((e) => {
+        // Redis is down: this server's members got it ('broker' said so).
+        if (e.code === 'WSN_EBROKER') return;
         log('chat', 'info', `broadcast from ${client.id} to '${msg.channel}' failed: ${e.message}`);
         replyError(client, msg.channel, e, msg.messageId);
       });

@@ -6,7 +6,7 @@
 # nginx gracefully (every chat client gets close 1001) and exits 0.
 #
 #   bash examples/openresty/run.sh [--host ADDR] [--port N] [--static-dir DIR]
-#        [--verbose] [--workers N] [--engine-port N]
+#        [--verbose] [--workers N] [--engine-port N] [--broker URL]
 #
 # --port 0 picks a free port. Expects bindings/lua/setup.sh --nginx to
 # have run (scripts/run-chat.sh openresty does that).
@@ -19,7 +19,7 @@ prog="run.sh"
 usage() {
     cat <<USAGE
 usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
-             [--workers N] [--engine-port N]
+             [--workers N] [--engine-port N] [--broker URL]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -31,6 +31,8 @@ usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
                      connection and per message
   --workers N        nginx worker processes (default 2)
   --engine-port N    the engine's loopback port (default: a free one)
+  --broker URL       share rooms with other chat servers through Redis:
+                     redis://127.0.0.1:6379 (default \$WSN_BROKER, else none)
 USAGE
 }
 
@@ -50,6 +52,7 @@ static_dir="$root/examples/chat"
 verbose=false
 workers=2
 engine_port=""
+broker="${WSN_BROKER:-}"
 
 while [ "$#" -gt 0 ]; do
     a="$1"
@@ -80,6 +83,8 @@ while [ "$#" -gt 0 ]; do
         --verbose|-v) verbose=true ;;
         --workers) need "$@"; workers="$val"
             [[ "$workers" =~ ^[1-9][0-9]*$ ]] || { echo "$prog: bad worker count '$workers'" >&2; exit 2; } ;;
+        --broker) need "$@"; broker="$val"
+            [[ "$broker" != *"|"* && "$broker" != *'"'* ]] || { echo "$prog: bad broker URL" >&2; exit 2; } ;;
         --engine-port) need "$@"; engine_port="$val"
             valid_port "$engine_port" || { echo "$prog: bad port '$engine_port'" >&2; exit 2; } ;;
         *) usage >&2; echo "$prog: unknown argument '$1'" >&2; exit 2 ;;
@@ -111,7 +116,7 @@ sed -e "s|@WORKERS@|$workers|g" -e "s|@LOG_LEVEL@|$([ "$verbose" = true ] && ech
     -e "s|@USER_LINE@|$user_line|g" -e "s|@MODULES@|$modules|g" \
     -e "s|@LUA_PATH@|$here/?.lua;$root/examples/lua/?.lua;$root/bindings/lua/?.lua|g" \
     -e "s|@LUA_CPATH@|$cpath|g" -e "s|@ENGINE_PORT@|$engine_port|g" \
-    -e "s|@VERBOSE@|$verbose|g" \
+    -e "s|@VERBOSE@|$verbose|g" -e "s|@BROKER@|$broker|g" \
     -e "s|@HOST@|$host|g" -e "s|@PORT@|$port|g" -e "s|@STATIC_DIR@|$static_dir|g" \
     "$here/nginx.conf.in" >"$prefix/conf/nginx.conf"
 

@@ -113,6 +113,7 @@ local function start_engine(premature, attempt)
         -- (WSN_EAGAIN instead), and a browser too slow to keep up is
         -- closed rather than holding up the others.
         nonblocking = true, drop_on_backpressure = true,
+        broker = config.broker or "",
         log_level = config.verbose and 4 or 3, logger = logger,
     }
     if s then

@@ -88,18 +88,26 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p.add_argument("--verbose", "-v", action="store_true",
                    help="log at debug level: also one line per connection "
                         "and per message")
+    p.add_argument("--broker", default=os.environ.get("WSN_BROKER", ""),
+                   help="share rooms with other chat servers through Redis: "
+                        "redis://127.0.0.1:6379 (default $WSN_BROKER, else "
+                        "none)")
     return p.parse_args(argv)
 
 
 def make_server(host: str, port: int, static_dir: Path,
-                verbose: bool = False) -> Server:
+                verbose: bool = False, broker: str = "") -> Server:
     # Browsers are not trusted to read: one that stops is closed when its
     # queue is full (block mode would make every publish wait for it), and
     # no publish waits for room.
     server = Server(host=host, port=port, path="/ws",
                     static_dir=str(static_dir),
-                    drop_on_backpressure=True, nonblocking=True,
+                    drop_on_backpressure=True, nonblocking=True, broker=broker,
                     log_level=LogLevel.DEBUG if verbose else LogLevel.INFO)
+
+    @server.on_broker
+    def on_broker(state: str, why: str) -> None:
+        log.info("broker %s%s", state, ": " + why if why else "")
 
     @server.on_connect
     def on_connect(client: Client) -> None:
@@ -173,6 +181,8 @@ def handle_broadcast(server: Server, client: Client,
         # publishing it forwards the message as it is, without encoding
         # msg.message back to JSON.
         server.publish(msg.channel, msg.raw)
+    except wsnotify.BrokerError:
+        pass  # Redis is down: this server's members got it (on_broker said)
     except (ValueError, wsnotify.WsnotifyError) as e:
         log_failure(e, "broadcast from %s to '%s' failed: %s", client.id,
                     msg.channel, e)
@@ -212,7 +222,8 @@ def main(argv: Optional[list] = None) -> int:
         return 2
 
     try:
-        server = make_server(args.host, args.port, static_dir, args.verbose)
+        server = make_server(args.host, args.port, static_dir, args.verbose,
+                             args.broker)
         server.start()
     except (ValueError, wsnotify.WsnotifyError) as e:
         print(f"chat.py: {e}", file=sys.stderr)

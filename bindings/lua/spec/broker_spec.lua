@@ -61,6 +61,7 @@ describe("broker", function()
 
     it("spreads publishes, reports its state, survives a Redis restart", function()
         local redis = new_redis()
+        finally(function() redis:finish() end)
         redis:start()
         local url = "unix:" .. redis.sock
         local a, b = H.server({broker = url}), H.server({broker = url})
@@ -114,7 +115,6 @@ describe("broker", function()
         wb:close()
         a:close(1)
         b:close(1)
-        redis:finish()
     end)
 
     it("has no state without a broker", function()
