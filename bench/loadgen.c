@@ -115,6 +115,8 @@ static struct {
     const char *mode;
     const char *host;
     int port;
+    int sub_ports[16]; /* --sub-ports: subscribers round-robin over these */
+    int nsub_ports;
     const char *path;
     int subs;
     int nsrc;
@@ -469,7 +471,11 @@ static int open_conn(conn *c) {
         if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0)
             die("bind source: %s", strerror(errno));
     }
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)G.port)};
+    /* With --sub-ports, subscribers spread over several servers (a
+     * cluster sharing a broker) and the publisher stays on --port. */
+    int port = c->role == ROLE_SUB && G.nsub_ports ? G.sub_ports[c->idx % (uint32_t)G.nsub_ports]
+                                                   : G.port;
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, G.host, &dst.sin_addr);
     c->fd = fd;
     c->state = ST_CONNECTING;
@@ -1449,6 +1455,8 @@ static void usage(void) {
             "  --concurrency C    handshakes in flight (256)\n"
             "  --connect-timeout S (180)\n"
             "  --label L          copied into the JSON output\n"
+            "  --sub-ports P,..   subscribers round-robin over these ports (servers\n"
+            "                     sharing a broker); the publisher uses --port\n"
             "  -v                 verbose\n");
     exit(2);
 }
@@ -1479,7 +1487,7 @@ int main(int argc, char **argv) {
         {"max-broadcasts", 1, 0, 'M'}, {"server-pid", 1, 0, 'S'}, {"compress", 0, 0, 'z'},
         {"no-subscribe", 0, 0, 'N'},   {"src-addrs", 1, 0, 'a'},  {"concurrency", 1, 0, 'c'},
         {"connect-timeout", 1, 0, 'T'}, {"label", 1, 0, 'l'},     {"help", 0, 0, '?'},
-        {"format", 1, 0, 'F'},
+        {"format", 1, 0, 'F'},         {"sub-ports", 1, 0, 'U'},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "v", lo, NULL)) != -1) {
@@ -1525,6 +1533,13 @@ int main(int argc, char **argv) {
                 G.format = FORMAT_MIXED;
             else
                 die("bad --format %s (json, msgpack or mixed)", optarg);
+            break;
+        case 'U':
+            for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
+                if (G.nsub_ports == 16)
+                    die("at most 16 --sub-ports");
+                G.sub_ports[G.nsub_ports++] = atoi(tok);
+            }
             break;
         case 'v': G.verbose++; break;
         default: usage();

@@ -14,6 +14,7 @@
  *   wsn-chat-bench [--host A] [--port N] [--io-thread]
  *                  [--send-buffer N] [--drop] [--ping-ms N]
  *                  [--coalesce-window MS] [--read-buffer BYTES]
+ *                  [--broker URL]
  *
  * --io-thread runs handlers on the engine's I/O thread
  * (WSN_OPT_EVENTS_ON_IO_THREAD); the default queues events and dispatches
@@ -85,6 +86,7 @@ int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
     int port = 8080, io_thread = 0, drop = 0;
     long send_buffer = 0, ping_ms = 0, coalesce_ms = -1, read_buffer = 0;
+    const char *broker = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--host") && i + 1 < argc)
             host = argv[++i];
@@ -102,11 +104,13 @@ int main(int argc, char **argv) {
             coalesce_ms = atol(argv[++i]);
         else if (!strcmp(argv[i], "--read-buffer") && i + 1 < argc)
             read_buffer = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--broker") && i + 1 < argc)
+            broker = argv[++i];
         else {
             fprintf(stderr,
                     "usage: %s [--host A] [--port N] [--io-thread] "
                     "[--send-buffer N] [--drop] [--ping-ms N] [--coalesce-window MS] "
-                    "[--read-buffer BYTES]\n",
+                    "[--read-buffer BYTES] [--broker URL]\n",
                     argv[0]);
             return 2;
         }
@@ -140,6 +144,14 @@ int main(int argc, char **argv) {
     }
     if (send_buffer > 0)
         rc |= wsn_options_set_int(o, WSN_OPT_SEND_BUFFER, send_buffer);
+    if (broker[0]) { /* by name: the option is newer than some cores */
+        wsn_option id;
+        if (wsn_option_by_name("broker", &id, NULL) != WSN_OK) {
+            fprintf(stderr, "wsn-chat-bench: this wsnotify has no broker\n");
+            return 2;
+        }
+        rc |= wsn_options_set_string(o, id, broker);
+    }
     if (read_buffer > 0) { /* by name: the option is newer than some cores */
         wsn_option id;
         if (wsn_option_by_name("read_buffer", &id, NULL) != WSN_OK) {

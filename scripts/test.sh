@@ -19,6 +19,13 @@
 #                 examples/lua/chat.lua
 #   8. e2e        e2e/run.sh: the chat page in headless Chromium (if e2e/ exists)
 #
+# The broker's tests (tests/test_broker.c in every ctest stage, and
+# test_broker.py, broker.test.js, broker_spec.lua) start redis-server
+# processes of their own (setup.sh installs Debian's), each on a unix
+# socket in a fresh directory or a free loopback port, kill and restart
+# them for the failover drills and end them by PID; WSN_REDIS_SERVER,
+# exported below, names the binary so none of them can skip.
+#
 # Every step runs under `timeout`; the whole run stays well inside 90
 # minutes on 2 cores. Exits non-zero if any step fails, after printing a
 # summary. Logs of each step: build-logs/<step>.log.
@@ -311,6 +318,8 @@ if [ "$rc" -ne 0 ]; then
 fi
 record setup PASS "$secs"
 PY="$(wsn_python)"
+WSN_REDIS_SERVER="$(command -v redis-server || echo /usr/bin/redis-server)"
+export WSN_REDIS_SERVER
 
 # Sanitizer runtime options, unless the caller chose their own.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1}"

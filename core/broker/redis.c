@@ -4,6 +4,7 @@
 #include "broker/url.h"
 #include "engine/broker.h"
 #include "util/hash.h"
+#include "util/thread.h"
 
 #include <hiredis/hiredis.h>
 
@@ -710,6 +711,7 @@ static int serve(redis_broker *rb, conn *c, short revents, const char **why)
 static void *broker_main(void *arg)
 {
     redis_broker *rb = arg;
+    pthread_setname_np(pthread_self(), "wsnotify-broker");
     for (;;) {
         pthread_mutex_lock(&rb->lock);
         int stop = rb->stop;
@@ -1026,7 +1028,7 @@ int wsni_redis_new(wsn_server *srv, const char *url, int sharded, const wsni_red
 int wsni_redis_start(wsn_server *srv)
 {
     redis_broker *rb = rb_of(srv);
-    if (pthread_create(&rb->tid, NULL, broker_main, rb))
+    if (wsni_thread_create(&rb->tid, broker_main, rb))
         return WSN_ENOMEM;
     rb->started = 1;
     return WSN_OK;

@@ -12,6 +12,7 @@
 #include "transport/rx_buffers.h"
 #include "transport/rx_quiet.h"
 #include "util/text.h"
+#include "util/thread.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -916,21 +917,11 @@ int wsni_loop_start(wsn_server *srv)
         lws_state_free(srv);
         return WSN_ENOMEM;
     }
-    /* The I/O thread takes no asynchronous signals (it inherits this mask):
-     * the host's handlers then run on the host's threads, where a
-     * wsn_server_wait returns on EINTR, and never race the host's main
-     * thread from ours. Faults (SIGSEGV and the like) stay deliverable. */
-    sigset_t async, old;
-    sigfillset(&async);
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
-    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
-        sigdelset(&async, faults[i]);
-    pthread_sigmask(SIG_BLOCK, &async, &old);
-    /* io_tid must be set before the thread can look at it. */
+    /* The I/O thread takes no asynchronous signals (util/thread.h). io_tid
+     * must be set before the thread can look at it. */
     pthread_mutex_lock(&srv->lock);
-    int rc = pthread_create(&srv->io_tid, NULL, io_main, srv);
+    int rc = wsni_thread_create(&srv->io_tid, io_main, srv);
     pthread_mutex_unlock(&srv->lock);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
         lws_state_free(srv);
         return WSN_ENOMEM;
