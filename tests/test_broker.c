@@ -546,6 +546,34 @@ static void cluster_stop(node *nodes)
         node_stop(&nodes[k]);
 }
 
+/* Redis, three servers and one client on each subscribed to chan (each
+ * also its server's control client), with every subscription live. */
+typedef struct cluster {
+    redis_proc r;
+    node nodes[NODES];
+    peer *peers[NODES];
+} cluster;
+
+static void cluster_up(cluster *cl, const char *chan)
+{
+    redis_init(&cl->r, 0, NULL);
+    redis_start(&cl->r);
+    cluster_start(&cl->r, cl->nodes, 0);
+    for (int k = 0; k < NODES; k++) {
+        cl->peers[k] = peer_open(cl->nodes, k, 0);
+        subscribe(cl->peers[k], chan);
+    }
+    await_mesh(cl->nodes, cl->peers, cl->peers, NODES, chan);
+}
+
+static void cluster_down(cluster *cl)
+{
+    for (int k = 0; k < NODES; k++)
+        peer_close(cl->peers[k]);
+    cluster_stop(cl->nodes);
+    redis_end(&cl->r);
+}
+
 /* --- tests -------------------------------------------------------------- */
 
 /* Publishers on every server, subscribers on every server: each of them
@@ -703,17 +731,9 @@ static void to_client_across_servers(void)
  * once, as one batch frame. */
 static void batch_across_servers(void)
 {
-    redis_proc r;
-    redis_init(&r, 0, NULL);
-    redis_start(&r);
-    node nodes[NODES];
-    cluster_start(&r, nodes, 0);
-    peer *ctl[NODES], *peers[NODES];
-    for (int k = 0; k < NODES; k++) {
-        peers[k] = ctl[k] = peer_open(nodes, k, 0);
-        subscribe(peers[k], "bfeed");
-    }
-    await_mesh(nodes, ctl, peers, NODES, "bfeed");
+    cluster cl;
+    cluster_up(&cl, "bfeed");
+    peer **ctl = cl.peers, **peers = cl.peers;
     json_t *rep = ask(ctl[0], json_pack("{s:s,s:s,s:s,s:i}", "op", "batch", "chan", "bfeed", "tag",
                                         "A", "n", 5),
                       "batch");
@@ -731,27 +751,17 @@ static void batch_across_servers(void)
         CHECK_EQ(PEEK(peers[k], peers[k]->batches), 1);
         CHECK_EQ(PEEK(peers[k], peers[k]->batch_items), 5);
     }
-    for (int k = 0; k < NODES; k++)
-        peer_close(peers[k]);
-    cluster_stop(nodes);
-    redis_end(&r);
+    cluster_down(&cl);
 }
 
 /* What others write to a subscribed Redis channel is ignored, counted and
  * logged; it never reaches a client nor stops the broker. */
 static void hostile_broker_input(void)
 {
-    redis_proc r;
-    redis_init(&r, 0, NULL);
-    redis_start(&r);
-    node nodes[NODES];
-    cluster_start(&r, nodes, 0);
-    peer *ctl[NODES], *peers[NODES];
-    for (int k = 0; k < NODES; k++) {
-        peers[k] = ctl[k] = peer_open(nodes, k, 0);
-        subscribe(peers[k], "feed");
-    }
-    await_mesh(nodes, ctl, peers, NODES, "feed");
+    cluster cl;
+    cluster_up(&cl, "feed");
+    peer **ctl = cl.peers, **peers = cl.peers;
+    redis_proc *r = &cl.r;
     /* Plain text; the magic with nothing after it; a header claiming more
      * than there is; a frame length past the end; an inbox message on a
      * channel; invalid UTF-8 in a text frame. */
@@ -771,7 +781,7 @@ static void hostile_broker_input(void)
     };
     size_t nbad = sizeof(bad) / sizeof(bad[0]);
     for (size_t i = 0; i < nbad; i++)
-        redis_publish_raw(&r, "wsn:0:c:feed", bad[i].data, bad[i].len);
+        redis_publish_raw(r, "wsn:0:c:feed", bad[i].data, bad[i].len);
     /* Then a real publish from every server: it arrives, after nothing. */
     for (int k = 0; k < NODES; k++) {
         char *rcs = publish(ctl[k], "feed", k, 0, 1);
@@ -786,10 +796,7 @@ static void hostile_broker_input(void)
         CHECK_EQ(info_int(ctl[k], "ignored"), (json_int_t)nbad);
         CHECK_EQ(info_int(ctl[k], "state"), WSN_BROKER_UP);
     }
-    for (int k = 0; k < NODES; k++)
-        peer_close(peers[k]);
-    cluster_stop(nodes);
-    redis_end(&r);
+    cluster_down(&cl);
 }
 
 /* Streams chunk c (indices [c*size, (c+1)*size)) from every node; returns
@@ -813,17 +820,11 @@ static void stream_chunk(peer **ctl, int c, int size, char **rcs)
  * twice or out of order; what was lost is what the publishers counted. */
 static void failover_kill_restart(void)
 {
-    redis_proc r;
-    redis_init(&r, 0, NULL);
-    redis_start(&r);
-    node nodes[NODES];
-    cluster_start(&r, nodes, 0);
-    peer *ctl[NODES], *peers[NODES];
-    for (int k = 0; k < NODES; k++) {
-        peers[k] = ctl[k] = peer_open(nodes, k, 0);
-        subscribe(peers[k], "feed");
-    }
-    await_mesh(nodes, ctl, peers, NODES, "feed");
+    cluster cl;
+    cluster_up(&cl, "feed");
+    peer **ctl = cl.peers, **peers = cl.peers;
+    node *nodes = cl.nodes;
+    redis_proc *r = &cl.r;
     enum { SIZE = 100, CHUNKS = 12 };
     char *rcs[CHUNKS][NODES];
     json_int_t lost0[NODES];
@@ -837,7 +838,7 @@ static void failover_kill_restart(void)
         for (int t = 0; t < NODES; t++)
             wait_total(peers[k], t, 3 * SIZE);
     /* Chunk 3 right after the kill: the servers may not know yet. */
-    redis_kill(&r);
+    redis_kill(r);
     stream_chunk(ctl, 3, SIZE, rcs[3]);
     for (int k = 0; k < NODES; k++) {
         char *body = NULL;
@@ -857,7 +858,7 @@ static void failover_kill_restart(void)
         for (int k = 0; k < NODES; k++)
             expect_all(rcs[c][k], 'B');
     }
-    redis_start(&r);
+    redis_start(r);
     for (int k = 0; k < NODES; k++)
         wait_health(&nodes[k], 200);
     for (int k = 0; k < NODES; k++) {
@@ -919,10 +920,7 @@ static void failover_kill_restart(void)
     for (int c = 0; c < CHUNKS; c++)
         for (int k = 0; k < NODES; k++)
             free(rcs[c][k]);
-    for (int k = 0; k < NODES; k++)
-        peer_close(peers[k]);
-    cluster_stop(nodes);
-    redis_end(&r);
+    cluster_down(&cl);
 }
 
 /* Servers started before Redis: unhealthy and WSN_EBROKER (local delivery

@@ -155,6 +155,35 @@ static int check_flags(int flags)
     return flags & ~WSN_PUBLISH_NONBLOCK ? WSN_EINVAL : WSN_OK;
 }
 
+/* A publish command (CMD_PUBLISH: to the channel named by dest;
+ * CMD_SEND_REMOTE: to the client of another server named by dest) with its
+ * message made and encoded in the formats the server's clients (or, with
+ * a broker, the cluster's) may use. */
+static int message_command(wsn_server *srv, enum command_kind kind, const char *dest,
+                           const char *channel, wsn_message_type type, const void *data,
+                           size_t len, const char *message_id, const char *reply_to_id,
+                           command **out)
+{
+    int rc;
+    command *cmd = *out = wsni_command_new(kind);
+    char *copy = cmd ? strdup(dest) : NULL;
+    if (!copy) {
+        wsni_command_free(cmd);
+        return WSN_ENOMEM;
+    }
+    if (kind == CMD_SEND_REMOTE)
+        cmd->target = copy;
+    else
+        cmd->channel = copy;
+    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
+        (rc = wsni_outgoing_prepare(srv, cmd->out))) {
+        wsni_command_free(cmd);
+        *out = NULL;
+        return rc;
+    }
+    return WSN_OK;
+}
+
 static int publish_channel(wsn_server *srv, const char *channel, wsn_message_type type,
                            const void *data, size_t len, const char *message_id,
                            const char *reply_to_id, int flags)
@@ -162,18 +191,10 @@ static int publish_channel(wsn_server *srv, const char *channel, wsn_message_typ
     int rc = check_channel(srv, channel, 0);
     if (rc)
         return rc;
-    command *cmd = wsni_command_new(CMD_PUBLISH);
-    if (!cmd)
-        return WSN_ENOMEM;
-    if (!(cmd->channel = strdup(channel))) {
-        wsni_command_free(cmd);
-        return WSN_ENOMEM;
-    }
-    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
-        (rc = wsni_outgoing_prepare(srv, cmd->out))) {
-        wsni_command_free(cmd);
+    command *cmd;
+    if ((rc = message_command(srv, CMD_PUBLISH, channel, channel, type, data, len, message_id,
+                              reply_to_id, &cmd)))
         return rc;
-    }
     /* Decided now, not when the I/O thread applies it: what the publisher
      * is told is what happens (WSN_EBROKER: this server only). */
     int here_only = wsni_cluster_publish_check(srv) == WSN_EBROKER;
@@ -271,16 +292,10 @@ WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_
         return WSN_EINVAL;
     if ((rc = wsni_cluster_publish_check(srv)))
         return rc;
-    command *cmd = wsni_command_new(CMD_SEND_REMOTE);
-    if (!cmd || !(cmd->target = strdup(client_id))) {
-        wsni_command_free(cmd);
-        return WSN_ENOMEM;
-    }
-    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
-        (rc = wsni_outgoing_prepare(srv, cmd->out))) {
-        wsni_command_free(cmd);
+    command *cmd;
+    if ((rc = message_command(srv, CMD_SEND_REMOTE, client_id, channel, type, data, len,
+                              message_id, reply_to_id, &cmd)))
         return rc;
-    }
     return wsni_command_submit(srv, cmd, 0);
 }
 
