@@ -381,7 +381,10 @@ WSN_API int wsn_server_unsubscribe(wsn_server *srv, wsn_client *client,
                                    const char *channel);
 
 /* Publishes JSON text (validated, any JSON value) to every subscriber of a
- * channel with type "json" and no ids. Since 0.1. */
+ * channel with type "json" and no ids. With WSN_OPT_BROKER, every channel
+ * publish reaches the subscribers of every server of the cluster, or, while
+ * the broker is not up, returns WSN_EBROKER having reached this server's
+ * subscribers only (docs/scale-out.md). Since 0.1. */
 WSN_API int wsn_server_publish(wsn_server *srv, const char *channel,
                                const char *json);
 

@@ -921,21 +921,6 @@ static void redis_channel_last(wsn_server *srv, const char *channel)
     want_channel(srv, channel, 0);
 }
 
-static void deliver_to_id(wsn_server *srv, const char *id, outgoing *o)
-{
-    pthread_mutex_lock(&srv->lock);
-    wsn_client *c;
-    HASH_FIND(hh, srv->clients_by_id, id, strlen(id), c);
-    if (c)
-        wsn_client_retain(c);
-    pthread_mutex_unlock(&srv->lock);
-    if (!c)
-        return;
-    if (atomic_load(&c->connected))
-        wsni_deliver_to_client(srv, c, o, 1);
-    wsn_client_release(c);
-}
-
 static void redis_drain(wsn_server *srv)
 {
     redis_broker *rb = rb_of(srv);
@@ -950,7 +935,7 @@ static void redis_drain(wsn_server *srv)
         if (it->kind == IN_STATE) {
             rb->hooks.state_changed(srv, it->state, it->name);
         } else if (it->kind == ENVELOPE_CLIENT) {
-            deliver_to_id(srv, it->name, it->outs[0]);
+            rb->hooks.deliver_to_id(srv, it->name, it->outs[0]);
             atomic_fetch_add(&rb->received, 1);
         } else {
             if (it->count == 1)

@@ -27,6 +27,9 @@ typedef struct wsni_redis_hooks {
     void (*wake)(wsn_server *srv);
     /* io: the state changed (wsn_broker_state); reason "" when up. */
     void (*state_changed)(wsn_server *srv, int state, const char *reason);
+    /* io: o to this server's client with this id, if it is connected
+     * (the id table is the shell's). */
+    void (*deliver_to_id)(wsn_server *srv, const char *client_id, outgoing *o);
 } wsni_redis_hooks;
 
 /* Makes the broker for url and installs it on srv (srv->broker,

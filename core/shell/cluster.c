@@ -47,7 +47,24 @@ static void state_changed(wsn_server *srv, int state, const char *reason)
     wsni_event_queue_push(srv->events, ev, 0);
 }
 
-static const wsni_redis_hooks hooks = {.wake = wake_io, .state_changed = state_changed};
+/* io: a message from another server's publish_to_client_id. */
+static void deliver_to_id(wsn_server *srv, const char *client_id, outgoing *o)
+{
+    pthread_mutex_lock(&srv->lock);
+    wsn_client *c;
+    HASH_FIND(hh, srv->clients_by_id, client_id, strlen(client_id), c);
+    if (c)
+        wsn_client_retain(c);
+    pthread_mutex_unlock(&srv->lock);
+    if (!c)
+        return;
+    if (atomic_load(&c->connected))
+        wsni_deliver_to_client(srv, c, o, 1);
+    wsn_client_release(c);
+}
+
+static const wsni_redis_hooks hooks = {
+    .wake = wake_io, .state_changed = state_changed, .deliver_to_id = deliver_to_id};
 
 int wsni_cluster_setup(wsn_server *srv, char *why, size_t why_len)
 {
