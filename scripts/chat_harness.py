@@ -47,11 +47,12 @@ class ChatServer:
     startup line; its output is drained meanwhile so a full pipe never
     blocks it."""
 
-    def __init__(self, program, start_timeout=20):
+    def __init__(self, program, start_timeout=20, extra_args=()):
         cmd = [sys.executable, program] if program.endswith(".py") else [program]
         self.proc = subprocess.Popen(
             cmd + ["--port", "0", "--host", "127.0.0.1",
-                   "--static-dir", os.path.join(ROOT, "examples", "chat")],
+                   "--static-dir", os.path.join(ROOT, "examples", "chat")]
+            + list(extra_args),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = []
         self.port = read_startup_port(self.proc, self.lines, start_timeout)

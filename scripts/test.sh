@@ -7,7 +7,8 @@
 #                 against the baselines in abi/, scripts/abi.sh; and
 #                 tooling.ffi_header_*: include/wsnotify_ffi.h matches the
 #                 header and cffi and LuaJIT take it)
-#                 (smoke_chat.py; smoke_msgpack.py: MessagePack + JSON clients)
+#                 (smoke_chat.py; smoke_msgpack.py: MessagePack + JSON clients;
+#                 smoke_broker_chat.py: three servers on one Redis, restarted)
 #   3. asan       ASan+UBSan in build-asan/ + ctest + chat smoke
 #   4. tsan       TSan in build-tsan/       + ctest + chat smoke
 #   5. python     pip install ./python + pytest python/tests (if python/ exists)
@@ -302,6 +303,8 @@ cmake_stage() {
     local chat="$root/$dir/examples/wsnotify-chat"
     smoke_step "$name-chat" smoke_chat.py "$chat" "${wrap[@]}"
     smoke_step "$name-msgpack" smoke_msgpack.py "$chat" "${wrap[@]}"
+    # Three of it on one redis-server, killed and restarted (issue 19).
+    smoke_step "$name-broker" smoke_broker_chat.py "$chat" "${wrap[@]}"
 }
 
 # ---- the run ---------------------------------------------------------------
@@ -397,6 +400,7 @@ else
         fi
         # The Python chat example with a MessagePack and a JSON client.
         smoke_step python-msgpack smoke_msgpack.py "$root/examples/python/chat.py"
+        smoke_step python-broker smoke_broker_chat.py "$root/examples/python/chat.py"
     fi
 fi
 
@@ -430,6 +434,7 @@ binding_step node "$root/bindings/node/test.sh" "$T_NODE" count_node
 if [ "${WSN_SKIP_NODE:-0}" != 1 ] && [ -f "$root/bindings/node/build/wsnotify.node" ]; then
     smoke_step node-chat smoke_chat.py "$root/examples/node/chat.js"
     smoke_step node-msgpack smoke_msgpack.py "$root/examples/node/chat.js"
+    smoke_step node-broker smoke_broker_chat.py "$root/examples/node/chat.js"
 fi
 binding_step lua "$root/bindings/lua/test.sh" "$T_LUA" count_plain
 
