@@ -48,6 +48,17 @@ void wsni_client_register(wsn_client *c)
     pthread_mutex_unlock(&srv->lock);
 }
 
+wsn_client *wsni_client_find(wsn_server *srv, const char *id)
+{
+    pthread_mutex_lock(&srv->lock);
+    wsn_client *c;
+    HASH_FIND(hh, srv->clients_by_id, id, strlen(id), c);
+    if (c)
+        wsn_client_retain(c);
+    pthread_mutex_unlock(&srv->lock);
+    return c;
+}
+
 void wsni_client_forget(wsn_client *c)
 {
     wsn_server *srv = c->srv;

@@ -50,12 +50,7 @@ static void state_changed(wsn_server *srv, int state, const char *reason)
 /* io: a message from another server's publish_to_client_id. */
 static void deliver_to_id(wsn_server *srv, const char *client_id, outgoing *o)
 {
-    pthread_mutex_lock(&srv->lock);
-    wsn_client *c;
-    HASH_FIND(hh, srv->clients_by_id, client_id, strlen(client_id), c);
-    if (c)
-        wsn_client_retain(c);
-    pthread_mutex_unlock(&srv->lock);
+    wsn_client *c = wsni_client_find(srv, client_id);
     if (!c)
         return;
     if (atomic_load(&c->connected))

@@ -273,12 +273,7 @@ WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_
     int remote = srv->cluster_id[0] && !strncmp(client_id, "c_", 2) &&
                  strncmp(client_id + 2, srv->cluster_id, own);
     if (!remote) {
-        pthread_mutex_lock(&srv->lock);
-        wsn_client *c;
-        HASH_FIND(hh, srv->clients_by_id, client_id, strlen(client_id), c);
-        if (c)
-            wsn_client_retain(c);
-        pthread_mutex_unlock(&srv->lock);
+        wsn_client *c = wsni_client_find(srv, client_id);
         if (!c)
             return WSN_EGONE;
         int rc = publish_client(srv, c, channel, type, data, len, message_id, reply_to_id, 0);

@@ -34,5 +34,8 @@ wsn_client *wsni_client_new(wsn_server *srv);
 void wsni_client_register(wsn_client *c);
 /* Takes the client out of the id table (io, at disconnect). */
 void wsni_client_forget(wsn_client *c);
+/* The connected (or still registered) client with this id, retained
+ * (wsn_client_release), or NULL. Any thread. */
+wsn_client *wsni_client_find(wsn_server *srv, const char *id);
 
 #endif
