@@ -93,7 +93,8 @@ typedef struct redis_broker {
     char chan_prefix[32]; /* "wsn:<db>:c:" */
     char inbox[64];       /* "wsn:<db>:i:<id>" */
     size_t chan_prefix_len;
-    uint64_t seq; /* io */
+    uint64_t seq;           /* io */
+    int64_t full_logged_at; /* io */
     int efd;      /* const: wakes the broker thread */
     pthread_t tid;
     int started;
@@ -811,8 +812,14 @@ static void enqueue(redis_broker *rb, int kind, const char *chan, const char *ta
         int full = atomic_load(&rb->state) == WSN_BROKER_UP;
         pthread_mutex_unlock(&rb->lock);
         atomic_fetch_add(&rb->refused, count);
-        if (full)
-            wsni_log(rb->srv, WSN_LOG_WARN, "broker: send queue full: a publish was not sent");
+        /* At most a line a second: a Redis that stalls meets every publish
+         * here. */
+        if (full && now_ms() - rb->full_logged_at >= 1000) {
+            rb->full_logged_at = now_ms();
+            wsni_log(rb->srv, WSN_LOG_WARN,
+                     "broker: send queue full (Redis is not keeping up): publishes are not "
+                     "sent to the other servers (counted as refused)");
+        }
         out_free(it);
         return;
     }
