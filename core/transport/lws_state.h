@@ -75,6 +75,11 @@ static inline unsigned wsni_ratelog_due(wsni_ratelog *r)
 
 struct wsni_lws {
     wsn_server *srv; /* const: the server this serves (timer callbacks find it) */
+    /* lws_transport.c: the engine's timers sorted by due time, and the
+     * one lws timer set for the earliest (timers_sul_due; 0 = not set). */
+    wsni_list timers;
+    lws_sorted_usec_list_t timers_sul;
+    int64_t timers_sul_due;
     struct lws_context *ctx; /* lws_cancel_service from other threads only while
                               * srv->ctx_alive, under srv->lock */
     struct lws_vhost *vhost;

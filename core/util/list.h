@@ -36,6 +36,22 @@ static inline void wsni_list_append(wsni_list *l, wsni_list_node *n)
     l->tail = n;
 }
 
+/* Puts n after at, or first when at is NULL. */
+static inline void wsni_list_insert_after(wsni_list *l, wsni_list_node *at, wsni_list_node *n)
+{
+    assert(!n->prev && !n->next && l->head != n && "node already in a list");
+    n->prev = at;
+    n->next = at ? at->next : l->head;
+    if (n->next)
+        n->next->prev = n;
+    else
+        l->tail = n;
+    if (at)
+        at->next = n;
+    else
+        l->head = n;
+}
+
 static inline void wsni_list_remove(wsni_list *l, wsni_list_node *n)
 {
     assert((n->prev ? n->prev->next == n : l->head == n) && "node not in this list");
