@@ -18,9 +18,12 @@ static void ring_check(const wsn_client *c)
     (void)c;
 }
 
-static unsigned ring_slot_of(const wsn_client *c, unsigned index)
+/* index < ring_cap and ring_head < ring_cap: one subtraction instead of a
+ * division on every queue access. */
+static inline unsigned ring_slot_of(const wsn_client *c, unsigned index)
 {
-    return (c->ring_head + index) % c->ring_cap;
+    unsigned slot = c->ring_head + index;
+    return slot >= c->ring_cap ? slot - c->ring_cap : slot;
 }
 
 /* Doubles the queue (up to send_buffer), keeping the order. */
@@ -45,11 +48,13 @@ static int ring_grow(wsn_client *c)
 /* Room for f: a free slot (send_buffer frames) and, unless the queue is
  * empty, room for its bytes (send_buffer_bytes), so that one frame bigger
  * than the byte bound still goes to a client that has read everything. */
-static int ring_has_room(wsn_client *c, const wsn_frame *f)
+static inline int ring_has_room(wsn_client *c, const wsn_frame *f)
 {
-    size_t cap_bytes = c->srv->send_buffer_bytes;
-    if (c->ring_len && cap_bytes && c->ring_bytes + f->wire_len > cap_bytes)
-        return 0;
+    if (c->ring_len) {
+        size_t cap_bytes = c->srv->send_buffer_bytes;
+        if (cap_bytes && c->ring_bytes + f->wire_len > cap_bytes)
+            return 0;
+    }
     if (c->ring_len < c->ring_cap)
         return 1;
     return c->ring_cap < c->srv->send_buffer && !ring_grow(c);
@@ -68,7 +73,7 @@ void wsni_client_queue_pop(wsn_client *c, unsigned count)
         c->ring_bytes -= s->frame->wire_len;
         wsni_frame_unref(s->frame);
         s->frame = NULL;
-        c->ring_head = (c->ring_head + 1) % c->ring_cap;
+        c->ring_head = c->ring_head + 1 == c->ring_cap ? 0 : c->ring_head + 1;
         c->ring_len--;
     }
     ring_check(c);
