@@ -13,7 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { once } = require('node:events');
 const { Server } = require('..');
-const { Harness, Queue } = require('./helpers');
+const { Harness, Queue, TIMEOUT } = require('./helpers');
 
 function findRedis() {
   if (process.env.WSN_REDIS_SERVER) return process.env.WSN_REDIS_SERVER;
@@ -97,10 +97,15 @@ test('two servers: state, event, failover, publishToClientId', { skip: !REDIS &&
     assert.ok(cb.id.startsWith(`c_${b.server.brokerState().serverId}_`), cb.id);
     a.server.subscribe(ca, 'room');
     b.server.subscribe(cb, 'room');
-    // Probes until b's subscription is live in Redis.
+    // Probes until b's subscription is live in Redis. One wait for b's
+    // first message across all probes: a wait per probe that timed out
+    // would stay queued and take the next message, and every later wait
+    // would then be one message behind (the first probe was missed under
+    // load: "b never subscribed").
+    const first = wb.messages.next('a probe', 200 * 50 + TIMEOUT).then(() => true);
     for (let i = 0; ; i++) {
       await a.server.publish('room', { probe: i });
-      const got = await Promise.race([wb.next('probe').then(() => true),
+      const got = await Promise.race([first,
         new Promise((resolve) => setTimeout(() => resolve(false), 50))]);
       if (got) break;
       assert.ok(i < 200, 'b never subscribed');
