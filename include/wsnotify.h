@@ -828,7 +828,13 @@ WSN_API int wsn_server_broker_state(wsn_server *srv, wsn_broker_info *info);
  * WSN_EGONE when the id is of this server and the client has gone;
  * WSN_EBROKER when it is another server's and the broker is down; a client
  * on another server that has gone is not reported (nothing comes back).
- * Since 0.3. */
+ * WSN_EINVAL for NULL srv, a NULL or empty id, and what
+ * wsn_server_publish_to_client refuses (channel, type, data, ids);
+ * WSN_ELIMIT for a channel name over WSN_OPT_MAX_CHANNEL_NAME; WSN_ECLOSED
+ * when the server is not running. A client of this server is sent to as
+ * wsn_server_publish_to_client does (in block mode it may wait for room,
+ * up to write_wait); a message for another server is queued for the
+ * broker without waiting. Any thread. Since 0.3. */
 WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_id,
                                             const char *channel,
                                             wsn_message_type type,

@@ -270,8 +270,10 @@ WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_
     if (!srv || !client_id || !client_id[0])
         return WSN_EINVAL;
     size_t own = strlen(srv->cluster_id);
+    /* Ours: "c_<our id>_<n>" exactly, not an id that merely starts with
+     * ours. */
     int remote = srv->cluster_id[0] && !strncmp(client_id, "c_", 2) &&
-                 strncmp(client_id + 2, srv->cluster_id, own);
+                 !(!strncmp(client_id + 2, srv->cluster_id, own) && client_id[2 + own] == '_');
     if (!remote) {
         wsn_client *c = wsni_client_find(srv, client_id);
         if (!c)
