@@ -81,7 +81,10 @@ test('publishToClient reaches one client only, with ids', async (t) => {
 });
 
 test('order is preserved and counts are exact', async (t) => {
-  const h = await harness(t);
+  // All N publishes are made before any is awaited: when the client's
+  // queue is full, up to N of them wait for room, beyond the default
+  // publishQueueLimit (1024), which would refuse the rest.
+  const h = await harness(t, { publishQueueLimit: 2000 });
   const [ws, c] = await h.connect();
   h.server.subscribe(c, 'c');
   const N = 2000;
