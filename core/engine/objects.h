@@ -12,6 +12,7 @@
 #ifndef WSN_ENGINE_OBJECTS_H
 #define WSN_ENGINE_OBJECTS_H
 
+#include "engine/counters.h"
 #include "engine/frame.h"
 #include "engine/outgoing.h"
 #include "engine/registry.h"
@@ -171,6 +172,8 @@ struct wsn_server {
     struct batch *batches;       /* batch_lock: pending batches by key */
     uint64_t batch_generation;   /* batch_lock */
     size_t max_pending_batches, max_batch_messages, max_batch_bytes; /* const */
+
+    wsni_counters counters; /* each its own atomic (engine/counters.h) */
 
     /* io */
     registry reg;
