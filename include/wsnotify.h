@@ -235,9 +235,31 @@ typedef enum wsn_option {
                                          or unix:/path/to/redis.sock
                                          (docs/scale-out.md). "" = this
                                          process only. Since 0.3 */
-    WSN_OPT_BROKER_SHARDED = 37       /* bool, 0: SPUBLISH/SSUBSCRIBE
+    WSN_OPT_BROKER_SHARDED = 37,      /* bool, 0: SPUBLISH/SSUBSCRIBE
                                          (Redis 7 sharded pub/sub) instead
                                          of PUBLISH/SUBSCRIBE. Since 0.3 */
+    WSN_OPT_AUTH_TIMEOUT = 38,        /* duration ms 1..3600000, 10000: with
+                                         WSN_OPT_AUTHENTICATE, the most a
+                                         connection may take to send its
+                                         request and the host to answer it;
+                                         then 408 (request unfinished) or
+                                         503 (host silent). Since 0.3 */
+    WSN_OPT_AUTH_QUEUE = 39,          /* int 1..1000000, 1024: upgrades
+                                         waiting for the host's answer at
+                                         once; beyond, 503 at once.
+                                         Since 0.3 */
+    WSN_OPT_MAX_CLIENTS_PER_ADDRESS = 40, /* int 0..1000000, 0: connections
+                                         (WebSocket or HTTP) one remote
+                                         address may hold; beyond, closed
+                                         at accept. 0 = no bound (behind a
+                                         proxy every client has its
+                                         address). Since 0.3 */
+    WSN_OPT_AUTHENTICATE = 41         /* bool, 0: every upgrade waits for
+                                         the host's answer to a
+                                         WSN_EVENT_UPGRADE
+                                         (wsn_server_accept_upgrade /
+                                         wsn_server_reject_upgrade).
+                                         Since 0.3 */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;
@@ -643,10 +665,20 @@ typedef enum wsn_event_type {
     WSN_EVENT_MESSAGE = 2,    /* a client sent a message */
     WSN_EVENT_DISCONNECT = 3, /* a client is gone (after its last message) */
     WSN_EVENT_STOPPED = 4,    /* the server stopped: the last event */
-    WSN_EVENT_BROKER = 5      /* the broker's state changed (since 0.3):
+    WSN_EVENT_BROKER = 5,     /* the broker's state changed (since 0.3):
                                  no client; wsn_event_channel() is the new
                                  state's name ("up", "down", "connecting")
                                  and the payload the reason ("" when up) */
+    WSN_EVENT_UPGRADE = 6     /* with WSN_OPT_AUTHENTICATE, a WebSocket
+                                 upgrade waits for the host's answer
+                                 (since 0.3): no client;
+                                 wsn_event_upgrade_id() names it,
+                                 wsn_event_channel() is the path,
+                                 wsn_event_payload() the request's header
+                                 lines, wsn_event_message_id() the id in
+                                 decimal and wsn_event_reply_to_id() the
+                                 peer's address (so batched records carry
+                                 them all); see "Authentication" below */
 } wsn_event_type;
 
 /* A handler. ev and the client in it are borrowed for the call. */
@@ -841,6 +873,69 @@ WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_
                                             const void *data, size_t len,
                                             const char *message_id,
                                             const char *reply_to_id);
+
+/* ==== Authentication at the upgrade (WSN_OPT_AUTHENTICATE) ============ */
+
+/* With WSN_OPT_AUTHENTICATE, every WebSocket upgrade on the server's path
+ * becomes a WSN_EVENT_UPGRADE; the connection waits, without a client and
+ * without reading further, until the host answers with one of the two
+ * calls below, from any thread, at any time within WSN_OPT_AUTH_TIMEOUT
+ * (then 503). At most WSN_OPT_AUTH_QUEUE wait at once (beyond, 503 at
+ * once). After an accept the server's own checks still apply (origin,
+ * subprotocol, max_clients), then the client connects (a CONNECT event).
+ *
+ * On plain ws:// the answer comes before the handshake: a rejection is
+ * the HTTP status with the body. Over TLS that wsnotify terminates
+ * (WSN_OPT_TLS_CERT), libwebsockets 4.1 cannot hold a request it has
+ * parsed, so the handshake completes first and a rejection closes the
+ * connection with code 4000 + status (4401 for 401) and the body as the
+ * reason (docs/production.md). */
+
+/* UPGRADE events: the request's id (0 for other kinds). */
+WSN_API uint64_t wsn_event_upgrade_id(const wsn_event *ev);
+/* The query string without the '?', "" when none (borrowed). */
+WSN_API const char *wsn_event_upgrade_query(const wsn_event *ev);
+/* One header's value, by name in any case; repeats are joined with ", ".
+ * 0 and the value NUL-terminated in buf; WSN_ENOTFOUND; WSN_ENOSPC (buf
+ * too small or NULL: *len gets the length needed, without the NUL);
+ * WSN_EINVAL for NULL ev, name or len, or an event of another kind. */
+WSN_API int wsn_event_upgrade_header(const wsn_event *ev, const char *name, char *buf,
+                                     size_t cap, size_t *len);
+/* One query argument's value, percent-decoded ('+' is a space), the
+ * first where the name repeats; returns as wsn_event_upgrade_header. */
+WSN_API int wsn_event_upgrade_query_arg(const wsn_event *ev, const char *name, char *buf,
+                                        size_t cap, size_t *len);
+
+/* Lets the upgrade proceed. metadata_json (NULL for none) is a JSON
+ * object whose members become the client's metadata (strings, integers,
+ * other numbers as doubles, booleans; other values as JSON); channels
+ * (count of them) are subscribed before the CONNECT event;
+ * expires_at_ms (Unix time in milliseconds, 0 = never) closes the client
+ * with 4001 "authorization expired" at that time unless
+ * wsn_client_set_expiry() moves it. Returns 0; WSN_EGONE when the id is
+ * unknown (never issued, already answered, timed out, or the peer left);
+ * WSN_EJSON for metadata that is not a JSON object; WSN_ELIMIT for
+ * metadata over WSN_OPT_MAX_METADATA_BYTES, more channels than
+ * WSN_OPT_MAX_SUBSCRIPTIONS or a name over WSN_OPT_MAX_CHANNEL_NAME;
+ * WSN_EINVAL for NULL srv, id 0, NULL channels with a count, an empty or
+ * invalid channel name, or a negative expiry; WSN_ECLOSED when the server
+ * is not running. Any thread; never waits. Since 0.3. */
+WSN_API int wsn_server_accept_upgrade(wsn_server *srv, uint64_t id, const char *metadata_json,
+                                      const char *const *channels, size_t count,
+                                      int64_t expires_at_ms);
+/* Refuses the upgrade with an HTTP status 400..599 and a body (NULL for
+ * none; UTF-8, at most 1024 bytes; over TLS its first 123 bytes are the
+ * close reason). Returns 0, WSN_EGONE as above, WSN_EINVAL (status, body),
+ * WSN_ECLOSED. Any thread; never waits. Since 0.3. */
+WSN_API int wsn_server_reject_upgrade(wsn_server *srv, uint64_t id, int status,
+                                      const char *body);
+
+/* Moves (or with 0 clears) the time at which the client is closed with
+ * 4001 "authorization expired": for a client that refreshed its
+ * credentials in band (docs/production.md). Unix time in milliseconds; a
+ * time already past closes it now. 0, WSN_EGONE, WSN_EINVAL (NULL, < 0),
+ * WSN_ECLOSED. Any thread. Since 0.3. */
+WSN_API int wsn_client_set_expiry(wsn_client *c, int64_t expires_at_ms);
 
 /* ==== Utilities ======================================================== */
 

@@ -90,7 +90,11 @@ typedef enum wsn_option {
     WSN_OPT_CLIENT_EVENT_QUEUE = 34,
     WSN_OPT_CLIENT_EVENT_QUEUE_BYTES = 35,
     WSN_OPT_BROKER = 36,
-    WSN_OPT_BROKER_SHARDED = 37
+    WSN_OPT_BROKER_SHARDED = 37,
+    WSN_OPT_AUTH_TIMEOUT = 38,
+    WSN_OPT_AUTH_QUEUE = 39,
+    WSN_OPT_MAX_CLIENTS_PER_ADDRESS = 40,
+    WSN_OPT_AUTHENTICATE = 41
 } wsn_option;
 
 typedef enum wsn_option_type {
@@ -299,7 +303,8 @@ typedef enum wsn_event_type {
     WSN_EVENT_MESSAGE = 2,
     WSN_EVENT_DISCONNECT = 3,
     WSN_EVENT_STOPPED = 4,
-    WSN_EVENT_BROKER = 5
+    WSN_EVENT_BROKER = 5,
+    WSN_EVENT_UPGRADE = 6
 } wsn_event_type;
 
 typedef void (*wsn_event_fn)(void *user, wsn_server *srv, const wsn_event *ev);
@@ -400,6 +405,27 @@ int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_id,
                                     const void *data, size_t len,
                                     const char *message_id,
                                     const char *reply_to_id);
+
+/* ==== Authentication at the upgrade (WSN_OPT_AUTHENTICATE) ==== */
+
+uint64_t wsn_event_upgrade_id(const wsn_event *ev);
+
+const char *wsn_event_upgrade_query(const wsn_event *ev);
+
+int wsn_event_upgrade_header(const wsn_event *ev, const char *name, char *buf,
+                             size_t cap, size_t *len);
+
+int wsn_event_upgrade_query_arg(const wsn_event *ev, const char *name, char *buf,
+                                size_t cap, size_t *len);
+
+int wsn_server_accept_upgrade(wsn_server *srv, uint64_t id, const char *metadata_json,
+                              const char *const *channels, size_t count,
+                              int64_t expires_at_ms);
+
+int wsn_server_reject_upgrade(wsn_server *srv, uint64_t id, int status,
+                              const char *body);
+
+int wsn_client_set_expiry(wsn_client *c, int64_t expires_at_ms);
 
 /* ==== Utilities ==== */
 

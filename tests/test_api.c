@@ -107,6 +107,10 @@ static void test_option_defaults(void)
         {WSN_OPT_CLIENT_EVENT_QUEUE, 64},
         {WSN_OPT_CLIENT_EVENT_QUEUE_BYTES, 1048576},
         {WSN_OPT_BROKER_SHARDED, 0},
+        {WSN_OPT_AUTH_TIMEOUT, 10000},
+        {WSN_OPT_AUTH_QUEUE, 1024},
+        {WSN_OPT_MAX_CLIENTS_PER_ADDRESS, 0},
+        {WSN_OPT_AUTHENTICATE, 0},
     };
     static const struct {
         wsn_option id;
@@ -179,6 +183,10 @@ static const struct {
     {"client_event_queue_bytes", WSN_OPT_CLIENT_EVENT_QUEUE_BYTES, WSN_OPTTYPE_INT},
     {"broker", WSN_OPT_BROKER, WSN_OPTTYPE_STRING},
     {"broker_sharded", WSN_OPT_BROKER_SHARDED, WSN_OPTTYPE_BOOL},
+    {"auth_timeout", WSN_OPT_AUTH_TIMEOUT, WSN_OPTTYPE_DURATION_MS},
+    {"auth_queue", WSN_OPT_AUTH_QUEUE, WSN_OPTTYPE_INT},
+    {"max_clients_per_address", WSN_OPT_MAX_CLIENTS_PER_ADDRESS, WSN_OPTTYPE_INT},
+    {"authenticate", WSN_OPT_AUTHENTICATE, WSN_OPTTYPE_BOOL},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 

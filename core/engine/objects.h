@@ -81,6 +81,7 @@ struct wsn_client {
      * close_grace once dropped (dropping empties the queue). */
     wsni_timer deadline_timer;
     char *close_reason;   /* set with closing */
+    struct wsni_expiry *expiry; /* io: NULL unless the host set one (engine/expiry.c) */
     size_t host_bytes;    /* see host_messages */
     atomic_int connected; /* written by io, read anywhere */
     /* Memberships plus subscribes accepted and not yet applied: the
@@ -139,7 +140,7 @@ struct wsn_server {
      * logger or the pulled log queue); WSN_LOG_NONE when neither is set. */
     int log_level;
     void (*log_sink)(wsn_server *srv, wsn_log_level level, const char *msg);
-    handler handlers[WSN_EVENT_BROKER + 1]; /* const once started */
+    handler handlers[WSN_EVENT_UPGRADE + 1]; /* const once started */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -159,6 +160,7 @@ struct wsn_server {
     int room_fd;              /* const: eventfd, readable while room_open */
     int room_open;            /* lock: see wsn_server_room_fd */
     wsn_client *clients_by_id; /* lock */
+    struct wsni_waiting_upgrade *upgrades_waiting; /* lock: ids the host may answer */
     int connected;            /* lock */
     atomic_int format_clients[FORMAT_COUNT]; /* io writes; publishers read */
 

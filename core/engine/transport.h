@@ -25,6 +25,7 @@
 #define WSNI_CONN_IMPL_ALIGN 8
 
 typedef struct wsni_timer wsni_timer;
+struct wsni_upgrade_answer;
 typedef void (*wsni_timer_fn)(wsni_timer *t);
 
 /* Embedded in the object it serves; the callback finds that object with
@@ -60,6 +61,9 @@ typedef struct wsni_transport {
     /* io: resume reading from c, paused for its share of the event queue,
      * unless a later event paused it again or every client is paused. */
     void (*resume_client_rx)(wsn_client *c);
+    /* io: the host's answer to the waiting upgrade a->id (taking a):
+     * WSN_OK, or WSN_EGONE when no such upgrade waits any more. */
+    int (*answer_upgrade)(wsn_server *srv, struct wsni_upgrade_answer *a);
 } wsni_transport;
 
 #endif

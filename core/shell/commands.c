@@ -2,6 +2,8 @@
 
 #include "engine/batch.h"
 #include "engine/broker.h"
+#include "engine/expiry.h"
+#include "engine/upgrade_answer.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -31,6 +33,7 @@ void wsni_command_free(command *cmd)
     free(cmd->batch_key);
     wsni_batch_free(cmd->batch);
     free(cmd->target);
+    wsni_upgrade_answer_free(cmd->answer);
     free(cmd);
 }
 
@@ -276,6 +279,13 @@ int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
         cmd->batch = NULL;
         return wsni_batch_deliver(srv, b);
     }
+    case CMD_UPGRADE_ANSWER: {
+        wsni_upgrade_answer *a = cmd->answer;
+        cmd->answer = NULL;
+        return srv->transport->answer_upgrade(srv, a);
+    }
+    case CMD_SET_EXPIRY:
+        return wsni_expiry_set(cmd->client, cmd->arg);
     }
     return WSN_EINVAL;
 }

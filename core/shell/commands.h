@@ -17,7 +17,9 @@ enum command_kind {
     CMD_RESUME_CLIENT_RX, /* client: its share of the event queue has room again */
     CMD_BATCH_ARM,   /* batch_key, arg = ttl ms: start the batch's timer */
     CMD_BATCH_FLUSH, /* batch: deliver it now (it reached a bound) */
-    CMD_SEND_REMOTE  /* target (a client of another server), out */
+    CMD_SEND_REMOTE, /* target (a client of another server), out */
+    CMD_UPGRADE_ANSWER, /* answer: the host's word on a waiting upgrade */
+    CMD_SET_EXPIRY   /* client, arg = Unix ms (0 = none) */
 };
 
 
@@ -33,6 +35,7 @@ struct command {
     uint64_t batch_generation;
     struct batch *batch;  /* owned */
     char *target;         /* owned: CMD_SEND_REMOTE's client id */
+    struct wsni_upgrade_answer *answer; /* owned */
 };
 
 command *wsni_command_new(enum command_kind kind);

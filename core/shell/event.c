@@ -22,6 +22,7 @@ WSN_API void wsn_event_free(wsn_event *ev)
     if (!ev)
         return;
     wsni_incoming_clear(&ev->msg);
+    free(ev->query);
     wsn_client_release(ev->client);
     free(ev);
 }

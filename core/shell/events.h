@@ -21,7 +21,9 @@ struct wsn_event {
     wsni_list_node node; /* in the queue's events */
     wsn_event_type kind;
     wsn_client *client; /* a reference, NULL for STOPPED */
-    incoming msg;       /* MESSAGE only */
+    incoming msg;       /* MESSAGE; UPGRADE: path, header lines, id, peer */
+    uint64_t upgrade_id; /* UPGRADE only */
+    char *query;         /* UPGRADE only: owned, never NULL there */
 };
 
 typedef struct log_line {

@@ -18,6 +18,7 @@ void wsni_server_unref(wsn_server *srv)
     if (before != 1)
         return;
     wsni_batch_table_clear(srv);
+    wsni_upgrades_waiting_clear(srv);
     wsni_event_queue_destroy(srv->events);
     free(srv->events);
     close(srv->room_fd);

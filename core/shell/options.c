@@ -56,6 +56,10 @@ static const struct option_spec option_specs[WSN_OPTION_COUNT + 1] = {
     [WSN_OPT_CLIENT_EVENT_QUEUE_BYTES] = {"client_event_queue_bytes", WSN_OPTTYPE_INT, 1 << 20, 0, 1LL << 40, NULL},
     [WSN_OPT_BROKER] = {"broker", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
     [WSN_OPT_BROKER_SHARDED] = {"broker_sharded", WSN_OPTTYPE_BOOL, 0, 0, 1, NULL},
+    [WSN_OPT_AUTH_TIMEOUT] = {"auth_timeout", WSN_OPTTYPE_DURATION_MS, 10000, 1, 3600000, NULL},
+    [WSN_OPT_AUTH_QUEUE] = {"auth_queue", WSN_OPTTYPE_INT, 1024, 1, 1000000, NULL},
+    [WSN_OPT_MAX_CLIENTS_PER_ADDRESS] = {"max_clients_per_address", WSN_OPTTYPE_INT, 0, 0, 1000000, NULL},
+    [WSN_OPT_AUTHENTICATE] = {"authenticate", WSN_OPTTYPE_BOOL, 0, 0, 1, NULL},
 };
 
 static const struct option_spec *spec_of(wsn_option id)

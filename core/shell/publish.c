@@ -12,7 +12,7 @@
 /* Ids travel in every envelope; keep them to a sane size. */
 #define MAX_ID_LENGTH 1024
 
-static int check_channel(wsn_server *srv, const char *channel, int allow_empty)
+int wsni_check_channel(wsn_server *srv, const char *channel, int allow_empty)
 {
     if (!channel)
         return WSN_EINVAL;
@@ -108,7 +108,7 @@ static int channel_command(wsn_server *srv, enum command_kind kind, wsn_client *
     if (!srv)
         return WSN_EINVAL;
     int rc;
-    if ((rc = check_client(srv, c)) || (rc = check_channel(srv, channel, 0)))
+    if ((rc = check_client(srv, c)) || (rc = wsni_check_channel(srv, channel, 0)))
         return rc;
     command *cmd = wsni_command_new(kind);
     if (!cmd || !(cmd->channel = strdup(channel))) {
@@ -188,7 +188,7 @@ static int publish_channel(wsn_server *srv, const char *channel, wsn_message_typ
                            const void *data, size_t len, const char *message_id,
                            const char *reply_to_id, int flags)
 {
-    int rc = check_channel(srv, channel, 0);
+    int rc = wsni_check_channel(srv, channel, 0);
     if (rc)
         return rc;
     command *cmd;
@@ -209,7 +209,7 @@ static int publish_client(wsn_server *srv, wsn_client *c, const char *channel,
                           const char *message_id, const char *reply_to_id, int flags)
 {
     int rc;
-    if ((rc = check_client(srv, c)) || (rc = check_channel(srv, channel, 1)))
+    if ((rc = check_client(srv, c)) || (rc = wsni_check_channel(srv, channel, 1)))
         return rc;
     command *cmd = wsni_command_new(CMD_SEND);
     if (!cmd)
@@ -283,7 +283,7 @@ WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_
         return rc;
     }
     int rc;
-    if ((rc = check_channel(srv, channel, 1)))
+    if ((rc = wsni_check_channel(srv, channel, 1)))
         return rc;
     if (strlen(client_id) >= 64 || !wsni_utf8_valid_str(client_id))
         return WSN_EINVAL;

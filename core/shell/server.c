@@ -132,7 +132,7 @@ WSN_API int wsn_server_new(const wsn_options *opts, wsn_server **out, char *errb
 WSN_API int wsn_server_set_handler(wsn_server *srv, wsn_event_type type, wsn_event_fn fn,
                                    void *user)
 {
-    if (!srv || type < WSN_EVENT_CONNECT || type > WSN_EVENT_BROKER)
+    if (!srv || type < WSN_EVENT_CONNECT || type > WSN_EVENT_UPGRADE)
         return WSN_EINVAL;
     pthread_mutex_lock(&srv->lock);
     int started = srv->start_called;

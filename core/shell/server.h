@@ -28,6 +28,18 @@ void wsni_set_error(wsn_server *srv, const char *fmt, ...) __attribute__((format
 /* The log sink of every server: the host's logger, else the pulled queue. */
 void wsni_log_sink(wsn_server *srv, wsn_log_level level, const char *msg);
 
+/* publish.c: a channel name the host gives, checked (sets the error). */
+int wsni_check_channel(wsn_server *srv, const char *channel, int allow_empty);
+
+/* upgrade.c: applies an accepted upgrade's answer to the client it became
+ * (io, at connect, before the CONNECT event). */
+struct wsni_upgrade_answer;
+void wsni_upgrade_answer_apply(wsn_client *c, const struct wsni_upgrade_answer *a);
+/* The transport's word on which upgrade ids wait for the host (io): an
+ * answer to any other is WSN_EGONE at once. */
+void wsni_upgrade_waiting(wsn_server *srv, uint64_t id, int waiting);
+void wsni_upgrades_waiting_clear(wsn_server *srv);
+
 /* client.c */
 wsn_client *wsni_client_new(wsn_server *srv);
 /* Puts the client into the id table and the count (io, at connect). */

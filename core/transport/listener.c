@@ -2,6 +2,7 @@
 
 #include "shell/options.h"
 #include "shell/server.h"
+#include "transport/gate.h"
 #include "transport/lws_state.h"
 
 #include <arpa/inet.h>
@@ -180,30 +181,38 @@ static int shed_one(wsn_server *srv)
     return 0;
 }
 
-/* A new connection goes to lws unless the server is shutting down or the
- * socket's number says descriptors are nearly gone. */
-static void admit(wsn_server *srv, int fd)
+/* A new connection goes on (to the gate, then lws) unless the server is
+ * shutting down or the socket's number says descriptors are nearly gone. */
+static void admit(wsn_server *srv, int fd, const struct sockaddr_storage *ss)
 {
     if (srv->lws->draining) {
         close(fd);
+        wsni_count_io(&srv->counters.refused[WSNI_REFUSED_SHUTDOWN], 1);
         return;
     }
     if (srv->lws->fd_refuse_at && fd >= srv->lws->fd_refuse_at) {
         close(fd);
+        wsni_count_io(&srv->counters.refused[WSNI_REFUSED_DESCRIPTORS], 1);
         note_exhausted(srv);
         return;
     }
-    /* On failure lws has closed fd. */
-    if (!lws_adopt_socket_vhost(srv->lws->vhost, fd))
-        wsni_log(srv, WSN_LOG_ERROR, "lws could not take an accepted connection");
+    char addr[INET6_ADDRSTRLEN] = "";
+    if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr, sizeof(addr));
+    else if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, addr, sizeof(addr));
+    wsni_gate_admit(srv, fd, addr);
 }
 
 void wsni_listener_ready(wsn_server *srv)
 {
     for (int i = 0; i < ACCEPTS_PER_PASS; i++) {
-        int fd = accept4(srv->lws->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(srv->lws->listen_fd, (struct sockaddr *)&ss, &sl,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            admit(srv, fd);
+            admit(srv, fd, &ss);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)

@@ -4,6 +4,7 @@
 #include "engine/codec.h"
 #include "shell/cluster.h"
 #include "shell/commands.h"
+#include "transport/gate.h"
 #include "transport/keepalive.h"
 #include "transport/listener.h"
 #include "transport/lws_state.h"
@@ -208,13 +209,24 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
                 host ? host : "(none)");
     free(origin);
     free(host);
-    return ok ? 0 : refuse(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+    if (!ok)
+        return refuse(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+    if (opt_int(srv->opts, WSN_OPT_AUTHENTICATE) && wsni_gate_unanswered(wsi)) {
+        /* The gate asks the host about a plain connection's first request
+         * only; over TLS the request waits once upgraded. */
+        if (!srv->lws->tls)
+            return refuse(wsi, HTTP_STATUS_BAD_REQUEST,
+                          "the upgrade must be the connection's first request");
+        if (wsni_gate_hold(srv, wsi))
+            return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory");
+    }
+    return 0;
 }
 
-static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
+/* The connection becomes a client: on upgrade, or for one held for the
+ * host (TLS), once the host accepted it. */
+static int make_client(wsn_server *srv, struct lws *wsi, struct pss *pss)
 {
-    if (srv->lws->draining)
-        return -1;
     wsn_client *c = wsni_client_new(srv);
     if (!c) {
         wsni_log(srv, WSN_LOG_ERROR, "out of memory accepting a client");
@@ -236,7 +248,47 @@ static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
     if (srv->lws->rx_paused)
         lws_rx_flow_control(wsi, 0);
     wsni_log(srv, WSN_LOG_DEBUG, "client %s connected from %s", c->id, c->remote);
+    wsni_upgrade_answer *answer = wsni_gate_take_answer(wsi);
+    if (answer) {
+        wsni_upgrade_answer_apply(c, answer);
+        wsni_upgrade_answer_free(answer);
+    }
     emit_client_event(srv, WSN_EVENT_CONNECT, c);
+    return 0;
+}
+
+static int on_established(wsn_server *srv, struct lws *wsi, struct pss *pss)
+{
+    if (srv->lws->draining)
+        return -1;
+    if (wsni_gate_is_held(wsi)) {
+        wsn_event *ev = wsni_gate_held_connected(srv, wsi);
+        if (ev)
+            wsni_loop_emit(srv, ev);
+        return 0;
+    }
+    return make_client(srv, wsi, pss);
+}
+
+/* A connection held for the host (TLS) has no client yet: it is written
+ * to once, to be refused or to become a client. */
+static int held_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
+{
+    const char *reason;
+    int code = wsni_gate_held_close(wsi, &reason);
+    if (code) {
+        lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)reason,
+                         strlen(reason));
+        return -1;
+    }
+    if (wsni_gate_is_held(wsi) || wsni_gate_unanswered(wsi))
+        return 0;
+    if (srv->lws->draining)
+        return -1;
+    if (make_client(srv, wsi, pss))
+        return -1;
+    if (!srv->lws->rx_paused)
+        lws_rx_flow_control(wsi, 1);
     return 0;
 }
 
@@ -491,7 +543,7 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
 {
     wsn_client *c = pss->client;
     if (!c)
-        return 0;
+        return held_writeable(srv, wsi, pss);
     wsni_client_write_granted(c);
     if (wsni_conn_of(c)->inflight) {
         wsni_frame_unref(wsni_conn_of(c)->inflight);
@@ -602,17 +654,32 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_RAW_ADOPT_FILE:
         return 0;
-    case LWS_CALLBACK_RAW_RX_FILE:
-        if (wsi == srv->lws->listen_wsi)
+    case LWS_CALLBACK_RAW_RX_FILE: {
+        if (wsi == srv->lws->listen_wsi) {
             wsni_listener_ready(srv);
-        return 0;
+            return 0;
+        }
+        wsn_event *ev;
+        int rc = wsni_gate_readable(srv, wsi, &ev);
+        if (ev)
+            wsni_loop_emit(srv, ev);
+        return rc;
+    }
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         /* lws closes the descriptor itself after this. */
         if (wsi == srv->lws->listen_wsi) {
             srv->lws->listen_wsi = NULL;
             srv->lws->listen_fd = -1;
+        } else {
+            wsni_gate_closing(srv, wsi);
         }
         return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        wsni_gate_forget(srv, wsi);
+        return 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        wsni_gate_adopted(srv, wsi);
+        break;
     case LWS_CALLBACK_RAW_ADOPT:
         /* lws turns a request it will not serve as HTTP (CONNECT) into a
          * raw socket bound to our protocol, which would stay open until
@@ -696,6 +763,7 @@ void wsni_loop_begin_shutdown(wsn_server *srv, int64_t timeout_ms)
         return;
     srv->lws->draining = 1;
     wsni_log(srv, WSN_LOG_INFO, "shutting down: %d client(s)", srv->connected);
+    wsni_gate_refuse_all(srv);
     /* Accepted batches go out before their subscribers are closed. */
     wsni_batch_flush_all(srv);
     wsn_client *c, *tmp;

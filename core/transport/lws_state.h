@@ -123,6 +123,16 @@ struct wsni_lws {
     size_t rx_quiet_len, rx_quiet_cap;
     int rx_quiet_armed;
     wsni_timer rx_quiet_timer;
+    /* gate.c: upgrades waiting for the host (by id), how many were asked
+     * and not answered, the last id given, connections by remote address
+     * (max_clients_per_address). */
+    struct wsni_gate_wait *waits_by_id;
+    int tls; /* the vhost serves TLS: lws reads every request */
+    struct conn_tag *adopting; /* the tag of the socket being handed to lws */
+    size_t waits_asked;
+    uint64_t last_upgrade_id;
+    struct wsni_address_count *by_address;
+    wsni_ratelog address_log, gate_log;
     struct lws_protocols protocols[3];
     struct lws_protocol_vhost_options pvo_default, pvo_json;
     struct lws_http_mount mount_static, mount_health;

@@ -1,5 +1,6 @@
 /* The engine's transport interface on libwebsockets: write requests,
  * cutting a connection, timers and the clock. */
+#include "transport/gate.h"
 #include "transport/lws_state.h"
 
 #include "engine/frame.h"
@@ -114,4 +115,5 @@ const wsni_transport wsni_lws_transport = {
     .begin_shutdown = wsni_loop_begin_shutdown,
     .pause_rx = wsni_loop_pause_rx,
     .resume_client_rx = wsni_loop_resume_client_rx,
+    .answer_upgrade = wsni_gate_answer,
 };

@@ -28,6 +28,7 @@ from ._errors import (BackpressureError, ClientGoneError, InvalidArgumentError,
 from ._types import (Channel, Duration, IncomingMessage, LogLevel, MessageType,
                      RawJSON)
 from ._client import Client, ClientMetadata
+from ._upgrade import Accept, Reject, UpgradeRequest
 from ._json import json_get_string
 from ._server import Server, default_options, option_names
 
@@ -42,7 +43,7 @@ c_version_info = C_VERSION_INFO
 __all__ = [
     "__version__", "c_version", "c_version_info",
     "Server", "Client", "ClientMetadata", "IncomingMessage", "MessageType",
-    "RawJSON", "json_get_string",
+    "RawJSON", "json_get_string", "Accept", "Reject", "UpgradeRequest",
     "LogLevel", "Channel", "Duration", "default_options", "option_names",
     "WsnotifyError", "InvalidArgumentError", "ServerClosedError",
     "ClientGoneError", "BackpressureError", "WsnotifyTimeoutError",

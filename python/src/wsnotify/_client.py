@@ -89,6 +89,14 @@ class Client:
 
     # -- metadata ---------------------------------------------------------
 
+    def set_expiry(self, expires_at: Any) -> None:
+        """Moves the time at which the client is closed with 4001
+        "authorization expired" (a datetime or Unix seconds; None clears
+        it): for a client that refreshed its credentials in band."""
+        from ._upgrade import unix_ms
+        check(lib.wsn_client_set_expiry(self._ptr, unix_ms(expires_at)),
+              "set_expiry()")
+
     def set_metadata(self, key: str, value: Any) -> None:
         """Stores a value under key, replacing any earlier value.
 

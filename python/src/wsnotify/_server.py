@@ -11,15 +11,18 @@ import struct
 import threading
 import weakref
 from datetime import timedelta
-from typing import (Any, Awaitable, Callable, Dict, List, Mapping, Optional,
-                    Set, TypeVar, Union)
+from typing import (Any, Awaitable, Callable, Dict, Iterable, List, Mapping,
+                    Optional, Set, TypeVar, Union)
 
 from ._client import Client, take_strlist
 from ._core import ffi, lib
 from ._errors import (ClientGoneError, InvalidArgumentError, ServerClosedError,
+                      WsnotifyError,
                       check, make_error, strerror)
 from ._types import (_UNDECODED, Duration, IncomingMessage, MessageType,
                      RawJSON, duration_ms)
+from ._upgrade import (Accept, Reject, UpgradeRequest, When, metadata_json,
+                       unix_ms)
 
 __all__ = ["Server", "default_options", "option_names"]
 
@@ -548,6 +551,7 @@ class Server:
         self._on_connect: Optional[ClientHandler] = None
         self._on_disconnect: Optional[ClientHandler] = None
         self._on_broker: Optional[Callable[[str, str], Any]] = None
+        self._on_upgrade: Optional[Callable[[UpgradeRequest], Any]] = None
         self._clients: Dict[str, Client] = {}
         # The same Client objects by their handle's address, for the
         # batched events (a Client retains its handle: no address reuse).
@@ -650,6 +654,10 @@ class Server:
 
         Raises :class:`ListenError` (an OSError) when the address cannot be
         bound, :class:`StateError` when already started."""
+        if self._option_values.get("authenticate") and self._on_upgrade is None:
+            raise make_error(lib.WSN_EINVAL, "start()",
+                             "authenticate=True needs an on_upgrade handler "
+                             "(set it before start())")
         rc = lib.wsn_server_start(self._srv)
         if rc != 0:
             detail = self._last_error()
@@ -729,6 +737,44 @@ class Server:
         """Decorator form of :meth:`set_broker_handler`."""
         self.set_broker_handler(fn)
         return fn
+
+    def set_upgrade_handler(self, fn: Optional[Callable[[UpgradeRequest], Any]]) -> None:
+        """``fn(request)`` for every WebSocket upgrade, with
+        ``authenticate=True``: it returns :class:`Accept`, :class:`Reject`,
+        True or False, or an awaitable of one (served by asyncio), or
+        returns None and answers with ``request.accept()`` /
+        ``request.reject()`` later, from any thread. A handler that raises rejects with 500. Unanswered
+        within ``auth_timeout``, the upgrade gets 503."""
+        self._on_upgrade = fn
+
+    def on_upgrade(self, fn: F) -> F:
+        """Decorator form of :meth:`set_upgrade_handler`."""
+        self.set_upgrade_handler(fn)
+        return fn
+
+    def accept_upgrade(self, upgrade_id: int,
+                       metadata: Optional[Mapping[str, Any]] = None,
+                       channels: Iterable[str] = (),
+                       expires_at: Optional[When] = None) -> None:
+        """Lets a waiting upgrade proceed (see :class:`Accept`). Raises
+        ClientGoneError when it waits no more (answered, timed out, or its
+        peer left)."""
+        if isinstance(channels, str):
+            raise TypeError("channels is an iterable of names, not one str")
+        # cffi keeps each string alive as long as the list holds it
+        names = [ffi.new("char[]", _channel(ch)) for ch in channels]
+        arr = ffi.new("char *[]", names) if names else ffi.NULL
+        rc = lib.wsn_server_accept_upgrade(
+            self._srv, upgrade_id, metadata_json(metadata) or ffi.NULL,
+            ffi.cast("const char *const *", arr), len(names), unix_ms(expires_at))
+        check(rc, "accept_upgrade()", self._last_error())
+
+    def reject_upgrade(self, upgrade_id: int, status: int = 401, body: str = "") -> None:
+        """Refuses a waiting upgrade with an HTTP status (400..599) and a
+        body (over TLS: close code 4000 + status)."""
+        rc = lib.wsn_server_reject_upgrade(self._srv, upgrade_id, status,
+                                           body.encode("utf-8") if body else ffi.NULL)
+        check(rc, "reject_upgrade()", self._last_error())
 
     def broker_state(self) -> Dict[str, Any]:
         """The broker's state: ``state`` ("none" without a broker, "up",
@@ -1380,6 +1426,9 @@ class Server:
         elif kind == lib.WSN_EVENT_STOPPED:
             self._on_stopped()
             return True
+        elif kind == lib.WSN_EVENT_UPGRADE:
+            self._upgrade(ev, info)
+            return False
         elif kind == lib.WSN_EVENT_BROKER:
             self._run("broker", self._on_broker,
                       ffi.string(info.channel).decode("utf-8", "replace"),
@@ -1398,6 +1447,53 @@ class Server:
                 self._clients.pop(cid, None)
                 self._by_ptr.pop(cptr, None)
         return False
+
+    def _upgrade(self, ev: Any, info: Any) -> None:
+        req = UpgradeRequest(
+            self, int(lib.wsn_event_upgrade_id(ev)),
+            ffi.string(info.channel).decode("utf-8", "replace"),
+            ffi.string(lib.wsn_event_upgrade_query(ev)).decode("utf-8", "replace"),
+            ffi.string(info.reply_to_id).decode("utf-8", "replace"),
+            ffi.unpack(ffi.cast("char *", info.payload),
+                       info.payload_len).decode("utf-8", "replace"))
+        fn = self._on_upgrade
+        if fn is None:
+            log.error("wsnotify: authenticate=True but no on_upgrade handler: "
+                      "upgrade %d refused with 503", req.id)
+            self._answer_quietly(req, Reject(503, "no upgrade handler"))
+            return
+        try:
+            res = fn(req)
+        except Exception:
+            log.exception("wsnotify: upgrade handler %r raised", fn)
+            self._answer_quietly(req, Reject(500, "authentication failed"))
+            return
+        if res is not None and inspect.isawaitable(res):
+            async def settle(aw: Awaitable[Any]) -> None:
+                try:
+                    result = await aw
+                except Exception:
+                    log.exception("wsnotify: upgrade handler %r raised", fn)
+                    result = Reject(500, "authentication failed")
+                if result is not None:
+                    self._answer_quietly(req, result)
+            self._schedule("upgrade", settle(res))
+        elif res is not None:  # None: the handler answers later itself
+            self._answer_quietly(req, res)
+
+    def _answer_quietly(self, req: UpgradeRequest, result: Any) -> None:
+        """A handler's answer; an upgrade that stopped waiting meanwhile
+        (its peer left, the timeout) is no error of the handler's."""
+        try:
+            req.answer(result)
+        except ClientGoneError:
+            log.debug("wsnotify: upgrade %d stopped waiting before its answer", req.id)
+        except (TypeError, ValueError, WsnotifyError) as e:
+            log.error("wsnotify: upgrade %d: %s: refused with 500", req.id, e)
+            try:
+                self.reject_upgrade(req.id, 500, "authentication failed")
+            except WsnotifyError:
+                pass
 
     def _run(self, what: str, fn: Optional[Callable[..., Any]],
              *args: Any) -> None:
