@@ -913,7 +913,7 @@ WSN_API int wsn_event_upgrade_query_arg(const wsn_event *ev, const char *name, c
  * expires_at_ms (Unix time in milliseconds, 0 = never) closes the client
  * with 4001 "authorization expired" at that time unless
  * wsn_client_set_expiry() moves it. Returns 0; WSN_EGONE when the id is
- * unknown (never issued, already answered, timed out, or the peer left);
+ * unknown (never issued, already answered, or timed out);
  * WSN_EJSON for metadata that is not a JSON object; WSN_ELIMIT for
  * metadata over WSN_OPT_MAX_METADATA_BYTES, more channels than
  * WSN_OPT_MAX_SUBSCRIPTIONS or a name over WSN_OPT_MAX_CHANNEL_NAME;

@@ -1,6 +1,5 @@
 /* The I/O thread's side of delivery: per-client bounded queues, fan-out to
  * a channel, backpressure, and closing a client politely. */
-#include "engine/expiry.h"
 #include "engine/objects.h"
 
 #include <assert.h>
@@ -383,7 +382,6 @@ void wsni_client_detach(wsn_client *c)
     wsn_server *srv = c->srv;
     wsni_timer_cancel(srv, &c->deadline_timer);
     c->deadline = DEADLINE_NONE;
-    wsni_expiry_clear(c);
     wsni_client_flush_forget(c);
     atomic_store(&c->connected, 0);
     atomic_fetch_sub(&srv->format_clients[c->format], 1);

@@ -4,6 +4,7 @@
  * ends. */
 #include "engine/batch.h"
 #include "shell/server.h"
+#include "shell/upgrade_ids.h"
 
 #include <assert.h>
 #include <stdlib.h>

@@ -35,10 +35,7 @@ int wsni_check_channel(wsn_server *srv, const char *channel, int allow_empty);
  * (io, at connect, before the CONNECT event). */
 struct wsni_upgrade_answer;
 void wsni_upgrade_answer_apply(wsn_client *c, const struct wsni_upgrade_answer *a);
-/* The transport's word on which upgrade ids wait for the host (io): an
- * answer to any other is WSN_EGONE at once. */
-void wsni_upgrade_waiting(wsn_server *srv, uint64_t id, int waiting);
-void wsni_upgrades_waiting_clear(wsn_server *srv);
+
 
 /* client.c */
 wsn_client *wsni_client_new(wsn_server *srv);

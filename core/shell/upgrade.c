@@ -6,6 +6,7 @@
 #include "engine/expiry.h"
 #include "engine/json_scan.h"
 #include "engine/upgrade_answer.h"
+#include "shell/upgrade_ids.h"
 #include "shell/commands.h"
 #include "util/hash.h"
 #include "util/text.h"
@@ -166,54 +167,6 @@ WSN_API int wsn_event_upgrade_query_arg(const wsn_event *ev, const char *name, c
 
 /* --- answering ------------------------------------------------------------ */
 
-struct wsni_waiting_upgrade {
-    UT_hash_handle hh;
-    uint64_t id;
-};
-
-void wsni_upgrade_waiting(wsn_server *srv, uint64_t id, int waiting)
-{
-    struct wsni_waiting_upgrade *w = NULL;
-    pthread_mutex_lock(&srv->lock);
-    HASH_FIND(hh, srv->upgrades_waiting, &id, sizeof(id), w);
-    if (waiting && !w && (w = calloc(1, sizeof(*w)))) {
-        w->id = id;
-        HASH_ADD(hh, srv->upgrades_waiting, id, sizeof(w->id), w);
-    } else if (!waiting && w) {
-        HASH_DEL(srv->upgrades_waiting, w);
-        free(w);
-    }
-    pthread_mutex_unlock(&srv->lock);
-}
-
-void wsni_upgrades_waiting_clear(wsn_server *srv)
-{
-    struct wsni_waiting_upgrade *w, *tmp;
-    HASH_ITER(hh, srv->upgrades_waiting, w, tmp)
-    {
-        HASH_DEL(srv->upgrades_waiting, w);
-        free(w);
-    }
-}
-
-/* The first answer to a waiting id takes it; any later one, or one to an
- * id whose wait ended, is refused here rather than lost on the I/O
- * thread. (A wait that times out after this look ignores the answer.) */
-static int claim(wsn_server *srv, uint64_t id)
-{
-    struct wsni_waiting_upgrade *w = NULL;
-    pthread_mutex_lock(&srv->lock);
-    HASH_FIND(hh, srv->upgrades_waiting, &id, sizeof(id), w);
-    if (w)
-        HASH_DEL(srv->upgrades_waiting, w);
-    pthread_mutex_unlock(&srv->lock);
-    free(w);
-    if (!w)
-        wsni_set_error(srv, "no upgrade %llu waits (answered, timed out, or its peer left)",
-                       (unsigned long long)id);
-    return w ? WSN_OK : WSN_EGONE;
-}
-
 static int running(wsn_server *srv)
 {
     pthread_mutex_lock(&srv->lock);
@@ -269,7 +222,7 @@ WSN_API int wsn_server_accept_upgrade(wsn_server *srv, uint64_t id, const char *
     for (size_t i = 0; i < count; i++)
         if ((rc = wsni_check_channel(srv, channels[i], 0)))
             return rc;
-    if ((rc = claim(srv, id)))
+    if ((rc = wsni_upgrade_claim(srv, id)))
         return rc;
     wsni_upgrade_answer *a = calloc(1, sizeof(*a));
     if (!a)
@@ -300,7 +253,7 @@ WSN_API int wsn_server_reject_upgrade(wsn_server *srv, uint64_t id, int status, 
     }
     if (!running(srv))
         return WSN_ECLOSED;
-    int rc = claim(srv, id);
+    int rc = wsni_upgrade_claim(srv, id);
     if (rc)
         return rc;
     wsni_upgrade_answer *a = calloc(1, sizeof(*a));

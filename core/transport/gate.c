@@ -3,6 +3,7 @@
 #include "shell/events.h"
 #include "shell/options.h"
 #include "shell/server.h"
+#include "shell/upgrade_ids.h"
 #include "transport/lws_state.h"
 #include "util/hash.h"
 #include "util/strbuf.h"

@@ -2,6 +2,7 @@
  * keepalive timers. Everything here runs on the I/O thread. */
 #include "engine/batch.h"
 #include "engine/codec.h"
+#include "engine/expiry.h"
 #include "shell/cluster.h"
 #include "shell/commands.h"
 #include "transport/gate.h"
@@ -359,6 +360,7 @@ static void on_closed(wsn_server *srv, struct pss *pss)
     pss->client = NULL;
     wsni_keepalive_remove(srv, c);
     wsni_rx_quiet_remove(srv, c);
+    wsni_expiry_clear(c);
     wsni_client_detach(c);
     if (wsni_conn_of(c)->inflight) {
         wsni_frame_unref(wsni_conn_of(c)->inflight);

@@ -757,8 +757,7 @@ class Server:
                        channels: Iterable[str] = (),
                        expires_at: Optional[When] = None) -> None:
         """Lets a waiting upgrade proceed (see :class:`Accept`). Raises
-        ClientGoneError when it waits no more (answered, timed out, or its
-        peer left)."""
+        ClientGoneError when it waits no more (answered or timed out)."""
         if isinstance(channels, str):
             raise TypeError("channels is an iterable of names, not one str")
         # cffi keeps each string alive as long as the list holds it
