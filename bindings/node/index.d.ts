@@ -63,7 +63,43 @@ export declare class Client {
   deleteMetadata(key: string): boolean;
   metadataKeys(): string[];
   readonly metadata: Record<string, MetadataValue>;
+  /** Moves (null: clears) when the client is closed with 4001; a Date or Unix ms. */
+  setExpiry(when: Date | number | null): void;
 }
+
+/** What an upgrade handler may answer. */
+export interface UpgradeAccept {
+  metadata?: Record<string, unknown>;
+  channels?: string[];
+  /** A Date or Unix ms: then closed with 4001 "authorization expired". */
+  expiresAt?: Date | number;
+}
+export interface UpgradeReject {
+  /** 400..599 (over TLS: close code 4000 + status). */
+  status: number;
+  body?: string;
+}
+export type UpgradeAnswer = boolean | UpgradeAccept | UpgradeReject | undefined;
+
+/** A WebSocket upgrade waiting for the host's answer (option authenticate). */
+export declare class UpgradeRequest {
+  private constructor();
+  readonly id: number;
+  readonly path: string;
+  /** The raw query string, without '?'. */
+  readonly query: string;
+  readonly peer: string;
+  /** Names lower-cased; repeats joined with ", ". */
+  readonly headers: Record<string, string>;
+  readonly answered: boolean;
+  readonly bearerToken: string | undefined;
+  header(name: string): string | undefined;
+  queryArg(name: string): string | undefined;
+  accept(answer?: UpgradeAccept): void;
+  reject(status?: number, body?: string): void;
+}
+
+export type UpgradeHandler = (req: UpgradeRequest) => UpgradeAnswer | Promise<UpgradeAnswer>;
 
 /** The core's options by camelCase name; durations in milliseconds. */
 export interface ServerOptions {
@@ -99,6 +135,17 @@ export interface ServerOptions {
   logQueue?: number;
   rxBufferPool?: boolean;
   mallocTrim?: boolean;
+  /**
+   * Every upgrade waits for the answer of this handler (or of the one
+   * setUpgradeHandler() sets, with true).
+   */
+  authenticate?: boolean | UpgradeHandler;
+  /** Ms a request and its answer may take (then 408 / 503). */
+  authTimeout?: number;
+  /** Upgrades waiting for an answer at once; beyond, 503. */
+  authQueue?: number;
+  /** Connections one remote address may hold; 0 = no bound. */
+  maxClientsPerAddress?: number;
   /** Every core log line at or above logLevel. */
   logger?: (level: LogLevelName, line: string) => void;
   /**
@@ -145,6 +192,7 @@ export interface BrokerState {
 export declare class Server extends EventEmitter {
   constructor(options?: ServerOptions);
   start(): Promise<void>;
+  setUpgradeHandler(fn: UpgradeHandler | null): void;
   readonly port: number;
   shutdown(timeoutMs?: number): Promise<boolean>;
 

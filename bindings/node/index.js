@@ -198,6 +198,7 @@ function coreOptions(options) {
         'binding: handlers run on the JS thread, never on the core\'s I/O thread');
     }
     let v = value;
+    if (key === 'authenticate' && typeof v === 'function') v = true; // the handler
     if (key === 'allowedOrigins' && Array.isArray(v)) v = v.join(',');
     if (key === 'logLevel' && typeof v === 'string') {
       const level = LEVEL_NAME.indexOf(v.toLowerCase());
@@ -230,6 +231,13 @@ class Client {
   get subprotocol() { return this._native.subprotocol(); }
 
   get connected() { return this._native.connected(); }
+
+  /**
+   * Moves the time at which the client is closed with 4001 "authorization
+   * expired" (a Date or Unix milliseconds; null clears it): for a client
+   * that refreshed its credentials in band.
+   */
+  setExpiry(when) { this._native.setExpiry(unixMs(when)); }
 
   /**
    * Stores a value under key. Strings, numbers (integers as int64, others
@@ -284,11 +292,91 @@ class Client {
 // Server
 // ---------------------------------------------------------------------------
 
+/** A Date or Unix milliseconds as the core's Unix milliseconds (0 = never). */
+function unixMs(when) {
+  if (when === null || when === undefined) return 0;
+  const ms = when instanceof Date ? when.getTime() : when;
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+    throw new TypeError('an expiry is a Date or Unix milliseconds >= 0');
+  }
+  return Math.max(1, Math.floor(ms));
+}
+
+/**
+ * A WebSocket upgrade waiting for the host's answer (option authenticate).
+ * `path`, `query` (raw), `peer`, `headers` (names lower-cased, repeats
+ * joined with ", "), `queryArg(name)`, `bearerToken`. The handler answers
+ * by returning (or resolving to) true / false, {status, body} to reject,
+ * or {metadata, channels, expiresAt} to accept; or it calls accept() /
+ * reject() itself later (then it returns undefined).
+ */
+class UpgradeRequest {
+  constructor(server, id, path, query, peer, headerLines) {
+    this._server = server;
+    this.id = id;
+    this.path = path;
+    this.query = query;
+    this.peer = peer;
+    const headers = {};
+    for (const line of headerLines.split('\r\n')) {
+      const colon = line.indexOf(':');
+      if (colon <= 0) continue;
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    }
+    this.headers = headers;
+    this.answered = false;
+  }
+
+  header(name) { return this.headers[name.toLowerCase()]; }
+
+  /** The first value of a query argument, percent-decoded ('+' is a space). */
+  queryArg(name) {
+    const v = new URLSearchParams(this.query).get(name);
+    return v === null ? undefined : v;
+  }
+
+  get bearerToken() {
+    const m = /^bearer\s+(\S+)/i.exec(this.headers.authorization || '');
+    return m ? m[1] : undefined;
+  }
+
+  /** Lets the upgrade proceed: metadata (an object), channels, expiresAt. */
+  accept({ metadata, channels = [], expiresAt } = {}) {
+    this.answered = true;
+    if (!Array.isArray(channels)) throw new TypeError('channels must be an array');
+    const meta = metadata === undefined || metadata === null ? null : JSON.stringify(metadata);
+    if (meta !== null && (typeof metadata !== 'object' || Array.isArray(metadata))) {
+      throw new TypeError('metadata must be a plain object');
+    }
+    this._server._native.acceptUpgrade(this.id, meta, channels, unixMs(expiresAt));
+  }
+
+  /** Refuses it with an HTTP status (400..599) and body (over TLS: close 4000 + status). */
+  reject(status = 401, body = '') {
+    this.answered = true;
+    this._server._native.rejectUpgrade(this.id, status, body || null);
+  }
+
+  // A handler's result; later ones (and a wait that ended) are ignored.
+  _answer(result) {
+    if (this.answered || result === undefined) return;
+    if (result === true) this.accept();
+    else if (result === false) this.reject(401, 'unauthorized');
+    else if (result && typeof result === 'object' && 'status' in result) {
+      this.reject(result.status, result.body);
+    } else if (result && typeof result === 'object') this.accept(result);
+    else throw new TypeError(`an upgrade handler returns true, false, {status, body} or {metadata, channels, expiresAt}; got ${String(result)}`);
+  }
+}
+
 const EV_CONNECT = 1;
 const EV_MESSAGE = 2;
 const EV_DISCONNECT = 3;
 const EV_STOPPED = 4;
 const EV_BROKER = 5;
+const EV_UPGRADE = 6;
 // A batch of events (src/events.c take_events) is n records of int64
 // fields (wsn_event_record), read here as pairs of 32-bit words
 // (little-endian; the addon builds for 64-bit Linux only), and an arena
@@ -335,6 +423,8 @@ class Server extends EventEmitter {
         `not ${String(limit)}`);
     }
     this._native = new native.NativeServer(coreOptions(options));
+    this._authenticate = options.authenticate;
+    this._onUpgrade = typeof options.authenticate === 'function' ? options.authenticate : null;
     this._logger = logger;
     this._waiting = []; // publishes refused for room, in call order
     this._publishQueueLimit = limit;
@@ -361,7 +451,22 @@ class Server extends EventEmitter {
     }
   }
 
+  /**
+   * The handler of every upgrade with the option authenticate: (req) =>
+   * its answer, or a Promise of it (see UpgradeRequest). A handler that
+   * throws or rejects refuses with 500; one that never answers gets 503
+   * after authTimeout.
+   */
+  setUpgradeHandler(fn) {
+    if (fn !== null && typeof fn !== 'function') throw new TypeError('the upgrade handler is a function');
+    this._onUpgrade = fn;
+  }
+
   _start() {
+    if (this._authenticate && !this._onUpgrade) {
+      throw new TypeError('option authenticate needs an upgrade handler ' +
+        '(authenticate: async (req) => ..., or setUpgradeHandler() before start())');
+    }
     this._native.start((n, logs, records, arena, arenaUsed, connects, big) => {
       if (n < 0) {
         this._retry();
@@ -626,6 +731,11 @@ class Server extends EventEmitter {
             this._clients.delete(client.id);
             this._byHandle.delete(ptr);
           }
+        } else if (kind === EV_UPGRADE) {
+          const req = new UpgradeRequest(this, connects[c], connects[c + 1], connects[c + 2],
+            connects[c + 3], connects[c + 4]);
+          c += 5;
+          this._upgrade(req);
         } else if (kind === EV_BROKER) {
           const state = connects[c++];
           const reason = connects[c++];
@@ -644,6 +754,32 @@ class Server extends EventEmitter {
       } catch (e) {
         this._handlerError(e);
       }
+    }
+  }
+
+  _upgrade(req) {
+    const refuse = (err) => {
+      this._handlerError(err);
+      try { req._answer({ status: 500, body: 'authentication failed' }); } catch { /* it stopped waiting */ }
+    };
+    const settle = (result) => {
+      try {
+        req._answer(result);
+      } catch (e) {
+        if (!(e instanceof WsnotifyError && e.code === 'WSN_EGONE')) refuse(e);
+      }
+    };
+    let result;
+    try {
+      result = this._onUpgrade ? this._onUpgrade(req) : { status: 503, body: 'no upgrade handler' };
+    } catch (e) {
+      refuse(e);
+      return;
+    }
+    if (result && typeof result.then === 'function') {
+      result.then(settle, refuse);
+    } else {
+      settle(result);
     }
   }
 
@@ -677,6 +813,7 @@ function jsonGetString(text, key) { return native.jsonGetString(text, key); }
 module.exports = {
   Server,
   Client,
+  UpgradeRequest,
   IncomingMessage,
   RawJSON,
   MessageType,

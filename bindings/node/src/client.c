@@ -234,6 +234,21 @@ static int get_buffer(napi_env env, wsn_client *c, const char *key,
     return rc;
 }
 
+/* setExpiry(unixMs): 0 clears it. */
+static napi_value js_set_expiry(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    wsn_client *c = self_args(env, info, argv, 1);
+    if (!c)
+        return NULL;
+    int64_t at = 0;
+    if (!nw_arg_int64(env, argv[0], "expiresAt", 0, INT64_MAX, &at))
+        return NULL;
+    int rc = wsn_client_set_expiry(c, at);
+    if (rc != WSN_OK)
+        nw_throw_code(env, rc, "setExpiry", "");
+    return NULL;
+}
+
 /* get(key): undefined, or [valueType, value] (JSON as its text). */
 static napi_value js_get(napi_env env, napi_callback_info info) {
     napi_value argv[1], r = NULL, v = NULL, t;
@@ -338,6 +353,7 @@ napi_value nw_client_class(napi_env env) {
         NW_METHOD("get", js_get),
         NW_METHOD("delete", js_delete),
         NW_METHOD("keys", js_keys),
+        NW_METHOD("setExpiry", js_set_expiry),
     };
     napi_value cls;
     NW_CALL(env, napi_define_class(env, "NativeClient", NAPI_AUTO_LENGTH,

@@ -140,6 +140,25 @@ static int take_events(napi_env env, struct nserver *ns, size_t *used,
                 napi_create_array(env, connects);
             napi_set_element(env, *connects, k++, str(env, in.channel));
             napi_set_element(env, *connects, k++, reason);
+        } else if (r->kind == WSN_EVENT_UPGRADE) {
+            /* [id, path, query, peer, header lines] join the CONNECT
+             * values, in order. */
+            wsn_event_info in;
+            memset(&in, 0, sizeof in);
+            in.size = sizeof in;
+            if (wsn_event_get_info(ns->evs[i], &in) != WSN_OK)
+                continue;
+            napi_value id, headers;
+            napi_create_double(env, (double)wsn_event_upgrade_id(ns->evs[i]), &id);
+            napi_create_string_utf8(env, in.payload, in.payload_len, &headers);
+            if (k == 0)
+                napi_create_array(env, connects);
+            napi_set_element(env, *connects, k++, id);
+            napi_set_element(env, *connects, k++, str(env, in.channel));
+            napi_set_element(env, *connects, k++,
+                             str(env, wsn_event_upgrade_query(ns->evs[i])));
+            napi_set_element(env, *connects, k++, str(env, in.reply_to_id));
+            napi_set_element(env, *connects, k++, headers);
         } else if (r->kind == WSN_EVENT_MESSAGE && r->payload_offset < 0) {
             wsn_event_info in;
             memset(&in, 0, sizeof in);

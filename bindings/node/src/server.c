@@ -610,6 +610,72 @@ static napi_value js_broker_state(napi_env env, napi_callback_info info) {
     return obj;
 }
 
+/* acceptUpgrade(id, metadataJson|null, channels[], expiresAtMs). */
+static napi_value js_accept_upgrade(napi_env env, napi_callback_info info) {
+    napi_value argv[4];
+    struct nserver *ns = self_args(env, info, argv, 4);
+    if (!ns)
+        return NULL;
+    uint64_t id = 0;
+    int64_t expires = 0;
+    uint32_t count = 0;
+    struct arg meta = {0};
+    if (!nw_arg_uint64(env, argv[0], "upgrade id", &id) ||
+        !nw_arg_opt_string(env, argv[1], "metadata", &meta))
+        return NULL;
+    if (!nw_arg_int64(env, argv[3], "expiresAt", 0, INT64_MAX, &expires) ||
+        napi_get_array_length(env, argv[2], &count) != napi_ok) {
+        if (!count)
+            napi_throw_type_error(env, "WSN_EINVAL", "channels must be an array");
+        nw_arg_free(&meta);
+        return NULL;
+    }
+    struct arg *names = calloc(count ? count : 1, sizeof *names);
+    const char **ptrs = calloc(count ? count : 1, sizeof *ptrs);
+    uint32_t got = 0;
+    bool ok = names && ptrs;
+    for (; ok && got < count; got++) {
+        napi_value v;
+        ok = napi_get_element(env, argv[2], got, &v) == napi_ok &&
+             nw_arg_string(env, v, "channel", &names[got]);
+        if (ok)
+            ptrs[got] = names[got].p;
+    }
+    if (ok) {
+        int rc = wsn_server_accept_upgrade(ns->srv, id, meta.p, ptrs, count, expires);
+        if (rc != WSN_OK)
+            throw_rc(env, ns, rc, "acceptUpgrade");
+    } else if (!names || !ptrs) {
+        nw_throw_code(env, WSN_ENOMEM, "acceptUpgrade", "");
+    }
+    for (uint32_t i = 0; i < got && names; i++)
+        nw_arg_free(&names[i]);
+    free(names);
+    free(ptrs);
+    nw_arg_free(&meta);
+    return NULL;
+}
+
+/* rejectUpgrade(id, status, body|null). */
+static napi_value js_reject_upgrade(napi_env env, napi_callback_info info) {
+    napi_value argv[3];
+    struct nserver *ns = self_args(env, info, argv, 3);
+    if (!ns)
+        return NULL;
+    uint64_t id = 0;
+    int64_t status = 0;
+    struct arg body = {0};
+    if (!nw_arg_uint64(env, argv[0], "upgrade id", &id) ||
+        !nw_arg_int64(env, argv[1], "status", 400, 599, &status) ||
+        !nw_arg_opt_string(env, argv[2], "body", &body))
+        return NULL;
+    int rc = wsn_server_reject_upgrade(ns->srv, id, (int)status, body.p);
+    if (rc != WSN_OK)
+        throw_rc(env, ns, rc, "rejectUpgrade");
+    nw_arg_free(&body);
+    return NULL;
+}
+
 napi_value nw_server_class(napi_env env) {
     napi_property_descriptor props[] = {
         NW_METHOD("start", js_start),
@@ -628,6 +694,8 @@ napi_value nw_server_class(napi_env env) {
         NW_METHOD("clientList", js_client_list),
         NW_METHOD("publishToClientId", js_publish_to_client_id),
         NW_METHOD("brokerState", js_broker_state),
+        NW_METHOD("acceptUpgrade", js_accept_upgrade),
+        NW_METHOD("rejectUpgrade", js_reject_upgrade),
     };
     napi_value cls;
     NW_CALL(env, napi_define_class(env, "NativeServer", NAPI_AUTO_LENGTH,

@@ -1,6 +1,6 @@
 // A typed usage of the package: `tsc --noEmit` checks index.d.ts against
 // what a TypeScript user writes (never run).
-import { Client, IncomingMessage, MessageType, RawJSON, Server, WsnotifyError, defaultOptions, jsonGetString } from '..';
+import { Client, UpgradeRequest, IncomingMessage, MessageType, RawJSON, Server, WsnotifyError, defaultOptions, jsonGetString } from '..';
 
 async function main(): Promise<void> {
   const server = new Server({ port: 0, writeWait: 5000, allowedOrigins: ['https://a.example'], logLevel: 'info',
@@ -33,3 +33,15 @@ async function main(): Promise<void> {
 }
 
 void main();
+
+// Authentication at the upgrade: an async handler and a later answer.
+export function authTypes(): void {
+  const server = new Server({
+    port: 0,
+    authenticate: async (req: UpgradeRequest) =>
+      req.bearerToken === 'T' ? { metadata: { user: 'ann' }, channels: ['news'], expiresAt: Date.now() + 60000 } : { status: 401, body: 'no' },
+    authTimeout: 5000,
+  });
+  server.setUpgradeHandler((req) => { req.reject(403); return undefined; });
+  server.on('connect', (c: Client) => c.setExpiry(null));
+}
