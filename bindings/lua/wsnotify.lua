@@ -162,6 +162,7 @@ function M.new_server(options)
     end
     return setmetatable({
         _s = s,
+        _authenticate = core_options.authenticate == true,
         _clients = {},    -- id -> client object, connect to disconnect
         _batch = {count = 0, pos = 0}, -- see dispatch
         _handlers = {},
@@ -173,6 +174,9 @@ function M.new_server(options)
 end
 
 function Server:start()
+    if self._authenticate and not self._handlers.upgrade then
+        error("start: authenticate = true needs an on_upgrade handler", 2)
+    end
     local ok, err, code = self._s:start()
     if ok then self._started = true end
     return ok, err, code
@@ -222,6 +226,64 @@ function Server:on_disconnect(fn) self._handlers.disconnect = fn; return fn end
 -- on_broker(function(state, reason)): the broker's state changed ("up",
 -- "down", "connecting"; reason "" when up). Servers with broker= only.
 function Server:on_broker(fn) self._handlers.broker = fn; return fn end
+
+-- on_upgrade(function(req)): with authenticate = true, every WebSocket
+-- upgrade waits for this answer. req has id, path, query (raw), peer,
+-- headers (names lower-cased, repeats joined with ", "), req:query_arg(name),
+-- req:bearer_token(). The function returns true / false, {status=, body=}
+-- to refuse, {metadata=, channels=, expires_at=} to accept (expires_at in
+-- Unix seconds: then closed with 4001), or nil and answers later with
+-- req:accept{...} / req:reject(status, body) (within auth_timeout, else
+-- 503). One that raises refuses with 500.
+function Server:on_upgrade(fn) self._handlers.upgrade = fn; return fn end
+
+local function percent_decode(s)
+    s = s:gsub("+", " ")
+    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local upgrade_mt = {}
+upgrade_mt.__index = upgrade_mt
+
+function upgrade_mt:header(name) return self.headers[name:lower()] end
+
+function upgrade_mt:query_arg(name)
+    for pair in (self.query .. "&"):gmatch("([^&]*)&") do
+        local k, v = pair:match("^([^=]*)=?(.*)$")
+        if percent_decode(k) == name then return percent_decode(v) end
+    end
+    return nil
+end
+
+function upgrade_mt:bearer_token()
+    local auth = self.headers.authorization
+    return auth and auth:match("^[Bb][Ee][Aa][Rr][Ee][Rr]%s+(%S+)") or nil
+end
+
+function upgrade_mt:accept(answer)
+    answer = answer or {}
+    self.answered = true
+    local meta = answer.metadata
+    if meta ~= nil and next(meta) == nil then meta = nil end -- {} would be []
+    return self._server._s:accept_upgrade(self.id, meta, answer.channels, answer.expires_at)
+end
+
+function upgrade_mt:reject(status, body)
+    self.answered = true
+    return self._server._s:reject_upgrade(self.id, status or 401, body)
+end
+
+local function parse_headers(lines)
+    local headers = {}
+    for line in (lines .. "\r\n"):gmatch("(.-)\r\n") do
+        local name, value = line:match("^([^:]+):%s*(.-)%s*$")
+        if name then
+            name = name:lower()
+            headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
+        end
+    end
+    return headers
+end
 
 local traceback = debug.traceback
 
@@ -300,6 +362,11 @@ function Server:dispatch(max)
             local fn = handlers.disconnect
             if fn then run_handler(self, "disconnect", fn, client) end
             clients[cid] = nil
+        elseif kind == "upgrade" then
+            self:_upgrade(setmetatable({
+                _server = self, id = b[o + 4], path = b[o + 5], query = b[o + 6],
+                peer = b[o + 7], headers = parse_headers(b[o + 8]), answered = false,
+            }, upgrade_mt))
         elseif kind == "broker" then
             local fn = handlers.broker
             if fn then run_handler(self, "broker", fn, b[o + 4], b[o + 5]) end
@@ -309,6 +376,34 @@ function Server:dispatch(max)
         end
     end
     return n
+end
+
+-- The handler's answer; a request that stopped waiting (timed out) is
+-- not the handler's error.
+function Server:_upgrade(req)
+    local fn = self._handlers.upgrade
+    local ok, res = call(fn or function() return {status = 503, body = "no upgrade handler"} end, req)
+    if not ok then
+        pcall(self._logger, "error", "upgrade handler failed: " .. tostring(res), "wsnotify")
+        res = {status = 500, body = "authentication failed"}
+    end
+    if req.answered or res == nil then return end
+    local done, err, code
+    if res == true then done, err, code = req:accept()
+    elseif res == false then done, err, code = req:reject(401, "unauthorized")
+    elseif type(res) == "table" and res.status then done, err, code = req:reject(res.status, res.body)
+    elseif type(res) == "table" then done, err, code = req:accept(res)
+    else
+        done, err = nil, "an upgrade handler returns true, false, {status=, body=} or "
+            .. "{metadata=, channels=, expires_at=}, not " .. tostring(res)
+    end
+    if not done and code ~= "WSN_EGONE" then
+        pcall(self._logger, "error", "upgrade " .. tostring(req.id) .. ": " .. tostring(err), "wsnotify")
+        if not req._refused then
+            req._refused = true
+            self._s:reject_upgrade(req.id, 500, "authentication failed")
+        end
+    end
 end
 
 -- wait([timeout seconds, nil = forever]) -> true (events queued), false

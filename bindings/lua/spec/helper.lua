@@ -50,8 +50,10 @@ local function u64(n)
     return table.concat(bytes)
 end
 
--- connect(server, {path=, origin=, host=, protocol=, port=, rcvbuf=}) -> client |
--- nil, status line, response headers text
+-- connect(server, {path=, origin=, host=, protocol=, port=, rcvbuf=,
+-- headers = {name = value}, pump = true}) -> client | nil, status line,
+-- response headers text, body. With pump, the server's handlers run while
+-- the answer is awaited (an upgrade that waits for on_upgrade).
 function H.connect(server, opts)
     opts = opts or {}
     local port = opts.port or server.port
@@ -74,17 +76,36 @@ function H.connect(server, opts)
     if opts.protocol then
         lines[#lines + 1] = "Sec-WebSocket-Protocol: " .. opts.protocol
     end
+    for k, v in pairs(opts.headers or {}) do lines[#lines + 1] = k .. ": " .. v end
     assert(sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n"))
-    local status = sock:receive("*l")
+    if opts.pump then sock:settimeout(0) end
+    local deadline = socket.gettime() + H.TIMEOUT
+    local pending = ""
+    local function line()
+        while true do
+            local l, err, part = sock:receive("*l", pending)
+            pending = ""
+            if l then return l end
+            if err ~= "timeout" or socket.gettime() > deadline then return nil end
+            pending = part or ""
+            server:dispatch()
+            socket.select({sock}, nil, 0.01)
+        end
+    end
+    local status = line()
     local headers = {}
     while true do
-        local line = sock:receive("*l")
-        if not line or line == "" then break end
-        headers[#headers + 1] = line
+        local l = line()
+        if not l or l == "" then break end
+        headers[#headers + 1] = l
     end
     if not status or not status:match("^HTTP/1%.1 101") then
+        sock:settimeout(H.TIMEOUT)
+        local body = ""
+        local len = tonumber(table.concat(headers, "\n"):lower():match("content%-length:%s*(%d+)"))
+        if len and len > 0 then body = sock:receive(len) or "" end
         sock:close()
-        return nil, status, table.concat(headers, "\n")
+        return nil, status, table.concat(headers, "\n"), body
     end
     local c = setmetatable({sock = sock, server = server, buf = ""}, Client)
     sock:settimeout(0)

@@ -227,6 +227,26 @@ static int client_delete_metadata(lua_State *L) {
     return lwsn_fail(L, rc, "delete_metadata", NULL);
 }
 
+/* set_expiry(unix seconds | nil) -> true | nil, err, code: when the
+ * client is closed with 4001 (nil clears it). */
+static int client_set_expiry(lua_State *L) {
+    wsn_client *c = lwsn_client_check(L, 1);
+    int64_t ms = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        double s = (double)luaL_checknumber(L, 2) * 1000.0;
+        if (!(s >= 0 && s < 9.2e18))
+            return luaL_argerror(L, 2, "Unix seconds >= 0");
+        ms = (int64_t)s;
+        if (!ms)
+            ms = 1;
+    }
+    int rc = wsn_client_set_expiry(c, ms);
+    if (rc != WSN_OK)
+        return lwsn_fail(L, rc, "set_expiry", NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int push_strlist(lua_State *L, wsn_strlist *list) {
     size_t n = wsn_strlist_count(list);
     lua_createtable(L, (int)n, 0);
@@ -255,6 +275,7 @@ static const luaL_Reg client_methods[] = {
     {"get_metadata", client_get_metadata},
     {"delete_metadata", client_delete_metadata},
     {"metadata_keys", client_metadata_keys},
+    {"set_expiry", client_set_expiry},
     {NULL, NULL}};
 
 /* Fields read from the handle; anything else is a method. */

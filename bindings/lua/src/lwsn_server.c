@@ -533,8 +533,8 @@ static int srv_wait(lua_State *L) {
     return 1;
 }
 
-static const char *const kind_names[] = {"?", "connect", "message",
-                                         "disconnect", "stopped", "broker"};
+static const char *const kind_names[] = {"?",       "connect", "message", "disconnect",
+                                         "stopped", "broker",  "upgrade"};
 
 /* Events per take_events call, and the bytes of their strings and
  * payloads; a message that does not fit ends the batch and is read from
@@ -593,7 +593,7 @@ static int srv_take_events(lua_State *L) {
         const wsn_event_record *r = &b->rec[i];
         int at = i * FIELDS;
         wsn_event_type kind = (wsn_event_type)r->kind;
-        lua_pushstring(L, (kind >= WSN_EVENT_CONNECT && kind <= WSN_EVENT_BROKER)
+        lua_pushstring(L, (kind >= WSN_EVENT_CONNECT && kind <= WSN_EVENT_UPGRADE)
                               ? kind_names[kind]
                               : "?");
         lua_rawseti(L, 3, at + 1);
@@ -618,6 +618,23 @@ static int srv_take_events(lua_State *L) {
                 lua_pushnil(L);
                 lua_rawseti(L, 3, at + f);
             }
+            continue;
+        }
+        if (kind == WSN_EVENT_UPGRADE) { /* id, path, query, peer, header lines */
+            wsn_event_info in;
+            memset(&in, 0, sizeof in);
+            in.size = sizeof in;
+            wsn_event_get_info(b->evs[i], &in); /* only fails for NULL */
+            lua_pushinteger(L, (lua_Integer)wsn_event_upgrade_id(b->evs[i]));
+            lua_rawseti(L, 3, at + 4);
+            lua_pushstring(L, in.channel);
+            lua_rawseti(L, 3, at + 5);
+            lua_pushstring(L, wsn_event_upgrade_query(b->evs[i]));
+            lua_rawseti(L, 3, at + 6);
+            lua_pushstring(L, in.reply_to_id);
+            lua_rawseti(L, 3, at + 7);
+            lua_pushlstring(L, (const char *)in.payload, in.payload_len);
+            lua_rawseti(L, 3, at + 8);
             continue;
         }
         if (kind != WSN_EVENT_MESSAGE) {
@@ -653,6 +670,59 @@ static int srv_take_events(lua_State *L) {
     wsn_events_free(b->evs, n);
     lua_pushinteger(L, n);
     return 1;
+}
+
+static uint64_t upgrade_id_arg(lua_State *L, int idx) {
+    int64_t v;
+    if (!lwsn_tointeger(L, idx, &v) || v <= 0)
+        luaL_argerror(L, idx, "an upgrade id is a positive integer");
+    return (uint64_t)v;
+}
+
+/* accept_upgrade(id, metadata table|nil, channels {..}|nil, expires_at
+ * seconds|nil) -> true | nil, err, code. The metadata is encoded as the
+ * JSON object whose members become the client's metadata. */
+static int srv_accept_upgrade(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    uint64_t id = upgrade_id_arg(L, 2);
+    const char *meta = NULL;
+    size_t meta_len = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        meta = lwsn_json_arg(L, 3, &meta_len);
+    }
+    size_t n = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        n = lwsn_rawlen(L, 4);
+    }
+    int64_t expires = 0;
+    if (!lua_isnoneornil(L, 5)) {
+        expires = ms_arg(L, 5);
+        if (expires < 0)
+            luaL_argerror(L, 5, "expires_at is Unix seconds >= 0");
+        if (!expires)
+            expires = 1;
+    }
+    const char **names = lua_newuserdata(L, (n ? n : 1) * sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 4, (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_argerror(L, 4, "channels are strings");
+        names[i] = lua_tostring(L, -1); /* kept alive by the table */
+        lua_pop(L, 1);
+    }
+    return done(L, srv, wsn_server_accept_upgrade(srv, id, meta, names, n, expires),
+                "accept_upgrade");
+}
+
+/* reject_upgrade(id, status, body|nil) -> true | nil, err, code */
+static int srv_reject_upgrade(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    uint64_t id = upgrade_id_arg(L, 2);
+    int status = (int)luaL_checkinteger(L, 3);
+    const char *body = luaL_optstring(L, 4, NULL);
+    return done(L, srv, wsn_server_reject_upgrade(srv, id, status, body), "reject_upgrade");
 }
 
 static const char *const level_names[] = {"none", "error", "warn", "info",
@@ -718,6 +788,8 @@ static const luaL_Reg server_methods[] = {
     {"publish_to_client", srv_publish_to_client},
     {"publish_to_client_id", srv_publish_to_client_id},
     {"broker_state", srv_broker_state},
+    {"accept_upgrade", srv_accept_upgrade},
+    {"reject_upgrade", srv_reject_upgrade},
     {"send_raw", srv_send_raw},
     {"publish_wait", srv_publish_wait},
     {"publish_wait_with_type", srv_publish_wait_with_type},
