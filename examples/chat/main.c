@@ -29,11 +29,13 @@
  * program exits 0.
  *
  *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
- *                 [--broker URL]
+ *                 [--broker URL] [--auth-token T]
  *
  * The port defaults to $WSN_PORT, else 8080. With --broker (or
  * $WSN_BROKER) redis://host:port, several chat servers share their rooms
- * through Redis (docs/scale-out.md). Startup, shutdown and
+ * through Redis (docs/scale-out.md). With --auth-token T, only clients
+ * that send ?token=T or "Authorization: Bearer T" connect (others get
+ * 401: docs/production.md). Startup, shutdown and
  * failures are logged at info level; one line per connection and per
  * message only with --verbose (debug level), so that a busy server does
  * not spend its time writing its log. There is no --compression: the
@@ -50,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,7 +107,8 @@ static void chat_log(const char *fmt, ...) {
 /* What the handlers need from the command line (owned by main(), handed to
  * every handler as its user pointer; read-only once the server runs). */
 struct chat {
-    int verbose; /* --verbose: log every connection and message */
+    int verbose;            /* --verbose: log every connection and message */
+    const char *auth_token; /* --auth-token: NULL = anyone may connect */
 };
 
 /* A line per connection or message: only with --verbose. */
@@ -158,6 +162,42 @@ static void on_broker(void *user, wsn_server *srv, const wsn_event *ev) {
     size_t len = 0;
     const char *reason = wsn_event_payload(ev, &len);
     chat_log("broker %s%s%s", wsn_event_channel(ev), len ? ": " : "", reason);
+}
+
+/* Compares in time that does not depend on where they differ. */
+static int same_secret(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return diff == 0;
+}
+
+/* With --auth-token: an upgrade carries the token as ?token=T or as
+ * "Authorization: Bearer T", else it is refused with 401. A real server
+ * would check a JWT or look a session up here, and may answer later from
+ * another thread. */
+static void on_upgrade(void *user, wsn_server *srv, const wsn_event *ev) {
+    const struct chat *app = user;
+    uint64_t id = wsn_event_upgrade_id(ev);
+    char given[512] = "";
+    size_t len = 0;
+    if (wsn_event_upgrade_query_arg(ev, "token", given, sizeof given, &len) != WSN_OK) {
+        char auth[520];
+        if (wsn_event_upgrade_header(ev, "authorization", auth, sizeof auth, &len) == WSN_OK &&
+            strncasecmp(auth, "Bearer ", 7) == 0)
+            snprintf(given, sizeof given, "%s", auth + 7);
+    }
+    int rc;
+    if (*given && same_secret(given, app->auth_token)) {
+        rc = wsn_server_accept_upgrade(srv, id, NULL, NULL, 0, 0);
+    } else {
+        chat_debug(app, "upgrade from %s refused: bad or missing token",
+                   wsn_event_reply_to_id(ev));
+        rc = wsn_server_reject_upgrade(srv, id, 401, "bad or missing token");
+    }
+    if (rc != WSN_OK)
+        chat_log("answering upgrade %llu: %s", (unsigned long long)id, wsn_strerror(rc));
 }
 
 static void on_disconnect(void *user, wsn_server *srv, const wsn_event *ev) {
@@ -322,12 +362,13 @@ struct config {
     const char *static_dir;
     int verbose;
     const char *broker; /* "" = this process only */
+    const char *auth_token; /* NULL = no authentication */
 };
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
             "usage: %s [--host ADDR] [--port N] [--static-dir DIR] "
-            "[--verbose] [--broker URL]\n"
+            "[--verbose] [--broker URL] [--auth-token T]\n"
             "\n"
             "  --host ADDR        listen address (default 127.0.0.1;\n"
             "                     0.0.0.0 for every interface)\n"
@@ -339,7 +380,11 @@ static void usage(FILE *out, const char *argv0) {
             "                     connection and per message\n"
             "  --broker URL       share rooms with other chat servers through\n"
             "                     Redis: redis://127.0.0.1:6379 (default\n"
-            "                     $WSN_BROKER, else none)\n",
+            "                     $WSN_BROKER, else none)\n"
+            "  --auth-token T     clients must send ?token=T or\n"
+            "                     \"Authorization: Bearer T\"; others get 401\n"
+            "                     (default $WSN_AUTH_TOKEN, else no check;\n"
+            "                     open the page as /?token=T)\n",
             argv0);
 }
 
@@ -423,6 +468,13 @@ static int parse_args(int argc, char **argv, struct config *cfg) {
         } else if (IS("--broker")) {
             NEED_VALUE();
             cfg->broker = val;
+        } else if (IS("--auth-token")) {
+            NEED_VALUE();
+            if (!*val) {
+                fprintf(stderr, "%s: --auth-token needs a non-empty token\n", argv[0]);
+                return -1;
+            }
+            cfg->auth_token = val;
         } else if (IS("--verbose") || IS("-v")) {
             cfg->verbose = 1;
         } else {
@@ -454,7 +506,9 @@ static int set_str(wsn_options *o, wsn_option id, const char *v) {
 }
 
 int main(int argc, char **argv) {
-    struct config cfg = {"127.0.0.1", 8080, NULL, 0, ""};
+    struct config cfg = {"127.0.0.1", 8080, NULL, 0, "", NULL};
+    if (getenv("WSN_AUTH_TOKEN") && *getenv("WSN_AUTH_TOKEN"))
+        cfg.auth_token = getenv("WSN_AUTH_TOKEN");
     if (getenv("WSN_BROKER"))
         cfg.broker = getenv("WSN_BROKER");
     const char *env_port = getenv("WSN_PORT");
@@ -504,6 +558,7 @@ int main(int argc, char **argv) {
     rc |= set_int(opts, WSN_OPT_DROP_ON_BACKPRESSURE, 1);
     rc |= set_str(opts, WSN_OPT_STATIC_DIR, static_dir);
     rc |= set_str(opts, WSN_OPT_BROKER, cfg.broker);
+    rc |= set_int(opts, WSN_OPT_AUTHENTICATE, cfg.auth_token != NULL);
     rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
                   cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);
     if (rc == 0)
@@ -522,11 +577,13 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    struct chat app = {cfg.verbose};
+    struct chat app = {cfg.verbose, cfg.auth_token};
     wsn_server_set_handler(srv, WSN_EVENT_CONNECT, on_connect, &app);
     wsn_server_set_handler(srv, WSN_EVENT_MESSAGE, on_message, &app);
     wsn_server_set_handler(srv, WSN_EVENT_DISCONNECT, on_disconnect, &app);
     wsn_server_set_handler(srv, WSN_EVENT_BROKER, on_broker, &app);
+    if (cfg.auth_token)
+        wsn_server_set_handler(srv, WSN_EVENT_UPGRADE, on_upgrade, &app);
 
     rc = wsn_server_start(srv);
     if (rc != WSN_OK) {

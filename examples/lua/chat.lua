@@ -28,7 +28,7 @@
 -- program exits 0.
 --
 --   luajit examples/lua/chat.lua [--host ADDR] [--port N] [--static-dir DIR]
---                                [--verbose]
+--                                [--verbose] [--broker URL] [--auth-token T]
 -- (no --compression: the engine refuses permessage-deflate, docs/api.md)
 --
 -- Runs on LuaJIT, Lua 5.1 and 5.4. The module is found on LUA_PATH and
@@ -71,7 +71,7 @@ end
 
 local USAGE = [[
 usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
-       [--broker URL]
+       [--broker URL] [--auth-token T]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -84,6 +84,10 @@ usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
   --broker URL       share rooms with other chat servers through
                      Redis: redis://127.0.0.1:6379 (default
                      $WSN_BROKER, else none)
+  --auth-token T     clients must send ?token=T or
+                     "Authorization: Bearer T"; others get 401
+                     (default $WSN_AUTH_TOKEN, else no check;
+                     open the page as /?token=T)
 ]]
 
 local PROG = "chat.lua"
@@ -102,7 +106,9 @@ end
 
 local function parse_args(argv)
     local cfg = {host = "127.0.0.1", port = 8080, static_dir = nil,
-                 broker = os.getenv("WSN_BROKER") or ""}
+                 broker = os.getenv("WSN_BROKER") or "",
+                 auth_token = os.getenv("WSN_AUTH_TOKEN")}
+    if cfg.auth_token == "" then cfg.auth_token = nil end
     local env_port = os.getenv("WSN_PORT")
     if env_port and env_port ~= "" then
         cfg.port = parse_port(env_port) or fail(2, "bad WSN_PORT '%s'", env_port)
@@ -130,6 +136,9 @@ local function parse_args(argv)
             cfg.static_dir = value()
         elseif name == "--broker" then
             cfg.broker = value()
+        elseif name == "--auth-token" then
+            cfg.auth_token = value()
+            if cfg.auth_token == "" then fail(2, "--auth-token needs a non-empty token") end
         elseif name == "--verbose" or name == "-v" then
             verbose = true
         else
@@ -158,9 +167,25 @@ local function make_server(cfg, static_dir)
         -- it), and no publish waits for room.
         drop_on_backpressure = true, nonblocking = true,
         broker = cfg.broker,
+        authenticate = cfg.auth_token ~= nil,
         log_level = verbose and 4 or 3,
     }
     if not server then return nil, err end
+    if cfg.auth_token then
+        -- A real server would verify a JWT or look a session up here.
+        local want = cfg.auth_token
+        server:on_upgrade(function(req)
+            local given = req:query_arg("token") or req:bearer_token() or ""
+            -- compared without stopping at the first difference
+            local diff = #given == #want and 0 or 1
+            for k = 1, #want do
+                if given:byte(k) ~= want:byte(k) then diff = 1 end
+            end
+            if diff == 0 then return true end
+            if verbose then log("DEBUG", "upgrade from %s refused: bad or missing token", req.peer) end
+            return {status = 401, body = "bad or missing token"}
+        end)
+    end
     require("chat_protocol").attach(server, log, verbose)
     return server
 end

@@ -38,13 +38,14 @@ const path = require('node:path');
 const wsnotify = require('../../bindings/node');
 
 const { Server, MessageType, LogLevel } = wsnotify;
+const crypto = require('node:crypto');
 
 const DEFAULT_STATIC_DIR = path.resolve(__dirname, '..', 'chat');
 const SHUTDOWN_TIMEOUT_MS = 10000;
 const PROG = path.basename(process.argv[1] || 'chat.js');
 
 const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
-       [--broker URL]
+       [--broker URL] [--auth-token T]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -57,6 +58,10 @@ const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--ver
   --broker URL       share rooms with other chat servers through
                      Redis: redis://127.0.0.1:6379 (default
                      $WSN_BROKER, else none)
+  --auth-token T     clients must send ?token=T or
+                     "Authorization: Bearer T"; others get 401
+                     (default $WSN_AUTH_TOKEN, else no check;
+                     open the page as /?token=T)
 `;
 
 // Lines as the C and Python examples write them, on stderr. Channel names
@@ -85,6 +90,7 @@ function parseArgs(argv) {
   const cfg = {
     host: '127.0.0.1', port: 8080, staticDir: undefined, verbose: false,
     broker: process.env.WSN_BROKER || '',
+    authToken: process.env.WSN_AUTH_TOKEN || undefined,
   };
   const envPort = process.env.WSN_PORT;
   if (envPort) {
@@ -118,6 +124,10 @@ function parseArgs(argv) {
       }
       case '--static-dir': cfg.staticDir = need(); break;
       case '--broker': cfg.broker = need(); break;
+      case '--auth-token':
+        cfg.authToken = need();
+        if (!cfg.authToken) fail('--auth-token needs a non-empty token');
+        break;
       case '-v': case '--verbose': cfg.verbose = true; break;
       default:
         process.stderr.write(`${PROG}: unknown argument '${arg}'\n${USAGE}`);
@@ -137,6 +147,15 @@ function makeServer(cfg, staticDir) {
     // queue is full. Block mode would make every publish wait for it.
     dropOnBackpressure: true,
     broker: cfg.broker,
+    // A real server would verify a JWT or look a session up here: the
+    // handler may return a Promise.
+    authenticate: cfg.authToken === undefined ? false : (req) => {
+      const given = Buffer.from(req.queryArg('token') || req.bearerToken || '');
+      const want = Buffer.from(cfg.authToken);
+      if (given.length === want.length && crypto.timingSafeEqual(given, want)) return true;
+      if (cfg.verbose) log('chat', 'debug', `upgrade from ${req.peer} refused: bad or missing token`);
+      return { status: 401, body: 'bad or missing token' };
+    },
     logLevel: cfg.verbose ? LogLevel.DEBUG : LogLevel.INFO,
     logger: (level, line) => log('wsnotify', level, line),
   });

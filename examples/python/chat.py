@@ -28,6 +28,7 @@ program exits 0.
 
   python examples/python/chat.py [--host ADDR] [--port N]
                                  [--static-dir DIR] [--verbose]
+                                 [--broker URL] [--auth-token T]
 
 The port defaults to $WSN_PORT, else 8080 (0 = any free port). Startup,
 shutdown and failures are logged at info level; one line per connection
@@ -39,15 +40,17 @@ engine refuses permessage-deflate (docs/api.md, "Compression").
 from __future__ import annotations
 
 import argparse
+import hmac
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import wsnotify
-from wsnotify import Client, IncomingMessage, LogLevel, MessageType, Server
+from wsnotify import (Accept, Client, IncomingMessage, LogLevel, MessageType,
+                      Reject, Server, UpgradeRequest)
 
 log = logging.getLogger("chat")
 
@@ -92,18 +95,38 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                    help="share rooms with other chat servers through Redis: "
                         "redis://127.0.0.1:6379 (default $WSN_BROKER, else "
                         "none)")
-    return p.parse_args(argv)
+    p.add_argument("--auth-token", default=os.environ.get("WSN_AUTH_TOKEN") or None,
+                   help="clients must send ?token=T or 'Authorization: Bearer "
+                        "T'; others get 401 (default $WSN_AUTH_TOKEN, else no "
+                        "check; open the page as /?token=T)")
+    args = p.parse_args(argv)
+    if args.auth_token == "":
+        p.error("--auth-token needs a non-empty token")
+    return args
 
 
 def make_server(host: str, port: int, static_dir: Path,
-                verbose: bool = False, broker: str = "") -> Server:
+                verbose: bool = False, broker: str = "",
+                auth_token: Optional[str] = None) -> Server:
     # Browsers are not trusted to read: one that stops is closed when its
     # queue is full (block mode would make every publish wait for it), and
     # no publish waits for room.
     server = Server(host=host, port=port, path="/ws",
                     static_dir=str(static_dir),
                     drop_on_backpressure=True, nonblocking=True, broker=broker,
+                    authenticate=auth_token is not None,
                     log_level=LogLevel.DEBUG if verbose else LogLevel.INFO)
+
+    if auth_token is not None:
+        @server.on_upgrade
+        def on_upgrade(req: UpgradeRequest) -> Union[Accept, Reject]:
+            # A real server would verify a JWT or look a session up here
+            # (an async def works too, under asyncio).
+            given = req.query_arg("token") or req.bearer_token or ""
+            if hmac.compare_digest(given.encode(), auth_token.encode()):
+                return Accept()
+            log.debug("upgrade from %s refused: bad or missing token", req.peer)
+            return Reject(401, "bad or missing token")
 
     @server.on_broker
     def on_broker(state: str, why: str) -> None:
@@ -223,7 +246,7 @@ def main(argv: Optional[list] = None) -> int:
 
     try:
         server = make_server(args.host, args.port, static_dir, args.verbose,
-                             args.broker)
+                             args.broker, args.auth_token)
         server.start()
     except (ValueError, wsnotify.WsnotifyError) as e:
         print(f"chat.py: {e}", file=sys.stderr)
