@@ -172,19 +172,7 @@ local function make_server(cfg, static_dir)
     }
     if not server then return nil, err end
     if cfg.auth_token then
-        -- A real server would verify a JWT or look a session up here.
-        local want = cfg.auth_token
-        server:on_upgrade(function(req)
-            local given = req:query_arg("token") or req:bearer_token() or ""
-            -- compared without stopping at the first difference
-            local diff = #given == #want and 0 or 1
-            for k = 1, #want do
-                if given:byte(k) ~= want:byte(k) then diff = 1 end
-            end
-            if diff == 0 then return true end
-            if verbose then log("DEBUG", "upgrade from %s refused: bad or missing token", req.peer) end
-            return {status = 401, body = "bad or missing token"}
-        end)
+        server:on_upgrade(require("chat_protocol").token_check(cfg.auth_token, log, verbose))
     end
     require("chat_protocol").attach(server, log, verbose)
     return server

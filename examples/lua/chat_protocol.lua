@@ -101,4 +101,24 @@ function M.attach(server, log, verbose)
     end)
 end
 
+-- The --auth-token check (authenticate = true): an upgrade carries
+-- ?token=T or "Authorization: Bearer T", else 401. A real server would
+-- verify a JWT or look a session up here (and may answer later with
+-- req:accept / req:reject).
+function M.token_check(want, log, verbose)
+    return function(req)
+        local given = req:query_arg("token") or req:bearer_token() or ""
+        -- compared without stopping at the first difference
+        local diff = #given == #want and 0 or 1
+        for k = 1, #want do
+            if given:byte(k) ~= want:byte(k) then diff = 1 end
+        end
+        if diff == 0 then return true end
+        if verbose then
+            log("DEBUG", "upgrade from %s refused: bad or missing token", req.peer)
+        end
+        return {status = 401, body = "bad or missing token"}
+    end
+end
+
 return M

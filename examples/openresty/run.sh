@@ -7,6 +7,7 @@
 #
 #   bash examples/openresty/run.sh [--host ADDR] [--port N] [--static-dir DIR]
 #        [--verbose] [--workers N] [--engine-port N] [--broker URL]
+#        [--auth-token T]
 #
 # --port 0 picks a free port. Expects bindings/lua/setup.sh --nginx to
 # have run (scripts/run-chat.sh openresty does that).
@@ -19,7 +20,7 @@ prog="run.sh"
 usage() {
     cat <<USAGE
 usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
-             [--workers N] [--engine-port N] [--broker URL]
+             [--workers N] [--engine-port N] [--broker URL] [--auth-token T]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -33,6 +34,8 @@ usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
   --engine-port N    the engine's loopback port (default: a free one)
   --broker URL       share rooms with other chat servers through Redis:
                      redis://127.0.0.1:6379 (default \$WSN_BROKER, else none)
+  --auth-token T     clients must send ?token=T or "Authorization: Bearer T";
+                     others get 401 (default \$WSN_AUTH_TOKEN, else no check)
 USAGE
 }
 
@@ -53,6 +56,7 @@ verbose=false
 workers=2
 engine_port=""
 broker="${WSN_BROKER:-}"
+auth_token="${WSN_AUTH_TOKEN:-}"
 
 while [ "$#" -gt 0 ]; do
     a="$1"
@@ -85,6 +89,9 @@ while [ "$#" -gt 0 ]; do
             [[ "$workers" =~ ^[1-9][0-9]*$ ]] || { echo "$prog: bad worker count '$workers'" >&2; exit 2; } ;;
         --broker) need "$@"; broker="$val"
             [[ "$broker" != *"|"* && "$broker" != *'"'* ]] || { echo "$prog: bad broker URL" >&2; exit 2; } ;;
+        --auth-token) need "$@"; auth_token="$val"
+            [[ -n "$auth_token" && "$auth_token" =~ ^[A-Za-z0-9._~+/=-]+$ ]] ||
+                { echo "$prog: --auth-token takes a non-empty token of letters, digits and ._~+/=-" >&2; exit 2; } ;;
         --engine-port) need "$@"; engine_port="$val"
             valid_port "$engine_port" || { echo "$prog: bad port '$engine_port'" >&2; exit 2; } ;;
         *) usage >&2; echo "$prog: unknown argument '$1'" >&2; exit 2 ;;
@@ -117,6 +124,7 @@ sed -e "s|@WORKERS@|$workers|g" -e "s|@LOG_LEVEL@|$([ "$verbose" = true ] && ech
     -e "s|@LUA_PATH@|$here/?.lua;$root/examples/lua/?.lua;$root/bindings/lua/?.lua|g" \
     -e "s|@LUA_CPATH@|$cpath|g" -e "s|@ENGINE_PORT@|$engine_port|g" \
     -e "s|@VERBOSE@|$verbose|g" -e "s|@BROKER@|$broker|g" \
+    -e "s|@AUTH_TOKEN@|$([ -n "$auth_token" ] && echo "\"$auth_token\"" || echo nil)|g" \
     -e "s|@HOST@|$host|g" -e "s|@PORT@|$port|g" -e "s|@STATIC_DIR@|$static_dir|g" \
     "$here/nginx.conf.in" >"$prefix/conf/nginx.conf"
 

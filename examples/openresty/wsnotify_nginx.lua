@@ -114,10 +114,14 @@ local function start_engine(premature, attempt)
         -- closed rather than holding up the others.
         nonblocking = true, drop_on_backpressure = true,
         broker = config.broker or "",
+        authenticate = config.auth_token ~= nil,
         log_level = config.verbose and 4 or 3, logger = logger,
     }
     if s then
         protocol.attach(s, log, config.verbose)
+        if config.auth_token then
+            s:on_upgrade(protocol.token_check(config.auth_token, log, config.verbose))
+        end
         local ok, serr, code = s:start()
         if ok then
             server = s
