@@ -382,6 +382,12 @@ const EV_UPGRADE = 6;
 // (little-endian; the addon builds for 64-bit Linux only), and an arena
 // holding the strings and payloads of the batch's messages, both reused
 // from batch to batch: everything is read before the next batch.
+// A big-endian host would read every record wrong: refuse to load there
+// rather than dispatch garbage.
+if (require('node:os').endianness() !== 'LE') {
+  throw new Error('wsnotify: the Node binding reads event records as little-endian words; ' +
+    'this host is big-endian, which it does not support');
+}
 const REC_WORDS = cVersionInfo.eventRecordSize / 4;
 const R_KIND = 0;
 const R_TYPE = 2;

@@ -259,14 +259,15 @@ static int srv_shutdown(lua_State *L) {
     return done(L, srv, wsn_server_shutdown(srv, ms_arg(L, 2)), "shutdown");
 }
 
+static void batch_release(lwsn_server *u);
+
 /* close(): shuts down if running, then frees; later calls are no-ops. */
 static int srv_close(lua_State *L) {
     lwsn_server *u = luaL_checkudata(L, 1, LWSN_SERVER_MT);
     wsn_server *srv = u->srv;
     u->srv = NULL;
+    batch_release(u);
     wsn_server_free(srv);
-    free(u->batch);
-    u->batch = NULL;
     return 0;
 }
 
@@ -544,10 +545,22 @@ static const char *const kind_names[] = {"?",       "connect", "message", "disco
 #define FIELDS 8 /* per event in take_events' out table */
 
 struct lwsn_batch {
+    /* Events of the last take not yet freed: a Lua error (out of memory)
+     * while they were pushed skips the free at its end; the next take,
+     * or close, frees them then. */
+    int unfreed;
     wsn_event *evs[BATCH_MAX];
     wsn_event_record rec[BATCH_MAX];
     char arena[ARENA_BYTES];
 };
+
+/* Frees the batch and the events it still held (before the server). */
+static void batch_release(lwsn_server *u) {
+    if (u->batch)
+        wsn_events_free(u->batch->evs, u->batch->unfreed);
+    free(u->batch);
+    u->batch = NULL;
+}
 
 /* The client object of a borrowed handle: the one in clients (by id) or
  * a new one, added there (wsnotify.lua removes it after its disconnect). */
@@ -575,9 +588,11 @@ static int srv_take_events(lua_State *L) {
     int max = (int)luaL_optinteger(L, 4, BATCH_MAX);
     if (max < 1 || max > BATCH_MAX)
         max = BATCH_MAX;
-    if (!u->batch && !(u->batch = malloc(sizeof *u->batch)))
+    if (!u->batch && !(u->batch = calloc(1, sizeof *u->batch)))
         return luaL_error(L, "out of memory");
     struct lwsn_batch *b = u->batch;
+    wsn_events_free(b->evs, b->unfreed);
+    b->unfreed = 0;
     size_t used = 0;
     int n = wsn_server_take_events(u->srv, b->evs, b->rec, sizeof b->rec[0], max,
                                    b->arena, sizeof b->arena, &used);
@@ -589,6 +604,7 @@ static int srv_take_events(lua_State *L) {
     }
     if (n < 0)
         return lwsn_fail_srv(L, n, "take_events", u->srv);
+    b->unfreed = n;
     for (int i = 0; i < n; i++) {
         const wsn_event_record *r = &b->rec[i];
         int at = i * FIELDS;
@@ -668,6 +684,7 @@ static int srv_take_events(lua_State *L) {
     }
     /* the client objects hold their own references now */
     wsn_events_free(b->evs, n);
+    b->unfreed = 0;
     lua_pushinteger(L, n);
     return 1;
 }
