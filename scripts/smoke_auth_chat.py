@@ -94,7 +94,7 @@ def main():
         check(rc == 0, f"SIGTERM: exit status {rc}")
     if tally.failed:
         print("server output:\n" + "".join(srv.lines))
-    print(f"auth chat: {tally.passed} passed, {tally.failed} failed")
+    print(f"auth: {tally.passed} passed, {tally.failed} failed")
     return 1 if tally.failed else 0
 
 

@@ -180,14 +180,12 @@ static int same_secret(const char *a, const char *b) {
 static void on_upgrade(void *user, wsn_server *srv, const wsn_event *ev) {
     const struct chat *app = user;
     uint64_t id = wsn_event_upgrade_id(ev);
-    char given[512] = "";
+    char given[512] = "", auth[sizeof given + 7];
     size_t len = 0;
-    if (wsn_event_upgrade_query_arg(ev, "token", given, sizeof given, &len) != WSN_OK) {
-        char auth[520];
-        if (wsn_event_upgrade_header(ev, "authorization", auth, sizeof auth, &len) == WSN_OK &&
-            strncasecmp(auth, "Bearer ", 7) == 0)
-            snprintf(given, sizeof given, "%s", auth + 7);
-    }
+    if (wsn_event_upgrade_query_arg(ev, "token", given, sizeof given, &len) != WSN_OK &&
+        wsn_event_upgrade_header(ev, "authorization", auth, sizeof auth, &len) == WSN_OK &&
+        strncasecmp(auth, "Bearer ", 7) == 0)
+        memcpy(given, auth + 7, len - 7 + 1); /* len < sizeof auth: it fits */
     int rc;
     if (*given && same_secret(given, app->auth_token)) {
         rc = wsn_server_accept_upgrade(srv, id, NULL, NULL, 0, 0);
