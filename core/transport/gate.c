@@ -136,6 +136,10 @@ static void linger_over(wsni_timer *t)
  * send buffer, and a peer that will not take it loses only it. */
 static void refuse_raw(wsn_server *srv, struct wsni_gate_wait *w, int status, const char *body)
 {
+    /* Unasked before the answer leaves: a peer that has read it may make
+     * the host answer at once, and that answer must find the id gone. */
+    if (w->stage == ASKED)
+        unask(srv, w);
     char head[256];
     size_t body_len = body ? strlen(body) : 0;
     int n = snprintf(head, sizeof(head),
@@ -145,8 +149,6 @@ static void refuse_raw(wsn_server *srv, struct wsni_gate_wait *w, int status, co
     if (send(w->fd, head, (size_t)n, MSG_NOSIGNAL | (body_len ? MSG_MORE : 0)) == n && body_len)
         (void)!send(w->fd, body, body_len, MSG_NOSIGNAL);
     shutdown(w->fd, SHUT_WR);
-    if (w->stage == ASKED)
-        unask(srv, w);
     w->stage = LINGER;
     free(w->buf);
     w->buf = NULL;
