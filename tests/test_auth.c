@@ -181,15 +181,20 @@ static void expect_http(int port, const char *request, int want_status, const ch
     free(body);
 }
 
-static const char *upgrade_request(int port, const char *path)
+/* Into a buffer of the caller's: a request may be on its way on another
+ * thread while the next is made. */
+typedef struct request_text {
+    char text[512];
+} request_text;
+
+static const char *upgrade_request(request_text *req, int port, const char *path)
 {
-    static char req[512];
-    snprintf(req, sizeof req,
+    snprintf(req->text, sizeof req->text,
              "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
              "Sec-WebSocket-Version: 13\r\n\r\n",
              path, port);
-    return req;
+    return req->text;
 }
 
 /* The raw request runs on a thread; the host answers on this one. */
@@ -214,7 +219,7 @@ static void test_reject_status(void)
 {
     wsn_server *srv = auth_server(0, 0);
     int port = wsn_server_port(srv);
-    raw_request r = {.port = port, .request = upgrade_request(port, "/ws?token=wrong")};
+    raw_request r = {.port = port, .request = upgrade_request(&(request_text){{0}}, port, "/ws?token=wrong")};
     CHECK(pthread_create(&r.thread, NULL, raw_main, &r) == 0);
     wsn_event *ev = tu_expect_event(srv, WSN_EVENT_UPGRADE, TU_TIMEOUT);
     uint64_t id = wsn_event_upgrade_id(ev);
@@ -244,7 +249,7 @@ static void test_timeout(void)
 {
     wsn_server *srv = auth_server(300, 0);
     int port = wsn_server_port(srv);
-    raw_request r = {.port = port, .request = upgrade_request(port, "/ws")};
+    raw_request r = {.port = port, .request = upgrade_request(&(request_text){{0}}, port, "/ws")};
     CHECK(pthread_create(&r.thread, NULL, raw_main, &r) == 0);
     wsn_event *ev = tu_expect_event(srv, WSN_EVENT_UPGRADE, TU_TIMEOUT);
     uint64_t id = wsn_event_upgrade_id(ev);
@@ -278,11 +283,11 @@ static void test_queue_bound(void)
 {
     wsn_server *srv = auth_server(0, 1);
     int port = wsn_server_port(srv);
-    raw_request first = {.port = port, .request = upgrade_request(port, "/ws")};
+    raw_request first = {.port = port, .request = upgrade_request(&(request_text){{0}}, port, "/ws")};
     CHECK(pthread_create(&first.thread, NULL, raw_main, &first) == 0);
     wsn_event *ev = tu_expect_event(srv, WSN_EVENT_UPGRADE, TU_TIMEOUT);
     /* one waits: the next is refused at once, without an event */
-    expect_http(port, upgrade_request(port, "/ws"), 503, "too many upgrades waiting");
+    expect_http(port, upgrade_request(&(request_text){{0}}, port, "/ws"), 503, "too many upgrades waiting");
     CHECK_OK(wsn_server_reject_upgrade(srv, wsn_event_upgrade_id(ev), 401, NULL));
     wsn_event_free(ev);
     pthread_join(first.thread, NULL);
@@ -296,11 +301,11 @@ static void test_other_requests_pass(void)
     wsn_server *srv = auth_server(0, 0);
     int port = wsn_server_port(srv);
     expect_http(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, "ok");
-    expect_http(port, upgrade_request(port, "/other"), 404, NULL);
+    expect_http(port, upgrade_request(&(request_text){{0}}, port, "/other"), 404, NULL);
     /* an upgrade after another request on one connection skips no check */
     char req[1024];
     snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n%s",
-             upgrade_request(port, "/ws"));
+             upgrade_request(&(request_text){{0}}, port, "/ws"));
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -423,7 +428,7 @@ static void test_shutdown_refuses_waiting(void)
 {
     wsn_server *srv = auth_server(0, 0);
     int port = wsn_server_port(srv);
-    raw_request r = {.port = port, .request = upgrade_request(port, "/ws")};
+    raw_request r = {.port = port, .request = upgrade_request(&(request_text){{0}}, port, "/ws")};
     CHECK(pthread_create(&r.thread, NULL, raw_main, &r) == 0);
     wsn_event_free(tu_expect_event(srv, WSN_EVENT_UPGRADE, TU_TIMEOUT));
     CHECK_OK(wsn_server_shutdown(srv, 5000));
