@@ -254,11 +254,20 @@ typedef enum wsn_option {
                                          at accept. 0 = no bound (behind a
                                          proxy every client has its
                                          address). Since 0.3 */
-    WSN_OPT_AUTHENTICATE = 41         /* bool, 0: every upgrade waits for
+    WSN_OPT_AUTHENTICATE = 41,        /* bool, 0: every upgrade waits for
                                          the host's answer to a
                                          WSN_EVENT_UPGRADE
                                          (wsn_server_accept_upgrade /
                                          wsn_server_reject_upgrade).
+                                         Since 0.3 */
+    WSN_OPT_METRICS = 47,             /* bool, 0: serve GET /metrics, the
+                                         Prometheus text of
+                                         wsn_server_metrics_text().
+                                         Since 0.3 */
+    WSN_OPT_METRICS_TOKEN = 48        /* string, "": when set, GET /metrics
+                                         without "Authorization: Bearer
+                                         <token>" gets 401. "" = open to
+                                         whoever reaches the port.
                                          Since 0.3 */
 } wsn_option;
 
@@ -936,6 +945,140 @@ WSN_API int wsn_server_reject_upgrade(wsn_server *srv, uint64_t id, int status,
  * time already past closes it now. 0, WSN_EGONE, WSN_EINVAL (NULL, < 0),
  * WSN_ECLOSED. Any thread. Since 0.3. */
 WSN_API int wsn_client_set_expiry(wsn_client *c, int64_t expires_at_ms);
+
+/* ==== Metrics (docs/production.md, "Metrics") ========================= */
+
+/* Why a connection was refused before it became a client: the index of
+ * wsn_metrics.connections_refused. Never renumbered. Since 0.3. */
+typedef enum wsn_refusal {
+    WSN_REFUSED_SHUTDOWN = 0,     /* the server is shutting down (503, or
+                                     closed at accept) */
+    WSN_REFUSED_MAX_CLIENTS = 1,  /* max_clients, or what RLIMIT_NOFILE
+                                     leaves (503) */
+    WSN_REFUSED_PER_ADDRESS = 2,  /* max_clients_per_address */
+    WSN_REFUSED_DESCRIPTORS = 3,  /* descriptors nearly gone: closed at
+                                     accept */
+    WSN_REFUSED_ORIGIN = 4,       /* Origin not allowed (403) */
+    WSN_REFUSED_BAD_REQUEST = 5,  /* wrong path (404) or method (405), an
+                                     unknown subprotocol or a header we
+                                     refuse (400) */
+    WSN_REFUSED_AUTH = 6,         /* the host's upgrade check said no */
+    WSN_REFUSED_AUTH_TIMEOUT = 7, /* the host did not answer in time */
+    WSN_REFUSED_AUTH_QUEUE = 8,   /* too many upgrades waiting for the host */
+    WSN_REFUSED_TLS = 9           /* the TLS handshake failed */
+} wsn_refusal;
+
+/* Why the server closed a client: the index of
+ * wsn_metrics.connections_closed. Never renumbered. Since 0.3. */
+typedef enum wsn_close_reason {
+    WSN_CLOSED_SLOW = 0,       /* its oldest queued message waited
+                                  write_wait (1001) */
+    WSN_CLOSED_RATE = 1,       /* over its inbound message rate (1008) */
+    WSN_CLOSED_EXPIRED = 2,    /* its authorisation expired (4001) */
+    WSN_CLOSED_TOO_BIG = 3,    /* a message over read_limit (1009) */
+    WSN_CLOSED_PONG = 4,       /* no pong within pong_wait */
+    WSN_CLOSED_QUEUE_FULL = 5, /* drop mode: its send queue was full (1001) */
+    WSN_CLOSED_BUSY = 6        /* partial messages over max_partial_bytes
+                                  (1013) */
+} wsn_close_reason;
+
+/* The label of a reason ("origin", "queue_full"), as the Prometheus text
+ * names it; NULL for an index no reason has (iterate from 0 until NULL).
+ * Since 0.3. */
+WSN_API const char *wsn_refusal_name(int reason);
+WSN_API const char *wsn_close_reason_name(int reason);
+
+/* A snapshot of the server's counters (since wsn_server_new; they never go
+ * down) and gauges (now). The caller sets size to sizeof(wsn_metrics); the
+ * library fills what fits and leaves the rest alone, so the struct may
+ * grow at its end. Each value is read on its own, without stopping the
+ * I/O thread: two values may be a few messages apart. Since 0.3. */
+typedef struct wsn_metrics {
+    size_t size;                       /* set by the caller */
+    /* connections */
+    uint64_t connections;              /* gauge: clients connected */
+    uint64_t connections_accepted;     /* upgrades that became clients */
+    uint64_t connections_refused[16];  /* by wsn_refusal; unused slots 0 */
+    uint64_t connections_closed[16];   /* closed by the server, by
+                                          wsn_close_reason; unused slots 0 */
+    uint64_t connections_ended;        /* connections that ended, whoever
+                                          closed them */
+    /* channels */
+    uint64_t subscriptions;            /* gauge: memberships of clients in
+                                          channels */
+    uint64_t channels;                 /* gauge: channels with a member */
+    /* from clients, by wsn_message_type */
+    uint64_t messages_received[3];     /* messages handed to the host */
+    uint64_t bytes_received[3];        /* their WebSocket payload bytes */
+    uint64_t messages_invalid;         /* answered with an error reply
+                                          (not an envelope) */
+    /* to clients */
+    uint64_t deliveries;               /* messages queued for a client (one
+                                          per subscriber a publish reached) */
+    uint64_t messages_sent;            /* frames written to sockets */
+    uint64_t bytes_sent;               /* their wire bytes */
+    uint64_t messages_dropped;         /* messages for a client that will
+                                          never be written to it: its queue
+                                          was full (drop mode, or a publish
+                                          on the I/O thread), it was closing,
+                                          or it was dropped or left with them
+                                          queued */
+    uint64_t queued;                   /* gauge: frames waiting in every
+                                          client's queue */
+    uint64_t queue_max;                /* gauge: frames in the fullest
+                                          client's send queue (at most
+                                          send_buffer); walked by the I/O
+                                          thread, at most a second old while
+                                          queues are in use, 0 when none is */
+    uint64_t stalled_clients;          /* gauge: block mode, clients whose
+                                          queue is full with messages
+                                          waiting behind it */
+    /* publishers */
+    uint64_t publish_refused_limit;    /* publish calls that returned
+                                          WSN_ELIMIT */
+    uint64_t publish_refused_again;    /* WSN_EAGAIN (NONBLOCK, no room) */
+    uint64_t publish_refused_timeout;  /* WSN_ETIMEDOUT (waited write_wait) */
+    uint64_t publish_refused_backpressure; /* WSN_EBACKPRESSURE (on the I/O
+                                          thread, a subscriber full) */
+    uint64_t pending_batches;          /* gauge: publish_wait batches */
+    /* events for the host */
+    uint64_t events_queued;            /* gauge: message events waiting */
+    uint64_t events_queued_bytes;      /* gauge: what they hold */
+    uint64_t clients_paused;           /* gauge: clients not read for their
+                                          share of the queue */
+    uint64_t reads_paused;             /* gauge, 0 or 1: reading from every
+                                          client is paused (event_queue_limit
+                                          or event_queue_bytes) */
+    uint64_t logs_dropped;             /* as wsn_server_logs_dropped() */
+    /* the broker (WSN_OPT_BROKER), as wsn_server_broker_state() reports
+     * it; WSN_BROKER_NONE and zeros without one */
+    uint64_t broker_state;             /* wsn_broker_state */
+    uint64_t broker_sent;
+    uint64_t broker_refused;
+    uint64_t broker_unconfirmed;
+    uint64_t broker_received;
+    uint64_t broker_ignored;
+    uint64_t broker_dropped;
+    uint64_t broker_reconnects;
+} wsn_metrics; /* grows only at the end */
+
+/* Fills m (see above). Returns 0, or WSN_EINVAL for NULL or a size smaller
+ * than the 0.3 struct. Any thread, before start and after stop too (the
+ * gauges are then 0). It takes the server's locks only as long as a
+ * publish does, never waits for the I/O thread, and costs the delivery
+ * path nothing per message beyond a few counters kept per write and per
+ * channel walk (docs/benchmarks.md). Since 0.3. */
+WSN_API int wsn_server_metrics(wsn_server *srv, wsn_metrics *m);
+
+/* The same snapshot in the Prometheus text exposition format (version
+ * 0.0.4: # HELP and # TYPE lines, wsnotify_* names, counters end in
+ * _total), what GET /metrics serves with WSN_OPT_METRICS; docs/production.md
+ * lists every metric. 0 with the text NUL-terminated in buf and *len its
+ * length; WSN_ENOSPC when cap is too small (*len = the length needed
+ * without the NUL; call again with more: the next snapshot may be a few
+ * bytes longer); WSN_EINVAL for NULL srv or len, or NULL buf with cap > 0.
+ * Any thread. Since 0.3. */
+WSN_API int wsn_server_metrics_text(wsn_server *srv, char *buf, size_t cap, size_t *len);
 
 /* ==== Utilities ======================================================== */
 

@@ -94,7 +94,9 @@ typedef enum wsn_option {
     WSN_OPT_AUTH_TIMEOUT = 38,
     WSN_OPT_AUTH_QUEUE = 39,
     WSN_OPT_MAX_CLIENTS_PER_ADDRESS = 40,
-    WSN_OPT_AUTHENTICATE = 41
+    WSN_OPT_AUTHENTICATE = 41,
+    WSN_OPT_METRICS = 47,
+    WSN_OPT_METRICS_TOKEN = 48
 } wsn_option;
 
 typedef enum wsn_option_type {
@@ -426,6 +428,94 @@ int wsn_server_reject_upgrade(wsn_server *srv, uint64_t id, int status,
                               const char *body);
 
 int wsn_client_set_expiry(wsn_client *c, int64_t expires_at_ms);
+
+/* ==== Metrics (docs/production.md, "Metrics") ==== */
+
+typedef enum wsn_refusal {
+    WSN_REFUSED_SHUTDOWN = 0,
+    WSN_REFUSED_MAX_CLIENTS = 1,
+    WSN_REFUSED_PER_ADDRESS = 2,
+    WSN_REFUSED_DESCRIPTORS = 3,
+    WSN_REFUSED_ORIGIN = 4,
+    WSN_REFUSED_BAD_REQUEST = 5,
+    WSN_REFUSED_AUTH = 6,
+    WSN_REFUSED_AUTH_TIMEOUT = 7,
+    WSN_REFUSED_AUTH_QUEUE = 8,
+    WSN_REFUSED_TLS = 9
+} wsn_refusal;
+
+typedef enum wsn_close_reason {
+    WSN_CLOSED_SLOW = 0,
+    WSN_CLOSED_RATE = 1,
+    WSN_CLOSED_EXPIRED = 2,
+    WSN_CLOSED_TOO_BIG = 3,
+    WSN_CLOSED_PONG = 4,
+    WSN_CLOSED_QUEUE_FULL = 5,
+    WSN_CLOSED_BUSY = 6
+} wsn_close_reason;
+
+const char *wsn_refusal_name(int reason);
+const char *wsn_close_reason_name(int reason);
+
+typedef struct wsn_metrics {
+    size_t size;
+
+    uint64_t connections;
+    uint64_t connections_accepted;
+    uint64_t connections_refused[16];
+    uint64_t connections_closed[16];
+
+    uint64_t connections_ended;
+
+    uint64_t subscriptions;
+
+    uint64_t channels;
+
+    uint64_t messages_received[3];
+    uint64_t bytes_received[3];
+    uint64_t messages_invalid;
+
+    uint64_t deliveries;
+
+    uint64_t messages_sent;
+    uint64_t bytes_sent;
+    uint64_t messages_dropped;
+
+    uint64_t queued;
+
+    uint64_t queue_max;
+
+    uint64_t stalled_clients;
+
+    uint64_t publish_refused_limit;
+
+    uint64_t publish_refused_again;
+    uint64_t publish_refused_timeout;
+    uint64_t publish_refused_backpressure;
+
+    uint64_t pending_batches;
+
+    uint64_t events_queued;
+    uint64_t events_queued_bytes;
+    uint64_t clients_paused;
+
+    uint64_t reads_paused;
+
+    uint64_t logs_dropped;
+
+    uint64_t broker_state;
+    uint64_t broker_sent;
+    uint64_t broker_refused;
+    uint64_t broker_unconfirmed;
+    uint64_t broker_received;
+    uint64_t broker_ignored;
+    uint64_t broker_dropped;
+    uint64_t broker_reconnects;
+} wsn_metrics;
+
+int wsn_server_metrics(wsn_server *srv, wsn_metrics *m);
+
+int wsn_server_metrics_text(wsn_server *srv, char *buf, size_t cap, size_t *len);
 
 /* ==== Utilities ==== */
 

@@ -111,6 +111,7 @@ static void test_option_defaults(void)
         {WSN_OPT_AUTH_QUEUE, 1024},
         {WSN_OPT_MAX_CLIENTS_PER_ADDRESS, 0},
         {WSN_OPT_AUTHENTICATE, 0},
+        {WSN_OPT_METRICS, 0},
     };
     static const struct {
         wsn_option id;
@@ -120,6 +121,7 @@ static void test_option_defaults(void)
         {WSN_OPT_PATH, "/ws"},
         {WSN_OPT_STATIC_DIR, ""},
         {WSN_OPT_BROKER, ""},
+        {WSN_OPT_METRICS_TOKEN, ""},
         {WSN_OPT_BACKPRESSURE_REASON, "going away: backpressure"},
         {WSN_OPT_ALLOWED_ORIGINS, ""},
     };
@@ -187,6 +189,8 @@ static const struct {
     {"auth_queue", WSN_OPT_AUTH_QUEUE, WSN_OPTTYPE_INT},
     {"max_clients_per_address", WSN_OPT_MAX_CLIENTS_PER_ADDRESS, WSN_OPTTYPE_INT},
     {"authenticate", WSN_OPT_AUTHENTICATE, WSN_OPTTYPE_BOOL},
+    {"metrics", WSN_OPT_METRICS, WSN_OPTTYPE_BOOL},
+    {"metrics_token", WSN_OPT_METRICS_TOKEN, WSN_OPTTYPE_STRING},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 

@@ -137,13 +137,17 @@ void wsni_client_refill_from_overflow(wsn_client *c)
 
 void wsni_client_queue_clear(wsn_client *c)
 {
+    uint64_t discarded = c->ring_len;
     wsni_client_queue_pop(c, c->ring_len);
     frame_node *n;
     while ((n = first_waiting(c))) {
         wsni_list_remove(&c->overflow, &n->node);
         wsni_frame_unref(n->frame);
         free(n);
+        discarded++;
     }
+    if (discarded)
+        wsni_count_io(&c->srv->counters.discarded, discarded);
     unstall(c);
 }
 
@@ -215,7 +219,7 @@ void wsni_client_kill(wsn_client *c)
     c->srv->transport->cut(c);
 }
 
-static void drop_for_backpressure(wsn_client *c, const char *why);
+static void drop_for_backpressure(wsn_client *c, wsni_closing reason, const char *why);
 
 /* deadline_timer: close_grace ran out for a dropped client's close frame,
  * or the oldest queued frame may have waited write_wait. */
@@ -247,7 +251,7 @@ static void deadline_fired(wsni_timer *tm)
         wsni_client_kill(c);
         return;
     }
-    drop_for_backpressure(c, "oldest queued message older than write_wait");
+    drop_for_backpressure(c, WSNI_CLOSED_SLOW, "oldest queued message older than write_wait");
 }
 
 void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue)
@@ -269,28 +273,32 @@ void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, i
     wsni_client_request_write(c);
 }
 
-static void drop_for_backpressure(wsn_client *c, const char *why)
+static void drop_for_backpressure(wsn_client *c, wsni_closing closing, const char *why)
 {
     const char *reason = c->srv->backpressure_reason;
+    wsni_count_io(&c->srv->counters.closed[closing], 1);
     wsni_log(c->srv, WSN_LOG_WARN, "client %s: %s, closing (%s)", c->id, why, reason);
     wsni_client_begin_close(c, 1001 /* going away */, reason, 1);
 }
 
 static int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait, int64_t now)
 {
-    if (!c->attached || c->closing)
+    if (!c->attached || c->closing) {
+        wsni_count_io(&srv->counters.missed, 1);
         return WSN_OK;
+    }
     if (!c->overflow.head && ring_has_room(c, f)) {
         ring_push(c, frame_ref(f), now);
         wsni_client_request_write(c);
         return WSN_OK;
     }
-    if (srv->drop_on_backpressure) {
-        drop_for_backpressure(c, "send queue full");
+    if (srv->drop_on_backpressure || !may_wait) {
+        wsni_count_io(&srv->counters.missed, 1);
+        if (!srv->drop_on_backpressure)
+            return WSN_EBACKPRESSURE;
+        drop_for_backpressure(c, WSNI_CLOSED_QUEUE_FULL, "send queue full");
         return WSN_OK;
     }
-    if (!may_wait)
-        return WSN_EBACKPRESSURE;
     /* Block mode: keep the frame in order behind the full queue; while any
      * client is stalled, publishers wait before queueing more, so this list
      * holds at most the commands already queued. The queue's deadline is
@@ -298,7 +306,8 @@ static int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_w
      * waited write_wait. */
     frame_node *n = calloc(1, sizeof(*n));
     if (!n) {
-        drop_for_backpressure(c, "out of memory for its queue");
+        wsni_count_io(&srv->counters.missed, 1);
+        drop_for_backpressure(c, WSNI_CLOSED_QUEUE_FULL, "out of memory for its queue");
         return WSN_ENOMEM;
     }
     n->frame = frame_ref(f);
@@ -316,6 +325,7 @@ static int deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_w
 
 int wsni_deliver_frame(wsn_server *srv, wsn_client *c, wsn_frame *f, int may_wait)
 {
+    wsni_count_io(&srv->counters.offered, 1);
     return deliver_frame(srv, c, f, may_wait, wsni_now_us(srv));
 }
 
@@ -333,6 +343,7 @@ static int deliver_outgoing(wsn_server *srv, wsn_client *c, outgoing *o, int may
 {
     wsn_frame *f = wsni_outgoing_frame(o, c->format);
     if (!f) {
+        wsni_count_io(&srv->counters.missed, 1);
         wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: encoding failed", c->id);
         return WSN_ENOMEM;
     }
@@ -341,6 +352,7 @@ static int deliver_outgoing(wsn_server *srv, wsn_client *c, outgoing *o, int may
 
 int wsni_deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_wait)
 {
+    wsni_count_io(&srv->counters.offered, 1);
     return deliver_outgoing(srv, c, o, may_wait, wsni_now_us(srv));
 }
 
@@ -351,8 +363,11 @@ int wsni_deliver_run_to_channel(wsn_server *srv, const char *name, outgoing *con
     if (!ch)
         return WSN_OK;
     int rc = WSN_OK;
-    /* One clock reading per run, not per member: the frames' queue times. */
+    /* One clock reading per run, not per member: the frames' queue times.
+     * Counted per run too: each member is offered every frame (members
+     * stay while the walk runs: a dropped client leaves on CLOSED). */
     int64_t now = wsni_now_us(srv);
+    wsni_count_io(&srv->counters.offered, HASH_CNT(hh_chan, ch->members) * count);
     membership *m, *tmp;
     HASH_ITER(hh_chan, ch->members, m, tmp)
     {
@@ -372,6 +387,7 @@ int wsni_deliver_to_channel(wsn_server *srv, const char *name, outgoing *o, int 
 
 void wsni_client_attach(wsn_client *c)
 {
+    wsni_count_io(&c->srv->counters.accepted, 1);
     c->attached = 1;
     atomic_store(&c->connected, 1);
     atomic_fetch_add(&c->srv->format_clients[c->format], 1);
@@ -388,4 +404,5 @@ void wsni_client_detach(wsn_client *c)
     wsni_registry_remove_client(&srv->reg, c);
     wsni_client_queue_clear(c);
     c->attached = 0;
+    wsni_count_io(&srv->counters.ended, 1);
 }

@@ -31,6 +31,7 @@ int wsni_registry_join(registry *r, wsn_client *c, const char *name, int *joined
             return WSN_ENOMEM;
         }
         HASH_ADD_KEYPTR(hh, r->channels, ch->name, strlen(ch->name), ch);
+        wsni_gauge_io(&r->channel_count, 1);
     }
     membership *m = NULL;
     HASH_FIND(hh_chan, ch->members, &c, sizeof(c), m);
@@ -39,6 +40,7 @@ int wsni_registry_join(registry *r, wsn_client *c, const char *name, int *joined
     m = calloc(1, sizeof(*m));
     if (!m) {
         if (!ch->members) { /* made just now: no empty channel stays */
+            wsni_gauge_io(&r->channel_count, -1);
             HASH_DEL(r->channels, ch);
             free(ch->name);
             free(ch);
@@ -52,6 +54,7 @@ int wsni_registry_join(registry *r, wsn_client *c, const char *name, int *joined
     if (c->subs)
         c->subs->client_prev = m;
     c->subs = m;
+    wsni_gauge_io(&r->membership_count, 1);
     if (r->watch && HASH_CNT(hh_chan, ch->members) == 1)
         r->watch(r->watch_user, ch->name, 1);
     *joined = 1;
@@ -75,9 +78,11 @@ static void drop_membership(registry *r, membership *m)
     if (m->client_next)
         m->client_next->client_prev = m->client_prev;
     free(m);
+    wsni_gauge_io(&r->membership_count, -1);
     if (!ch->members) {
         if (r->watch)
             r->watch(r->watch_user, ch->name, 0);
+        wsni_gauge_io(&r->channel_count, -1);
         HASH_DEL(r->channels, ch);
         free(ch->name);
         free(ch);

@@ -6,6 +6,7 @@
 #ifndef WSN_REGISTRY_H
 #define WSN_REGISTRY_H
 
+#include "engine/counters.h"
 #include "wsnotify.h"
 
 #include "util/hash.h"
@@ -31,6 +32,9 @@ typedef struct registry {
      * loses its last (0); NULL: nobody listens (engine/broker.c sets it). */
     void (*watch)(void *user, const char *channel, int first);
     void *watch_user;
+    /* Gauges for the metrics snapshot: io writes them as channels and
+     * memberships come and go, any thread reads them. */
+    wsni_counter channel_count, membership_count;
 } registry;
 
 int wsni_registry_subscribe(registry *r, wsn_client *c, const char *name);

@@ -21,6 +21,7 @@ int wsni_event_queue_init(event_queue *q, size_t pause_at, size_t log_cap,
     q->logs_dropped = 0;
     q->fd_readable = 0;
     q->paused = 0;
+    q->paused_clients = 0;
     q->events = (wsni_list){0};
     q->messages = 0;
     q->bytes = 0;
@@ -125,6 +126,7 @@ int wsni_event_queue_push(event_queue *q, struct wsn_event *ev, int defer)
         if (!c->host_paused && (c->host_messages >= q->share_at ||
                                 (q->share_bytes && c->host_bytes >= q->share_bytes))) {
             c->host_paused = 1;
+            q->paused_clients++;
             pause |= EVQ_PAUSE_CLIENT;
         }
         /* Clients' shares now pause them long before the whole backlog
@@ -181,6 +183,8 @@ int wsni_event_queue_pop(event_queue *q, struct wsn_event **out, int *resume)
         if (c->host_paused && c->host_messages <= q->share_at / 2 &&
             (!q->share_bytes || c->host_bytes <= q->share_bytes / 2)) {
             c->host_paused = 0;
+            assert(q->paused_clients > 0 && "paused client count below zero");
+            q->paused_clients--;
             *resume |= EVQ_RESUME_CLIENT;
         }
     }
@@ -251,4 +255,14 @@ int wsni_event_queue_ready(event_queue *q, int *closed)
     *closed = q->stopped_taken;
     pthread_mutex_unlock(&q->lock);
     return ready;
+}
+
+void wsni_event_queue_stats_get(event_queue *q, wsni_event_queue_stats *out)
+{
+    pthread_mutex_lock(&q->lock);
+    out->messages = q->messages;
+    out->bytes = q->bytes;
+    out->paused_clients = q->paused_clients;
+    out->paused = q->paused;
+    pthread_mutex_unlock(&q->lock);
 }

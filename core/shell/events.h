@@ -44,6 +44,7 @@ typedef struct event_queue {
     size_t share_at;               /* const: one client's MESSAGE events that pause its reads */
     size_t share_bytes;            /* const: their bytes that do; 0 = none */
     int paused;                    /* lock: reads from clients are paused */
+    size_t paused_clients;         /* lock: clients with host_paused set */
     int signal_due;                /* lock: pushed with the wake-up deferred */
     int fd;                        /* eventfd; const */
     int fd_readable;               /* lock: the eventfd's counter is nonzero */
@@ -115,6 +116,13 @@ void wsni_event_queue_push_log(event_queue *q, wsn_log_level level, const char *
 /* wsn_server_next_log's contract. */
 int wsni_event_queue_pop_log(event_queue *q, wsn_log_level *level, char *buf, size_t cap,
                         size_t *len);
+/* What the metrics report of the queue (any thread). */
+typedef struct wsni_event_queue_stats {
+    size_t messages, bytes, paused_clients;
+    int paused;
+} wsni_event_queue_stats;
+void wsni_event_queue_stats_get(event_queue *q, wsni_event_queue_stats *out);
+
 /* Whether events or log lines wait (any thread). */
 int wsni_event_queue_ready(event_queue *q, int *closed);
 

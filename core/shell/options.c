@@ -60,6 +60,8 @@ static const struct option_spec option_specs[WSN_OPTION_COUNT + 1] = {
     [WSN_OPT_AUTH_QUEUE] = {"auth_queue", WSN_OPTTYPE_INT, 1024, 1, 1000000, NULL},
     [WSN_OPT_MAX_CLIENTS_PER_ADDRESS] = {"max_clients_per_address", WSN_OPTTYPE_INT, 0, 0, 1000000, NULL},
     [WSN_OPT_AUTHENTICATE] = {"authenticate", WSN_OPTTYPE_BOOL, 0, 0, 1, NULL},
+    [WSN_OPT_METRICS] = {"metrics", WSN_OPTTYPE_BOOL, 0, 0, 1, NULL},
+    [WSN_OPT_METRICS_TOKEN] = {"metrics_token", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
 };
 
 static const struct option_spec *spec_of(wsn_option id)
@@ -191,6 +193,11 @@ WSN_API int wsn_options_set_string(wsn_options *o, wsn_option id, const char *va
     /* A close reason must fit a control frame: 125 bytes minus the code. */
     if (id == WSN_OPT_BACKPRESSURE_REASON && strlen(value) > 123)
         return WSN_ERANGE;
+    /* Compared with what follows "Bearer " in a header: visible ASCII. */
+    if (id == WSN_OPT_METRICS_TOKEN)
+        for (const char *p = value; *p; p++)
+            if (*p <= ' ' || *p > '~')
+                return WSN_EINVAL;
     char *copy = strdup(value);
     if (!copy)
         return WSN_ENOMEM;

@@ -3,6 +3,7 @@
 #include "engine/codec_json.h"
 #include "shell/cluster.h"
 #include "shell/commands.h"
+#include "shell/metrics.h"
 #include "engine/json_scan.h"
 #include "util/text.h"
 
@@ -230,9 +231,10 @@ WSN_API int wsn_server_publish_ex(wsn_server *srv, wsn_client *client, const cha
     if (!srv || check_flags(flags))
         return WSN_EINVAL;
     if (client)
-        return publish_client(srv, client, channel, type, data, len, message_id, reply_to_id,
-                              flags);
-    return publish_channel(srv, channel, type, data, len, message_id, reply_to_id, flags);
+        return wsni_publish_result(srv, publish_client(srv, client, channel, type, data, len,
+                                                       message_id, reply_to_id, flags));
+    return wsni_publish_result(
+        srv, publish_channel(srv, channel, type, data, len, message_id, reply_to_id, flags));
 }
 
 WSN_API int wsn_server_publish(wsn_server *srv, const char *channel, const char *json)
@@ -262,10 +264,9 @@ WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *c, const c
 
 /* A client id of this server is found in its table; one of another
  * server (its id names that server) goes to that server's inbox. */
-WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_id,
-                                            const char *channel, wsn_message_type type,
-                                            const void *data, size_t len,
-                                            const char *message_id, const char *reply_to_id)
+static int publish_to_client_id(wsn_server *srv, const char *client_id, const char *channel,
+                                wsn_message_type type, const void *data, size_t len,
+                                const char *message_id, const char *reply_to_id)
 {
     if (!srv || !client_id || !client_id[0])
         return WSN_EINVAL;
@@ -296,6 +297,15 @@ WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_
     return wsni_command_submit(srv, cmd, 0);
 }
 
+WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_id,
+                                            const char *channel, wsn_message_type type,
+                                            const void *data, size_t len,
+                                            const char *message_id, const char *reply_to_id)
+{
+    return wsni_publish_result(srv, publish_to_client_id(srv, client_id, channel, type, data, len,
+                                                         message_id, reply_to_id));
+}
+
 WSN_API int wsn_server_send_raw_ex(wsn_server *srv, wsn_client *c, wsn_message_type type,
                                    const void *data, size_t len, int flags)
 {
@@ -319,7 +329,7 @@ WSN_API int wsn_server_send_raw_ex(wsn_server *srv, wsn_client *c, wsn_message_t
         return WSN_ENOMEM;
     }
     cmd->client = wsn_client_retain(c);
-    return wsni_command_submit(srv, cmd, flags);
+    return wsni_publish_result(srv, wsni_command_submit(srv, cmd, flags));
 }
 
 WSN_API int wsn_server_send_raw(wsn_server *srv, wsn_client *c, wsn_message_type type,

@@ -6,6 +6,7 @@
 #include "engine/batch.h"
 #include "engine/codec_json.h"
 #include "shell/commands.h"
+#include "shell/metrics.h"
 #include "util/text.h"
 
 #include <limits.h>
@@ -67,7 +68,7 @@ static int check_channel(wsn_server *srv, const char *channel)
     return WSN_OK;
 }
 
-static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type type,
+static int add_to_batch(wsn_server *srv, const char *channel, wsn_message_type type,
                         const void *data, size_t len, uint64_t ident, const char *name,
                         int64_t ttl_ms, int flags)
 {
@@ -140,6 +141,14 @@ static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type t
      * now is queued all the same (batches are bounded by the batch
      * limits), rather than losing the batch or waiting. */
     return wsni_command_submit(srv, flush, (flags & WSN_PUBLISH_NONBLOCK) ? SUBMIT_NO_ROOM_CHECK : 0);
+}
+
+static int publish_wait(wsn_server *srv, const char *channel, wsn_message_type type,
+                        const void *data, size_t len, uint64_t ident, const char *name,
+                        int64_t ttl_ms, int flags)
+{
+    return wsni_publish_result(srv,
+                               add_to_batch(srv, channel, type, data, len, ident, name, ttl_ms, flags));
 }
 
 WSN_API int wsn_server_publish_wait(wsn_server *srv, const char *channel, const char *json,

@@ -70,6 +70,7 @@ static void tick(wsni_timer *tm)
     while ((c = first_by_pong(srv)) && now - wsni_conn_of(c)->last_pong >= pong_wait_us(srv)) {
         wsni_log(srv, WSN_LOG_INFO, "client %s: no pong within pong_wait, dropping", c->id);
         wsni_keepalive_remove(srv, c);
+        wsni_count_io(&srv->counters.closed[WSNI_CLOSED_PONG], 1);
         wsni_client_kill(c);
     }
     while ((c = first_by_ping(srv)) && now - wsni_conn_of(c)->last_ping >= ping_period_us(srv)) {

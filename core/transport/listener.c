@@ -168,8 +168,10 @@ static int shed_one(wsn_server *srv)
     if (srv->lws->spare_fd >= 0) {
         close(srv->lws->spare_fd);
         int fd = accept4(srv->lws->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+            wsni_count_io(&srv->counters.refused[WSNI_REFUSED_DESCRIPTORS], 1);
+        }
         srv->lws->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd >= 0)
             return 1;

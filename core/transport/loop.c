@@ -10,6 +10,7 @@
 #include "transport/listener.h"
 #include "transport/lws_state.h"
 #include "transport/memory.h"
+#include "transport/metrics_http.h"
 #include "transport/origin.h"
 #include "transport/rx_buffers.h"
 #include "transport/rx_quiet.h"
@@ -52,6 +53,7 @@ struct pss {
     int health;         /* an HTTP /healthz body is due */
     char *health_why;   /* malloc'd: the 503 body due (why the server is not
                            healthy); freed when written or at close */
+    struct wsni_metrics_reply *metrics; /* a GET /metrics answer being written */
 };
 
 void wsni_loop_emit(wsn_server *srv, wsn_event *ev)
@@ -154,6 +156,13 @@ static int refuse(struct lws *wsi, unsigned int status, const char *why)
     return 1;
 }
 
+/* Counts a refusal for the metrics and passes refuse()'s result on. */
+static int refused(wsn_server *srv, wsni_refusal why, int rc)
+{
+    wsni_count_io(&srv->counters.refused[why], 1);
+    return rc;
+}
+
 /* lws drops a client whose every offered subprotocol is unknown without a
  * word; we answer 400 instead. No header at all means JSON. */
 static int subprotocol_supported(struct lws *wsi)
@@ -173,31 +182,36 @@ static int subprotocol_supported(struct lws *wsi)
 static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
 {
     if (srv->lws->draining)
-        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server shutting down");
+        return refused(srv, WSNI_REFUSED_SHUTDOWN,
+                       refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server shutting down"));
     char *uri = header_copy(wsi, WSI_TOKEN_GET_URI);
     if (!uri)
-        return refuse(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "WebSocket upgrade needs GET");
+        return refused(srv, WSNI_REFUSED_BAD_REQUEST,
+                       refuse(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "WebSocket upgrade needs GET"));
     int right_path = !strcmp(uri, opt_str(srv->opts, WSN_OPT_PATH));
     free(uri);
     if (!right_path)
-        return refuse(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+        return refused(srv, WSNI_REFUSED_BAD_REQUEST, refuse(wsi, HTTP_STATUS_NOT_FOUND, NULL));
     if (srv->lws->client_cap && srv->connected >= srv->lws->client_cap) {
         unsigned n = wsni_ratelog_due(&srv->lws->clients_log);
         if (n)
             wsni_log(srv, WSN_LOG_WARN, "%d clients (%s): %u upgrades refused with 503",
                      srv->lws->client_cap,
                      srv->max_clients ? "max_clients" : "what RLIMIT_NOFILE leaves", n);
-        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many clients");
+        return refused(srv, WSNI_REFUSED_MAX_CLIENTS,
+                       refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many clients"));
     }
     if (!subprotocol_supported(wsi))
-        return refuse(wsi, HTTP_STATUS_BAD_REQUEST,
-                      "unsupported subprotocol: offer wsnotify.json or wsnotify.msgpack");
+        return refused(srv, WSNI_REFUSED_BAD_REQUEST,
+                       refuse(wsi, HTTP_STATUS_BAD_REQUEST,
+                              "unsupported subprotocol: offer wsnotify.json or wsnotify.msgpack"));
     /* With no extension to accept, lws 4.1.6 reads an extension offer to
      * its end, gives up at byte 255 and drops the connection unanswered
      * (lws_extension_server_handshake): answer instead. */
     if (lws_hdr_total_length(wsi, WSI_TOKEN_EXTENSIONS) >= 255)
-        return refuse(wsi, HTTP_STATUS_BAD_REQUEST,
-                      "Sec-WebSocket-Extensions over 254 bytes (no extension is supported)");
+        return refused(srv, WSNI_REFUSED_BAD_REQUEST,
+                       refuse(wsi, HTTP_STATUS_BAD_REQUEST,
+                              "Sec-WebSocket-Extensions over 254 bytes (no extension is supported)"));
     char *origin = header_copy(wsi, WSI_TOKEN_ORIGIN);
     char *host = header_copy(wsi, WSI_TOKEN_HOST);
     int ok;
@@ -211,7 +225,8 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
     free(origin);
     free(host);
     if (!ok)
-        return refuse(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+        return refused(srv, WSNI_REFUSED_ORIGIN,
+                       refuse(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed"));
     if (opt_int(srv->opts, WSN_OPT_AUTHENTICATE) && wsni_gate_unanswered(wsi)) {
         /* The gate asks the host about a plain connection's first request
          * only; over TLS the request waits once upgraded. */
@@ -423,10 +438,13 @@ static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char
                      ->parse(rx, len, &ev->msg, &error);
         if (rc) {
             wsn_event_free(ev);
+            wsni_count_io(&srv->counters.invalid, 1);
             reply_error(srv, c, error);
             return;
         }
     }
+    wsni_count_io(&srv->counters.received[ev->msg.type], 1);
+    wsni_count_io(&srv->counters.received_bytes[ev->msg.type], len);
     wsni_loop_emit(srv, ev);
 }
 
@@ -447,6 +465,7 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
         static const char reason[] = "message too big";
         wsni_log(srv, WSN_LOG_INFO, "client %s: message over read_limit (%zu)", c->id,
                 srv->read_limit);
+        wsni_count_io(&srv->counters.closed[WSNI_CLOSED_TOO_BIG], 1);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
                          sizeof(reason) - 1);
         return -1;
@@ -470,6 +489,7 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
              * would go beyond the server's bound is asked to come back. */
             static const char reason[] = "server busy: try again later";
             partial_refused_log(srv, c);
+            wsni_count_io(&srv->counters.closed[WSNI_CLOSED_BUSY], 1);
             lws_close_reason(wsi, (enum lws_close_status)1013, (unsigned char *)reason,
                              sizeof(reason) - 1);
             return -1;
@@ -507,6 +527,8 @@ static int write_coalesced(wsn_server *srv, wsn_client *c, struct lws *wsi)
         if (first->wire_len > srv->lws->coalesce_cap) {
             if (lws_write(wsi, first->wire, first->wire_len, LWS_WRITE_RAW) < 0)
                 return -1;
+            wsni_count_io(&srv->counters.sent, 1);
+            wsni_count_io(&srv->counters.sent_bytes, first->wire_len);
             wsni_client_queue_pop(c, 1);
         } else {
             unsigned char *out = srv->lws->coalesce + LWS_PRE;
@@ -520,6 +542,8 @@ static int write_coalesced(wsn_server *srv, wsn_client *c, struct lws *wsi)
             }
             if (lws_write(wsi, out, total, LWS_WRITE_RAW) < 0)
                 return -1;
+            wsni_count_io(&srv->counters.sent, n);
+            wsni_count_io(&srv->counters.sent_bytes, total);
             wsni_client_queue_pop(c, n);
         }
         wsni_client_refill_from_overflow(c);
@@ -536,6 +560,8 @@ static int write_one(wsn_client *c, struct lws *wsi)
         0)
         return -1;
     wsni_conn_of(c)->inflight = frame_ref(f);
+    wsni_count_io(&c->srv->counters.sent, 1);
+    wsni_count_io(&c->srv->counters.sent_bytes, f->wire_len); /* before compression */
     wsni_client_queue_pop(c, 1);
     wsni_client_refill_from_overflow(c);
     return 0;
@@ -720,15 +746,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         if (pss && is_health_request(wsi))
             return health_headers(srv, wsi, pss);
+        if (pss && wsni_metrics_http_wanted(srv, wsi))
+            return wsni_metrics_http_headers(srv, wsi, &pss->metrics);
         break;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (pss && pss->health)
             return health_body(wsi, pss);
+        if (pss && pss->metrics)
+            return wsni_metrics_http_body(wsi, &pss->metrics);
         break;
     case LWS_CALLBACK_CLOSED_HTTP:
         if (pss) {
             free(pss->health_why);
             pss->health_why = NULL;
+            wsni_metrics_http_free(&pss->metrics);
         }
         break;
     default:
@@ -824,7 +855,7 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
         };
         srv->lws->mount_health.mount_next = &srv->lws->mount_static;
     }
-    info->mounts = &srv->lws->mount_health;
+    info->mounts = wsni_metrics_http_mount(srv, &srv->lws->mount_health);
 
     /* The listening socket is ours (listener.c): the vhost only serves
      * the connections we hand it. */

@@ -133,9 +133,12 @@ struct wsni_lws {
     uint64_t last_upgrade_id;
     struct wsni_address_count *by_address;
     wsni_ratelog address_log, gate_log;
+    /* queue_depth.c: the walk that finds the fullest send queue */
+    int depth_armed;
+    wsni_timer depth_timer;
     struct lws_protocols protocols[3];
     struct lws_protocol_vhost_options pvo_default, pvo_json;
-    struct lws_http_mount mount_static, mount_health;
+    struct lws_http_mount mount_static, mount_health, mount_metrics;
     struct lws_extension extensions[2];
     lws_retry_bo_t retry;
     rx_pool rx_pool; /* io: lws's receive buffers (rx_buffers.c) */

@@ -5,6 +5,7 @@
 
 #include "engine/frame.h"
 #include "engine/objects.h"
+#include "transport/queue_depth.h"
 
 #include <assert.h>
 
@@ -15,6 +16,8 @@ static void want_write(wsn_client *c)
 {
     if (wsni_conn_of(c)->wsi)
         lws_callback_on_writable(wsni_conn_of(c)->wsi);
+    if (!c->srv->lws->depth_armed)
+        wsni_queue_depth_watch(c->srv);
 }
 
 static void cut(wsn_client *c)
