@@ -107,6 +107,7 @@ declare -A PY_MODULES=(
     [cffi]=cffi
     [pytest]=pytest
     [msgpack]=msgpack
+    [prometheus_client]=prometheus-client
     [build]=build
     [setuptools]=setuptools
     [wheel]=wheel

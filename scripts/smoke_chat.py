@@ -11,7 +11,10 @@ Starts the built binary on a free port, then, over real sockets:
   - a client that stops reading while it broadcasts to itself is closed
     for backpressure, and the others are still served;
   - SIGTERM (then, in a second run, SIGINT) stops the server with exit
-    status 0 and every client sees close 1001 "server shutdown".
+    status 0 and every client sees close 1001 "server shutdown";
+  - GET /metrics is 404 in those runs; a third run with --metrics
+    --metrics-token T answers 401 without the token and, with it, the
+    Prometheus text whose counts follow a client's connect and subscribe.
 
 Usage: python3 scripts/smoke_chat.py [path/to/wsnotify-chat]
 Exits 0 when every check passed; prints "N passed, N failed" last.
@@ -27,6 +30,7 @@ import socket
 import struct
 import sys
 import time
+import urllib.error
 import urllib.request
 
 try:  # websockets >= 13
@@ -252,6 +256,47 @@ async def scenario(srv, sig):
               f"{ws.close_reason!r}")
 
 
+def http_get(url, headers=None):
+    """(status, body) of a GET, errors included."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers or {}),
+                         timeout=TIMEOUT) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def sample(text, name):
+    """The value of the sample line `name value` (labels included in name)."""
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+async def metrics_scenario(srv, token):
+    url = f"http://127.0.0.1:{srv.port}/metrics"
+    status, _ = await asyncio.to_thread(http_get, url)
+    check(status == 401, f"--metrics-token: GET /metrics without it is 401 (got {status})")
+    auth = {"Authorization": f"Bearer {token}"}
+    status, text = await asyncio.to_thread(http_get, url, auth)
+    check(status == 200 and sample(text, "wsnotify_connections") == 0,
+          f"with the token: 200 and no connection yet ({status})")
+    ws = await connect(f"ws://127.0.0.1:{srv.port}/ws")
+    await ws.send(json.dumps({
+        "type": "json", "channel": "room",
+        "message": {"action": "subscribe", "channel": "room"}, "message_id": "s"}))
+    await recv_json(ws)
+    status, text = await asyncio.to_thread(http_get, url, auth)
+    want = {"wsnotify_connections": 1, "wsnotify_connections_accepted_total": 1,
+            'wsnotify_messages_received_total{type="json"}': 1,
+            "wsnotify_subscriptions": 1, "wsnotify_channels": 1}
+    got = {k: sample(text, k) for k in want}
+    check(status == 200 and got == want, f"the counts follow the client: {got}")
+    await ws.close()
+    rc = await asyncio.to_thread(srv.stop, signal.SIGTERM)
+    check(rc == 0, f"SIGTERM with --metrics: exit status 0 (got {rc})")
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         ROOT, "build", "examples", "wsnotify-chat")
@@ -259,6 +304,8 @@ def main():
         print(f"chat smoke run, stopping with {signal.Signals(sig).name}")
         srv = ChatServer(binary)
         try:
+            status = http_get(f"http://127.0.0.1:{srv.port}/metrics")[0]
+            check(status == 404, f"no --metrics: GET /metrics is 404 (got {status})")
             asyncio.run(asyncio.wait_for(scenario(srv, sig), 60))
         except Exception as e:  # report, don't hide
             check(False, f"scenario raised {type(e).__name__}: {e}")
@@ -268,6 +315,18 @@ def main():
                 srv.proc.wait()
         if tally.failed:
             print("server output:\n" + "".join(srv.lines))
+    print("chat smoke run with --metrics --metrics-token")
+    srv = ChatServer(binary, extra_args=("--metrics", "--metrics-token", "smoke-t0ken"))
+    try:
+        asyncio.run(asyncio.wait_for(metrics_scenario(srv, "smoke-t0ken"), 60))
+    except Exception as e:
+        check(False, f"metrics scenario raised {type(e).__name__}: {e}")
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
+    if tally.failed:
+        print("server output:\n" + "".join(srv.lines))
     print(f"chat: {tally.passed} passed, {tally.failed} failed")
     return 1 if tally.failed else 0
 

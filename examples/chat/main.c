@@ -29,7 +29,8 @@
  * program exits 0.
  *
  *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
- *                 [--broker URL] [--auth-token T]
+ *                 [--broker URL] [--auth-token T] [--metrics]
+ *                 [--metrics-token T]
  *
  * The port defaults to $WSN_PORT, else 8080. With --broker (or
  * $WSN_BROKER) redis://host:port, several chat servers share their rooms
@@ -40,6 +41,9 @@
  * message only with --verbose (debug level), so that a busy server does
  * not spend its time writing its log. There is no --compression: the
  * engine refuses permessage-deflate (docs/api.md, "Compression").
+ * --metrics serves the engine's counters at GET /metrics in the Prometheus
+ * text format (docs/production.md); with --metrics-token T (or
+ * $WSN_METRICS_TOKEN) only to "Authorization: Bearer T".
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -361,12 +365,15 @@ struct config {
     int verbose;
     const char *broker; /* "" = this process only */
     const char *auth_token; /* NULL = no authentication */
+    int metrics;               /* --metrics: serve GET /metrics */
+    const char *metrics_token; /* "" = /metrics open */
 };
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
             "usage: %s [--host ADDR] [--port N] [--static-dir DIR] "
             "[--verbose] [--broker URL] [--auth-token T]\n"
+            "       [--metrics] [--metrics-token T]\n"
             "\n"
             "  --host ADDR        listen address (default 127.0.0.1;\n"
             "                     0.0.0.0 for every interface)\n"
@@ -382,7 +389,11 @@ static void usage(FILE *out, const char *argv0) {
             "  --auth-token T     clients must send ?token=T or\n"
             "                     \"Authorization: Bearer T\"; others get 401\n"
             "                     (default $WSN_AUTH_TOKEN, else no check;\n"
-            "                     open the page as /?token=T)\n",
+            "                     open the page as /?token=T)\n"
+            "  --metrics          serve GET /metrics (Prometheus text format)\n"
+            "  --metrics-token T  with --metrics: answer only requests with\n"
+            "                     'Authorization: Bearer T' (default\n"
+            "                     $WSN_METRICS_TOKEN, else open)\n",
             argv0);
 }
 
@@ -473,6 +484,11 @@ static int parse_args(int argc, char **argv, struct config *cfg) {
                 return -1;
             }
             cfg->auth_token = val;
+        } else if (IS("--metrics")) {
+            cfg->metrics = 1;
+        } else if (IS("--metrics-token")) {
+            NEED_VALUE();
+            cfg->metrics_token = val;
         } else if (IS("--verbose") || IS("-v")) {
             cfg->verbose = 1;
         } else {
@@ -504,11 +520,13 @@ static int set_str(wsn_options *o, wsn_option id, const char *v) {
 }
 
 int main(int argc, char **argv) {
-    struct config cfg = {"127.0.0.1", 8080, NULL, 0, "", NULL};
+    struct config cfg = {"127.0.0.1", 8080, NULL, 0, "", NULL, 0, ""};
     if (getenv("WSN_AUTH_TOKEN") && *getenv("WSN_AUTH_TOKEN"))
         cfg.auth_token = getenv("WSN_AUTH_TOKEN");
     if (getenv("WSN_BROKER"))
         cfg.broker = getenv("WSN_BROKER");
+    if (getenv("WSN_METRICS_TOKEN"))
+        cfg.metrics_token = getenv("WSN_METRICS_TOKEN");
     const char *env_port = getenv("WSN_PORT");
     if (env_port && *env_port && parse_port(env_port, &cfg.port) != 0) {
         fprintf(stderr, "%s: bad WSN_PORT '%s'\n", argv[0], env_port);
@@ -557,6 +575,8 @@ int main(int argc, char **argv) {
     rc |= set_str(opts, WSN_OPT_STATIC_DIR, static_dir);
     rc |= set_str(opts, WSN_OPT_BROKER, cfg.broker);
     rc |= set_int(opts, WSN_OPT_AUTHENTICATE, cfg.auth_token != NULL);
+    rc |= set_int(opts, WSN_OPT_METRICS, cfg.metrics);
+    rc |= set_str(opts, WSN_OPT_METRICS_TOKEN, cfg.metrics_token);
     rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
                   cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);
     if (rc == 0)
@@ -594,6 +614,9 @@ int main(int argc, char **argv) {
     }
     chat_log("chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
              cfg.host, wsn_server_port(srv), static_dir);
+    if (cfg.metrics)
+        chat_log("metrics at http://%s:%d/metrics%s", cfg.host, wsn_server_port(srv),
+                 *cfg.metrics_token ? " (bearer token required)" : "");
     chat_log("open it in two browser tabs; Ctrl-C to stop");
 
     /* The event loop: handlers run here, on the main thread. */

@@ -29,12 +29,16 @@ program exits 0.
   python examples/python/chat.py [--host ADDR] [--port N]
                                  [--static-dir DIR] [--verbose]
                                  [--broker URL] [--auth-token T]
+                                 [--metrics] [--metrics-token T]
 
 The port defaults to $WSN_PORT, else 8080 (0 = any free port). Startup,
 shutdown and failures are logged at info level; one line per connection
 and per message only with --verbose (debug level), so that a busy server
 does not spend its time writing its log. There is no --compression: the
 engine refuses permessage-deflate (docs/api.md, "Compression").
+--metrics serves the engine's counters at GET /metrics in the Prometheus
+text format (docs/production.md); with --metrics-token T (or
+$WSN_METRICS_TOKEN) only to "Authorization: Bearer T".
 """
 
 from __future__ import annotations
@@ -99,6 +103,13 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                    help="clients must send ?token=T or 'Authorization: Bearer "
                         "T'; others get 401 (default $WSN_AUTH_TOKEN, else no "
                         "check; open the page as /?token=T)")
+    p.add_argument("--metrics", action="store_true",
+                   help="serve GET /metrics (Prometheus text format)")
+    p.add_argument("--metrics-token",
+                   default=os.environ.get("WSN_METRICS_TOKEN", ""),
+                   help="with --metrics: answer only requests with "
+                        "'Authorization: Bearer T' (default "
+                        "$WSN_METRICS_TOKEN, else open)")
     args = p.parse_args(argv)
     if args.auth_token == "":
         p.error("--auth-token needs a non-empty token")
@@ -107,7 +118,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 
 def make_server(host: str, port: int, static_dir: Path,
                 verbose: bool = False, broker: str = "",
-                auth_token: Optional[str] = None) -> Server:
+                auth_token: Optional[str] = None,
+                metrics: bool = False, metrics_token: str = "") -> Server:
     # Browsers are not trusted to read: one that stops is closed when its
     # queue is full (block mode would make every publish wait for it), and
     # no publish waits for room.
@@ -115,6 +127,7 @@ def make_server(host: str, port: int, static_dir: Path,
                     static_dir=str(static_dir),
                     drop_on_backpressure=True, nonblocking=True, broker=broker,
                     authenticate=auth_token is not None,
+                    metrics=metrics, metrics_token=metrics_token,
                     log_level=LogLevel.DEBUG if verbose else LogLevel.INFO)
 
     if auth_token is not None:
@@ -246,7 +259,8 @@ def main(argv: Optional[list] = None) -> int:
 
     try:
         server = make_server(args.host, args.port, static_dir, args.verbose,
-                             args.broker, args.auth_token)
+                             args.broker, args.auth_token, args.metrics,
+                             args.metrics_token)
         server.start()
     except (ValueError, wsnotify.WsnotifyError) as e:
         print(f"chat.py: {e}", file=sys.stderr)
@@ -269,6 +283,10 @@ def main(argv: Optional[list] = None) -> int:
     try:
         log.info("chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
                  args.host, server.port, static_dir)
+        if args.metrics:
+            log.info("metrics at http://%s:%d/metrics%s", args.host,
+                     server.port,
+                     " (bearer token required)" if args.metrics_token else "")
         log.info("open it in two browser tabs; Ctrl-C to stop")
         server.serve_forever()
     except KeyboardInterrupt:  # a signal before serve_forever took over

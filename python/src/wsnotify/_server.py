@@ -12,7 +12,7 @@ import threading
 import weakref
 from datetime import timedelta
 from typing import (Any, Awaitable, Callable, Dict, Iterable, List, Mapping,
-                    Optional, Set, TypeVar, Union)
+                    Optional, Set, Tuple, TypeVar, Union)
 
 from ._client import Client, take_strlist
 from ._core import ffi, lib
@@ -387,6 +387,27 @@ _EV_MESSAGE = lib.WSN_EVENT_MESSAGE
 _BROKER_STATES = {lib.WSN_BROKER_NONE: "none", lib.WSN_BROKER_CONNECTING: "connecting",
                   lib.WSN_BROKER_UP: "up", lib.WSN_BROKER_DOWN: "down"}
 _new_rawjson = bytes.__new__
+
+
+def _label_names(fn: Callable[[int], Any]) -> Tuple[str, ...]:
+    names = []
+    while True:
+        p = fn(len(names))
+        if p == ffi.NULL:
+            return tuple(names)
+        names.append(ffi.string(p).decode("ascii"))
+
+
+# The label of each element of the snapshot's arrays (the core names them;
+# the Prometheus text uses the same names).
+_METRIC_LABELS = {
+    "connections_refused": _label_names(lib.wsn_refusal_name),
+    "connections_closed": _label_names(lib.wsn_close_reason_name),
+    "messages_received": tuple(t.value for t in _MTYPES),
+    "bytes_received": tuple(t.value for t in _MTYPES),
+}
+_METRIC_FIELDS = tuple(name for name, _ in ffi.typeof("wsn_metrics").fields
+                       if name != "size")
 
 
 def _message_from_info(info: Any, cid: str) -> IncomingMessage:
@@ -794,6 +815,47 @@ class Server:
                   "dropped", "reconnects"):
             out[k] = int(getattr(info, k))
         return out
+
+    def metrics(self) -> Dict[str, Any]:
+        """A snapshot of the server's counters and gauges
+        (docs/production.md, "Metrics"): one key per field of the C
+        ``wsn_metrics`` (``connections``, ``connections_accepted``,
+        ``deliveries``, ``queued``, ``publish_refused_again``, ...), ints;
+        the by-reason and by-type arrays as dicts keyed by their label
+        (``connections_refused["origin"]``,
+        ``messages_received["binary"]``), ``reads_paused`` a bool and
+        ``broker_state`` a name as in :meth:`broker_state`. Any thread;
+        never waits for the I/O thread."""
+        m = ffi.new("wsn_metrics *")
+        m.size = ffi.sizeof("wsn_metrics")
+        check(lib.wsn_server_metrics(self._srv, m), "metrics()")
+        out: Dict[str, Any] = {}
+        for name in _METRIC_FIELDS:
+            value = getattr(m, name)
+            labels = _METRIC_LABELS.get(name)
+            if labels is not None:
+                out[name] = {k: int(value[i]) for i, k in enumerate(labels)}
+            else:
+                out[name] = int(value)
+        out["reads_paused"] = bool(out["reads_paused"])
+        out["broker_state"] = _BROKER_STATES.get(out["broker_state"],
+                                                 str(out["broker_state"]))
+        return out
+
+    def metrics_text(self) -> str:
+        """The same snapshot in the Prometheus text exposition format, as
+        ``GET /metrics`` serves it (``metrics=True``): for a host that
+        serves it on a route of its own."""
+        cap = 16384
+        n = ffi.new("size_t *")
+        while True:
+            buf = ffi.new("char[]", cap)
+            rc = lib.wsn_server_metrics_text(self._srv, buf, cap, n)
+            if rc == 0:
+                return ffi.unpack(buf, n[0]).decode("utf-8")
+            if rc != lib.WSN_ENOSPC:
+                check(rc, "metrics_text()")
+            cap = n[0] + 1024
 
     def on_message(self, fn: F) -> F:
         """Decorator form of :meth:`set_message_handler`."""
