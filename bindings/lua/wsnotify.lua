@@ -514,6 +514,15 @@ end
 -- reconnects} (docs/scale-out.md).
 function Server:broker_state() return self._s:broker_state() end
 
+-- metrics() -> the core's counters and gauges (docs/production.md): a
+-- table by the C field names (connections, connections_accepted,
+-- connections_refused = {origin = n, ...}, messages_received = {json = n,
+-- text = n, binary = n}, deliveries, queued, publish_refused_again, ...),
+-- reads_paused a boolean, broker_state a name. metrics_text() -> the same
+-- in the Prometheus text format (what GET /metrics serves, metrics = true).
+function Server:metrics() return self._s:metrics() end
+function Server:metrics_text() return self._s:metrics_text() end
+
 -- send_raw(client, data, [type "text"|"binary"]): one frame, no envelope.
 function Server:send_raw(client, data, mtype)
     local c = client_arg(self, client)

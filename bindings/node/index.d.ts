@@ -154,6 +154,10 @@ export interface ServerOptions {
    * rejects at once.
    */
   publishQueueLimit?: number;
+  /** Serve GET /metrics (the Prometheus text of metricsText()). */
+  metrics?: boolean;
+  /** With metrics: only requests with `Authorization: Bearer <token>`; others get 401. */
+  metricsToken?: string;
   /** Options a newer core adds. */
   [option: string]: unknown;
 }
@@ -189,6 +193,53 @@ export interface BrokerState {
   reconnects: number;
 }
 
+/** Why connections were refused (labels of the core, e.g. 'origin', 'max_clients'). */
+export type RefusalCounts = Record<string, number>;
+
+/**
+ * metrics(): the core's counters (since the server was made) and gauges
+ * (now); docs/production.md, "Metrics".
+ */
+export interface Metrics {
+  connections: number;
+  connectionsAccepted: number;
+  /** By reason: shutdown, max_clients, per_address, descriptors, origin, bad_request, auth, auth_timeout, auth_queue, tls. */
+  connectionsRefused: RefusalCounts;
+  /** Closed by the server, by reason: slow, rate, expired, too_big, pong_timeout, queue_full, busy. */
+  connectionsClosed: Record<string, number>;
+  connectionsEnded: number;
+  subscriptions: number;
+  channels: number;
+  messagesReceived: Record<MessageTypeName, number>;
+  bytesReceived: Record<MessageTypeName, number>;
+  messagesInvalid: number;
+  deliveries: number;
+  messagesSent: number;
+  bytesSent: number;
+  messagesDropped: number;
+  queued: number;
+  queueMax: number;
+  stalledClients: number;
+  publishRefusedLimit: number;
+  publishRefusedAgain: number;
+  publishRefusedTimeout: number;
+  publishRefusedBackpressure: number;
+  pendingBatches: number;
+  eventsQueued: number;
+  eventsQueuedBytes: number;
+  clientsPaused: number;
+  readsPaused: boolean;
+  logsDropped: number;
+  brokerState: BrokerStateName;
+  brokerSent: number;
+  brokerRefused: number;
+  brokerUnconfirmed: number;
+  brokerReceived: number;
+  brokerIgnored: number;
+  brokerDropped: number;
+  brokerReconnects: number;
+}
+
 export declare class Server extends EventEmitter {
   constructor(options?: ServerOptions);
   start(): Promise<void>;
@@ -212,6 +263,9 @@ export declare class Server extends EventEmitter {
   connectedClients(): number;
   clientList(): string[];
   brokerState(): BrokerState;
+  metrics(): Metrics;
+  /** The same snapshot in the Prometheus text format. */
+  metricsText(): string;
   getClient(id: string): Client | undefined;
 
   on<K extends keyof ServerEvents>(event: K, listener: (...args: ServerEvents[K]) => unknown): this;

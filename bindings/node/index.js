@@ -614,6 +614,17 @@ class Server extends EventEmitter {
   brokerState() { return this._native.brokerState(); }
 
   /**
+   * The core's counters and gauges (docs/production.md, "Metrics"):
+   * {connections, connectionsAccepted, connectionsRefused: {origin, ...},
+   * messagesReceived: {json, text, binary}, deliveries, queued, ...}.
+   * Never waits for the I/O thread.
+   */
+  metrics() { return this._native.metrics(); }
+
+  /** The same snapshot in the Prometheus text format (what GET /metrics serves). */
+  metricsText() { return this._native.metricsText(); }
+
+  /**
    * Adds a JSON value to the batch of (channel, ident): ttlMs after the
    * batch's first message the channel gets {"messages":[...],"name":name}
    * (identical messages kept once). The first call for a key fixes its

@@ -29,7 +29,11 @@
 --
 --   luajit examples/lua/chat.lua [--host ADDR] [--port N] [--static-dir DIR]
 --                                [--verbose] [--broker URL] [--auth-token T]
--- (no --compression: the engine refuses permessage-deflate, docs/api.md)
+--                                [--metrics] [--metrics-token T]
+-- (no --compression: the engine refuses permessage-deflate, docs/api.md).
+-- --metrics serves the engine's counters at GET /metrics in the Prometheus
+-- text format (docs/production.md); with --metrics-token T (or
+-- $WSN_METRICS_TOKEN) only to "Authorization: Bearer T".
 --
 -- Runs on LuaJIT, Lua 5.1 and 5.4. The module is found on LUA_PATH and
 -- LUA_CPATH (installed), else in this checkout: bindings/lua and the CMake
@@ -71,7 +75,7 @@ end
 
 local USAGE = [[
 usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
-       [--broker URL] [--auth-token T]
+       [--broker URL] [--auth-token T] [--metrics] [--metrics-token T]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -88,6 +92,10 @@ usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
                      "Authorization: Bearer T"; others get 401
                      (default $WSN_AUTH_TOKEN, else no check;
                      open the page as /?token=T)
+  --metrics          serve GET /metrics (Prometheus text format)
+  --metrics-token T  with --metrics: answer only requests with
+                     'Authorization: Bearer T' (default
+                     $WSN_METRICS_TOKEN, else open)
 ]]
 
 local PROG = "chat.lua"
@@ -107,7 +115,8 @@ end
 local function parse_args(argv)
     local cfg = {host = "127.0.0.1", port = 8080, static_dir = nil,
                  broker = os.getenv("WSN_BROKER") or "",
-                 auth_token = os.getenv("WSN_AUTH_TOKEN")}
+                 auth_token = os.getenv("WSN_AUTH_TOKEN"),
+                 metrics = false, metrics_token = os.getenv("WSN_METRICS_TOKEN") or ""}
     if cfg.auth_token == "" then cfg.auth_token = nil end
     local env_port = os.getenv("WSN_PORT")
     if env_port and env_port ~= "" then
@@ -139,6 +148,10 @@ local function parse_args(argv)
         elseif name == "--auth-token" then
             cfg.auth_token = value()
             if cfg.auth_token == "" then fail(2, "--auth-token needs a non-empty token") end
+        elseif name == "--metrics" then
+            cfg.metrics = true
+        elseif name == "--metrics-token" then
+            cfg.metrics_token = value()
         elseif name == "--verbose" or name == "-v" then
             verbose = true
         else
@@ -168,6 +181,7 @@ local function make_server(cfg, static_dir)
         drop_on_backpressure = true, nonblocking = true,
         broker = cfg.broker,
         authenticate = cfg.auth_token ~= nil,
+        metrics = cfg.metrics, metrics_token = cfg.metrics_token,
         log_level = verbose and 4 or 3,
     }
     if not server then return nil, err end
@@ -195,6 +209,10 @@ local function main(argv)
     if not ok then fail(1, "%s", err) end
     log("INFO", "chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
         cfg.host, server.port, static_dir)
+    if cfg.metrics then
+        log("INFO", "metrics at http://%s:%d/metrics%s", cfg.host, server.port,
+            cfg.metrics_token ~= "" and " (bearer token required)" or "")
+    end
     log("INFO", "open it in two browser tabs; Ctrl-C to stop")
 
     local stopped, sig = server:run()

@@ -28,10 +28,14 @@
 // keeps the process alive.
 //
 //   node examples/node/chat.js [--host ADDR] [--port N] [--static-dir DIR]
-//                              [--verbose]
+//                              [--verbose] [--broker URL]
+//                              [--metrics] [--metrics-token T]
 //
 // There is no --compression: the engine refuses permessage-deflate
-// (docs/api.md, "Compression").
+// (docs/api.md, "Compression"). --metrics serves the engine's counters at
+// GET /metrics in the Prometheus text format (docs/production.md); with
+// --metrics-token T (or $WSN_METRICS_TOKEN) only to "Authorization:
+// Bearer T".
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -45,7 +49,7 @@ const SHUTDOWN_TIMEOUT_MS = 10000;
 const PROG = path.basename(process.argv[1] || 'chat.js');
 
 const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
-       [--broker URL] [--auth-token T]
+       [--broker URL] [--auth-token T] [--metrics] [--metrics-token T]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -62,6 +66,10 @@ const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--ver
                      "Authorization: Bearer T"; others get 401
                      (default $WSN_AUTH_TOKEN, else no check;
                      open the page as /?token=T)
+  --metrics          serve GET /metrics (Prometheus text format)
+  --metrics-token T  with --metrics: answer only requests with
+                     'Authorization: Bearer T' (default
+                     $WSN_METRICS_TOKEN, else open)
 `;
 
 // Lines as the C and Python examples write them, on stderr. Channel names
@@ -91,6 +99,7 @@ function parseArgs(argv) {
     host: '127.0.0.1', port: 8080, staticDir: undefined, verbose: false,
     broker: process.env.WSN_BROKER || '',
     authToken: process.env.WSN_AUTH_TOKEN || undefined,
+    metrics: false, metricsToken: process.env.WSN_METRICS_TOKEN || '',
   };
   const envPort = process.env.WSN_PORT;
   if (envPort) {
@@ -128,6 +137,8 @@ function parseArgs(argv) {
         cfg.authToken = need();
         if (!cfg.authToken) fail('--auth-token needs a non-empty token');
         break;
+      case '--metrics': cfg.metrics = true; break;
+      case '--metrics-token': cfg.metricsToken = need(); break;
       case '-v': case '--verbose': cfg.verbose = true; break;
       default:
         process.stderr.write(`${PROG}: unknown argument '${arg}'\n${USAGE}`);
@@ -156,6 +167,8 @@ function makeServer(cfg, staticDir) {
       if (cfg.verbose) log('chat', 'debug', `upgrade from ${req.peer} refused: bad or missing token`);
       return { status: 401, body: 'bad or missing token' };
     },
+    metrics: cfg.metrics,
+    metricsToken: cfg.metricsToken,
     logLevel: cfg.verbose ? LogLevel.DEBUG : LogLevel.INFO,
     logger: (level, line) => log('wsnotify', level, line),
   });
@@ -248,6 +261,10 @@ async function main() {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   log('chat', 'info', `chat server on http://${cfg.host}:${server.port}/ (WebSocket /ws, page from ${staticDir})`);
+  if (cfg.metrics) {
+    log('chat', 'info', `metrics at http://${cfg.host}:${server.port}/metrics` +
+      (cfg.metricsToken ? ' (bearer token required)' : ''));
+  }
   log('chat', 'info', 'open it in two browser tabs; Ctrl-C to stop');
 }
 

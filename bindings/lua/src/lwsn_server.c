@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,6 +400,93 @@ static int srv_broker_state(lua_State *L) {
         lua_setfield(L, -2, counters[i].name);
     }
     return 1;
+}
+
+/* metrics() -> {connections=, connections_refused={origin=, ...},
+ * messages_received={json=, text=, binary=}, ...}: every field of
+ * wsn_metrics by its C name, the by-reason and by-type arrays keyed by
+ * their label, reads_paused a boolean, broker_state a name. */
+static const struct {
+    const char *name;
+    size_t offset;
+} metric_fields[] = {
+#define F(f) {#f, offsetof(wsn_metrics, f)}
+    F(connections),        F(connections_accepted),  F(connections_ended),
+    F(subscriptions),      F(channels),              F(messages_invalid),
+    F(deliveries),         F(messages_sent),         F(bytes_sent),
+    F(messages_dropped),   F(queued),                F(queue_max),
+    F(stalled_clients),    F(publish_refused_limit), F(publish_refused_again),
+    F(publish_refused_timeout), F(publish_refused_backpressure), F(pending_batches),
+    F(events_queued),      F(events_queued_bytes),   F(clients_paused),
+    F(logs_dropped),       F(broker_sent),           F(broker_refused),
+    F(broker_unconfirmed), F(broker_received),       F(broker_ignored),
+    F(broker_dropped),     F(broker_reconnects),
+#undef F
+};
+
+static const char *type_label(int i) {
+    return i < 3 ? wsn_message_type_name((wsn_message_type)i) : NULL;
+}
+
+/* {label = value} of an array whose element i is named by name_of(i). */
+static void push_labelled(lua_State *L, const uint64_t *values, const char *(*name_of)(int)) {
+    lua_newtable(L);
+    const char *label;
+    for (int i = 0; (label = name_of(i)); i++) {
+        lwsn_pushint64(L, (int64_t)values[i]);
+        lua_setfield(L, -2, label);
+    }
+}
+
+static int srv_metrics(lua_State *L) {
+    static const char *const states[] = {"none", "connecting", "up", "down"};
+    wsn_server *srv = check_srv(L);
+    wsn_metrics m;
+    memset(&m, 0, sizeof m);
+    m.size = sizeof m;
+    int rc = wsn_server_metrics(srv, &m);
+    if (rc)
+        return lwsn_fail_srv(L, rc, "metrics", srv);
+    lua_createtable(L, 0, 40);
+    for (size_t i = 0; i < sizeof metric_fields / sizeof metric_fields[0]; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&m + metric_fields[i].offset, sizeof v);
+        lwsn_pushint64(L, (int64_t)v);
+        lua_setfield(L, -2, metric_fields[i].name);
+    }
+    push_labelled(L, m.connections_refused, wsn_refusal_name);
+    lua_setfield(L, -2, "connections_refused");
+    push_labelled(L, m.connections_closed, wsn_close_reason_name);
+    lua_setfield(L, -2, "connections_closed");
+    push_labelled(L, m.messages_received, type_label);
+    lua_setfield(L, -2, "messages_received");
+    push_labelled(L, m.bytes_received, type_label);
+    lua_setfield(L, -2, "bytes_received");
+    lua_pushboolean(L, m.reads_paused != 0);
+    lua_setfield(L, -2, "reads_paused");
+    lua_pushstring(L, m.broker_state < 4 ? states[m.broker_state] : "?");
+    lua_setfield(L, -2, "broker_state");
+    return 1;
+}
+
+/* metrics_text() -> the Prometheus text, as GET /metrics serves it. */
+static int srv_metrics_text(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    size_t cap = 16384, len = 0;
+    for (;;) {
+        char *buf = malloc(cap);
+        if (!buf)
+            return lwsn_fail(L, WSN_ENOMEM, "metrics_text", NULL);
+        int rc = wsn_server_metrics_text(srv, buf, cap, &len);
+        if (rc == WSN_OK)
+            lua_pushlstring(L, buf, len);
+        free(buf);
+        if (rc == WSN_OK)
+            return 1;
+        if (rc != WSN_ENOSPC)
+            return lwsn_fail_srv(L, rc, "metrics_text", srv);
+        cap = len + 1024;
+    }
 }
 
 /* send_raw(client, data, type): type "text" (default) or "binary". */
@@ -807,6 +895,8 @@ static const luaL_Reg server_methods[] = {
     {"broker_state", srv_broker_state},
     {"accept_upgrade", srv_accept_upgrade},
     {"reject_upgrade", srv_reject_upgrade},
+    {"metrics", srv_metrics},
+    {"metrics_text", srv_metrics_text},
     {"send_raw", srv_send_raw},
     {"publish_wait", srv_publish_wait},
     {"publish_wait_with_type", srv_publish_wait_with_type},

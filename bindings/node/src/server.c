@@ -16,6 +16,7 @@
 
 #include "client.h"
 #include "events.h"
+#include "metrics.h"
 #include "server.h"
 
 #define ERRBUF 512
@@ -676,6 +677,21 @@ static napi_value js_reject_upgrade(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/* metrics() / metricsText(): the core's snapshot (metrics.c). */
+static napi_value js_metrics(napi_env env, napi_callback_info info) {
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    int rc = 0;
+    napi_value r = ns ? nw_metrics_object(env, ns->srv, &rc) : NULL;
+    return rc ? throw_rc(env, ns, rc, "metrics") : r;
+}
+
+static napi_value js_metrics_text(napi_env env, napi_callback_info info) {
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    int rc = 0;
+    napi_value r = ns ? nw_metrics_text(env, ns->srv, &rc) : NULL;
+    return rc ? throw_rc(env, ns, rc, "metricsText") : r;
+}
+
 napi_value nw_server_class(napi_env env) {
     napi_property_descriptor props[] = {
         NW_METHOD("start", js_start),
@@ -696,6 +712,8 @@ napi_value nw_server_class(napi_env env) {
         NW_METHOD("brokerState", js_broker_state),
         NW_METHOD("acceptUpgrade", js_accept_upgrade),
         NW_METHOD("rejectUpgrade", js_reject_upgrade),
+        NW_METHOD("metrics", js_metrics),
+        NW_METHOD("metricsText", js_metrics_text),
     };
     napi_value cls;
     NW_CALL(env, napi_define_class(env, "NativeServer", NAPI_AUTO_LENGTH,

@@ -1,6 +1,6 @@
 // A typed usage of the package: `tsc --noEmit` checks index.d.ts against
 // what a TypeScript user writes (never run).
-import { Client, UpgradeRequest, IncomingMessage, MessageType, RawJSON, Server, WsnotifyError, defaultOptions, jsonGetString } from '..';
+import { Client, UpgradeRequest, IncomingMessage, Metrics, MessageType, RawJSON, Server, WsnotifyError, defaultOptions, jsonGetString } from '..';
 
 async function main(): Promise<void> {
   const server = new Server({ port: 0, writeWait: 5000, allowedOrigins: ['https://a.example'], logLevel: 'info',
@@ -26,6 +26,10 @@ async function main(): Promise<void> {
   server.cancelPendingMessages('c', 1);
   const n: number = server.pendingBatches() + server.connectedClients();
   const ids: string[] = server.clientList();
+  const m: Metrics = server.metrics();
+  const refused: number = m.connectionsRefused.origin + m.messagesReceived.json + m.queued;
+  const text: string = server.metricsText();
+  console.log(refused, m.readsPaused === false, m.brokerState, text.length);
   const d = defaultOptions();
   const action: string = jsonGetString('{"action":"x"}', 'action');
   const clean: boolean = await server.shutdown(1000);
