@@ -961,7 +961,9 @@ typedef enum wsn_refusal {
     WSN_REFUSED_ORIGIN = 4,       /* Origin not allowed (403) */
     WSN_REFUSED_BAD_REQUEST = 5,  /* wrong path (404) or method (405), an
                                      unknown subprotocol or a header we
-                                     refuse (400) */
+                                     refuse (400); with
+                                     WSN_OPT_AUTHENTICATE a request too
+                                     slow (408) or too big (431) */
     WSN_REFUSED_AUTH = 6,         /* the host's upgrade check said no */
     WSN_REFUSED_AUTH_TIMEOUT = 7, /* the host did not answer in time */
     WSN_REFUSED_AUTH_QUEUE = 8,   /* too many upgrades waiting for the host */

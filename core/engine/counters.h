@@ -26,7 +26,7 @@ typedef enum wsni_refusal {
     WSNI_REFUSED_AUTH_TIMEOUT, /* the host did not answer in auth_timeout */
     WSNI_REFUSED_AUTH_QUEUE,   /* too many upgrades waiting for the host */
     WSNI_REFUSED_TLS,          /* the TLS handshake failed */
-    WSNI_REFUSAL_COUNT         /* at most WSN_METRICS_REASONS */
+    WSNI_REFUSAL_COUNT         /* at most 16: wsn_metrics has 16 slots */
 } wsni_refusal;
 
 /* Why the server closed a client; the order is the public
@@ -39,7 +39,7 @@ typedef enum wsni_closing {
     WSNI_CLOSED_PONG,       /* no pong within pong_wait */
     WSNI_CLOSED_QUEUE_FULL, /* drop mode: its send queue was full */
     WSNI_CLOSED_BUSY,       /* its partial message went over max_partial_bytes: 1013 */
-    WSNI_CLOSING_COUNT      /* at most WSN_METRICS_REASONS */
+    WSNI_CLOSING_COUNT      /* at most 16, as above */
 } wsni_closing;
 
 /* Publish calls refused (any thread, counted only on failure). */
