@@ -78,3 +78,22 @@ class ChatServer:
             rc = None
         self.reader.join(5)
         return rc
+
+
+def run_scenario(tally, program, title, scenario_of, extra_args=(), limit=60):
+    """Starts the example, runs the coroutine scenario_of(srv) against it
+    (at most limit seconds), kills what is left and prints the server's
+    output once a check has failed."""
+    import asyncio  # the harness itself is synchronous
+    print(title)
+    srv = ChatServer(program, extra_args=extra_args)
+    try:
+        asyncio.run(asyncio.wait_for(scenario_of(srv), limit))
+    except Exception as e:  # report, don't hide
+        tally.check(False, f"scenario raised {type(e).__name__}: {e}")
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
+    if tally.failed:
+        print("server output:\n" + "".join(srv.lines))

@@ -40,7 +40,7 @@ except ImportError:  # older websockets
 
 from websockets.exceptions import ConnectionClosed
 
-from chat_harness import ROOT, ChatServer, Tally
+from chat_harness import ROOT, Tally, run_scenario
 
 TIMEOUT = 5.0
 
@@ -297,36 +297,21 @@ async def metrics_scenario(srv, token):
     check(rc == 0, f"SIGTERM with --metrics: exit status 0 (got {rc})")
 
 
+async def without_metrics(srv, sig):
+    status = (await asyncio.to_thread(http_get, f"http://127.0.0.1:{srv.port}/metrics"))[0]
+    check(status == 404, f"no --metrics: GET /metrics is 404 (got {status})")
+    await scenario(srv, sig)
+
+
 def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         ROOT, "build", "examples", "wsnotify-chat")
     for sig in (signal.SIGTERM, signal.SIGINT):
-        print(f"chat smoke run, stopping with {signal.Signals(sig).name}")
-        srv = ChatServer(binary)
-        try:
-            status = http_get(f"http://127.0.0.1:{srv.port}/metrics")[0]
-            check(status == 404, f"no --metrics: GET /metrics is 404 (got {status})")
-            asyncio.run(asyncio.wait_for(scenario(srv, sig), 60))
-        except Exception as e:  # report, don't hide
-            check(False, f"scenario raised {type(e).__name__}: {e}")
-        finally:
-            if srv.proc.poll() is None:
-                srv.proc.kill()
-                srv.proc.wait()
-        if tally.failed:
-            print("server output:\n" + "".join(srv.lines))
-    print("chat smoke run with --metrics --metrics-token")
-    srv = ChatServer(binary, extra_args=("--metrics", "--metrics-token", "smoke-t0ken"))
-    try:
-        asyncio.run(asyncio.wait_for(metrics_scenario(srv, "smoke-t0ken"), 60))
-    except Exception as e:
-        check(False, f"metrics scenario raised {type(e).__name__}: {e}")
-    finally:
-        if srv.proc.poll() is None:
-            srv.proc.kill()
-            srv.proc.wait()
-    if tally.failed:
-        print("server output:\n" + "".join(srv.lines))
+        run_scenario(tally, binary, f"chat smoke run, stopping with {signal.Signals(sig).name}",
+                     lambda srv, sig=sig: without_metrics(srv, sig))
+    run_scenario(tally, binary, "chat smoke run with --metrics --metrics-token",
+                 lambda srv: metrics_scenario(srv, "smoke-t0ken"),
+                 ("--metrics", "--metrics-token", "smoke-t0ken"))
     print(f"chat: {tally.passed} passed, {tally.failed} failed")
     return 1 if tally.failed else 0
 

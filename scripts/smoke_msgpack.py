@@ -48,7 +48,7 @@ except ImportError:  # older websockets
 
 from websockets.exceptions import ConnectionClosed
 
-from chat_harness import ROOT, ChatServer, Tally
+from chat_harness import ROOT, Tally, run_scenario
 
 TIMEOUT = 5.0
 TIME_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z"
@@ -349,18 +349,7 @@ async def scenario(srv):
 def main():
     program = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         ROOT, "build", "examples", "wsnotify-chat")
-    print(f"msgpack + JSON chat through {program}")
-    srv = ChatServer(program)
-    try:
-        asyncio.run(asyncio.wait_for(scenario(srv), 60))
-    except Exception as e:  # report, don't hide
-        check(False, f"scenario raised {type(e).__name__}: {e}")
-    finally:
-        if srv.proc.poll() is None:
-            srv.proc.kill()
-            srv.proc.wait()
-    if tally.failed:
-        print("server output:\n" + "".join(srv.lines))
+    run_scenario(tally, program, f"msgpack + JSON chat through {program}", scenario)
     print(f"msgpack: {tally.passed} passed, {tally.failed} failed")
     return 1 if tally.failed else 0
 
