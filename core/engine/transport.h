@@ -64,6 +64,8 @@ typedef struct wsni_transport {
     /* io: the host's answer to the waiting upgrade a->id (taking a):
      * WSN_OK, or WSN_EGONE when no such upgrade waits any more. */
     int (*answer_upgrade)(wsn_server *srv, struct wsni_upgrade_answer *a);
+    /* io: read the TLS certificate and key files again; a WSN_* code. */
+    int (*reload_tls)(wsn_server *srv);
 } wsni_transport;
 
 #endif

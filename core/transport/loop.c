@@ -13,6 +13,7 @@
 #include "transport/origin.h"
 #include "transport/rx_buffers.h"
 #include "transport/rx_quiet.h"
+#include "transport/tls.h"
 #include "util/text.h"
 #include "util/thread.h"
 
@@ -645,6 +646,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     wsn_server *srv = ctx ? lws_context_user(ctx) : NULL;
     if (!srv)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
+    int tls_handled, tls_rc = wsni_tls_callback(srv, wsi, reason, user, in, len, &tls_handled);
+    if (tls_handled)
+        return tls_rc;
 
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
@@ -848,6 +852,7 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
         memset(&srv->lws->extensions[1], 0, sizeof(srv->lws->extensions[1]));
         info->extensions = srv->lws->extensions;
     }
+    wsni_tls_fill(srv, info);
 }
 
 static void lws_state_free(wsn_server *srv)
@@ -875,7 +880,7 @@ static void *io_main(void *arg)
     struct lws_context_creation_info info;
     fill_context_info(srv, &info);
     int port;
-    if (wsni_listener_open(srv, &port) != 0) {
+    if (wsni_tls_check(srv) != 0 || wsni_listener_open(srv, &port) != 0) {
         io_start_failed(srv);
         return NULL;
     }

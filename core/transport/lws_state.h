@@ -138,6 +138,13 @@ struct wsni_lws {
     struct lws_http_mount mount_static, mount_health;
     struct lws_extension extensions[2];
     lws_retry_bo_t retry;
+    /* tls.c: the vhost's SSL_CTX (lws owns it; NULL without TLS), the
+     * connections still in their handshake, failed handshakes' log line
+     * and the last reason seen. */
+    void *tls_ctx;
+    struct wsni_tls_pending *tls_pending;
+    wsni_ratelog tls_log;
+    char tls_last_why[96];
     rx_pool rx_pool; /* io: lws's receive buffers (rx_buffers.c) */
     int rx_pool_on;  /* the rx_buffer_pool option, off when the allocator hook could not go in */
 };

@@ -56,11 +56,16 @@ _LOG_LEVELS = {
 # ---------------------------------------------------------------------------
 
 def _all_option_ids() -> List[int]:
+    # Ids may have gaps: the header says to stop after 32 unknown in a row.
     ids = []
-    i = 1
+    i, unknown = 1, 0
     t = ffi.new("wsn_option_type *")
-    while lib.wsn_option_type_of(i, t) == 0:
-        ids.append(i)
+    while unknown < 32:
+        if lib.wsn_option_type_of(i, t) == 0:
+            ids.append(i)
+            unknown = 0
+        else:
+            unknown += 1
         i += 1
     return ids
 
