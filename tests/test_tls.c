@@ -499,6 +499,51 @@ static void test_two_servers(void)
     finish(a);
 }
 
+/* Authentication over TLS (the gate's held connections, transport/gate.c):
+ * the handshake completes, then the host's answer; a rejection is a close
+ * with 4000 + status. */
+static void test_auth_over_tls(void)
+{
+    wsn_options *o;
+    wsn_server *srv;
+    wsc_opts co;
+    wsc *w;
+    wsn_event *ev;
+    wsn_client *c;
+    make_certs();
+    o = tls_opts();
+    tu_set_int(o, WSN_OPT_AUTHENTICATE, 1);
+    srv = tu_server(o);
+    wsn_options_free(o);
+    co = client(srv, "ca.pem", NULL);
+    co.path = "/ws?token=no";
+    w = tu_connect_opts(&co);
+    ev = tu_expect_event(srv, WSN_EVENT_UPGRADE, TU_TIMEOUT);
+    CHECK_STR(wsn_event_upgrade_query(ev), "token=no");
+    CHECK_OK(wsn_server_reject_upgrade(srv, wsn_event_upgrade_id(ev), 401, "bad token"));
+    wsn_event_free(ev);
+    tu_expect_close(w, 4401, "bad token");
+    wsc_free(w);
+
+    co.path = "/ws?token=yes";
+    w = tu_connect_opts(&co);
+    ev = tu_expect_event(srv, WSN_EVENT_UPGRADE, TU_TIMEOUT);
+    CHECK_OK(wsn_server_accept_upgrade(srv, wsn_event_upgrade_id(ev), NULL, NULL, 0, 0));
+    wsn_event_free(ev);
+    ev = tu_expect_event(srv, WSN_EVENT_CONNECT, TU_TIMEOUT);
+    c = wsn_client_retain(wsn_event_client(ev));
+    wsn_event_free(ev);
+    CHECK_OK(wsn_server_subscribe(srv, c, "news"));
+    CHECK_OK(wsn_server_publish(srv, "news", "1"));
+    tu_expect_envelope(w, "{\"channel\":\"news\",\"type\":\"json\",\"time\":\"T\","
+                          "\"message\":1}");
+    wsc_free(w);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    wsn_client_release(c);
+    CHECK_EQ(tls_refused(srv), 0);
+    finish(srv);
+}
+
 static const tu_test tests[] = {
     {"wss_pubsub", test_wss_pubsub},
     {"wrong_ca_refused_by_client", test_wrong_ca_refused_by_client},
@@ -511,6 +556,7 @@ static const tu_test tests[] = {
     {"reload_keeps_client_certs", test_reload_keeps_client_certs},
     {"reload_errors", test_reload_errors},
     {"two_servers", test_two_servers},
+    {"auth_over_tls", test_auth_over_tls},
     {NULL, NULL},
 };
 
