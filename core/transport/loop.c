@@ -857,6 +857,7 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
 
 static void lws_state_free(wsn_server *srv)
 {
+    wsni_tls_free(srv);
     free(srv->lws->coalesce);
     free(srv->lws);
     srv->lws = NULL;

@@ -142,6 +142,7 @@ struct wsni_lws {
      * connections still in their handshake, failed handshakes' log line
      * and the last reason seen. */
     void *tls_ctx;
+    void *tls_client_ctx; /* ours, given to lws (tls.c says why) */
     struct wsni_tls_pending *tls_pending;
     wsni_ratelog tls_log;
     char tls_last_why[96];

@@ -21,6 +21,8 @@ int wsni_tls_on(const wsn_server *srv);
 int wsni_tls_check(wsn_server *srv);
 /* The TLS part of the context and vhost (nothing without TLS). */
 void wsni_tls_fill(wsn_server *srv, struct lws_context_creation_info *info);
+/* Frees what wsni_tls_fill made, once lws's context is gone. */
+void wsni_tls_free(wsn_server *srv);
 /* lws's callback, for the reasons TLS owns; *handled says whether reason
  * was one of them (then the return value is the callback's answer). */
 int wsni_tls_callback(wsn_server *srv, struct lws *wsi, enum lws_callback_reasons reason,
