@@ -514,6 +514,13 @@ end
 -- reconnects} (docs/scale-out.md).
 function Server:broker_state() return self._s:broker_state() end
 
+-- reload_tls() -> true | nil, err, code: reads the tls_cert and tls_key
+-- files again; connections made from then on get the new certificate, open
+-- ones keep theirs. A file that cannot be read or does not hold the
+-- certificate and its key: nil, err naming it, "WSN_EIO" (the previous
+-- certificate stays); no TLS: "WSN_EINVAL".
+function Server:reload_tls() return self._s:reload_tls() end
+
 -- send_raw(client, data, [type "text"|"binary"]): one frame, no envelope.
 function Server:send_raw(client, data, mtype)
     local c = client_arg(self, client)

@@ -335,6 +335,78 @@ static napi_value js_shutdown(napi_env env, napi_callback_info info) {
     return promise;
 }
 
+struct reload_work {
+    struct nserver *ns;
+    int rc;
+    char detail[ERRBUF];
+    napi_deferred deferred;
+    napi_async_work work;
+    napi_ref self;
+};
+
+/* On a thread-pool thread: the reload waits for the I/O thread, which
+ * reads and checks the files. */
+static void reload_execute(napi_env env, void *data) {
+    (void)env;
+    struct reload_work *w = data;
+    w->rc = wsn_server_reload_tls(w->ns->srv);
+    if (w->rc == WSN_EINVAL || w->rc == WSN_EIO || w->rc == WSN_EUNSUPPORTED)
+        wsn_server_last_error(w->ns->srv, w->detail, sizeof w->detail);
+    pthread_mutex_lock(&w->ns->mu);
+    w->ns->busy--;
+    pthread_cond_broadcast(&w->ns->cv);
+    pthread_mutex_unlock(&w->ns->mu);
+}
+
+static void reload_complete(napi_env env, napi_status status, void *data) {
+    struct reload_work *w = data;
+    napi_value arr, v;
+    napi_create_array_with_length(env, 2, &arr);
+    napi_create_int32(env, status == napi_ok ? w->rc : WSN_ECLOSED, &v);
+    napi_set_element(env, arr, 0, v);
+    napi_create_string_utf8(env, w->detail, NAPI_AUTO_LENGTH, &v);
+    napi_set_element(env, arr, 1, v);
+    napi_resolve_deferred(env, w->deferred, arr);
+    napi_delete_reference(env, w->self);
+    napi_delete_async_work(env, w->work);
+    free(w);
+}
+
+/* reloadTls() => Promise<[code, detail]>. */
+static napi_value js_reload_tls(napi_env env, napi_callback_info info) {
+    napi_value self, promise, name;
+    size_t argc = 0;
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    if (!ns)
+        return NULL;
+    NW_CALL(env, napi_get_cb_info(env, info, &argc, NULL, &self, NULL));
+    struct reload_work *w = calloc(1, sizeof *w);
+    if (!w)
+        return nw_throw_code(env, WSN_ENOMEM, "reloadTls", NULL);
+    w->ns = ns;
+    napi_create_string_utf8(env, "wsnotify reloadTls", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+        napi_create_reference(env, self, 1, &w->self) != napi_ok ||
+        napi_create_async_work(env, NULL, name, reload_execute,
+                               reload_complete, w, &w->work) != napi_ok) {
+        free(w);
+        return nw_check(env, napi_generic_failure), NULL;
+    }
+    pthread_mutex_lock(&ns->mu);
+    ns->busy++;
+    pthread_mutex_unlock(&ns->mu);
+    if (napi_queue_async_work(env, w->work) != napi_ok) {
+        pthread_mutex_lock(&ns->mu);
+        ns->busy--;
+        pthread_mutex_unlock(&ns->mu);
+        napi_delete_reference(env, w->self);
+        napi_delete_async_work(env, w->work);
+        free(w);
+        return nw_check(env, napi_generic_failure), NULL;
+    }
+    return promise;
+}
+
 /* ---- pub/sub ------------------------------------------------------------ */
 
 static napi_value sub_unsub(napi_env env, napi_callback_info info,
@@ -681,6 +753,7 @@ napi_value nw_server_class(napi_env env) {
         NW_METHOD("start", js_start),
         NW_METHOD("port", js_port),
         NW_METHOD("shutdown", js_shutdown),
+        NW_METHOD("reloadTls", js_reload_tls),
         NW_METHOD("subscribe", js_subscribe),
         NW_METHOD("unsubscribe", js_unsubscribe),
         NW_METHOD("publish", js_publish),

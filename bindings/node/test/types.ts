@@ -28,6 +28,8 @@ async function main(): Promise<void> {
   const ids: string[] = server.clientList();
   const d = defaultOptions();
   const action: string = jsonGetString('{"action":"x"}', 'action');
+  const secure = new Server({ port: 0, tlsCert: 'cert.pem', tlsKey: 'key.pem', tlsCa: 'ca.pem', tlsClientCert: 2 });
+  await secure.reloadTls();
   const clean: boolean = await server.shutdown(1000);
   console.log(port, n, ids, d, action, clean);
 }
