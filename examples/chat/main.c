@@ -30,6 +30,7 @@
  *
  *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
  *                 [--broker URL] [--auth-token T]
+ *                 [--tls-cert FILE --tls-key FILE]
  *
  * The port defaults to $WSN_PORT, else 8080. With --broker (or
  * $WSN_BROKER) redis://host:port, several chat servers share their rooms
@@ -40,6 +41,9 @@
  * message only with --verbose (debug level), so that a busy server does
  * not spend its time writing its log. There is no --compression: the
  * engine refuses permessage-deflate (docs/api.md, "Compression").
+ * With --tls-cert and --tls-key the page and the WebSocket are served over
+ * https:// and wss:// only; SIGHUP reads the two files again (after a
+ * certificate renewal) without dropping anyone.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -70,8 +74,10 @@
  * to put what it saw. Atomic, not volatile sig_atomic_t: the kernel may
  * run the handler on the engine's I/O thread while main reads it. */
 static atomic_int stop_signal;
+static atomic_int reload_signal;
 
 static void on_signal(int sig) { atomic_store(&stop_signal, sig); }
+static void on_hangup(int sig) { atomic_store(&reload_signal, sig); }
 
 /* ---- logging ----------------------------------------------------------- */
 
@@ -361,12 +367,14 @@ struct config {
     int verbose;
     const char *broker; /* "" = this process only */
     const char *auth_token; /* NULL = no authentication */
+    const char *tls_cert, *tls_key; /* "" = plain http:// and ws:// */
 };
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
             "usage: %s [--host ADDR] [--port N] [--static-dir DIR] "
             "[--verbose] [--broker URL] [--auth-token T]\n"
+            "          [--tls-cert FILE --tls-key FILE]\n"
             "\n"
             "  --host ADDR        listen address (default 127.0.0.1;\n"
             "                     0.0.0.0 for every interface)\n"
@@ -382,7 +390,10 @@ static void usage(FILE *out, const char *argv0) {
             "  --auth-token T     clients must send ?token=T or\n"
             "                     \"Authorization: Bearer T\"; others get 401\n"
             "                     (default $WSN_AUTH_TOKEN, else no check;\n"
-            "                     open the page as /?token=T)\n",
+            "                     open the page as /?token=T)\n"
+            "  --tls-cert FILE    PEM certificate (chain): serve https:// and\n"
+            "                     wss:// only; SIGHUP reloads it\n"
+            "  --tls-key FILE     its PEM private key\n",
             argv0);
 }
 
@@ -473,6 +484,12 @@ static int parse_args(int argc, char **argv, struct config *cfg) {
                 return -1;
             }
             cfg->auth_token = val;
+        } else if (IS("--tls-cert")) {
+            NEED_VALUE();
+            cfg->tls_cert = val;
+        } else if (IS("--tls-key")) {
+            NEED_VALUE();
+            cfg->tls_key = val;
         } else if (IS("--verbose") || IS("-v")) {
             cfg->verbose = 1;
         } else {
@@ -504,7 +521,7 @@ static int set_str(wsn_options *o, wsn_option id, const char *v) {
 }
 
 int main(int argc, char **argv) {
-    struct config cfg = {"127.0.0.1", 8080, NULL, 0, "", NULL};
+    struct config cfg = {"127.0.0.1", 8080, NULL, 0, "", NULL, "", ""};
     if (getenv("WSN_AUTH_TOKEN") && *getenv("WSN_AUTH_TOKEN"))
         cfg.auth_token = getenv("WSN_AUTH_TOKEN");
     if (getenv("WSN_BROKER"))
@@ -541,6 +558,8 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, NULL);
 
     wsn_options *opts = wsn_options_new();
     if (!opts) {
@@ -557,6 +576,8 @@ int main(int argc, char **argv) {
     rc |= set_str(opts, WSN_OPT_STATIC_DIR, static_dir);
     rc |= set_str(opts, WSN_OPT_BROKER, cfg.broker);
     rc |= set_int(opts, WSN_OPT_AUTHENTICATE, cfg.auth_token != NULL);
+    rc |= set_str(opts, WSN_OPT_TLS_CERT, cfg.tls_cert);
+    rc |= set_str(opts, WSN_OPT_TLS_KEY, cfg.tls_key);
     rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
                   cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);
     if (rc == 0)
@@ -592,13 +613,23 @@ int main(int argc, char **argv) {
         wsn_server_free(srv);
         return 1;
     }
-    chat_log("chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
-             cfg.host, wsn_server_port(srv), static_dir);
+    chat_log("chat server on %s://%s:%d/ (WebSocket /ws, page from %s)",
+             *cfg.tls_cert ? "https" : "http", cfg.host, wsn_server_port(srv), static_dir);
     chat_log("open it in two browser tabs; Ctrl-C to stop");
 
     /* The event loop: handlers run here, on the main thread. */
     int stopped = 0;
     while (!atomic_load(&stop_signal)) {
+        if (atomic_exchange(&reload_signal, 0)) {
+            rc = wsn_server_reload_tls(srv);
+            if (rc == WSN_OK)
+                chat_log("SIGHUP: TLS certificate reloaded");
+            else if ((rc == WSN_EIO || rc == WSN_EINVAL) &&
+                     wsn_server_last_error(srv, err, sizeof err))
+                chat_log("SIGHUP: TLS reload: %s: %s", wsn_strerror(rc), err);
+            else
+                chat_log("SIGHUP: TLS reload: %s", wsn_strerror(rc));
+        }
         int w = wsn_server_wait(srv, WAIT_SLICE_MS);
         if (w == WSN_ECLOSED) {
             stopped = 1; /* the server stopped on its own */

@@ -29,6 +29,10 @@
 --
 --   luajit examples/lua/chat.lua [--host ADDR] [--port N] [--static-dir DIR]
 --                                [--verbose] [--broker URL] [--auth-token T]
+--                                [--tls-cert FILE --tls-key FILE]
+-- With --tls-cert and --tls-key the page and the WebSocket are served over
+-- https:// and wss:// only (server:reload_tls() reads the files again; this
+-- example's loop catches SIGINT and SIGTERM only).
 -- (no --compression: the engine refuses permessage-deflate, docs/api.md)
 --
 -- Runs on LuaJIT, Lua 5.1 and 5.4. The module is found on LUA_PATH and
@@ -72,6 +76,7 @@ end
 local USAGE = [[
 usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
        [--broker URL] [--auth-token T]
+       [--tls-cert FILE --tls-key FILE]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -88,6 +93,9 @@ usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
                      "Authorization: Bearer T"; others get 401
                      (default $WSN_AUTH_TOKEN, else no check;
                      open the page as /?token=T)
+  --tls-cert FILE    PEM certificate (chain): serve https:// and
+                     wss:// only
+  --tls-key FILE     its PEM private key
 ]]
 
 local PROG = "chat.lua"
@@ -107,7 +115,8 @@ end
 local function parse_args(argv)
     local cfg = {host = "127.0.0.1", port = 8080, static_dir = nil,
                  broker = os.getenv("WSN_BROKER") or "",
-                 auth_token = os.getenv("WSN_AUTH_TOKEN")}
+                 auth_token = os.getenv("WSN_AUTH_TOKEN"),
+                 tls_cert = "", tls_key = ""}
     if cfg.auth_token == "" then cfg.auth_token = nil end
     local env_port = os.getenv("WSN_PORT")
     if env_port and env_port ~= "" then
@@ -139,6 +148,10 @@ local function parse_args(argv)
         elseif name == "--auth-token" then
             cfg.auth_token = value()
             if cfg.auth_token == "" then fail(2, "--auth-token needs a non-empty token") end
+        elseif name == "--tls-cert" then
+            cfg.tls_cert = value()
+        elseif name == "--tls-key" then
+            cfg.tls_key = value()
         elseif name == "--verbose" or name == "-v" then
             verbose = true
         else
@@ -168,6 +181,7 @@ local function make_server(cfg, static_dir)
         drop_on_backpressure = true, nonblocking = true,
         broker = cfg.broker,
         authenticate = cfg.auth_token ~= nil,
+        tls_cert = cfg.tls_cert, tls_key = cfg.tls_key,
         log_level = verbose and 4 or 3,
     }
     if not server then return nil, err end
@@ -193,8 +207,8 @@ local function main(argv)
     local ok
     ok, err = server:start()
     if not ok then fail(1, "%s", err) end
-    log("INFO", "chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
-        cfg.host, server.port, static_dir)
+    log("INFO", "chat server on %s://%s:%d/ (WebSocket /ws, page from %s)",
+        cfg.tls_cert ~= "" and "https" or "http", cfg.host, server.port, static_dir)
     log("INFO", "open it in two browser tabs; Ctrl-C to stop")
 
     local stopped, sig = server:run()

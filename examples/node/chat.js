@@ -28,7 +28,12 @@
 // keeps the process alive.
 //
 //   node examples/node/chat.js [--host ADDR] [--port N] [--static-dir DIR]
-//                              [--verbose]
+//                              [--verbose] [--broker URL]
+//                              [--tls-cert FILE --tls-key FILE]
+//
+// With --tls-cert and --tls-key the page and the WebSocket are served over
+// https:// and wss:// only; SIGHUP reads the two files again (after a
+// certificate renewal) without dropping anyone.
 //
 // There is no --compression: the engine refuses permessage-deflate
 // (docs/api.md, "Compression").
@@ -46,6 +51,7 @@ const PROG = path.basename(process.argv[1] || 'chat.js');
 
 const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
        [--broker URL] [--auth-token T]
+       [--tls-cert FILE --tls-key FILE]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -62,6 +68,9 @@ const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--ver
                      "Authorization: Bearer T"; others get 401
                      (default $WSN_AUTH_TOKEN, else no check;
                      open the page as /?token=T)
+  --tls-cert FILE    PEM certificate (chain): serve https:// and
+                     wss:// only; SIGHUP reloads it
+  --tls-key FILE     its PEM private key
 `;
 
 // Lines as the C and Python examples write them, on stderr. Channel names
@@ -91,6 +100,7 @@ function parseArgs(argv) {
     host: '127.0.0.1', port: 8080, staticDir: undefined, verbose: false,
     broker: process.env.WSN_BROKER || '',
     authToken: process.env.WSN_AUTH_TOKEN || undefined,
+    tlsCert: '', tlsKey: '',
   };
   const envPort = process.env.WSN_PORT;
   if (envPort) {
@@ -128,6 +138,8 @@ function parseArgs(argv) {
         cfg.authToken = need();
         if (!cfg.authToken) fail('--auth-token needs a non-empty token');
         break;
+      case '--tls-cert': cfg.tlsCert = need(); break;
+      case '--tls-key': cfg.tlsKey = need(); break;
       case '-v': case '--verbose': cfg.verbose = true; break;
       default:
         process.stderr.write(`${PROG}: unknown argument '${arg}'\n${USAGE}`);
@@ -156,6 +168,8 @@ function makeServer(cfg, staticDir) {
       if (cfg.verbose) log('chat', 'debug', `upgrade from ${req.peer} refused: bad or missing token`);
       return { status: 401, body: 'bad or missing token' };
     },
+    tlsCert: cfg.tlsCert,
+    tlsKey: cfg.tlsKey,
     logLevel: cfg.verbose ? LogLevel.DEBUG : LogLevel.INFO,
     logger: (level, line) => log('wsnotify', level, line),
   });
@@ -240,6 +254,7 @@ async function main() {
     // A second signal during shutdown kills the process the usual way.
     process.removeAllListeners('SIGINT');
     process.removeAllListeners('SIGTERM');
+    process.removeAllListeners('SIGHUP');
     log('chat', 'info', `got ${sig}, shutting down`);
     const clean = await server.shutdown(SHUTDOWN_TIMEOUT_MS);
     if (!clean) log('chat', 'info', 'shutdown timed out: some clients were cut');
@@ -247,7 +262,12 @@ async function main() {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  log('chat', 'info', `chat server on http://${cfg.host}:${server.port}/ (WebSocket /ws, page from ${staticDir})`);
+  process.on('SIGHUP', () => {
+    server.reloadTls().then(() => log('chat', 'info', 'SIGHUP: TLS certificate reloaded'),
+      (e) => log('chat', 'error', `SIGHUP: TLS reload: ${e.message}`));
+  });
+  const scheme = cfg.tlsCert ? 'https' : 'http';
+  log('chat', 'info', `chat server on ${scheme}://${cfg.host}:${server.port}/ (WebSocket /ws, page from ${staticDir})`);
   log('chat', 'info', 'open it in two browser tabs; Ctrl-C to stop');
 }
 

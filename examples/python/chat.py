@@ -99,6 +99,10 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                    help="clients must send ?token=T or 'Authorization: Bearer "
                         "T'; others get 401 (default $WSN_AUTH_TOKEN, else no "
                         "check; open the page as /?token=T)")
+    p.add_argument("--tls-cert", default="",
+                   help="PEM certificate (chain): serve https:// and wss:// "
+                        "only; SIGHUP reloads it")
+    p.add_argument("--tls-key", default="", help="its PEM private key")
     args = p.parse_args(argv)
     if args.auth_token == "":
         p.error("--auth-token needs a non-empty token")
@@ -107,7 +111,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 
 def make_server(host: str, port: int, static_dir: Path,
                 verbose: bool = False, broker: str = "",
-                auth_token: Optional[str] = None) -> Server:
+                auth_token: Optional[str] = None, tls_cert: str = "",
+                tls_key: str = "") -> Server:
     # Browsers are not trusted to read: one that stops is closed when its
     # queue is full (block mode would make every publish wait for it), and
     # no publish waits for room.
@@ -115,6 +120,7 @@ def make_server(host: str, port: int, static_dir: Path,
                     static_dir=str(static_dir),
                     drop_on_backpressure=True, nonblocking=True, broker=broker,
                     authenticate=auth_token is not None,
+                    tls_cert=tls_cert, tls_key=tls_key,
                     log_level=LogLevel.DEBUG if verbose else LogLevel.INFO)
 
     if auth_token is not None:
@@ -246,7 +252,8 @@ def main(argv: Optional[list] = None) -> int:
 
     try:
         server = make_server(args.host, args.port, static_dir, args.verbose,
-                             args.broker, args.auth_token)
+                             args.broker, args.auth_token, args.tls_cert,
+                             args.tls_key)
         server.start()
     except (ValueError, wsnotify.WsnotifyError) as e:
         print(f"chat.py: {e}", file=sys.stderr)
@@ -266,9 +273,21 @@ def main(argv: Optional[list] = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    # SIGHUP: the certificate files again, after a renewal; nobody is
+    # dropped.
+    def on_hangup(signum: int, frame: object) -> None:
+        try:
+            server.reload_tls()
+            log.info("SIGHUP: TLS certificate reloaded")
+        except wsnotify.WsnotifyError as e:
+            log.error("SIGHUP: TLS reload: %s", e)
+
+    signal.signal(signal.SIGHUP, on_hangup)
+
     try:
-        log.info("chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
-                 args.host, server.port, static_dir)
+        log.info("chat server on %s://%s:%d/ (WebSocket /ws, page from %s)",
+                 "https" if args.tls_cert else "http", args.host, server.port,
+                 static_dir)
         log.info("open it in two browser tabs; Ctrl-C to stop")
         server.serve_forever()
     except KeyboardInterrupt:  # a signal before serve_forever took over
