@@ -273,7 +273,17 @@ typedef enum wsn_option {
                                          WSN_OPT_TLS_CA is refused),
                                          2 = required. 1 and 2 need
                                          WSN_OPT_TLS_CA. Since 0.3 */
-    /* 45, 46: client_rate, client_burst; 47, 48: metrics (issue 20) */
+    WSN_OPT_CLIENT_RATE = 45,         /* int messages/s 0..1000000, 100: the
+                                         messages one client may send per
+                                         second, sustained (token bucket);
+                                         beyond it the client is closed
+                                         with 1008 "message rate exceeded".
+                                         0 = no limit. Since 0.3 */
+    WSN_OPT_CLIENT_BURST = 46,        /* int messages 1..1000000, 200: the
+                                         bucket's size: what a client that
+                                         was quiet may send at once.
+                                         Since 0.3 */
+    /* 47, 48: metrics (issue 20) */
     WSN_OPT_TLS_CERT = 49             /* string, "": PEM certificate (chain)
                                          file; with WSN_OPT_TLS_KEY the
                                          server speaks only TLS (wss://,

@@ -98,6 +98,8 @@ typedef enum wsn_option {
     WSN_OPT_TLS_KEY = 42,
     WSN_OPT_TLS_CA = 43,
     WSN_OPT_TLS_CLIENT_CERT = 44,
+    WSN_OPT_CLIENT_RATE = 45,
+    WSN_OPT_CLIENT_BURST = 46,
     WSN_OPT_TLS_CERT = 49
 } wsn_option;
 

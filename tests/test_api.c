@@ -112,6 +112,8 @@ static void test_option_defaults(void)
         {WSN_OPT_MAX_CLIENTS_PER_ADDRESS, 0},
         {WSN_OPT_AUTHENTICATE, 0},
         {WSN_OPT_TLS_CLIENT_CERT, 0},
+        {WSN_OPT_CLIENT_RATE, 100},
+        {WSN_OPT_CLIENT_BURST, 200},
     };
     static const struct {
         wsn_option id;
@@ -195,6 +197,8 @@ static const struct {
     {"tls_key", WSN_OPT_TLS_KEY, WSN_OPTTYPE_STRING},
     {"tls_ca", WSN_OPT_TLS_CA, WSN_OPTTYPE_STRING},
     {"tls_client_cert", WSN_OPT_TLS_CLIENT_CERT, WSN_OPTTYPE_INT},
+    {"client_rate", WSN_OPT_CLIENT_RATE, WSN_OPTTYPE_INT},
+    {"client_burst", WSN_OPT_CLIENT_BURST, WSN_OPTTYPE_INT},
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 

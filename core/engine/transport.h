@@ -21,7 +21,7 @@
 /* Room for the transport's part of a client (the lws transport's struct
  * wsni_conn; it checks it fits), embedded in wsn_client so that an idle
  * connection stays one allocation. */
-#define WSNI_CONN_IMPL_SIZE 104
+#define WSNI_CONN_IMPL_SIZE 112
 #define WSNI_CONN_IMPL_ALIGN 8
 
 typedef struct wsni_timer wsni_timer;

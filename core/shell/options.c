@@ -64,6 +64,9 @@ static const struct option_spec option_specs[WSN_OPTION_COUNT + 1] = {
     [WSN_OPT_TLS_KEY] = {"tls_key", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
     [WSN_OPT_TLS_CA] = {"tls_ca", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
     [WSN_OPT_TLS_CLIENT_CERT] = {"tls_client_cert", WSN_OPTTYPE_INT, 0, 0, 2, NULL},
+    /* docs/production.md, "Inbound rate limit", says why these. */
+    [WSN_OPT_CLIENT_RATE] = {"client_rate", WSN_OPTTYPE_INT, 100, 0, 1000000, NULL},
+    [WSN_OPT_CLIENT_BURST] = {"client_burst", WSN_OPTTYPE_INT, 200, 1, 1000000, NULL},
 };
 
 static const struct option_spec *spec_of(wsn_option id)

@@ -11,6 +11,7 @@
 #include "transport/lws_state.h"
 #include "transport/memory.h"
 #include "transport/origin.h"
+#include "transport/rate.h"
 #include "transport/rx_buffers.h"
 #include "transport/rx_quiet.h"
 #include "transport/tls.h"
@@ -394,13 +395,16 @@ static void reply_error(wsn_server *srv, wsn_client *c, const char *error)
     }
 }
 
-static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char *data,
-                             size_t len)
+/* Returns -1 when the callback must close the connection (its reason set). */
+static int message_complete(wsn_server *srv, wsn_client *c, struct lws *wsi,
+                            const unsigned char *data, size_t len)
 {
+    if (wsni_rate_admit(srv, c, wsi))
+        return -1;
     wsn_event *ev = wsni_event_new(WSN_EVENT_MESSAGE, c);
     if (!ev) {
         wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
-        return;
+        return 0;
     }
     int msgpack_envelope = wsni_conn_of(c)->rx_binary && c->format == FORMAT_MSGPACK;
     if ((wsni_conn_of(c)->rx_binary && !msgpack_envelope) || srv->raw_incoming) {
@@ -411,7 +415,7 @@ static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char
         ev->msg.payload = malloc(len + 1);
         if (!ev->msg.channel || !ev->msg.message_id || !ev->msg.reply_to_id || !ev->msg.payload) {
             wsn_event_free(ev);
-            return;
+            return 0;
         }
         if (len)
             memcpy(ev->msg.payload, data, len);
@@ -425,10 +429,11 @@ static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char
         if (rc) {
             wsn_event_free(ev);
             reply_error(srv, c, error);
-            return;
+            return 0;
         }
     }
     wsni_loop_emit(srv, ev);
+    return 0;
 }
 
 static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const void *in,
@@ -457,8 +462,7 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
         /* The common case, a message in one piece: no copy, and no buffer
          * kept per client (it was a kilobyte for every idle subscriber). */
         pss->in_message = 0;
-        message_complete(srv, c, (const unsigned char *)in, len);
-        return 0;
+        return message_complete(srv, c, wsi, (const unsigned char *)in, len);
     }
     if (wsni_conn_of(c)->rx_len + len > wsni_conn_of(c)->rx_cap) {
         size_t cap = wsni_conn_of(c)->rx_cap ? wsni_conn_of(c)->rx_cap : 1024;
@@ -491,9 +495,9 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
     pss->in_message = 0;
-    message_complete(srv, c, wsni_conn_of(c)->rx, wsni_conn_of(c)->rx_len);
+    int rc = message_complete(srv, c, wsi, wsni_conn_of(c)->rx, wsni_conn_of(c)->rx_len);
     rx_release(srv, c);
-    return 0;
+    return rc;
 }
 
 /* --- writing ---------------------------------------------------------------- */
@@ -926,8 +930,10 @@ static void *io_main(void *arg)
             srv->lws->rx_pool_on ? "in page slots (rx_buffer_pool)" : "from malloc");
 
     srv->lws->in_service = 1;
+    wsni_rate_setup(srv);
     while (!srv->lws->stop) {
         srv->lws->pass_writes = 0;
+        srv->lws->rx_clock_us = 0;
         int rc = lws_service(ctx, 0);
         wsni_event_queue_flush(srv->events);
         if (rc < 0)

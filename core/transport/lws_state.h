@@ -30,6 +30,7 @@ struct wsni_conn {
     /* keepalive.c's lists, in order of last ping and of last pong */
     wsni_list_node ping_node, pong_node;
     int64_t last_pong, last_ping;
+    int64_t rate_tat; /* rate.c: the bucket, as GCRA's theoretical arrival (ns) */
     unsigned rx_quiet_slot; /* index in rx_quiet + 1, 0 when not there */
     /* Bits, so that the struct fits WSNI_CONN_IMPL_SIZE with no padding:
      * 10,000 idle clients are 10,000 of these. */
@@ -141,6 +142,11 @@ struct wsni_lws {
     /* tls.c: the vhost's SSL_CTX (lws owns it; NULL without TLS), the
      * connections still in their handshake, failed handshakes' log line
      * and the last reason seen. */
+    /* rate.c: client_rate's emission interval and burst tolerance (ns;
+     * interval 0 = no limit), the clock of this loop pass, the log line. */
+    int64_t rate_interval_ns, rate_tolerance_ns;
+    int64_t rx_clock_us;
+    wsni_ratelog rate_log;
     void *tls_ctx;
     void *tls_client_ctx; /* ours, given to lws (tls.c says why) */
     struct wsni_tls_pending *tls_pending;

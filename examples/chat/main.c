@@ -31,6 +31,7 @@
  *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
  *                 [--broker URL] [--auth-token T]
  *                 [--tls-cert FILE --tls-key FILE]
+ *                 [--client-rate N] [--client-burst N]
  *
  * The port defaults to $WSN_PORT, else 8080. With --broker (or
  * $WSN_BROKER) redis://host:port, several chat servers share their rooms
@@ -368,6 +369,7 @@ struct config {
     const char *broker; /* "" = this process only */
     const char *auth_token; /* NULL = no authentication */
     const char *tls_cert, *tls_key; /* "" = plain http:// and ws:// */
+    long client_rate, client_burst;  /* -1 = the engine's default */
 };
 
 static void usage(FILE *out, const char *argv0) {
@@ -375,6 +377,7 @@ static void usage(FILE *out, const char *argv0) {
             "usage: %s [--host ADDR] [--port N] [--static-dir DIR] "
             "[--verbose] [--broker URL] [--auth-token T]\n"
             "          [--tls-cert FILE --tls-key FILE]\n"
+            "          [--client-rate N] [--client-burst N]\n"
             "\n"
             "  --host ADDR        listen address (default 127.0.0.1;\n"
             "                     0.0.0.0 for every interface)\n"
@@ -393,7 +396,11 @@ static void usage(FILE *out, const char *argv0) {
             "                     open the page as /?token=T)\n"
             "  --tls-cert FILE    PEM certificate (chain): serve https:// and\n"
             "                     wss:// only; SIGHUP reloads it\n"
-            "  --tls-key FILE     its PEM private key\n",
+            "  --tls-key FILE     its PEM private key\n"
+            "  --client-rate N    messages a client may send per second before\n"
+            "                     it is closed with 1008 (default the engine's,\n"
+            "                     100; 0 = no limit)\n"
+            "  --client-burst N   what a quiet client may send at once (200)\n",
             argv0);
 }
 
@@ -404,6 +411,16 @@ static int parse_port(const char *s, int *out) {
     if (errno || end == s || *end || v < 0 || v > 65535)
         return -1;
     *out = (int)v;
+    return 0;
+}
+
+static int parse_count(const char *s, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0)
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -490,6 +507,13 @@ static int parse_args(int argc, char **argv, struct config *cfg) {
         } else if (IS("--tls-key")) {
             NEED_VALUE();
             cfg->tls_key = val;
+        } else if (IS("--client-rate") || IS("--client-burst")) {
+            long *to = IS("--client-rate") ? &cfg->client_rate : &cfg->client_burst;
+            NEED_VALUE();
+            if (parse_count(val, to) != 0) {
+                fprintf(stderr, "%s: bad count '%s'\n", argv[0], val);
+                return -1;
+            }
         } else if (IS("--verbose") || IS("-v")) {
             cfg->verbose = 1;
         } else {
@@ -521,7 +545,7 @@ static int set_str(wsn_options *o, wsn_option id, const char *v) {
 }
 
 int main(int argc, char **argv) {
-    struct config cfg = {"127.0.0.1", 8080, NULL, 0, "", NULL, "", ""};
+    struct config cfg = {"127.0.0.1", 8080, NULL, 0, "", NULL, "", "", -1, -1};
     if (getenv("WSN_AUTH_TOKEN") && *getenv("WSN_AUTH_TOKEN"))
         cfg.auth_token = getenv("WSN_AUTH_TOKEN");
     if (getenv("WSN_BROKER"))
@@ -578,6 +602,10 @@ int main(int argc, char **argv) {
     rc |= set_int(opts, WSN_OPT_AUTHENTICATE, cfg.auth_token != NULL);
     rc |= set_str(opts, WSN_OPT_TLS_CERT, cfg.tls_cert);
     rc |= set_str(opts, WSN_OPT_TLS_KEY, cfg.tls_key);
+    if (cfg.client_rate >= 0)
+        rc |= set_int(opts, WSN_OPT_CLIENT_RATE, cfg.client_rate);
+    if (cfg.client_burst >= 0)
+        rc |= set_int(opts, WSN_OPT_CLIENT_BURST, cfg.client_burst);
     rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
                   cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);
     if (rc == 0)

@@ -30,6 +30,7 @@
 --   luajit examples/lua/chat.lua [--host ADDR] [--port N] [--static-dir DIR]
 --                                [--verbose] [--broker URL] [--auth-token T]
 --                                [--tls-cert FILE --tls-key FILE]
+--                                [--client-rate N] [--client-burst N]
 -- With --tls-cert and --tls-key the page and the WebSocket are served over
 -- https:// and wss:// only (server:reload_tls() reads the files again; this
 -- example's loop catches SIGINT and SIGTERM only).
@@ -77,6 +78,7 @@ local USAGE = [[
 usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
        [--broker URL] [--auth-token T]
        [--tls-cert FILE --tls-key FILE]
+       [--client-rate N] [--client-burst N]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -96,6 +98,10 @@ usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
   --tls-cert FILE    PEM certificate (chain): serve https:// and
                      wss:// only
   --tls-key FILE     its PEM private key
+  --client-rate N    messages a client may send per second before
+                     it is closed with 1008 (default the engine's,
+                     100; 0 = no limit)
+  --client-burst N   what a quiet client may send at once (200)
 ]]
 
 local PROG = "chat.lua"
@@ -152,6 +158,10 @@ local function parse_args(argv)
             cfg.tls_cert = value()
         elseif name == "--tls-key" then
             cfg.tls_key = value()
+        elseif name == "--client-rate" or name == "--client-burst" then
+            local v = value()
+            if not v:match("^%d+$") then fail(2, "bad count '%s'", v) end
+            cfg[name == "--client-rate" and "client_rate" or "client_burst"] = tonumber(v)
         elseif name == "--verbose" or name == "-v" then
             verbose = true
         else
@@ -182,6 +192,7 @@ local function make_server(cfg, static_dir)
         broker = cfg.broker,
         authenticate = cfg.auth_token ~= nil,
         tls_cert = cfg.tls_cert, tls_key = cfg.tls_key,
+        client_rate = cfg.client_rate, client_burst = cfg.client_burst, -- nil: the default
         log_level = verbose and 4 or 3,
     }
     if not server then return nil, err end

@@ -30,6 +30,7 @@
 //   node examples/node/chat.js [--host ADDR] [--port N] [--static-dir DIR]
 //                              [--verbose] [--broker URL]
 //                              [--tls-cert FILE --tls-key FILE]
+//                              [--client-rate N] [--client-burst N]
 //
 // With --tls-cert and --tls-key the page and the WebSocket are served over
 // https:// and wss:// only; SIGHUP reads the two files again (after a
@@ -52,6 +53,7 @@ const PROG = path.basename(process.argv[1] || 'chat.js');
 const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
        [--broker URL] [--auth-token T]
        [--tls-cert FILE --tls-key FILE]
+       [--client-rate N] [--client-burst N]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -71,6 +73,10 @@ const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--ver
   --tls-cert FILE    PEM certificate (chain): serve https:// and
                      wss:// only; SIGHUP reloads it
   --tls-key FILE     its PEM private key
+  --client-rate N    messages a client may send per second before
+                     it is closed with 1008 (default the engine's,
+                     100; 0 = no limit)
+  --client-burst N   what a quiet client may send at once (200)
 `;
 
 // Lines as the C and Python examples write them, on stderr. Channel names
@@ -140,6 +146,12 @@ function parseArgs(argv) {
         break;
       case '--tls-cert': cfg.tlsCert = need(); break;
       case '--tls-key': cfg.tlsKey = need(); break;
+      case '--client-rate': case '--client-burst': {
+        const v = need();
+        if (!/^\d+$/.test(v)) fail(`bad count '${v}'`);
+        cfg[arg === '--client-rate' ? 'clientRate' : 'clientBurst'] = Number(v);
+        break;
+      }
       case '-v': case '--verbose': cfg.verbose = true; break;
       default:
         process.stderr.write(`${PROG}: unknown argument '${arg}'\n${USAGE}`);
@@ -170,6 +182,8 @@ function makeServer(cfg, staticDir) {
     },
     tlsCert: cfg.tlsCert,
     tlsKey: cfg.tlsKey,
+    clientRate: cfg.clientRate, // undefined: the engine's default
+    clientBurst: cfg.clientBurst,
     logLevel: cfg.verbose ? LogLevel.DEBUG : LogLevel.INFO,
     logger: (level, line) => log('wsnotify', level, line),
   });

@@ -103,6 +103,12 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                    help="PEM certificate (chain): serve https:// and wss:// "
                         "only; SIGHUP reloads it")
     p.add_argument("--tls-key", default="", help="its PEM private key")
+    p.add_argument("--client-rate", type=int, default=None,
+                   help="messages a client may send per second before it is "
+                        "closed with 1008 (default the engine's, 100; 0 = no "
+                        "limit)")
+    p.add_argument("--client-burst", type=int, default=None,
+                   help="what a quiet client may send at once (200)")
     args = p.parse_args(argv)
     if args.auth_token == "":
         p.error("--auth-token needs a non-empty token")
@@ -112,11 +118,14 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 def make_server(host: str, port: int, static_dir: Path,
                 verbose: bool = False, broker: str = "",
                 auth_token: Optional[str] = None, tls_cert: str = "",
-                tls_key: str = "") -> Server:
+                tls_key: str = "", client_rate: Optional[int] = None,
+                client_burst: Optional[int] = None) -> Server:
     # Browsers are not trusted to read: one that stops is closed when its
     # queue is full (block mode would make every publish wait for it), and
     # no publish waits for room.
-    server = Server(host=host, port=port, path="/ws",
+    limits = {k: v for k, v in (("client_rate", client_rate),
+                                ("client_burst", client_burst)) if v is not None}
+    server = Server(host=host, port=port, path="/ws", **limits,
                     static_dir=str(static_dir),
                     drop_on_backpressure=True, nonblocking=True, broker=broker,
                     authenticate=auth_token is not None,
@@ -253,7 +262,7 @@ def main(argv: Optional[list] = None) -> int:
     try:
         server = make_server(args.host, args.port, static_dir, args.verbose,
                              args.broker, args.auth_token, args.tls_cert,
-                             args.tls_key)
+                             args.tls_key, args.client_rate, args.client_burst)
         server.start()
     except (ValueError, wsnotify.WsnotifyError) as e:
         print(f"chat.py: {e}", file=sys.stderr)
