@@ -156,6 +156,12 @@ int main(int argc, char **argv) {
         }
         rc |= wsn_options_set_string(o, id, broker);
     }
+    { /* The publisher sends thousands of broadcasts a second: no inbound
+       * rate limit (by name: the option is newer than some cores). */
+        wsn_option id;
+        if (wsn_option_by_name("client_rate", &id, NULL) == WSN_OK)
+            rc |= wsn_options_set_int(o, id, 0);
+    }
     if (tls_cert[0]) { /* by name: the options are newer than some cores */
         wsn_option cert, key;
         if (wsn_option_by_name("tls_cert", &cert, NULL) != WSN_OK ||
