@@ -32,17 +32,7 @@ trap cleanup EXIT
 bash "$root/tests/tls/make_certs.sh" "$work/certs"
 ulimit -n "$((subs + 512))"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 1 500); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.01
-    done
-    echo "nothing listens on $1" >&2
-    exit 1
-}
+. "$root/bench/lib.sh"
 
 phase_args=()
 for p in $phases; do phase_args+=(--phase "$p"); done

@@ -25,19 +25,10 @@ import sys
 import tempfile
 import urllib.request
 
-try:  # websockets >= 13
-    from websockets.asyncio.client import connect
-except ImportError:  # older websockets
-    from websockets import connect  # type: ignore
-
 from websockets.exceptions import ConnectionClosed
 
-from chat_harness import ROOT, ChatServer, Tally
-
-TIMEOUT = 5.0
-
-tally = Tally()
-check = tally.check
+from chat_harness import ROOT, ChatServer
+from smoke_chat import TIMEOUT, broadcast, check, connect, logged, recv_json, tally
 
 
 def cert_sha256(path):
@@ -50,10 +41,6 @@ def peer_sha256(ws):
     return hashlib.sha256(sock.getpeercert(binary_form=True)).hexdigest()
 
 
-async def recv_json(ws):
-    return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-
-
 async def subscribe(ws, name):
     await ws.send(json.dumps({
         "type": "json", "channel": "room",
@@ -61,21 +48,6 @@ async def subscribe(ws, name):
         "message_id": f"sub-{name}"}))
     env = await recv_json(ws)
     return env.get("message") == {"status": "subscribed", "channel": "room"}
-
-
-async def broadcast(sender, receivers, text):
-    await sender.send(json.dumps({
-        "type": "json", "channel": "room",
-        "message": {"action": "broadcast", "text": text}}))
-    return [await recv_json(ws) for ws in receivers]
-
-
-async def logged(srv, text):
-    for _ in range(int(TIMEOUT / 0.05)):
-        if any(text in line for line in srv.lines):
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 async def scenario(srv, certs, program):
@@ -100,9 +72,9 @@ async def scenario(srv, certs, program):
     a = await connect(url, ssl=ctx)
     b = await connect(url, ssl=ctx)
     check(await subscribe(a, "a") and await subscribe(b, "b"), "two wss clients subscribe")
-    got = await broadcast(a, (a, b), "hello over wss")
+    got = await broadcast(a, {"a": a, "b": b}, "hello over wss")
     check(all(e.get("message") == {"action": "broadcast", "text": "hello over wss"}
-              for e in got), f"a broadcast reaches both: {got}")
+              for _, e in got), f"a broadcast reaches both: {got}")
     check(peer_sha256(a) == cert_sha256(os.path.join(certs, "server.pem")),
           "the server shows the certificate it started with")
 
@@ -115,8 +87,8 @@ async def scenario(srv, certs, program):
         check(peer_sha256(c) == cert_sha256(os.path.join(certs, "server2.pem")),
               "a client after the reload is shown the new certificate")
         check(await subscribe(c, "c"), "it subscribes")
-        got = await broadcast(c, (a, b, c), "after the reload")
-        check(all(e.get("message", {}).get("text") == "after the reload" for e in got),
+        got = await broadcast(c, {"a": a, "b": b, "c": c}, "after the reload")
+        check(all(e.get("message", {}).get("text") == "after the reload" for _, e in got),
               "the clients from before the reload stay and chat with it")
         b_and_c = (a, b, c)
     else:

@@ -25,6 +25,16 @@ static uint64_t closed_for_rate(wsn_server *srv)
     return wsni_counter_read(&srv->counters.closed[WSNI_CLOSED_RATE]);
 }
 
+/* c's peer leaves; then the server stops. */
+static void finish(wsn_server *srv, wsn_client *c, wsc *w)
+{
+    wsc_free(w);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    wsn_client_release(c);
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
 static void send_numbered(wsc *w, int from, int to)
 {
     for (int i = from; i < to; i++) {
@@ -130,11 +140,7 @@ static void test_within_rate_never_closed(void)
     CHECK_OK(wsn_server_publish(srv, "c", "1"));
     tu_expect_envelope(w, "{\"channel\":\"c\",\"type\":\"json\",\"time\":\"T\",\"message\":1}");
     CHECK_EQ(closed_for_rate(srv), 0);
-    wsc_free(w);
-    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
-    wsn_client_release(c);
-    CHECK_OK(wsn_server_shutdown(srv, 5000));
-    wsn_server_free(srv);
+    finish(srv, c, w);
 }
 
 static void test_rate_zero_disables(void)
@@ -149,11 +155,7 @@ static void test_rate_zero_disables(void)
     }
     CHECK_EQ(wsn_client_is_connected(c), 1);
     CHECK_EQ(closed_for_rate(srv), 0);
-    wsc_free(w);
-    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
-    wsn_client_release(c);
-    CHECK_OK(wsn_server_shutdown(srv, 5000));
-    wsn_server_free(srv);
+    finish(srv, c, w);
 }
 
 /* Messages count, not frames: two messages of ten fragments each fit a

@@ -133,6 +133,14 @@ static void expect_tls_refused(const wsc_opts *o)
     CHECK_EQ(status, 0);
 }
 
+/* A refused TLS client, and the server's count of refused handshakes
+ * reaching count. */
+static void expect_refused_counted(wsn_server *srv, const wsc_opts *o, uint64_t count)
+{
+    expect_tls_refused(o);
+    TU_WAIT_FOR(tls_refused(srv) == count, TU_TIMEOUT);
+}
+
 static void test_wss_pubsub(void)
 {
     wsn_server *srv;
@@ -153,8 +161,7 @@ static void test_wrong_ca_refused_by_client(void)
     srv = tls_server(0);
     /* The client trusts another CA: it refuses the server. */
     o = client(srv, "other.pem", NULL);
-    expect_tls_refused(&o);
-    TU_WAIT_FOR(tls_refused(srv) == 1, TU_TIMEOUT);
+    expect_refused_counted(srv, &o, 1);
     CHECK_EQ(wsn_server_connected_clients(srv), 0);
     o = client(srv, "ca.pem", NULL);
     check_pubsub(srv, &o);
@@ -183,12 +190,10 @@ static void test_client_cert_required(void)
     make_certs();
     srv = tls_server(2);
     o = client(srv, "ca.pem", NULL);
-    expect_tls_refused(&o);
-    TU_WAIT_FOR(tls_refused(srv) == 1, TU_TIMEOUT);
+    expect_refused_counted(srv, &o, 1);
     /* A certificate the CA did not issue. */
     o = client(srv, "ca.pem", "other");
-    expect_tls_refused(&o);
-    TU_WAIT_FOR(tls_refused(srv) == 2, TU_TIMEOUT);
+    expect_refused_counted(srv, &o, 2);
     CHECK_EQ(wsn_server_connected_clients(srv), 0);
     o = client(srv, "ca.pem", "client");
     check_pubsub(srv, &o);
@@ -207,8 +212,7 @@ static void test_client_cert_requested(void)
     o = client(srv, "ca.pem", "client");
     check_pubsub(srv, &o);
     o = client(srv, "ca.pem", "other");
-    expect_tls_refused(&o);
-    TU_WAIT_FOR(tls_refused(srv) == 1, TU_TIMEOUT);
+    expect_refused_counted(srv, &o, 1);
     finish(srv);
 }
 
@@ -484,11 +488,9 @@ static void test_two_servers(void)
     a = tls_server(2);
     b = tls_server(2);
     o = client(a, "ca.pem", "other");
-    expect_tls_refused(&o);
-    TU_WAIT_FOR(tls_refused(a) == 1, TU_TIMEOUT);
+    expect_refused_counted(a, &o, 1);
     o = client(b, "ca.pem", NULL);
-    expect_tls_refused(&o);
-    TU_WAIT_FOR(tls_refused(b) == 1, TU_TIMEOUT);
+    expect_refused_counted(b, &o, 1);
     o = client(a, "ca.pem", "client");
     check_pubsub(a, &o);
     o = client(b, "ca.pem", "client");

@@ -133,13 +133,27 @@ static int tcp_connect(const char *addr, int port, int rcvbuf, int timeout_ms)
     return fd;
 }
 
+/* Waits until fd is ready for events, within deadline: WSC_OK,
+ * WSC_TIMEOUT, WSC_EIO. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    struct pollfd pf = {fd, events, 0};
+    int r = remaining(deadline), pr;
+    if (r == 0)
+        return WSC_TIMEOUT;
+    pr = poll(&pf, 1, r);
+    if (pr == 0)
+        return WSC_TIMEOUT;
+    if (pr < 0 && errno != EINTR)
+        return WSC_EIO;
+    return WSC_OK;
+}
+
 /* TLS: waits until the socket is ready for what OpenSSL asked (err is
  * SSL_get_error's), or turns err into a WSC_ code. */
 static int ssl_wait(wsc *c, int ret, int64_t deadline)
 {
     int err = SSL_get_error(c->ssl, ret);
-    struct pollfd pf = {c->fd, POLLIN, 0};
-    int r, pr;
     if (err == SSL_ERROR_ZERO_RETURN)
         return WSC_EOF;
     if (err == SSL_ERROR_SYSCALL) {
@@ -150,17 +164,7 @@ static int ssl_wait(wsc *c, int ret, int64_t deadline)
         ERR_clear_error();
         return WSC_ETLS;
     }
-    if (err == SSL_ERROR_WANT_WRITE)
-        pf.events = POLLOUT;
-    r = remaining(deadline);
-    if (r == 0)
-        return WSC_TIMEOUT;
-    pr = poll(&pf, 1, r);
-    if (pr == 0)
-        return WSC_TIMEOUT;
-    if (pr < 0 && errno != EINTR)
-        return WSC_EIO;
-    return WSC_OK;
+    return wait_fd(c->fd, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline);
 }
 
 static int ssl_send_all(wsc *c, const void *data, size_t len, int timeout_ms)
@@ -263,16 +267,9 @@ static int fill(wsc *c, int64_t deadline)
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return WSC_EIO;
         {
-            struct pollfd pf = {c->fd, POLLIN, 0};
-            int r = remaining(deadline);
-            int pr;
-            if (r == 0)
-                return WSC_TIMEOUT;
-            pr = poll(&pf, 1, r);
-            if (pr == 0)
-                return WSC_TIMEOUT;
-            if (pr < 0 && errno != EINTR)
-                return WSC_EIO;
+            int w = wait_fd(c->fd, POLLIN, deadline);
+            if (w != WSC_OK)
+                return w;
         }
     }
 }

@@ -495,7 +495,7 @@ class Server extends EventEmitter {
    * timeoutMs (default: writeWait), false when some had to be cut.
    */
   async shutdown(timeoutMs = this._writeWait) {
-    const rc = await this._native.shutdown(timeoutMs);
+    const [rc] = await this._native.shutdown(timeoutMs);
     if (this._started) await this._stoppedPromise;
     return rc === 0;
   }
