@@ -395,16 +395,15 @@ static void reply_error(wsn_server *srv, wsn_client *c, const char *error)
     }
 }
 
-/* Returns -1 when the callback must close the connection (its reason set). */
-static int message_complete(wsn_server *srv, wsn_client *c, struct lws *wsi,
-                            const unsigned char *data, size_t len)
+static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char *data,
+                             size_t len)
 {
-    if (wsni_rate_admit(srv, c, wsi))
-        return -1;
+    if (!wsni_rate_admit(srv, c))
+        return;
     wsn_event *ev = wsni_event_new(WSN_EVENT_MESSAGE, c);
     if (!ev) {
         wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
-        return 0;
+        return;
     }
     int msgpack_envelope = wsni_conn_of(c)->rx_binary && c->format == FORMAT_MSGPACK;
     if ((wsni_conn_of(c)->rx_binary && !msgpack_envelope) || srv->raw_incoming) {
@@ -415,7 +414,7 @@ static int message_complete(wsn_server *srv, wsn_client *c, struct lws *wsi,
         ev->msg.payload = malloc(len + 1);
         if (!ev->msg.channel || !ev->msg.message_id || !ev->msg.reply_to_id || !ev->msg.payload) {
             wsn_event_free(ev);
-            return 0;
+            return;
         }
         if (len)
             memcpy(ev->msg.payload, data, len);
@@ -429,11 +428,10 @@ static int message_complete(wsn_server *srv, wsn_client *c, struct lws *wsi,
         if (rc) {
             wsn_event_free(ev);
             reply_error(srv, c, error);
-            return 0;
+            return;
         }
     }
     wsni_loop_emit(srv, ev);
-    return 0;
 }
 
 static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const void *in,
@@ -462,7 +460,8 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
         /* The common case, a message in one piece: no copy, and no buffer
          * kept per client (it was a kilobyte for every idle subscriber). */
         pss->in_message = 0;
-        return message_complete(srv, c, wsi, (const unsigned char *)in, len);
+        message_complete(srv, c, (const unsigned char *)in, len);
+        return 0;
     }
     if (wsni_conn_of(c)->rx_len + len > wsni_conn_of(c)->rx_cap) {
         size_t cap = wsni_conn_of(c)->rx_cap ? wsni_conn_of(c)->rx_cap : 1024;
@@ -495,9 +494,9 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
     pss->in_message = 0;
-    int rc = message_complete(srv, c, wsi, wsni_conn_of(c)->rx, wsni_conn_of(c)->rx_len);
+    message_complete(srv, c, wsni_conn_of(c)->rx, wsni_conn_of(c)->rx_len);
     rx_release(srv, c);
-    return rc;
+    return 0;
 }
 
 /* --- writing ---------------------------------------------------------------- */
@@ -582,6 +581,8 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
     if (wsni_client_queued(c)) {
         wsni_client_request_write_now(c);
     } else if (wsni_client_close_due(c, &code, &why)) {
+        if (wsni_rate_close_sent(c))
+            return 0; /* lws awaits the client's answer (rate.c) */
         if (lws_send_pipe_choked(wsi)) {
             wsni_client_request_write_now(c);
         } else {
