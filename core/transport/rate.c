@@ -38,9 +38,9 @@ int wsni_rate_admit(wsn_server *srv, wsn_client *c)
     if (conn->rate_closed)
         return 0;
     /* One clock read per loop pass (io_main clears it), not one per
-     * message: lws keeps no time we could read for free, and the read is
-     * about 35 of the 51 instructions a message would pay (callgrind,
-     * docs/benchmarks.md). A message is stamped with its pass's first
+     * message: lws keeps no time we could read for free, and a read per
+     * message made the limit cost 51 instructions a message, not 17
+     * (callgrind, docs/benchmarks.md). A message is stamped with its pass's first
      * read, off by at most the pass's length (microseconds, unless
      * handlers on the I/O thread are slow), and the error does not add
      * up: every pass reads the clock anew. */
