@@ -29,6 +29,10 @@
  *   idle     N connections (subscribed to one channel) held for a while;
  *            the server's RSS and CPU are read from /proc/PID.
  *
+ * TLS (--tls): every connection is wss://, OpenSSL with the library's
+ * defaults (TLS 1.3 on Debian 12), the server's certificate not checked
+ * (loopback benchmark); TLS reads and writes go through the same buffers.
+ *
  * Output: one JSON object per phase on stdout (one line each), a summary on
  * stderr. Every loop is bounded in time (and every load in count).
  * Loopback only: the target host must be in 127.0.0.0/8.
@@ -41,6 +45,8 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -68,10 +74,11 @@ enum { ROLE_SUB = 0, ROLE_PUB = 1 };
 enum { FMT_JSON = 0, FMT_MSGPACK = 1 };
 enum { FORMAT_JSON = 0, FORMAT_MSGPACK = 1, FORMAT_MIXED = 2 };
 static const char *const format_names[] = {"json", "msgpack", "mixed"};
-enum { ST_FREE = 0, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSED };
+enum { ST_FREE = 0, ST_CONNECTING, ST_TLS, ST_HANDSHAKE, ST_OPEN, ST_CLOSED };
 
 typedef struct conn {
     int fd;
+    SSL *ssl; /* --tls */
     uint32_t idx;
     uint8_t role, state, subscribed, want_out;
     uint8_t tries;
@@ -127,6 +134,7 @@ static struct {
     phase phases[MAX_PHASES];
     int nphases;
     int compress;
+    SSL_CTX *tls; /* --tls: the client context, else NULL */
     int format; /* FORMAT_* */
     int server_pid;
     int subscribe_idle;
@@ -352,7 +360,41 @@ static void set_events(conn *c, int want_out) {
 
 static void conn_fail(conn *c, const char *why);
 
+/* TLS: what SSL_write or SSL_read asked for. 0 = wait (epoll set),
+ * -1 = the connection failed. */
+static int tls_wait(conn *c, int ret) {
+    switch (SSL_get_error(c->ssl, ret)) {
+    case SSL_ERROR_WANT_READ:
+        return 0;
+    case SSL_ERROR_WANT_WRITE:
+        set_events(c, 1);
+        return 0;
+    default:
+        ERR_clear_error();
+        return -1;
+    }
+}
+
+static void flush_tls(conn *c) {
+    while (c->out_off < c->out_len) {
+        int n = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
+        if (n > 0) {
+            c->out_off += (uint32_t)n;
+            continue;
+        }
+        if (tls_wait(c, n) < 0)
+            conn_fail(c, "SSL_write failed");
+        return;
+    }
+    c->out_off = c->out_len = 0;
+    set_events(c, 0);
+}
+
 static void flush(conn *c) {
+    if (c->ssl) {
+        flush_tls(c);
+        return;
+    }
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
                          MSG_NOSIGNAL);
@@ -422,6 +464,8 @@ static void conn_close(conn *c) {
     if (c->role == ROLE_SUB && c->subscribed)
         G.live_subs--;
     epoll_ctl(G.ep, EPOLL_CTL_DEL, c->fd, NULL);
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     close(c->fd);
     c->fd = -1;
     c->state = ST_CLOSED;
@@ -979,9 +1023,52 @@ static void handshake_bytes(conn *c, uint8_t *d, size_t n) {
         parse_frames(c, d + used_from_d, n - used_from_d);
 }
 
+/* TLS handshake steps; then the WebSocket upgrade. */
+static void tls_step(conn *c) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        send_handshake(c);
+        return;
+    }
+    if (tls_wait(c, r) < 0)
+        conn_fail(c, "TLS handshake failed");
+    else if (SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ)
+        set_events(c, 0);
+}
+
+static void tls_start(conn *c) {
+    if (!(c->ssl = SSL_new(G.tls)) || !SSL_set_fd(c->ssl, c->fd))
+        die("SSL_new: out of memory");
+    SSL_set_connect_state(c->ssl);
+    c->state = ST_TLS;
+    tls_step(c);
+}
+
+/* One read: plain recv() or SSL_read (a record at a time). 0 = EOF, -1
+ * with errno EAGAIN = nothing now, -1 otherwise = failed. */
+static ssize_t read_some(conn *c) {
+    if (!c->ssl)
+        return recv(c->fd, G.rbuf, RBUF, 0);
+    int n = SSL_read(c->ssl, G.rbuf, RBUF);
+    if (n > 0)
+        return n;
+    int err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        if (err == SSL_ERROR_WANT_WRITE)
+            set_events(c, 1);
+        errno = EAGAIN;
+        return -1;
+    }
+    ERR_clear_error();
+    errno = ECONNRESET;
+    return -1;
+}
+
 static void on_readable(conn *c) {
     for (int rounds = 0; rounds < 4; rounds++) {
-        ssize_t n = recv(c->fd, G.rbuf, RBUF, 0);
+        ssize_t n = read_some(c);
         if (n > 0) {
             G.rx_now = now_ns();
             if (c->state == ST_HANDSHAKE)
@@ -990,7 +1077,8 @@ static void on_readable(conn *c) {
                 return;
             if (c->state != ST_OPEN && c->state != ST_HANDSHAKE)
                 return;
-            if (n < RBUF)
+            /* SSL_read gives one record (16 KiB) at a time: read on */
+            if (n < RBUF && !c->ssl)
                 return;
             continue;
         }
@@ -1016,9 +1104,16 @@ static void on_event(conn *c, uint32_t ev) {
             return;
         }
         if (ev & EPOLLOUT) {
-            send_handshake(c);
+            if (G.tls)
+                tls_start(c);
+            else
+                send_handshake(c);
             return;
         }
+    }
+    if (c->state == ST_TLS) {
+        tls_step(c);
+        return;
     }
     if ((ev & EPOLLOUT) && c->state != ST_CLOSED)
         flush(c);
@@ -1447,6 +1542,7 @@ static void usage(void) {
             "  --max-broadcasts N bound on broadcasts per phase (0 = time only)\n"
             "  --server-pid P     read CPU and RSS of P from /proc\n"
             "  --compress         offer permessage-deflate (and inflate)\n"
+            "  --tls              wss:// (the server's certificate is not checked)\n"
             "  --format F         json (default: no subprotocol), msgpack (offer\n"
             "                     wsnotify.msgpack, MessagePack envelopes), or mixed\n"
             "                     (even subscribers JSON, odd MessagePack, JSON publisher)\n"
@@ -1487,7 +1583,7 @@ int main(int argc, char **argv) {
         {"max-broadcasts", 1, 0, 'M'}, {"server-pid", 1, 0, 'S'}, {"compress", 0, 0, 'z'},
         {"no-subscribe", 0, 0, 'N'},   {"src-addrs", 1, 0, 'a'},  {"concurrency", 1, 0, 'c'},
         {"connect-timeout", 1, 0, 'T'}, {"label", 1, 0, 'l'},     {"help", 0, 0, '?'},
-        {"format", 1, 0, 'F'},         {"sub-ports", 1, 0, 'U'},
+        {"format", 1, 0, 'F'},         {"sub-ports", 1, 0, 'U'},  {"tls", 0, 0, 'L'},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "v", lo, NULL)) != -1) {
@@ -1519,6 +1615,12 @@ int main(int argc, char **argv) {
         case 'M': G.max_broadcasts = strtoull(optarg, NULL, 10); break;
         case 'S': G.server_pid = atoi(optarg); break;
         case 'z': G.compress = 1; break;
+        case 'L':
+            if (!(G.tls = SSL_CTX_new(TLS_client_method())))
+                die("SSL_CTX_new failed");
+            SSL_CTX_set_mode(G.tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                        SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+            break;
         case 'N': G.subscribe_idle = 0; break;
         case 'a': G.nsrc = atoi(optarg); break;
         case 'c': G.conc = atoi(optarg); break;

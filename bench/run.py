@@ -92,7 +92,11 @@ def servers() -> dict[str, Server]:
     out: dict[str, Server] = {}
 
     chat = find_chat_binary(b)
-    chat_cmd = [str(chat) if chat else "wsnotify-chat", "--port", "{port}"]
+    # The load generator's publisher sends thousands of broadcasts a
+    # second: the chat examples run without their inbound rate limit
+    # (client_rate, issue 20; docs/production.md), as wsn-chat-bench does.
+    no_rate = ["--client-rate", "0"]
+    chat_cmd = [str(chat) if chat else "wsnotify-chat", "--port", "{port}"] + no_rate
     chat_help = help_text([str(chat)]) if chat else ""
     out["wsnotify-chat"] = Server(
         "wsnotify-chat", "examples/chat (C): the chat example as shipped (default flags: "
@@ -149,7 +153,7 @@ def servers() -> dict[str, Server]:
     out["py-chat"] = Server(
         "py-chat", "examples/python/chat.py: the chat example on the wsnotify Python "
         "binding (default flags: nothing logged per message; drop_on_backpressure)",
-        [py, str(pychat), "--port", "{port}"], available=pychat_ok,
+        [py, str(pychat), "--port", "{port}"] + no_rate, available=pychat_ok,
         compression_flag="--compression" if pychat.exists() and "--compression" in
         pychat.read_text() else None,
         version=lambda: py_version(py, "wsnotify"))
@@ -166,7 +170,7 @@ def servers() -> dict[str, Server]:
     out["lua-chat"] = Server(
         "lua-chat", "examples/lua/chat.lua: the chat example on the wsnotify Lua binding, "
         "LuaJIT (nothing logged per message)",
-        ["luajit", str(luachat), "--port", "{port}"], available=lua_ok)
+        ["luajit", str(luachat), "--port", "{port}"] + no_rate, available=lua_ok)
     orun = ROOT / "examples" / "openresty" / "run.sh"
 
     def openresty_ok():
@@ -178,7 +182,7 @@ def servers() -> dict[str, Server]:
     out["openresty-chat"] = Server(
         "openresty-chat", "examples/openresty: the Lua chat inside one nginx worker, "
         "clients through nginx's proxy to the engine in that worker",
-        ["bash", str(orun), "--port", "{port}", "--workers", "1"],
+        ["bash", str(orun), "--port", "{port}", "--workers", "1"] + no_rate,
         available=openresty_ok)
 
     node = shutil.which("node") or "node"
@@ -187,7 +191,7 @@ def servers() -> dict[str, Server]:
     out["node-chat"] = Server(
         "node-chat", "examples/node/chat.js: the chat example on the wsnotify Node "
         "binding (default flags: nothing logged per message; drop_on_backpressure)",
-        [node, str(nodechat), "--port", "{port}"],
+        [node, str(nodechat), "--port", "{port}"] + no_rate,
         available=lambda: (addon.exists() and shutil.which("node"),
                            "node or bindings/node/build/wsnotify.node missing "
                            "(bash bindings/node/test.sh)"),

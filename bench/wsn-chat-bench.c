@@ -14,7 +14,7 @@
  *   wsn-chat-bench [--host A] [--port N] [--io-thread]
  *                  [--send-buffer N] [--drop] [--ping-ms N]
  *                  [--coalesce-window MS] [--read-buffer BYTES]
- *                  [--broker URL]
+ *                  [--broker URL] [--tls-cert FILE --tls-key FILE]
  *
  * --io-thread runs handlers on the engine's I/O thread
  * (WSN_OPT_EVENTS_ON_IO_THREAD); the default queues events and dispatches
@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
     int port = 8080, io_thread = 0, drop = 0;
     long send_buffer = 0, ping_ms = 0, coalesce_ms = -1, read_buffer = 0;
-    const char *broker = "";
+    const char *broker = "", *tls_cert = "", *tls_key = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--host") && i + 1 < argc)
             host = argv[++i];
@@ -106,11 +106,15 @@ int main(int argc, char **argv) {
             read_buffer = atol(argv[++i]);
         else if (!strcmp(argv[i], "--broker") && i + 1 < argc)
             broker = argv[++i];
+        else if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc)
+            tls_cert = argv[++i];
+        else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc)
+            tls_key = argv[++i];
         else {
             fprintf(stderr,
                     "usage: %s [--host A] [--port N] [--io-thread] "
                     "[--send-buffer N] [--drop] [--ping-ms N] [--coalesce-window MS] "
-                    "[--read-buffer BYTES] [--broker URL]\n",
+                    "[--read-buffer BYTES] [--broker URL] [--tls-cert FILE --tls-key FILE]\n",
                     argv[0]);
             return 2;
         }
@@ -151,6 +155,22 @@ int main(int argc, char **argv) {
             return 2;
         }
         rc |= wsn_options_set_string(o, id, broker);
+    }
+    { /* The publisher sends thousands of broadcasts a second: no inbound
+       * rate limit (by name: the option is newer than some cores). */
+        wsn_option id;
+        if (wsn_option_by_name("client_rate", &id, NULL) == WSN_OK)
+            rc |= wsn_options_set_int(o, id, 0);
+    }
+    if (tls_cert[0]) { /* by name: the options are newer than some cores */
+        wsn_option cert, key;
+        if (wsn_option_by_name("tls_cert", &cert, NULL) != WSN_OK ||
+            wsn_option_by_name("tls_key", &key, NULL) != WSN_OK) {
+            fprintf(stderr, "wsn-chat-bench: this wsnotify has no TLS\n");
+            return 2;
+        }
+        rc |= wsn_options_set_string(o, cert, tls_cert);
+        rc |= wsn_options_set_string(o, key, tls_key);
     }
     if (read_buffer > 0) { /* by name: the option is newer than some cores */
         wsn_option id;

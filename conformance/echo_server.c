@@ -113,6 +113,9 @@ int main(int argc, char **argv)
     wsn_options_set_string(o, WSN_OPT_HOST, "127.0.0.1");
     wsn_options_set_int(o, WSN_OPT_PORT, 9001);
     wsn_options_set_int(o, WSN_OPT_LOG_LEVEL, WSN_LOG_WARN);
+    /* Autobahn sends thousands of messages as fast as it can (cases 1, 9):
+     * a conformance peer, not a client the rate limit is for. */
+    wsn_options_set_int(o, WSN_OPT_CLIENT_RATE, 0);
     wsn_options_set_logger(o, log_stderr, NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

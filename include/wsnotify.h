@@ -260,15 +260,44 @@ typedef enum wsn_option {
                                          (wsn_server_accept_upgrade /
                                          wsn_server_reject_upgrade).
                                          Since 0.3 */
+    WSN_OPT_TLS_KEY = 42,             /* string, "": PEM private key file of
+                                         WSN_OPT_TLS_CERT. Since 0.3 */
+    WSN_OPT_TLS_CA = 43,              /* string, "": PEM file of the CAs
+                                         whose client certificates are
+                                         accepted (WSN_OPT_TLS_CLIENT_CERT).
+                                         Since 0.3 */
+    WSN_OPT_TLS_CLIENT_CERT = 44,     /* int 0..2, 0: client certificates:
+                                         0 = not asked for, 1 = requested
+                                         (a client without one is let in,
+                                         one with a certificate not from
+                                         WSN_OPT_TLS_CA is refused),
+                                         2 = required. 1 and 2 need
+                                         WSN_OPT_TLS_CA. Since 0.3 */
+    WSN_OPT_CLIENT_RATE = 45,         /* int messages/s 0..1000000, 100: the
+                                         messages one client may send per
+                                         second, sustained (token bucket);
+                                         beyond it the client is closed
+                                         with 1008 "message rate exceeded".
+                                         0 = no limit. Since 0.3 */
+    WSN_OPT_CLIENT_BURST = 46,        /* int messages 1..1000000, 200: the
+                                         bucket's size: what a client that
+                                         was quiet may send at once.
+                                         Since 0.3 */
     WSN_OPT_METRICS = 47,             /* bool, 0: serve GET /metrics, the
                                          Prometheus text of
                                          wsn_server_metrics_text().
                                          Since 0.3 */
-    WSN_OPT_METRICS_TOKEN = 48        /* string, "": when set, GET /metrics
+    WSN_OPT_METRICS_TOKEN = 48,       /* string, "": when set, GET /metrics
                                          without "Authorization: Bearer
                                          <token>" gets 401. "" = open to
                                          whoever reaches the port.
                                          Since 0.3 */
+    WSN_OPT_TLS_CERT = 49             /* string, "": PEM certificate (chain)
+                                         file; with WSN_OPT_TLS_KEY the
+                                         server speaks only TLS (wss://,
+                                         https://). Both or neither. (41,
+                                         planned for it, went to
+                                         WSN_OPT_AUTHENTICATE.) Since 0.3 */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;
@@ -302,8 +331,10 @@ WSN_API void wsn_options_free(wsn_options *opts);
 WSN_API int wsn_option_by_name(const char *name, wsn_option *id,
                                wsn_option_type *type);
 
-/* The name and type of an id: returns NULL for an unknown id. Iterate ids
- * from 1 until WSN_ENOTFOUND to list them all. Since 0.1. */
+/* The name and type of an id: returns NULL for an unknown id. Ids may
+ * have gaps (numbers given out to options that a build does not have yet):
+ * to list them all, iterate from 1 and stop after 32 unknown ids in a row.
+ * Since 0.1. */
 WSN_API const char *wsn_option_name(wsn_option id);
 WSN_API int wsn_option_type_of(wsn_option id, wsn_option_type *type);
 
@@ -394,6 +425,17 @@ WSN_API void wsn_server_free(wsn_server *srv);
  * failing at once it may be another thread's. Returns the full length of
  * the text. Since 0.1. */
 WSN_API size_t wsn_server_last_error(wsn_server *srv, char *buf, size_t cap);
+
+/* Reads WSN_OPT_TLS_CERT and WSN_OPT_TLS_KEY again (the same paths) and
+ * serves the new certificate to connections made from now on; open
+ * connections keep theirs and stay open. The files are checked first (a
+ * certificate, a key that matches it): when they are not right, nothing
+ * changes and the call says why. Waits until the I/O thread has switched.
+ * Returns 0, WSN_EINVAL (the server has no TLS), WSN_EIO (a file cannot be
+ * read or is not right: wsn_server_last_error names the option, the path
+ * and the reason), WSN_ECLOSED (not running), WSN_EUNSUPPORTED (the
+ * libwebsockets linked cannot reload). Since 0.3. */
+WSN_API int wsn_server_reload_tls(wsn_server *srv);
 
 /* ==== Pub/sub ========================================================== */
 

@@ -95,8 +95,14 @@ typedef enum wsn_option {
     WSN_OPT_AUTH_QUEUE = 39,
     WSN_OPT_MAX_CLIENTS_PER_ADDRESS = 40,
     WSN_OPT_AUTHENTICATE = 41,
+    WSN_OPT_TLS_KEY = 42,
+    WSN_OPT_TLS_CA = 43,
+    WSN_OPT_TLS_CLIENT_CERT = 44,
+    WSN_OPT_CLIENT_RATE = 45,
+    WSN_OPT_CLIENT_BURST = 46,
     WSN_OPT_METRICS = 47,
-    WSN_OPT_METRICS_TOKEN = 48
+    WSN_OPT_METRICS_TOKEN = 48,
+    WSN_OPT_TLS_CERT = 49
 } wsn_option;
 
 typedef enum wsn_option_type {
@@ -160,6 +166,8 @@ int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms);
 void wsn_server_free(wsn_server *srv);
 
 size_t wsn_server_last_error(wsn_server *srv, char *buf, size_t cap);
+
+int wsn_server_reload_tls(wsn_server *srv);
 
 /* ==== Pub/sub ==== */
 

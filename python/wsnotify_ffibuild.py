@@ -33,7 +33,7 @@ REPO = os.path.dirname(HERE)
 
 # Used when CMakeLists.txt cannot be read: the pkg-config modules the core
 # links. Extend here only if CMakeLists.txt is not available.
-DEFAULT_PKG_MODULES = ["libwebsockets", "jansson", "msgpack", "libsodium", "hiredis"]
+DEFAULT_PKG_MODULES = ["libwebsockets", "jansson", "msgpack", "libsodium", "hiredis", "openssl"]
 
 
 def use_system_lib() -> bool:

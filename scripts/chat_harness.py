@@ -26,7 +26,7 @@ class Tally:
         return cond
 
 
-def read_startup_port(proc, lines, start_timeout, pattern=r"http://[^:]+:(\d+)/"):
+def read_startup_port(proc, lines, start_timeout, pattern=r"https?://[^:]+:(\d+)/"):
     """Reads proc's output (kept in lines) until its startup line names the
     port it listens on; returns the port, or None if the process ended or
     start_timeout passed first."""

@@ -26,7 +26,8 @@ fi
 # uses (hiredis for the broker); redis-server for the broker's tests. Sanitizers: gcc's runtimes come with gcc; clang's with
 # libclang-rt-14-dev. abigail-tools: abidw/abidiff for the ABI check
 # (scripts/abi.sh). luajit: its ffi.cdef reads include/wsnotify_ffi.h in
-# a ctest.
+# a ctest. libssl-dev: the core checks TLS files and client certificates
+# with lws's OpenSSL; openssl: the TLS tests make their certificates.
 APT_PACKAGES=(
     gcc
     make
@@ -35,6 +36,8 @@ APT_PACKAGES=(
     clang
     libclang-rt-14-dev
     libwebsockets-dev
+    libssl-dev
+    openssl
     libjansson-dev
     libmsgpack-dev
     libsodium-dev

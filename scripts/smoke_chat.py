@@ -63,7 +63,11 @@ async def nothing_within(ws, seconds):
 def slow_reader(port, max_sends=2000, payload=16384):
     """A raw client with a small receive window subscribes to a channel of
     its own and broadcasts 16 KiB messages to it without reading, until a
-    send fails or max_sends; then reads until the connection ends. Returns
+    send fails or max_sends; then reads until the connection ends. It keeps
+    within the engine's default inbound rate (client_rate 100/s, burst
+    200): 150 at once, then 90 a second, so that what closes it is its full
+    queue, not its rate (behind OpenResty's proxy that takes some 450).
+    Returns
     (sends, how it ended: "1001 <reason>", another code, or "eof"); None
     when the connection did not end (bounded: 10 s of reading)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -88,8 +92,11 @@ def slow_reader(port, max_sends=2000, payload=16384):
     wire = frame({"type": "json", "channel": "slow",
                   "message": {"action": "broadcast", "text": "x" * payload}})
     sends = 0
+    start = time.monotonic()
     try:
         for sends in range(1, max_sends + 1):
+            if sends > 150:
+                time.sleep(max(0.0, start + (sends - 150) / 90 - time.monotonic()))
             s.sendall(wire)
     except OSError:
         pass  # the server closed it: what follows reads how

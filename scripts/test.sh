@@ -10,6 +10,7 @@
 #                 (smoke_chat.py; smoke_msgpack.py: MessagePack + JSON clients;
 #                 smoke_broker_chat.py: three servers on one Redis, restarted;
 #                 smoke_auth_chat.py: --auth-token, 401 without it)
+#                 smoke_tls_chat.py: --tls-cert/--tls-key, wss, SIGHUP reload)
 #   3. asan       ASan+UBSan in build-asan/ + ctest + chat smoke
 #   4. tsan       TSan in build-tsan/       + ctest + chat smoke
 #   5. python     pip install ./python + pytest python/tests (if python/ exists)
@@ -308,6 +309,8 @@ cmake_stage() {
     smoke_step "$name-broker" smoke_broker_chat.py "$chat" "${wrap[@]}"
     # Started with --auth-token: token holders chat, others get 401 (issue 20).
     smoke_step "$name-auth" smoke_auth_chat.py "$chat" "${wrap[@]}"
+    # Over TLS, with a certificate reload (issue 20).
+    smoke_step "$name-tls" smoke_tls_chat.py "$chat" "${wrap[@]}"
 }
 
 # ---- the run ---------------------------------------------------------------
@@ -405,6 +408,7 @@ else
         smoke_step python-msgpack smoke_msgpack.py "$root/examples/python/chat.py"
         smoke_step python-broker smoke_broker_chat.py "$root/examples/python/chat.py"
         smoke_step python-auth smoke_auth_chat.py "$root/examples/python/chat.py"
+        smoke_step python-tls smoke_tls_chat.py "$root/examples/python/chat.py"
     fi
 fi
 
@@ -440,6 +444,7 @@ if [ "${WSN_SKIP_NODE:-0}" != 1 ] && [ -f "$root/bindings/node/build/wsnotify.no
     smoke_step node-msgpack smoke_msgpack.py "$root/examples/node/chat.js"
     smoke_step node-broker smoke_broker_chat.py "$root/examples/node/chat.js"
     smoke_step node-auth smoke_auth_chat.py "$root/examples/node/chat.js"
+    smoke_step node-tls smoke_tls_chat.py "$root/examples/node/chat.js"
 fi
 binding_step lua "$root/bindings/lua/test.sh" "$T_LUA" count_plain
 

@@ -120,9 +120,21 @@ static void test_next_event_fields(void)
     wsn_server_free(srv);
 }
 
+/* A server without the inbound rate limit, for tests whose client sends
+ * hundreds of messages at once (client_rate is test_rate.c's). */
+static wsn_server *unlimited_server(void)
+{
+    wsn_options *o = tu_opts();
+    wsn_server *srv;
+    tu_set_int(o, WSN_OPT_CLIENT_RATE, 0);
+    srv = tu_server(o);
+    wsn_options_free(o);
+    return srv;
+}
+
 static void test_event_fd_readable(void)
 {
-    wsn_server *srv = tu_server(NULL);
+    wsn_server *srv = unlimited_server();
     int fd = wsn_server_event_fd(srv);
     struct pollfd p;
     wsc *w;
@@ -669,6 +681,7 @@ static void test_event_queue_limit_pauses(void)
     wsn_client *c;
     int i;
     tu_set_int(o, WSN_OPT_EVENT_QUEUE_LIMIT, 4);
+    tu_set_int(o, WSN_OPT_CLIENT_RATE, 0); /* 300 messages at once */
     srv = tu_server(o);
     c = tu_accept(srv, &w);
     for (i = 0; i < 300; i++) {
@@ -725,6 +738,7 @@ static void client_share_case(wsn_option id, int64_t share, size_t pad_len, int 
     memset(pad, 'p', pad_len);
     pad[pad_len] = '\0';
     tu_set_int(o, id, share);
+    tu_set_int(o, WSN_OPT_CLIENT_RATE, 0); /* the flood is the point */
     srv = tu_server(o);
     ca = tu_accept(srv, &wa);
     cb = tu_accept(srv, &wb);
@@ -1294,7 +1308,7 @@ static void *take_thread(void *arg)
 
 static void test_take_events_two_threads(void)
 {
-    wsn_server *srv = tu_server(NULL);
+    wsn_server *srv = unlimited_server();
     wsc *w;
     wsn_client *c = tu_accept(srv, &w);
     atomic_int taken = 0;

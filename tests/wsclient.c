@@ -19,6 +19,10 @@
 #include <unistd.h>
 
 #include <libwebsockets.h> /* lws_SHA1, lws_b64_encode_string */
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <zlib.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -38,6 +42,8 @@ struct wsc {
     int client_no_ctx;    /* client_no_context_takeover */
     int inflate_ready, deflate_ready;
     z_stream inf, def;
+    SSL_CTX *ssl_ctx; /* TLS: both set, else NULL */
+    SSL *ssl;
 };
 
 /* ---- time ---- */
@@ -66,6 +72,7 @@ const char *wsc_strerror(int rc)
     case WSC_EHTTP: return "WSC_EHTTP (not upgraded)";
     case WSC_EIO: return "WSC_EIO";
     case WSC_ENOMEM: return "WSC_ENOMEM";
+    case WSC_ETLS: return "WSC_ETLS (TLS handshake failed or TLS alert)";
     }
     return "WSC_?";
 }
@@ -126,10 +133,67 @@ static int tcp_connect(const char *addr, int port, int rcvbuf, int timeout_ms)
     return fd;
 }
 
-static int send_all(int fd, const void *data, size_t len, int timeout_ms)
+/* Waits until fd is ready for events, within deadline: WSC_OK,
+ * WSC_TIMEOUT, WSC_EIO. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    struct pollfd pf = {fd, events, 0};
+    int r = remaining(deadline), pr;
+    if (r == 0)
+        return WSC_TIMEOUT;
+    pr = poll(&pf, 1, r);
+    if (pr == 0)
+        return WSC_TIMEOUT;
+    if (pr < 0 && errno != EINTR)
+        return WSC_EIO;
+    return WSC_OK;
+}
+
+/* TLS: waits until the socket is ready for what OpenSSL asked (err is
+ * SSL_get_error's), or turns err into a WSC_ code. */
+static int ssl_wait(wsc *c, int ret, int64_t deadline)
+{
+    int err = SSL_get_error(c->ssl, ret);
+    if (err == SSL_ERROR_ZERO_RETURN)
+        return WSC_EOF;
+    if (err == SSL_ERROR_SYSCALL) {
+        ERR_clear_error();
+        return (errno == 0 || errno == ECONNRESET || errno == EPIPE) ? WSC_EOF : WSC_EIO;
+    }
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        return WSC_ETLS;
+    }
+    return wait_fd(c->fd, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline);
+}
+
+static int ssl_send_all(wsc *c, const void *data, size_t len, int timeout_ms)
 {
     const unsigned char *p = data;
     int64_t deadline = now_ms() + timeout_ms;
+    while (len > 0) {
+        int n;
+        errno = 0; /* SSL_ERROR_SYSCALL leaves the reason there */
+        n = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        n = ssl_wait(c, n, deadline);
+        if (n != WSC_OK)
+            return n;
+    }
+    return WSC_OK;
+}
+
+static int send_all(wsc *c, const void *data, size_t len, int timeout_ms)
+{
+    const unsigned char *p = data;
+    int fd = c->fd;
+    int64_t deadline = now_ms() + timeout_ms;
+    if (c->ssl)
+        return ssl_send_all(c, data, len, timeout_ms);
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
@@ -176,6 +240,18 @@ static int fill(wsc *c, int64_t deadline)
             c->rcap = ncap;
         }
     }
+    while (c->ssl) {
+        int r;
+        errno = 0;
+        r = SSL_read(c->ssl, c->rbuf + c->rlen, (int)(c->rcap - c->rlen));
+        if (r > 0) {
+            c->rlen += (size_t)r;
+            return WSC_OK;
+        }
+        r = ssl_wait(c, r, deadline);
+        if (r != WSC_OK)
+            return r;
+    }
     for (;;) {
         n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
         if (n > 0) {
@@ -191,16 +267,9 @@ static int fill(wsc *c, int64_t deadline)
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return WSC_EIO;
         {
-            struct pollfd pf = {c->fd, POLLIN, 0};
-            int r = remaining(deadline);
-            int pr;
-            if (r == 0)
-                return WSC_TIMEOUT;
-            pr = poll(&pf, 1, r);
-            if (pr == 0)
-                return WSC_TIMEOUT;
-            if (pr < 0 && errno != EINTR)
-                return WSC_EIO;
+            int w = wait_fd(c->fd, POLLIN, deadline);
+            if (w != WSC_OK)
+                return w;
         }
     }
 }
@@ -300,6 +369,51 @@ static void parse_deflate_params(wsc *c)
         c->client_no_ctx = 1;
 }
 
+/* The TLS handshake on c->fd, within deadline. */
+static int tls_start(wsc *c, const wsc_opts *o, int64_t deadline)
+{
+    const char *host = o->tls_host ? o->tls_host : "localhost";
+    int ret;
+    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ssl_ctx)
+        return WSC_ENOMEM;
+    if (SSL_CTX_load_verify_locations(c->ssl_ctx, o->tls_ca, NULL) != 1 ||
+        (o->tls_cert && (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, o->tls_cert) != 1 ||
+                         SSL_CTX_use_PrivateKey_file(c->ssl_ctx, o->tls_key,
+                                                     SSL_FILETYPE_PEM) != 1))) {
+        fprintf(stderr, "wsclient: cannot load the TLS files\n");
+        ERR_clear_error();
+        return WSC_ETLS;
+    }
+    SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    c->ssl = SSL_new(c->ssl_ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd) || !SSL_set1_host(c->ssl, host) ||
+        !SSL_set_tlsext_host_name(c->ssl, host))
+        return WSC_ENOMEM;
+    for (;;) {
+        int rc;
+        errno = 0;
+        if ((ret = SSL_connect(c->ssl)) == 1)
+            break;
+        rc = ssl_wait(c, ret, deadline);
+        if (rc != WSC_OK)
+            return rc == WSC_EOF ? WSC_ETLS : rc;
+    }
+    return WSC_OK;
+}
+
+int wsc_tls_fingerprint(const wsc *c, unsigned char out[32])
+{
+    X509 *cert;
+    unsigned int n = 32;
+    int rc;
+    if (!c->ssl || !(cert = SSL_get1_peer_certificate(c->ssl)))
+        return -1;
+    rc = X509_digest(cert, EVP_sha256(), out, &n) == 1 && n == 32 ? 0 : -1;
+    X509_free(cert);
+    return rc;
+}
+
 int wsc_connect(const wsc_opts *o, wsc **out, int *http_status)
 {
     const char *addr = o->addr ? o->addr : "127.0.0.1";
@@ -326,6 +440,8 @@ int wsc_connect(const wsc_opts *o, wsc **out, int *http_status)
         free(c);
         return WSC_ECONN;
     }
+    if (o->tls_ca && (rc = tls_start(c, o, deadline)) != WSC_OK)
+        goto fail;
     if (o->host_header)
         snprintf(hostbuf, sizeof hostbuf, "%s", o->host_header);
     else if (strchr(addr, ':'))
@@ -355,7 +471,7 @@ int wsc_connect(const wsc_opts *o, wsc **out, int *http_status)
              o->deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n"
                         : "",
              o->extra_headers ? o->extra_headers : "");
-    rc = send_all(c->fd, req, strlen(req), remaining(deadline));
+    rc = send_all(c, req, strlen(req), remaining(deadline));
     if (rc != WSC_OK)
         goto fail;
     rc = read_head(c, deadline, &head_len);
@@ -411,6 +527,8 @@ void wsc_free(wsc *c)
 {
     if (!c)
         return;
+    SSL_free(c->ssl);
+    SSL_CTX_free(c->ssl_ctx);
     if (c->fd >= 0)
         close(c->fd);
     if (c->inflate_ready)
@@ -464,7 +582,7 @@ int wsc_send_frame_raw(wsc *c, unsigned char byte0, int masked,
         buf[hl + i] = masked ? (unsigned char)(((const unsigned char *)data)[i] ^
                                                mask[i & 3])
                              : ((const unsigned char *)data)[i];
-    rc = send_all(c->fd, buf, hl + len, 10000);
+    rc = send_all(c, buf, hl + len, 10000);
     free(buf);
     return rc;
 }
@@ -572,7 +690,7 @@ int wsc_send_compressed(wsc *c, int opcode, const void *data, size_t len)
 
 int wsc_send_bytes(wsc *c, const void *data, size_t len)
 {
-    return send_all(c->fd, data, len, 10000);
+    return send_all(c, data, len, 10000);
 }
 
 /* ---- receiving ---- */
@@ -841,7 +959,7 @@ static int http_exchange(const char *addr, int port, const char *req,
         free(c);
         return WSC_ECONN;
     }
-    rc = send_all(c->fd, req, strlen(req), remaining(deadline));
+    rc = send_all(c, req, strlen(req), remaining(deadline));
     if (rc != WSC_OK)
         goto out;
     rc = read_head(c, deadline, &head_len);

@@ -9,6 +9,10 @@
  * permessage-deflate: with opts.deflate the client offers the extension; if
  * the server accepts it, compressed (RSV1) messages are inflated on receipt
  * (zlib, raw deflate, RFC 7692) and wsc_send_compressed() can send one.
+ *
+ * TLS (wss://): with opts.tls_ca the connection is TLS (OpenSSL), the
+ * server's certificate checked against that CA file and opts.tls_host;
+ * opts.tls_cert/tls_key give a client certificate.
  */
 #ifndef WSN_TEST_WSCLIENT_H
 #define WSN_TEST_WSCLIENT_H
@@ -25,7 +29,8 @@ enum {
     WSC_EPROTO = -4,   /* the peer broke the protocol (bad frame, bad accept) */
     WSC_EHTTP = -5,    /* the upgrade was answered with another status */
     WSC_EIO = -6,      /* a socket error other than EOF */
-    WSC_ENOMEM = -7
+    WSC_ENOMEM = -7,
+    WSC_ETLS = -8      /* the TLS handshake failed, or a TLS alert came */
 };
 
 /* Opcodes. */
@@ -52,6 +57,12 @@ typedef struct wsc_opts {
     int no_auto_pong;          /* 1: never answer pings */
     int deflate;               /* 1: offer permessage-deflate */
     int timeout_ms;            /* handshake timeout, default 5000 */
+    const char *tls_ca;        /* non-NULL: TLS, the server verified with
+                                  this CA file */
+    const char *tls_host;      /* name the certificate must carry, default
+                                  "localhost" (also sent as SNI) */
+    const char *tls_cert;      /* client certificate (PEM) or NULL */
+    const char *tls_key;       /* its key */
 } wsc_opts;
 
 /* One received frame or message. data is malloc'ed, NUL-terminated, owned by
@@ -84,6 +95,9 @@ const char *wsc_subprotocol(const wsc *c);
 const char *wsc_extensions(const wsc *c);
 int wsc_deflate_active(const wsc *c);
 int wsc_fd(const wsc *c);
+/* TLS: SHA-256 of the server's certificate (DER) into out; 0, or -1
+ * without TLS. */
+int wsc_tls_fingerprint(const wsc *c, unsigned char out[32]);
 
 /* Counters of control frames seen by the receive calls. */
 int wsc_pings_received(const wsc *c);

@@ -151,6 +151,7 @@ if "$PY" -c 'import websockets, msgpack' 2>/dev/null; then
     smoke smoke_chat.py "$root/examples/lua/chat.lua" chat.lua
     smoke smoke_msgpack.py "$root/examples/lua/chat.lua" chat.lua
     smoke smoke_auth_chat.py "$root/examples/lua/chat.lua" chat.lua
+    smoke smoke_tls_chat.py "$root/examples/lua/chat.lua" chat.lua
     if [ "$have_nginx" = 1 ]; then
         smoke smoke_chat.py "$root/examples/openresty/run.sh" openresty
         smoke smoke_msgpack.py "$root/examples/openresty/run.sh" openresty

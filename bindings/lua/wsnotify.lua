@@ -522,6 +522,12 @@ function Server:broker_state() return self._s:broker_state() end
 -- in the Prometheus text format (what GET /metrics serves, metrics = true).
 function Server:metrics() return self._s:metrics() end
 function Server:metrics_text() return self._s:metrics_text() end
+-- reload_tls() -> true | nil, err, code: reads the tls_cert and tls_key
+-- files again; connections made from then on get the new certificate, open
+-- ones keep theirs. A file that cannot be read or does not hold the
+-- certificate and its key: nil, err naming it, "WSN_EIO" (the previous
+-- certificate stays); no TLS: "WSN_EINVAL".
+function Server:reload_tls() return self._s:reload_tls() end
 
 -- send_raw(client, data, [type "text"|"binary"]): one frame, no envelope.
 function Server:send_raw(client, data, mtype)

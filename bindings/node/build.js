@@ -41,7 +41,7 @@ function walk(dir, rel = '') {
 // The warnings CMakeLists.txt gives the core (WSN_WARNINGS).
 const WARNINGS = ['-Wall', '-Wextra', '-Wshadow', '-Wconversion',
   '-Wno-sign-conversion', '-Wstrict-prototypes', '-Wmissing-prototypes'];
-const DEFAULT_PKG_MODULES = ['libwebsockets', 'jansson', 'msgpack', 'libsodium', 'hiredis'];
+const DEFAULT_PKG_MODULES = ['libwebsockets', 'jansson', 'msgpack', 'libsodium', 'hiredis', 'openssl'];
 
 function truthy(name) {
   return ['1', 'yes', 'true', 'on'].includes(

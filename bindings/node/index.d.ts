@@ -146,6 +146,14 @@ export interface ServerOptions {
   authQueue?: number;
   /** Connections one remote address may hold; 0 = no bound. */
   maxClientsPerAddress?: number;
+  /** PEM certificate (chain) file: with tlsKey the server speaks only TLS (wss://). */
+  tlsCert?: string;
+  /** PEM private key of tlsCert (no passphrase). */
+  tlsKey?: string;
+  /** PEM file of the CAs whose client certificates are accepted. */
+  tlsCa?: string;
+  /** Client certificates: 0 not asked for, 1 requested, 2 required (1, 2 need tlsCa). */
+  tlsClientCert?: 0 | 1 | 2;
   /** Every core log line at or above logLevel. */
   logger?: (level: LogLevelName, line: string) => void;
   /**
@@ -246,6 +254,8 @@ export declare class Server extends EventEmitter {
   setUpgradeHandler(fn: UpgradeHandler | null): void;
   readonly port: number;
   shutdown(timeoutMs?: number): Promise<boolean>;
+  /** Reads tlsCert and tlsKey again; open connections keep theirs. */
+  reloadTls(): Promise<void>;
 
   subscribe(client: Client, channel: string): void;
   unsubscribe(client: Client, channel: string): void;

@@ -57,12 +57,13 @@ class WsnotifyError extends Error {
 function strerror(errno) { return native.strerror(errno); }
 function errorName(errno) { return native.errName(errno); }
 
-native.setErrorFactory((errno, what, detail) => {
+function coreError(errno, what, detail) {
   let msg = `${what}: ${native.strerror(errno)}`;
   if (detail) msg += ` (${detail})`;
   const code = native.errName(errno);
   return new WsnotifyError(`${msg} [${code}]`, code, errno);
-});
+}
+native.setErrorFactory(coreError);
 
 /**
  * JSON text that is already encoded, published as it is (Go's
@@ -494,9 +495,22 @@ class Server extends EventEmitter {
    * timeoutMs (default: writeWait), false when some had to be cut.
    */
   async shutdown(timeoutMs = this._writeWait) {
-    const rc = await this._native.shutdown(timeoutMs);
+    const [rc] = await this._native.shutdown(timeoutMs);
     if (this._started) await this._stoppedPromise;
     return rc === 0;
+  }
+
+  /**
+   * Reads the tlsCert and tlsKey files again and serves the new
+   * certificate to connections made from then on; open connections stay.
+   * Resolves once the server switched; rejects (WsnotifyError: WSN_EIO
+   * naming the file and why, WSN_EINVAL without TLS, WSN_ECLOSED) and
+   * keeps the previous certificate when the files are not right. The
+   * files are read on the server's thread, never on the JS thread.
+   */
+  async reloadTls() {
+    const [rc, detail] = await this._native.reloadTls();
+    if (rc !== 0) throw coreError(rc, 'reloadTls', detail);
   }
 
   // -- pub/sub ---------------------------------------------------------------

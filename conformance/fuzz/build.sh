@@ -13,8 +13,8 @@ out="${1:?usage: build.sh OUTDIR}"
 cc="${CC:-$(command -v clang-14 || command -v clang || true)}"
 [ -n "$cc" ] || { echo "build.sh: clang not found" >&2; exit 1; }
 mkdir -p "$out/obj"
-deps_cflags="$(pkg-config --cflags libwebsockets jansson msgpack libsodium hiredis)"
-deps_libs="$(pkg-config --libs libwebsockets jansson msgpack libsodium hiredis) -lpthread"
+deps_cflags="$(pkg-config --cflags libwebsockets jansson msgpack libsodium hiredis openssl)"
+deps_libs="$(pkg-config --libs libwebsockets jansson msgpack libsodium hiredis openssl) -lpthread"
 flags=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
        -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=c11
        -I"$root/include" -I"$root/core")

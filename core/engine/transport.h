@@ -21,7 +21,7 @@
 /* Room for the transport's part of a client (the lws transport's struct
  * wsni_conn; it checks it fits), embedded in wsn_client so that an idle
  * connection stays one allocation. */
-#define WSNI_CONN_IMPL_SIZE 104
+#define WSNI_CONN_IMPL_SIZE 112
 #define WSNI_CONN_IMPL_ALIGN 8
 
 typedef struct wsni_timer wsni_timer;
@@ -64,6 +64,8 @@ typedef struct wsni_transport {
     /* io: the host's answer to the waiting upgrade a->id (taking a):
      * WSN_OK, or WSN_EGONE when no such upgrade waits any more. */
     int (*answer_upgrade)(wsn_server *srv, struct wsni_upgrade_answer *a);
+    /* io: read the TLS certificate and key files again; a WSN_* code. */
+    int (*reload_tls)(wsn_server *srv);
 } wsni_transport;
 
 #endif

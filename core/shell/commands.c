@@ -23,10 +23,27 @@ command *wsni_command_new(enum command_kind kind)
     return cmd;
 }
 
+/* Answers cmd's caller, once: the reply lives on the caller's stack, which
+ * it leaves as soon as done is seen, so cmd forgets it first. */
+static void reply_set(command *cmd, int rc)
+{
+    wsni_reply *r = cmd->reply;
+    if (!r)
+        return;
+    cmd->reply = NULL;
+    wsn_server *srv = r->srv;
+    pthread_mutex_lock(&srv->lock);
+    r->done = 1;
+    r->rc = rc;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
 void wsni_command_free(command *cmd)
 {
     if (!cmd)
         return;
+    reply_set(cmd, WSN_ECLOSED);
     wsn_client_release(cmd->client);
     free(cmd->channel);
     wsni_outgoing_free(cmd->out);
@@ -153,6 +170,21 @@ int wsni_command_submit(wsn_server *srv, command *cmd, int flags)
     return WSN_OK;
 }
 
+int wsni_command_call(wsn_server *srv, command *cmd)
+{
+    wsni_reply reply = {.srv = srv};
+    cmd->reply = &reply;
+    int rc = wsni_command_submit(srv, cmd, 0);
+    if (rc)
+        return rc;
+    /* Applied and freed by now on the I/O thread; else wait for it. */
+    pthread_mutex_lock(&srv->lock);
+    while (!reply.done)
+        pthread_cond_wait(&srv->cond, &srv->lock);
+    pthread_mutex_unlock(&srv->lock);
+    return reply.rc;
+}
+
 static command *command_at(wsni_list_node *n)
 {
     return n ? wsni_container_of(n, command, node) : NULL;
@@ -274,6 +306,11 @@ int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
         return WSN_OK;
     case CMD_BATCH_ARM:
         return wsni_batch_arm(srv, cmd->batch_key, cmd->batch_key_len, cmd->batch_generation, cmd->arg);
+    case CMD_TLS_RELOAD: {
+        int rc = srv->transport->reload_tls ? srv->transport->reload_tls(srv) : WSN_EUNSUPPORTED;
+        reply_set(cmd, rc);
+        return rc;
+    }
     case CMD_BATCH_FLUSH: {
         struct batch *b = cmd->batch;
         cmd->batch = NULL;

@@ -19,8 +19,17 @@ enum command_kind {
     CMD_BATCH_FLUSH, /* batch: deliver it now (it reached a bound) */
     CMD_SEND_REMOTE, /* target (a client of another server), out */
     CMD_UPGRADE_ANSWER, /* answer: the host's word on a waiting upgrade */
-    CMD_SET_EXPIRY   /* client, arg = Unix ms (0 = none) */
+    CMD_SET_EXPIRY,  /* client, arg = Unix ms (0 = none) */
+    CMD_TLS_RELOAD   /* reply: the certificate files again (transport) */
 };
+
+/* A caller waiting for its command's result: done and rc are set once,
+ * under srv->lock, and srv->cond is broadcast; a command freed unapplied
+ * (the loop ended) answers WSN_ECLOSED. */
+typedef struct wsni_reply {
+    wsn_server *srv;
+    int done, rc;
+} wsni_reply;
 
 
 struct command {
@@ -36,6 +45,7 @@ struct command {
     struct batch *batch;  /* owned */
     char *target;         /* owned: CMD_SEND_REMOTE's client id */
     struct wsni_upgrade_answer *answer; /* owned */
+    wsni_reply *reply;    /* the waiting caller's, or NULL */
 };
 
 command *wsni_command_new(enum command_kind kind);
@@ -62,6 +72,9 @@ void wsni_commands_drop(wsn_server *srv);
 void wsni_commands_run(wsn_server *srv);
 /* Whether commands wait for the I/O thread (any thread). */
 int wsni_commands_pending(wsn_server *srv);
+
+/* Queues cmd (its reply set) and waits for its result (any thread). */
+int wsni_command_call(wsn_server *srv, command *cmd);
 
 /* Applies one command on the I/O thread. may_wait: the caller could be
  * made to wait, so a full client in block mode gets an overflow entry. */

@@ -62,6 +62,13 @@ static const struct option_spec option_specs[WSN_OPTION_COUNT + 1] = {
     [WSN_OPT_AUTHENTICATE] = {"authenticate", WSN_OPTTYPE_BOOL, 0, 0, 1, NULL},
     [WSN_OPT_METRICS] = {"metrics", WSN_OPTTYPE_BOOL, 0, 0, 1, NULL},
     [WSN_OPT_METRICS_TOKEN] = {"metrics_token", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
+    [WSN_OPT_TLS_CERT] = {"tls_cert", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
+    [WSN_OPT_TLS_KEY] = {"tls_key", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
+    [WSN_OPT_TLS_CA] = {"tls_ca", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
+    [WSN_OPT_TLS_CLIENT_CERT] = {"tls_client_cert", WSN_OPTTYPE_INT, 0, 0, 2, NULL},
+    /* docs/production.md, "Inbound rate limit", says why these. */
+    [WSN_OPT_CLIENT_RATE] = {"client_rate", WSN_OPTTYPE_INT, 100, 0, 1000000, NULL},
+    [WSN_OPT_CLIENT_BURST] = {"client_burst", WSN_OPTTYPE_INT, 200, 1, 1000000, NULL},
 };
 
 static const struct option_spec *spec_of(wsn_option id)
@@ -250,8 +257,42 @@ WSN_API int wsn_options_set_origin_check(wsn_options *o, wsn_origin_fn fn, void 
     return WSN_OK;
 }
 
+/* The TLS options come as a set: what is missing is named, so that a
+ * typo does not leave a server on plain ws:// (the files themselves are
+ * read at start, transport/tls.c). */
+static int tls_options_validate(const wsn_options *o, char *err, size_t err_len)
+{
+    int cert = *o->strings[WSN_OPT_TLS_CERT] != 0, key = *o->strings[WSN_OPT_TLS_KEY] != 0;
+    int ca = *o->strings[WSN_OPT_TLS_CA] != 0;
+    if (cert != key) {
+        snprintf(err, err_len, "%s is set but %s is not: TLS needs both (or neither)",
+                 cert ? "tls_cert" : "tls_key", cert ? "tls_key" : "tls_cert");
+        return WSN_EINVAL;
+    }
+    if (!cert && (ca || o->ints[WSN_OPT_TLS_CLIENT_CERT])) {
+        snprintf(err, err_len, "%s needs tls_cert and tls_key",
+                 ca ? "tls_ca" : "tls_client_cert");
+        return WSN_EINVAL;
+    }
+    /* A CA file with client certificates off would check nothing, which
+     * its author did not mean. */
+    if (ca && !o->ints[WSN_OPT_TLS_CLIENT_CERT]) {
+        snprintf(err, err_len, "tls_ca is set but tls_client_cert is 0: set it to 1 (request a "
+                               "client certificate) or 2 (require one)");
+        return WSN_EINVAL;
+    }
+    if (o->ints[WSN_OPT_TLS_CLIENT_CERT] && !ca) {
+        snprintf(err, err_len, "tls_client_cert %lld needs tls_ca (the CAs whose client "
+                               "certificates are accepted)",
+                 (long long)o->ints[WSN_OPT_TLS_CLIENT_CERT]);
+        return WSN_EINVAL;
+    }
+    return WSN_OK;
+}
+
 int wsni_options_validate(const wsn_options *o, char *err, size_t err_len)
 {
+    int rc;
     if (o->ints[WSN_OPT_PING_PERIOD] >= o->ints[WSN_OPT_PONG_WAIT]) {
         snprintf(err, err_len,
                  "ping_period (%lld ms) must be less than pong_wait (%lld ms)",
@@ -273,6 +314,8 @@ int wsni_options_validate(const wsn_options *o, char *err, size_t err_len)
                  "another client's data; compress at a proxy instead");
         return WSN_EUNSUPPORTED;
     }
+    if ((rc = tls_options_validate(o, err, err_len)))
+        return rc;
     if (!valid_path(o->strings[WSN_OPT_PATH])) {
         snprintf(err, err_len, "path must start with '/' and hold no query");
         return WSN_EINVAL;

@@ -282,6 +282,7 @@ static struct lws *adopt(wsn_server *srv, int fd, struct conn_tag *tag, const ch
                          size_t len)
 {
     srv->lws->adopting = tag;
+    uint64_t tls_refused = wsni_counter_read(&srv->counters.refused[WSNI_REFUSED_TLS]);
     /* On failure lws has closed fd. */
     struct lws *wsi = len ? lws_adopt_socket_vhost_readbuf(srv->lws->vhost, fd, buf, len)
                           : lws_adopt_socket_vhost(srv->lws->vhost, fd);
@@ -296,8 +297,10 @@ static struct lws *adopt(wsn_server *srv, int fd, struct conn_tag *tag, const ch
         }
     }
     /* With bytes given, lws serves them inside the call: a request it
-     * answered and closed at once comes back NULL too. */
-    if (!wsi)
+     * answered and closed at once comes back NULL too. So does a TLS
+     * handshake that failed at once (plain HTTP on the port): tls.c
+     * counted it. */
+    if (!wsi && wsni_counter_read(&srv->counters.refused[WSNI_REFUSED_TLS]) == tls_refused)
         wsni_log(srv, len ? WSN_LOG_DEBUG : WSN_LOG_ERROR,
                  "lws did not keep an accepted connection");
     return wsi;

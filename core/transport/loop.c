@@ -12,8 +12,10 @@
 #include "transport/memory.h"
 #include "transport/metrics_http.h"
 #include "transport/origin.h"
+#include "transport/rate.h"
 #include "transport/rx_buffers.h"
 #include "transport/rx_quiet.h"
+#include "transport/tls.h"
 #include "util/text.h"
 #include "util/thread.h"
 
@@ -411,6 +413,8 @@ static void reply_error(wsn_server *srv, wsn_client *c, const char *error)
 static void message_complete(wsn_server *srv, wsn_client *c, const unsigned char *data,
                              size_t len)
 {
+    if (!wsni_rate_admit(srv, c))
+        return;
     wsn_event *ev = wsni_event_new(WSN_EVENT_MESSAGE, c);
     if (!ev) {
         wsni_log(srv, WSN_LOG_ERROR, "client %s: message lost: out of memory", c->id);
@@ -603,6 +607,8 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
     if (wsni_client_queued(c)) {
         wsni_client_request_write_now(c);
     } else if (wsni_client_close_due(c, &code, &why)) {
+        if (wsni_rate_close_sent(c))
+            return 0; /* lws awaits the client's answer (rate.c) */
         if (lws_send_pipe_choked(wsi)) {
             wsni_client_request_write_now(c);
         } else {
@@ -671,6 +677,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     wsn_server *srv = ctx ? lws_context_user(ctx) : NULL;
     if (!srv)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
+    int tls_handled, tls_rc = wsni_tls_callback(srv, wsi, reason, user, in, len, &tls_handled);
+    if (tls_handled)
+        return tls_rc;
 
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
@@ -879,10 +888,12 @@ static void fill_context_info(wsn_server *srv, struct lws_context_creation_info 
         memset(&srv->lws->extensions[1], 0, sizeof(srv->lws->extensions[1]));
         info->extensions = srv->lws->extensions;
     }
+    wsni_tls_fill(srv, info);
 }
 
 static void lws_state_free(wsn_server *srv)
 {
+    wsni_tls_free(srv);
     free(srv->lws->coalesce);
     free(srv->lws);
     srv->lws = NULL;
@@ -906,7 +917,7 @@ static void *io_main(void *arg)
     struct lws_context_creation_info info;
     fill_context_info(srv, &info);
     int port;
-    if (wsni_listener_open(srv, &port) != 0) {
+    if (wsni_tls_check(srv) != 0 || wsni_listener_open(srv, &port) != 0) {
         io_start_failed(srv);
         return NULL;
     }
@@ -951,8 +962,10 @@ static void *io_main(void *arg)
             srv->lws->rx_pool_on ? "in page slots (rx_buffer_pool)" : "from malloc");
 
     srv->lws->in_service = 1;
+    wsni_rate_setup(srv);
     while (!srv->lws->stop) {
         srv->lws->pass_writes = 0;
+        srv->lws->rx_clock_us = 0;
         int rc = lws_service(ctx, 0);
         wsni_event_queue_flush(srv->events);
         if (rc < 0)

@@ -30,6 +30,7 @@ struct wsni_conn {
     /* keepalive.c's lists, in order of last ping and of last pong */
     wsni_list_node ping_node, pong_node;
     int64_t last_pong, last_ping;
+    int64_t rate_tat; /* rate.c: the bucket, as GCRA's theoretical arrival (ns) */
     unsigned rx_quiet_slot; /* index in rx_quiet + 1, 0 when not there */
     /* Bits, so that the struct fits WSNI_CONN_IMPL_SIZE with no padding:
      * 10,000 idle clients are 10,000 of these. */
@@ -39,6 +40,8 @@ struct wsni_conn {
     bool keepalive_linked : 1;
     bool rx_recent : 1; /* rx_quiet.c: rx_buffer written since the last tick */
     bool rx_held : 1;   /* reads paused for this client's share of the event queue */
+    bool rate_closed : 1; /* rate.c: closing for its rate; what it still sends is dropped */
+    bool rate_close_sent : 1; /* rate.c: that close was handed to lws */
 };
 static_assert(sizeof(struct wsni_conn) <= WSNI_CONN_IMPL_SIZE,
               "WSNI_CONN_IMPL_SIZE (engine/transport.h) too small");
@@ -141,6 +144,19 @@ struct wsni_lws {
     struct lws_http_mount mount_static, mount_health, mount_metrics;
     struct lws_extension extensions[2];
     lws_retry_bo_t retry;
+    /* tls.c: the vhost's SSL_CTX (lws owns it; NULL without TLS), the
+     * connections still in their handshake, failed handshakes' log line
+     * and the last reason seen. */
+    /* rate.c: client_rate's emission interval and burst tolerance (ns;
+     * interval 0 = no limit), the clock of this loop pass, the log line. */
+    int64_t rate_interval_ns, rate_tolerance_ns;
+    int64_t rx_clock_us;
+    wsni_ratelog rate_log;
+    void *tls_ctx;
+    void *tls_client_ctx; /* ours, given to lws (tls.c says why) */
+    struct wsni_tls_pending *tls_pending;
+    wsni_ratelog tls_log;
+    char tls_last_why[96];
     rx_pool rx_pool; /* io: lws's receive buffers (rx_buffers.c) */
     int rx_pool_on;  /* the rx_buffer_pool option, off when the allocator hook could not go in */
 };

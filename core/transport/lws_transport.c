@@ -2,6 +2,7 @@
  * cutting a connection, timers and the clock. */
 #include "transport/gate.h"
 #include "transport/lws_state.h"
+#include "transport/tls.h"
 
 #include "engine/frame.h"
 #include "engine/objects.h"
@@ -119,4 +120,5 @@ const wsni_transport wsni_lws_transport = {
     .pause_rx = wsni_loop_pause_rx,
     .resume_client_rx = wsni_loop_resume_client_rx,
     .answer_upgrade = wsni_gate_answer,
+    .reload_tls = wsni_tls_reload,
 };

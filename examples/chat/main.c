@@ -30,7 +30,8 @@
  *
  *   wsnotify-chat [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
  *                 [--broker URL] [--auth-token T] [--metrics]
- *                 [--metrics-token T]
+ *                 [--metrics-token T] [--tls-cert FILE --tls-key FILE]
+ *                 [--client-rate N] [--client-burst N]
  *
  * The port defaults to $WSN_PORT, else 8080. With --broker (or
  * $WSN_BROKER) redis://host:port, several chat servers share their rooms
@@ -44,6 +45,9 @@
  * --metrics serves the engine's counters at GET /metrics in the Prometheus
  * text format (docs/production.md); with --metrics-token T (or
  * $WSN_METRICS_TOKEN) only to "Authorization: Bearer T".
+ * With --tls-cert and --tls-key the page and the WebSocket are served over
+ * https:// and wss:// only; SIGHUP reads the two files again (after a
+ * certificate renewal) without dropping anyone.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -74,8 +78,10 @@
  * to put what it saw. Atomic, not volatile sig_atomic_t: the kernel may
  * run the handler on the engine's I/O thread while main reads it. */
 static atomic_int stop_signal;
+static atomic_int reload_signal;
 
 static void on_signal(int sig) { atomic_store(&stop_signal, sig); }
+static void on_hangup(int sig) { atomic_store(&reload_signal, sig); }
 
 /* ---- logging ----------------------------------------------------------- */
 
@@ -367,6 +373,8 @@ struct config {
     const char *auth_token; /* NULL = no authentication */
     int metrics;               /* --metrics: serve GET /metrics */
     const char *metrics_token; /* "" = /metrics open */
+    const char *tls_cert, *tls_key; /* "" = plain http:// and ws:// */
+    long client_rate, client_burst;  /* -1 = the engine's default */
 };
 
 static void usage(FILE *out, const char *argv0) {
@@ -374,6 +382,8 @@ static void usage(FILE *out, const char *argv0) {
             "usage: %s [--host ADDR] [--port N] [--static-dir DIR] "
             "[--verbose] [--broker URL] [--auth-token T]\n"
             "       [--metrics] [--metrics-token T]\n"
+            "       [--tls-cert FILE --tls-key FILE]\n"
+            "       [--client-rate N] [--client-burst N]\n"
             "\n"
             "  --host ADDR        listen address (default 127.0.0.1;\n"
             "                     0.0.0.0 for every interface)\n"
@@ -393,7 +403,14 @@ static void usage(FILE *out, const char *argv0) {
             "  --metrics          serve GET /metrics (Prometheus text format)\n"
             "  --metrics-token T  with --metrics: answer only requests with\n"
             "                     'Authorization: Bearer T' (default\n"
-            "                     $WSN_METRICS_TOKEN, else open)\n",
+            "                     $WSN_METRICS_TOKEN, else open)\n"
+            "  --tls-cert FILE    PEM certificate (chain): serve https:// and\n"
+            "                     wss:// only; SIGHUP reloads it\n"
+            "  --tls-key FILE     its PEM private key\n"
+            "  --client-rate N    messages a client may send per second before\n"
+            "                     it is closed with 1008 (default the engine's,\n"
+            "                     100; 0 = no limit)\n"
+            "  --client-burst N   what a quiet client may send at once (200)\n",
             argv0);
 }
 
@@ -404,6 +421,16 @@ static int parse_port(const char *s, int *out) {
     if (errno || end == s || *end || v < 0 || v > 65535)
         return -1;
     *out = (int)v;
+    return 0;
+}
+
+static int parse_count(const char *s, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0)
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -489,6 +516,19 @@ static int parse_args(int argc, char **argv, struct config *cfg) {
         } else if (IS("--metrics-token")) {
             NEED_VALUE();
             cfg->metrics_token = val;
+        } else if (IS("--tls-cert")) {
+            NEED_VALUE();
+            cfg->tls_cert = val;
+        } else if (IS("--tls-key")) {
+            NEED_VALUE();
+            cfg->tls_key = val;
+        } else if (IS("--client-rate") || IS("--client-burst")) {
+            long *to = IS("--client-rate") ? &cfg->client_rate : &cfg->client_burst;
+            NEED_VALUE();
+            if (parse_count(val, to) != 0) {
+                fprintf(stderr, "%s: bad count '%s'\n", argv[0], val);
+                return -1;
+            }
         } else if (IS("--verbose") || IS("-v")) {
             cfg->verbose = 1;
         } else {
@@ -520,7 +560,7 @@ static int set_str(wsn_options *o, wsn_option id, const char *v) {
 }
 
 int main(int argc, char **argv) {
-    struct config cfg = {"127.0.0.1", 8080, NULL, 0, "", NULL, 0, ""};
+    struct config cfg = {"127.0.0.1", 8080, NULL, 0, "", NULL, 0, "", "", "", -1, -1};
     if (getenv("WSN_AUTH_TOKEN") && *getenv("WSN_AUTH_TOKEN"))
         cfg.auth_token = getenv("WSN_AUTH_TOKEN");
     if (getenv("WSN_BROKER"))
@@ -559,6 +599,8 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, NULL);
 
     wsn_options *opts = wsn_options_new();
     if (!opts) {
@@ -577,6 +619,12 @@ int main(int argc, char **argv) {
     rc |= set_int(opts, WSN_OPT_AUTHENTICATE, cfg.auth_token != NULL);
     rc |= set_int(opts, WSN_OPT_METRICS, cfg.metrics);
     rc |= set_str(opts, WSN_OPT_METRICS_TOKEN, cfg.metrics_token);
+    rc |= set_str(opts, WSN_OPT_TLS_CERT, cfg.tls_cert);
+    rc |= set_str(opts, WSN_OPT_TLS_KEY, cfg.tls_key);
+    if (cfg.client_rate >= 0)
+        rc |= set_int(opts, WSN_OPT_CLIENT_RATE, cfg.client_rate);
+    if (cfg.client_burst >= 0)
+        rc |= set_int(opts, WSN_OPT_CLIENT_BURST, cfg.client_burst);
     rc |= set_int(opts, WSN_OPT_LOG_LEVEL,
                   cfg.verbose ? WSN_LOG_DEBUG : WSN_LOG_INFO);
     if (rc == 0)
@@ -612,16 +660,26 @@ int main(int argc, char **argv) {
         wsn_server_free(srv);
         return 1;
     }
-    chat_log("chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
-             cfg.host, wsn_server_port(srv), static_dir);
+    chat_log("chat server on %s://%s:%d/ (WebSocket /ws, page from %s)",
+             *cfg.tls_cert ? "https" : "http", cfg.host, wsn_server_port(srv), static_dir);
     if (cfg.metrics)
-        chat_log("metrics at http://%s:%d/metrics%s", cfg.host, wsn_server_port(srv),
-                 *cfg.metrics_token ? " (bearer token required)" : "");
+        chat_log("metrics at %s://%s:%d/metrics%s", *cfg.tls_cert ? "https" : "http", cfg.host,
+                 wsn_server_port(srv), *cfg.metrics_token ? " (bearer token required)" : "");
     chat_log("open it in two browser tabs; Ctrl-C to stop");
 
     /* The event loop: handlers run here, on the main thread. */
     int stopped = 0;
     while (!atomic_load(&stop_signal)) {
+        if (atomic_exchange(&reload_signal, 0)) {
+            rc = wsn_server_reload_tls(srv);
+            if (rc == WSN_OK)
+                chat_log("SIGHUP: TLS certificate reloaded");
+            else if ((rc == WSN_EIO || rc == WSN_EINVAL) &&
+                     wsn_server_last_error(srv, err, sizeof err))
+                chat_log("SIGHUP: TLS reload: %s: %s", wsn_strerror(rc), err);
+            else
+                chat_log("SIGHUP: TLS reload: %s", wsn_strerror(rc));
+        }
         int w = wsn_server_wait(srv, WAIT_SLICE_MS);
         if (w == WSN_ECLOSED) {
             stopped = 1; /* the server stopped on its own */

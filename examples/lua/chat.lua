@@ -30,10 +30,15 @@
 --   luajit examples/lua/chat.lua [--host ADDR] [--port N] [--static-dir DIR]
 --                                [--verbose] [--broker URL] [--auth-token T]
 --                                [--metrics] [--metrics-token T]
+--                                [--tls-cert FILE --tls-key FILE]
+--                                [--client-rate N] [--client-burst N]
 -- (no --compression: the engine refuses permessage-deflate, docs/api.md).
 -- --metrics serves the engine's counters at GET /metrics in the Prometheus
 -- text format (docs/production.md); with --metrics-token T (or
 -- $WSN_METRICS_TOKEN) only to "Authorization: Bearer T".
+-- With --tls-cert and --tls-key the page and the WebSocket are served over
+-- https:// and wss:// only (server:reload_tls() reads the files again; this
+-- example's loop catches SIGINT and SIGTERM only).
 --
 -- Runs on LuaJIT, Lua 5.1 and 5.4. The module is found on LUA_PATH and
 -- LUA_CPATH (installed), else in this checkout: bindings/lua and the CMake
@@ -76,6 +81,8 @@ end
 local USAGE = [[
 usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
        [--broker URL] [--auth-token T] [--metrics] [--metrics-token T]
+       [--tls-cert FILE --tls-key FILE]
+       [--client-rate N] [--client-burst N]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -96,6 +103,13 @@ usage: %s [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
   --metrics-token T  with --metrics: answer only requests with
                      'Authorization: Bearer T' (default
                      $WSN_METRICS_TOKEN, else open)
+  --tls-cert FILE    PEM certificate (chain): serve https:// and
+                     wss:// only
+  --tls-key FILE     its PEM private key
+  --client-rate N    messages a client may send per second before
+                     it is closed with 1008 (default the engine's,
+                     100; 0 = no limit)
+  --client-burst N   what a quiet client may send at once (200)
 ]]
 
 local PROG = "chat.lua"
@@ -116,7 +130,8 @@ local function parse_args(argv)
     local cfg = {host = "127.0.0.1", port = 8080, static_dir = nil,
                  broker = os.getenv("WSN_BROKER") or "",
                  auth_token = os.getenv("WSN_AUTH_TOKEN"),
-                 metrics = false, metrics_token = os.getenv("WSN_METRICS_TOKEN") or ""}
+                 metrics = false, metrics_token = os.getenv("WSN_METRICS_TOKEN") or "",
+                 tls_cert = "", tls_key = ""}
     if cfg.auth_token == "" then cfg.auth_token = nil end
     local env_port = os.getenv("WSN_PORT")
     if env_port and env_port ~= "" then
@@ -152,6 +167,14 @@ local function parse_args(argv)
             cfg.metrics = true
         elseif name == "--metrics-token" then
             cfg.metrics_token = value()
+        elseif name == "--tls-cert" then
+            cfg.tls_cert = value()
+        elseif name == "--tls-key" then
+            cfg.tls_key = value()
+        elseif name == "--client-rate" or name == "--client-burst" then
+            local v = value()
+            if not v:match("^%d+$") then fail(2, "bad count '%s'", v) end
+            cfg[name == "--client-rate" and "client_rate" or "client_burst"] = tonumber(v)
         elseif name == "--verbose" or name == "-v" then
             verbose = true
         else
@@ -182,6 +205,8 @@ local function make_server(cfg, static_dir)
         broker = cfg.broker,
         authenticate = cfg.auth_token ~= nil,
         metrics = cfg.metrics, metrics_token = cfg.metrics_token,
+        tls_cert = cfg.tls_cert, tls_key = cfg.tls_key,
+        client_rate = cfg.client_rate, client_burst = cfg.client_burst, -- nil: the default
         log_level = verbose and 4 or 3,
     }
     if not server then return nil, err end
@@ -207,10 +232,11 @@ local function main(argv)
     local ok
     ok, err = server:start()
     if not ok then fail(1, "%s", err) end
-    log("INFO", "chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
-        cfg.host, server.port, static_dir)
+    local scheme = cfg.tls_cert ~= "" and "https" or "http"
+    log("INFO", "chat server on %s://%s:%d/ (WebSocket /ws, page from %s)",
+        scheme, cfg.host, server.port, static_dir)
     if cfg.metrics then
-        log("INFO", "metrics at http://%s:%d/metrics%s", cfg.host, server.port,
+        log("INFO", "metrics at %s://%s:%d/metrics%s", scheme, cfg.host, server.port,
             cfg.metrics_token ~= "" and " (bearer token required)" or "")
     end
     log("INFO", "open it in two browser tabs; Ctrl-C to stop")

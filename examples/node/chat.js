@@ -30,6 +30,12 @@
 //   node examples/node/chat.js [--host ADDR] [--port N] [--static-dir DIR]
 //                              [--verbose] [--broker URL]
 //                              [--metrics] [--metrics-token T]
+//                              [--tls-cert FILE --tls-key FILE]
+//                              [--client-rate N] [--client-burst N]
+//
+// With --tls-cert and --tls-key the page and the WebSocket are served over
+// https:// and wss:// only; SIGHUP reads the two files again (after a
+// certificate renewal) without dropping anyone.
 //
 // There is no --compression: the engine refuses permessage-deflate
 // (docs/api.md, "Compression"). --metrics serves the engine's counters at
@@ -50,6 +56,8 @@ const PROG = path.basename(process.argv[1] || 'chat.js');
 
 const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
        [--broker URL] [--auth-token T] [--metrics] [--metrics-token T]
+       [--tls-cert FILE --tls-key FILE]
+       [--client-rate N] [--client-burst N]
 
   --host ADDR        listen address (default 127.0.0.1;
                      0.0.0.0 for every interface)
@@ -70,6 +78,13 @@ const USAGE = `usage: ${PROG} [--host ADDR] [--port N] [--static-dir DIR] [--ver
   --metrics-token T  with --metrics: answer only requests with
                      'Authorization: Bearer T' (default
                      $WSN_METRICS_TOKEN, else open)
+  --tls-cert FILE    PEM certificate (chain): serve https:// and
+                     wss:// only; SIGHUP reloads it
+  --tls-key FILE     its PEM private key
+  --client-rate N    messages a client may send per second before
+                     it is closed with 1008 (default the engine's,
+                     100; 0 = no limit)
+  --client-burst N   what a quiet client may send at once (200)
 `;
 
 // Lines as the C and Python examples write them, on stderr. Channel names
@@ -100,6 +115,7 @@ function parseArgs(argv) {
     broker: process.env.WSN_BROKER || '',
     authToken: process.env.WSN_AUTH_TOKEN || undefined,
     metrics: false, metricsToken: process.env.WSN_METRICS_TOKEN || '',
+    tlsCert: '', tlsKey: '',
   };
   const envPort = process.env.WSN_PORT;
   if (envPort) {
@@ -139,6 +155,14 @@ function parseArgs(argv) {
         break;
       case '--metrics': cfg.metrics = true; break;
       case '--metrics-token': cfg.metricsToken = need(); break;
+      case '--tls-cert': cfg.tlsCert = need(); break;
+      case '--tls-key': cfg.tlsKey = need(); break;
+      case '--client-rate': case '--client-burst': {
+        const v = need();
+        if (!/^\d+$/.test(v)) fail(`bad count '${v}'`);
+        cfg[arg === '--client-rate' ? 'clientRate' : 'clientBurst'] = Number(v);
+        break;
+      }
       case '-v': case '--verbose': cfg.verbose = true; break;
       default:
         process.stderr.write(`${PROG}: unknown argument '${arg}'\n${USAGE}`);
@@ -169,6 +193,10 @@ function makeServer(cfg, staticDir) {
     },
     metrics: cfg.metrics,
     metricsToken: cfg.metricsToken,
+    tlsCert: cfg.tlsCert,
+    tlsKey: cfg.tlsKey,
+    clientRate: cfg.clientRate, // undefined: the engine's default
+    clientBurst: cfg.clientBurst,
     logLevel: cfg.verbose ? LogLevel.DEBUG : LogLevel.INFO,
     logger: (level, line) => log('wsnotify', level, line),
   });
@@ -253,6 +281,7 @@ async function main() {
     // A second signal during shutdown kills the process the usual way.
     process.removeAllListeners('SIGINT');
     process.removeAllListeners('SIGTERM');
+    process.removeAllListeners('SIGHUP');
     log('chat', 'info', `got ${sig}, shutting down`);
     const clean = await server.shutdown(SHUTDOWN_TIMEOUT_MS);
     if (!clean) log('chat', 'info', 'shutdown timed out: some clients were cut');
@@ -260,9 +289,14 @@ async function main() {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  log('chat', 'info', `chat server on http://${cfg.host}:${server.port}/ (WebSocket /ws, page from ${staticDir})`);
+  process.on('SIGHUP', () => {
+    server.reloadTls().then(() => log('chat', 'info', 'SIGHUP: TLS certificate reloaded'),
+      (e) => log('chat', 'error', `SIGHUP: TLS reload: ${e.message}`));
+  });
+  const scheme = cfg.tlsCert ? 'https' : 'http';
+  log('chat', 'info', `chat server on ${scheme}://${cfg.host}:${server.port}/ (WebSocket /ws, page from ${staticDir})`);
   if (cfg.metrics) {
-    log('chat', 'info', `metrics at http://${cfg.host}:${server.port}/metrics` +
+    log('chat', 'info', `metrics at ${scheme}://${cfg.host}:${server.port}/metrics` +
       (cfg.metricsToken ? ' (bearer token required)' : ''));
   }
   log('chat', 'info', 'open it in two browser tabs; Ctrl-C to stop');

@@ -110,6 +110,16 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                    help="with --metrics: answer only requests with "
                         "'Authorization: Bearer T' (default "
                         "$WSN_METRICS_TOKEN, else open)")
+    p.add_argument("--tls-cert", default="",
+                   help="PEM certificate (chain): serve https:// and wss:// "
+                        "only; SIGHUP reloads it")
+    p.add_argument("--tls-key", default="", help="its PEM private key")
+    p.add_argument("--client-rate", type=int, default=None,
+                   help="messages a client may send per second before it is "
+                        "closed with 1008 (default the engine's, 100; 0 = no "
+                        "limit)")
+    p.add_argument("--client-burst", type=int, default=None,
+                   help="what a quiet client may send at once (200)")
     args = p.parse_args(argv)
     if args.auth_token == "":
         p.error("--auth-token needs a non-empty token")
@@ -119,15 +129,21 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 def make_server(host: str, port: int, static_dir: Path,
                 verbose: bool = False, broker: str = "",
                 auth_token: Optional[str] = None,
-                metrics: bool = False, metrics_token: str = "") -> Server:
+                metrics: bool = False, metrics_token: str = "",
+                tls_cert: str = "", tls_key: str = "",
+                client_rate: Optional[int] = None,
+                client_burst: Optional[int] = None) -> Server:
     # Browsers are not trusted to read: one that stops is closed when its
     # queue is full (block mode would make every publish wait for it), and
     # no publish waits for room.
-    server = Server(host=host, port=port, path="/ws",
+    limits = {k: v for k, v in (("client_rate", client_rate),
+                                ("client_burst", client_burst)) if v is not None}
+    server = Server(host=host, port=port, path="/ws", **limits,
                     static_dir=str(static_dir),
                     drop_on_backpressure=True, nonblocking=True, broker=broker,
                     authenticate=auth_token is not None,
                     metrics=metrics, metrics_token=metrics_token,
+                    tls_cert=tls_cert, tls_key=tls_key,
                     log_level=LogLevel.DEBUG if verbose else LogLevel.INFO)
 
     if auth_token is not None:
@@ -260,7 +276,8 @@ def main(argv: Optional[list] = None) -> int:
     try:
         server = make_server(args.host, args.port, static_dir, args.verbose,
                              args.broker, args.auth_token, args.metrics,
-                             args.metrics_token)
+                             args.metrics_token, args.tls_cert, args.tls_key,
+                             args.client_rate, args.client_burst)
         server.start()
     except (ValueError, wsnotify.WsnotifyError) as e:
         print(f"chat.py: {e}", file=sys.stderr)
@@ -280,11 +297,23 @@ def main(argv: Optional[list] = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    # SIGHUP: the certificate files again, after a renewal; nobody is
+    # dropped.
+    def on_hangup(signum: int, frame: object) -> None:
+        try:
+            server.reload_tls()
+            log.info("SIGHUP: TLS certificate reloaded")
+        except wsnotify.WsnotifyError as e:
+            log.error("SIGHUP: TLS reload: %s", e)
+
+    signal.signal(signal.SIGHUP, on_hangup)
+
     try:
-        log.info("chat server on http://%s:%d/ (WebSocket /ws, page from %s)",
-                 args.host, server.port, static_dir)
+        scheme = "https" if args.tls_cert else "http"
+        log.info("chat server on %s://%s:%d/ (WebSocket /ws, page from %s)",
+                 scheme, args.host, server.port, static_dir)
         if args.metrics:
-            log.info("metrics at http://%s:%d/metrics%s", args.host,
+            log.info("metrics at %s://%s:%d/metrics%s", scheme, args.host,
                      server.port,
                      " (bearer token required)" if args.metrics_token else "")
         log.info("open it in two browser tabs; Ctrl-C to stop")

@@ -50,7 +50,7 @@ def test_version_macros_in_cdef():
 def test_pkg_modules_from_cmake():
     b = load_build_script()
     mods = b.cmake_pkg_modules(str(PYDIR.parent))
-    assert mods == ["libwebsockets", "jansson", "msgpack", "libsodium", "hiredis"]
+    assert mods == ["libwebsockets", "jansson", "msgpack", "libsodium", "hiredis", "openssl"]
     reqs = b.cmake_pkg_requirements(str(PYDIR.parent))
     assert "libwebsockets >= 4.1" in reqs and "libwebsockets < 4.2" in reqs
 

@@ -94,10 +94,12 @@ def test_message_is_read_only_and_compares_by_value():
     assert "message='x'" in repr(h)
 
 
-def test_burst_in_order_with_a_message_bigger_than_a_batch(harness):
+def test_burst_in_order_with_a_message_bigger_than_a_batch(make_harness):
     # Hundreds of messages queue up while the handler is slow, so they are
     # taken many per call; one of them is bigger than the batch's arena
     # (256 KiB) and goes through the event itself. Order and bytes hold.
+    # 600 messages at once: no inbound rate limit.
+    harness = make_harness(client_rate=0)
     gate = threading.Event()
     first = []
 

@@ -50,7 +50,13 @@ static int l_options(lua_State *L) {
     lua_newtable(L);
     int n = 0;
     wsn_option_type t;
-    for (int id = 1; wsn_option_type_of((wsn_option)id, &t) == 0; id++) {
+    /* Ids may have gaps: stop after 32 unknown in a row (wsnotify.h). */
+    for (int id = 1, unknown = 0; unknown < 32; id++) {
+        if (wsn_option_type_of((wsn_option)id, &t) != 0) {
+            unknown++;
+            continue;
+        }
+        unknown = 0;
         lua_createtable(L, 0, 5);
         lua_pushstring(L, wsn_option_name((wsn_option)id));
         lua_setfield(L, -2, "name");

@@ -371,6 +371,13 @@ static int srv_publish_to_client_id(lua_State *L) {
                 "publish_to_client_id");
 }
 
+/* reload_tls() -> true | nil, err, code: the tls_cert and tls_key files
+ * again (this thread waits while the I/O thread reads them). */
+static int srv_reload_tls(lua_State *L) {
+    wsn_server *srv = check_srv(L);
+    return done(L, srv, wsn_server_reload_tls(srv), "reload_tls");
+}
+
 /* broker_state() -> {state=, reason=, server_id=, sent=, refused=, ...}. */
 static int srv_broker_state(lua_State *L) {
     static const char *const names[] = {"none", "connecting", "up", "down"};
@@ -897,6 +904,7 @@ static const luaL_Reg server_methods[] = {
     {"reject_upgrade", srv_reject_upgrade},
     {"metrics", srv_metrics},
     {"metrics_text", srv_metrics_text},
+    {"reload_tls", srv_reload_tls},
     {"send_raw", srv_send_raw},
     {"publish_wait", srv_publish_wait},
     {"publish_wait_with_type", srv_publish_wait_with_type},

@@ -74,10 +74,14 @@ static napi_value js_options(napi_env env, napi_callback_info info) {
     if (!defaults)
         return nw_throw_code(env, WSN_ENOMEM, "options", NULL);
     uint32_t n = 0;
-    for (int id = 1;; id++) {
+    /* Ids may have gaps: stop after 32 unknown in a row (wsnotify.h). */
+    for (int id = 1, unknown = 0; unknown < 32; id++) {
         wsn_option_type type;
-        if (wsn_option_type_of((wsn_option)id, &type) != WSN_OK)
-            break;
+        if (wsn_option_type_of((wsn_option)id, &type) != WSN_OK) {
+            unknown++;
+            continue;
+        }
+        unknown = 0;
         napi_value o, v;
         napi_create_object(env, &o);
         napi_create_string_utf8(env, wsn_option_name((wsn_option)id),

@@ -261,79 +261,110 @@ static napi_value js_port(napi_env env, napi_callback_info info) {
     return r;
 }
 
-struct shutdown_work {
+/* A core call that waits (shutdown, the TLS reload) made on a thread-pool
+ * thread: its Promise resolves to [code, detail] on the JS thread. */
+struct pool_call {
     struct nserver *ns;
-    int64_t timeout_ms;
+    int (*fn)(struct pool_call *c);
+    int64_t arg;
     int rc;
+    char detail[ERRBUF]; /* the server's last error, for codes that set it */
     napi_deferred deferred;
     napi_async_work work;
     napi_ref self; /* keeps the server alive while the call runs */
 };
 
-/* On a thread-pool thread: wsn_server_shutdown waits for clients. */
-static void shutdown_execute(napi_env env, void *data) {
+static void pool_execute(napi_env env, void *data) {
     (void)env;
-    struct shutdown_work *w = data;
-    w->rc = wsn_server_shutdown(w->ns->srv, w->timeout_ms);
-    pthread_mutex_lock(&w->ns->mu);
-    w->ns->busy--;
-    pthread_cond_broadcast(&w->ns->cv);
-    pthread_mutex_unlock(&w->ns->mu);
+    struct pool_call *c = data;
+    c->rc = c->fn(c);
+    pthread_mutex_lock(&c->ns->mu);
+    c->ns->busy--;
+    pthread_cond_broadcast(&c->ns->cv);
+    pthread_mutex_unlock(&c->ns->mu);
 }
 
-static void shutdown_complete(napi_env env, napi_status status, void *data) {
-    struct shutdown_work *w = data;
-    napi_value v;
-    if (status == napi_ok) {
-        napi_create_int32(env, w->rc, &v);
-        napi_resolve_deferred(env, w->deferred, v);
-    } else {
-        napi_create_string_utf8(env, "shutdown cancelled", NAPI_AUTO_LENGTH,
-                                &v);
-        napi_reject_deferred(env, w->deferred, v);
+static void pool_complete(napi_env env, napi_status status, void *data) {
+    struct pool_call *c = data;
+    napi_value arr, v;
+    napi_create_array_with_length(env, 2, &arr);
+    napi_create_int32(env, status == napi_ok ? c->rc : WSN_ECLOSED, &v);
+    napi_set_element(env, arr, 0, v);
+    napi_create_string_utf8(env, c->detail, NAPI_AUTO_LENGTH, &v);
+    napi_set_element(env, arr, 1, v);
+    napi_resolve_deferred(env, c->deferred, arr);
+    napi_delete_reference(env, c->self);
+    napi_delete_async_work(env, c->work);
+    free(c);
+}
+
+/* Queues fn on the thread pool; returns its Promise (NULL: thrown). */
+static napi_value pool_call_start(napi_env env, napi_callback_info info, struct nserver *ns,
+                                  int (*fn)(struct pool_call *), int64_t arg,
+                                  const char *what) {
+    napi_value self, promise, name;
+    size_t argc = 0;
+    NW_CALL(env, napi_get_cb_info(env, info, &argc, NULL, &self, NULL));
+    struct pool_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return nw_throw_code(env, WSN_ENOMEM, what, NULL);
+    c->ns = ns;
+    c->fn = fn;
+    c->arg = arg;
+    napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name);
+    if (napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
+        napi_create_reference(env, self, 1, &c->self) != napi_ok ||
+        napi_create_async_work(env, NULL, name, pool_execute, pool_complete, c,
+                               &c->work) != napi_ok) {
+        free(c);
+        return nw_check(env, napi_generic_failure), NULL;
     }
-    napi_delete_reference(env, w->self);
-    napi_delete_async_work(env, w->work);
-    free(w);
+    pthread_mutex_lock(&ns->mu);
+    ns->busy++;
+    pthread_mutex_unlock(&ns->mu);
+    if (napi_queue_async_work(env, c->work) != napi_ok) {
+        pthread_mutex_lock(&ns->mu);
+        ns->busy--;
+        pthread_mutex_unlock(&ns->mu);
+        napi_delete_reference(env, c->self);
+        napi_delete_async_work(env, c->work);
+        free(c);
+        return nw_check(env, napi_generic_failure), NULL;
+    }
+    return promise;
 }
 
-/* shutdown(timeoutMs) => Promise<code> (0 or WSN_ETIMEDOUT). */
+/* wsn_server_shutdown waits for clients. */
+static int shutdown_call(struct pool_call *c) {
+    return wsn_server_shutdown(c->ns->srv, c->arg);
+}
+
+/* shutdown(timeoutMs) => Promise<[code]> (0 or WSN_ETIMEDOUT). */
 static napi_value js_shutdown(napi_env env, napi_callback_info info) {
-    napi_value argv[1], self, promise, name;
-    size_t argc = 1;
+    napi_value argv[1];
     struct nserver *ns = self_args(env, info, argv, 1);
     if (!ns)
         return NULL;
     int64_t timeout = 0;
     if (!nw_arg_int64(env, argv[0], "timeout (ms)", 0, INT64_MAX, &timeout))
         return NULL;
-    NW_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
-    struct shutdown_work *w = calloc(1, sizeof *w);
-    if (!w)
-        return nw_throw_code(env, WSN_ENOMEM, "shutdown", NULL);
-    w->ns = ns;
-    w->timeout_ms = timeout;
-    napi_create_string_utf8(env, "wsnotify shutdown", NAPI_AUTO_LENGTH, &name);
-    if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
-        napi_create_reference(env, self, 1, &w->self) != napi_ok ||
-        napi_create_async_work(env, NULL, name, shutdown_execute,
-                               shutdown_complete, w, &w->work) != napi_ok) {
-        free(w);
-        return nw_check(env, napi_generic_failure), NULL;
-    }
-    pthread_mutex_lock(&ns->mu);
-    ns->busy++;
-    pthread_mutex_unlock(&ns->mu);
-    if (napi_queue_async_work(env, w->work) != napi_ok) {
-        pthread_mutex_lock(&ns->mu);
-        ns->busy--;
-        pthread_mutex_unlock(&ns->mu);
-        napi_delete_reference(env, w->self);
-        napi_delete_async_work(env, w->work);
-        free(w);
-        return nw_check(env, napi_generic_failure), NULL;
-    }
-    return promise;
+    return pool_call_start(env, info, ns, shutdown_call, timeout, "wsnotify shutdown");
+}
+
+/* The reload waits for the I/O thread, which reads and checks the files. */
+static int reload_call(struct pool_call *c) {
+    int rc = wsn_server_reload_tls(c->ns->srv);
+    if (rc == WSN_EINVAL || rc == WSN_EIO || rc == WSN_EUNSUPPORTED)
+        wsn_server_last_error(c->ns->srv, c->detail, sizeof c->detail);
+    return rc;
+}
+
+/* reloadTls() => Promise<[code, detail]>. */
+static napi_value js_reload_tls(napi_env env, napi_callback_info info) {
+    struct nserver *ns = self_args(env, info, NULL, 0);
+    if (!ns)
+        return NULL;
+    return pool_call_start(env, info, ns, reload_call, 0, "wsnotify reloadTls");
 }
 
 /* ---- pub/sub ------------------------------------------------------------ */
@@ -697,6 +728,7 @@ napi_value nw_server_class(napi_env env) {
         NW_METHOD("start", js_start),
         NW_METHOD("port", js_port),
         NW_METHOD("shutdown", js_shutdown),
+        NW_METHOD("reloadTls", js_reload_tls),
         NW_METHOD("subscribe", js_subscribe),
         NW_METHOD("unsubscribe", js_unsubscribe),
         NW_METHOD("publish", js_publish),

@@ -15,6 +15,7 @@ test('eventQueueLimit pauses reading while the host is blocked, then resumes', a
   const logs = [];
   const server = new Server({
     host: '127.0.0.1', port: 0, eventQueueLimit: 4,
+    clientRate: 0, // the client floods on purpose
     logger: (level, line) => logs.push(`${level}: ${line}`),
   });
   await server.start();

@@ -41,7 +41,8 @@ test('events queued while the JS thread is blocked arrive in order, each with it
   // The client's N messages and its close must all be read while nobody
   // takes events: its share of the event queue (clientEventQueue, 64 by
   // default) would pause its reads and hold its close handshake.
-  const h = await harness(t, { clientEventQueue: 1000 });
+  // 300 messages at once: no inbound rate limit (clientRate).
+  const h = await harness(t, { clientEventQueue: 1000, clientRate: 0 });
   const inbox = messages(h.server);
   const N = 300;
   // A child process connects, sends N messages and closes while this

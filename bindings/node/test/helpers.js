@@ -26,6 +26,7 @@ class Harness {
     this.server = server;
     this.host = options.host || '127.0.0.1';
     this.path = options.path || '/ws';
+    this.scheme = options.tlsCert ? 'wss' : 'ws';
     this.connects = new Queue();
     this.disconnects = new Queue();
     this.peers = [];
@@ -35,7 +36,7 @@ class Harness {
 
   get url() {
     const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `ws://${host}:${this.server.port}${this.path}`;
+    return `${this.scheme}://${host}:${this.server.port}${this.path}`;
   }
 
   // A connected peer and the server's Client for it.

@@ -32,6 +32,8 @@ async function main(): Promise<void> {
   console.log(refused, m.readsPaused === false, m.brokerState, text.length);
   const d = defaultOptions();
   const action: string = jsonGetString('{"action":"x"}', 'action');
+  const secure = new Server({ port: 0, tlsCert: 'cert.pem', tlsKey: 'key.pem', tlsCa: 'ca.pem', tlsClientCert: 2 });
+  await secure.reloadTls();
   const clean: boolean = await server.shutdown(1000);
   console.log(port, n, ids, d, action, clean);
 }

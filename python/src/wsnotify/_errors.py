@@ -62,7 +62,8 @@ class StateError(WsnotifyError):
 
 
 class ListenError(WsnotifyError, OSError):
-    """The server could not listen on its address (WSN_EIO)."""
+    """The server could not listen on its address, or read its TLS files
+    (WSN_EIO)."""
 
 
 class WsnotifyTypeError(WsnotifyError, TypeError):

@@ -56,11 +56,16 @@ _LOG_LEVELS = {
 # ---------------------------------------------------------------------------
 
 def _all_option_ids() -> List[int]:
+    # Ids may have gaps: the header says to stop after 32 unknown in a row.
     ids = []
-    i = 1
+    i, unknown = 1, 0
     t = ffi.new("wsn_option_type *")
-    while lib.wsn_option_type_of(i, t) == 0:
-        ids.append(i)
+    while unknown < 32:
+        if lib.wsn_option_type_of(i, t) == 0:
+            ids.append(i)
+            unknown = 0
+        else:
+            unknown += 1
         i += 1
     return ids
 
@@ -623,11 +628,13 @@ class Server:
 
     @property
     def url(self) -> str:
-        """``ws://host:port/path`` of the WebSocket endpoint."""
+        """``ws://host:port/path`` of the WebSocket endpoint (``wss://``
+        with ``tls_cert``)."""
         host = self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{self.port}{self.path}"
+        scheme = "wss" if self._option_values.get("tls_cert") else "ws"
+        return f"{scheme}://{host}:{self.port}{self.path}"
 
     @property
     def options(self) -> Mapping[str, Any]:
@@ -674,7 +681,9 @@ class Server:
         """Binds and starts the I/O thread; returns once listening.
 
         Raises :class:`ListenError` (an OSError) when the address cannot be
-        bound, :class:`StateError` when already started."""
+        bound or a TLS file (``tls_cert``, ``tls_key``, ``tls_ca``) cannot
+        be read or is not right, :class:`StateError` when already
+        started."""
         if self._option_values.get("authenticate") and self._on_upgrade is None:
             raise make_error(lib.WSN_EINVAL, "start()",
                              "authenticate=True needs an on_upgrade handler "
@@ -682,7 +691,7 @@ class Server:
         rc = lib.wsn_server_start(self._srv)
         if rc != 0:
             detail = self._last_error()
-            if rc == lib.WSN_EIO:
+            if rc == lib.WSN_EIO and not detail.startswith("tls_"):
                 raise make_error(rc, f"cannot listen on {self.host}:"
                                  f"{self._option_values['port']}", detail)
             raise make_error(rc, "start()", detail)
@@ -705,6 +714,21 @@ class Server:
             self._drain_until_stopped()
         self._drain_logs()
         return clean
+
+    def reload_tls(self) -> None:
+        """Reads the ``tls_cert`` and ``tls_key`` files again and serves the
+        new certificate to connections made from now on; open connections
+        keep theirs and stay open. Returns once the server switched.
+
+        Raises :class:`ListenError` (WSN_EIO) naming the file and why when
+        the files cannot be read or do not hold a certificate and its key
+        (the previous certificate stays), :class:`InvalidArgumentError`
+        without TLS, :class:`ServerClosedError` when not running. The files
+        are read on the server's I/O thread; this thread waits for it
+        (:meth:`reload_tls_async` waits off the event loop)."""
+        rc = lib.wsn_server_reload_tls(self._srv)
+        check(rc, "reload_tls()", self._last_error() if rc in (
+            lib.WSN_EINVAL, lib.WSN_EIO, lib.WSN_EUNSUPPORTED) else None)
 
     def _shutdown_core(self, timeout: Optional[Duration]) -> bool:
         if timeout is None:
@@ -1262,6 +1286,10 @@ class Server:
             raise
         finally:
             await self._detach()
+
+    async def reload_tls_async(self) -> None:
+        """:meth:`reload_tls` for asyncio: waits for the core off the loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self.reload_tls)
 
     async def shutdown_async(self, timeout: Optional[Duration] = None) -> bool:
         """:meth:`shutdown` for asyncio: waits for the core off the loop,
