@@ -225,6 +225,7 @@ function scenario(target) {
 
   async function openPage(label) {
     const ctx = await s.browser.newContext({
+      ignoreHTTPSErrors: true, // c-secure's test certificate
       timezoneId: 'UTC',
       locale: 'en-US',
       viewport: { width: 800, height: 720 },
@@ -264,7 +265,9 @@ function scenario(target) {
       assert.equal(res.status(), 200, `GET ${url}`);
       assert.equal(await page.title(), 'wsnotify chat');
       await expectConnected(page);
-      const wsUrl = new URL('/ws', url).href.replace(/^http/, 'ws');
+      const page_url = new URL(url);
+      const wsUrl = new URL('/ws', url).href.replace(/^http/, 'ws') +
+        (page_url.searchParams.get('token') ? `?token=${page_url.searchParams.get('token')}` : '');
       await waitForLine(page, 'system', `connected to ${wsUrl}`);
       assert.equal(await page.textContent('#channels'), 'none yet');
     }
@@ -349,6 +352,24 @@ function scenario(target) {
     const bBodies = (await logEntries(B)).filter((e) => e.kind === 'message').map((e) => e.body);
     assert.deepEqual(bBodies, [msg], 'the reloaded page B shows only what came after it rejoined');
   });
+
+  if (new URL(url).searchParams.get('token')) {
+    step('a page without the token is refused: closed with 4401, counted in /metrics', async () => {
+      const page = await openPage('D');
+      const bare = new URL(url);
+      bare.search = '';
+      await page.goto(bare.href, { waitUntil: 'load', timeout: WAIT_MS });
+      await page.waitForSelector('#status[data-state="disconnected"]', { timeout: WAIT_MS });
+      assert.equal(await page.getAttribute('#status', 'title'), 'code 4401: bad or missing token');
+      const res = await page.request.get(new URL('/metrics', url).href, { timeout: WAIT_MS });
+      assert.equal(res.status(), 200);
+      const text = await res.text();
+      assert.match(text, /^wsnotify_connections_refused_total\{reason="auth"\} [1-9]/m);
+      assert.match(text, /^wsnotify_connections 3$/m);
+      await page.close();
+      delete s.pages.D;
+    });
+  }
 
   step('the server shuts down and every page shows it was disconnected', async (t) => {
     if (!pid) {

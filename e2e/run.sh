@@ -53,7 +53,12 @@ examples=(
     "node    node {root}/examples/node/chat.js --port 0"
     "lua     {root}/examples/lua/chat.lua --port 0"
     "openresty {root}/examples/openresty/run.sh --port 0"
+    "c-secure {chat_bin} --port 0 --static-dir {root}/examples/chat --tls-cert {certs}/server.pem --tls-key {certs}/server.key --auth-token {token} --metrics"
 )
+# c-secure is the issue-20 deployment: wss with a test certificate (the
+# browser told to ignore its CA), --auth-token (the page carries the
+# token in its own URL) and --metrics.
+e2e_token="e2e-$$"
 
 skipped() { [[ "$skip_list" == *",$1,"* ]]; }
 wanted() { # wanted NAME: is any example with that name going to run
@@ -140,6 +145,13 @@ if wanted node; then
         || die "building bindings/node failed (log: $artifacts/node-build.log)"
 fi
 
+# ---- 3d. certificates for c-secure ------------------------------------------
+certs=""
+if wanted c-secure; then
+    certs="$(mktemp -d "${TMPDIR:-/tmp}/wsn-e2e-certs.XXXXXX")"
+    bash "$root/tests/tls/make_certs.sh" "$certs" || die "making test certificates failed (openssl)"
+fi
+
 # ---- 4. servers ------------------------------------------------------------
 mkdir -p "$artifacts"
 rm -f "$artifacts"/*.png "$artifacts"/*-server.log
@@ -179,6 +191,8 @@ start() {
         w="${w//\{chat_bin\}/$chat_bin}"
         w="${w//\{python\}/$python}"
         w="${w//\{root\}/$root}"
+        w="${w//\{certs\}/$certs}"
+        w="${w//\{token\}/$e2e_token}"
         cmd+=("$w")
     done
     names+=("$name")
@@ -187,8 +201,10 @@ start() {
     "${cmd[@]}" >"$log" 2>&1 </dev/null &
     p=$!
     # The port from the log line; at most 20 s.
+    local scheme=http
     for ((i = 0; i < 200; i++)); do
         port="$(sed -n 's|.*chat server on https\{0,1\}://[^ ]*:\([0-9][0-9]*\)/.*|\1|p' "$log" | head -1)"
+        grep -q 'chat server on https://' "$log" && scheme=https
         [ -n "$port" ] && break
         kill -0 "$p" 2>/dev/null || break
         sleep 0.1
@@ -206,7 +222,7 @@ start() {
         return
     fi
     # It answers HTTP (the page) before the browser comes; at most 10 s.
-    if ! timeout 15 node -e '
+    if ! NODE_TLS_REJECT_UNAUTHORIZED=0 timeout 15 node -e '
         const url = process.argv[1];
         const until = Date.now() + 10000;
         (async () => {
@@ -215,15 +231,18 @@ start() {
             if (Date.now() > until) { console.error("no 200 from " + url); process.exit(1); }
             await new Promise((r) => setTimeout(r, 100));
           }
-        })();' "http://127.0.0.1:$port/"; then
+        })();' "$scheme://127.0.0.1:$port/" 2>/dev/null; then
         error_of[$name]="listening on port $port but GET / never answered 200"
         pid_of[$name]="$p"
         echo "$name: FAILED TO START: ${error_of[$name]}" >&2
         return
     fi
     pid_of[$name]="$p"
-    echo "$name: pid $p, http://127.0.0.1:$port/"
-    url_of[$name]="http://127.0.0.1:$port/"
+    echo "$name: pid $p, $scheme://127.0.0.1:$port/"
+    url_of[$name]="$scheme://127.0.0.1:$port/"
+    # A server with --auth-token is opened as /?token=T (the page passes
+    # it on to its socket).
+    [[ " $* " == *" --auth-token "* ]] && url_of[$name]+="?token=$e2e_token"
 }
 
 json_str() { # a JSON string of $1
@@ -276,6 +295,7 @@ fi
 # ---- 6. stop the servers, check how they exited -----------------------------
 stop_servers
 trap - EXIT
+[ -n "$certs" ] && rm -rf "$certs"
 failed=0
 [ "$rc_tests" -eq 0 ] || failed=1
 say "summary"
