@@ -22,6 +22,7 @@ usage() {
     cat <<USAGE
 usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
              [--workers N] [--engine-port N] [--broker URL] [--auth-token T]
+             [--metrics] [--metrics-token T]
              [--client-rate N] [--client-burst N]
 
   --host ADDR        listen address (default 127.0.0.1;
@@ -38,6 +39,10 @@ usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
                      redis://127.0.0.1:6379 (default \$WSN_BROKER, else none)
   --auth-token T     clients must send ?token=T or "Authorization: Bearer T";
                      others get 401 (default \$WSN_AUTH_TOKEN, else no check)
+  --metrics          serve GET /metrics (Prometheus text format)
+  --metrics-token T  with --metrics: answer only requests with
+                     'Authorization: Bearer T' (default \$WSN_METRICS_TOKEN,
+                     else open)
   --client-rate N    messages a client may send per second before it is
                      closed with 1008 (default the engine's, 100; 0 = none)
   --client-burst N   what a quiet client may send at once (200)
@@ -62,6 +67,8 @@ workers=2
 engine_port=""
 broker="${WSN_BROKER:-}"
 auth_token="${WSN_AUTH_TOKEN:-}"
+metrics=false
+metrics_token="${WSN_METRICS_TOKEN:-}"
 client_rate=nil # Lua nil: the engine's default
 client_burst=nil
 
@@ -102,6 +109,10 @@ while [ "$#" -gt 0 ]; do
         --client-rate|--client-burst) need "$@"
             [[ "$val" =~ ^[0-9]+$ ]] || { echo "$prog: bad count '$val'" >&2; exit 2; }
             if [ "$a" = --client-rate ]; then client_rate="$val"; else client_burst="$val"; fi ;;
+        --metrics) metrics=true ;;
+        --metrics-token) need "$@"; metrics_token="$val"
+            [[ "$metrics_token" =~ ^[A-Za-z0-9._~+/=-]*$ ]] ||
+                { echo "$prog: --metrics-token takes letters, digits and ._~+/=-" >&2; exit 2; } ;;
         --engine-port) need "$@"; engine_port="$val"
             valid_port "$engine_port" || { echo "$prog: bad port '$engine_port'" >&2; exit 2; } ;;
         *) usage >&2; echo "$prog: unknown argument '$1'" >&2; exit 2 ;;
@@ -134,6 +145,7 @@ sed -e "s|@WORKERS@|$workers|g" -e "s|@LOG_LEVEL@|$([ "$verbose" = true ] && ech
     -e "s|@LUA_PATH@|$here/?.lua;$root/examples/lua/?.lua;$root/bindings/lua/?.lua|g" \
     -e "s|@LUA_CPATH@|$cpath|g" -e "s|@ENGINE_PORT@|$engine_port|g" \
     -e "s|@VERBOSE@|$verbose|g" -e "s|@BROKER@|$broker|g" \
+    -e "s|@METRICS@|$metrics|g" -e "s|@METRICS_TOKEN@|$metrics_token|g" \
     -e "s|@AUTH_TOKEN@|$([ -n "$auth_token" ] && echo "\"$auth_token\"" || echo nil)|g" \
     -e "s|@CLIENT_RATE@|$client_rate|g" -e "s|@CLIENT_BURST@|$client_burst|g" \
     -e "s|@HOST@|$host|g" -e "s|@PORT@|$port|g" -e "s|@STATIC_DIR@|$static_dir|g" \

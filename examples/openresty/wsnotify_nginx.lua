@@ -115,6 +115,7 @@ local function start_engine(premature, attempt)
         nonblocking = true, drop_on_backpressure = true,
         broker = config.broker or "",
         authenticate = config.auth_token ~= nil,
+        metrics = config.metrics == true, metrics_token = config.metrics_token or "",
         client_rate = config.client_rate, client_burst = config.client_burst, -- nil: default
         log_level = config.verbose and 4 or 3, logger = logger,
     }
