@@ -434,7 +434,11 @@ WSN_API size_t wsn_server_last_error(wsn_server *srv, char *buf, size_t cap);
  * Returns 0, WSN_EINVAL (the server has no TLS), WSN_EIO (a file cannot be
  * read or is not right: wsn_server_last_error names the option, the path
  * and the reason), WSN_ECLOSED (not running), WSN_EUNSUPPORTED (the
- * libwebsockets linked cannot reload). Since 0.3. */
+ * libwebsockets linked cannot reload). Any thread, the I/O thread too
+ * (a handler with WSN_OPT_EVENTS_ON_IO_THREAD: it runs there at once);
+ * from any other it waits for the I/O thread (a file read and a key
+ * check, milliseconds), so an event-loop host calls it off its loop's
+ * thread (the Python and Node bindings do). Since 0.3. */
 WSN_API int wsn_server_reload_tls(wsn_server *srv);
 
 /* ==== Pub/sub ========================================================== */
@@ -942,6 +946,10 @@ WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_
  * connection with code 4000 + status (4401 for 401) and the body as the
  * reason (docs/production.md). */
 
+/* The four readers of an UPGRADE event below: any thread that holds the
+ * event (they only read it); other kinds and NULL get 0, "" or
+ * WSN_EINVAL. Since 0.3. */
+
 /* UPGRADE events: the request's id (0 for other kinds). */
 WSN_API uint64_t wsn_event_upgrade_id(const wsn_event *ev);
 /* The query string without the '?', "" when none (borrowed). */
@@ -953,7 +961,9 @@ WSN_API const char *wsn_event_upgrade_query(const wsn_event *ev);
 WSN_API int wsn_event_upgrade_header(const wsn_event *ev, const char *name, char *buf,
                                      size_t cap, size_t *len);
 /* One query argument's value, percent-decoded ('+' is a space), the
- * first where the name repeats; returns as wsn_event_upgrade_header. */
+ * first where the name repeats; returns as wsn_event_upgrade_header. The
+ * decoded bytes are the client's: not checked as UTF-8, and a %00 makes a
+ * NUL inside (*len counts every byte). */
 WSN_API int wsn_event_upgrade_query_arg(const wsn_event *ev, const char *name, char *buf,
                                         size_t cap, size_t *len);
 

@@ -3,6 +3,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+/* Ten years. */
+#define MAX_EXPIRY_MS (10LL * 366 * 24 * 3600 * 1000)
+
 struct wsni_expiry {
     wsni_timer timer;
     wsn_client *client;
@@ -56,6 +59,10 @@ int wsni_expiry_set(wsn_client *c, int64_t at_ms)
         expire(c);
         return WSN_OK;
     }
+    /* Further away than this is never, in practice; it also keeps the
+     * timer's microseconds (and its due time) from overflowing. */
+    if (left_ms > MAX_EXPIRY_MS)
+        left_ms = MAX_EXPIRY_MS;
     if (!c->expiry) {
         if (!(c->expiry = calloc(1, sizeof(*c->expiry))))
             return WSN_ENOMEM;

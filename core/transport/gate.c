@@ -240,7 +240,11 @@ static wsn_event *upgrade_event(const char *path, size_t path_len, const char *q
     ev->msg.type = WSN_TYPE_TEXT;
     ev->msg.channel = strndup(path, path_len);
     ev->query = strndup(query, query_len);
-    ev->msg.payload = (unsigned char *)strndup(headers, headers_len);
+    /* The payload's length is headers_len: exactly that many bytes. */
+    if ((ev->msg.payload = malloc(headers_len + 1))) {
+        memcpy(ev->msg.payload, headers, headers_len);
+        ev->msg.payload[headers_len] = 0;
+    }
     ev->msg.payload_len = headers_len;
     ev->msg.reply_to_id = strdup(peer);
     if (!ev->msg.channel || !ev->query || !ev->msg.payload || !ev->msg.reply_to_id) {
@@ -346,6 +350,12 @@ static const char *find_head_end(const char *buf, size_t len)
  * anything else to lws. */
 static wsn_event *head_complete(wsn_server *srv, struct wsni_gate_wait *w, const char *end)
 {
+    /* A NUL has no place in a request head, and every field below is
+     * handed on as C text: refused rather than cut short. */
+    if (memchr(w->buf, 0, (size_t)(end - w->buf))) {
+        refuse(srv, w, 400, "NUL byte in the request", WSNI_REFUSED_BAD_REQUEST);
+        return NULL;
+    }
     const char *line_end = memchr(w->buf, '\r', (size_t)(end - w->buf));
     const char *sp1 = memchr(w->buf, ' ', (size_t)(line_end - w->buf));
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(line_end - sp1 - 1)) : NULL;
