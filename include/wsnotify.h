@@ -498,7 +498,18 @@ WSN_API int wsn_server_publish_to_client(wsn_server *srv, wsn_client *client,
 
 /* Flags of the _ex publish calls; combine with |. Since 0.2. */
 typedef enum wsn_publish_flags {
-    WSN_PUBLISH_NONBLOCK = 1 /* return WSN_EAGAIN instead of waiting for room */
+    WSN_PUBLISH_NONBLOCK = 1, /* return WSN_EAGAIN instead of waiting for room */
+    /* Since 0.3, wsn_server_publish_ex only (elsewhere WSN_EINVAL): the
+     * data of a WSN_TYPE_JSON publish is one JSON value the caller
+     * vouches for, text wsn_json_writer_text() made or an event's payload
+     * passed on unchanged, so the core skips its validation and minify
+     * passes (about 2 us per KiB). Text that is not JSON is not caught
+     * then: JSON clients receive it as it is inside the envelope (their
+     * parse fails), a MessagePack frame made of it fails (WSN_EJSON when
+     * it is made at the call, otherwise the message is lost for that
+     * client with a log line); memory stays safe either way. Ignored for
+     * text and binary. */
+    WSN_PUBLISH_TRUSTED_JSON = 2
 } wsn_publish_flags;
 
 /* One call for every immediate publish: client NULL publishes to every
@@ -1154,6 +1165,51 @@ WSN_API int wsn_json_validate(const char *json, size_t len);
  * function: any thread, no server needed. */
 WSN_API int wsn_json_get_string(const char *json, size_t len, const char *key, char *out,
                                 size_t out_size, size_t *out_len);
+
+/* ==== JSON writer ===================================================== */
+
+/* Builds JSON text value by value, escaped and checked by the core, for
+ * hosts whose values are not JSON already (Lua tables, C structs). The
+ * output is compact and publishable with WSN_PUBLISH_TRUSTED_JSON. A
+ * writer is used by one thread at a time; reset it to reuse its memory.
+ * Every call returns 0 or an error, and the first error sticks: later
+ * calls return it and wsn_json_writer_text() returns NULL until
+ * wsn_json_writer_reset(). Errors: WSN_EINVAL for a value where a key is
+ * due, a key outside an object, an end that does not match, a second
+ * top-level value, a key or string that is not UTF-8 (NUL bytes are
+ * fine: written as \u0000), a NaN or infinite number, raw text that is
+ * not one JSON value, a NULL argument; WSN_ELIMIT for nesting deeper than
+ * WSN_JSON_MAX_DEPTH; WSN_ENOMEM. Since 0.3. */
+#define WSN_JSON_MAX_DEPTH 1000
+typedef struct wsn_json_writer wsn_json_writer;
+
+/* NULL when out of memory. */
+WSN_API wsn_json_writer *wsn_json_writer_new(void);
+WSN_API void wsn_json_writer_free(wsn_json_writer *w);
+/* Empty again and its error cleared; keeps its memory. */
+WSN_API void wsn_json_writer_reset(wsn_json_writer *w);
+WSN_API int wsn_json_begin_object(wsn_json_writer *w);
+WSN_API int wsn_json_end_object(wsn_json_writer *w);
+WSN_API int wsn_json_begin_array(wsn_json_writer *w);
+WSN_API int wsn_json_end_array(wsn_json_writer *w);
+/* The next member's key, inside an object, before each value. */
+WSN_API int wsn_json_key(wsn_json_writer *w, const char *key, size_t len);
+WSN_API int wsn_json_string(wsn_json_writer *w, const char *s, size_t len);
+WSN_API int wsn_json_integer(wsn_json_writer *w, int64_t v);
+/* The shortest decimal that reads back as v; integral values get ".0"
+ * (write integers with wsn_json_integer). */
+WSN_API int wsn_json_number(wsn_json_writer *w, double v);
+WSN_API int wsn_json_bool(wsn_json_writer *w, int v);
+WSN_API int wsn_json_null(wsn_json_writer *w);
+/* One JSON value given as text, checked as publish checks it and copied
+ * compact (its number text unchanged). */
+WSN_API int wsn_json_raw(wsn_json_writer *w, const char *json, size_t len);
+/* The text once one whole value is written (NUL-terminated, *len without
+ * the NUL; len may be NULL), NULL before that or after an error. Valid
+ * until the next call on w. */
+WSN_API const char *wsn_json_writer_text(const wsn_json_writer *w, size_t *len);
+/* 0, or the first error since new/reset. */
+WSN_API int wsn_json_writer_error(const wsn_json_writer *w);
 
 #ifdef __cplusplus
 }

@@ -52,10 +52,12 @@ static int check_id(wsn_server *srv, const char *id)
     return WSN_OK;
 }
 
-/* Validates the payload and makes the message; encoding happens after. */
+/* Validates the payload and makes the message; encoding happens after.
+ * Trusted JSON (WSN_PUBLISH_TRUSTED_JSON) is neither checked nor minified:
+ * the caller vouches for it. */
 static int make_message(wsn_server *srv, const char *channel, wsn_message_type type,
                         const void *data, size_t len, const char *message_id,
-                        const char *reply_to_id, outgoing **out)
+                        const char *reply_to_id, int flags, outgoing **out)
 {
     int rc;
     *out = NULL;
@@ -63,9 +65,10 @@ static int make_message(wsn_server *srv, const char *channel, wsn_message_type t
         return rc;
     if (!data && len)
         return WSN_EINVAL;
+    int trusted = (flags & WSN_PUBLISH_TRUSTED_JSON) && type == WSN_TYPE_JSON;
     switch (type) {
     case WSN_TYPE_JSON:
-        if (!data || !wsni_json_scan_valid(data, len)) {
+        if (!data || (!trusted && !wsni_json_scan_valid(data, len))) {
             wsni_set_error(srv, "message is not valid JSON");
             return WSN_EJSON;
         }
@@ -82,9 +85,22 @@ static int make_message(wsn_server *srv, const char *channel, wsn_message_type t
         wsni_set_error(srv, "unknown message type %d", (int)type);
         return WSN_EINVAL;
     }
-    *out = wsni_message_out_new(channel, type, data ? data : "", len, type == WSN_TYPE_JSON, message_id,
-                           reply_to_id);
+    *out = wsni_message_out_new(channel, type, data ? data : "", len,
+                                type == WSN_TYPE_JSON && !trusted, message_id, reply_to_id);
     return *out ? WSN_OK : WSN_ENOMEM;
+}
+
+/* Makes the frames the server's clients need now. Trusted text that is not
+ * JSON cannot become MessagePack: that is the caller's error, not memory. */
+static int prepare_frames(wsn_server *srv, outgoing *o, int flags)
+{
+    if (!wsni_outgoing_prepare(srv, o))
+        return WSN_OK;
+    if (flags & WSN_PUBLISH_TRUSTED_JSON) {
+        wsni_set_error(srv, "trusted message is not valid JSON");
+        return WSN_EJSON;
+    }
+    return WSN_ENOMEM;
 }
 
 /* A stopped server answers WSN_ECLOSED before a gone client WSN_EGONE:
@@ -151,9 +167,9 @@ WSN_API int wsn_server_unsubscribe(wsn_server *srv, wsn_client *c, const char *c
     return rc == WSN_EGONE ? WSN_OK : rc;
 }
 
-static int check_flags(int flags)
+static int check_flags(int flags, int allowed)
 {
-    return flags & ~WSN_PUBLISH_NONBLOCK ? WSN_EINVAL : WSN_OK;
+    return flags & ~allowed ? WSN_EINVAL : WSN_OK;
 }
 
 /* A publish command (CMD_PUBLISH: to the channel named by dest;
@@ -163,7 +179,7 @@ static int check_flags(int flags)
 static int message_command(wsn_server *srv, enum command_kind kind, const char *dest,
                            const char *channel, wsn_message_type type, const void *data,
                            size_t len, const char *message_id, const char *reply_to_id,
-                           command **out)
+                           int flags, command **out)
 {
     int rc;
     command *cmd = *out = wsni_command_new(kind);
@@ -176,8 +192,9 @@ static int message_command(wsn_server *srv, enum command_kind kind, const char *
         cmd->target = copy;
     else
         cmd->channel = copy;
-    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
-        (rc = wsni_outgoing_prepare(srv, cmd->out))) {
+    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, flags,
+                           &cmd->out)) ||
+        (rc = prepare_frames(srv, cmd->out, flags))) {
         wsni_command_free(cmd);
         *out = NULL;
         return rc;
@@ -194,7 +211,7 @@ static int publish_channel(wsn_server *srv, const char *channel, wsn_message_typ
         return rc;
     command *cmd;
     if ((rc = message_command(srv, CMD_PUBLISH, channel, channel, type, data, len, message_id,
-                              reply_to_id, &cmd)))
+                              reply_to_id, flags, &cmd)))
         return rc;
     /* Decided now, not when the I/O thread applies it: what the publisher
      * is told is what happens (WSN_EBROKER: this server only). */
@@ -215,8 +232,17 @@ static int publish_client(wsn_server *srv, wsn_client *c, const char *channel,
     command *cmd = wsni_command_new(CMD_SEND);
     if (!cmd)
         return WSN_ENOMEM;
-    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, &cmd->out)) ||
-        (rc = wsni_outgoing_frame(cmd->out, c->format) ? WSN_OK : WSN_ENOMEM)) {
+    if ((rc = make_message(srv, channel, type, data, len, message_id, reply_to_id, flags,
+                           &cmd->out))) {
+        wsni_command_free(cmd);
+        return rc;
+    }
+    if (!wsni_outgoing_frame(cmd->out, c->format)) {
+        rc = WSN_ENOMEM;
+        if (flags & WSN_PUBLISH_TRUSTED_JSON) {
+            wsni_set_error(srv, "trusted message is not valid JSON");
+            rc = WSN_EJSON;
+        }
         wsni_command_free(cmd);
         return rc;
     }
@@ -228,7 +254,7 @@ WSN_API int wsn_server_publish_ex(wsn_server *srv, wsn_client *client, const cha
                                   wsn_message_type type, const void *data, size_t len,
                                   const char *message_id, const char *reply_to_id, int flags)
 {
-    if (!srv || check_flags(flags))
+    if (!srv || check_flags(flags, WSN_PUBLISH_NONBLOCK | WSN_PUBLISH_TRUSTED_JSON))
         return WSN_EINVAL;
     if (client)
         return wsni_publish_result(srv, publish_client(srv, client, channel, type, data, len,
@@ -279,7 +305,8 @@ static int publish_to_client_id(wsn_server *srv, const char *client_id, const ch
         wsn_client *c = wsni_client_find(srv, client_id);
         if (!c)
             return WSN_EGONE;
-        int rc = publish_client(srv, c, channel, type, data, len, message_id, reply_to_id, 0);
+        int rc =
+            publish_client(srv, c, channel, type, data, len, message_id, reply_to_id, 0);
         wsn_client_release(c);
         return rc;
     }
@@ -292,7 +319,7 @@ static int publish_to_client_id(wsn_server *srv, const char *client_id, const ch
         return rc;
     command *cmd;
     if ((rc = message_command(srv, CMD_SEND_REMOTE, client_id, channel, type, data, len,
-                              message_id, reply_to_id, &cmd)))
+                              message_id, reply_to_id, 0, &cmd)))
         return rc;
     return wsni_command_submit(srv, cmd, 0);
 }
@@ -309,7 +336,7 @@ WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_
 WSN_API int wsn_server_send_raw_ex(wsn_server *srv, wsn_client *c, wsn_message_type type,
                                    const void *data, size_t len, int flags)
 {
-    if (!srv || (!data && len) || check_flags(flags))
+    if (!srv || (!data && len) || check_flags(flags, WSN_PUBLISH_NONBLOCK))
         return WSN_EINVAL;
     int rc = check_client(srv, c);
     if (rc)
