@@ -194,7 +194,8 @@ int wsn_server_publish_to_client(wsn_server *srv, wsn_client *client,
                                  const char *reply_to_id);
 
 typedef enum wsn_publish_flags {
-    WSN_PUBLISH_NONBLOCK = 1
+    WSN_PUBLISH_NONBLOCK = 1,
+    WSN_PUBLISH_TRUSTED_JSON = 2
 } wsn_publish_flags;
 
 int wsn_server_publish_ex(wsn_server *srv, wsn_client *client,
@@ -533,3 +534,30 @@ int wsn_json_validate(const char *json, size_t len);
 
 int wsn_json_get_string(const char *json, size_t len, const char *key, char *out,
                         size_t out_size, size_t *out_len);
+
+/* ==== JSON writer ==== */
+
+typedef struct wsn_json_writer wsn_json_writer;
+
+wsn_json_writer *wsn_json_writer_new(void);
+void wsn_json_writer_free(wsn_json_writer *w);
+
+void wsn_json_writer_reset(wsn_json_writer *w);
+int wsn_json_begin_object(wsn_json_writer *w);
+int wsn_json_end_object(wsn_json_writer *w);
+int wsn_json_begin_array(wsn_json_writer *w);
+int wsn_json_end_array(wsn_json_writer *w);
+
+int wsn_json_key(wsn_json_writer *w, const char *key, size_t len);
+int wsn_json_string(wsn_json_writer *w, const char *s, size_t len);
+int wsn_json_integer(wsn_json_writer *w, int64_t v);
+
+int wsn_json_number(wsn_json_writer *w, double v);
+int wsn_json_bool(wsn_json_writer *w, int v);
+int wsn_json_null(wsn_json_writer *w);
+
+int wsn_json_raw(wsn_json_writer *w, const char *json, size_t len);
+
+const char *wsn_json_writer_text(const wsn_json_writer *w, size_t *len);
+
+int wsn_json_writer_error(const wsn_json_writer *w);
