@@ -292,12 +292,20 @@ typedef enum wsn_option {
                                          <token>" gets 401. "" = open to
                                          whoever reaches the port.
                                          Since 0.3 */
-    WSN_OPT_TLS_CERT = 49             /* string, "": PEM certificate (chain)
+    WSN_OPT_TLS_CERT = 49,            /* string, "": PEM certificate (chain)
                                          file; with WSN_OPT_TLS_KEY the
                                          server speaks only TLS (wss://,
                                          https://). Both or neither. (41,
                                          planned for it, went to
                                          WSN_OPT_AUTHENTICATE.) Since 0.3 */
+    WSN_OPT_EVENT_SOCKET = 50         /* string, "": a unix socket path the
+                                         server listens on while it runs;
+                                         each connection gets one byte
+                                         whenever wsn_server_event_fd()
+                                         turns readable, for hosts that
+                                         cannot wait on an fd but can on
+                                         a socket (nginx cosockets).
+                                         See "Event socket". Since 0.3 */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;
@@ -766,6 +774,21 @@ WSN_API int wsn_server_set_handler(wsn_server *srv, wsn_event_type type,
  * next_log until WSN_EAGAIN. Owned by the server; valid until
  * wsn_server_free(). Do not read it yourself. Since 0.1. */
 WSN_API int wsn_server_event_fd(wsn_server *srv);
+
+/* Event socket (WSN_OPT_EVENT_SOCKET, since 0.3): for hosts that can wait
+ * on a socket but not on an fd, such as an nginx worker (a cosocket
+ * connects to "unix:<path>"). wsn_server_start() listens on the path (a
+ * stale socket file there is replaced; a path that cannot be bound, or
+ * longer than 107 bytes, fails the start with WSN_EIO and the reason in
+ * wsn_server_last_error()). Every connection then receives one byte each
+ * time the event fd turns readable, i.e. when an event or log line is
+ * queued while none was. A host: connects; takes events (and log lines)
+ * until none is left; reads a byte, which waits; repeats. A byte read
+ * after the events it announced were taken is harmless; an event queued
+ * before the connection was accepted is announced only by the next one,
+ * hence the take-first. At most 16 connections are told (more are
+ * closed at once). When the server stops, the STOPPED event is announced
+ * and then every connection is closed (EOF) and the path unlinked. */
 
 /* Waits until an event (or, with WSN_OPT_LOG_QUEUE, a log line) is queued
  * or timeout_ms passes (-1 = forever). Returns 1 (events or lines ready: a

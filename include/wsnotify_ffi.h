@@ -102,7 +102,8 @@ typedef enum wsn_option {
     WSN_OPT_CLIENT_BURST = 46,
     WSN_OPT_METRICS = 47,
     WSN_OPT_METRICS_TOKEN = 48,
-    WSN_OPT_TLS_CERT = 49
+    WSN_OPT_TLS_CERT = 49,
+    WSN_OPT_EVENT_SOCKET = 50
 } wsn_option;
 
 typedef enum wsn_option_type {

@@ -198,6 +198,7 @@ static const struct {
     {"metrics", WSN_OPT_METRICS, WSN_OPTTYPE_BOOL},
     {"metrics_token", WSN_OPT_METRICS_TOKEN, WSN_OPTTYPE_STRING},
     {"tls_cert", WSN_OPT_TLS_CERT, WSN_OPTTYPE_STRING},
+    {"event_socket", WSN_OPT_EVENT_SOCKET, WSN_OPTTYPE_STRING},
     {"tls_key", WSN_OPT_TLS_KEY, WSN_OPTTYPE_STRING},
     {"tls_ca", WSN_OPT_TLS_CA, WSN_OPTTYPE_STRING},
     {"tls_client_cert", WSN_OPT_TLS_CLIENT_CERT, WSN_OPTTYPE_INT},

@@ -166,6 +166,8 @@ export interface ServerOptions {
   metrics?: boolean;
   /** With metrics: only requests with `Authorization: Bearer <token>`; others get 401. */
   metricsToken?: string;
+  /** A unix socket path told (one byte) whenever events become pending: for hosts that cannot wait on an fd. */
+  eventSocket?: string;
   /** Options a newer core adds. */
   [option: string]: unknown;
 }

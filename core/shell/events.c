@@ -1,4 +1,5 @@
 #include "shell/events.h"
+#include "shell/event_socket.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -87,11 +88,22 @@ static void sync_fd(event_queue *q)
     if (want == q->fd_readable)
         return;
     q->fd_readable = want;
+    if (want && q->socket)
+        wsni_event_socket_notify(q->socket);
     uint64_t value = 1;
     ssize_t n;
     do
         n = want ? write(q->fd, &value, sizeof(value)) : read(q->fd, &value, sizeof(value));
     while (n < 0 && errno == EINTR);
+}
+
+struct event_socket *wsni_event_queue_swap_socket(event_queue *q, struct event_socket *s)
+{
+    pthread_mutex_lock(&q->lock);
+    struct event_socket *old = q->socket;
+    q->socket = s;
+    pthread_mutex_unlock(&q->lock);
+    return old;
 }
 
 size_t wsni_event_bytes(const struct wsn_event *ev)

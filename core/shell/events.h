@@ -52,6 +52,7 @@ typedef struct event_queue {
     size_t log_count;              /* lock: lines in log_lines */
     size_t log_cap;                /* const: WSN_OPT_LOG_QUEUE, 0 = off */
     uint64_t logs_dropped;         /* lock */
+    struct event_socket *socket;   /* lock: told when the fd turns readable; NULL = none */
     /* const: frees an event the host never took (wsn_event_free, given by
      * the server, so the queue needs nothing of clients) */
     void (*free_event)(struct wsn_event *ev);
@@ -76,6 +77,10 @@ static inline void wsni_event_queue_set_share(event_queue *q, size_t at, size_t 
     q->share_at = at;
     q->share_bytes = bytes;
 }
+
+/* Hands the queue an event socket to tell (NULL: none); returns the one
+ * it had, for the caller to close. */
+struct event_socket *wsni_event_queue_swap_socket(event_queue *q, struct event_socket *s);
 
 /* What a push asks of the I/O thread (bits). */
 enum {

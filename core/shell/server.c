@@ -3,6 +3,7 @@
 #include "engine/broker.h"
 #include "shell/cluster.h"
 #include "shell/commands.h"
+#include "shell/event_socket.h"
 #include "transport/loop.h"
 #include "util/strlist.h"
 
@@ -144,6 +145,27 @@ WSN_API int wsn_server_set_handler(wsn_server *srv, wsn_event_type type, wsn_eve
     return started ? WSN_ESTATE : WSN_OK;
 }
 
+/* Before the I/O thread runs, so that its first event is announced. */
+static int open_event_socket(wsn_server *srv)
+{
+    const char *path = opt_str(srv->opts, WSN_OPT_EVENT_SOCKET);
+    if (!path || !*path)
+        return WSN_OK;
+    char why[256];
+    event_socket *s = wsni_event_socket_open(path, why, sizeof(why));
+    if (!s) {
+        wsni_set_error(srv, "%s", why);
+        return WSN_EIO;
+    }
+    wsni_event_queue_swap_socket(srv->events, s);
+    return WSN_OK;
+}
+
+static void close_event_socket(wsn_server *srv)
+{
+    wsni_event_socket_close(wsni_event_queue_swap_socket(srv->events, NULL));
+}
+
 WSN_API int wsn_server_start(wsn_server *srv)
 {
     if (!srv)
@@ -158,7 +180,9 @@ WSN_API int wsn_server_start(wsn_server *srv)
     srv->start_result = 1;
     pthread_mutex_unlock(&srv->lock);
 
-    int rc = wsni_loop_start(srv);
+    int rc = open_event_socket(srv);
+    if (!rc && (rc = wsni_loop_start(srv)))
+        close_event_socket(srv);
     /* The broker thread connects while the loop starts: channels that get
      * members meanwhile wait in its table. */
     if (!rc && wsni_cluster_start(srv))
@@ -242,6 +266,8 @@ WSN_API int wsn_server_shutdown(wsn_server *srv, int64_t timeout_ms)
     join_io_thread_locked(srv);
     int rc = srv->clients_cut ? WSN_ETIMEDOUT : WSN_OK;
     pthread_mutex_unlock(&srv->lock);
+    /* After the join: STOPPED, the last event, has been announced. */
+    close_event_socket(srv);
     return rc;
 }
 
