@@ -286,6 +286,11 @@ def _shutdown_at_exit() -> None:
 # Payload helpers
 # ---------------------------------------------------------------------------
 
+# What json.dumps (allow_nan=False, then UTF-8) makes is JSON the core need
+# not validate or minify again.
+_TRUSTED_JSON = lib.WSN_PUBLISH_TRUSTED_JSON
+
+
 def _dumps(value: Any) -> bytes:
     if isinstance(value, RawJSON):
         # Already JSON text: the core validates (and minifies) it. A NUL
@@ -940,8 +945,12 @@ class Server:
             ch = _channel(channel)
         # A RawJSON goes as it is (msg.raw forwarded): the core validates
         # it, and with its length given a NUL is refused as invalid JSON.
-        data = message if type(message) is RawJSON else _dumps(message)
-        rc = lib.wsnpy_publish(self._srvp, ch, data, len(data), self._flags)
+        # json.dumps's own compact output needs no second check.
+        if type(message) is RawJSON:
+            data, flags = message, self._flags
+        else:
+            data, flags = _dumps(message), self._flags | _TRUSTED_JSON
+        rc = lib.wsnpy_publish(self._srvp, ch, data, len(data), flags)
         if rc:
             check(rc, f"publish({channel!r})")
 
