@@ -100,6 +100,29 @@ static void test_read_limit_1009(void)
     finish(srv);
 }
 
+/* A client that goes on sending after its oversize message still gets
+ * the 1009 frame, not a cut (a -1 from lws's RECEIVE used to drop the
+ * close with the rest of the read: transport/refuse.h). */
+static void test_read_limit_while_sending(void)
+{
+    wsn_server *srv = limited_server();
+    wsc *w;
+    wsn_client *c = tu_accept(srv, &w);
+    size_t len = 256 * 1024;
+    char *big = malloc(len);
+    CHECK(big);
+    memset(big, 'x', len);
+    for (int i = 0; i < 8; i++)
+        if (wsc_send_binary(w, big, len) != WSC_OK)
+            break; /* cut after close_grace: the close frame is already queued */
+    tu_expect_close(w, 1009, "message too big");
+    expect_disc_next(srv, c);
+    wsc_free(w);
+    wsn_client_release(c);
+    free(big);
+    finish(srv);
+}
+
 static void test_read_limit_fragmented(void)
 {
     wsn_server *srv = limited_server();
@@ -436,6 +459,7 @@ static void test_server_survives(void)
 
 static const tu_test tests[] = {
     {"read_limit_1009", test_read_limit_1009},
+    {"read_limit_while_sending", test_read_limit_while_sending},
     {"read_limit_fragmented", test_read_limit_fragmented},
     {"read_limit_exact_ok", test_read_limit_exact_ok},
     {"invalid_utf8_1007", test_invalid_utf8_1007},

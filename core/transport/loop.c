@@ -13,6 +13,7 @@
 #include "transport/metrics_http.h"
 #include "transport/origin.h"
 #include "transport/rate.h"
+#include "transport/refuse.h"
 #include "transport/rx_buffers.h"
 #include "transport/rx_quiet.h"
 #include "transport/tls.h"
@@ -456,7 +457,7 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
                       size_t len)
 {
     wsn_client *c = pss->client;
-    if (!c)
+    if (!c || wsni_input_refused(c))
         return 0;
     if (!pss->in_message) {
         pss->in_message = 1;
@@ -466,13 +467,12 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
     /* The frame header already tells how much more is coming: refuse an
      * oversize message before waiting for (or buffering) its bytes. */
     if (wsni_conn_of(c)->rx_len + len + lws_remaining_packet_payload(wsi) > srv->read_limit) {
-        static const char reason[] = "message too big";
         wsni_log(srv, WSN_LOG_INFO, "client %s: message over read_limit (%zu)", c->id,
                 srv->read_limit);
         wsni_count_io(&srv->counters.closed[WSNI_CLOSED_TOO_BIG], 1);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
-                         sizeof(reason) - 1);
-        return -1;
+        rx_release(srv, c);
+        wsni_input_refuse(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+        return 0;
     }
     int whole = !wsni_conn_of(c)->rx_len && lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
     if (whole) {
@@ -491,12 +491,11 @@ static int on_receive(wsn_server *srv, struct lws *wsi, struct pss *pss, const v
             /* Many clients each holding part of a big message would pin
              * memory until they finish (issue 16 item 7): the one that
              * would go beyond the server's bound is asked to come back. */
-            static const char reason[] = "server busy: try again later";
             partial_refused_log(srv, c);
             wsni_count_io(&srv->counters.closed[WSNI_CLOSED_BUSY], 1);
-            lws_close_reason(wsi, (enum lws_close_status)1013, (unsigned char *)reason,
-                             sizeof(reason) - 1);
-            return -1;
+            rx_release(srv, c);
+            wsni_input_refuse(c, 1013, "server busy: try again later");
+            return 0;
         }
         unsigned char *p = realloc(wsni_conn_of(c)->rx, cap + 1);
         if (!p)
@@ -607,8 +606,8 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
     if (wsni_client_queued(c)) {
         wsni_client_request_write_now(c);
     } else if (wsni_client_close_due(c, &code, &why)) {
-        if (wsni_rate_close_sent(c))
-            return 0; /* lws awaits the client's answer (rate.c) */
+        if (wsni_input_close_sent(c))
+            return 0; /* lws awaits the client's answer (refuse.h) */
         if (lws_send_pipe_choked(wsi)) {
             wsni_client_request_write_now(c);
         } else {

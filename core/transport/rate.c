@@ -3,6 +3,7 @@
 #include "shell/options.h"
 #include "shell/server.h"
 #include "transport/lws_state.h"
+#include "transport/refuse.h"
 
 #define NS_PER_S 1000000000LL
 
@@ -35,7 +36,7 @@ int wsni_rate_admit(wsn_server *srv, wsn_client *c)
     struct wsni_conn *conn = wsni_conn_of(c);
     if (!lw->rate_interval_ns)
         return 1;
-    if (conn->rate_closed)
+    if (wsni_input_refused(c))
         return 0;
     /* One clock read per loop pass (io_main clears it), not one per
      * message: lws keeps no time we could read for free, and a read per
@@ -52,30 +53,8 @@ int wsni_rate_admit(wsn_server *srv, wsn_client *c)
         conn->rate_tat = tat + lw->rate_interval_ns;
         return 1;
     }
-    conn->rate_closed = 1;
     wsni_count_io(&srv->counters.closed[WSNI_CLOSED_RATE], 1);
     over_rate_log(srv, c);
-    /* Not a -1 from this RECEIVE: lws 4.1 then drops the rest of the
-     * buffer it is parsing, the next read starts mid-frame ("illegal
-     * opcode"), and the connection is cut before the close frame leaves
-     * (test_rate.defaults_bound_a_flood, 1 run in 10). The close goes the
-     * engine's way instead: the frame on the next WRITEABLE, the socket cut
-     * close_grace later at most. Reading goes on meanwhile, and what comes
-     * is dropped here: a client still sending when its socket is closed
-     * under it meets a reset, and a WebSocket library then reports that,
-     * not the close frame waiting in its buffer (Python's websockets,
-     * Node's ws: 1006). */
-    wsni_client_begin_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "message rate exceeded", 1);
-    return 0;
-}
-
-int wsni_rate_close_sent(wsn_client *c)
-{
-    struct wsni_conn *conn = wsni_conn_of(c);
-    if (!conn->rate_closed)
-        return 0;
-    if (conn->rate_close_sent)
-        return 1;
-    conn->rate_close_sent = 1;
+    wsni_input_refuse(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "message rate exceeded");
     return 0;
 }

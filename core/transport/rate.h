@@ -16,15 +16,7 @@
 void wsni_rate_setup(wsn_server *srv);
 /* A complete message from c arrived: 1 to take it, 0 to drop it (c was
  * over its rate: it is being closed, and nothing it sends from then on
- * reaches the host). */
+ * reaches the host: transport/refuse.h). */
 int wsni_rate_admit(wsn_server *srv, wsn_client *c);
-
-/* At a WRITEABLE of c with its close due: whether c was closed for its
- * rate and its close was handed to lws already (then the callback returns
- * 0: lws awaits the client's close, which it reads and drops, and the
- * engine cuts the connection close_grace after the close at most; a second
- * -1 would cut it at once, under a client still sending, which then meets
- * a reset instead of the close frame). Marks it handed when it is not. */
-int wsni_rate_close_sent(wsn_client *c);
 
 #endif
