@@ -69,8 +69,9 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev) {
     } else if (!strcmp(action, "broadcast")) {
         const char *ch = wsn_event_channel(ev);
         if (ch && *ch) {
-            int rc = wsn_server_publish_with_type(srv, ch, WSN_TYPE_JSON, payload, len,
-                                                  NULL, NULL);
+            /* The payload is the core's own compact JSON: trusted. */
+            int rc = wsn_server_publish_ex(srv, NULL, ch, WSN_TYPE_JSON, payload, len, NULL,
+                                           NULL, WSN_PUBLISH_TRUSTED_JSON);
             if (rc != WSN_OK && rc != WSN_EBACKPRESSURE)
                 fprintf(stderr, "wsn-chat-bench: publish: %s\n", wsn_strerror(rc));
         }

@@ -236,9 +236,11 @@ static void reply(const struct chat *app, wsn_server *srv, wsn_client *client,
         chat_log("out of memory encoding a reply");
         return;
     }
+    /* jansson's output is JSON: the core need not check it again. */
     int rc = wsn_server_publish_ex(srv, client, channel, WSN_TYPE_JSON, text,
                                    strlen(text), NULL, reply_to,
-                                   WSN_PUBLISH_NONBLOCK);
+                                   WSN_PUBLISH_NONBLOCK |
+                                       WSN_PUBLISH_TRUSTED_JSON);
     if (rc != WSN_OK)
         log_failure(app, rc, "reply to %s failed: %s", wsn_client_id(client),
                     wsn_strerror(rc));
@@ -309,9 +311,10 @@ static void handle_subscribe(const struct chat *app, wsn_server *srv,
 }
 
 /* Forwards the message as the client sent it: the engine has validated
- * it, and re-encoding it here would lose what jansson cannot hold (integers
- * beyond 64 bits) and cost a parse and a dump per broadcast. Never waits
- * for room: a refused broadcast was not accepted, and the sender is told. */
+ * it (and made it compact), so it goes back trusted, and re-encoding it
+ * here would lose what jansson cannot hold (integers beyond 64 bits) and
+ * cost a parse and a dump per broadcast. Never waits for room: a refused
+ * broadcast was not accepted, and the sender is told. */
 static void handle_broadcast(const struct chat *app, wsn_server *srv,
                              wsn_client *client, const wsn_event *ev,
                              const char *payload, size_t len) {
@@ -322,7 +325,9 @@ static void handle_broadcast(const struct chat *app, wsn_server *srv,
     /* WSN_EBROKER: Redis is down; this server's members got it, and the
      * broker event has already said so. */
     int rc = wsn_server_publish_ex(srv, NULL, channel, WSN_TYPE_JSON, payload,
-                                   len, NULL, NULL, WSN_PUBLISH_NONBLOCK);
+                                   len, NULL, NULL,
+                                   WSN_PUBLISH_NONBLOCK |
+                                       WSN_PUBLISH_TRUSTED_JSON);
     if (rc != WSN_OK && rc != WSN_EBROKER) {
         log_failure(app, rc, "broadcast from %s to '%s' failed: %s",
                     wsn_client_id(client), channel, wsn_strerror(rc));

@@ -26,7 +26,7 @@ def test_raw_exact_when_message_never_read(harness):
     _, msg = harness.next_message()
     assert raws == [b'{"n":1.50e3,"big":123456789012345678901234567890,'
                     b'"s":"\\u00e9\\n"}']
-    assert type(raws[0]) is RawJSON
+    assert isinstance(raws[0], RawJSON)
     assert msg.message == {"n": 1500.0,
                            "big": 123456789012345678901234567890,
                            "s": "é\n"}
@@ -71,7 +71,7 @@ def test_undecoded_message_survives_pickle_and_copy(harness):
     for m in (pickle.loads(pickle.dumps(kept[0])), copy.deepcopy(kept[0]),
               copy.copy(kept[0])):
         assert m.message == {"a": [1, "x"]}
-        assert m.raw == b'{"a":[1,"x"]}' and type(m.raw) is RawJSON
+        assert m.raw == b'{"a":[1,"x"]}' and isinstance(m.raw, RawJSON)
         assert m == kept[0]
 
 

@@ -33,14 +33,14 @@ def test_incoming_json_raw_is_compact_rawjson(harness):
     ws.send('{"type": "json", "channel": "c", "message": '
             '{ "b" : [1, 2.5, "x"], "a": {"z": null} }}')
     _, msg = harness.next_message()
-    assert type(msg.raw) is RawJSON
+    assert isinstance(msg.raw, RawJSON)
     assert msg.raw == b'{"b":[1,2.5,"x"],"a":{"z":null}}'
     assert msg.message == {"b": [1, 2.5, "x"], "a": {"z": None}}
     assert list(msg.message) == ["b", "a"]  # key order kept
     ws.send('{"type":"json","channel":"c"}')  # no message: null
     _, msg = harness.next_message()
     assert msg.message is None and msg.raw == b"null"
-    assert type(msg.raw) is RawJSON
+    assert isinstance(msg.raw, RawJSON)
 
 
 def test_incoming_text_and_binary_raw_are_plain_bytes(harness):
@@ -72,6 +72,30 @@ def test_forward_raw_from_handler(harness):
     expect_envelope(sub, '{"channel":"room","type":"json","time":"T",'
                          '"message":{"action":"broadcast","text":"h\\u00e9llo '
                          '\\"q\\"","n":[1,2]}}')
+
+
+def test_forwarded_raw_skips_the_check_a_user_rawjson_gets(harness):
+    """msg.raw is text the core made, published again without a second
+    check; a RawJSON the application made (or a subclass of it) is still
+    validated."""
+    s = harness.server
+    ws, c = harness.connect()
+    s.subscribe(c, "c")
+    ws.send('{"type":"json","channel":"c","message":{"x" : [1, 2]}}')
+    _, msg = harness.next_message()
+    s.publish("c", msg.raw)
+    expect_envelope(ws, '{"channel":"c","type":"json","time":"T",'
+                        '"message":{"x":[1,2]}}')
+
+    class Mine(RawJSON):
+        __slots__ = ()
+
+    for bad in (RawJSON('{"x":'), Mine('{"x":'), RawJSON(b'1\x00')):
+        with pytest.raises(wsnotify.InvalidArgumentError):
+            s.publish("c", bad)
+    s.publish("c", Mine('{ "y" : 2 }'))
+    expect_envelope(ws, '{"channel":"c","type":"json","time":"T",'
+                        '"message":{"y":2}}')
 
 
 def test_publish_rawjson_everywhere(harness):

@@ -19,7 +19,7 @@ from ._core import ffi, lib
 from ._errors import (ClientGoneError, InvalidArgumentError, ServerClosedError,
                       WsnotifyError,
                       check, make_error, strerror)
-from ._types import (_UNDECODED, Duration, IncomingMessage, MessageType,
+from ._types import (_UNDECODED, Duration, IncomingMessage, MessageType, _CoreJSON,
                      RawJSON, duration_ms)
 from ._upgrade import (Accept, Reject, UpgradeRequest, When, metadata_json,
                        unix_ms)
@@ -427,7 +427,7 @@ def _message_from_info(info: Any, cid: str) -> IncomingMessage:
     n = info.payload_len
     raw = ffi.unpack(ffi.cast("char *", info.payload), n) if n else b""
     if mt is _JSON:
-        raw = _new_rawjson(RawJSON, raw)
+        raw = _new_rawjson(_CoreJSON, raw)
     return IncomingMessage(mt, _s1(info.channel),
                            raw if mt is _BINARY else _UNDECODED,
                            _s1(info.message_id), _s1(info.reply_to_id), cid,
@@ -943,10 +943,13 @@ class Server:
             ch = _CHANNELS.get(channel) or _channel_fast(channel)
         except TypeError:  # unhashable: _channel() says what is wrong
             ch = _channel(channel)
-        # A RawJSON goes as it is (msg.raw forwarded): the core validates
-        # it, and with its length given a NUL is refused as invalid JSON.
-        # json.dumps's own compact output needs no second check.
-        if type(message) is RawJSON:
+        # msg.raw forwarded and json.dumps's compact output are JSON the
+        # core need not check again; any other RawJSON it validates (with
+        # its length given, a NUL is refused as invalid JSON).
+        t = type(message)
+        if t is _CoreJSON:
+            data, flags = message, self._flags | _TRUSTED_JSON
+        elif t is RawJSON or isinstance(message, RawJSON):
             data, flags = message, self._flags
         else:
             data, flags = _dumps(message), self._flags | _TRUSTED_JSON
@@ -1451,7 +1454,7 @@ class Server:
                     blob = b.blob
                     mt = _MTYPES[mtype]
                     if mt is _JSON:  # one copy: from a view of the blob
-                        raw = _new_rawjson(RawJSON, b.view[poff:poff + plen])
+                        raw = _new_rawjson(_CoreJSON, b.view[poff:poff + plen])
                     else:
                         raw = blob[poff:poff + plen]
                     msg = IncomingMessage(

@@ -89,6 +89,15 @@ class RawJSON(bytes):
         return f"RawJSON({bytes.__repr__(self)})"
 
 
+class _CoreJSON(RawJSON):
+    """The ``raw`` of a JSON message: text the core validated and made
+    compact itself, so publishing it again skips that second pass
+    (WSN_PUBLISH_TRUSTED_JSON). Only the binding makes these; bytes are
+    immutable, so the text cannot change after."""
+
+    __slots__ = ()
+
+
 class IncomingMessage:
     """A message a client sent.
 
