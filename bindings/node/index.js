@@ -109,8 +109,21 @@ class IncomingMessage {
   }
 
   get raw() {
-    return this.type === 'json' ? new RawJSON(this._payload) : this._payload;
+    if (this.type !== 'json') return this._payload;
+    // The core validated and compacted this text: publishing it again
+    // skips that second pass. Frozen, so the text cannot be swapped.
+    const raw = new RawJSON(this._payload);
+    raw[CORE_JSON] = true;
+    return Object.freeze(raw);
   }
+}
+
+// Marks a RawJSON the binding made from a message's payload (a string: immutable).
+const CORE_JSON = Symbol('wsnotify.coreJSON');
+
+function isCoreJSON(value) {
+  return value instanceof RawJSON && value[CORE_JSON] === true && Object.isFrozen(value) &&
+    typeof value.text === 'string';
 }
 
 function jsonText(value, what) {
@@ -582,7 +595,8 @@ class Server extends EventEmitter {
    */
   publish(channel, value) {
     const text = jsonText(value, 'message');
-    return this._submit('publish', [null, channel, 0, text, undefined, undefined]);
+    return this._submit('publish',
+      [null, channel, 0, text, undefined, undefined, isCoreJSON(value)]);
   }
 
   /** publish with a type: 'json' (any value), 'text' (string), 'binary' (bytes). */

@@ -417,11 +417,13 @@ static napi_value accepted(napi_env env, struct nserver *ns, int rc,
     return r;
 }
 
-/* publish(client|null, channel, type, data, messageId, replyToId) =>
- * accepted (never waits for room). */
+/* publish(client|null, channel, type, data, messageId, replyToId,
+ * trusted) => accepted (never waits for room). trusted: data is JSON the
+ * core made itself (a message's raw, forwarded), sent without a second
+ * check. */
 static napi_value js_publish(napi_env env, napi_callback_info info) {
-    napi_value argv[6];
-    struct nserver *ns = self_args(env, info, argv, 6);
+    napi_value argv[7];
+    struct nserver *ns = self_args(env, info, argv, 7);
     if (!ns)
         return NULL;
     napi_valuetype t;
@@ -438,9 +440,12 @@ static napi_value js_publish(napi_env env, napi_callback_info info) {
         nw_arg_bytes(env, argv[3], "message", &data) &&
         nw_arg_opt_string(env, argv[4], "messageId", &mid) &&
         nw_arg_opt_string(env, argv[5], "replyToId", &rid)) {
+        bool trusted = false;
+        napi_get_value_bool(env, argv[6], &trusted); /* not a boolean: false */
         int rc = wsn_server_publish_ex(ns->srv, c, ch.p, type, data.p,
                                        data.len, mid.p, rid.p,
-                                       WSN_PUBLISH_NONBLOCK);
+                                       WSN_PUBLISH_NONBLOCK |
+                                           (trusted ? WSN_PUBLISH_TRUSTED_JSON : 0));
         r = accepted(env, ns, rc, c ? "publishToClient" : "publish");
     }
     nw_arg_free(&ch);

@@ -35,6 +35,14 @@ test('a JSON message: type, channel, decoded value, raw, ids', async (t) => {
   h.server.subscribe(c, 'room');
   await h.server.publish('room', msg.raw);
   assert.equal(await ws.nextEnvelope(), env('room', 'json', '{"a":[1,2],"b":"x"}'));
+  // raw is frozen (it is published without a second check); a RawJSON the
+  // application makes is still checked.
+  assert.ok(Object.isFrozen(msg.raw));
+  assert.throws(() => { 'use strict'; msg.raw.text = '{'; }, TypeError);
+  const copy = new RawJSON(msg.raw.text.slice(0, -1));
+  await assert.rejects(h.server.publish('room', copy), { code: 'WSN_EJSON' });
+  await h.server.publish('room', new RawJSON(msg.raw.text));
+  assert.equal(await ws.nextEnvelope(), env('room', 'json', '{"a":[1,2],"b":"x"}'));
 });
 
 test('events queued while the JS thread is blocked arrive in order, each with its fields', async (t) => {

@@ -70,6 +70,9 @@ class RawJSON(bytes):
 
         server.publish(msg.channel, msg.raw)
 
+    ``msg.raw`` is text the core made, so publishing it is not checked
+    again.
+
     ``RawJSON(text)`` takes a str (encoded as UTF-8) or a bytes-like object.
     It is a ``bytes`` subclass: it compares equal to the same bytes.
     """
