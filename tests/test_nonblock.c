@@ -144,8 +144,8 @@ static void test_refused_at_once(void)
     CHECK_RC(wsn_server_publish_ex(s.srv, NULL, "c", WSN_TYPE_JSON, "{", 1, NULL, NULL,
                                    WSN_PUBLISH_NONBLOCK),
              WSN_EJSON);
-    CHECK_RC(wsn_server_publish_ex(s.srv, NULL, "c", WSN_TYPE_JSON, "1", 1, NULL, NULL, 2),
-             WSN_EINVAL);
+    CHECK_RC(wsn_server_publish_ex(s.srv, NULL, "c", WSN_TYPE_JSON, "1", 1, NULL, NULL, 4),
+             WSN_EINVAL); /* an unknown flag */
     CHECK_RC(wsn_server_publish_ex(NULL, NULL, "c", WSN_TYPE_JSON, "1", 1, NULL, NULL, 0),
              WSN_EINVAL);
     /* A message to a client that is not stalled goes through, in either

@@ -21,8 +21,13 @@ in, its I/O thread's arena exists). After each wave, the RSS is read the
 same way: no connection left, --settle seconds of idle. Nothing is done to
 the server in between (no malloc_trim from the test): giving memory back
 is the engine's job. The idle RSS after every wave must be within
---rss-slack (10%) of the baseline, and the peak during the waves must be
-at least 1.5 times the baseline (the clients really used memory).
+--rss-slack (10%) of the baseline or --rss-floor-kb (1,024) of it,
+whichever is more (10% of a 5.5 MB baseline is 550 kB, which malloc's
+own bookkeeping after 10,000 connections crossed once on a loaded
+machine: +616 kB after wave 1, +396 kB after wave 2), and the peak during
+the waves must be at least 1.5 times the baseline (the clients really
+used memory: the peak is 12 MB above the baseline, so the floor still
+proves the memory was given back).
 
 Drop mode: slow readers stall (--stall, a small TCP MSS and receive
 buffer: soak_client.c), subscribe to one of a few heavily padded channels,
@@ -204,10 +209,12 @@ def run_mode(args, mode, workdir):
         rss_line = "; ".join(parts)
         if args.rss:
             for i, idle in enumerate(rss_after, 1):
-                if (idle - pre) / pre > args.rss_slack:
-                    problems.append("RSS idle after wave %d is %+.1f%% over the baseline "
-                                    "(limit %+.0f%%)"
-                                    % (i, 100.0 * (idle - pre) / pre, 100 * args.rss_slack))
+                limit_kb = max(args.rss_slack * pre, args.rss_floor_kb)
+                if idle - pre > limit_kb:
+                    problems.append("RSS idle after wave %d is %+.1f%% (%+d kB) over the "
+                                    "baseline (limit %+.0f%% or %d kB, whichever is more)"
+                                    % (i, 100.0 * (idle - pre) / pre, idle - pre,
+                                       100 * args.rss_slack, args.rss_floor_kb))
             if peak < 1.5 * pre:
                 problems.append("peak RSS %d kB is under 1.5 times the baseline %d kB: the "
                                 "clients did not load the server, the RSS check proves nothing"
@@ -307,6 +314,7 @@ def main():
     ap.add_argument("--no-rss", dest="rss", action="store_false",
                     help="do not check RSS (sanitizer builds: their allocators keep memory)")
     ap.add_argument("--rss-slack", type=float, default=0.10)
+    ap.add_argument("--rss-floor-kb", type=int, default=1024)
     ap.add_argument("--server-opt", action="append", default=[],
                     help="NAME=INT passed to the server as --opt (any int/bool/ms option)")
     ap.add_argument("--waves", type=int, default=2, help="client waves per mode")

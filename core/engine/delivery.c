@@ -81,7 +81,21 @@ void wsni_client_queue_pop(wsn_client *c, unsigned count)
 
 static void deadline_fired(wsni_timer *tm);
 
-static void ring_push(wsn_client *c, wsn_frame *f, int64_t queued_at)
+/* The queue stopped being empty: its oldest frame has write_wait to
+ * leave. Armed once; when it fires it looks at whichever frame is oldest
+ * then, so a client that keeps reading costs one timer per write_wait, not
+ * one per frame. Out of line: ring_push runs once per delivery, this once
+ * per write_wait. */
+static __attribute__((noinline)) void arm_age_deadline(wsn_client *c, int64_t queued_at)
+{
+    c->deadline = DEADLINE_AGE;
+    wsn_server *srv = c->srv;
+    int64_t delay = srv->write_wait_ms * 1000 - (wsni_now_us(srv) - queued_at);
+    wsni_timer_arm(srv, &c->deadline_timer, deadline_fired, delay > 0 ? delay : 0);
+}
+
+static inline __attribute__((always_inline)) void ring_push(wsn_client *c, wsn_frame *f,
+                                                            int64_t queued_at)
 {
     assert(c->ring_len < c->ring_cap);
     ring_slot *s = &c->ring[ring_slot_of(c, c->ring_len)];
@@ -89,16 +103,8 @@ static void ring_push(wsn_client *c, wsn_frame *f, int64_t queued_at)
     s->queued_at = queued_at;
     c->ring_len++;
     c->ring_bytes += f->wire_len;
-    /* The queue stopped being empty: its oldest frame has write_wait to
-     * leave. Armed once; when it fires it looks at whichever frame is
-     * oldest then, so a client that keeps reading costs one timer per
-     * write_wait, not one per frame. */
-    if (c->deadline == DEADLINE_NONE) {
-        c->deadline = DEADLINE_AGE;
-        wsn_server *srv = c->srv;
-        int64_t delay = srv->write_wait_ms * 1000 - (wsni_now_us(srv) - queued_at);
-        wsni_timer_arm(srv, &c->deadline_timer, deadline_fired, delay > 0 ? delay : 0);
-    }
+    if (c->deadline == DEADLINE_NONE)
+        arm_age_deadline(c, queued_at);
 }
 
 static void unstall(wsn_client *c)

@@ -600,7 +600,11 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
     if (wsni_client_queued(c)) {
         if ((wsni_conn_of(c)->deflate ? write_one(c, wsi) : write_coalesced(srv, c, wsi)) < 0)
             return -1;
-        wsni_server_wrote(srv, lws_now_usecs());
+        /* Only the coalescing window reads when data last left: without
+         * one (the default) the clock read is a delivery's largest cost
+         * after the send itself. */
+        if (srv->flush_delay_us)
+            wsni_server_wrote(srv, lws_now_usecs());
         srv->lws->pass_writes++;
     }
     if (wsni_client_queued(c)) {
@@ -676,9 +680,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     wsn_server *srv = ctx ? lws_context_user(ctx) : NULL;
     if (!srv)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
-    int tls_handled, tls_rc = wsni_tls_callback(srv, wsi, reason, user, in, len, &tls_handled);
-    if (tls_handled)
-        return tls_rc;
+    if (wsni_tls_wants(reason)) {
+        int tls_handled, tls_rc = wsni_tls_callback(srv, wsi, reason, user, in, len, &tls_handled);
+        if (tls_handled)
+            return tls_rc;
+    }
 
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {

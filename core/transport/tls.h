@@ -23,6 +23,15 @@ int wsni_tls_check(wsn_server *srv);
 void wsni_tls_fill(wsn_server *srv, struct lws_context_creation_info *info);
 /* Frees what wsni_tls_fill made, once lws's context is gone. */
 void wsni_tls_free(wsn_server *srv);
+/* The callback reasons wsni_tls_callback looks at. lws calls the protocol
+ * callback about once per delivery (WRITEABLE), so the others do not pay
+ * for a call (27 instructions a delivery, callgrind). */
+static inline int wsni_tls_wants(enum lws_callback_reasons reason)
+{
+    return reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS ||
+           reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED ||
+           reason == LWS_CALLBACK_CLOSED_HTTP || reason == LWS_CALLBACK_WSI_DESTROY;
+}
 /* lws's callback, for the reasons TLS owns; *handled says whether reason
  * was one of them (then the return value is the callback's answer). */
 int wsni_tls_callback(wsn_server *srv, struct lws *wsi, enum lws_callback_reasons reason,
