@@ -18,13 +18,6 @@ static void ring_check(const wsn_client *c)
     (void)c;
 }
 
-/* index < ring_cap and ring_head < ring_cap: one subtraction instead of a
- * division on every queue access. */
-static inline unsigned ring_slot_of(const wsn_client *c, unsigned index)
-{
-    unsigned slot = c->ring_head + index;
-    return slot >= c->ring_cap ? slot - c->ring_cap : slot;
-}
 
 /* Doubles the queue (up to send_buffer), keeping the order. */
 static int ring_grow(wsn_client *c)
@@ -36,7 +29,7 @@ static int ring_grow(wsn_client *c)
     if (!ring)
         return -1;
     for (unsigned i = 0; i < c->ring_len; i++)
-        ring[i] = c->ring[ring_slot_of(c, i)];
+        ring[i] = c->ring[wsni_ring_slot_of(c, i)];
     free(c->ring);
     c->ring = ring;
     c->ring_cap = cap;
@@ -58,11 +51,6 @@ static inline int ring_has_room(wsn_client *c, const wsn_frame *f)
     if (c->ring_len < c->ring_cap)
         return 1;
     return c->ring_cap < c->srv->send_buffer && !ring_grow(c);
-}
-
-wsn_frame *wsni_client_queue_peek(wsn_client *c, unsigned index)
-{
-    return index < c->ring_len ? c->ring[ring_slot_of(c, index)].frame : NULL;
 }
 
 void wsni_client_queue_pop(wsn_client *c, unsigned count)
@@ -98,7 +86,7 @@ static inline __attribute__((always_inline)) void ring_push(wsn_client *c, wsn_f
                                                             int64_t queued_at)
 {
     assert(c->ring_len < c->ring_cap);
-    ring_slot *s = &c->ring[ring_slot_of(c, c->ring_len)];
+    ring_slot *s = &c->ring[wsni_ring_slot_of(c, c->ring_len)];
     s->frame = f;
     s->queued_at = queued_at;
     c->ring_len++;
