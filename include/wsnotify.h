@@ -1148,6 +1148,9 @@ typedef struct wsn_metrics {
     uint64_t broker_ignored;
     uint64_t broker_dropped;
     uint64_t broker_reconnects;
+    uint64_t broker_lost;              /* messages of other servers that never
+                                          arrived here: gaps in their sequence
+                                          per channel (docs/scale-out.md) */
 } wsn_metrics; /* grows only at the end */
 
 /* Fills m (see above). Returns 0, or WSN_EINVAL for NULL or a size smaller

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HEADER 25
-#define VERSION 1
+#define HEADER 29
+#define VERSION 2
 
 static void put64(unsigned char *p, uint64_t v)
 {
@@ -33,7 +33,8 @@ static uint32_t get32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-unsigned char *wsni_envelope_encode(int kind, uint64_t origin, uint64_t seq, const char *target,
+unsigned char *wsni_envelope_encode(int kind, uint64_t origin, uint32_t epoch, uint64_t seq,
+                                    const char *target,
                                     outgoing *const *outs, size_t count, size_t *len)
 {
     size_t tlen = target ? strlen(target) : 0;
@@ -57,7 +58,8 @@ unsigned char *wsni_envelope_encode(int kind, uint64_t origin, uint64_t seq, con
     p[7] = (unsigned char)count;
     put64(p + 8, origin);
     put64(p + 16, seq);
-    p[24] = (unsigned char)tlen;
+    put32(p + 24, epoch);
+    p[28] = (unsigned char)tlen;
     p += HEADER;
     memcpy(p, target ? target : "", tlen);
     p += tlen;
@@ -100,7 +102,8 @@ int wsni_envelope_decode(const void *data, size_t len, wsni_envelope *env)
         return -1;
     env->kind = p[5];
     env->seq = get64(p + 16);
-    size_t count = p[7], tlen = p[24];
+    env->epoch = get32(p + 24);
+    size_t count = p[7], tlen = p[28];
     if ((env->kind != ENVELOPE_CHANNEL && env->kind != ENVELOPE_CLIENT) || p[6] != FORMAT_COUNT ||
         count == 0 || tlen >= sizeof(env->target) || (env->kind == ENVELOPE_CLIENT) != (tlen > 0) ||
         (env->kind == ENVELOPE_CLIENT && count != 1) || (size_t)(end - p) < HEADER + tlen)

@@ -4,8 +4,10 @@
  * SSUBSCRIBE with broker_sharded). docs/scale-out.md says what it
  * guarantees.
  *
- * A thread of its own owns two hiredis connections (one publishes,
- * pipelined; one is subscribed) and talks to the I/O thread through two
+ * A thread of its own owns two hiredis connections per Redis master (one
+ * publishes, pipelined; one is subscribed): one master, or with
+ * broker_sharded against a Redis Cluster each master, a channel's publish
+ * and subscription going to the master of its key slot. It talks to the I/O thread through two
  * queues under its lock: publishes out, and what arrives in, which the
  * I/O thread takes in drain() after the shell's wake-up. Nothing here
  * blocks the I/O thread or a publisher: a queue that is full drops and
@@ -45,6 +47,8 @@ void wsni_redis_free(wsn_server *srv);
 int wsni_redis_state(wsn_server *srv, wsn_broker_info *info);
 /* The state alone, cheaply (any thread). */
 int wsni_redis_state_now(wsn_server *srv);
+/* Messages of other servers that never arrived here (any thread). */
+uint64_t wsni_redis_lost(wsn_server *srv);
 /* "up", "down", "connecting" or "none". */
 const char *wsni_redis_state_name(int state);
 

@@ -43,6 +43,16 @@ int wsni_broker_url_parse(const char *url, wsni_broker_addr *out, char *why, siz
         strcpy(out->path, path);
         return 0;
     }
+    if (!strncmp(url, "rediss://", 9)) {
+        /* hiredis 0.14 (Debian 12) has no TLS: refused rather than sent in
+         * clear to a port that expects TLS. */
+        snprintf(why, why_len,
+                 "broker \"%.200s\": rediss:// (TLS) is not supported: this build's hiredis "
+                 "has no TLS; reach Redis through a TLS tunnel on loopback (stunnel, spiped) and "
+                 "give its redis:// address (docs/scale-out.md)",
+                 url);
+        return -2;
+    }
     if (strncmp(url, "redis://", 8))
         return fail(why, why_len, url, "unknown scheme");
     const char *p = url + 8;

@@ -16,7 +16,8 @@ typedef struct wsni_broker_addr {
     int db;             /* SELECT db when > 0 */
 } wsni_broker_addr;
 
-/* 0 with *out filled, or -1 with why (for the host's error text). */
+/* 0 with *out filled, or -1 with why (for the host's error text), or -2
+ * with why for rediss:// (no TLS in this build's hiredis). */
 int wsni_broker_url_parse(const char *url, wsni_broker_addr *out, char *why, size_t why_len);
 
 #endif

@@ -102,6 +102,11 @@ int wsni_cluster_publish_check(wsn_server *srv)
     return WSN_OK;
 }
 
+uint64_t wsni_cluster_lost(wsn_server *srv)
+{
+    return srv->broker_impl ? wsni_redis_lost(srv) : 0;
+}
+
 WSN_API int wsn_server_broker_state(wsn_server *srv, wsn_broker_info *info)
 {
     if (!srv || (info && info->size < sizeof(wsn_broker_info)))

@@ -17,5 +17,8 @@ int wsni_cluster_healthy(wsn_server *srv, char *why, size_t cap);
 /* Any thread, after a publish was queued: WSN_EBROKER when the broker is
  * not up (the message reaches this server's subscribers only). */
 int wsni_cluster_publish_check(wsn_server *srv);
+/* Any thread: messages of other servers that never arrived (0 without a
+ * broker). */
+uint64_t wsni_cluster_lost(wsn_server *srv);
 
 #endif

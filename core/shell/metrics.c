@@ -5,6 +5,7 @@
 #include "shell/metrics.h"
 
 #include "engine/batch.h"
+#include "shell/cluster.h"
 
 #include <string.h>
 
@@ -135,6 +136,7 @@ WSN_API int wsn_server_metrics(wsn_server *srv, wsn_metrics *out)
     m.broker_ignored = b.ignored;
     m.broker_dropped = b.dropped;
     m.broker_reconnects = b.reconnects;
+    m.broker_lost = wsni_cluster_lost(srv);
 
     size_t size = out->size < sizeof(m) ? out->size : sizeof(m);
     memcpy((char *)out + sizeof(out->size), (char *)&m + sizeof(m.size), size - sizeof(m.size));

@@ -105,6 +105,9 @@ static const family families[] = {
      AT(broker_dropped), ONE, 1},
     {"wsnotify_broker_reconnects_total", "counter",
      "Times the broker came up again after it was down.", AT(broker_reconnects), ONE, 1},
+    {"wsnotify_broker_lost_messages_total", "counter",
+     "Messages of other servers that never arrived here (gaps in their sequence numbers).",
+     AT(broker_lost), ONE, 1},
 };
 
 static const char *const type_names[] = {"json", "text", "binary", NULL};
