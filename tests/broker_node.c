@@ -10,7 +10,7 @@
  *        character per publish, '.' 0, 'B' WSN_EBROKER, 'x' anything else
  *   {"op":"to","id":ID,"tag":T,"i":k}     publish_to_client_id on "dm"
  *   {"op":"batch","chan":C,"tag":T,"n":N} publish_wait N messages (one batch)
- *   {"op":"info"}                         wsn_server_broker_state
+ *   {"op":"info"}                         wsn_server_broker_state (+ "lost")
  *   {"op":"me"}                           the sender's client id */
 #include "wsnotify.h"
 
@@ -91,14 +91,16 @@ static void on_message(void *user, wsn_server *srv, const wsn_event *ev)
     } else if (!strcmp(op, "info")) {
         wsn_broker_info info = {.size = sizeof(info)};
         int state = wsn_server_broker_state(srv, &info);
+        wsn_metrics met = {.size = sizeof(met)};
+        wsn_server_metrics(srv, &met);
         reply(srv, c,
-              json_pack("{s:s,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "op", "info", "state",
+              json_pack("{s:s,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "op", "info", "state",
                         state, "reason", info.reason, "id", info.server_id, "sent",
                         (json_int_t)info.sent, "refused", (json_int_t)info.refused,
                         "unconfirmed", (json_int_t)info.unconfirmed, "received",
                         (json_int_t)info.received, "ignored", (json_int_t)info.ignored,
                         "dropped", (json_int_t)info.dropped, "reconnects",
-                        (json_int_t)info.reconnects));
+                        (json_int_t)info.reconnects, "lost", (json_int_t)met.broker_lost));
     } else if (!strcmp(op, "me")) {
         reply(srv, c, json_pack("{s:s,s:s}", "op", "me", "id", wsn_client_id(c)));
     }

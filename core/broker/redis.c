@@ -1546,9 +1546,20 @@ static void redis_drain(wsn_server *srv)
     }
 }
 
-static void redis_kept_local(wsn_server *srv, size_t count)
+static void redis_kept_local(wsn_server *srv, const char *channel, size_t count)
 {
-    atomic_fetch_add(&rb_of(srv)->refused, count);
+    redis_broker *rb = rb_of(srv);
+    atomic_fetch_add(&rb->refused, count);
+    /* The numbers they would have had are skipped: a gap for the others. */
+    char *chan = malloc(rb->chan_prefix_len + strlen(channel) + 1);
+    uint32_t epoch;
+    uint64_t seq;
+    if (chan) {
+        strcpy(chan, rb->chan_prefix);
+        strcat(chan, channel);
+        wsni_seq_out_take(rb->seq_out, chan, count, now_ms(), &epoch, &seq);
+        free(chan);
+    }
 }
 
 static const wsni_broker redis_broker_table = {

@@ -40,9 +40,10 @@ struct wsni_broker {
     /* A message to a client of another server, named by its id (o has
      * every format encoded). NULL: there are no other servers. */
     int (*publish_to_remote)(wsn_server *srv, const char *client_id, outgoing *o);
-    /* count publishes were kept on this server (the publisher was told
-     * the broker was down): counted, not sent. */
-    void (*kept_local)(wsn_server *srv, size_t count);
+    /* count publishes to channel were kept on this server (the publisher
+     * was told the broker was down): counted, not sent (and numbered, so
+     * that the other servers count them as lost). */
+    void (*kept_local)(wsn_server *srv, const char *channel, size_t count);
 };
 
 extern const wsni_broker wsni_local_broker;
@@ -56,7 +57,7 @@ static inline int wsni_broker_publish_here(wsn_server *srv, const char *channel,
                                            outgoing *const *outs, size_t count, int may_wait)
 {
     if (srv->broker->kept_local)
-        srv->broker->kept_local(srv, count);
+        srv->broker->kept_local(srv, channel, count);
     return count == 1 ? wsni_deliver_to_channel(srv, channel, outs[0], may_wait)
                       : wsni_deliver_run_to_channel(srv, channel, outs, count, may_wait);
 }
