@@ -36,6 +36,7 @@ typedef struct redis_proc {
     char sock[96];
     int port; /* 0: unix socket only */
     int cluster; /* a Redis Cluster node (nodes.conf in dir) */
+    int bus_port; /* its cluster bus (port + 10000 may be past 65535) */
     const char *password;
     char url[256];
 } redis_proc;
@@ -111,6 +112,20 @@ static pid_t spawn_dying(const char *const *argv)
     return pid;
 }
 
+/* spawn_dying with stdout on /dev/null (redis-cli tells its progress). */
+static pid_t spawn_quiet(const char *const *argv)
+{
+    int saved = dup(1), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    CHECK(saved >= 0 && null >= 0);
+    fflush(stdout);
+    CHECK(dup2(null, 1) == 1);
+    pid_t pid = spawn_dying(argv);
+    CHECK(dup2(saved, 1) == 1);
+    close(saved);
+    close(null);
+    return pid;
+}
+
 static void redis_start(redis_proc *r)
 {
     char port[16];
@@ -139,7 +154,11 @@ static void redis_start(redis_proc *r)
         argv[n++] = "--requirepass";
         argv[n++] = r->password;
     }
+    char bus[16];
+    snprintf(bus, sizeof(bus), "%d", r->bus_port);
     if (r->cluster) {
+        argv[n++] = "--cluster-port";
+        argv[n++] = bus;
         argv[n++] = "--cluster-enabled";
         argv[n++] = "yes";
         argv[n++] = "--cluster-config-file";
@@ -1020,6 +1039,443 @@ static void redis_after_servers(void)
     redis_end(&r);
 }
 
+/* --- Redis Cluster (broker_sharded) ----------------------------------- */
+
+enum { MASTERS = 3 };
+
+/* One command (strings) to r; its reply as "+OK", "-ERR ...", ":12" or
+ * "$<bulk>" (malloc'd). Arrays are not needed here. */
+static char *redis_query(const redis_proc *r, int argc, const char **argv)
+{
+    int fd = redis_connect(r);
+    CHECK_MSG(fd >= 0, "cannot connect to redis on port %d", r->port);
+    char *req = tu_strdupf("*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        char *more = tu_strdupf("%s$%zu\r\n%s\r\n", req, strlen(argv[i]), argv[i]);
+        free(req);
+        req = more;
+    }
+    CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+    free(req);
+    size_t cap = 65536, got = 0;
+    char *buf = malloc(cap);
+    CHECK(buf != NULL);
+    int64_t deadline = tu_now_ms() + TU_TIMEOUT;
+    for (;;) {
+        CHECK_MSG(tu_now_ms() < deadline, "no reply from redis");
+        ssize_t k = read(fd, buf + got, cap - 1 - got);
+        CHECK(k > 0);
+        got += (size_t)k;
+        buf[got] = 0;
+        char *eol = strstr(buf, "\r\n");
+        if (!eol)
+            continue;
+        if (buf[0] != '$')
+            break;
+        long n = atol(buf + 1);
+        size_t head = (size_t)(eol + 2 - buf);
+        if (n < 0 || got >= head + (size_t)n + 2) {
+            memmove(buf + 1, eol + 2, n < 0 ? 0 : (size_t)n);
+            buf[1 + (n < 0 ? 0 : n)] = 0;
+            close(fd);
+            return buf;
+        }
+        CHECK(head + (size_t)n + 3 <= cap);
+    }
+    close(fd);
+    *strstr(buf, "\r\n") = 0;
+    return buf;
+}
+
+static void redis_ok(const redis_proc *r, int argc, const char **argv)
+{
+    char *rep = redis_query(r, argc, argv);
+    CHECK_MSG(!strcmp(rep, "+OK"), "redis port %d answered %s to %s", r->port, rep, argv[0]);
+    free(rep);
+}
+
+typedef struct rcluster {
+    redis_proc m[MASTERS];
+    char ids[MASTERS][48];
+} rcluster;
+
+/* Polls CLUSTER INFO on every master (a round trip each, not a sleep)
+ * until each says cluster_state:ok. */
+static void rcluster_wait_ok(rcluster *c)
+{
+    for (int i = 0; i < MASTERS; i++) {
+        int64_t deadline = tu_now_ms() + 30000;
+        for (;;) {
+            char *info = redis_query(&c->m[i], 2, (const char *[]){"CLUSTER", "INFO"});
+            int ok = strstr(info, "cluster_state:ok") != NULL;
+            free(info);
+            if (ok)
+                break;
+            CHECK_MSG(tu_now_ms() < deadline, "cluster node %d never reached cluster_state:ok",
+                      c->m[i].port);
+        }
+    }
+}
+
+/* Three masters on free loopback ports, no replicas, every slot given. */
+static void rcluster_start(rcluster *c)
+{
+    char addrs[MASTERS][32];
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = getenv("WSN_REDIS_CLI") ? getenv("WSN_REDIS_CLI") : "redis-cli";
+    argv[n++] = "--cluster";
+    argv[n++] = "create";
+    for (int i = 0; i < MASTERS; i++) {
+        redis_init(&c->m[i], 1, NULL);
+        c->m[i].cluster = 1;
+        c->m[i].bus_port = free_tcp_port();
+        redis_start(&c->m[i]);
+        snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", c->m[i].port);
+        argv[n++] = addrs[i];
+    }
+    argv[n++] = "--cluster-replicas";
+    argv[n++] = "0";
+    argv[n++] = "--cluster-yes";
+    argv[n] = NULL;
+    pid_t pid = spawn_quiet(argv);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "redis-cli --cluster create: %d",
+              status);
+    rcluster_wait_ok(c);
+    for (int i = 0; i < MASTERS; i++) {
+        char *id = redis_query(&c->m[i], 2, (const char *[]){"CLUSTER", "MYID"});
+        CHECK_MSG(id[0] == '$', "CLUSTER MYID: %s", id);
+        snprintf(c->ids[i], sizeof(c->ids[i]), "%s", id + 1);
+        free(id);
+    }
+}
+
+static void rcluster_end(rcluster *c)
+{
+    for (int i = 0; i < MASTERS; i++)
+        redis_end(&c->m[i]);
+}
+
+/* The master owning the slot of Redis channel chan: the one SPUBLISH
+ * accepts (a channel of the same slot through its hash tag, that nobody
+ * subscribes to). */
+static int rcluster_owner(rcluster *c, const char *chan)
+{
+    char probe[160];
+    snprintf(probe, sizeof(probe), "{%s}probe", chan);
+    for (int i = 0; i < MASTERS; i++) {
+        char *rep = redis_query(&c->m[i], 3, (const char *[]){"SPUBLISH", probe, "x"});
+        int mine = rep[0] == ':';
+        free(rep);
+        if (mine)
+            return i;
+    }
+    CHECK_MSG(0, "no master owns the slot of %s", chan);
+    return -1;
+}
+
+/* Three wsnotify servers, each seeded with a different master. */
+static void rcluster_nodes(rcluster *c, node *nodes)
+{
+    for (int k = 0; k < NODES; k++)
+        node_start(&nodes[k], c->m[k % MASTERS].url, 1);
+    for (int k = 0; k < NODES; k++)
+        wait_health(&nodes[k], 200);
+}
+
+/* Per receiving server k: what its client on chan missed of the other
+ * servers' publishes equals what k counted as lost since lost0[k]; none
+ * arrived twice or out of order; its own server's were all delivered. */
+static void check_accounting(peer **peers, peer **ctl, const json_int_t *lost0, int published)
+{
+    for (int k = 0; k < NODES; k++) {
+        peer *p = peers[k];
+        int missing = 0;
+        pthread_mutex_lock(&p->mu);
+        CHECK_EQ(p->dup, 0);
+        CHECK_EQ(p->order_bad, 0);
+        CHECK_EQ(p->junk, 0);
+        CHECK_MSG(!p->broken, "client %d reconnected", k);
+        for (int t = 0; t < NODES; t++)
+            for (int i = 0; i < published; i++) {
+                if (t == k)
+                    CHECK_MSG(p->got[t][i] == 1, "client on %d: own publish %d lost", k, i);
+                else
+                    missing += !p->got[t][i];
+            }
+        pthread_mutex_unlock(&p->mu);
+        json_int_t lost = info_int(ctl[k], "lost") - lost0[k];
+        CHECK_MSG(lost == missing, "server %d counted %lld lost, its client missed %d", k,
+                  (long long)lost, missing);
+    }
+}
+
+/* Many channels spread over the three masters' slots, publishers and
+ * subscribers on every server: each subscriber gets every publish once,
+ * in each publisher's order; publish_to_client_id reaches a client of
+ * another server through its inbox's master. */
+static void cluster_exact_once(void)
+{
+    rcluster rc;
+    rcluster_start(&rc);
+    node nodes[NODES];
+    rcluster_nodes(&rc, nodes);
+    enum { CH = 12, N = 200, CHUNK = 100 };
+    peer *peers[CH][NODES], *ctl[NODES];
+    char names[CH][16];
+    int on_master[MASTERS] = {0};
+    for (int c = 0; c < CH; c++) {
+        snprintf(names[c], sizeof(names[c]), "ch%d", c);
+        char rchan[32];
+        snprintf(rchan, sizeof(rchan), "wsn:0:c:%s", names[c]);
+        on_master[rcluster_owner(&rc, rchan)]++;
+        for (int k = 0; k < NODES; k++) {
+            peers[c][k] = peer_open(nodes, k, 0);
+            subscribe(peers[c][k], names[c]);
+        }
+    }
+    for (int i = 0; i < MASTERS; i++)
+        CHECK_MSG(on_master[i] > 0, "no channel on master %d: pick other names", i);
+    for (int k = 0; k < NODES; k++)
+        ctl[k] = peers[0][k];
+    for (int c = 0; c < CH; c++)
+        await_mesh(nodes, ctl, peers[c], NODES, names[c]);
+    json_int_t lost0[NODES];
+    for (int k = 0; k < NODES; k++)
+        lost0[k] = info_int(ctl[k], "lost");
+
+    for (int from = 0; from < N; from += CHUNK)
+        for (int c = 0; c < CH; c++) {
+            char *rcs[NODES];
+            for (int k = 0; k < NODES; k++)
+                peer_send(ctl[k], json_pack("{s:s,s:s,s:s,s:i,s:i}", "op", "pub", "chan",
+                                            names[c], "tag", (char[]){(char)('A' + k), 0},
+                                            "from", from, "n", CHUNK));
+            for (int k = 0; k < NODES; k++) {
+                json_t *rep = peer_reply(ctl[k], "pub");
+                rcs[k] = strdup(json_string_value(json_object_get(rep, "rcs")));
+                json_decref(rep);
+                expect_all(rcs[k], '.');
+                free(rcs[k]);
+            }
+        }
+    for (int c = 0; c < CH; c++) {
+        for (int k = 0; k < NODES; k++)
+            for (int t = 0; t < NODES; t++)
+                wait_total(peers[c][k], t, N);
+        check_accounting(peers[c], ctl, lost0, N);
+    }
+
+    /* publish_to_client_id from every server to a client of server 2. */
+    peer *target = peer_open(nodes, 2, 0);
+    json_t *me = ask(target, json_pack("{s:s}", "op", "me"), "me");
+    char id[64];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(me, "id")));
+    json_decref(me);
+    enum { DM = 100 };
+    for (int i = 0; i < DM; i++) {
+        json_t *rep = ask(ctl[i % 2], json_pack("{s:s,s:s,s:s,s:i}", "op", "to", "id", id,
+                                                "tag", "dA", "i", i),
+                          "to");
+        CHECK_EQ(json_integer_value(json_object_get(rep, "rc")), 0);
+        json_decref(rep);
+    }
+    TU_WAIT_FOR(PEEK(target, target->dm_total) >= DM, TU_TIMEOUT);
+    pthread_mutex_lock(&target->mu);
+    CHECK_EQ(target->dm_total, DM);
+    for (int i = 0; i < DM; i++)
+        CHECK_EQ(target->dm[i], 1);
+    pthread_mutex_unlock(&target->mu);
+
+    for (int k = 0; k < NODES; k++) {
+        json_t *inf = info(ctl[k]);
+        CHECK_EQ(json_integer_value(json_object_get(inf, "state")), WSN_BROKER_UP);
+        CHECK_EQ(json_integer_value(json_object_get(inf, "refused")), 0);
+        CHECK_EQ(json_integer_value(json_object_get(inf, "ignored")), 0);
+        CHECK_EQ(json_integer_value(json_object_get(inf, "dropped")), 0);
+        CHECK_EQ(json_integer_value(json_object_get(inf, "lost")), lost0[k]);
+        CHECK_EQ(json_integer_value(json_object_get(inf, "reconnects")), 0);
+        json_decref(inf);
+    }
+    peer_close(target);
+    for (int c = 0; c < CH; c++)
+        for (int k = 0; k < NODES; k++)
+            peer_close(peers[c][k]);
+    cluster_stop(nodes);
+    rcluster_end(&rc);
+}
+
+/* A channel's slot moved to another master while every server publishes
+ * to it: publishes redirected (-MOVED) are sent again, in order; the
+ * subscriptions Redis ends (sunsubscribe) are made where the slot lives
+ * now; nobody reconnects; what did not arrive is exactly what each server
+ * counted as lost. */
+static void cluster_slot_migration(void)
+{
+    rcluster rc;
+    rcluster_start(&rc);
+    node nodes[NODES];
+    rcluster_nodes(&rc, nodes);
+    peer *peers[NODES];
+    for (int k = 0; k < NODES; k++) {
+        peers[k] = peer_open(nodes, k, 0);
+        subscribe(peers[k], "mig");
+    }
+    await_mesh(nodes, peers, peers, NODES, "mig");
+    json_int_t lost0[NODES];
+    for (int k = 0; k < NODES; k++)
+        lost0[k] = info_int(peers[k], "lost");
+    int src = rcluster_owner(&rc, "wsn:0:c:mig"), dst = (src + 1) % MASTERS;
+    char *slot_rep = redis_query(&rc.m[src], 3, (const char *[]){"CLUSTER", "KEYSLOT", "wsn:0:c:mig"});
+    CHECK(slot_rep[0] == ':');
+    const char *slot = slot_rep + 1;
+
+    enum { SIZE = 100, CHUNKS = 10, MOVE_AT = 3 };
+    char *rcs[CHUNKS][NODES];
+    for (int c = 0; c < CHUNKS; c++) {
+        if (c != MOVE_AT) {
+            stream_chunk_on(peers, "mig", c, SIZE, rcs[c]);
+            continue;
+        }
+        /* Mid-chunk: the publishes are on their way while the slot moves
+         * (no keys: the channel is not a key). */
+        for (int k = 0; k < NODES; k++)
+            peer_send(peers[k], json_pack("{s:s,s:s,s:s,s:i,s:i}", "op", "pub", "chan", "mig",
+                                          "tag", (char[]){(char)('A' + k), 0}, "from", c * SIZE,
+                                          "n", SIZE));
+        redis_ok(&rc.m[dst], 5, (const char *[]){"CLUSTER", "SETSLOT", slot, "IMPORTING", rc.ids[src]});
+        redis_ok(&rc.m[src], 5, (const char *[]){"CLUSTER", "SETSLOT", slot, "MIGRATING", rc.ids[dst]});
+        for (int i = 0; i < MASTERS; i++) {
+            int m = (dst + i) % MASTERS; /* the new owner first */
+            redis_ok(&rc.m[m], 5, (const char *[]){"CLUSTER", "SETSLOT", slot, "NODE", rc.ids[dst]});
+        }
+        for (int k = 0; k < NODES; k++) {
+            json_t *rep = peer_reply(peers[k], "pub");
+            rcs[c][k] = strdup(json_string_value(json_object_get(rep, "rcs")));
+            json_decref(rep);
+        }
+    }
+    CHECK_EQ(rcluster_owner(&rc, "wsn:0:c:mig"), dst);
+    /* The last chunk arrives everywhere (it closes every gap); until the
+     * subscriptions have moved, later chunks may be lost: stream more
+     * until a last one is seen everywhere. */
+    int last = CHUNKS * SIZE - 1;
+    for (int k = 0; k < NODES; k++)
+        for (int t = 0; t < NODES; t++)
+            TU_WAIT_FOR(PEEK(peers[k], peers[k]->total[t] > 0 && peers[k]->last[t] == last),
+                        30000);
+    for (int c = 0; c < CHUNKS; c++)
+        for (int k = 0; k < NODES; k++) {
+            for (const char *p = rcs[c][k]; *p; p++)
+                CHECK_MSG(*p == '.', "publish %d of node %d: '%c'", c * SIZE + (int)(p - rcs[c][k]), k, *p);
+            free(rcs[c][k]);
+        }
+    check_accounting(peers, peers, lost0, CHUNKS * SIZE);
+    for (int k = 0; k < NODES; k++) {
+        CHECK_EQ(info_int(peers[k], "state"), WSN_BROKER_UP);
+        CHECK_EQ(info_int(peers[k], "reconnects"), 0);
+        CHECK_EQ(info_int(peers[k], "refused"), 0);
+    }
+    free(slot_rep);
+    for (int k = 0; k < NODES; k++)
+        peer_close(peers[k]);
+    cluster_stop(nodes);
+    rcluster_end(&rc);
+}
+
+/* The master of the channel's slot killed mid-stream and restarted: every
+ * server says down (503, naming that master), publishes answer
+ * WSN_EBROKER and reach their own server only; after the restart every
+ * server is up again without any client reconnecting, and what the other
+ * servers' clients missed is exactly what they counted as lost. */
+static void cluster_master_restart(void)
+{
+    rcluster rc;
+    rcluster_start(&rc);
+    node nodes[NODES];
+    rcluster_nodes(&rc, nodes);
+    peer *peers[NODES];
+    for (int k = 0; k < NODES; k++) {
+        peers[k] = peer_open(nodes, k, 0);
+        subscribe(peers[k], "feed");
+    }
+    await_mesh(nodes, peers, peers, NODES, "feed");
+    json_int_t lost0[NODES];
+    for (int k = 0; k < NODES; k++)
+        lost0[k] = info_int(peers[k], "lost");
+    int victim = rcluster_owner(&rc, "wsn:0:c:feed");
+    char where[32];
+    snprintf(where, sizeof(where), "127.0.0.1:%d", rc.m[victim].port);
+
+    enum { SIZE = 100, CHUNKS = 10 };
+    char *rcs[CHUNKS][NODES];
+    for (int c = 0; c < 2; c++)
+        stream_chunk(peers, c, SIZE, rcs[c]);
+    kill(rc.m[victim].pid, SIGKILL);
+    CHECK(waitpid(rc.m[victim].pid, NULL, 0) == rc.m[victim].pid);
+    rc.m[victim].pid = 0;
+    stream_chunk(peers, 2, SIZE, rcs[2]);
+    for (int k = 0; k < NODES; k++) {
+        char *body = NULL;
+        int64_t deadline = tu_now_ms() + 30000;
+        while (healthz(&nodes[k], &body) != 503) {
+            free(body);
+            body = NULL;
+            CHECK_MSG(tu_now_ms() < deadline, "node %d stays healthy without a master", k);
+        }
+        CHECK_MSG(strstr(body, "broker down: ") == body, "healthz body: %s", body);
+        free(body);
+    }
+    for (int c = 3; c < 6; c++) {
+        stream_chunk(peers, c, SIZE, rcs[c]);
+        for (int k = 0; k < NODES; k++)
+            expect_all(rcs[c][k], 'B');
+    }
+    /* The reason names the master that is down. */
+    for (int k = 0; k < NODES; k++) {
+        json_t *inf = info(peers[k]);
+        const char *reason = json_string_value(json_object_get(inf, "reason"));
+        CHECK_MSG(reason && strstr(reason, where), "reason: %s (down: %s)", reason, where);
+        json_decref(inf);
+    }
+    redis_start(&rc.m[victim]); /* its nodes.conf: the same id and slots */
+    rcluster_wait_ok(&rc);
+    for (int k = 0; k < NODES; k++)
+        wait_health(&nodes[k], 200);
+    for (int c = 6; c < CHUNKS; c++) {
+        stream_chunk(peers, c, SIZE, rcs[c]);
+        for (int k = 0; k < NODES; k++)
+            expect_all(rcs[c][k], '.');
+    }
+    int last = CHUNKS * SIZE - 1;
+    for (int k = 0; k < NODES; k++)
+        for (int t = 0; t < NODES; t++)
+            TU_WAIT_FOR(PEEK(peers[k], peers[k]->total[t] > 0 && peers[k]->last[t] == last),
+                        30000);
+    check_accounting(peers, peers, lost0, CHUNKS * SIZE);
+    for (int k = 0; k < NODES; k++) {
+        CHECK_EQ(info_int(peers[k], "state"), WSN_BROKER_UP);
+        CHECK(info_int(peers[k], "reconnects") >= 1);
+        /* Every WSN_EBROKER was not sent anywhere. */
+        pthread_mutex_lock(&peers[k]->mu);
+        for (int t = 0; t < NODES; t++)
+            for (int c = 3; c < 6; c++)
+                for (int j = 0; j < SIZE; j++)
+                    if (t != k)
+                        CHECK_EQ(peers[k]->got[t][c * SIZE + j], 0);
+        pthread_mutex_unlock(&peers[k]->mu);
+    }
+    for (int c = 0; c < CHUNKS; c++)
+        for (int k = 0; k < NODES; k++)
+            free(rcs[c][k]);
+    for (int k = 0; k < NODES; k++)
+        peer_close(peers[k]);
+    cluster_stop(nodes);
+    rcluster_end(&rc);
+}
+
 static void bad_urls(void)
 {
     static const char *bad[] = {"http://127.0.0.1:6379", "redis://", "redis://h:0",
@@ -1070,6 +1526,9 @@ static const tu_test tests[] = {
     {"failover_kill_restart", failover_kill_restart},
     {"redis_after_servers", redis_after_servers},
     {"bad_urls", bad_urls},
+    {"cluster_exact_once", cluster_exact_once},
+    {"cluster_slot_migration", cluster_slot_migration},
+    {"cluster_master_restart", cluster_master_restart},
     {NULL, NULL},
 };
 

@@ -993,13 +993,18 @@ static int sub_reply(redis_broker *rb, int idx, redisReply *r, const char **why)
         return -1;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !is_str(r->element[0])) {
-        /* A plain reply: AUTH's. */
+        /* A plain reply: AUTH's, or PING's on a connection subscribed to
+         * nothing (a master whose slots have no channel of ours is not in
+         * subscribed mode, and answers as any connection). */
         out_item *due;
-        if (ring_pop(&s->sub.due, &due)) {
-            *why = "unexpected reply";
-            return -1;
+        if (!ring_pop(&s->sub.due, &due))
+            return 0;
+        if (r->type == REDIS_REPLY_STATUS && !strcmp(r->str, "PONG")) {
+            s->sub.ping_sent = 0;
+            return 0;
         }
-        return 0;
+        *why = "unexpected reply";
+        return -1;
     }
     const char *kind = r->element[0]->str;
     if ((!strcmp(kind, "message") || !strcmp(kind, "smessage")) && r->elements == 3 &&
