@@ -625,6 +625,8 @@ static int send_ops(redis_broker *rb, op_list *l)
 {
     if (l->oom)
         return -1;
+    if (!l->n)
+        return 0;
     qsort(l->v, l->n, sizeof(*l->v), op_cmp);
     const char *argv[SUBSCRIBE_CHUNK + 1];
     size_t lens[SUBSCRIBE_CHUNK + 1];
