@@ -819,17 +819,21 @@ static void hostile_broker_input(void)
     /* Plain text; the magic with nothing after it; a header claiming more
      * than there is; a frame length past the end; an inbox message on a
      * channel; invalid UTF-8 in a text frame. */
-    static const unsigned char bad_utf8[] = {'W', 'S', 'N', 'B', 1, 1, 2, 1, 1, 2, 3, 4, 5, 0, 0, 0,
-                                             1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0xc3, 0x28};
-    static const unsigned char long_len[] = {'W', 'S', 'N', 'B', 1, 1, 2, 1, 9, 9, 9, 9, 9, 0, 0,
-                                             0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 'x'};
+    /* Envelopes of version 2: magic, version, kind, formats, count,
+     * origin (8), sequence (8), epoch (4), target length, frames. */
+    static const unsigned char bad_utf8[] = {'W', 'S', 'N', 'B', 2, 1, 2, 1, 1, 2, 3, 4, 5, 0, 0, 0,
+                                             1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+                                             0xc3, 0x28};
+    static const unsigned char long_len[] = {'W', 'S', 'N', 'B', 2, 1, 2, 1, 9, 9, 9, 9, 9, 0,
+                                             0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+                                             0xff, 0xff, 0, 0, 'x'};
     struct {
         const void *data;
         size_t len;
     } bad[] = {
         {"{\"t\":\"A\",\"i\":1}", 15},
         {"WSNB", 4},
-        {"WSNB\x01\x01\x02\x05", 8},
+        {"WSNB\x02\x01\x02\x05", 8},
         {long_len, sizeof(long_len)},
         {bad_utf8, sizeof(bad_utf8)},
     };
