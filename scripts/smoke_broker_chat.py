@@ -10,7 +10,10 @@ ended by PID), one browser-like client on each:
     reconnect) chat across the servers again;
   - SIGTERM: every server exits 0.
 
-Usage: python3 scripts/smoke_broker_chat.py path/to/chat-example
+Usage: python3 scripts/smoke_broker_chat.py path/to/chat-example [second third]
+  with three programs, server i runs program i (chat examples of different
+  bindings in one cluster, e.g. examples/openresty/run.sh twice and the C
+  chat).
 Exits 0 when every check passed; prints "N passed, N failed" last.
 """
 
@@ -118,13 +121,16 @@ async def texts_until(ws, last, timeout=TIMEOUT):
                 return out
 
 
-async def main(program):
+async def main(programs):
     redis = Redis()
     redis.start()
     url = f"redis://127.0.0.1:{redis.port}"
-    servers = [ChatServer(program, extra_args=["--broker", url]) for _ in range(3)]
-    ports = [s.port for s in servers]
+    servers = []
     try:
+        # Inside the try: one that fails to start leaves none running.
+        for program in programs:
+            servers.append(ChatServer(program, extra_args=["--broker", url]))
+        ports = [s.port for s in servers]
         got = await wait_health(ports, 200)
         check(all(c == 200 for c, _ in got), f"/healthz 200 on the three servers ({got})")
         wss = [await connect(f"ws://127.0.0.1:{p}/ws") for p in ports]
@@ -194,11 +200,11 @@ async def main(program):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 4):
         print(__doc__)
         sys.exit(2)
     try:
-        asyncio.run(main(sys.argv[1]))
+        asyncio.run(main(sys.argv[1:] * 3 if len(sys.argv) == 2 else sys.argv[1:]))
     except Exception as e:  # a broken step fails the run, with why
         tally.check(False, f"{type(e).__name__}: {e}")
     print(f"broker: {tally.passed} passed, {tally.failed} failed")
