@@ -521,6 +521,8 @@ typedef struct wsn_metrics {
     uint64_t broker_ignored;
     uint64_t broker_dropped;
     uint64_t broker_reconnects;
+    uint64_t broker_lost;
+
 } wsn_metrics;
 
 int wsn_server_metrics(wsn_server *srv, wsn_metrics *m);

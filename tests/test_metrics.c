@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,8 +276,15 @@ static void test_invalid_arguments(void)
     wsn_metrics m = {.size = sizeof m};
     CHECK_RC(wsn_server_metrics(NULL, &m), WSN_EINVAL);
     CHECK_RC(wsn_server_metrics(srv, NULL), WSN_EINVAL);
-    m.size = sizeof m - 8; /* smaller than the 0.3 struct */
+    /* smaller than the 0.3 struct (which ends at broker_reconnects) */
+    m.size = offsetof(wsn_metrics, broker_reconnects);
     CHECK_RC(wsn_server_metrics(srv, &m), WSN_EINVAL);
+    /* The 0.3 struct: filled up to its end, broker_lost (after it) left. */
+    memset(&m, 0x5a, sizeof m);
+    m.size = offsetof(wsn_metrics, broker_lost);
+    CHECK_OK(wsn_server_metrics(srv, &m));
+    CHECK_EQ(m.broker_reconnects, 0);
+    CHECK_EQ(m.broker_lost, 0x5a5a5a5a5a5a5a5aULL);
     /* A caller built with a bigger (later) struct: only ours is written. */
     struct {
         wsn_metrics m;

@@ -2,7 +2,7 @@
 
 #include "broker/envelope.h"
 #include "broker/seq.h"
-#include "broker/slots.h"
+#include "broker/slotmap.h"
 #include "broker/url.h"
 #include "engine/broker.h"
 #include "util/hash.h"
@@ -46,7 +46,7 @@
  * slot map may take to come (the thread waits for it); how often a
  * publish is sent again after -MOVED / -ASK / -TRYAGAIN before it is
  * refused (counted). */
-#define MAX_SHARDS 32
+#define MAX_SHARDS SLOT_MAP_MASTERS
 #define DISCOVER_TIMEOUT_MS 1000
 #define MAX_TRIES 5
 /* Loss accounting: origins not heard from on a stream for this long are
@@ -54,7 +54,7 @@
 #define ORIGIN_IDLE_MS (10 * 60 * 1000)
 #define SWEEP_EVERY_MS 10000
 
-enum { NO_SHARD = 0xff };
+enum { NO_SHARD = SLOT_MAP_NONE };
 
 typedef struct chan_entry {
     UT_hash_handle hh;
@@ -420,124 +420,9 @@ static int send_auth(redis_broker *rb, conn *c)
 
 /* --- the slot map (Redis Cluster) --------------------------------------- */
 
-typedef struct slot_map {
-    int cluster;
-    int n;
-    struct {
-        char host[256];
-        int port;
-    } masters[MAX_SHARDS];
-    unsigned char owner[CLUSTER_SLOTS];
-} slot_map;
-
-static int map_master(slot_map *m, const char *host, size_t host_len, int port)
-{
-    for (int i = 0; i < m->n; i++)
-        if (m->masters[i].port == port && strlen(m->masters[i].host) == host_len &&
-            !memcmp(m->masters[i].host, host, host_len))
-            return i;
-    if (m->n == MAX_SHARDS || host_len >= sizeof(m->masters[0].host))
-        return -1;
-    memcpy(m->masters[m->n].host, host, host_len);
-    m->masters[m->n].host[host_len] = 0;
-    m->masters[m->n].port = port;
-    return m->n++;
-}
-
-/* CLUSTER SLOTS: [[start, end, [host, port, id, ...], replicas...], ...].
- * A master announced without a host ("") is where the seed is. */
-static const char *parse_slots(slot_map *m, const redisReply *r, const char *seed_host)
-{
-    memset(m->owner, NO_SHARD, sizeof(m->owner));
-    m->n = 0;
-    m->cluster = 1;
-    if (r->type != REDIS_REPLY_ARRAY)
-        return "CLUSTER SLOTS: not an array";
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-            e->element[0]->type != REDIS_REPLY_INTEGER ||
-            e->element[1]->type != REDIS_REPLY_INTEGER ||
-            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
-            e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
-            e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
-            return "CLUSTER SLOTS: unexpected reply";
-        long long from = e->element[0]->integer, to = e->element[1]->integer;
-        const redisReply *h = e->element[2]->element[0];
-        long long port = e->element[2]->element[1]->integer;
-        if (from < 0 || to >= CLUSTER_SLOTS || from > to || port < 1 || port > 65535)
-            return "CLUSTER SLOTS: bad slot range or port";
-        const char *host = h->len && strcmp(h->str, "?") ? h->str : seed_host;
-        int k = map_master(m, host, strlen(host), (int)port);
-        if (k < 0)
-            return "CLUSTER SLOTS: too many masters";
-        memset(m->owner + from, k, (size_t)(to - from + 1));
-    }
-    if (memchr(m->owner, NO_SHARD, sizeof(m->owner)))
-        return "cluster: not every slot has a master";
-    return NULL;
-}
-
-/* One seed: connects (blocking, bounded by DISCOVER_TIMEOUT_MS), AUTH,
- * CLUSTER SLOTS. 0 with *m filled (m->cluster 0: not a cluster node), or
- * -1 with why. */
-static int ask_seed(redis_broker *rb, const char *host, int port, slot_map *m, char *why,
-                    size_t why_len)
-{
-    struct timeval tv = {DISCOVER_TIMEOUT_MS / 1000, (DISCOVER_TIMEOUT_MS % 1000) * 1000};
-    redisContext *ctx = host ? redisConnectWithTimeout(host, port, tv)
-                        : rb->addr.path[0]
-                            ? redisConnectUnixWithTimeout(rb->addr.path, tv)
-                            : redisConnectWithTimeout(rb->addr.host, rb->addr.port, tv);
-    const char *seed_host = host ? host : rb->addr.path[0] ? "127.0.0.1" : rb->addr.host;
-    int rc = -1;
-    redisReply *r = NULL;
-    if (!ctx || ctx->err) {
-        snprintf(why, why_len, "%s", ctx ? ctx->errstr : "cannot connect");
-        goto out;
-    }
-    redisSetTimeout(ctx, tv);
-    if (rb->addr.password[0]) {
-        r = redisCommand(ctx, "AUTH %s", rb->addr.password);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(why, why_len, "AUTH refused: %.80s", r ? r->str : ctx->errstr);
-            goto out;
-        }
-        freeReplyObject(r);
-    }
-    r = redisCommand(ctx, "CLUSTER SLOTS");
-    if (!r) {
-        snprintf(why, why_len, "CLUSTER SLOTS: %.80s", ctx->errstr);
-        goto out;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        /* A Redis that is no cluster node: the one of the URL serves
-         * every channel, as without broker_sharded. */
-        if (strstr(r->str, "cluster support disabled")) {
-            m->cluster = 0;
-            m->n = 1;
-            m->masters[0].host[0] = 0;
-            rc = 0;
-        } else
-            snprintf(why, why_len, "CLUSTER SLOTS: %.80s", r->str);
-        goto out;
-    }
-    const char *bad = parse_slots(m, r, seed_host);
-    if (bad)
-        snprintf(why, why_len, "%s", bad);
-    else
-        rc = 0;
-out:
-    if (r)
-        freeReplyObject(r);
-    if (ctx)
-        redisFree(ctx);
-    return rc;
-}
-
 /* The slot map, from the URL's Redis or else any master known from
  * before (the URL's may be the one that is down). */
-static int discover(redis_broker *rb, slot_map *m, char *why, size_t why_len)
+static int discover(redis_broker *rb, wsni_slot_map *m, char *why, size_t why_len)
 {
     if (!rb->sharded) {
         m->cluster = 0;
@@ -545,17 +430,18 @@ static int discover(redis_broker *rb, slot_map *m, char *why, size_t why_len)
         m->masters[0].host[0] = 0;
         return 0;
     }
-    if (!ask_seed(rb, NULL, 0, m, why, why_len))
+    if (!wsni_slot_map_read(&rb->addr, NULL, 0, DISCOVER_TIMEOUT_MS, m, why, why_len))
         return 0;
     for (int i = 0; i < rb->nshards; i++)
         if (rb->shards[i].host[0] &&
-            !ask_seed(rb, rb->shards[i].host, rb->shards[i].port, m, why, why_len))
+            !wsni_slot_map_read(&rb->addr, rb->shards[i].host, rb->shards[i].port,
+                                DISCOVER_TIMEOUT_MS, m, why, why_len))
             return 0;
     return -1;
 }
 
 /* A new session's masters: the map as it is (every connection is closed). */
-static void map_install(redis_broker *rb, const slot_map *m)
+static void map_install(redis_broker *rb, const wsni_slot_map *m)
 {
     rb->cluster = m->cluster;
     rb->nshards = m->n;
@@ -767,7 +653,7 @@ static void maybe_up(redis_broker *rb)
  * lives now. Other masters: the session starts again. */
 static int refresh_map(redis_broker *rb, char *why, size_t why_len)
 {
-    slot_map *m = malloc(sizeof(*m));
+    wsni_slot_map *m = malloc(sizeof(*m));
     if (!m) {
         snprintf(why, why_len, "out of memory");
         return -1;
@@ -1195,7 +1081,7 @@ static void maybe_ping(redis_broker *rb, int64_t now)
 
 static void session_start(redis_broker *rb)
 {
-    slot_map *m = malloc(sizeof(*m));
+    wsni_slot_map *m = malloc(sizeof(*m));
     char why[128];
     if (!m) {
         session_fail(rb, "out of memory");
