@@ -964,8 +964,13 @@ static int pub_reply(redis_broker *rb, int idx, redisReply *r, const char **why)
     if (r->type == REDIS_REPLY_ERROR) {
         if (it && rb->cluster &&
             (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4) ||
-             !strncmp(r->str, "TRYAGAIN", 8)))
-            return redirect(rb, it, r->str);
+             !strncmp(r->str, "TRYAGAIN", 8))) {
+            if (redirect(rb, it, r->str)) {
+                *why = "out of memory";
+                return -1;
+            }
+            return 0;
+        }
         /* The message was not published. */
         if (it)
             atomic_fetch_add(&rb->refused, it->msgs);
