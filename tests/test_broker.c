@@ -1383,6 +1383,46 @@ static void cluster_slot_migration(void)
         CHECK_EQ(info_int(peers[k], "refused"), 0);
     }
     free(slot_rep);
+
+    /* A publisher that has no subscription on the slot hears nothing of a
+     * move: its SPUBLISH is answered -MOVED and sent again to the new
+     * master, in order, nothing refused, no reconnect. */
+    peer *solo = peer_open(nodes, 0, 0);
+    subscribe(solo, "solo");
+    int from = rcluster_owner(&rc, "wsn:0:c:solo"), to = (from + 1) % MASTERS;
+    char *solo_slot =
+        redis_query(&rc.m[from], 3, (const char *[]){"CLUSTER", "KEYSLOT", "wsn:0:c:solo"});
+    CHECK(solo_slot[0] == ':');
+    for (int i = 0; i < MASTERS; i++)
+        redis_ok(&rc.m[(to + i) % MASTERS], 5,
+                 (const char *[]){"CLUSTER", "SETSLOT", solo_slot + 1, "NODE", rc.ids[to]});
+    free(solo_slot);
+    /* Server 0 subscribes again where the slot lives (Redis ended its
+     * subscription): probes from server 2 until one arrives. */
+    int64_t deadline = tu_now_ms() + TU_TIMEOUT;
+    for (int round = 0; !PEEK(solo, solo->probes[2]); round++) {
+        CHECK_MSG(tu_now_ms() < deadline, "server 0 never subscribed to solo again");
+        json_decref(ask(peers[2],
+                        json_pack("{s:s,s:s,s:s,s:i,s:i}", "op", "pub", "chan", "solo", "tag",
+                                  "pC", "from", round, "n", 1),
+                        "pub"));
+    }
+    enum { SOLO = 200 };
+    char *solo_rcs = publish(peers[1], "solo", 1, 0, SOLO);
+    expect_all(solo_rcs, '.');
+    free(solo_rcs);
+    wait_total(solo, 1, SOLO);
+    pthread_mutex_lock(&solo->mu);
+    for (int i = 0; i < SOLO; i++)
+        CHECK_EQ(solo->got[1][i], 1);
+    CHECK_EQ(solo->order_bad + solo->dup + solo->junk, 0);
+    pthread_mutex_unlock(&solo->mu);
+    TU_WAIT_FOR(info_int(peers[1], "sent") >= (json_int_t)(CHUNKS * SIZE + SOLO), TU_TIMEOUT);
+    CHECK_EQ(info_int(peers[1], "refused"), 0);
+    CHECK_EQ(info_int(peers[1], "reconnects"), 0);
+    CHECK_EQ(info_int(peers[1], "state"), WSN_BROKER_UP);
+    peer_close(solo);
+
     for (int k = 0; k < NODES; k++)
         peer_close(peers[k]);
     cluster_stop(nodes);
