@@ -974,7 +974,12 @@ static int pub_reply(redis_broker *rb, int idx, redisReply *r, const char **why)
         /* The message was not published. */
         if (it)
             atomic_fetch_add(&rb->refused, it->msgs);
-        *why = refused_why(rb, it ? "PUBLISH refused" : "refused", r);
+        /* Before up, the only plain command is AUTH. */
+        *why = refused_why(rb,
+                           it                                           ? "PUBLISH refused"
+                           : atomic_load(&rb->state) != WSN_BROKER_UP ? "AUTH refused"
+                                                                        : "refused",
+                           r);
         if (it)
             out_free(it);
         return -1;
