@@ -248,6 +248,8 @@ export interface Metrics {
   brokerIgnored: number;
   brokerDropped: number;
   brokerReconnects: number;
+  /** Messages of other servers found missing (sequence gaps); docs/scale-out.md. */
+  brokerLost: number;
 }
 
 export declare class Server extends EventEmitter {

@@ -427,7 +427,7 @@ static const struct {
     F(events_queued),      F(events_queued_bytes),   F(clients_paused),
     F(logs_dropped),       F(broker_sent),           F(broker_refused),
     F(broker_unconfirmed), F(broker_received),       F(broker_ignored),
-    F(broker_dropped),     F(broker_reconnects),
+    F(broker_dropped),     F(broker_reconnects),     F(broker_lost),
 #undef F
 };
 

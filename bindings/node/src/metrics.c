@@ -44,6 +44,7 @@ static const struct {
     F("brokerIgnored", broker_ignored),
     F("brokerDropped", broker_dropped),
     F("brokerReconnects", broker_reconnects),
+    F("brokerLost", broker_lost),
 #undef F
 };
 
