@@ -1,4 +1,5 @@
 #include "transport/gate.h"
+#include "transport/headers.h"
 
 #include "shell/events.h"
 #include "shell/options.h"
@@ -516,19 +517,6 @@ int wsni_gate_unanswered(struct lws *wsi)
 
 /* --- TLS connections: held after the handshake ---------------------------- */
 
-static char *copy_token(struct lws *wsi, enum lws_token_indexes t, int *len)
-{
-    *len = lws_hdr_total_length(wsi, t);
-    if (*len <= 0)
-        return NULL;
-    char *v = malloc((size_t)*len + 1);
-    if (v && lws_hdr_copy(wsi, v, *len + 1, t) < 0) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
-
 /* lws keeps the headers it knows in a table of tokens; their names come
  * with the colon ("host:"). Headers it does not know are not kept. */
 static int held_headers(struct lws *wsi, strbuf *out)
@@ -538,7 +526,7 @@ static int held_headers(struct lws *wsi, strbuf *out)
         if (!name || !*name || name[strlen(name) - 1] != ':')
             continue;
         int len;
-        char *v = copy_token(wsi, (enum lws_token_indexes)t, &len);
+        char *v = wsni_header_copy(wsi, (enum lws_token_indexes)t, &len);
         if (!v)
             continue;
         wsni_strbuf_append(out, name, strlen(name) - 1);
@@ -567,7 +555,7 @@ int wsni_gate_hold(wsn_server *srv, struct lws *wsi)
     w->stage = HELD_CAPTURED;
     tag->wait = w;
     int uri_len, args_len = 0;
-    char *uri = copy_token(wsi, WSI_TOKEN_GET_URI, &uri_len);
+    char *uri = wsni_header_copy(wsi, WSI_TOKEN_GET_URI, &uri_len);
     char query[2048] = "";
     /* lws splits the query into arguments; joined back with '&' */
     for (int i = 0; lws_hdr_copy_fragment(wsi, query + args_len, (int)sizeof(query) - args_len,

@@ -14,6 +14,7 @@
 #include "transport/origin.h"
 #include "transport/rate.h"
 #include "transport/refuse.h"
+#include "transport/headers.h"
 #include "transport/rx_buffers.h"
 #include "transport/rx_quiet.h"
 #include "transport/tls.h"
@@ -139,19 +140,6 @@ static void emit_client_event(wsn_server *srv, wsn_event_type kind, wsn_client *
 
 /* --- handshake ----------------------------------------------------------- */
 
-static char *header_copy(struct lws *wsi, enum lws_token_indexes token)
-{
-    int len = lws_hdr_total_length(wsi, token);
-    if (len <= 0)
-        return NULL;
-    char *buf = malloc((size_t)len + 1);
-    if (buf && lws_hdr_copy(wsi, buf, len + 1, token) < 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 static int refuse(struct lws *wsi, unsigned int status, const char *why)
 {
     if (lws_return_http_status(wsi, status, why))
@@ -170,7 +158,7 @@ static int refused(wsn_server *srv, wsni_refusal why, int rc)
  * word; we answer 400 instead. No header at all means JSON. */
 static int subprotocol_supported(struct lws *wsi)
 {
-    char *offer = header_copy(wsi, WSI_TOKEN_PROTOCOL);
+    char *offer = wsni_header_copy(wsi, WSI_TOKEN_PROTOCOL, NULL);
     if (!offer)
         return 1;
     int found = 0;
@@ -187,7 +175,7 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
     if (srv->lws->draining)
         return refused(srv, WSNI_REFUSED_SHUTDOWN,
                        refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server shutting down"));
-    char *uri = header_copy(wsi, WSI_TOKEN_GET_URI);
+    char *uri = wsni_header_copy(wsi, WSI_TOKEN_GET_URI, NULL);
     if (!uri)
         return refused(srv, WSNI_REFUSED_BAD_REQUEST,
                        refuse(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "WebSocket upgrade needs GET"));
@@ -215,8 +203,8 @@ static int confirm_upgrade(wsn_server *srv, struct lws *wsi)
         return refused(srv, WSNI_REFUSED_BAD_REQUEST,
                        refuse(wsi, HTTP_STATUS_BAD_REQUEST,
                               "Sec-WebSocket-Extensions over 254 bytes (no extension is supported)"));
-    char *origin = header_copy(wsi, WSI_TOKEN_ORIGIN);
-    char *host = header_copy(wsi, WSI_TOKEN_HOST);
+    char *origin = wsni_header_copy(wsi, WSI_TOKEN_ORIGIN, NULL);
+    char *host = wsni_header_copy(wsi, WSI_TOKEN_HOST, NULL);
     int ok;
     if (srv->opts->origin_fn)
         ok = srv->opts->origin_fn(srv->opts->origin_user, origin, host) != 0;
@@ -664,7 +652,7 @@ static int health_body(struct lws *wsi, struct pss *pss)
 
 static int is_health_request(struct lws *wsi)
 {
-    char *uri = header_copy(wsi, WSI_TOKEN_GET_URI);
+    char *uri = wsni_header_copy(wsi, WSI_TOKEN_GET_URI, NULL);
     int yes = uri && !strcmp(uri, "/healthz");
     free(uri);
     return yes;
