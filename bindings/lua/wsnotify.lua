@@ -86,6 +86,9 @@ local message_mt = {
         return value
     end,
 }
+-- publish(channel, msg) of a JSON message forwards its payload as the core
+-- checked it (WSN_PUBLISH_TRUSTED_JSON: no second check)
+core.set_message_mt(message_mt)
 
 -- ---- server -----------------------------------------------------------------
 
