@@ -22,9 +22,7 @@ import asyncio
 import json
 import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import time
 
@@ -32,31 +30,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from chat_harness import ChatServer  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "examples", "openresty"))
+from nginx_procs import cpu_ticks, stop, workers_of  # noqa: E402
 
 try:  # websockets >= 13
     from websockets.asyncio.client import connect
 except ImportError:  # older websockets
     from websockets import connect  # type: ignore
-
-
-def workers_of(master):
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master:
-                pids.append(int(d))
-    return pids
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 async def subscribe(ws, channel):
@@ -121,12 +101,7 @@ def main():
         engine_port = int(re.search(r"engine on 127\.0\.0\.1:(\d+)", "".join(srv.lines)).group(1))
         result.update(asyncio.run(measure(srv, engine_port, args)))
     finally:
-        srv.proc.send_signal(signal.SIGTERM)
-        try:
-            srv.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
-            srv.proc.wait()
+        stop(srv.proc)
     result["load_after"] = os.getloadavg()[0]
     print(json.dumps(result))
 
