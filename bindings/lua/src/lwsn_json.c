@@ -47,7 +47,12 @@ static void push_array_mt(lua_State *L) {
  * walks at once. */
 typedef struct writer_box {
     wsn_json_writer *w;
+    size_t last_len; /* the previous value's text */
 } writer_box;
+
+/* A writer keeps the memory of the biggest value it wrote; after one over
+ * this it is made anew, so one large value does not stay pinned. */
+#define WRITER_KEEP_BYTES (1u << 20)
 
 static int writer_box_gc(lua_State *L) {
     writer_box *b = lua_touserdata(L, 1);
@@ -68,6 +73,7 @@ static wsn_json_writer *push_writer(lua_State *L) {
         lua_pop(L, 1);
         b = lua_newuserdata(L, sizeof *b);
         b->w = NULL;
+        b->last_len = 0;
         lua_newtable(L);
         lua_pushcfunction(L, writer_box_gc);
         lua_setfield(L, -2, "__gc");
@@ -79,6 +85,14 @@ static wsn_json_writer *push_writer(lua_State *L) {
         lua_pushvalue(L, -2);
         lua_rawset(L, LUA_REGISTRYINDEX);
     }
+    if (b->last_len > WRITER_KEEP_BYTES) {
+        wsn_json_writer *fresh = wsn_json_writer_new();
+        if (!fresh)
+            luaL_error(L, "out of memory");
+        wsn_json_writer_free(b->w);
+        b->w = fresh;
+    }
+    b->last_len = 0;
     wsn_json_writer_reset(b->w);
     return b->w;
 }
@@ -227,6 +241,7 @@ static const char *encode_value(lua_State *L, int idx, size_t *len) {
     if (!text) /* every call above succeeded: a bug, not a value */
         luaL_error(L, "cannot encode the value as JSON [%s]",
                    wsn_err_name(wsn_json_writer_error(w)));
+    ((writer_box *)lua_touserdata(L, -1))->last_len = *len;
     return text;
 }
 
