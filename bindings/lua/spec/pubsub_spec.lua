@@ -95,6 +95,17 @@ describe("pub/sub", function()
         assert.equal('{"channel":"c","type":"json","time":"T","message":{"b":[1,2.50],"s":"\\u00e9"}}',
                      ws:expect_text())
         assert.equal(got.raw, wsnotify.json_encode(got))
+        -- a raw the handler replaced is checked like any string
+        local copy = got
+        copy.raw = "{bad"
+        local ok, _, code = server:publish("c", copy)
+        assert.is_nil(ok)
+        assert.equal("WSN_EJSON", code)
+        assert.has_error(function() wsnotify.json_encode(copy) end)
+        copy.raw = '{"replaced": 1}'
+        assert.is_true(server:publish("c", copy))
+        assert.equal('{"channel":"c","type":"json","time":"T","message":{"replaced":1}}',
+                     ws:expect_text())
         got = nil
         assert.is_true(H.pump(server, function() return got ~= nil end))
         assert.equal("text", got.type)

@@ -28,7 +28,8 @@
 #include "lwsn.h"
 
 /* Sentinels: addresses unique to this module. */
-static const char null_key, empty_array_key, array_mt_key, writer_key, message_mt_key;
+static const char null_key, empty_array_key, array_mt_key, writer_key, message_mt_key,
+    message_raw_key;
 
 #define NULL_SENTINEL ((void *)&null_key)
 #define EMPTY_ARRAY_SENTINEL ((void *)&empty_array_key)
@@ -246,9 +247,12 @@ static const char *encode_value(lua_State *L, int idx, size_t *len) {
 }
 
 /* A received message object (the message_mt of wsnotify.lua, which it
- * registers with set_message_mt) of type json stands for its payload: the
- * event's text, which the core checked on the way in. */
-static const char *message_payload(lua_State *L, int idx, size_t *len) {
+ * registers with set_message_mt) of type json stands for its payload.
+ * *trusted (may be NULL) is 1 while msg.raw is still the event's text,
+ * which the core checked on the way in: wsnotify.lua keeps a second
+ * reference under message_raw_key, so a raw the application replaced is
+ * checked like any string. */
+static const char *message_payload(lua_State *L, int idx, size_t *len, int *trusted) {
     if (!lua_getmetatable(L, idx))
         return NULL;
     lua_pushlightuserdata(L, (void *)&message_mt_key);
@@ -264,12 +268,18 @@ static const char *message_payload(lua_State *L, int idx, size_t *len) {
     if (!json)
         luaL_error(L, "only a JSON message stands for its payload; pass msg.raw "
                       "with its type (publish_with_type) instead");
+    lua_pushlightuserdata(L, (void *)&message_raw_key);
+    lua_rawget(L, idx);
     lua_pushliteral(L, "raw");
     lua_rawget(L, idx);
     if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "a message without its raw text");
+    int core = lua_rawequal(L, -1, -2);
+    lua_remove(L, -2);
+    if (trusted)
+        *trusted = core;
     const char *text = lua_tolstring(L, -1, len);
-    if (*len == 0) { /* a JSON message without a value: null */
+    if (*len == 0 && core) { /* a JSON message without a value: null */
         lua_pop(L, 1);
         lua_pushliteral(L, "null");
         text = lua_tolstring(L, -1, len);
@@ -285,13 +295,13 @@ const char *lwsn_json_arg(lua_State *L, int idx, size_t *len, int *trusted) {
         lua_pushvalue(L, idx);
         return lua_tolstring(L, -1, len);
     }
-    if (trusted)
-        *trusted = 1;
     if (lua_type(L, idx) == LUA_TTABLE) {
-        const char *text = message_payload(L, idx, len);
+        const char *text = message_payload(L, idx, len, trusted);
         if (text)
             return text;
     }
+    if (trusted)
+        *trusted = 1;
     return encode_value(L, idx, len);
 }
 
@@ -381,10 +391,14 @@ static int l_json_encode(lua_State *L) {
     luaL_checkany(L, 1);
     size_t len;
     const char *text = NULL;
+    int core = 1;
     if (lua_type(L, 1) == LUA_TTABLE)
-        text = message_payload(L, 1, &len);
-    if (text)
+        text = message_payload(L, 1, &len, &core);
+    if (text) {
+        if (!core && wsn_json_validate(text, len) != WSN_OK)
+            luaL_error(L, "msg.raw was replaced by text that is not JSON");
         return 1; /* the payload, pushed */
+    }
     text = encode_value(L, 1, &len);
     lua_pushlstring(L, text, len);
     return 1;
@@ -460,6 +474,8 @@ void lwsn_json_open(lua_State *L) {
     lua_setfield(L, -2, "null");
     lua_pushlightuserdata(L, EMPTY_ARRAY_SENTINEL);
     lua_setfield(L, -2, "empty_array");
+    lua_pushlightuserdata(L, (void *)&message_raw_key);
+    lua_setfield(L, -2, "message_raw_key");
     /* array_mt: one table per Lua state, kept in the registry. */
     lua_pushlightuserdata(L, (void *)&array_mt_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
