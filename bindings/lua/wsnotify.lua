@@ -86,6 +86,11 @@ local message_mt = {
         return value
     end,
 }
+-- publish(channel, msg) of a JSON message forwards its payload as the core
+-- checked it (WSN_PUBLISH_TRUSTED_JSON: no second check) while msg.raw is
+-- still the text kept under CORE_RAW; a replaced msg.raw is checked.
+core.set_message_mt(message_mt)
+local CORE_RAW = core.message_raw_key
 
 -- ---- server -----------------------------------------------------------------
 
@@ -353,6 +358,7 @@ function Server:dispatch(max)
                 run_handler(self, "message", fn, client, setmetatable({
                     type = b[o + 4], channel = b[o + 5], raw = b[o + 6],
                     message_id = b[o + 7], reply_to_id = b[o + 8], client_id = cid,
+                    [CORE_RAW] = b[o + 6],
                 }, message_mt))
             end
         elseif kind == "connect" then

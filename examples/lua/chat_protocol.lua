@@ -59,12 +59,14 @@ function M.attach(server, log, verbose)
               .. wsnotify.json_encode(channel) .. "}", msg.message_id)
     end
 
-    -- Forwards the message as the client sent it (msg.raw, which the engine
-    -- validated): no decode and encode per broadcast. A broadcast that was
-    -- not accepted (no room included) is answered with the error.
+    -- Forwards the message as the client sent it: publishing the message
+    -- object passes its payload, which the engine checked on the way in,
+    -- without a second check (no decode, encode or validation per
+    -- broadcast). A broadcast that was not accepted (no room included) is
+    -- answered with the error.
     local function handle_broadcast(server, client, msg)
         if msg.channel == "" then return end
-        local ok, err, code = server:publish(msg.channel, msg.raw)
+        local ok, err, code = server:publish(msg.channel, msg)
         -- WSN_EBROKER: Redis is down; this server's members got it (the
         -- broker handler said so).
         if not ok and code ~= "WSN_EBROKER" then

@@ -32,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 from chat_harness import ChatServer, Tally  # noqa: E402
+from nginx_procs import cpu_ticks, stop, workers_of  # noqa: E402
 
 try:  # websockets >= 13
     from websockets.asyncio.client import connect
@@ -53,26 +54,6 @@ def nginx_pids(srv):
 def nginx_cmd(prefix, *args):
     return ["nginx", "-p", prefix, "-c", os.path.join(prefix, "conf",
                                                        "nginx.conf"), *args]
-
-
-def workers_of(master):
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master:
-                pids.append(int(d))
-    return pids
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 async def recv_json(ws, timeout=TIMEOUT):
@@ -238,13 +219,7 @@ def main():
         check(False, f"scenario raised {type(e).__name__}: {e}")
     finally:
         # Whatever happened, nothing of ours is left running.
-        if srv.proc.poll() is None:
-            srv.proc.send_signal(signal.SIGTERM)
-            try:
-                srv.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                srv.proc.kill()
-                srv.proc.wait()
+        stop(srv.proc)
         if master and os.path.exists(f"/proc/{master}"):
             os.kill(master, signal.SIGKILL)
     if tally.failed:

@@ -3,21 +3,29 @@
 -- events are pulled by a timer loop on that worker, so handlers run in
 -- nginx's own thread and nothing blocks the event loop: dispatch() never
 -- waits, publish never waits for room (a client without room is closed
--- at once: drop_on_backpressure), and the loop sleeps with ngx.sleep.
+-- at once: drop_on_backpressure).
+--
+-- Waiting: lua-nginx-module cannot wait on the engine's event fd, but a
+-- cosocket can wait on a socket. The engine listens on a unix socket of
+-- its own (the core's event_socket option, under nginx's prefix, tmp/)
+-- and writes a byte to the loop's connection whenever events arrive; the
+-- loop takes events until none is left, then reads (and so waits for) the
+-- next byte. No polling: an idle engine costs its worker nothing but the
+-- QUEUE_POLL wake-up below.
 --
 -- Publishing from any worker: publish() in the engine's worker goes
 -- straight to the engine; in the others it is queued in the shared dict
--- "wsnotify" and the engine's worker takes it on its next turn.
+-- "wsnotify", which the loop takes each turn and, while idle, every
+-- QUEUE_POLL (another worker has no way to wake this one's cosocket).
 --
 -- Reload and quit: the exiting worker's loop sees ngx.worker.exiting(),
 -- shuts its engine down (clients get 1001 and reconnect), and the new
 -- worker 0 starts its engine on the same port, retrying with backoff
 -- while the old one still holds it.
 --
--- The loop only yields between turns while events come, and sleeps from
--- BUSY_SLEEP doubling to IDLE_SLEEP while none do: lua-nginx-module cannot wait on the
--- engine's event fd, so an idle engine answers within IDLE_SLEEP (17 ms
--- median measured) at ~0.4% of a core for the idle workers.
+-- A turn runs handlers for at most TURN_TIME, then yields: until the
+-- loop yields, nginx's thread moves no byte for any other connection of
+-- this worker, the proxied WebSocket clients included.
 local wsnotify = require "wsnotify"
 local protocol = require "chat_protocol"
 
@@ -25,13 +33,17 @@ local M = {}
 
 local ENGINE_WORKER = 0
 local QUEUE = "publish"
-local BUSY_SLEEP = 0.001  -- the first sleep once no event came
-local IDLE_SLEEP = 0.02   -- at most this long asleep while nothing comes
+local TURN_EVENTS = 16    -- events dispatched between two looks at the clock
+local TURN_TIME = 0.002   -- seconds of handlers before nginx's thread is given back
+-- While idle the loop also wakes this often, for other workers' queued
+-- publishes and to notice that the worker is exiting.
+local QUEUE_POLL = 0.1
 local QUEUE_BATCH = 1000  -- queued publishes taken per turn
 local SHUTDOWN_TIMEOUT = 2
 
 local server
 local config
+local event_path -- the engine's event socket
 
 local LEVELS = {INFO = ngx.NOTICE, DEBUG = ngx.DEBUG, WARN = ngx.WARN,
                 ERROR = ngx.ERR}
@@ -80,15 +92,40 @@ local function stop_engine()
     log("INFO", "engine stopped (worker exiting)")
 end
 
+-- The cosocket the engine writes a byte to when events arrive.
+local function connect_events(path)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(QUEUE_POLL * 1000)
+    local ok, err = sock:connect("unix:" .. path)
+    if not ok then return nil, err end
+    return sock
+end
+
 local function loop(premature)
     if premature then return stop_engine() end
     local shared = ngx.shared.wsnotify
-    local sleep = BUSY_SLEEP
+    -- A cosocket belongs to the timer that made it: made here.
+    local events, err = connect_events(event_path)
+    if not events then
+        log("ERROR", "engine stopped: its event socket %s: %s", event_path, err)
+        return stop_engine()
+    end
     while server do
-        if ngx.worker.exiting() then return stop_engine() end
-        local n = server:dispatch(256) + drain_queue(shared)
+        if ngx.worker.exiting() then
+            if events then events:close() end
+            return stop_engine()
+        end
+        ngx.update_time()
+        local start, n, k = ngx.now(), 0, 0
+        repeat
+            k = server:dispatch(TURN_EVENTS)
+            n = n + k
+            ngx.update_time()
+        until k < TURN_EVENTS or ngx.now() - start >= TURN_TIME
+        n = n + drain_queue(shared)
         if server.stopped then
             log("INFO", "engine stopped")
+            if events then events:close() end
             server:close()
             server = nil
             return
@@ -96,19 +133,37 @@ local function loop(premature)
         if n > 0 then
             -- More may be queued: yield to nginx's event loop (the proxy
             -- moves the engine's frames) and come straight back.
-            sleep = BUSY_SLEEP
             ngx.sleep(0)
+        elseif events then
+            -- Nothing left: wait for the engine's next byte (any number
+            -- may have come; one read takes them all).
+            local _, rerr = events:receiveany(64)
+            if rerr and rerr ~= "timeout" then
+                -- The engine closed it (stopping: the next turn sees that)
+                -- or the socket failed (connected again below).
+                events:close()
+                events = nil
+            end
         else
-            ngx.sleep(sleep)
-            sleep = math.min(sleep * 2, IDLE_SLEEP)
+            events, err = connect_events(event_path)
+            if not events then
+                log("ERROR", "event socket %s: %s", event_path, err)
+                ngx.sleep(QUEUE_POLL)
+            end
         end
     end
+    if events then events:close() end
 end
 
 local function start_engine(premature, attempt)
     if premature or ngx.worker.exiting() then return end
+    -- One path per engine: after a reload the old worker's engine still
+    -- holds its own while the new one starts.
+    local event_socket = string.format("%s/wsnotify-%d.sock",
+        config.event_socket_dir or (ngx.config.prefix() .. "tmp"), ngx.worker.pid())
     local s, err = wsnotify.new_server{
         host = "127.0.0.1", port = config.engine_port, path = "/ws",
+        event_socket = event_socket,
         -- Nothing may block the worker: publishes never wait for room
         -- (WSN_EAGAIN instead), and a browser too slow to keep up is
         -- closed rather than holding up the others.
@@ -127,6 +182,7 @@ local function start_engine(premature, attempt)
         local ok, serr, code = s:start()
         if ok then
             server = s
+            event_path = event_socket
             log("INFO", "engine on 127.0.0.1:%d in worker %d (pid %d)",
                 s.port, ngx.worker.id(), ngx.worker.pid())
             assert(ngx.timer.at(0, loop))

@@ -81,6 +81,46 @@ describe("the module", function()
     end)
 end)
 
+describe("JSON the core's writer decides", function()
+    local enc = wsnotify.json_encode
+    local function err_of(v)
+        local ok, err = pcall(enc, v)
+        assert.is_false(ok)
+        return err
+    end
+    local function nest(n)
+        local v = 1
+        for _ = 1, n do v = {v} end
+        return v
+    end
+
+    it("refuses what JSON cannot hold with the core's code", function()
+        assert.matches("cannot encode a string that is not UTF%-8 as JSON %[WSN_EINVAL%]",
+                       err_of("a\255"))
+        -- a UTF-16 surrogate written as UTF-8 is not UTF-8 either
+        assert.matches("not UTF%-8 as JSON %[WSN_EINVAL%]", err_of({"\237\160\128"}))
+        assert.matches("cannot encode a table key that is not UTF%-8 as JSON %[WSN_EINVAL%]",
+                       err_of({["k\192"] = 1}))
+        assert.matches("cannot encode NaN as JSON %[WSN_EINVAL%]", err_of({x = 0 / 0}))
+        assert.matches("cannot encode an infinity as JSON %[WSN_EINVAL%]", err_of(-math.huge))
+        assert.matches("cannot encode a function as JSON", err_of({f = print}))
+    end)
+
+    it("nests 1,000 levels and refuses the next with WSN_ELIMIT", function()
+        assert.equal(string.rep("[", 1000) .. "1" .. string.rep("]", 1000), enc(nest(1000)))
+        assert.matches("nested deeper than 1000 levels .*%[WSN_ELIMIT%]", err_of(nest(1001)))
+        local t = {}
+        t.self = t
+        assert.matches("a table that contains itself.*%[WSN_ELIMIT%]", err_of(t))
+    end)
+
+    it("writes strings as the core escapes them, and starts afresh after a refusal", function()
+        assert.equal('"a\\u0000b\\t\\u001F\195\169"', enc("a\0b\t\31\195\169"))
+        err_of({1, 2, "\255"})
+        assert.equal('{"ok":[1,2]}', enc({ok = {1, 2}}))
+    end)
+end)
+
 describe("a server's HTTP side", function()
     local server
 

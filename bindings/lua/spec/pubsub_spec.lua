@@ -72,6 +72,8 @@ describe("pub/sub", function()
         t.self = t
         assert.has_error(function() server:publish("c", t) end)
         assert.has_error(function() server:publish("c", 0 / 0) end)
+        assert.has_error(function() server:publish("c", {"\255"}) end,
+                         "cannot encode a string that is not UTF-8 as JSON [WSN_EINVAL]")
     end)
 
     it("unsubscribes", function()
@@ -80,6 +82,37 @@ describe("pub/sub", function()
         assert.is_true(server:unsubscribe(client, "never"))
         server:publish("c", 1)
         ws:expect_nothing(0.2)
+    end)
+
+    it("forwards a received JSON message as it came", function()
+        local got
+        server:on_message(function(_, msg) got = msg end)
+        server:subscribe(client, "c")
+        ws:send_text('{"type":"json","channel":"c","message":{"b": [1, 2.50], "s":"\\u00e9"}}')
+        ws:send_text('{"type":"text","channel":"c","message":"plain"}')
+        assert.is_true(H.pump(server, function() return got ~= nil end))
+        assert.is_true(server:publish("c", got))
+        assert.equal('{"channel":"c","type":"json","time":"T","message":{"b":[1,2.50],"s":"\\u00e9"}}',
+                     ws:expect_text())
+        assert.equal(got.raw, wsnotify.json_encode(got))
+        -- a raw the handler replaced is checked like any string
+        local copy = got
+        copy.raw = "{bad"
+        local ok, _, code = server:publish("c", copy)
+        assert.is_nil(ok)
+        assert.equal("WSN_EJSON", code)
+        assert.has_error(function() wsnotify.json_encode(copy) end)
+        copy.raw = '{"replaced": 1}'
+        assert.is_true(server:publish("c", copy))
+        assert.equal('{"channel":"c","type":"json","time":"T","message":{"replaced":1}}',
+                     ws:expect_text())
+        got = nil
+        assert.is_true(H.pump(server, function() return got ~= nil end))
+        assert.equal("text", got.type)
+        assert.has_error(function() server:publish("c", got) end)
+        assert.is_true(server:publish_with_type("c", got.raw, got.type))
+        assert.equal('{"channel":"c","type":"text","time":"T","message":"plain"}',
+                     ws:expect_text())
     end)
 
     it("reaches every subscriber once and no one else", function()

@@ -57,12 +57,15 @@ int lwsn_fail_srv(lua_State *L, int rc, const char *what, wsn_server *srv);
 /* ---- values ----------------------------------------------------------- */
 
 /* JSON text of the value at idx: a string is taken as JSON text as it is;
- * nil/boolean/number/table/wsnotify.null are encoded (lua-cjson's rules:
+ * a received JSON message object is its payload; nil/boolean/number/
+ * table/wsnotify.null are encoded by the core's writer (lua-cjson's rules:
  * a table whose keys are exactly 1..n is an array, the empty-array marker
  * is an empty array, other tables objects with string keys). Raises on a
- * value JSON cannot hold. The text stays on the stack (pushed); *len gets
- * its length. */
-const char *lwsn_json_arg(lua_State *L, int idx, size_t *len);
+ * value JSON cannot hold. One value is pushed (the text, or what holds
+ * it); the text stays valid until the next encode in this Lua state.
+ * *len gets its length; *trusted (may be NULL) is 1 when the text is the
+ * core's own (WSN_PUBLISH_TRUSTED_JSON may be passed), 0 for a string. */
+const char *lwsn_json_arg(lua_State *L, int idx, size_t *len, int *trusted);
 /* Decodes JSON text and pushes the value (null: the null marker). Returns
  * 1, or pushes nothing and returns 0 when the text is not JSON. */
 int lwsn_json_push(lua_State *L, const char *text, size_t len);

@@ -89,7 +89,7 @@ static int client_set_metadata(lua_State *L) {
     case LUA_TTABLE:
     case LUA_TLIGHTUSERDATA: {
         size_t len;
-        const char *text = lwsn_json_arg(L, 3, &len);
+        const char *text = lwsn_json_arg(L, 3, &len, NULL);
         rc = wsn_client_set_json(c, key, text);
         break;
     }

@@ -1,15 +1,23 @@
 /*
  * JSON between Lua values and text, so that publishing a Lua table needs
- * no Lua JSON library: written here in C, read with jansson (the library
- * the core itself parses with). The rules are lua-cjson's, so code moving between the two
- * behaves alike:
+ * no Lua JSON library. Lua values are written through the core's JSON
+ * writer (wsn_json_writer: escaping, UTF-8, number text and the nesting
+ * bound are the core's, and its text is published with
+ * WSN_PUBLISH_TRUSTED_JSON); this file decides only what each Lua value
+ * is, by lua-cjson's rules, so code moving between the two behaves alike:
  *   - a table whose keys are exactly 1..n (n > 0) is an array;
  *   - a table carrying wsnotify.array_mt, and wsnotify.empty_array, are
  *     arrays even when empty; any other empty table is an object {};
  *   - other tables are objects and need string keys (numbers as keys are
  *     written as their decimal text, as cjson does);
- *   - wsnotify.null is JSON null; NaN and infinities are refused.
- * Decoded arrays carry array_mt, so an empty array survives a round trip.
+ *   - wsnotify.null is JSON null; functions, userdata, threads and
+ *     boolean keys are refused here, what the core's writer refuses (a
+ *     string that is not UTF-8, NaN and infinities, nesting deeper than
+ *     WSN_JSON_MAX_DEPTH) is raised with its code.
+ * A received JSON message object stands for its payload (the event's
+ * text, checked by the core on the way in). Text is read with jansson (the
+ * library the core parses with); decoded arrays carry array_mt, so an
+ * empty array survives a round trip.
  */
 #include <jansson.h>
 #include <math.h>
@@ -19,10 +27,9 @@
 
 #include "lwsn.h"
 
-#define MAX_DEPTH 1000
-
 /* Sentinels: addresses unique to this module. */
-static const char null_key, empty_array_key, array_mt_key;
+static const char null_key, empty_array_key, array_mt_key, writer_key, message_mt_key,
+    message_raw_key;
 
 #define NULL_SENTINEL ((void *)&null_key)
 #define EMPTY_ARRAY_SENTINEL ((void *)&empty_array_key)
@@ -34,115 +41,94 @@ static void push_array_mt(lua_State *L) {
 
 /* ---- Lua -> text ----------------------------------------------------- */
 
-/* The text being written, owned by a userdata so that an error raised
- * half-way (a value JSON cannot hold, out of memory) frees it in __gc. */
-typedef struct writer {
-    char *p;
-    size_t len, cap;
-} writer;
+/* The core's writer, one per Lua state (registry), reset for each value:
+ * the walk below only decides what each Lua value is; escaping, UTF-8,
+ * number text and the nesting bound are the core's. The walk cannot run
+ * Lua code (no metamethod is called), so one writer is never used by two
+ * walks at once. */
+typedef struct writer_box {
+    wsn_json_writer *w;
+    size_t last_len; /* the previous value's text */
+} writer_box;
 
-static void put(lua_State *L, writer *w, const char *s, size_t n) {
-    if (w->cap - w->len < n) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap - w->len < n)
-            cap *= 2;
-        char *p = realloc(w->p, cap);
-        if (!p)
+/* A writer keeps the memory of the biggest value it wrote; after one over
+ * this it is made anew, so one large value does not stay pinned. */
+#define WRITER_KEEP_BYTES (1u << 20)
+
+static int writer_box_gc(lua_State *L) {
+    writer_box *b = lua_touserdata(L, 1);
+    if (b->w) {
+        wsn_json_writer_free(b->w);
+        b->w = NULL;
+    }
+    return 0;
+}
+
+/* Pushes the state's writer box (made on first use) and returns the
+ * writer, reset. */
+static wsn_json_writer *push_writer(lua_State *L) {
+    lua_pushlightuserdata(L, (void *)&writer_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    writer_box *b = lua_touserdata(L, -1);
+    if (!b) {
+        lua_pop(L, 1);
+        b = lua_newuserdata(L, sizeof *b);
+        b->w = NULL;
+        b->last_len = 0;
+        lua_newtable(L);
+        lua_pushcfunction(L, writer_box_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        b->w = wsn_json_writer_new();
+        if (!b->w)
             luaL_error(L, "out of memory");
-        w->p = p;
-        w->cap = cap;
+        lua_pushlightuserdata(L, (void *)&writer_key);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);
     }
-    memcpy(w->p + w->len, s, n);
-    w->len += n;
+    if (b->last_len > WRITER_KEEP_BYTES) {
+        wsn_json_writer *fresh = wsn_json_writer_new();
+        if (!fresh)
+            luaL_error(L, "out of memory");
+        wsn_json_writer_free(b->w);
+        b->w = fresh;
+    }
+    b->last_len = 0;
+    wsn_json_writer_reset(b->w);
+    return b->w;
 }
 
-#define PUTS(L, w, lit) put(L, w, lit, sizeof lit - 1)
-
-/* Length of the UTF-8 sequence at s (of at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t k;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        k = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        k = 4, min = 0x10000;
-    else
-        return 0;
-    if (n < k)
-        return 0;
-    unsigned cp = c & (0x7F >> k);
-    for (size_t i = 1; i < k; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return k;
+/* Raises for a value the core's writer refused: what it was, and the
+ * core's code (README: "Tables are encoded by the core"). */
+static void check(lua_State *L, int rc, const char *what) {
+    if (rc == WSN_OK)
+        return;
+    if (rc == WSN_ENOMEM)
+        luaL_error(L, "out of memory");
+    luaL_error(L, "cannot encode %s as JSON [%s]", what, wsn_err_name(rc));
 }
 
-static void put_string(lua_State *L, writer *w, const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    PUTS(L, w, "\"");
-    size_t run = 0; /* start of the bytes copied as they are */
-    for (size_t i = 0; i < n;) {
-        unsigned c = u[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0x80) {
-            size_t k = utf8_seq(u + i, n - i);
-            if (!k)
-                luaL_error(L, "cannot encode a string that is not UTF-8 as JSON");
-            i += k;
-            continue;
-        }
-        put(L, w, s + run, i - run);
-        char esc[8];
-        switch (c) {
-        case '"': PUTS(L, w, "\\\""); break;
-        case '\\': PUTS(L, w, "\\\\"); break;
-        case '\n': PUTS(L, w, "\\n"); break;
-        case '\r': PUTS(L, w, "\\r"); break;
-        case '\t': PUTS(L, w, "\\t"); break;
-        case '\b': PUTS(L, w, "\\b"); break;
-        case '\f': PUTS(L, w, "\\f"); break;
-        default:
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            put(L, w, esc, 6);
-        }
-        run = ++i;
-    }
-    put(L, w, s + run, n - run);
-    PUTS(L, w, "\"");
+static void encode_string(lua_State *L, wsn_json_writer *w, int idx, int key) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    int rc = key ? wsn_json_key(w, s, len) : wsn_json_string(w, s, len);
+    check(L, rc, key ? "a table key that is not UTF-8" : "a string that is not UTF-8");
 }
 
-static void put_number(lua_State *L, writer *w, int idx) {
-    char buf[40];
+static void encode_number(lua_State *L, wsn_json_writer *w, int idx) {
     int64_t i;
     double d = (double)lua_tonumber(L, idx);
-    if (isnan(d) || isinf(d))
-        luaL_error(L, "cannot encode %s as JSON", isnan(d) ? "NaN" : "an infinity");
     if (lwsn_tointeger(L, idx, &i)) {
-        snprintf(buf, sizeof buf, "%lld", (long long)i);
-    } else {
-        /* The shortest text that reads back as the same double. */
-        for (int prec = 15; prec <= 17; prec++) {
-            snprintf(buf, sizeof buf, "%.*g", prec, d);
-            if (strtod(buf, NULL) == d)
-                break;
-        }
+        check(L, wsn_json_integer(w, i), "a number");
+        return;
     }
-    put(L, w, buf, strlen(buf));
+    int rc = wsn_json_number(w, d);
+    if (rc == WSN_EINVAL)
+        check(L, rc, isnan(d) ? "NaN" : "an infinity");
+    check(L, rc, "a number");
 }
 
-static void encode(lua_State *L, writer *w, int idx, int depth);
+static void encode(lua_State *L, wsn_json_writer *w, int idx);
 
 /* Positive integer keys 1..n and nothing else: n; else -1. */
 static long array_length(lua_State *L, int idx) {
@@ -172,25 +158,30 @@ static int has_array_mt(lua_State *L, int idx) {
     return same;
 }
 
-static void encode_table(lua_State *L, writer *w, int idx, int depth) {
+/* The core refuses the level past WSN_JSON_MAX_DEPTH; a table that
+ * contains itself meets that bound too. */
+static void check_open(lua_State *L, int rc) {
+    if (rc == WSN_ELIMIT)
+        luaL_error(L, "cannot encode JSON nested deeper than %d levels "
+                      "(a table that contains itself?) [WSN_ELIMIT]", WSN_JSON_MAX_DEPTH);
+    check(L, rc, "a table");
+}
+
+static void encode_table(lua_State *L, wsn_json_writer *w, int idx) {
     long n = array_length(L, idx);
     if (n > 0 || (n == 0 && has_array_mt(L, idx))) {
-        PUTS(L, w, "[");
+        check_open(L, wsn_json_begin_array(w));
         for (long i = 1; i <= n; i++) {
-            if (i > 1)
-                PUTS(L, w, ",");
             lua_rawgeti(L, idx, (int)i);
-            encode(L, w, lua_gettop(L), depth + 1);
+            encode(L, w, lua_gettop(L));
             lua_pop(L, 1);
         }
-        PUTS(L, w, "]");
+        check(L, wsn_json_end_array(w), "a table");
         return;
     }
-    PUTS(L, w, "{");
-    int first = 1;
+    check_open(L, wsn_json_begin_object(w));
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        size_t klen;
         int kt = lua_type(L, -2);
         if (kt != LUA_TSTRING && kt != LUA_TNUMBER)
             luaL_error(L, "cannot encode a table key of type %s as JSON",
@@ -198,90 +189,120 @@ static void encode_table(lua_State *L, writer *w, int idx, int depth) {
         /* A copy: lua_tolstring on a number key itself would confuse
          * lua_next. */
         lua_pushvalue(L, -2);
-        const char *key = lua_tolstring(L, -1, &klen);
-        if (!first)
-            PUTS(L, w, ",");
-        first = 0;
-        put_string(L, w, key, klen);
-        PUTS(L, w, ":");
-        encode(L, w, lua_gettop(L) - 1, depth + 1);
+        encode_string(L, w, lua_gettop(L), 1);
+        encode(L, w, lua_gettop(L) - 1);
         lua_pop(L, 2);
     }
-    PUTS(L, w, "}");
+    check(L, wsn_json_end_object(w), "a table");
 }
 
-static void encode(lua_State *L, writer *w, int idx, int depth) {
-    if (depth > MAX_DEPTH)
-        luaL_error(L, "cannot encode JSON nested deeper than %d levels "
-                      "(a table that contains itself?)", MAX_DEPTH);
+static void encode(lua_State *L, wsn_json_writer *w, int idx) {
     luaL_checkstack(L, 4, "JSON encode");
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        PUTS(L, w, "null");
+        check(L, wsn_json_null(w), "nil");
         break;
     case LUA_TBOOLEAN:
-        if (lua_toboolean(L, idx))
-            PUTS(L, w, "true");
-        else
-            PUTS(L, w, "false");
+        check(L, wsn_json_bool(w, lua_toboolean(L, idx)), "a boolean");
         break;
     case LUA_TNUMBER:
-        put_number(L, w, idx);
+        encode_number(L, w, idx);
         break;
-    case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua_tolstring(L, idx, &len);
-        put_string(L, w, s, len);
+    case LUA_TSTRING:
+        encode_string(L, w, idx, 0);
         break;
-    }
     case LUA_TLIGHTUSERDATA: {
         void *p = lua_touserdata(L, idx);
-        if (p == NULL_SENTINEL)
-            PUTS(L, w, "null");
-        else if (p == EMPTY_ARRAY_SENTINEL)
-            PUTS(L, w, "[]");
-        else
+        if (p == NULL_SENTINEL) {
+            check(L, wsn_json_null(w), "null");
+        } else if (p == EMPTY_ARRAY_SENTINEL) {
+            check_open(L, wsn_json_begin_array(w));
+            check(L, wsn_json_end_array(w), "empty_array");
+        } else {
             luaL_error(L, "cannot encode a lightuserdata as JSON");
+        }
         break;
     }
     case LUA_TTABLE:
-        encode_table(L, w, idx, depth);
+        encode_table(L, w, idx);
         break;
     default:
         luaL_error(L, "cannot encode a %s as JSON", luaL_typename(L, idx));
     }
 }
 
-static int writer_gc(lua_State *L) {
-    writer *w = lua_touserdata(L, 1);
-    free(w->p);
-    w->p = NULL;
-    return 0;
-}
-
-/* Pushes the JSON text of the value at idx. */
-static void push_json_text(lua_State *L, int idx) {
+/* Encodes the value at idx with the state's writer; pushes the writer's
+ * box (one value on the stack, as lwsn_json_arg promises) and returns the
+ * text, valid until the next encode in this state. */
+static const char *encode_value(lua_State *L, int idx, size_t *len) {
     idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    writer *w = lua_newuserdata(L, sizeof *w);
-    memset(w, 0, sizeof *w);
-    lua_newtable(L);
-    lua_pushcfunction(L, writer_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    encode(L, w, idx, 0);
-    lua_pushlstring(L, w->p, w->len);
-    free(w->p);
-    w->p = NULL;
-    lua_remove(L, -2);
+    wsn_json_writer *w = push_writer(L);
+    encode(L, w, idx);
+    const char *text = wsn_json_writer_text(w, len);
+    if (!text) /* every call above succeeded: a bug, not a value */
+        luaL_error(L, "cannot encode the value as JSON [%s]",
+                   wsn_err_name(wsn_json_writer_error(w)));
+    ((writer_box *)lua_touserdata(L, -1))->last_len = *len;
+    return text;
 }
 
-const char *lwsn_json_arg(lua_State *L, int idx, size_t *len) {
+/* A received message object (the message_mt of wsnotify.lua, which it
+ * registers with set_message_mt) of type json stands for its payload.
+ * *trusted (may be NULL) is 1 while msg.raw is still the event's text,
+ * which the core checked on the way in: wsnotify.lua keeps a second
+ * reference under message_raw_key, so a raw the application replaced is
+ * checked like any string. */
+static const char *message_payload(lua_State *L, int idx, size_t *len, int *trusted) {
+    if (!lua_getmetatable(L, idx))
+        return NULL;
+    lua_pushlightuserdata(L, (void *)&message_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    int is_msg = !lua_isnil(L, -1) && lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (!is_msg)
+        return NULL;
+    lua_pushliteral(L, "type");
+    lua_rawget(L, idx);
+    int json = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "json") == 0;
+    lua_pop(L, 1);
+    if (!json)
+        luaL_error(L, "only a JSON message stands for its payload; pass msg.raw "
+                      "with its type (publish_with_type) instead");
+    lua_pushlightuserdata(L, (void *)&message_raw_key);
+    lua_rawget(L, idx);
+    lua_pushliteral(L, "raw");
+    lua_rawget(L, idx);
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "a message without its raw text");
+    int core = lua_rawequal(L, -1, -2);
+    lua_remove(L, -2);
+    if (trusted)
+        *trusted = core;
+    const char *text = lua_tolstring(L, -1, len);
+    if (*len == 0 && core) { /* a JSON message without a value: null */
+        lua_pop(L, 1);
+        lua_pushliteral(L, "null");
+        text = lua_tolstring(L, -1, len);
+    }
+    return text;
+}
+
+const char *lwsn_json_arg(lua_State *L, int idx, size_t *len, int *trusted) {
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    if (trusted)
+        *trusted = 0;
     if (lua_type(L, idx) == LUA_TSTRING) {
         lua_pushvalue(L, idx);
         return lua_tolstring(L, -1, len);
     }
-    push_json_text(L, idx);
-    return lua_tolstring(L, -1, len);
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        const char *text = message_payload(L, idx, len, trusted);
+        if (text)
+            return text;
+    }
+    if (trusted)
+        *trusted = 1;
+    return encode_value(L, idx, len);
 }
 
 /* ---- jansson -> Lua --------------------------------------------------- */
@@ -368,8 +389,28 @@ int lwsn_json_push(lua_State *L, const char *text, size_t len) {
 /* json_encode(value) -> text (raises for what JSON cannot hold). */
 static int l_json_encode(lua_State *L) {
     luaL_checkany(L, 1);
-    push_json_text(L, 1);
+    size_t len;
+    const char *text = NULL;
+    int core = 1;
+    if (lua_type(L, 1) == LUA_TTABLE)
+        text = message_payload(L, 1, &len, &core);
+    if (text) {
+        if (!core && wsn_json_validate(text, len) != WSN_OK)
+            luaL_error(L, "msg.raw was replaced by text that is not JSON");
+        return 1; /* the payload, pushed */
+    }
+    text = encode_value(L, 1, &len);
+    lua_pushlstring(L, text, len);
     return 1;
+}
+
+/* set_message_mt(mt): the metatable of received messages (wsnotify.lua). */
+static int l_set_message_mt(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushlightuserdata(L, (void *)&message_mt_key);
+    lua_pushvalue(L, 1);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    return 0;
 }
 
 /* json_decode(text) -> value | nil, err, "WSN_EJSON" */
@@ -424,6 +465,7 @@ static int l_json_get_string(lua_State *L) {
 static const luaL_Reg json_fns[] = {{"json_encode", l_json_encode},
                                     {"json_decode", l_json_decode},
                                     {"json_get_string", l_json_get_string},
+                                    {"set_message_mt", l_set_message_mt},
                                     {NULL, NULL}};
 
 void lwsn_json_open(lua_State *L) {
@@ -432,6 +474,8 @@ void lwsn_json_open(lua_State *L) {
     lua_setfield(L, -2, "null");
     lua_pushlightuserdata(L, EMPTY_ARRAY_SENTINEL);
     lua_setfield(L, -2, "empty_array");
+    lua_pushlightuserdata(L, (void *)&message_raw_key);
+    lua_setfield(L, -2, "message_raw_key");
     /* array_mt: one table per Lua state, kept in the registry. */
     lua_pushlightuserdata(L, (void *)&array_mt_key);
     lua_rawget(L, LUA_REGISTRYINDEX);

@@ -214,9 +214,10 @@ static wsn_message_type type_arg(lua_State *L, int idx) {
 /* The payload of a message of type t at idx: JSON values are encoded,
  * text and binary must be strings. Leaves one value pushed. */
 static const char *payload_arg(lua_State *L, int idx, wsn_message_type t,
-                               size_t *len) {
+                               size_t *len, int *trusted) {
+    *trusted = 0;
     if (t == WSN_TYPE_JSON)
-        return lwsn_json_arg(L, idx, len);
+        return lwsn_json_arg(L, idx, len, trusted);
     const char *s = luaL_checklstring(L, idx, len);
     lua_pushvalue(L, idx);
     return s;
@@ -234,6 +235,12 @@ static int64_t ms_arg(lua_State *L, int idx) {
     if (isnan(s) || s > 9.2e18 || s < -9.2e18)
         luaL_argerror(L, idx, "seconds out of range");
     return (int64_t)llround(s);
+}
+
+/* Text the core made (its writer) or checked (an event's payload) needs
+ * no second check: wsn_server_publish_ex skips validation and minify. */
+static int trusted_flag(int trusted) {
+    return trusted ? WSN_PUBLISH_TRUSTED_JSON : 0;
 }
 
 #define BAD_IF(bad, what)                                                      \
@@ -314,11 +321,12 @@ static int srv_publish(lua_State *L) {
     const char *ch = cstr_arg(L, 2, &bad);
     luaL_checkany(L, 3);
     size_t len;
-    const char *text = lwsn_json_arg(L, 3, &len);
+    int trusted;
+    const char *text = lwsn_json_arg(L, 3, &len, &trusted);
     BAD_IF(bad || strlen(text) != len, "publish");
     return done(L, srv,
                 wsn_server_publish_ex(srv, NULL, ch, WSN_TYPE_JSON, text, len,
-                                      NULL, NULL, u->flags),
+                                      NULL, NULL, u->flags | trusted_flag(trusted)),
                 "publish");
 }
 
@@ -333,11 +341,12 @@ static int publish_typed(lua_State *L, lwsn_server *u, wsn_client *c, int at,
     const char *mid = opt_cstr_arg(L, at + 3, &bad);
     const char *rid = opt_cstr_arg(L, at + 4, &bad);
     size_t len;
-    const void *data = payload_arg(L, at + 1, t, &len);
+    int trusted;
+    const void *data = payload_arg(L, at + 1, t, &len, &trusted);
     BAD_IF(bad, what);
     return done(L, u->srv,
                 wsn_server_publish_ex(u->srv, c, ch, t, data, len, mid, rid,
-                                      u->flags),
+                                      u->flags | trusted_flag(trusted)),
                 what);
 }
 
@@ -364,7 +373,8 @@ static int srv_publish_to_client_id(lua_State *L) {
     const char *mid = opt_cstr_arg(L, 6, &bad);
     const char *rid = opt_cstr_arg(L, 7, &bad);
     size_t len;
-    const void *data = payload_arg(L, 4, t, &len);
+    int trusted; /* no flags: it is checked */
+    const void *data = payload_arg(L, 4, t, &len, &trusted);
     BAD_IF(bad, "publish_to_client_id");
     return done(L, u->srv,
                 wsn_server_publish_to_client_id(u->srv, id, ch, t, data, len, mid, rid),
@@ -522,7 +532,7 @@ static int srv_publish_wait(lua_State *L) {
     const char *name = cstr_arg(L, 5, &bad);
     int64_t ttl = ms_arg(L, 6);
     size_t len;
-    const char *text = lwsn_json_arg(L, 3, &len);
+    const char *text = lwsn_json_arg(L, 3, &len, NULL);
     BAD_IF(bad || strlen(text) != len, "publish_wait");
     return done(L, srv,
                 wsn_server_publish_wait_ex(srv, ch, WSN_TYPE_JSON, text, len,
@@ -542,7 +552,8 @@ static int srv_publish_wait_with_type(lua_State *L) {
     const char *name = cstr_arg(L, 6, &bad);
     int64_t ttl = ms_arg(L, 7);
     size_t len;
-    const void *data = payload_arg(L, 3, t, &len);
+    int trusted; /* publish_wait_ex takes no WSN_PUBLISH_TRUSTED_JSON */
+    const void *data = payload_arg(L, 3, t, &len, &trusted);
     BAD_IF(bad, "publish_wait_with_type");
     return done(L, srv,
                 wsn_server_publish_wait_ex(srv, ch, t, data, len, ident, name,
@@ -801,7 +812,7 @@ static int srv_accept_upgrade(lua_State *L) {
     size_t meta_len = 0;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
-        meta = lwsn_json_arg(L, 3, &meta_len);
+        meta = lwsn_json_arg(L, 3, &meta_len, NULL);
     }
     size_t n = 0;
     if (!lua_isnoneornil(L, 4)) {
