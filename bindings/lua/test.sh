@@ -6,7 +6,7 @@
 #      and checks both install paths: cmake --install, luarocks make;
 #   3. runs the busted specs on LuaJIT, Lua 5.4 and Lua 5.1 (TAP, counted);
 #   4. runs the chat smoke tests (scripts/smoke_chat.py, smoke_msgpack.py,
-#      smoke_auth_chat.py)
+#      smoke_auth_chat.py, smoke_broker_chat.py)
 #      against examples/lua/chat.lua on LuaJIT and through nginx
 #      (examples/openresty/run.sh);
 #   5. runs the OpenResty test (examples/openresty/test.py: nginx under a
@@ -152,10 +152,13 @@ if "$PY" -c 'import websockets, msgpack' 2>/dev/null; then
     smoke smoke_msgpack.py "$root/examples/lua/chat.lua" chat.lua
     smoke smoke_auth_chat.py "$root/examples/lua/chat.lua" chat.lua
     smoke smoke_tls_chat.py "$root/examples/lua/chat.lua" chat.lua
+    # Three of it on one redis-server, killed and restarted (issue 19).
+    smoke smoke_broker_chat.py "$root/examples/lua/chat.lua" chat.lua
     if [ "$have_nginx" = 1 ]; then
         smoke smoke_chat.py "$root/examples/openresty/run.sh" openresty
         smoke smoke_msgpack.py "$root/examples/openresty/run.sh" openresty
         smoke smoke_auth_chat.py "$root/examples/openresty/run.sh" openresty
+        smoke smoke_broker_chat.py "$root/examples/openresty/run.sh" openresty
     fi
 else
     steps_failed=$((steps_failed + 1))
