@@ -555,6 +555,57 @@ static void test_json_validate(void)
     }
 }
 
+/* The string scan takes 8 plain bytes at a time: every byte that needs a
+ * look of its own (quote, backslash, control byte, a UTF-8 sequence, a bad
+ * one) is found at every offset of a word and near the end of the text,
+ * and the value read back is the string, whole. The buffer is exactly as
+ * long as the text, so a read past it is an ASan report. */
+static void test_json_string_fast_path(void)
+{
+    static const struct {
+        const char *bytes; /* placed inside a run of 'x' */
+        int valid;
+        const char *decoded;
+    } cases[] = {
+        {"\\\"", 1, "\""},      {"\\\\", 1, "\\"},         {"\\n", 1, "\n"},
+        {"\\u00e9", 1, "\xc3\xa9"}, {"\xc3\xa9", 1, "\xc3\xa9"}, {"\xf0\x9f\x98\x80", 1, "\xf0\x9f\x98\x80"},
+        {"\x1f", 0, NULL},        {"\x7f", 1, "\x7f"},         {"\xff", 0, NULL},
+        {"\xc3", 0, NULL},        {"\xed\xa0\x80", 0, NULL},    {"\"", 0, NULL},
+    };
+    char value[64], text[96], out[96];
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        size_t blen = strlen(cases[k].bytes);
+        for (size_t at = 0; at <= 20; at++) {
+            for (size_t after = 0; after <= 9; after++) {
+                memset(value, 'x', at);
+                memcpy(value + at, cases[k].bytes, blen);
+                memset(value + at + blen, 'x', after);
+                size_t vlen = at + blen + after;
+                int n = snprintf(text, sizeof(text), "{\"k\":\"%.*s\"}", (int)vlen, value);
+                char *exact = malloc((size_t)n);
+                CHECK(exact);
+                memcpy(exact, text, (size_t)n);
+                int rc = wsn_json_validate(exact, (size_t)n);
+                CHECK_MSG(rc == (cases[k].valid ? WSN_OK : WSN_EJSON),
+                          "case %zu at %zu + %zu: validate %d", k, at, after, rc);
+                if (cases[k].valid) {
+                    size_t got = 0;
+                    CHECK_OK(wsn_json_get_string(exact, (size_t)n, "k", out, sizeof(out), &got));
+                    size_t dlen = strlen(cases[k].decoded);
+                    CHECK_EQ(got, at + dlen + after);
+                    for (size_t i = 0; i < got; i++) {
+                        char want = i < at ? 'x'
+                                    : i < at + dlen ? cases[k].decoded[i - at] : 'x';
+                        CHECK_MSG(out[i] == want, "case %zu at %zu + %zu: byte %zu", k, at,
+                                  after, i);
+                    }
+                }
+                free(exact);
+            }
+        }
+    }
+}
+
 static void test_json_get_string(void)
 {
     char out[32];
@@ -775,6 +826,7 @@ static const tu_test tests[] = {
     {"null_arguments", test_null_arguments},
     {"json_validate", test_json_validate},
     {"json_get_string", test_json_get_string},
+    {"json_string_fast_path", test_json_string_fast_path},
     {"message_type_names", test_message_type_names},
     {"start_twice", test_start_twice},
     {"free_never_started", test_free_never_started},

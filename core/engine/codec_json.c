@@ -135,15 +135,8 @@ size_t wsni_json_minify(char *dst, const char *s, size_t len)
             continue;
         }
         /* A string goes over whole; valid text closes it before the end. */
-        const char *start = p++;
-        for (;;) {
-            while (*p != '"' && *p != '\\')
-                p++;
-            if (*p == '"')
-                break;
-            p += 2;
-        }
-        p++;
+        const char *start = p;
+        p = wsni_json_scan_string_end(p, end);
         memcpy(o, start, (size_t)(p - start));
         o += p - start;
     }

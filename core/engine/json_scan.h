@@ -11,6 +11,10 @@ int wsni_json_scan_valid(const char *text, size_t len);
 /* The calls below walk text that wsni_json_scan_valid accepted; on anything
  * else their result is undefined. */
 
+/* p is at a string's opening quote: returns the byte after its closing
+ * one (end bounds the reads of its fast path only). */
+const char *wsni_json_scan_string_end(const char *p, const char *end);
+
 /* p is at the first byte of a value: returns the byte after it. */
 const char *wsni_json_scan_skip(const char *p, const char *end);
 
