@@ -1,7 +1,11 @@
 /* Client handles after disconnect, per-client metadata, max_clients, the
  * descriptor limit. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -502,7 +506,49 @@ static void test_host_fds_exhausted(void)
     CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0);
 }
 
+/* The server's side of every accepted connection has TCP_NODELAY: the
+ * engine coalesces frames itself, and with Nagle a small write waited for
+ * the client's delayed ACK (40 ms) behind an unacknowledged one. The
+ * server runs in this process, so its sockets are among our fds: those
+ * whose local port is the server's and that have a peer. */
+static void test_accepted_sockets_nodelay(void)
+{
+    wsn_server *srv = tu_server(NULL);
+    int port = wsn_server_port(srv);
+    wsc *w[2];
+    wsn_client *c[2];
+    for (int i = 0; i < 2; i++)
+        c[i] = tu_accept(srv, &w[i]);
+    int found = 0;
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        struct sockaddr_storage local, peer;
+        socklen_t ll = sizeof(local), pl = sizeof(peer);
+        if (e->d_name[0] == '.' || getsockname(fd, (struct sockaddr *)&local, &ll) ||
+            local.ss_family != AF_INET || getpeername(fd, (struct sockaddr *)&peer, &pl) ||
+            ntohs(((struct sockaddr_in *)&local)->sin_port) != port)
+            continue;
+        int on = 0;
+        socklen_t ol = sizeof(on);
+        CHECK_EQ(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &ol), 0);
+        CHECK_MSG(on, "accepted socket fd %d has Nagle on", fd);
+        found++;
+    }
+    closedir(d);
+    CHECK_EQ(found, 2);
+    for (int i = 0; i < 2; i++) {
+        wsc_free(w[i]);
+        wsn_client_release(c[i]);
+    }
+    CHECK_OK(wsn_server_shutdown(srv, 5000));
+    wsn_server_free(srv);
+}
+
 static const tu_test tests[] = {
+    {"accepted_sockets_nodelay", test_accepted_sockets_nodelay},
     {"gone_client", test_gone_client},
     {"metadata_types", test_metadata_types},
     {"metadata_errors", test_metadata_errors},

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -198,6 +199,13 @@ static void admit(wsn_server *srv, int fd, const struct sockaddr_storage *ss)
         note_exhausted(srv);
         return;
     }
+    /* lws sets this on the sockets it accepts itself, not on the ones it
+     * adopts: without it Nagle held a small write behind an unacknowledged
+     * one until the client's delayed ACK, 40 ms (one subscriber at window
+     * 20: 10 k deliveries/s instead of 150 k). The engine coalesces frames
+     * into one send itself. */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     char addr[INET6_ADDRSTRLEN] = "";
     if (ss->ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr, sizeof(addr));
