@@ -876,6 +876,19 @@ static void stream_chunk(peer **ctl, int c, int size, char **rcs)
     stream_chunk_on(ctl, "feed", c, size, rcs);
 }
 
+/* publish_to_client_id from node t's server to the client on node
+ * (t + 1) % NODES, tagged as t's; returns the call's result. */
+static int dm_next(peer **ctl, char ids[][64], int t, int i)
+{
+    char tag[3] = {'d', (char)('A' + t), 0};
+    json_t *rep = ask(ctl[t], json_pack("{s:s,s:s,s:s,s:i}", "op", "to", "id",
+                                        ids[(t + 1) % NODES], "tag", tag, "i", i),
+                      "to");
+    int rc = (int)json_integer_value(json_object_get(rep, "rc"));
+    json_decref(rep);
+    return rc;
+}
+
 /* Redis killed mid-stream and restarted: publishes made while a server
  * knows the broker is down answer WSN_EBROKER and reach that server's
  * clients only; /healthz says 503 with the reason, then 200; the channels
@@ -896,6 +909,20 @@ static void failover_kill_restart(void)
         lost0[k] = info_int(ctl[k], "refused") + info_int(ctl[k], "unconfirmed");
         gaps0[k] = info_int(ctl[k], "lost");
     }
+
+    /* A message to a client of another server, once before the kill, once
+     * while down (refused: WSN_EBROKER) and once after: the refused one is
+     * counted as lost at its target, as a channel publish is. */
+    char ids[NODES][64];
+    for (int k = 0; k < NODES; k++) {
+        json_t *me = ask(peers[k], json_pack("{s:s}", "op", "me"), "me");
+        snprintf(ids[k], sizeof(ids[k]), "%s", json_string_value(json_object_get(me, "id")));
+        json_decref(me);
+    }
+    for (int t = 0; t < NODES; t++)
+        CHECK_RC(dm_next(ctl, ids, t, 0), WSN_OK);
+    for (int k = 0; k < NODES; k++)
+        TU_WAIT_FOR(PEEK(peers[k], peers[k]->dm_total) >= 1, TU_TIMEOUT);
 
     /* Chunks 0-2 with Redis up: delivered everywhere before the kill. */
     for (int c = 0; c < 3; c++)
@@ -924,6 +951,8 @@ static void failover_kill_restart(void)
         for (int k = 0; k < NODES; k++)
             expect_all(rcs[c][k], 'B');
     }
+    for (int t = 0; t < NODES; t++)
+        CHECK_RC(dm_next(ctl, ids, t, 1), WSN_EBROKER);
     redis_start(r);
     for (int k = 0; k < NODES; k++)
         wait_health(&nodes[k], 200);
@@ -936,6 +965,14 @@ static void failover_kill_restart(void)
         stream_chunk(ctl, c, SIZE, rcs[c]);
         for (int k = 0; k < NODES; k++)
             expect_all(rcs[c][k], '.');
+    }
+    for (int t = 0; t < NODES; t++)
+        CHECK_RC(dm_next(ctl, ids, t, 2), WSN_OK);
+    for (int k = 0; k < NODES; k++) {
+        TU_WAIT_FOR(PEEK(peers[k], peers[k]->dm_total) >= 2, TU_TIMEOUT);
+        pthread_mutex_lock(&peers[k]->mu);
+        CHECK(peers[k]->dm[0] == 1 && peers[k]->dm[1] == 0 && peers[k]->dm[2] == 1);
+        pthread_mutex_unlock(&peers[k]->mu);
     }
     int last = CHUNKS * SIZE - 1;
     for (int k = 0; k < NODES; k++)
@@ -977,10 +1014,11 @@ static void failover_kill_restart(void)
         }
     }
     /* Delivered + counted lost == published, at every receiving server:
-     * the last chunks closed every gap. */
+     * the last chunks closed every gap; one more is the refused message to
+     * its client. */
     for (int k = 0; k < NODES; k++)
-        CHECK_MSG(info_int(ctl[k], "lost") - gaps0[k] == missing_at[k],
-                  "server %d counted %lld lost, its client missed %d", k,
+        CHECK_MSG(info_int(ctl[k], "lost") - gaps0[k] == missing_at[k] + 1,
+                  "server %d counted %lld lost, its client missed %d + 1", k,
                   (long long)(info_int(ctl[k], "lost") - gaps0[k]), missing_at[k]);
     /* Every publish kept on its own server was counted as refused. */
     for (int t = 0; t < NODES; t++) {

@@ -1359,13 +1359,19 @@ static int server_of(const char *client_id, char *out, size_t cap)
     return 0;
 }
 
+/* The Redis channel of server sid's inbox (publish_to_client_id). */
+static void inbox_channel(const redis_broker *rb, const char *sid, char *out, size_t size)
+{
+    snprintf(out, size, "wsn:%d:i:%s", rb->addr.db, sid);
+}
+
 static int redis_publish_to_remote(wsn_server *srv, const char *client_id, outgoing *o)
 {
     redis_broker *rb = rb_of(srv);
     char sid[16], chan[96];
     if (server_of(client_id, sid, sizeof(sid)))
         return WSN_EINVAL;
-    snprintf(chan, sizeof(chan), "wsn:%d:i:%s", rb->addr.db, sid);
+    inbox_channel(rb, sid, chan, sizeof(chan));
     uint64_t refused = atomic_load(&rb->refused);
     enqueue(rb, ENVELOPE_CLIENT, chan, client_id, &o, 1);
     return atomic_load(&rb->refused) != refused ? WSN_EBROKER : WSN_OK;
@@ -1465,6 +1471,19 @@ static void redis_kept_local(wsn_server *srv, const char *channel, size_t count)
     }
 }
 
+static void redis_kept_remote(wsn_server *srv, const char *client_id)
+{
+    redis_broker *rb = rb_of(srv);
+    char sid[16], chan[96];
+    atomic_fetch_add(&rb->refused, 1);
+    if (server_of(client_id, sid, sizeof(sid)))
+        return;
+    inbox_channel(rb, sid, chan, sizeof(chan));
+    uint32_t epoch;
+    uint64_t seq;
+    wsni_seq_out_take(rb->seq_out, chan, 1, now_ms(), &epoch, &seq);
+}
+
 static const wsni_broker redis_broker_table = {
     .publish = redis_publish,
     /* A client handle is of this server: nothing to send anywhere. */
@@ -1474,6 +1493,7 @@ static const wsni_broker redis_broker_table = {
     .drain = redis_drain,
     .publish_to_remote = redis_publish_to_remote,
     .kept_local = redis_kept_local,
+    .kept_remote = redis_kept_remote,
 };
 
 /* --- life --------------------------------------------------------------- */
@@ -1524,7 +1544,7 @@ int wsni_redis_new(wsn_server *srv, const char *url, int sharded, const wsni_red
     snprintf(srv->cluster_id, sizeof(srv->cluster_id), "%010llx", (unsigned long long)rb->origin);
     snprintf(rb->chan_prefix, sizeof(rb->chan_prefix), "wsn:%d:c:", rb->addr.db);
     rb->chan_prefix_len = strlen(rb->chan_prefix);
-    snprintf(rb->inbox, sizeof(rb->inbox), "wsn:%d:i:%s", rb->addr.db, srv->cluster_id);
+    inbox_channel(rb, srv->cluster_id, rb->inbox, sizeof(rb->inbox));
     /* The inbox is one more channel, wanted for good: subscribed on its
      * slot's master, again when that slot moves. */
     size_t ilen = strlen(rb->inbox);

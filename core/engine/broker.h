@@ -44,6 +44,10 @@ struct wsni_broker {
      * was told the broker was down): counted, not sent (and numbered, so
      * that the other servers count them as lost). */
     void (*kept_local)(wsn_server *srv, const char *channel, size_t count);
+    /* A message to client_id of another server was refused (the publisher
+     * was told the broker was down): counted and numbered, not sent, so
+     * that the target server counts it as lost. */
+    void (*kept_remote)(wsn_server *srv, const char *client_id);
 };
 
 extern const wsni_broker wsni_local_broker;

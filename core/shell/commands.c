@@ -276,6 +276,11 @@ int wsni_command_apply(wsn_server *srv, command *cmd, int may_wait)
             return wsni_broker_publish_here(srv, cmd->channel, &cmd->out, 1, may_wait);
         return wsni_broker_publish(srv, cmd->channel, &cmd->out, 1, may_wait);
     case CMD_SEND_REMOTE:
+        if (cmd->arg) { /* refused at the call: numbered, not sent */
+            if (srv->broker->kept_remote)
+                srv->broker->kept_remote(srv, cmd->target);
+            return WSN_EBROKER;
+        }
         return srv->broker->publish_to_remote
                    ? srv->broker->publish_to_remote(srv, cmd->target, cmd->out)
                    : WSN_EGONE;

@@ -315,13 +315,17 @@ static int publish_to_client_id(wsn_server *srv, const char *client_id, const ch
         return rc;
     if (strlen(client_id) >= 64 || !wsni_utf8_valid_str(client_id))
         return WSN_EINVAL;
-    if ((rc = wsni_cluster_publish_check(srv)))
-        return rc;
+    /* Decided now, as for a channel publish; a refused one still goes to
+     * the I/O thread, which numbers it so the target counts it as lost. */
+    int refused = wsni_cluster_publish_check(srv) == WSN_EBROKER;
     command *cmd;
     if ((rc = message_command(srv, CMD_SEND_REMOTE, client_id, channel, type, data, len,
                               message_id, reply_to_id, 0, &cmd)))
         return rc;
-    return wsni_command_submit(srv, cmd, 0);
+    cmd->arg = refused;
+    if ((rc = wsni_command_submit(srv, cmd, 0)))
+        return rc;
+    return refused ? WSN_EBROKER : WSN_OK;
 }
 
 WSN_API int wsn_server_publish_to_client_id(wsn_server *srv, const char *client_id,
