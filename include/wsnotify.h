@@ -1153,8 +1153,9 @@ typedef struct wsn_metrics {
                                           per channel (docs/scale-out.md) */
 } wsn_metrics; /* grows only at the end */
 
-/* Fills m (see above). Returns 0, or WSN_EINVAL for NULL or a size smaller
- * than the 0.3 struct. Any thread, before start and after stop too (the
+/* Fills m (see above). Returns 0, or WSN_EINVAL for NULL or a size that
+ * does not reach broker_reconnects (the struct as 0.3 first had it);
+ * broker_lost and any later field are filled only when size covers them. Any thread, before start and after stop too (the
  * gauges are then 0). It takes the server's locks only as long as a
  * publish does, never waits for the I/O thread, and costs the delivery
  * path nothing per message beyond a few counters kept per write and per
