@@ -298,7 +298,7 @@ typedef enum wsn_option {
                                          https://). Both or neither. (41,
                                          planned for it, went to
                                          WSN_OPT_AUTHENTICATE.) Since 0.3 */
-    WSN_OPT_EVENT_SOCKET = 50         /* string, "": a unix socket path the
+    WSN_OPT_EVENT_SOCKET = 50,        /* string, "": a unix socket path the
                                          server listens on while it runs;
                                          each connection gets one byte
                                          whenever wsn_server_event_fd()
@@ -306,6 +306,13 @@ typedef enum wsn_option {
                                          cannot wait on an fd but can on
                                          a socket (nginx cosockets).
                                          See "Event socket". Since 0.3 */
+    WSN_OPT_HANDOFF_SOCKET = 51       /* string, "": a unix datagram socket
+                                         path the server listens on while
+                                         it runs, taking connections that
+                                         another process accepted and
+                                         read the request head of
+                                         (wsn_handoff()). See "Handoff".
+                                         Since 0.3 */
 } wsn_option;
 
 /* How an option's value is given. Durations are integer milliseconds;
@@ -789,6 +796,34 @@ WSN_API int wsn_server_event_fd(wsn_server *srv);
  * hence the take-first. At most 16 connections are told (more are
  * closed at once). When the server stops, the STOPPED event is announced
  * and then every connection is closed (EOF) and the path unlinked. */
+
+/* Handoff (WSN_OPT_HANDOFF_SOCKET, since 0.3): a front server that
+ * accepted a plain (not TLS) HTTP connection and read its request head
+ * (nginx in front of an engine in one of its workers) gives the socket
+ * to the engine instead of proxying every frame. wsn_server_start()
+ * binds the path as a unix datagram socket (a stale socket file there is
+ * replaced; a path in use by a running server, or longer than 107 bytes,
+ * fails the start with WSN_EIO). Each datagram carries one socket
+ * (SCM_RIGHTS) and the bytes read from it so far, at least the whole
+ * request head. The engine serves the connection exactly as one it
+ * accepted itself: path, Origin, authentication, per-address limits and
+ * remote address (the real peer, from the socket) all apply.
+ *
+ * wsn_handoff() is the front's side, and needs no server in the calling
+ * process. It sends fd and the head_len bytes at head to the engine at
+ * path without waiting. On WSN_OK the engine holds the socket: the caller
+ * then closes its own descriptor without writing to or shutting down the
+ * socket. Because an epoll set forgets a socket only when every
+ * descriptor of it is closed, which the engine's copy now prevents, the
+ * call first removes fd from each epoll set of the calling process (hosts
+ * such as nginx rely on close() to do that). Errors, with nothing sent
+ * and fd still the caller's: WSN_EINVAL (NULL or empty path, a path over
+ * 107 bytes, fd < 0, head NULL or head_len 0), WSN_ELIMIT (head_len over
+ * WSN_HANDOFF_MAX_HEAD), WSN_ECLOSED (no engine listens at path: it
+ * stopped, or never started), WSN_EAGAIN (the engine's queue of handed
+ * sockets is full: answer 503), WSN_EIO (any other failure). */
+#define WSN_HANDOFF_MAX_HEAD 16384
+WSN_API int wsn_handoff(const char *path, int fd, const void *head, size_t head_len);
 
 /* Waits until an event (or, with WSN_OPT_LOG_QUEUE, a log line) is queued
  * or timeout_ms passes (-1 = forever). Returns 1 (events or lines ready: a

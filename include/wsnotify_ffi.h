@@ -103,7 +103,8 @@ typedef enum wsn_option {
     WSN_OPT_METRICS = 47,
     WSN_OPT_METRICS_TOKEN = 48,
     WSN_OPT_TLS_CERT = 49,
-    WSN_OPT_EVENT_SOCKET = 50
+    WSN_OPT_EVENT_SOCKET = 50,
+    WSN_OPT_HANDOFF_SOCKET = 51
 } wsn_option;
 
 typedef enum wsn_option_type {
@@ -325,6 +326,8 @@ int wsn_server_set_handler(wsn_server *srv, wsn_event_type type,
                            wsn_event_fn fn, void *user);
 
 int wsn_server_event_fd(wsn_server *srv);
+
+int wsn_handoff(const char *path, int fd, const void *head, size_t head_len);
 
 int wsn_server_wait(wsn_server *srv, int timeout_ms);
 

@@ -199,6 +199,7 @@ static const struct {
     {"metrics_token", WSN_OPT_METRICS_TOKEN, WSN_OPTTYPE_STRING},
     {"tls_cert", WSN_OPT_TLS_CERT, WSN_OPTTYPE_STRING},
     {"event_socket", WSN_OPT_EVENT_SOCKET, WSN_OPTTYPE_STRING},
+    {"handoff_socket", WSN_OPT_HANDOFF_SOCKET, WSN_OPTTYPE_STRING},
     {"tls_key", WSN_OPT_TLS_KEY, WSN_OPTTYPE_STRING},
     {"tls_ca", WSN_OPT_TLS_CA, WSN_OPTTYPE_STRING},
     {"tls_client_cert", WSN_OPT_TLS_CLIENT_CERT, WSN_OPTTYPE_INT},

@@ -64,6 +64,7 @@ static const struct option_spec option_specs[WSN_OPTION_COUNT + 1] = {
     [WSN_OPT_METRICS_TOKEN] = {"metrics_token", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
     [WSN_OPT_TLS_CERT] = {"tls_cert", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
     [WSN_OPT_EVENT_SOCKET] = {"event_socket", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
+    [WSN_OPT_HANDOFF_SOCKET] = {"handoff_socket", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
     [WSN_OPT_TLS_KEY] = {"tls_key", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
     [WSN_OPT_TLS_CA] = {"tls_ca", WSN_OPTTYPE_STRING, 0, 0, 0, ""},
     [WSN_OPT_TLS_CLIENT_CERT] = {"tls_client_cert", WSN_OPTTYPE_INT, 0, 0, 2, NULL},

@@ -4,7 +4,7 @@
 
 #include "wsnotify.h"
 
-#define WSN_OPTION_COUNT 50 /* highest wsn_option id */
+#define WSN_OPTION_COUNT 51 /* highest wsn_option id */
 
 struct wsn_options {
     int64_t ints[WSN_OPTION_COUNT + 1];  /* int, bool and duration values */

@@ -283,7 +283,7 @@ static int header_has_token(const char *head, size_t len, const char *name, cons
  * call, before it returns the wsi: the tag waits in adopting for
  * wsni_gate_adopted. Returns the wsi or NULL; either way the tag is lws's
  * or freed. */
-static struct lws *adopt(wsn_server *srv, int fd, struct conn_tag *tag, const char *buf,
+static struct lws *adopt(wsn_server *srv, int fd, struct conn_tag *tag, const void *buf,
                          size_t len)
 {
     srv->lws->adopting = tag;
@@ -423,7 +423,8 @@ int wsni_gate_readable(wsn_server *srv, struct lws *wsi, wsn_event **emit)
     return 0;
 }
 
-void wsni_gate_admit(wsn_server *srv, int fd, const char *addr)
+wsn_event *wsni_gate_admit(wsn_server *srv, int fd, const char *addr, const void *head,
+                           size_t head_len)
 {
     struct conn_tag *tag = NULL;
     if (opt_int(srv->opts, WSN_OPT_MAX_CLIENTS_PER_ADDRESS) ||
@@ -431,7 +432,7 @@ void wsni_gate_admit(wsn_server *srv, int fd, const char *addr)
         tag = calloc(1, sizeof(*tag));
         if (!tag) {
             close(fd);
-            return;
+            return NULL;
         }
     }
     if (tag && opt_int(srv->opts, WSN_OPT_MAX_CLIENTS_PER_ADDRESS) &&
@@ -444,20 +445,20 @@ void wsni_gate_admit(wsn_server *srv, int fd, const char *addr)
             wsni_log(srv, WSN_LOG_WARN,
                      "max_clients_per_address (%lld): %u connections from %s closed at accept",
                      (long long)opt_int(srv->opts, WSN_OPT_MAX_CLIENTS_PER_ADDRESS), n, addr);
-        return;
+        return NULL;
     }
     /* Over TLS lws must read the request: its connections wait after the
      * handshake instead (wsni_gate_hold). */
     if (!opt_int(srv->opts, WSN_OPT_AUTHENTICATE) || srv->lws->tls) {
-        adopt(srv, fd, tag, NULL, 0);
-        return;
+        adopt(srv, fd, tag, head, head_len);
+        return NULL;
     }
     struct wsni_gate_wait *w = calloc(1, sizeof(*w));
     if (!w) {
         address_give_back(srv, tag->address);
         free(tag);
         close(fd);
-        return;
+        return NULL;
     }
     w->srv = srv;
     w->fd = fd;
@@ -471,10 +472,27 @@ void wsni_gate_admit(wsn_server *srv, int fd, const char *addr)
         address_give_back(srv, tag->address);
         free(tag);
         free(w);
-        return;
+        return NULL;
     }
     lws_set_opaque_user_data(w->wsi, tag);
     wsni_timer_arm(srv, &w->timer, wait_timeout, opt_int(srv->opts, WSN_OPT_AUTH_TIMEOUT) * 1000);
+    if (!head_len)
+        return NULL;
+    /* A front read the head already: it is taken as if read here, and
+     * the rest (if the front gave less than the head) comes from the
+     * socket. */
+    if (head_len > GATE_HEAD_MAX) {
+        refuse(srv, w, 431, "request head over 8192 bytes", WSNI_REFUSED_BAD_REQUEST);
+        return NULL;
+    }
+    if (!(w->buf = malloc(GATE_HEAD_MAX))) {
+        refuse(srv, w, 503, "out of memory", WSNI_REFUSED_AUTH_QUEUE);
+        return NULL;
+    }
+    memcpy(w->buf, head, head_len);
+    w->len = head_len;
+    const char *end = find_head_end(w->buf, w->len);
+    return end ? head_complete(srv, w, end) : NULL;
 }
 
 void wsni_gate_closing(wsn_server *srv, struct lws *wsi)

@@ -22,9 +22,12 @@
 
 #include <libwebsockets.h>
 
-/* A socket just accepted from addr (its text form): to lws, to the gate,
- * or closed (over the address cap). */
-void wsni_gate_admit(wsn_server *srv, int fd, const char *addr);
+/* A socket just accepted from addr (its text form), with the head_len
+ * bytes a front already read from it (handoff): to lws, to the gate, or
+ * closed (over the address cap). Returns an UPGRADE event for the loop to
+ * emit when the head given was whole and the host is asked, else NULL. */
+wsn_event *wsni_gate_admit(wsn_server *srv, int fd, const char *addr, const void *head,
+                           size_t head_len);
 /* lws: a raw file wsi of the gate's is readable: returns what the
  * callback returns, and in *emit an UPGRADE event for the loop to emit
  * (or NULL). */

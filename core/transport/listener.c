@@ -184,20 +184,19 @@ static int shed_one(wsn_server *srv)
     return 0;
 }
 
-/* A new connection goes on (to the gate, then lws) unless the server is
- * shutting down or the socket's number says descriptors are nearly gone. */
-static void admit(wsn_server *srv, int fd, const struct sockaddr_storage *ss)
+wsn_event *wsni_listener_admit(wsn_server *srv, int fd, const struct sockaddr_storage *ss,
+                               const void *head, size_t head_len)
 {
     if (srv->lws->draining) {
         close(fd);
         wsni_count_io(&srv->counters.refused[WSNI_REFUSED_SHUTDOWN], 1);
-        return;
+        return NULL;
     }
     if (srv->lws->fd_refuse_at && fd >= srv->lws->fd_refuse_at) {
         close(fd);
         wsni_count_io(&srv->counters.refused[WSNI_REFUSED_DESCRIPTORS], 1);
         note_exhausted(srv);
-        return;
+        return NULL;
     }
     /* lws sets this on the sockets it accepts itself, not on the ones it
      * adopts: without it Nagle held a small write behind an unacknowledged
@@ -211,7 +210,7 @@ static void admit(wsn_server *srv, int fd, const struct sockaddr_storage *ss)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr, sizeof(addr));
     else if (ss->ss_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, addr, sizeof(addr));
-    wsni_gate_admit(srv, fd, addr);
+    return wsni_gate_admit(srv, fd, addr, head, head_len);
 }
 
 void wsni_listener_ready(wsn_server *srv)
@@ -222,7 +221,7 @@ void wsni_listener_ready(wsn_server *srv)
         int fd = accept4(srv->lws->listen_fd, (struct sockaddr *)&ss, &sl,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            admit(srv, fd, &ss);
+            wsni_listener_admit(srv, fd, &ss, NULL, 0); /* no head read: no event */
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)

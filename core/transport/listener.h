@@ -15,6 +15,9 @@
 
 #include "engine/objects.h"
 
+#include <stddef.h>
+#include <sys/socket.h>
+
 /* Binds and listens on the host and port options; sets the bounds from
  * RLIMIT_NOFILE. 0 with *port, or -1 with srv's error set and logged. */
 int wsni_listener_open(wsn_server *srv, int *port);
@@ -23,6 +26,13 @@ int wsni_listener_open(wsn_server *srv, int *port);
 int wsni_listener_adopt(wsn_server *srv);
 /* lws says the socket is readable: accepts what waits. */
 void wsni_listener_ready(wsn_server *srv);
+/* A connection accepted from ss, by us or by a front (handoff.c, with
+ * the head_len bytes it read): goes on to the gate unless the server is
+ * shutting down or the socket's number says descriptors are nearly gone
+ * (then it is closed). Returns an UPGRADE event for the loop to emit
+ * (only when a whole head came with it and the host is asked), or NULL. */
+wsn_event *wsni_listener_admit(wsn_server *srv, int fd, const struct sockaddr_storage *ss,
+                               const void *head, size_t head_len);
 /* Closes the socket if lws does not own it yet, and the spare. */
 void wsni_listener_close(wsn_server *srv);
 

@@ -7,6 +7,7 @@
 #include "shell/commands.h"
 #include "transport/gate.h"
 #include "transport/keepalive.h"
+#include "transport/handoff.h"
 #include "transport/listener.h"
 #include "transport/lws_state.h"
 #include "transport/memory.h"
@@ -43,6 +44,8 @@
 /* A loop pass that wrote to fewer clients than this applies the publishes
  * queued meanwhile at once (see io_main). */
 #define EARLY_COMMANDS_MAX_WRITES 32
+/* Handed connections taken per readable event (as listener.c's accepts). */
+#define HANDOFFS_PER_PASS 64
 /* Raw writes per WRITEABLE callback before yielding to other clients. */
 #define WRITE_PASSES 4
 /* Below this many clients at the peak, memory is not worth giving back. */
@@ -690,6 +693,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return 0;
         }
         wsn_event *ev;
+        if (wsni_handoff_is(srv, wsi)) {
+            /* Bounded like accepts: others' turn comes in between. */
+            for (int i = 0; i < HANDOFFS_PER_PASS && wsni_handoff_take(srv, &ev); i++)
+                if (ev)
+                    wsni_loop_emit(srv, ev);
+            return 0;
+        }
         int rc = wsni_gate_readable(srv, wsi, &ev);
         if (ev)
             wsni_loop_emit(srv, ev);
@@ -700,6 +710,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (wsi == srv->lws->listen_wsi) {
             srv->lws->listen_wsi = NULL;
             srv->lws->listen_fd = -1;
+        } else if (wsni_handoff_is(srv, wsi)) {
+            wsni_handoff_closed(srv);
         } else {
             wsni_gate_closing(srv, wsi);
         }
@@ -914,6 +926,11 @@ static void *io_main(void *arg)
         io_start_failed(srv);
         return NULL;
     }
+    if (wsni_handoff_open(srv) != 0) {
+        wsni_listener_close(srv);
+        io_start_failed(srv);
+        return NULL;
+    }
     /* lws logs process-wide with no server context; ours go through the
      * host's logger instead. WSN_LWS_LOG=1 shows lws's own for debugging. */
     const char *lws_log = getenv("WSN_LWS_LOG");
@@ -934,6 +951,7 @@ static void *io_main(void *arg)
         wsni_rx_pool_attach(NULL);
         wsni_rx_pool_destroy(&srv->lws->rx_pool);
         wsni_listener_close(srv);
+        wsni_handoff_close(srv);
         io_start_failed(srv);
         return NULL;
     }
@@ -941,11 +959,12 @@ static void *io_main(void *arg)
      * then may another thread's wake() read it. */
     srv->lws->ctx = ctx;
     srv->lws->vhost = lws_get_vhost_by_name(ctx, "default");
-    if (!srv->lws->vhost || wsni_listener_adopt(srv) != 0) {
+    if (!srv->lws->vhost || wsni_listener_adopt(srv) != 0 || wsni_handoff_adopt(srv) != 0) {
         lws_context_destroy(ctx);
         wsni_rx_pool_attach(NULL);
         wsni_rx_pool_destroy(&srv->lws->rx_pool);
         wsni_listener_close(srv);
+        wsni_handoff_close(srv);
         io_start_failed(srv);
         return NULL;
     }
@@ -987,6 +1006,7 @@ static void *io_main(void *arg)
     wsni_rx_pool_attach(NULL);
     wsni_rx_pool_destroy(&srv->lws->rx_pool); /* lws freed every wsi and its buffer */
     wsni_listener_close(srv);
+    wsni_handoff_close(srv);
     srv->lws->draining = 1;
     wsni_commands_drop(srv);
     wsni_registry_clear(&srv->reg);

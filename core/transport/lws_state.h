@@ -15,6 +15,7 @@
 #include "engine/transport.h"
 #include "transport/loop.h"
 #include "transport/rx_buffers.h"
+#include "util/unix_path.h"
 
 #include <libwebsockets.h>
 #include <stdbool.h>
@@ -109,6 +110,13 @@ struct wsni_lws {
     int listen_fd, spare_fd;
     struct lws *listen_wsi;
     wsni_timer listen_timer;
+    /* handoff.c: the handoff socket (-1 without the option), its wsi, the
+     * path bound, a datagram's buffer (WSN_HANDOFF_MAX_HEAD + 1). */
+    int handoff_fd;
+    struct lws *handoff_wsi;
+    wsni_unix_path handoff_bound;
+    char *handoff_buf;
+    wsni_ratelog handoff_log;
     unsigned pass_writes; /* clients written to in this loop pass */
     int in_service;       /* inside the service loop, where the host is woken
                            * once per pass (wsni_event_queue_flush) */
