@@ -168,6 +168,8 @@ export interface ServerOptions {
   metricsToken?: string;
   /** A unix socket path told (one byte) whenever events become pending: for hosts that cannot wait on an fd. */
   eventSocket?: string;
+  /** A unix datagram socket path where fronts hand over connections they accepted (handoff()). */
+  handoffSocket?: string;
   /** Options a newer core adds. */
   [option: string]: unknown;
 }
@@ -291,6 +293,11 @@ export declare class Server extends EventEmitter {
 export declare function defaultOptions(): Record<string, string | number | boolean>;
 export declare function optionNames(): string[];
 export declare function jsonGetString(text: string | Uint8Array, key: string): string;
+/** Gives an accepted connection and the request head read from it to the
+ * engine whose handoffSocket option is `path` (wsn_handoff). Afterwards
+ * destroy() the socket, never end() it. */
+export declare function handoff(path: string, sock: import('net').Socket | number,
+                                head: string | Uint8Array): void;
 export declare function strerror(errno: number): string;
 export declare function errorName(errno: number): string;
 export declare const cVersion: string;

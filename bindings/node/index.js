@@ -855,6 +855,28 @@ function nativeOf(client) {
  */
 function jsonGetString(text, key) { return native.jsonGetString(text, key); }
 
+/**
+ * Gives a connection this process accepted, and the request head read from
+ * it, to the engine whose handoffSocket option is `path` (wsn_handoff). The
+ * engine then serves it as a connection it accepted itself, with the real
+ * peer address. `sock` is a net.Socket or a descriptor; `head` a Buffer or
+ * a latin1 string. On return the engine holds the socket: destroy() your
+ * net.Socket (never end(): that shuts the engine's connection down too).
+ * Throws WSN_ECLOSED (no engine at path), WSN_EAGAIN (its queue is full:
+ * retry soon, or answer 503), WSN_ELIMIT (head over 16,384 bytes),
+ * WSN_EINVAL.
+ */
+function handoff(path, sock, head) {
+  let fd = sock;
+  if (typeof sock !== 'number') {
+    fd = sock && sock._handle && sock._handle.fd;
+    if (typeof fd !== 'number' || fd < 0) {
+      throw new TypeError('sock must be a connected net.Socket or a file descriptor');
+    }
+  }
+  native.handoff(path, fd, typeof head === 'string' ? Buffer.from(head, 'latin1') : head);
+}
+
 module.exports = {
   Server,
   Client,
@@ -867,6 +889,7 @@ module.exports = {
   defaultOptions,
   optionNames,
   jsonGetString,
+  handoff,
   strerror,
   errorName,
   cVersion: cVersionInfo.string,

@@ -149,6 +149,28 @@ static napi_value js_json_get_string(napi_env env, napi_callback_info info) {
     return r;
 }
 
+/* handoff(path, fd, head): undefined, or throws the core's code. */
+static napi_value js_handoff(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    NW_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    struct arg path, head;
+    int64_t fd;
+    if (!nw_arg_int64(env, argv[1], "fd", 0, INT32_MAX, &fd) ||
+        !nw_arg_string(env, argv[0], "path", &path))
+        return NULL;
+    if (!nw_arg_bytes(env, argv[2], "head", &head)) {
+        nw_arg_free(&path);
+        return NULL;
+    }
+    int rc = wsn_handoff(path.p, (int)fd, head.p, head.len);
+    if (rc != WSN_OK)
+        nw_throw_code(env, rc, "handoff", path.p);
+    nw_arg_free(&path);
+    nw_arg_free(&head);
+    return NULL;
+}
+
 /* ---- module ------------------------------------------------------------- */
 
 static void addon_free(napi_env env, void *data, void *hint) {
@@ -175,6 +197,7 @@ static napi_value init(napi_env env, napi_value exports) {
         NW_METHOD("strerror", js_strerror),
         NW_METHOD("options", js_options),
         NW_METHOD("jsonGetString", js_json_get_string),
+        NW_METHOD("handoff", js_handoff),
     };
     NW_CALL(env, napi_define_properties(env, exports,
                                           sizeof props / sizeof props[0],

@@ -30,6 +30,7 @@ from ._types import (Channel, Duration, IncomingMessage, LogLevel, MessageType,
 from ._client import Client, ClientMetadata
 from ._upgrade import Accept, Reject, UpgradeRequest
 from ._json import json_get_string
+from ._handoff import handoff
 from ._server import Server, default_options, option_names
 
 #: The package version: the version of wsnotify.h it was built from.
@@ -43,7 +44,7 @@ c_version_info = C_VERSION_INFO
 __all__ = [
     "__version__", "c_version", "c_version_info",
     "Server", "Client", "ClientMetadata", "IncomingMessage", "MessageType",
-    "RawJSON", "json_get_string", "Accept", "Reject", "UpgradeRequest",
+    "RawJSON", "json_get_string", "handoff", "Accept", "Reject", "UpgradeRequest",
     "LogLevel", "Channel", "Duration", "default_options", "option_names",
     "WsnotifyError", "InvalidArgumentError", "ServerClosedError",
     "ClientGoneError", "BackpressureError", "WsnotifyTimeoutError",
