@@ -93,3 +93,46 @@ def test_errors():
                 wsnotify.handoff(path, a, 12)
             with pytest.raises(TypeError):
                 wsnotify.handoff(b"/x", a, b"GET")
+
+
+def test_a_burst_of_handoffs_all_served(make_harness):
+    """More upgrades at once than the engine's datagram queue holds
+    (net.unix.max_dgram_qlen, 10 here): a front that retries on
+    NoRoomError gets every one served, none twice."""
+    n = 60
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "handoff.sock")
+        h = make_harness(handoff_socket=path)
+        listener = socket.create_server(("127.0.0.1", 0), backlog=n)
+        port = listener.getsockname()[1]
+        heads = []
+        # The front reads every head first, then hands them all over at
+        # once, as several nginx workers would in a burst.
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        for c in clients:
+            c.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        accepted = []
+        for _ in range(n):
+            conn, _ = listener.accept()
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            accepted.append((conn, head))
+        for conn, head in accepted:
+            while True:
+                try:
+                    wsnotify.handoff(path, conn, head)
+                    break
+                except wsnotify.NoRoomError:
+                    threading.Event().wait(0.001)  # the engine drains its queue meanwhile
+            conn.close()
+        ids = {h.connects.get(timeout=TIMEOUT).id for _ in range(n)}
+        assert len(ids) == n
+        for c in clients:
+            c.settimeout(TIMEOUT)
+            assert c.recv(12) == b"HTTP/1.1 101"
+            c.close()
+        listener.close()
