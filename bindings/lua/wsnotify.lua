@@ -31,6 +31,17 @@ M.json_get_string = core.json_get_string
 M.catch_signals = core.catch_signals
 M.caught_signal = core.caught_signal
 
+-- handoff(path, fd, head) -> true | nil, err, code: gives the TCP socket
+-- fd, whose request head (at least) this process has read, to the engine
+-- whose handoff_socket option is path; needs no server here. On true the
+-- engine serves the connection as if it had accepted it (path, Origin,
+-- authentication, limits, the real peer address): close your descriptor
+-- without writing to it. Codes: "WSN_ECLOSED" (no engine at path),
+-- "WSN_EAGAIN" (its queue is full: retry soon, or answer 503),
+-- "WSN_ELIMIT" (head over 16384 bytes), "WSN_EINVAL", "WSN_EIO"; the fd
+-- is still yours then. Arguments of the wrong type raise.
+M.handoff = core.handoff
+
 -- Every option the core knows: {name=, type=, default=, min=, max=}.
 M.options = core.options
 

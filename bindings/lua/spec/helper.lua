@@ -51,9 +51,11 @@ local function u64(n)
 end
 
 -- connect(server, {path=, origin=, host=, protocol=, port=, rcvbuf=,
--- headers = {name = value}, pump = true}) -> client | nil, status line,
--- response headers text, body. With pump, the server's handlers run while
--- the answer is awaited (an upgrade that waits for on_upgrade).
+-- from = "127.0.0.2", headers = {name = value}, pump = true,
+-- while_waiting = fn}) -> client | nil, status line, response headers
+-- text, body. With pump, the server's handlers run while the answer is
+-- awaited (an upgrade that waits for on_upgrade); while_waiting (implies
+-- pump) runs there too (a front on this thread that must accept).
 function H.connect(server, opts)
     opts = opts or {}
     local port = opts.port or server.port
@@ -63,6 +65,7 @@ function H.connect(server, opts)
     if opts.rcvbuf then -- a small window: a client that reads nothing fills up
         assert(sock:setoption("recv-buffer-size", opts.rcvbuf))
     end
+    if opts.from then assert(sock:bind(opts.from, 0)) end
     assert(sock:connect("127.0.0.1", port))
     local lines = {
         "GET " .. (opts.path or "/ws") .. " HTTP/1.1",
@@ -78,7 +81,8 @@ function H.connect(server, opts)
     end
     for k, v in pairs(opts.headers or {}) do lines[#lines + 1] = k .. ": " .. v end
     assert(sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n"))
-    if opts.pump then sock:settimeout(0) end
+    local waiting = opts.while_waiting
+    if opts.pump or waiting then sock:settimeout(0) end
     local deadline = socket.gettime() + H.TIMEOUT
     local pending = ""
     local function line()
@@ -88,6 +92,7 @@ function H.connect(server, opts)
             if l then return l end
             if err ~= "timeout" or socket.gettime() > deadline then return nil end
             pending = part or ""
+            if waiting then waiting() end
             server:dispatch()
             socket.select({sock}, nil, 0.01)
         end

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,6 +93,32 @@ static int l_options(lua_State *L) {
     return 1;
 }
 
+/* ---- handoff ------------------------------------------------------------- */
+
+/* handoff(path, fd, head) -> true | nil, err, code: wsn_handoff(), the
+ * front's side of an engine's handoff_socket (an nginx worker giving the
+ * engine a connection it accepted). Needs no server in this process. On
+ * true the engine holds the socket: the caller closes its own descriptor
+ * without writing to it. Types are checked strictly (a number is no path,
+ * a string no fd): a wrong one is the caller's bug, not a failure. */
+static int l_handoff(lua_State *L) {
+    size_t head_len;
+    int64_t fd;
+    luaL_checktype(L, 1, LUA_TSTRING);
+    if (lua_type(L, 2) != LUA_TNUMBER || !lwsn_tointeger(L, 2, &fd))
+        return luaL_argerror(L, 2, "an integer file descriptor expected");
+    luaL_checktype(L, 3, LUA_TSTRING);
+    const char *path = lua_tostring(L, 1);
+    const char *head = lua_tolstring(L, 3, &head_len);
+    /* Out of int's range is no descriptor: the core's WSN_EINVAL. */
+    int rc = wsn_handoff(path, fd < 0 || fd > INT_MAX ? -1 : (int)fd, head,
+                         head_len);
+    if (rc != WSN_OK)
+        return lwsn_fail(L, rc, "handoff", NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* ---- signals -------------------------------------------------------------- */
 
 /* A standalone Lua program has no portable way to catch SIGINT/SIGTERM
@@ -131,6 +158,7 @@ static const luaL_Reg module_fns[] = {
     {"strerror", l_strerror},
     {"err_name", l_err_name},
     {"options", l_options},
+    {"handoff", l_handoff},
     {"catch_signals", l_catch_signals},
     {"caught_signal", l_caught_signal},
     {NULL, NULL}};
