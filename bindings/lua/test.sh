@@ -8,7 +8,8 @@
 #   4. runs the chat smoke tests (scripts/smoke_chat.py, smoke_msgpack.py,
 #      smoke_auth_chat.py, smoke_broker_chat.py)
 #      against examples/lua/chat.lua on LuaJIT and through nginx
-#      (examples/openresty/run.sh);
+#      (examples/openresty/run.sh: /ws handed to the engine; smoke_chat.py
+#      once more with the proxy, WSN_WS_PROXY=1);
 #   5. runs the OpenResty test (examples/openresty/test.py: nginx under a
 #      temp prefix on loopback) when Debian has the nginx Lua module.
 # Prints one line per step and "lua: N passed, N failed" last; exits
@@ -159,6 +160,9 @@ if "$PY" -c 'import websockets, msgpack' 2>/dev/null; then
         smoke smoke_msgpack.py "$root/examples/openresty/run.sh" openresty
         smoke smoke_auth_chat.py "$root/examples/openresty/run.sh" openresty
         smoke smoke_broker_chat.py "$root/examples/openresty/run.sh" openresty
+        # The same chat through nginx's proxy (run.sh --ws-proxy, for nginx
+        # terminating TLS); every run above hands /ws to the engine.
+        WSN_WS_PROXY=1 smoke smoke_chat.py "$root/examples/openresty/run.sh" openresty-proxy
     fi
 else
     steps_failed=$((steps_failed + 1))

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the wsnotify chat example inside nginx (Debian's nginx with
 # libnginx-mod-http-lua and lua-resty-core), in the foreground, under a
-# temp prefix of its own: nginx serves the page and proxies /ws and
-# /healthz to the engine in worker 0. Ctrl-C (SIGINT) or SIGTERM quits
+# temp prefix of its own: nginx serves the page, hands each /ws
+# connection to the engine in worker 0 (its socket, over the engine's
+# handoff_socket: no frame crosses nginx) or, with --ws-proxy, proxies it,
+# and proxies /healthz and /metrics. Ctrl-C (SIGINT) or SIGTERM quits
 # nginx gracefully (every chat client gets close 1001) and exits 0.
 #
 #   bash examples/openresty/run.sh [--host ADDR] [--port N] [--static-dir DIR]
 #        [--verbose] [--workers N] [--engine-port N] [--broker URL]
-#        [--auth-token T]
+#        [--auth-token T] [--ws-proxy]
 #        [--client-rate N] [--client-burst N]
 #
 # --port 0 picks a free port. Expects bindings/lua/setup.sh --nginx to
@@ -22,7 +24,7 @@ usage() {
     cat <<USAGE
 usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
              [--workers N] [--engine-port N] [--broker URL] [--auth-token T]
-             [--metrics] [--metrics-token T]
+             [--metrics] [--metrics-token T] [--ws-proxy]
              [--client-rate N] [--client-burst N]
 
   --host ADDR        listen address (default 127.0.0.1;
@@ -43,6 +45,11 @@ usage: $prog [--host ADDR] [--port N] [--static-dir DIR] [--verbose]
   --metrics-token T  with --metrics: answer only requests with
                      'Authorization: Bearer T' (default \$WSN_METRICS_TOKEN,
                      else open)
+  --ws-proxy         proxy /ws connections to the engine's port instead
+                     of handing their sockets to it: every frame then
+                     crosses nginx (slower); the one to use when nginx
+                     terminates TLS (a handed socket must be plain)
+                     (default: \$WSN_WS_PROXY=1 sets it)
   --client-rate N    messages a client may send per second before it is
                      closed with 1008 (default the engine's, 100; 0 = none)
   --client-burst N   what a quiet client may send at once (200)
@@ -71,6 +78,8 @@ metrics=false
 metrics_token="${WSN_METRICS_TOKEN:-}"
 client_rate=nil # Lua nil: the engine's default
 client_burst=nil
+ws_conf="$here/ws_handoff.conf"
+[ "${WSN_WS_PROXY:-0}" = 1 ] && ws_conf="$here/ws_proxy.conf"
 
 while [ "$#" -gt 0 ]; do
     a="$1"
@@ -110,6 +119,7 @@ while [ "$#" -gt 0 ]; do
             [[ "$val" =~ ^[0-9]+$ ]] || { echo "$prog: bad count '$val'" >&2; exit 2; }
             if [ "$a" = --client-rate ]; then client_rate="$val"; else client_burst="$val"; fi ;;
         --metrics) metrics=true ;;
+        --ws-proxy) ws_conf="$here/ws_proxy.conf" ;;
         --metrics-token) need "$@"; metrics_token="$val"
             [[ "$metrics_token" =~ ^[A-Za-z0-9._~+/=-]*$ ]] ||
                 { echo "$prog: --metrics-token takes letters, digits and ._~+/=-" >&2; exit 2; } ;;
@@ -148,6 +158,8 @@ sed -e "s|@WORKERS@|$workers|g" -e "s|@LOG_LEVEL@|$([ "$verbose" = true ] && ech
     -e "s|@METRICS@|$metrics|g" -e "s|@METRICS_TOKEN@|$metrics_token|g" \
     -e "s|@AUTH_TOKEN@|$([ -n "$auth_token" ] && echo "\"$auth_token\"" || echo nil)|g" \
     -e "s|@CLIENT_RATE@|$client_rate|g" -e "s|@CLIENT_BURST@|$client_burst|g" \
+    -e "s|@WS_CONF@|$ws_conf|g" \
+    -e "s|@HANDOFF@|$([ "$ws_conf" = "$here/ws_handoff.conf" ] && echo true || echo false)|g" \
     -e "s|@HOST@|$host|g" -e "s|@PORT@|$port|g" -e "s|@STATIC_DIR@|$static_dir|g" \
     "$here/nginx.conf.in" >"$prefix/conf/nginx.conf"
 
@@ -192,7 +204,9 @@ then
     rm -rf "$prefix"
     exit 1
 fi
-echo "chat server on http://$host:$port/ (nginx pid $nginx_pid, prefix $prefix, engine on 127.0.0.1:$engine_port)"
+ws_mode=handoff
+[ "$ws_conf" = "$here/ws_proxy.conf" ] && ws_mode=proxy
+echo "chat server on http://$host:$port/ (nginx pid $nginx_pid, prefix $prefix, engine on 127.0.0.1:$engine_port, /ws by $ws_mode)"
 echo "open it in two browser tabs; Ctrl-C to stop"
 rc=0
 while :; do

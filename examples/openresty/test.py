@@ -1,9 +1,18 @@
 #!/usr/bin/env python3
 """The OpenResty chat example (examples/openresty/run.sh) under test:
 nginx with two workers on a free loopback port, under a temp prefix of its
-own, started and stopped by its PID.
+own, started and stopped by its PID. /ws is handed to the engine
+(run.sh's default: the engine's handoff_socket), so every connection
+below is one that nginx accepted and gave away:
 
   - a chat through nginx (subscribe, broadcast reaches both clients);
+  - what the engine refuses or closes, as a direct client sees it: a
+    foreign Origin 403, a plain GET /ws 404, a frame over read_limit
+    1009, invalid UTF-8 1007; a frame sent in one write with the head
+    (which nginx read with it) reaches the engine;
+  - 20 handed connections, open and then closed, leave no registration
+    in the nginx workers' epoll sets (/proc/PID/fdinfo: wsn_handoff takes
+    the socket out of them, as nginx relies on close() to do);
   - POST /publish taken by either worker reaches the subscriber, each
     message exactly once (both workers seen, so one was not the engine's);
   - measured and printed, not asserted (no timing thresholds in tests):
@@ -11,17 +20,25 @@ own, started and stopped by its PID.
     CPU time the idle workers spend in 5 s;
   - nginx -s reload: clients get 1001 "server shutdown", reconnect to the
     new workers' engine and chat again;
-  - nginx -s quit: clients get 1001, nginx exits 0.
+  - nginx -s quit: clients get 1001, nginx exits 0;
+  - a second, short run (--verbose, one worker): a client connecting from
+    127.0.0.2 is seen by the engine as 127.0.0.2 (through the proxy it
+    would be nginx's 127.0.0.1): the socket is the client's own.
+The chat acceptance through the proxy (run.sh --ws-proxy) is
+scripts/smoke_chat.py with WSN_WS_PROXY=1 (bindings/lua/test.sh).
 
 Usage: python3 examples/openresty/test.py
 Prints "openresty: N passed, N failed" last; exits 0 when all passed.
 """
 
 import asyncio
+import base64
 import json
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -95,6 +112,128 @@ async def expect_close(ws):
     return ws.close_code, ws.close_reason
 
 
+def upgrade_raw(port, origin=None, path="/ws", src="127.0.0.1", behind=b""):
+    """A raw client's upgrade, with the bytes behind sent in the same write
+    as the head: (socket, status line, what followed)."""
+    s = socket.socket()
+    s.settimeout(TIMEOUT)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+               + (f"Origin: {origin}\r\n" if origin else "")
+               + "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+              .encode() + behind)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return s, head.split(b"\r\n")[0].decode(errors="replace"), rest
+
+
+def http_status(port, path, headers=""):
+    """The status line of a plain GET (HTTP/1.1, no upgrade)."""
+    with socket.create_connection(("127.0.0.1", port), TIMEOUT) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}"
+                  f"Connection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\r\n")[0].decode(errors="replace")
+
+
+def frame(opcode, payload):
+    """A client frame; payloads of 64 KiB and more are all zero bytes."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) \
+        if n < 65536 else (mask * (n // 4 + 1))[:n]
+    return head + mask + body
+
+
+def next_frame(s, buf):
+    """(opcode, payload, rest of buf) of the next server frame; None at
+    EOF."""
+    while True:
+        op, ln, off = (buf[0] & 0x0F, buf[1] & 0x7F, 2) if len(buf) >= 2 else (0, 0, 2)
+        if ln == 126:
+            ln, off = (struct.unpack("!H", buf[2:4])[0], 4) if len(buf) >= 4 else (0, 4)
+        elif ln == 127:
+            ln, off = (struct.unpack("!Q", buf[2:10])[0], 10) if len(buf) >= 10 else (0, 10)
+        if len(buf) >= off + ln:
+            return op, buf[off:off + ln], buf[off + ln:]
+        try:
+            chunk = s.recv(65536)
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+
+
+def close_code_after(port, opcode, payload):
+    """Sends one frame on a raw upgraded connection; the close code the
+    server answers with (None: none came)."""
+    s, status, buf = upgrade_raw(port)
+    with s:
+        if " 101 " not in status:
+            return status
+        try:
+            s.sendall(frame(opcode, payload))
+        except OSError:
+            pass  # closed while sending: its close frame is read below
+        while True:
+            got = next_frame(s, buf)
+            if got is None:
+                return None
+            op, body, buf = got
+            if op == 8:
+                return struct.unpack("!H", body[:2])[0] if len(body) >= 2 else None
+
+
+def reply_to_early_frame(port):
+    """The subscribe frame is sent with the head, before the 101 (as a
+    client should not, but may): the reply to it (JSON)."""
+    sub = json.dumps({"type": "json", "channel": "early", "message_id": "e1",
+                      "message": {"action": "subscribe", "channel": "early"}})
+    s, status, buf = upgrade_raw(port, behind=frame(1, sub.encode()))
+    with s:
+        if " 101 " not in status:
+            return status
+        got = next_frame(s, buf)
+        return json.loads(got[1]) if got and got[0] == 1 else got
+
+
+def epoll_registrations(pids):
+    """Registrations in the epoll sets of the processes pids (the nginx
+    workers: lws polls with poll(), so each has nginx's set only)."""
+    n = 0
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[eventpoll]":
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    n += sum(1 for line in f if line.startswith("tfd:"))
+            except OSError:
+                continue
+    return n
+
+
 def post(port, channel, body):
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/publish?channel={channel}",
@@ -119,6 +258,44 @@ async def scenario(srv):
         env = await recv_json(ws)
         check(env["message"] == {"action": "broadcast", "text": "hi"},
               "a broadcast through nginx reaches both clients")
+
+    # What the engine refuses or closes, over handed sockets.
+    s, status, _ = await asyncio.to_thread(upgrade_raw, port, "http://evil.example")
+    s.close()
+    check(" 403 " in status, f"handoff: a foreign Origin is refused: {status}")
+    status = await asyncio.to_thread(http_status, port, "/ws")
+    check(" 404 " in status, f"handoff: a plain GET /ws is the engine's 404: {status}")
+    status = await asyncio.to_thread(http_status, port, "/nope")
+    check(" 404 " in status, f"a page that is not there is nginx's 404: {status}")
+    code = await asyncio.to_thread(close_code_after, port, 1, b"x" * ((1 << 20) + 1))
+    check(code == 1009, f"handoff: a frame over read_limit is closed with 1009 (got {code})")
+    code = await asyncio.to_thread(close_code_after, port, 1, b"\xff\xfe")
+    check(code == 1007, f"handoff: invalid UTF-8 is closed with 1007 (got {code})")
+    env = await asyncio.to_thread(reply_to_early_frame, port)
+    check(isinstance(env, dict) and env.get("reply_to_id") == "e1" and
+          env["message"] == {"status": "subscribed", "channel": "early"},
+          f"handoff: a frame sent with the head (nginx read it) reaches the engine: {env}")
+
+    # Handed connections leave nothing in nginx's epoll sets: nginx
+    # closes them trusting close() to drop the registration, which the
+    # engine's copy of the socket would prevent.
+    pids = workers_of(master)
+    n = 20
+    before = epoll_registrations(pids)
+    many = [await connect(url) for _ in range(n)]
+    for i, ws in enumerate(many):
+        await subscribe(ws, "epoll", f"e{i}")
+    await broadcast(many[0], "epoll", "all")
+    got = [(await recv_json(ws))["message"] for ws in many]
+    check(got == [{"action": "broadcast", "text": "all"}] * n,
+          f"{n} handed connections chat ({len(got)} got the broadcast)")
+    held = epoll_registrations(pids)
+    for ws in many:
+        await ws.close()
+    closed = epoll_registrations(pids)
+    check(held - before < n and closed - before < n,
+          f"{n} handed connections left no registration in the nginx workers' "
+          f"epoll sets: {before} before, {held} while open, {closed} after")
 
     # Publishing from either worker.
     workers = set()
@@ -209,12 +386,32 @@ async def scenario(srv):
     check(not os.path.exists(f"/proc/{master}"), "the nginx master is gone")
 
 
-def main():
-    srv = ChatServer(os.path.join(HERE, "run.sh"))
+async def peer_address(srv):
+    """A client from 127.0.0.2: the engine's connect line names it."""
+    s, status, _ = await asyncio.to_thread(upgrade_raw, srv.port, None, "/ws",
+                                           "127.0.0.2")
+    with s:
+        check(" 101 " in status, f"a client from 127.0.0.2 is upgraded: {status}")
+        deadline = time.monotonic() + TIMEOUT
+        seen = None
+        while seen is None and time.monotonic() < deadline:
+            seen = next((m.group(1) for m in (re.search(
+                r"client connected: c_\d+ from (\S+) ", line)
+                for line in list(srv.lines)) if m), None)
+            if seen is None:
+                await asyncio.sleep(0.05)  # polls the log, bounded
+        check(seen == "127.0.0.2",
+              f"the engine sees the client's own address 127.0.0.2 (saw {seen})")
+
+
+def run(title, scenario_of, extra_args=(), limit=180):
+    print(title)
+    srv = ChatServer(os.path.join(HERE, "run.sh"), extra_args=extra_args)
     master = None
+    failed = tally.failed
     try:
         master, _ = nginx_pids(srv)
-        asyncio.run(asyncio.wait_for(scenario(srv), 180))
+        asyncio.run(asyncio.wait_for(scenario_of(srv), limit))
     except Exception as e:  # report, don't hide
         check(False, f"scenario raised {type(e).__name__}: {e}")
     finally:
@@ -222,8 +419,14 @@ def main():
         stop(srv.proc)
         if master and os.path.exists(f"/proc/{master}"):
             os.kill(master, signal.SIGKILL)
-    if tally.failed:
+    if tally.failed > failed:
         print("server output:\n" + "".join(srv.lines[-60:]))
+
+
+def main():
+    run("OpenResty chat, /ws handed to the engine, 2 workers", scenario)
+    run("OpenResty chat, --verbose, 1 worker: the peer's address", peer_address,
+        ("--verbose", "--workers", "1"), 30)
     print(f"openresty: {tally.passed} passed, {tally.failed} failed")
     return 1 if tally.failed else 0
 

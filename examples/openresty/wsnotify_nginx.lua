@@ -13,6 +13,14 @@
 -- next byte. No polling: an idle engine costs its worker nothing but the
 -- QUEUE_POLL wake-up below.
 --
+-- Connections: every worker's /ws handler (handoff_handler, in
+-- ws_handoff.conf) gives the socket it accepted, with the request head it
+-- read, to the engine over the engine's handoff_socket (the core's
+-- wsn_handoff): from then on the engine's thread reads and writes that
+-- socket itself, and no frame crosses nginx. The path is per engine, like
+-- the event socket's, and published in the shared dict for every worker.
+-- (run.sh --ws-proxy proxies /ws instead; the engine then binds none.)
+--
 -- Publishing from any worker: publish() in the engine's worker goes
 -- straight to the engine; in the others it is queued in the shared dict
 -- "wsnotify", which the loop takes each turn and, while idle, every
@@ -40,10 +48,19 @@ local TURN_TIME = 0.002   -- seconds of handlers before nginx's thread is given 
 local QUEUE_POLL = 0.1
 local QUEUE_BATCH = 1000  -- queued publishes taken per turn
 local SHUTDOWN_TIMEOUT = 2
+local HANDOFF_KEY = "handoff_path" -- in the shared dict: the running engine's
+-- A handoff that finds the engine's queue full (WSN_EAGAIN: it holds
+-- net.unix.max_dgram_qlen sockets, 10 by default) or no engine (starting,
+-- or replaced by a reload) is tried again after 1 ms, doubling: about 1 s
+-- in all, then the client gets 503.
+local HANDOFF_FIRST_WAIT = 0.001
+local HANDOFF_TRIES = 11
+local HANDOFF_MAX_HEAD = 16384 -- what one handoff carries (WSN_HANDOFF_MAX_HEAD)
 
 local server
 local config
 local event_path -- the engine's event socket
+local handoff_path -- the engine's handoff socket, while this worker publishes it
 
 local LEVELS = {INFO = ngx.NOTICE, DEBUG = ngx.DEBUG, WARN = ngx.WARN,
                 ERROR = ngx.ERR}
@@ -83,10 +100,21 @@ local function drain_queue(shared)
     return n
 end
 
+-- Before the engine stops: workers then answer 503 at once rather than
+-- hand sockets to an engine that refuses them, and a reload's new engine
+-- (which cannot start before this one leaves the port) publishes its own.
+local function unpublish_handoff()
+    if not handoff_path then return end
+    local shared = ngx.shared.wsnotify
+    if shared:get(HANDOFF_KEY) == handoff_path then shared:delete(HANDOFF_KEY) end
+    handoff_path = nil
+end
+
 local function stop_engine()
     if not server then return end
     local s = server
     server = nil
+    unpublish_handoff()
     s:shutdown(SHUTDOWN_TIMEOUT)
     s:close()
     log("INFO", "engine stopped (worker exiting)")
@@ -125,6 +153,7 @@ local function loop(premature)
         n = n + drain_queue(shared)
         if server.stopped then
             log("INFO", "engine stopped")
+            unpublish_handoff()
             if events then events:close() end
             server:close()
             server = nil
@@ -159,11 +188,13 @@ local function start_engine(premature, attempt)
     if premature or ngx.worker.exiting() then return end
     -- One path per engine: after a reload the old worker's engine still
     -- holds its own while the new one starts.
-    local event_socket = string.format("%s/wsnotify-%d.sock",
-        config.event_socket_dir or (ngx.config.prefix() .. "tmp"), ngx.worker.pid())
+    local dir = config.event_socket_dir or (ngx.config.prefix() .. "tmp")
+    local event_socket = string.format("%s/wsnotify-%d.sock", dir, ngx.worker.pid())
+    local handoff_socket = config.handoff and
+        string.format("%s/wsnotify-handoff-%d.sock", dir, ngx.worker.pid()) or ""
     local s, err = wsnotify.new_server{
         host = "127.0.0.1", port = config.engine_port, path = "/ws",
-        event_socket = event_socket,
+        event_socket = event_socket, handoff_socket = handoff_socket,
         -- Nothing may block the worker: publishes never wait for room
         -- (WSN_EAGAIN instead), and a browser too slow to keep up is
         -- closed rather than holding up the others.
@@ -183,6 +214,10 @@ local function start_engine(premature, attempt)
         if ok then
             server = s
             event_path = event_socket
+            if handoff_socket ~= "" then
+                handoff_path = handoff_socket
+                ngx.shared.wsnotify:set(HANDOFF_KEY, handoff_socket)
+            end
             log("INFO", "engine on 127.0.0.1:%d in worker %d (pid %d)",
                 s.port, ngx.worker.id(), ngx.worker.pid())
             assert(ngx.timer.at(0, loop))
@@ -204,6 +239,97 @@ function M.init_worker(cfg)
     config = cfg
     if ngx.worker.id() ~= ENGINE_WORKER then return end
     assert(ngx.timer.at(0, start_engine, 0))
+end
+
+-- ---- handoff -------------------------------------------------------------
+
+-- The descriptor of the downstream connection. lua-nginx-module exports
+-- ngx_http_lua_ffi_socket_tcp_hack_fd (what lua-resty-core's
+-- tcpsock:setfd uses); with fd -1 it changes nothing and returns the
+-- socket's descriptor.
+local conn_fd
+do
+    local ffi
+    local errbuf, errlen
+    conn_fd = function(sock)
+        if not ffi then
+            ffi = require "ffi"
+            require "resty.core.socket" -- declares the upstream type
+            -- Declared once per Lua VM; a second declaration would raise.
+            pcall(ffi.cdef, [[
+int ngx_http_lua_ffi_socket_tcp_hack_fd(ngx_http_lua_socket_tcp_upstream_t *u,
+                                        int fd, unsigned char *errstr,
+                                        size_t *errlen);
+]])
+            errbuf = ffi.new("unsigned char[256]")
+            errlen = ffi.new("size_t[1]")
+        end
+        errlen[0] = 256
+        local fd = ffi.C.ngx_http_lua_ffi_socket_tcp_hack_fd(sock[1], -1, errbuf, errlen)
+        if fd < 0 then return nil, ffi.string(errbuf, errlen[0]) end
+        return tonumber(fd)
+    end
+end
+
+-- The raw socket is the client's from here on: an answer is written on it.
+local function refuse(sock, status, text)
+    sock:send(string.format("HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+        .. "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+        status, text, #text + 1, text .. "\n"))
+    return ngx.exit(444)
+end
+
+-- location = /ws (ws_handoff.conf), in every worker: gives the connection
+-- to the engine, then lets go of it without a byte written (444: nginx
+-- closes its descriptor; the engine holds the socket).
+function M.handoff_handler()
+    local head = ngx.req.raw_header()
+    local sock, err = ngx.req.socket(true)
+    if not sock then
+        log("ERROR", "handoff: no raw socket: %s", err)
+        return ngx.exit(500)
+    end
+    local fd, ferr = conn_fd(sock)
+    if not fd then
+        log("ERROR", "handoff: no descriptor: %s", ferr)
+        return refuse(sock, 500, "Internal Server Error")
+    end
+    if #head >= HANDOFF_MAX_HEAD then
+        return refuse(sock, 431, "Request Header Fields Too Large")
+    end
+    -- What the client sent after its head (it should wait for the 101,
+    -- but need not: frames right behind the head) may sit in nginx's
+    -- buffer already, out of the engine's reach: the raw socket returns
+    -- that first. With none there this waits 1 ms.
+    sock:settimeout(1)
+    local more, rerr = sock:receiveany(HANDOFF_MAX_HEAD - #head)
+    if more then
+        head = head .. more
+    elseif rerr ~= "timeout" then
+        return ngx.exit(444) -- the client is gone
+    end
+    local shared = ngx.shared.wsnotify
+    local wait = HANDOFF_FIRST_WAIT
+    local code
+    for try = 1, HANDOFF_TRIES do
+        local path = shared:get(HANDOFF_KEY)
+        if path then
+            local ok, herr
+            ok, herr, code = wsnotify.handoff(path, fd, head)
+            if ok then return ngx.exit(444) end
+            if code ~= "WSN_EAGAIN" and code ~= "WSN_ECLOSED" then
+                log("ERROR", "handoff: %s", herr)
+                return refuse(sock, 500, "Internal Server Error")
+            end
+        end
+        if try < HANDOFF_TRIES then
+            ngx.sleep(wait)
+            wait = wait * 2
+        end
+    end
+    log("WARN", "handoff: %s, client refused with 503",
+        code == "WSN_EAGAIN" and "the engine's queue stayed full" or "no engine")
+    return refuse(sock, 503, "Service Unavailable")
 end
 
 -- publish(channel, json_text) from any worker: true | nil, err
