@@ -181,8 +181,14 @@ def servers() -> dict[str, Server]:
                 "nginx's Lua module missing (bash bindings/lua/setup.sh --nginx)")
     out["openresty-chat"] = Server(
         "openresty-chat", "examples/openresty: the Lua chat inside one nginx worker, "
-        "clients through nginx's proxy to the engine in that worker",
+        "each client's socket handed by nginx to the engine in that worker "
+        "(handoff_socket): no frame crosses nginx",
         ["bash", str(orun), "--port", "{port}", "--workers", "1"] + no_rate,
+        available=openresty_ok)
+    out["openresty-proxy"] = Server(
+        "openresty-proxy", "examples/openresty --ws-proxy: the same, clients through "
+        "nginx's proxy to the engine (what a deployment where nginx terminates TLS keeps)",
+        ["bash", str(orun), "--port", "{port}", "--workers", "1", "--ws-proxy"] + no_rate,
         available=openresty_ok)
 
     node = shutil.which("node") or "node"
@@ -436,7 +442,8 @@ def matrix(args) -> list[dict]:
     timing = ["--warmup", str(args.warmup), "--duration", str(P), "--drain", "5",
               "--drain-max", "120"]
     all_servers = ["wsnotify-chat", "wsn-chat-bench", "c-epoll-ref", "py-chat", "node-chat",
-                   "lua-chat", "openresty-chat", "node-ws", "py-websockets", "go-original"]
+                   "lua-chat", "openresty-chat", "openresty-proxy", "node-ws", "py-websockets",
+                   "go-original"]
     if "fanout" in modes:
         for subs in (1, 100, 1000, 10000):
             for s in all_servers + (["wsn-chat-bench-io", "wsn-chat-bench-rb1k"]
@@ -646,7 +653,8 @@ def fmt_ms(v):
 LOADGEN_BUSY = 90  # % of one core: above it the load generator may be the limit
 
 SERVER_ORDER = ["wsnotify-chat", "wsn-chat-bench", "wsn-chat-bench-io", "wsn-chat-bench-rb1k",
-                "c-epoll-ref", "py-chat", "node-chat", "lua-chat", "openresty-chat", "node-ws",
+                "c-epoll-ref", "py-chat", "node-chat", "lua-chat", "openresty-chat",
+                "openresty-proxy", "node-ws",
                 "py-websockets", "go-original"]
 
 
@@ -955,7 +963,8 @@ def report(results: Path, args, facts: dict, started: str, elapsed: float, cmdli
         L.append("")
         if bindings_doc.exists():
             # kept by hand until the bindings' chats join the matrix
-            L.append("- the bindings' chat examples (node-chat, lua-chat, openresty-chat) "
+            L.append("- the bindings' chat examples (node-chat, lua-chat, openresty-chat, "
+                     "openresty-proxy) "
                      "in the full matrix: their fan-out at 1,000 subscribers beside the C "
                      "chat (three runs on the idle machine) is in "
                      "docs/benchmarks-bindings.md.")
@@ -1073,7 +1082,8 @@ def targets_table(sel, present, rows):
             L.append(f"| 100,000 idle held with < 1% CPU | {s} | {held:,} held, {cpu:.2f}% | "
                      f"{'yes' if held == 100000 and cpu < 1 else '**no**'} |")
     for name, what in (("py-chat", "Python chat"), ("lua-chat", "Lua chat"),
-                       ("openresty-chat", "OpenResty chat")):
+                       ("openresty-chat", "OpenResty chat"),
+                       ("openresty-proxy", "OpenResty chat through nginx's proxy")):
         if name in present and "wsnotify-chat" in present:
             worst = None
             for size in (64, 1024):
