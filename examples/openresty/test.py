@@ -48,7 +48,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
+sys.path.insert(0, os.path.join(ROOT, "conformance", "hostile"))
 from chat_harness import ChatServer, Tally  # noqa: E402
+from hostile_lib import frame  # noqa: E402
 from nginx_procs import cpu_ticks, stop, workers_of  # noqa: E402
 
 try:  # websockets >= 13
@@ -125,14 +127,19 @@ def upgrade_raw(port, origin=None, path="/ws", src="127.0.0.1", behind=b""):
                + "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
               .encode() + behind)
+    head, _, rest = recv_until(s, b"\r\n\r\n").partition(b"\r\n\r\n")
+    return s, head.split(b"\r\n")[0].decode(errors="replace"), rest
+
+
+def recv_until(s, marker):
+    """What s gave until marker came (or EOF)."""
     data = b""
-    while b"\r\n\r\n" not in data:
+    while marker not in data:
         chunk = s.recv(4096)
         if not chunk:
             break
         data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return s, head.split(b"\r\n")[0].decode(errors="replace"), rest
+    return data
 
 
 def http_status(port, path, headers=""):
@@ -140,29 +147,7 @@ def http_status(port, path, headers=""):
     with socket.create_connection(("127.0.0.1", port), TIMEOUT) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}"
                   f"Connection: close\r\n\r\n".encode())
-        data = b""
-        while b"\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    return data.split(b"\r\n")[0].decode(errors="replace")
-
-
-def frame(opcode, payload):
-    """A client frame; payloads of 64 KiB and more are all zero bytes."""
-    mask = os.urandom(4)
-    n = len(payload)
-    head = bytes([0x80 | opcode])
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) \
-        if n < 65536 else (mask * (n // 4 + 1))[:n]
-    return head + mask + body
+        return recv_until(s, b"\r\n").split(b"\r\n")[0].decode(errors="replace")
 
 
 def next_frame(s, buf):

@@ -33,7 +33,8 @@
 --
 -- A turn runs handlers for at most TURN_TIME, then yields: until the
 -- loop yields, nginx's thread moves no byte for any other connection of
--- this worker, the proxied WebSocket clients included.
+-- this worker: new /ws connections wait to be handed over (and with
+-- --ws-proxy every frame of the proxied clients waits).
 local wsnotify = require "wsnotify"
 local protocol = require "chat_protocol"
 
@@ -160,8 +161,8 @@ local function loop(premature)
             return
         end
         if n > 0 then
-            -- More may be queued: yield to nginx's event loop (the proxy
-            -- moves the engine's frames) and come straight back.
+            -- More may be queued: yield to nginx's event loop (handoffs,
+            -- pages, the proxy with --ws-proxy) and come straight back.
             ngx.sleep(0)
         elseif events then
             -- Nothing left: wait for the engine's next byte (any number
