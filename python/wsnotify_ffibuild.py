@@ -155,9 +155,10 @@ extern "Python" int _wsnpy_origin_cb(void *user, const char *origin,
                                      const char *host);
 """
 
-# Two argument shims, no logic: cffi passes bytes for char * but not for
-# the core's const void *, and wants a size_t cell for an out-length that
-# Python would otherwise allocate per call. Events in batches are the
+# Argument shims, no engine logic: cffi passes bytes for char * but not
+# for the core's const void *, and wants a size_t cell for an out-length
+# that Python would otherwise allocate per call; json_get_string on bytes
+# returns where the value is instead of copying it out. Events in batches are the
 # core's own call (wsn_server_take_events, since 0.3). Built with the
 # extension, never exported.
 BINDING_CDEF = r"""
@@ -165,10 +166,12 @@ int wsnpy_publish(wsn_server *srv, const char *channel, const char *json,
                   size_t len, int flags);
 int64_t wsnpy_json_get_string(const char *json, size_t len, const char *key,
                               char *out, size_t cap);
+int64_t wsnpy_json_string_span(const char *json, size_t len, const char *key);
 """
 
 BINDING_SOURCE = r"""
 #include <stdint.h>
+#include <string.h>
 
 /* publish() of JSON text with its length: one call, and bytes go in as
  * they are. */
@@ -187,6 +190,40 @@ static int64_t wsnpy_json_get_string(const char *json, size_t len,
     size_t n = 0;
     int rc = wsn_json_get_string(json, len, key, out, cap, &n);
     return rc != 0 ? (int64_t)rc : (int64_t)n;
+}
+
+/* wsn_json_get_string for text Python already holds as bytes, without an
+ * output buffer: the decoded value is looked for in the text itself and
+ * its place returned, offset << 32 | length, so Python slices bytes it
+ * has (no per-thread buffer, no copy out of C). Equal bytes are the same
+ * string wherever they are found. WSNPY_SPAN_NONE when the value is not
+ * in the text as it is (it had escapes), is longer than the stack buffer,
+ * or the text is too big to pack: then the buffer call is used. Else the
+ * code of wsn_json_get_string (< 0). */
+#define WSNPY_SPAN_NONE INT64_MIN
+static int64_t wsnpy_json_string_span(const char *json, size_t len,
+                                      const char *key)
+{
+    char val[256];
+    size_t n = 0;
+    if (len > (size_t)INT32_MAX)
+        return WSNPY_SPAN_NONE;
+    int rc = wsn_json_get_string(json, len, key, val, sizeof(val), &n);
+    if (rc == WSN_ENOSPC)
+        return WSNPY_SPAN_NONE;
+    if (rc != 0)
+        return (int64_t)rc;
+    if (n == 0)
+        return 0;
+    if (n > len)
+        return WSNPY_SPAN_NONE;
+    const char *end = json + len - n + 1, *p = json;
+    while ((p = memchr(p, val[0], (size_t)(end - p))) != NULL) {
+        if (memcmp(p, val, n) == 0)
+            return ((int64_t)(p - json) << 32) | (int64_t)n;
+        p++;
+    }
+    return WSNPY_SPAN_NONE;
 }
 """
 

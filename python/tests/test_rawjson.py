@@ -201,6 +201,32 @@ def test_json_get_string():
     assert "json_get_string" in wsnotify.__all__
 
 
+def test_json_get_string_slices_or_decodes():
+    # The value is sliced out of the text where it stands and decoded
+    # into a buffer only when it is not there as it is (escapes), is too
+    # long for the shim's stack buffer, or is not in the text at all:
+    # every way gives the decoded value.
+    from wsnotify import json_get_string
+    cases = [
+        (r'{"a":"x","k":"plain"}', "plain"),
+        (r'{"k":"\u00e9\u20ac\ud83d\ude00"}', "é€\U0001f600"),
+        ('{"k":"é€\U0001f600"}', "é€\U0001f600"),
+        # escaped, and the same bytes stand earlier in the text
+        (r'{"x":"ab","k":"a\u0062"}', "ab"),
+        (r'{"k":"a\nb"}', "a\nb"),
+        (r'{"k":""}', ""),
+        ('{"k":"' + "y" * 255 + '"}', "y" * 255),
+        ('{"k":"' + "y" * 256 + '"}', "y" * 256),
+        ('{"k":"' + r"\u00e9" * 300 + '"}', "é" * 300),
+        (r'{"k":"first","k":"second"}', "second"),
+        (r'{"k":"kk","k":"k"}', "k"),
+    ]
+    for text, want in cases:
+        for arg in (text, text.encode(), RawJSON(text), bytearray(text.encode()),
+                    memoryview(text.encode())):
+            assert json_get_string(arg, "k") == want, (text, type(arg))
+
+
 def test_dispatch_on_action_from_handler(harness):
     # A handler that reads only "action" and forwards the rest untouched,
     # as the C chat example does; a 100 KB message goes through whole.

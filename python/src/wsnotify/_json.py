@@ -35,11 +35,22 @@ def json_get_string(text: _Text, key: str) -> str:
         k = _KEYS.get(key) or _key(key)
     except TypeError:  # unhashable
         k = _key(key)
-    # Decoding never lengthens a string: the text's size is always enough.
-    # The output buffer is the calling thread's own, kept between calls,
-    # and the length comes back as the result: a handler dispatching on
-    # "action" calls this once per message, and allocating the two cells
-    # cost more than the scan.
+    # A handler dispatching on "action" calls this once per message: the
+    # value is sliced out of data where it stands (no escapes), which is
+    # what it nearly always is; only else is it decoded into a buffer.
+    rc = _span(data, len(data), k)
+    if rc >= 0:
+        off = rc >> 32
+        return data[off:off + (rc & 0xFFFFFFFF)].decode("utf-8")
+    if rc != _SPAN_NONE:
+        check(int(rc), f"json_get_string({key!r})")
+    return _decoded(data, k, key)
+
+
+def _decoded(data: bytes, k: bytes, key: str) -> str:
+    """json_get_string's value decoded into a buffer: decoding never
+    lengthens a string, so the text's size is always enough. The buffer is
+    the calling thread's own, kept between calls."""
     n = len(data)
     out = getattr(_tls, "buf", None)
     if out is None or len(out) <= n:
@@ -54,6 +65,8 @@ def json_get_string(text: _Text, key: str) -> str:
 
 _tls = threading.local()
 _get_string = lib.wsnpy_json_get_string
+_span = lib.wsnpy_json_string_span
+_SPAN_NONE = -(2 ** 63)  # WSNPY_SPAN_NONE
 _unpack = ffi.unpack
 _KEYS: Dict[str, bytes] = {}
 
