@@ -19,8 +19,8 @@ from ._core import ffi, lib
 from ._errors import (ClientGoneError, InvalidArgumentError, ServerClosedError,
                       WsnotifyError,
                       check, make_error, strerror)
-from ._types import (_UNDECODED, Duration, IncomingMessage, MessageType, _CoreJSON,
-                     RawJSON, duration_ms)
+from ._types import (_JSON, _TEXT, _UNDECODED, Duration, IncomingMessage,
+                     MessageType, _CoreJSON, RawJSON, duration_ms)
 from ._upgrade import (Accept, Reject, UpgradeRequest, When, metadata_json,
                        unix_ms)
 
@@ -332,6 +332,8 @@ def _channel(channel: Any, allow_empty: bool = False) -> bytes:
 
 
 def _message_type(t: Any) -> MessageType:
+    if t.__class__ is MessageType:
+        return t  # MessageType(t) costs an Enum lookup
     try:
         return MessageType(t)
     except ValueError:
@@ -340,9 +342,9 @@ def _message_type(t: Any) -> MessageType:
 
 
 def _payload(message: Any, mtype: MessageType) -> bytes:
-    if mtype is MessageType.JSON:
+    if mtype is _JSON:
         return _dumps(message)
-    if mtype is MessageType.TEXT:
+    if mtype is _TEXT:
         if isinstance(message, str):
             return message.encode("utf-8")
         if isinstance(message, (bytes, bytearray, memoryview)):
@@ -391,7 +393,6 @@ def _ttl_ms(ttl: Any) -> int:
 
 # The message types by their C values (wsn_message_type: 0, 1, 2).
 _MTYPES = tuple(MessageType.from_c(i) for i in range(3))
-_JSON = MessageType.JSON
 _BINARY = MessageType.BINARY
 _EV_MESSAGE = lib.WSN_EVENT_MESSAGE
 _BROKER_STATES = {lib.WSN_BROKER_NONE: "none", lib.WSN_BROKER_CONNECTING: "connecting",
@@ -463,7 +464,7 @@ class _Batch:
     so a nested drain goes on where the outer one stopped."""
 
     __slots__ = ("evs", "rec", "recbuf", "arena", "used", "count", "pos",
-                 "blob", "view")
+                 "blob")
 
     def __init__(self) -> None:
         self.evs = ffi.new("wsn_event *[]", _BATCH_MAX)
@@ -474,7 +475,6 @@ class _Batch:
         self.count = 0  # events taken
         self.pos = 0    # the next one to handle
         self.blob = b""
-        self.view = memoryview(b"")
 
     def release(self) -> None:
         """Frees the events (they hold their clients' references)."""
@@ -482,7 +482,6 @@ class _Batch:
             lib.wsn_events_free(self.evs, self.count)
             self.count = self.pos = 0
             self.blob = b""
-            self.view = memoryview(b"")
 
 
 # ---------------------------------------------------------------------------
@@ -546,6 +545,7 @@ class Server:
             raise TypeError("nonblocking must be a bool")
         # The flags of every synchronous publish call.
         self._flags = lib.WSN_PUBLISH_NONBLOCK if nonblocking else 0
+        self._flags_trusted = self._flags | _TRUSTED_JSON
         options.setdefault("log_queue", _LOG_QUEUE_LINES)
         if options.get("events_on_io_thread"):
             raise ValueError(
@@ -948,11 +948,11 @@ class Server:
         # its length given, a NUL is refused as invalid JSON).
         t = type(message)
         if t is _CoreJSON:
-            data, flags = message, self._flags | _TRUSTED_JSON
+            data, flags = message, self._flags_trusted
         elif t is RawJSON or isinstance(message, RawJSON):
             data, flags = message, self._flags
         else:
-            data, flags = _dumps(message), self._flags | _TRUSTED_JSON
+            data, flags = _dumps(message), self._flags_trusted
         rc = lib.wsnpy_publish(self._srvp, ch, data, len(data), flags)
         if rc:
             check(rc, f"publish({channel!r})")
@@ -1453,10 +1453,12 @@ class Server:
                         continue
                     blob = b.blob
                     mt = _MTYPES[mtype]
-                    if mt is _JSON:  # one copy: from a view of the blob
-                        raw = _new_rawjson(_CoreJSON, b.view[poff:poff + plen])
-                    else:
-                        raw = blob[poff:poff + plen]
+                    raw = blob[poff:poff + plen]
+                    if mt is _JSON:
+                        # From bytes, not from a memoryview of the blob: the
+                        # buffer protocol costs more than the second copy
+                        # (0.16 against 0.37 us at 64 B, 0.47 / 0.52 at 1 KiB).
+                        raw = _new_rawjson(_CoreJSON, raw)
                     msg = IncomingMessage(
                         mt, blob[choff:choff + chlen].decode("utf-8", "replace")
                         if chlen else "", raw if mt is _BINARY else _UNDECODED,
@@ -1488,7 +1490,6 @@ class Server:
         if rc > 0:
             used = b.used[0]
             b.blob = ffi.unpack(b.arena, used) if used else b""
-            b.view = memoryview(b.blob)
             b.count = rc
             b.pos = 0
             return rc
