@@ -58,6 +58,11 @@ from wsnotify import (Accept, Client, IncomingMessage, LogLevel, MessageType,
 
 log = logging.getLogger("chat")
 
+# Read once: an Enum member looked up on its class (MessageType.JSON) costs
+# about as much as the rest of the type check, in a handler that runs for
+# every message.
+JSON = MessageType.JSON
+
 # examples/python/chat.py -> examples/chat/index.html
 DEFAULT_STATIC_DIR = Path(__file__).resolve().parent.parent / "chat"
 SHUTDOWN_TIMEOUT = 10.0
@@ -183,7 +188,7 @@ def make_server(host: str, port: int, static_dir: Path,
         # that member is read here, without decoding the message (as the C
         # example does): a broadcast is forwarded as received (msg.raw), so
         # msg.message is never built for it. Anything else is ignored.
-        if msg.type is not MessageType.JSON:
+        if msg.type is not JSON:
             return
         try:
             action = wsnotify.json_get_string(msg.raw, "action")
@@ -226,13 +231,14 @@ def reason(e: Exception) -> str:
 
 def handle_broadcast(server: Server, client: Client,
                      msg: IncomingMessage) -> None:
-    if not msg.channel:
+    channel = msg.channel
+    if not channel:
         return  # the envelope names the channel; none: nothing to do
     try:
         # msg.raw is the message's JSON text as received (a RawJSON):
         # publishing it forwards the message as it is, without encoding
         # msg.message back to JSON.
-        server.publish(msg.channel, msg.raw)
+        server.publish(channel, msg.raw)
     except wsnotify.BrokerError:
         pass  # Redis is down: this server's members got it (on_broker said)
     except (ValueError, wsnotify.WsnotifyError) as e:
@@ -253,7 +259,7 @@ def log_failure(e: Exception, fmt: str, *args: object) -> None:
 def reply(server: Server, client: Client, channel: str, value: object,
           reply_to: str) -> None:
     try:
-        server.publish_to_client(client, channel, value, MessageType.JSON,
+        server.publish_to_client(client, channel, value, JSON,
                                  reply_to_id=reply_to)
     except (ValueError, wsnotify.WsnotifyError) as e:
         log_failure(e, "reply to %s failed: %s", client.id, e)
