@@ -157,8 +157,8 @@ extern "Python" int _wsnpy_origin_cb(void *user, const char *origin,
 
 # Argument shims, no engine logic: cffi passes bytes for char * but not
 # for the core's const void *, and wants a size_t cell for an out-length
-# that Python would otherwise allocate per call; json_get_string on bytes
-# returns where the value is instead of copying it out. Events in batches are the
+# that Python would otherwise allocate per call; json_get_string of a
+# small text returns where the value is instead of copying it out. Events in batches are the
 # core's own call (wsn_server_take_events, since 0.3). Built with the
 # extension, never exported.
 BINDING_CDEF = r"""
@@ -171,7 +171,7 @@ int64_t wsnpy_json_string_span(const char *json, size_t len, const char *key);
 
 BINDING_SOURCE = r"""
 #include <stdint.h>
-#include <string.h>
+#include <string.h> /* memmem: _GNU_SOURCE (define_macros; Python.h too) */
 
 /* publish() of JSON text with its length: one call, and bytes go in as
  * they are. */
@@ -201,12 +201,16 @@ static int64_t wsnpy_json_get_string(const char *json, size_t len,
  * or the text is too big to pack: then the buffer call is used. Else the
  * code of wsn_json_get_string (< 0). */
 #define WSNPY_SPAN_NONE INT64_MIN
+/* memmem's worst case (a text of near misses of the value) is about ten
+ * times the core's scan of the same text, so only texts this small are
+ * searched: there the slice saves most, and a hostile one costs little. */
+#define WSNPY_SPAN_MAX_TEXT 4096
 static int64_t wsnpy_json_string_span(const char *json, size_t len,
                                       const char *key)
 {
     char val[256];
     size_t n = 0;
-    if (len > (size_t)INT32_MAX)
+    if (len > WSNPY_SPAN_MAX_TEXT)
         return WSNPY_SPAN_NONE;
     int rc = wsn_json_get_string(json, len, key, val, sizeof(val), &n);
     if (rc == WSN_ENOSPC)
@@ -215,15 +219,10 @@ static int64_t wsnpy_json_string_span(const char *json, size_t len,
         return (int64_t)rc;
     if (n == 0)
         return 0;
-    if (n > len)
+    const char *p = memmem(json, len, val, n);
+    if (!p)
         return WSNPY_SPAN_NONE;
-    const char *end = json + len - n + 1, *p = json;
-    while ((p = memchr(p, val[0], (size_t)(end - p))) != NULL) {
-        if (memcmp(p, val, n) == 0)
-            return ((int64_t)(p - json) << 32) | (int64_t)n;
-        p++;
-    }
-    return WSNPY_SPAN_NONE;
+    return ((int64_t)(p - json) << 32) | (int64_t)n;
 }
 """
 
@@ -318,6 +317,7 @@ def make_ffi() -> FFI:
             kw["extra_link_args"].append(f"-Wl,-rpath,{libdir[0]}")
         if "wsnotify" not in kw["libraries"]:
             kw["libraries"].append("wsnotify")
+        kw["define_macros"].append(("_GNU_SOURCE", "1"))  # memmem
     else:
         root = source_root()
         kw["sources"] = core_sources(root)

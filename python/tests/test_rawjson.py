@@ -202,9 +202,9 @@ def test_json_get_string():
 
 
 def test_json_get_string_slices_or_decodes():
-    # The value is sliced out of the text where it stands and decoded
-    # into a buffer only when it is not there as it is (escapes), is too
-    # long for the shim's stack buffer, or is not in the text at all:
+    # In a text of up to 4 KiB the value is sliced out where it stands,
+    # and decoded into a buffer when it is not there as it is (escapes),
+    # is too long for the shim's stack buffer, or the text is bigger:
     # every way gives the decoded value.
     from wsnotify import json_get_string
     cases = [
@@ -220,6 +220,8 @@ def test_json_get_string_slices_or_decodes():
         ('{"k":"' + r"\u00e9" * 300 + '"}', "é" * 300),
         (r'{"k":"first","k":"second"}', "second"),
         (r'{"k":"kk","k":"k"}', "k"),
+        # over 4 KiB: always the buffer
+        ('{"p":"' + "x" * 5000 + '","k":"v"}', "v"),
     ]
     for text, want in cases:
         for arg in (text, text.encode(), RawJSON(text), bytearray(text.encode()),

@@ -35,9 +35,10 @@ def json_get_string(text: _Text, key: str) -> str:
         k = _KEYS.get(key) or _key(key)
     except TypeError:  # unhashable
         k = _key(key)
-    # A handler dispatching on "action" calls this once per message: the
-    # value is sliced out of data where it stands (no escapes), which is
-    # what it nearly always is; only else is it decoded into a buffer.
+    # A handler dispatching on "action" calls this once per message: in a
+    # text of up to 4 KiB the value is sliced out of data where it stands
+    # (no escapes), which is what it nearly always is; only else is it
+    # decoded into a buffer.
     rc = _span(data, len(data), k)
     if rc >= 0:
         off = rc >> 32
