@@ -53,8 +53,6 @@
 /* Partial messages holding this much count as a spike worth a trim. */
 #define SPIKE_PARTIAL_BYTES (16u << 20)
 
-static void direct_forget(wsn_server *srv, wsn_client *c);
-
 struct pss {
     wsn_client *client; /* the registry's reference; NULL until ESTABLISHED */
     int deflate;        /* permessage-deflate accepted during the handshake */
@@ -377,7 +375,6 @@ static void on_closed(wsn_server *srv, struct pss *pss)
         wsni_frame_unref(wsni_conn_of(c)->inflight);
         wsni_conn_of(c)->inflight = NULL;
     }
-    direct_forget(srv, c);
     wsni_conn_of(c)->wsi = NULL;
     wsni_conn_of(c)->rx_buffer = NULL; /* lws frees it with the wsi */
     rx_release(srv, c);
@@ -564,54 +561,6 @@ static int write_one(wsn_client *c, struct lws *wsi)
     return 0;
 }
 
-/* The clients that a batch of commands gave frames are served as
- * writable as soon as the loop pass that applied it is over, rather than
- * after the next poll: a broadcast's first subscriber then waits neither
- * for a poll of every socket nor for the wake-up it needs. lws serves each
- * (lws_service_fd with POLLOUT), so what lws itself owes the peer first (a
- * pong, the answer to its close, the rest of a partial write) still goes
- * first, and a socket that cannot take the data has lws buffer it. */
-static void write_direct(wsn_server *srv)
-{
-    struct wsni_lws *lw = srv->lws;
-    /* A client served here may be given frames again (a handler on the
-     * I/O thread): those go the usual way. */
-    lw->collecting = 0;
-    for (size_t i = 0; i < lw->direct_len; i++) {
-        wsn_client *c = lw->direct[i];
-        if (!c)
-            continue;
-        wsni_conn_of(c)->in_direct = 0;
-        struct lws *wsi = wsni_conn_of(c)->wsi;
-        if (!wsi || !c->write_requested)
-            continue;
-        struct lws_pollfd pfd = {.fd = lws_get_socket_fd(wsi), .events = LWS_POLLOUT,
-                                 .revents = LWS_POLLOUT};
-        if (pfd.fd < 0 || lws_service_fd(lw->ctx, &pfd) < 0)
-            lws_callback_on_writable(wsi);
-    }
-    lw->direct_len = 0;
-}
-
-/* A client closing while it waits in direct[] leaves it. */
-static void direct_forget(wsn_server *srv, wsn_client *c)
-{
-    if (!wsni_conn_of(c)->in_direct)
-        return;
-    wsni_conn_of(c)->in_direct = 0;
-    for (size_t i = 0; i < srv->lws->direct_len; i++)
-        if (srv->lws->direct[i] == c)
-            srv->lws->direct[i] = NULL;
-}
-
-/* Applies the queued commands (publishes, closes...); what they queued
- * is written at the end of the loop pass (write_direct). */
-static void run_commands(wsn_server *srv)
-{
-    srv->lws->collecting = 1;
-    wsni_commands_run(srv);
-}
-
 static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
 {
     wsn_client *c = pss->client;
@@ -733,7 +682,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* Broadcast to every protocol: act once. Always return 0 here. */
         const struct lws_protocols *proto = lws_get_protocol(wsi);
         if (proto && proto->id == 1)
-            run_commands(srv);
+            wsni_commands_run(srv);
         return 0;
     }
     case LWS_CALLBACK_RAW_ADOPT_FILE:
@@ -951,7 +900,6 @@ static void lws_state_free(wsn_server *srv)
 {
     wsni_tls_free(srv);
     free(srv->lws->coalesce);
-    free(srv->lws->direct);
     free(srv->lws);
     srv->lws = NULL;
 }
@@ -1036,17 +984,14 @@ static void *io_main(void *arg)
             break;
         /* A host thread on this core runs as soon as it is woken, so its
          * publishes are often queued by now. With few clients written to
-         * in the pass, taking them here sends them now (write_direct), not
-         * after the wake-up's own pass. A pass that
+         * in the pass, taking them here sends them in the very next pass
+         * (which also takes the wake-up), not one pass later. A pass that
          * wrote to many clients is fanning out, and there letting publishes
          * gather for a pass means more frames per send. Both measured:
          * docs/architecture.md, "Measurements behind the code". */
         if (srv->lws->pass_writes < EARLY_COMMANDS_MAX_WRITES && wsni_commands_pending(srv))
-            run_commands(srv);
-        write_direct(srv);
+            wsni_commands_run(srv);
     }
-    srv->lws->collecting = 0;
-    srv->lws->direct_len = 0; /* their connections close with the context */
     srv->lws->in_service = 0;
     wsni_event_queue_flush(srv->events);
 

@@ -43,7 +43,6 @@ struct wsni_conn {
     bool rx_held : 1;   /* reads paused for this client's share of the event queue */
     bool input_refused : 1;    /* refuse.c: closing for what it sent; what it still sends is dropped */
     bool input_close_sent : 1; /* refuse.c: that close was handed to lws */
-    bool in_direct : 1;        /* in the server's direct[] (loop.c, write_direct) */
 };
 static_assert(sizeof(struct wsni_conn) <= WSNI_CONN_IMPL_SIZE,
               "WSNI_CONN_IMPL_SIZE (engine/transport.h) too small");
@@ -119,13 +118,6 @@ struct wsni_lws {
     char *handoff_buf;
     wsni_ratelog handoff_log;
     unsigned pass_writes; /* clients written to in this loop pass */
-    /* While a batch of commands is applied (collecting), clients given
-     * frames wait in direct[] (NULL: closed since) and are served as
-     * writable once the pass is done, without a poll in between (loop.c,
-     * write_direct). */
-    int collecting;
-    wsn_client **direct;
-    size_t direct_len, direct_cap;
     int in_service;       /* inside the service loop, where the host is woken
                            * once per pass (wsni_event_queue_flush) */
     wsni_timer shutdown_timer, shutdown_final_timer;

@@ -9,33 +9,13 @@
 #include "transport/queue_depth.h"
 
 #include <assert.h>
-#include <stdlib.h>
 
 /* Frames are built with the headroom lws_write() needs before the data. */
 static_assert(WSNI_FRAME_PRE == LWS_PRE, "frame headroom is lws's LWS_PRE");
 
-/* While commands are applied, the write waits for the pass's end
- * (loop.c, write_direct). */
-static int defer_write(struct wsni_lws *lw, wsn_client *c)
-{
-    if (!lw->collecting)
-        return 0;
-    if (lw->direct_len == lw->direct_cap) {
-        size_t cap = lw->direct_cap ? lw->direct_cap * 2 : 256;
-        wsn_client **p = realloc(lw->direct, cap * sizeof(*p));
-        if (!p)
-            return 0;
-        lw->direct = p;
-        lw->direct_cap = cap;
-    }
-    lw->direct[lw->direct_len++] = c;
-    wsni_conn_of(c)->in_direct = 1;
-    return 1;
-}
-
 static void want_write(wsn_client *c)
 {
-    if (wsni_conn_of(c)->wsi && !defer_write(c->srv->lws, c))
+    if (wsni_conn_of(c)->wsi)
         lws_callback_on_writable(wsni_conn_of(c)->wsi);
     if (!c->srv->lws->depth_armed)
         wsni_queue_depth_watch(c->srv);
