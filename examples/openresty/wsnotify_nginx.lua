@@ -156,7 +156,8 @@ local function loop(premature)
             n = n + k
             ngx.update_time()
         until k < TURN_EVENTS or ngx.now() - start >= TURN_TIME
-        n = n + drain_queue(shared)
+        local queued = drain_queue(shared)
+        n = n + queued
         if server.stopped then
             log("INFO", "engine stopped")
             unpublish_handoff()
@@ -165,13 +166,19 @@ local function loop(premature)
             server = nil
             return
         end
-        if n > 0 then
-            -- More may be queued: yield to nginx's event loop (handoffs,
-            -- pages, the proxy with --ws-proxy) and come straight back.
+        if k >= TURN_EVENTS or queued >= QUEUE_BATCH then
+            -- The turn ran out of time with more waiting: yield to nginx's
+            -- event loop (handoffs, pages, the proxy with --ws-proxy) and
+            -- come straight back. Only then: without the delayed events
+            -- patch (Debian's nginx) every ngx.sleep(0) logs a warning,
+            -- one per event at a chat's pace when this yielded after every
+            -- turn.
             ngx.sleep(0)
         elseif events then
             -- Nothing left: wait for the engine's next byte (any number
-            -- may have come; one read takes them all).
+            -- may have come; one read takes them all; after a turn that
+            -- took events, their byte is usually there and the read
+            -- returns at once, so the next turn finds what came since).
             local _, rerr = events:receiveany(64)
             if rerr and rerr ~= "timeout" then
                 -- The engine closed it (stopping: the next turn sees that)
