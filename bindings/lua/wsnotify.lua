@@ -392,6 +392,11 @@ function Server:dispatch(max)
             break
         end
     end
+    -- Log lines queued while events were (they did not turn the event fd,
+    -- which events kept readable) would keep it readable once the events
+    -- are taken, and a host that waits for the fd (or the event socket)
+    -- to turn again would not hear of the next event: they go now too.
+    drain_logs(self)
     return n
 end
 
