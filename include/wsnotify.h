@@ -821,7 +821,9 @@ WSN_API int wsn_server_event_fd(wsn_server *srv);
  * 107 bytes, fd < 0, head NULL or head_len 0), WSN_ELIMIT (head_len over
  * WSN_HANDOFF_MAX_HEAD), WSN_ECLOSED (no engine listens at path: it
  * stopped, or never started), WSN_EAGAIN (the engine's queue of handed
- * sockets is full: answer 503), WSN_EIO (any other failure). */
+ * sockets is full: answer 503), WSN_EIO (any other failure). The epoll
+ * sets are those the process had at its first wsn_handoff(). Any thread,
+ * with or without a server in the process. Since 0.3. */
 #define WSN_HANDOFF_MAX_HEAD 16384
 WSN_API int wsn_handoff(const char *path, int fd, const void *head, size_t head_len);
 
@@ -1190,7 +1192,8 @@ typedef struct wsn_metrics {
 
 /* Fills m (see above). Returns 0, or WSN_EINVAL for NULL or a size that
  * does not reach broker_reconnects (the struct as 0.3 first had it);
- * broker_lost and any later field are filled only when size covers them. Any thread, before start and after stop too (the
+ * broker_lost and any later field are filled only when size covers them.
+ * Any thread, before start and after stop too (the
  * gauges are then 0). It takes the server's locks only as long as a
  * publish does, never waits for the I/O thread, and costs the delivery
  * path nothing per message beyond a few counters kept per write and per

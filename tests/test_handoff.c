@@ -43,6 +43,16 @@ static wsn_options *handoff_opts(void)
     return o;
 }
 
+/* A fresh directory and a started server handing at its path. */
+static wsn_server *handoff_server(void)
+{
+    make_dir();
+    wsn_options *o = handoff_opts();
+    wsn_server *srv = tu_server(o);
+    wsn_options_free(o);
+    return srv;
+}
+
 /* The front: accepts `count` connections on its own port, reads each
  * request head and hands the socket to the engine, then closes its
  * descriptor as nginx does. */
@@ -114,10 +124,7 @@ static uint64_t refused(wsn_server *srv, int why)
  * messages both ways, its real peer address; the front never wrote. */
 static void test_serves(void)
 {
-    make_dir();
-    wsn_options *o = handoff_opts();
-    wsn_server *srv = tu_server(o);
-    wsn_options_free(o);
+    wsn_server *srv = handoff_server();
     front f;
     front_start(&f, 1);
     wsc *c;
@@ -147,10 +154,7 @@ static void test_serves(void)
  * own: a wrong path gets 404 from the engine, over the handed socket. */
 static void test_refusals_as_direct(void)
 {
-    make_dir();
-    wsn_options *o = handoff_opts();
-    wsn_server *srv = tu_server(o);
-    wsn_options_free(o);
+    wsn_server *srv = handoff_server();
     front f;
     front_start(&f, 3);
     wsc_opts wo = {.port = f.port, .path = "/elsewhere", .timeout_ms = TU_TIMEOUT};

@@ -111,6 +111,13 @@ int wsni_handoff_take(wsn_server *srv, wsn_event **emit)
     int count = carried(&msg, fds, 4);
     for (int i = 1; i < count && i < 4; i++)
         close(fds[i]);
+    if (!count && (msg.msg_flags & MSG_CTRUNC)) {
+        /* The kernel had no descriptor left for ours and closed the
+         * socket: counted as a connection closed at accept would be. */
+        wsni_count_io(&srv->counters.refused[WSNI_REFUSED_DESCRIPTORS], 1);
+        wsni_log(srv, WSN_LOG_WARN, "handoff_socket: a handed socket lost: no descriptor left");
+        return 1;
+    }
     if (count != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n == 0 ||
         n > WSN_HANDOFF_MAX_HEAD) {
         if (count >= 1)
