@@ -1281,9 +1281,11 @@ static void print_common(FILE *f, double wall, double cpu_lg, double cpu_srv, lo
 
 static void print_hist(FILE *f, const char *name, const hist *h) {
     fprintf(f,
-            ",\"%s\":{\"n\":%" PRIu64 ",\"mean_ms\":%.4f,\"p50_ms\":%.4f,\"p90_ms\":%.4f,"
+            ",\"%s\":{\"n\":%" PRIu64 ",\"mean_ms\":%.4f,\"p1_ms\":%.4f,\"p10_ms\":%.4f,"
+            "\"p50_ms\":%.4f,\"p90_ms\":%.4f,"
             "\"p99_ms\":%.4f,\"p999_ms\":%.4f,\"max_ms\":%.4f}",
-            name, h->n, h->n ? (double)h->sum / (double)h->n / 1e6 : 0, hist_q(h, 0.5) / 1e6,
+            name, h->n, h->n ? (double)h->sum / (double)h->n / 1e6 : 0, hist_q(h, 0.01) / 1e6,
+            hist_q(h, 0.1) / 1e6, hist_q(h, 0.5) / 1e6,
             hist_q(h, 0.9) / 1e6, hist_q(h, 0.99) / 1e6, hist_q(h, 0.999) / 1e6,
             (double)h->max / 1e6);
 }

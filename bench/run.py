@@ -446,8 +446,12 @@ def matrix(args) -> list[dict]:
                    "go-original"]
     if "fanout" in modes:
         for subs in (1, 100, 1000, 10000):
-            for s in all_servers + (["wsn-chat-bench-io", "wsn-chat-bench-rb1k"]
-                                    if subs == 1000 else []):
+            # At one subscriber every delivery is one message through the
+            # handler: wsn-chat-bench-io there is the "host handler" row set's
+            # handler on the I/O thread (report: "Host handler").
+            extra_servers = {1: ["wsn-chat-bench-io"],
+                             1000: ["wsn-chat-bench-io", "wsn-chat-bench-rb1k"]}
+            for s in all_servers + extra_servers.get(subs, []):
                 jobs.append(dict(server=s, mode="fanout", subs=subs, runs=args.runs,
                                  extra=phases + timing, timeout=900))
     if "compression" in modes:
@@ -663,6 +667,55 @@ def load(path: Path):
     return rows
 
 
+HOST_HANDLER_ROWS = [
+    ("wsn-chat-bench-io", "C, on the I/O thread (no hop)"),
+    ("wsn-chat-bench", "C, on the host thread"),
+    ("wsnotify-chat", "C chat example, host thread"),
+    ("py-chat", "Python"),
+    ("node-chat", "Node.js"),
+    ("lua-chat", "Lua"),
+    ("openresty-chat", "OpenResty"),
+    ("node-ws", "Node's ws (a peer, not the engine)"),
+]
+
+
+def host_handler_section(fan: list) -> list:
+    """The "host handler" row set (issue 21): at one subscriber every
+    delivery is one message through the handler, so server CPU per delivery
+    is what one message costs with the handler in each place; the
+    difference between two rows is the cost of that hop."""
+    def us(s, size, w):
+        v = [r["server_cpu_pct"] / 100.0 / r["deliveries_per_s"] * 1e6 for r in fan
+             if r["server"] == s and r["subs"] == 1 and r["size"] == size and
+             r["window"] == w and r["deliveries_per_s"] > 0 and r["server_cpu_pct"] >= 0]
+        return med(v)[0]
+    cells = [(64, 20), (64, 100), (1024, 20), (1024, 100)]
+    rows = [(s, label, [us(s, *c) for c in cells]) for s, label in HOST_HANDLER_ROWS]
+    rows = [r for r in rows if any(v is not None for v in r[2])]
+    if not rows:
+        return []
+    base = next((r[2] for r in rows if r[0] == "wsn-chat-bench-io"), None)
+    L = ["### Host handler: what one message costs where the handler runs", "",
+         "One subscriber, the chat protocol, server CPU µs per delivery (medians); in "
+         "parentheses the difference from the handler on the I/O thread: the hop to the "
+         "host and back plus the host's own per-message work, less what the host's "
+         "batching saves the I/O thread.", "",
+         "| handler | " + " | ".join(f"{z} B W {w}" for z, w in cells) + " |",
+         "|---|" + "---:|" * len(cells)]
+    for s, label, vals in rows:
+        out = []
+        for i, v in enumerate(vals):
+            if v is None:
+                out.append("–")
+            elif base and base[i] is not None and s not in ("wsn-chat-bench-io", "node-ws"):
+                out.append(f"{v:.2f} ({v - base[i]:+.2f})")
+            else:
+                out.append(f"{v:.2f}")
+        L.append(f"| {label} (`{s}`) | " + " | ".join(out) + " |")
+    L.append("")
+    return L
+
+
 def report(results: Path, args, facts: dict, started: str, elapsed: float, cmdline: str,
            idle_note: str):
     rows = load(results)
@@ -845,6 +898,7 @@ def report(results: Path, args, facts: dict, started: str, elapsed: float, cmdli
         L.append("")
         L.append("![deliveries/s vs subscribers](img/bench-fanout.png)")
         L.append("")
+        L += host_handler_section(fan)
         # latency under saturation
         L.append("Publish→receive latency under this saturating load (p50 / p99 ms, "
                  "1,000 subscribers, medians): queueing, not the idle latency.")
@@ -906,17 +960,21 @@ def report(results: Path, args, facts: dict, started: str, elapsed: float, cmdli
                  "subscriber's read, same clock), medians over runs, milliseconds. "
                  "\"last\" is when the last of the 1,000 subscribers had it. The load "
                  "generator reads 1,000 sockets in turn, so a few hundred µs of the tail is "
-                 "its own.")
+                 "its own. p1 is the first subscribers of each broadcast: the time before "
+                 "the server's first write; p50 − p1 is how fast its fan-out runs.")
         L.append("")
-        L.append("| server | p50 | p99 | p99.9 | max | last p50 | last p99 | lost |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        L.append("| server | p1 | p50 | p99 | p99.9 | max | last p50 | last p99 | lost |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for s in present:
             rs = [r for r in lat if r["server"] == s]
             if not rs:
                 continue
             g = lambda k, h="latency": med([r[h][k] for r in rs])[0]  # noqa: E731
             p99s = [r["latency"]["p99_ms"] for r in rs]
-            L.append(f"| {s} | {fmt_ms(g('p50_ms'))} | {fmt_ms(g('p99_ms'))} "
+            # Runs before the load generator reported p1 have none.
+            p1s = [r["latency"]["p1_ms"] for r in rs if "p1_ms" in r["latency"]]
+            p1 = fmt_ms(med(p1s)[0]) if p1s else "–"
+            L.append(f"| {s} | {p1} | {fmt_ms(g('p50_ms'))} | {fmt_ms(g('p99_ms'))} "
                      f"({fmt_ms(min(p99s))}–{fmt_ms(max(p99s))}) | {fmt_ms(g('p999_ms'))} | "
                      f"{fmt_ms(g('max_ms'))} | {fmt_ms(g('p50_ms', 'completion'))} | "
                      f"{fmt_ms(g('p99_ms', 'completion'))} | {sum(r['lost'] for r in rs)} |")
