@@ -362,6 +362,56 @@ static void test_client_close_echo(void)
     finish(srv);
 }
 
+static wsn_server *grace_server(int64_t grace_ms)
+{
+    wsn_options *o = tu_opts();
+    tu_set_int(o, WSN_OPT_CLOSE_GRACE, grace_ms);
+    wsn_server *srv = tu_server(o);
+    wsn_options_free(o);
+    return srv;
+}
+
+/* After an engine close (here expiry's 4001) the server waits for the
+ * client's close frame before it closes TCP, so that what the client still
+ * sends meanwhile is read, not answered with a reset (which its library
+ * may report instead of the close code). */
+static void test_engine_close_awaits_answer(void)
+{
+    wsn_server *srv = grace_server(10000);
+    wsc *w;
+    wsc_opts o = {.port = wsn_server_port(srv), .no_auto_close = 1, .timeout_ms = TU_TIMEOUT};
+    wsn_client *c = tu_accept_opts(srv, &o, &w);
+    CHECK_OK(wsn_client_set_expiry(c, 1));
+    tu_expect_close(w, 4001, "authorization expired");
+    /* Within close_grace the socket stays open for the answer. */
+    CHECK_EQ(wsc_wait_eof(w, 300, NULL), WSC_TIMEOUT);
+    for (int i = 0; i < 10; i++)
+        CHECK_WSC(wsc_send_text(w, "{\"type\":\"json\",\"message\":\"late\"}"));
+    CHECK_WSC(wsc_send_close(w, 4001, NULL));
+    expect_eof_after_close(w);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    CHECK_EQ(wsn_client_is_connected(c), 0);
+    wsc_free(w);
+    wsn_client_release(c);
+    finish(srv);
+}
+
+/* A client that never answers the close is cut close_grace later. */
+static void test_engine_close_unanswered(void)
+{
+    wsn_server *srv = grace_server(200);
+    wsc *w;
+    wsc_opts o = {.port = wsn_server_port(srv), .no_auto_close = 1, .timeout_ms = TU_TIMEOUT};
+    wsn_client *c = tu_accept_opts(srv, &o, &w);
+    CHECK_OK(wsn_client_set_expiry(c, 1));
+    tu_expect_close(w, 4001, "authorization expired");
+    expect_eof_after_close(w);
+    tu_expect_disconnect_of(srv, wsn_client_id(c), TU_TIMEOUT);
+    wsc_free(w);
+    wsn_client_release(c);
+    finish(srv);
+}
+
 static void test_client_drop_disconnect(void)
 {
     wsn_server *srv = tu_server(NULL);
@@ -469,6 +519,8 @@ static const tu_test tests[] = {
     {"unknown_opcode_1002", test_unknown_opcode_1002},
     {"client_close_echo", test_client_close_echo},
     {"client_drop_disconnect", test_client_drop_disconnect},
+    {"engine_close_awaits_answer", test_engine_close_awaits_answer},
+    {"engine_close_unanswered", test_engine_close_unanswered},
     {"garbage_bytes", test_garbage_bytes},
     {"server_survives", test_server_survives},
     {NULL, NULL},

@@ -33,6 +33,7 @@ struct wsc {
     size_t rpos, rlen, rcap;
     uint32_t rng;
     int auto_pong;
+    int auto_close; /* answer a close frame (wsc_opts.no_auto_close) */
     int close_sent; /* we sent a close frame (ours or the echo) */
     int pings, pongs;
     char subprotocol[128];
@@ -435,6 +436,7 @@ int wsc_connect(const wsc_opts *o, wsc **out, int *http_status)
         return WSC_ENOMEM;
     c->rng = seed();
     c->auto_pong = !o->no_auto_pong;
+    c->auto_close = !o->no_auto_close;
     c->fd = tcp_connect(addr, o->port, o->rcvbuf, timeout);
     if (c->fd < 0) {
         free(c);
@@ -753,7 +755,7 @@ int wsc_recv_frame_deadline(wsc *c, wsc_msg *m, int64_t deadline)
                         }
                         /* Answer the close as a browser does (RFC 6455
                          * 5.5.1), so the server can close TCP at once. */
-                        if (!c->close_sent) {
+                        if (c->auto_close && !c->close_sent) {
                             int code = m->close_code == 1005 ? 0 : m->close_code;
                             (void)wsc_send_close(c, code, NULL);
                         }

@@ -55,6 +55,7 @@ typedef struct wsc_opts {
     const char *extra_headers; /* raw "Name: value\r\n" lines, or NULL */
     int rcvbuf;                /* >0: SO_RCVBUF set before connect() */
     int no_auto_pong;          /* 1: never answer pings */
+    int no_auto_close;         /* 1: never answer a close frame */
     int deflate;               /* 1: offer permessage-deflate */
     int timeout_ms;            /* handshake timeout, default 5000 */
     const char *tls_ca;        /* non-NULL: TLS, the server verified with

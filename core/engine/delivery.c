@@ -215,8 +215,9 @@ void wsni_client_kill(wsn_client *c)
 
 static void drop_for_backpressure(wsn_client *c, wsni_closing reason, const char *why);
 
-/* deadline_timer: close_grace ran out for a dropped client's close frame,
- * or the oldest queued frame may have waited write_wait. */
+/* deadline_timer: close_grace ran out for a dropped client's close frame
+ * or for a client's answer to ours, or the oldest queued frame may have
+ * waited write_wait. */
 static void deadline_fired(wsni_timer *tm)
 {
     wsn_client *c = wsni_container_of(tm, wsn_client, deadline_timer);
@@ -224,7 +225,7 @@ static void deadline_fired(wsni_timer *tm)
     enum client_deadline was = (enum client_deadline)c->deadline;
     c->deadline = DEADLINE_NONE;
     if (was == DEADLINE_GRACE) {
-        wsni_log(srv, WSN_LOG_INFO, "client %s: close frame not sent within close_grace, dropping",
+        wsni_log(srv, WSN_LOG_INFO, "client %s: close not completed within close_grace, dropping",
                  c->id);
         wsni_client_kill(c);
         return;
@@ -265,6 +266,15 @@ void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, i
                        c->srv->close_grace_ms * 1000);
     }
     wsni_client_request_write(c);
+}
+
+void wsni_client_close_sent(wsn_client *c)
+{
+    /* A dropped client's grace runs from its drop: not extended. */
+    if (c->deadline == DEADLINE_GRACE)
+        return;
+    c->deadline = DEADLINE_GRACE;
+    wsni_timer_arm(c->srv, &c->deadline_timer, deadline_fired, c->srv->close_grace_ms * 1000);
 }
 
 static void drop_for_backpressure(wsn_client *c, wsni_closing closing, const char *why)

@@ -78,7 +78,8 @@ struct wsn_client {
     /* One timer for two deadlines that never overlap: write_wait for the
      * oldest queued frame (checked lazily: armed when the queue stops
      * being empty, re-armed for the next oldest when it fires), then
-     * close_grace once dropped (dropping empties the queue). */
+     * close_grace once dropped (dropping empties the queue) or once the
+     * close frame left (the queue is empty by then). */
     wsni_timer deadline_timer;
     char *close_reason;   /* set with closing */
     struct wsni_expiry *expiry; /* io: NULL unless the host set one (engine/expiry.c) */
@@ -226,6 +227,9 @@ int wsni_deliver_to_client(wsn_server *srv, wsn_client *c, outgoing *o, int may_
 /* Encodes, in the caller's thread, the formats that clients use now. */
 int wsni_outgoing_prepare(wsn_server *srv, outgoing *o);
 void wsni_client_begin_close(wsn_client *c, uint16_t code, const char *reason, int discard_queue);
+/* The transport handed c's close frame to the wire: c has close_grace to
+ * answer with its own before its socket is cut. */
+void wsni_client_close_sent(wsn_client *c);
 void wsni_client_queue_clear(wsn_client *c);
 void wsni_client_request_write(wsn_client *c);
 /* Asks lws for WRITEABLE now (a write pass already under way). */

@@ -571,6 +571,13 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
         wsni_frame_unref(wsni_conn_of(c)->inflight);
         wsni_conn_of(c)->inflight = NULL;
     }
+    /* Our close frame is out and lws awaits the client's: nothing may
+     * follow it (not even a keepalive ping), and a -1 here would cut the
+     * socket at once, so that what the client still sends meets a reset
+     * its library may report instead of our close code. close_grace
+     * bounds the wait (wsni_client_close_sent). */
+    if (wsni_conn_of(c)->close_handed)
+        return 0;
     if (wsni_conn_of(c)->need_ping) {
         /* lws reports no RECEIVE_PONG for an empty pong, and a conforming
          * client echoes the ping's payload: so the ping carries one. It is
@@ -601,11 +608,11 @@ static int on_writeable(wsn_server *srv, struct lws *wsi, struct pss *pss)
     if (wsni_client_queued(c)) {
         wsni_client_request_write_now(c);
     } else if (wsni_client_close_due(c, &code, &why)) {
-        if (wsni_input_close_sent(c))
-            return 0; /* lws awaits the client's answer (refuse.h) */
         if (lws_send_pipe_choked(wsi)) {
             wsni_client_request_write_now(c);
         } else {
+            wsni_conn_of(c)->close_handed = 1;
+            wsni_client_close_sent(c);
             lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
             return -1;
         }

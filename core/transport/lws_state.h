@@ -42,7 +42,7 @@ struct wsni_conn {
     bool rx_recent : 1; /* rx_quiet.c: rx_buffer written since the last tick */
     bool rx_held : 1;   /* reads paused for this client's share of the event queue */
     bool input_refused : 1;    /* refuse.c: closing for what it sent; what it still sends is dropped */
-    bool input_close_sent : 1; /* refuse.c: that close was handed to lws */
+    bool close_handed : 1;     /* loop.c: our close frame went to lws, which awaits the answer */
 };
 static_assert(sizeof(struct wsni_conn) <= WSNI_CONN_IMPL_SIZE,
               "WSNI_CONN_IMPL_SIZE (engine/transport.h) too small");

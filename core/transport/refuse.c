@@ -12,14 +12,3 @@ void wsni_input_refuse(wsn_client *c, uint16_t code, const char *reason)
 }
 
 int wsni_input_refused(wsn_client *c) { return wsni_conn_of(c)->input_refused; }
-
-int wsni_input_close_sent(wsn_client *c)
-{
-    struct wsni_conn *conn = wsni_conn_of(c);
-    if (!conn->input_refused)
-        return 0;
-    if (conn->input_close_sent)
-        return 1;
-    conn->input_close_sent = 1;
-    return 0;
-}

@@ -13,8 +13,7 @@
  * under it meets a reset, and a WebSocket library then reports that, not
  * the close frame waiting in its buffer (Python's websockets, Node's ws).
  *
- * Owns: wsni_conn's input_refused and input_close_sent. Thread: the I/O
- * thread. */
+ * Owns: wsni_conn's input_refused. Thread: the I/O thread. */
 #ifndef WSN_TRANSPORT_REFUSE_H
 #define WSN_TRANSPORT_REFUSE_H
 
@@ -28,13 +27,5 @@ void wsni_input_refuse(wsn_client *c, uint16_t code, const char *reason);
 
 /* Whether c's input is refused: drop what it sends. */
 int wsni_input_refused(wsn_client *c);
-
-/* At a WRITEABLE of c with its close due: whether c's input was refused
- * and its close was handed to lws already (then the callback returns 0:
- * lws awaits the client's close, which it reads and drops, and the engine
- * cuts the connection close_grace after the close at most; a second -1
- * would cut it at once, under a client still sending). Marks it handed
- * when it is not. */
-int wsni_input_close_sent(wsn_client *c);
 
 #endif
